@@ -1,0 +1,39 @@
+# Pledgewatch: `make demo` runs the whole system on this machine; `make test` runs the tests.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+ARGS ?=
+
+.PHONY: demo test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# Runtime plus the embedded broker/database the demo falls back to.
+$(VENV)/.runtime-installed: pyproject.toml | $(PY)
+	$(PIP) install --quiet -e '.[embedded]'
+	touch $@
+
+# Everything the tests need, training stack included (CI tests training and export).
+$(VENV)/.dev-installed: pyproject.toml | $(PY)
+	$(PIP) install --quiet -e '.[dev,embedded,train]'
+	touch $@ $(VENV)/.runtime-installed
+
+demo: $(VENV)/.runtime-installed
+	$(PY) -m demo $(ARGS)
+
+test: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q $(ARGS)
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy contract edge cloud ops
+
+bench: $(VENV)/.runtime-installed
+	$(PY) -m benchmarks $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

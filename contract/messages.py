@@ -1,0 +1,159 @@
+"""Message types and their bodies: what each envelope ``type`` carries, and on which channel.
+
+Bodies are pydantic models with ``extra="forbid"``: a field the cloud does not know is an
+error that lands in the dead-letter table, not something silently ignored. Values are
+integers and strings where possible (RSSI in centi-dBm, times in microseconds since the Unix
+epoch) so that any language reproduces the canonical bytes exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+
+from contract.topics import Channel
+
+
+class MessageType(StrEnum):
+    TAG_READS = "tag_reads"
+    PRESENCE_CHANGE = "presence_change"
+    LOT_COUNT = "lot_count"
+    ALERT = "alert"
+    GATEWAY_STATUS = "gateway_status"
+    AGENT_HEALTH = "agent_health"
+
+
+EpcHex = Annotated[
+    str, StringConstraints(pattern=r"^[0-9A-F]{4,124}$", min_length=4, max_length=124)
+]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class TagObservation:
+    """One read of one tag by one reader antenna: what every RFID adapter yields."""
+
+    epc: str  # upper-case hex of the EPC bank
+    antenna: int
+    rssi_cdbm: int | None  # peak RSSI in centi-dBm (-5550 is -55.5 dBm); None if not reported
+    observed_at_us: int  # reader time, microseconds since the Unix epoch (UTC)
+    reader_id: str
+
+    def as_row(self) -> tuple[str, int, int | None, int]:
+        return (self.epc, self.antenna, self.rssi_cdbm, self.observed_at_us)
+
+
+# One read on the wire: [epc_hex, antenna, rssi_cdbm | null, observed_at_us]
+TagReadRow = tuple[EpcHex, Annotated[int, Field(ge=0, le=65535)], int | None, int]
+
+
+class TagReadsBody(_Body):
+    """A batch of raw tag observations from one reader (telemetry/rfid)."""
+
+    reader: Name
+    reads: list[TagReadRow] = Field(min_length=1, max_length=10_000)
+
+
+PresenceState = Literal["present", "missing", "unknown"]
+
+
+class PresenceChangeBody(_Body):
+    """A tag of a lot changed presence state at the edge (events)."""
+
+    lot: Name
+    epc: EpcHex
+    state: PresenceState
+    previous: PresenceState | None
+    last_seen_us: int | None
+    reader: Name | None = None
+
+
+class LotCountBody(_Body):
+    """How many of a lot's expected tags are present, missing or unknown (telemetry/lot)."""
+
+    lot: Name
+    expected: int = Field(ge=0)
+    present: int = Field(ge=0)
+    missing: int = Field(ge=0)
+    unknown: int = Field(ge=0)
+
+
+Severity = Literal["critical", "major", "minor", "warning"]
+
+
+class AlertBody(_Body):
+    """An alert raised (or cleared) by the gateway's local rules (events).
+
+    ``subject`` names what the alert is about (``lot:LOT-7``, ``reader:dock-1``); the cloud
+    keeps one active alert per ``(alert_type, subject)``.
+    """
+
+    action: Literal["raise", "clear"]
+    alert_type: Annotated[str, StringConstraints(pattern=r"^[a-z]+\.[a-z_]+$", max_length=64)]
+    subject: Name
+    severity: Severity
+    lot: Name | None = None
+    explanation: Annotated[str, StringConstraints(max_length=2000)]
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+class GatewayStatusBody(_Body):
+    """Retained on ``status``; the last will carries ``offline``."""
+
+    state: Literal["online", "offline"]
+    agent_version: Name
+    session_started_us: int
+
+
+class AgentHealthBody(_Body):
+    """Periodic self-report of the edge agent (telemetry/agent)."""
+
+    outbox_depth: int = Field(ge=0)
+    outbox_bytes: int = Field(ge=0)
+    dropped_telemetry: int = Field(ge=0)
+    reconnects: int = Field(ge=0)
+    published: int = Field(ge=0)
+
+
+BODY_MODELS: dict[MessageType, type[_Body]] = {
+    MessageType.TAG_READS: TagReadsBody,
+    MessageType.PRESENCE_CHANGE: PresenceChangeBody,
+    MessageType.LOT_COUNT: LotCountBody,
+    MessageType.ALERT: AlertBody,
+    MessageType.GATEWAY_STATUS: GatewayStatusBody,
+    MessageType.AGENT_HEALTH: AgentHealthBody,
+}
+
+# Where each type is published: (channel, telemetry kind or None).
+CHANNEL_OF: dict[MessageType, tuple[Channel, str | None]] = {
+    MessageType.TAG_READS: (Channel.TELEMETRY, "rfid"),
+    MessageType.PRESENCE_CHANGE: (Channel.EVENTS, None),
+    MessageType.LOT_COUNT: (Channel.TELEMETRY, "lot"),
+    MessageType.ALERT: (Channel.EVENTS, None),
+    MessageType.GATEWAY_STATUS: (Channel.STATUS, None),
+    MessageType.AGENT_HEALTH: (Channel.TELEMETRY, "agent"),
+}
+
+_ADAPTERS: dict[MessageType, TypeAdapter[Any]] = {t: TypeAdapter(m) for t, m in BODY_MODELS.items()}
+
+
+def validate_body(msg_type: str, body: dict[str, Any]) -> BaseModel:
+    """Validate a body against its type's schema; ValueError says what is wrong."""
+    try:
+        known = MessageType(msg_type)
+    except ValueError:
+        raise ValueError(f"unknown message type {msg_type!r}") from None
+    try:
+        return _ADAPTERS[known].validate_python(body)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in err.errors()[:5]
+        )
+        raise ValueError(f"{known} body invalid: {problems}") from None

@@ -1,0 +1,1 @@
+"""Operational plumbing shared by every process: structured logs, retry backoff."""
