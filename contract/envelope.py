@@ -148,7 +148,7 @@ def open_envelope(raw: bytes) -> Envelope:
         raise EnvelopeError(f"unknown fields {sorted(unknown)}")
     version = _require(obj, "v", int)
     if version != SCHEMA_VERSION:
-        raise EnvelopeError(f"schema version {version} is not supported (expected {SCHEMA_VERSION})")
+        raise EnvelopeError(f"schema version {version} unsupported (expected {SCHEMA_VERSION})")
     site = _require(obj, "site", str)
     gateway = _require(obj, "gw", str)
     try:

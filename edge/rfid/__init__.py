@@ -1,0 +1,1 @@
+"""RFID at the gateway: reader adapters, tag presence per lot."""
