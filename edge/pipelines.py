@@ -1,0 +1,53 @@
+"""How a kind of input plugs into the agent: a config section and a coroutine that runs it.
+
+Each pipeline module (RFID, cameras, trackers, sensors) exposes ``PIPELINE``: the name of its
+section in the agent's config file, the pydantic model of that section (``extra="forbid"``, so a
+typo fails at start) and ``run(section, context)``, a coroutine that runs until cancelled and
+hands everything it produces to ``context.emit``. The agent supervises these coroutines; the
+pipelines never see MQTT, the outbox or the signing key.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from contract import MessageType
+
+# Modules that define a PIPELINE. Add yours here.
+PIPELINE_MODULES: tuple[str, ...] = ("edge.rfid.pipeline",)
+
+
+class EdgeContext(Protocol):
+    site: str
+    gateway: str
+
+    def emit(
+        self, msg_type: MessageType, body: BaseModel, *, observed_at: datetime | None = None
+    ) -> None:
+        """Durably queue a message (written to the outbox before this returns)."""
+        ...
+
+    def now_us(self) -> int:
+        """Wall-clock time, microseconds since the Unix epoch (UTC)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    section: str
+    config_model: type[BaseModel]
+    run: Callable[[Any, EdgeContext], Coroutine[Any, Any, None]]
+
+
+def load_pipelines() -> dict[str, Pipeline]:
+    pipelines: dict[str, Pipeline] = {}
+    for name in PIPELINE_MODULES:
+        pipeline: Pipeline = importlib.import_module(name).PIPELINE
+        pipelines[pipeline.section] = pipeline
+    return pipelines
