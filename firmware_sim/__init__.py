@@ -1,0 +1,1 @@
+"""The simulated warehouse: RFID readers, cameras, trackers, sensors and scripted scenarios."""
