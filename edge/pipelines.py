@@ -37,6 +37,10 @@ class EdgeContext(Protocol):
         """Wall-clock time, microseconds since the Unix epoch (UTC)."""
         ...
 
+    def on_command(self, name: str, handler: Callable[[bytes], None]) -> None:
+        """Call ``handler(payload)`` for messages on ``cmd/{name}`` from the cloud."""
+        ...
+
 
 @dataclass(frozen=True)
 class Pipeline:

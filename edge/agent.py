@@ -1,0 +1,179 @@
+"""The gateway agent: runs the configured pipelines, signs what they emit, keeps it durable.
+
+Pipelines call ``emit``; the agent signs the message with the gateway's key and a sequence
+number from the outbox and stores it; the publisher sends it. Nothing here decides anything
+about tags, plates or fences.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from pydantic import BaseModel
+
+from contract import (
+    CHANNEL_OF,
+    AgentHealthBody,
+    Channel,
+    GatewayStatusBody,
+    MessageType,
+    load_private_key,
+    seal,
+    status_topic,
+    topic_for,
+)
+from edge import __version__
+from edge.config import AgentCore
+from edge.outbox import Outbox
+from edge.pipelines import load_pipelines
+from edge.publisher import Publisher, SessionAnnouncement, command_filter
+
+log = logging.getLogger(__name__)
+
+
+class Agent:
+    def __init__(self, config: AgentCore) -> None:
+        self.config = config
+        self.site = config.site
+        self.gateway = config.gateway
+        self._key = load_private_key(config.key_file)
+        self.outbox = Outbox(
+            config.data_dir / "outbox.db",
+            max_bytes=int(config.outbox.max_mb * 1024 * 1024),
+            fsync=config.outbox.fsync,
+        )
+        self._session_started_us = self.now_us()
+        self._command_handlers: dict[str, Callable[[bytes], None]] = {}
+        self.publisher = Publisher(
+            self.outbox,
+            config.broker,
+            client_id=config.broker.client_id or f"{config.site}.{config.gateway}",
+            announcement=SessionAnnouncement(
+                topic=status_topic(self.site, self.gateway),
+                online=lambda: self._status("online"),
+                offline=lambda: self._status("offline"),
+            ),
+            command_topic_filter=command_filter(self.site, self.gateway),
+            on_command=self._dispatch_command,
+        )
+
+    # -- EdgeContext -------------------------------------------------------------------------
+    def now_us(self) -> int:
+        return time.time_ns() // 1000
+
+    def emit(
+        self, msg_type: MessageType, body: BaseModel, *, observed_at: datetime | None = None
+    ) -> int:
+        channel, subtopic = CHANNEL_OF[msg_type]
+        topic = topic_for(self.site, self.gateway, channel, subtopic)
+        fields = body.model_dump(mode="json")
+        moment = observed_at or datetime.now(UTC)
+        return self.outbox.put(
+            topic,
+            lambda seq: self._seal(seq, msg_type, fields, moment),
+            is_event=channel is Channel.EVENTS,
+        )
+
+    def on_command(self, name: str, handler: Callable[[bytes], None]) -> None:
+        self._command_handlers[name] = handler
+
+    # -----------------------------------------------------------------------------------------
+    def _seal(self, seq: int, msg_type: str, body: dict[str, Any], moment: datetime) -> bytes:
+        return seal(
+            self._key,
+            site=self.site,
+            gateway=self.gateway,
+            seq=seq,
+            type=msg_type,
+            body=body,
+            observed_at=moment,
+        )
+
+    def _status(self, state: str) -> bytes:
+        body = GatewayStatusBody(
+            state=state,  # type: ignore[arg-type]
+            agent_version=__version__,
+            session_started_us=self._session_started_us,
+        ).model_dump(mode="json")
+        return self._seal(
+            self.outbox.allocate_seq(), MessageType.GATEWAY_STATUS, body, datetime.now(UTC)
+        )
+
+    def _dispatch_command(self, topic: str, payload: bytes) -> None:
+        name = topic.rsplit("/cmd/", 1)[-1]
+        handler = self._command_handlers.get(name)
+        if handler is None:
+            log.warning("command with no handler ignored", extra={"command": name})
+            return
+        handler(payload)
+
+    def health(self) -> AgentHealthBody:
+        return AgentHealthBody(
+            outbox_depth=self.outbox.depth,
+            outbox_bytes=self.outbox.bytes,
+            dropped_telemetry=self.outbox.dropped_telemetry,
+            reconnects=self.publisher.stats.reconnects,
+            published=self.publisher.stats.published,
+        )
+
+    async def _report_health(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.health_interval_s)
+            self.emit(MessageType.AGENT_HEALTH, self.health())
+
+    async def run(self) -> None:
+        pipelines = load_pipelines()
+        if self.config.metrics.port is not None:
+            registry = CollectorRegistry()
+            registry.register(AgentMetrics(self))
+            start_http_server(self.config.metrics.port, self.config.metrics.host, registry)
+        log.info(
+            "edge agent starting",
+            extra={"site": self.site, "gateway": self.gateway, "outbox_depth": self.outbox.depth},
+        )
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.publisher.run(), name="publisher")
+                group.create_task(self._report_health(), name="health")
+                for name, pipeline in pipelines.items():
+                    section = getattr(self.config, name, None)
+                    if section is not None:
+                        group.create_task(pipeline.run(section, self), name=name)
+        finally:
+            self.outbox.close()
+
+
+class AgentMetrics(Collector):
+    """Prometheus view of the agent, read at scrape time (no global registry)."""
+
+    def __init__(self, agent: Agent) -> None:
+        self._agent = agent
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        a = self._agent
+        yield GaugeMetricFamily("pw_edge_outbox_depth", "Messages waiting", value=a.outbox.depth)
+        yield GaugeMetricFamily("pw_edge_outbox_bytes", "Bytes waiting", value=a.outbox.bytes)
+        yield CounterMetricFamily(
+            "pw_edge_outbox_dropped_telemetry",
+            "Telemetry messages dropped because the outbox was full",
+            value=a.outbox.dropped_telemetry,
+        )
+        yield CounterMetricFamily(
+            "pw_edge_reconnects", "Broker reconnections", value=a.publisher.stats.reconnects
+        )
+        yield CounterMetricFamily(
+            "pw_edge_published", "Messages acknowledged by the broker",
+            value=a.publisher.stats.published,
+        )
+        yield GaugeMetricFamily(
+            "pw_edge_broker_connected", "1 when connected",
+            value=int(a.publisher.stats.connected),
+        )

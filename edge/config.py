@@ -1,0 +1,134 @@
+"""The agent's configuration file (TOML or YAML), validated before anything starts.
+
+A bad file stops the agent with the file, the key and the reason. Sections of input pipelines
+(``rfid``, ``cameras``, ...) are declared by the pipelines themselves (edge/pipelines.py).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+
+from contract import validate_identifier
+from edge.pipelines import load_pipelines
+
+
+class ConfigError(Exception):
+    def __init__(self, file: Path, key: str, reason: str) -> None:
+        super().__init__(f"{file}: {key}: {reason}")
+        self.file, self.key, self.reason = file, key, reason
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BrokerConfig(_Section):
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    password: str | None = None
+    client_id: str | None = None  # default: "{site}.{gateway}", stable for a persistent session
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    in_flight: int = Field(64, ge=1, le=1000)  # unacknowledged QoS 1 publishes at once
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("must look like mqtt://host:1883 or mqtts://host:8883")
+        return url
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+
+class OutboxConfig(_Section):
+    max_mb: float = Field(256, gt=0)
+    fsync: bool = False  # True survives power loss too, at one fsync per message
+
+
+class MetricsConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int | None = Field(None, ge=0, le=65535)  # None: no /metrics endpoint
+
+
+class AgentCore(_Section):
+    site: str
+    gateway: str
+    key_file: Path
+    data_dir: Path = Path("var/edge")
+    broker: BrokerConfig = BrokerConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    health_interval_s: float = Field(30, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("site", "gateway")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        return validate_identifier(value, "identifier")
+
+
+def _agent_model() -> type[AgentCore]:
+    sections: dict[str, Any] = {
+        name: (pipeline.config_model | None, None) for name, pipeline in load_pipelines().items()
+    }
+    return create_model("AgentConfig", __base__=AgentCore, **sections)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(path, "-", f"cannot read: {err.strerror}") from err
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        elif path.suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            raise ConfigError(path, "-", "config must be .toml, .yaml or .yml")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(path, "-", f"not valid {path.suffix[1:].upper()}: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(path, "-", "top level must be a table/mapping")
+    return data
+
+
+def load_config(path: Path) -> AgentCore:
+    """Read and validate; relative paths in the file are relative to the file."""
+    data = _read(path)
+    try:
+        config = _agent_model().model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "-"
+        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        raise ConfigError(path, key, f"{first['msg']}{more}") from None
+    base = path.parent
+    updates = {
+        "key_file": (base / config.key_file).resolve(),
+        "data_dir": (base / config.data_dir).resolve(),
+    }
+    config = config.model_copy(update=updates)
+    if not config.key_file.is_file():
+        hint = "create it with: python -m edge keygen"
+        raise ConfigError(path, "key_file", f"{config.key_file} does not exist ({hint})")
+    return config

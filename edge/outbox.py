@@ -1,0 +1,169 @@
+"""The durable outbox between the gateway's producers and its MQTT publisher.
+
+Theory of operation: a message is signed and written to SQLite (WAL) *before* anyone tries to
+send it, and deleted only after the broker acknowledged it (PUBACK). The sequence number of
+every envelope is allocated here, in the same transaction as the row, so it is strictly
+increasing across restarts. A process killed with SIGKILL loses nothing that ``put`` returned
+for: SQLite's WAL keeps committed transactions across a process crash (``fsync=True`` also
+keeps them across power loss, at the cost of one fsync per write).
+
+When the outbox exceeds its byte cap, the oldest *telemetry* rows are dropped first and
+counted; events are never dropped (an outbox holding only events grows past the cap rather than
+lose one). The drop counter is persisted and published in the agent's health telemetry.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    is_event INTEGER NOT NULL,
+    retain INTEGER NOT NULL,
+    created_us INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_telemetry ON outbox (seq) WHERE is_event = 0;
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO counters VALUES ('last_seq', 0), ('dropped_telemetry', 0);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    seq: int
+    topic: str
+    payload: bytes
+    is_event: bool
+    retain: bool
+
+
+class Outbox:
+    def __init__(self, path: Path, *, max_bytes: int = 256 * 1024 * 1024, fsync: bool = False):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The agent's event loop is the only writer; autocommit off, explicit transactions.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+        self._db.executescript(_SCHEMA)
+        self.max_bytes = max_bytes
+        self._last_seq = self._counter("last_seq")
+        self.dropped_telemetry = self._counter("dropped_telemetry")
+        row = self._db.execute("SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox")
+        self.depth, self.bytes = row.fetchone()
+        self._listeners: list[Callable[[], None]] = []
+
+    def _counter(self, name: str) -> int:
+        cur = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,))
+        return int(cur.fetchone()[0])
+
+    @property
+    def last_seq(self) -> int:
+        return self._last_seq
+
+    def on_put(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every successful put (the publisher wakes on it)."""
+        self._listeners.append(listener)
+
+    def allocate_seq(self) -> int:
+        """A sequence number for a message that bypasses the outbox (the MQTT last will)."""
+        seq = self._last_seq + 1
+        with self._transaction():
+            self._db.execute("UPDATE counters SET value = ? WHERE name = 'last_seq'", (seq,))
+        self._last_seq = seq
+        return seq
+
+    def put(
+        self,
+        topic: str,
+        make_payload: Callable[[int], bytes],
+        *,
+        is_event: bool,
+        retain: bool = False,
+    ) -> int:
+        """Store one message; ``make_payload(seq)`` signs it with its sequence number."""
+        seq = self._last_seq + 1
+        payload = make_payload(seq)
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?)",
+                (seq, topic, payload, int(is_event), int(retain), time.time_ns() // 1000),
+            )
+            self._db.execute("UPDATE counters SET value = ? WHERE name = 'last_seq'", (seq,))
+        self._last_seq = seq
+        self.depth += 1
+        self.bytes += len(payload)
+        if self.bytes > self.max_bytes:
+            with self._transaction():
+                self._drop_oldest_telemetry()
+        for listener in self._listeners:
+            listener()
+        return seq
+
+    def _drop_oldest_telemetry(self) -> None:
+        excess = self.bytes - self.max_bytes
+        rows = self._db.execute(
+            "SELECT seq, length(payload) FROM outbox WHERE is_event = 0 ORDER BY seq"
+        )
+        victims: list[int] = []
+        freed = 0
+        for seq, size in rows:
+            if freed >= excess:
+                break
+            victims.append(seq)
+            freed += size
+        if not victims:
+            return
+        self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in victims])
+        self.dropped_telemetry += len(victims)
+        self._db.execute(
+            "UPDATE counters SET value = ? WHERE name = 'dropped_telemetry'",
+            (self.dropped_telemetry,),
+        )
+        self.depth -= len(victims)
+        self.bytes -= freed
+
+    def pending(self, *, after: int, up_to: int | None = None, limit: int) -> list[OutboxMessage]:
+        """Stored messages with ``after < seq <= up_to``, oldest first."""
+        upper = self._last_seq if up_to is None else up_to
+        rows = self._db.execute(
+            "SELECT seq, topic, payload, is_event, retain FROM outbox "
+            "WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (after, upper, limit),
+        )
+        return [OutboxMessage(s, t, p, bool(e), bool(r)) for s, t, p, e, r in rows]
+
+    def acknowledge(self, seqs: list[int]) -> None:
+        """The broker has these: forget them."""
+        if not seqs:
+            return
+        with self._transaction():
+            for seq in seqs:
+                cur = self._db.execute("DELETE FROM outbox WHERE seq = ? RETURNING payload", (seq,))
+                row = cur.fetchone()
+                if row is not None:
+                    self.depth -= 1
+                    self.bytes -= len(row[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,157 @@
+"""RFID pipeline: readers -> batched ``tag_reads`` telemetry, presence changes, local alerts.
+
+Glue only: adapters produce observations, ``LotPresence`` and ``LocalAlerts`` decide, the
+context emits. Reads are batched (up to ``batch_max_reads`` or ``batch_max_ms``) so a busy
+reader does not cost one MQTT message per read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contract import (
+    LotCountBody,
+    MessageType,
+    PresenceChangeBody,
+    TagObservation,
+    TagReadsBody,
+)
+from edge.local_alerts import LocalAlerts
+from edge.pipelines import EdgeContext, Pipeline
+from edge.rfid.impinj import ImpinjIotReader, ImpinjIotReaderConfig
+from edge.rfid.presence import LotDefinition, LotPresence, PresenceChange
+from edge.rfid.reader import HealthCallback, ReaderHealth, TagReader
+
+log = logging.getLogger(__name__)
+
+# One member today; more reader kinds make this Annotated[A | B, Field(discriminator="kind")].
+ReaderConfig = ImpinjIotReaderConfig
+
+READER_FACTORIES: dict[str, Callable[[Any, HealthCallback], TagReader]] = {
+    "impinj_iot": ImpinjIotReader,
+}
+
+
+class LotConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    epcs: list[str] = Field(min_length=1)
+    absence_window_s: float = Field(30.0, gt=0)
+
+    def definition(self) -> LotDefinition:
+        return LotDefinition(
+            lot_id=self.id,
+            epcs=frozenset(e.upper() for e in self.epcs),
+            absence_window_s=self.absence_window_s,
+        )
+
+
+class RfidSection(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    readers: list[ReaderConfig] = Field(min_length=1)
+    lots: list[LotConfig] = Field(default_factory=list)
+    batch_max_reads: int = Field(500, ge=1, le=10_000)
+    batch_max_ms: int = Field(100, ge=1)
+    tick_interval_s: float = Field(1.0, gt=0)
+    lot_count_interval_s: float = Field(10.0, gt=0)
+
+
+def _time(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, UTC)
+
+
+class RfidPipeline:
+    def __init__(self, section: RfidSection, ctx: EdgeContext) -> None:
+        self._section = section
+        self._ctx = ctx
+        self.presence = LotPresence([lot.definition() for lot in section.lots], ctx.now_us())
+        self._alerts = LocalAlerts()
+        self._pending: dict[str, list[TagObservation]] = {}
+
+    def _emit_changes(self, changes: list[PresenceChange]) -> None:
+        for c in changes:
+            body = PresenceChangeBody(
+                lot=c.lot, epc=c.epc, state=c.state, previous=c.previous,
+                last_seen_us=c.last_seen_us, reader=c.reader,
+            )
+            self._ctx.emit(MessageType.PRESENCE_CHANGE, body, observed_at=_time(c.at_us))
+        for alert in self._alerts.on_presence(changes):
+            self._ctx.emit(MessageType.ALERT, alert)
+
+    def on_health(self, health: ReaderHealth) -> None:
+        log.info(
+            "reader health", extra={"reader": health.reader_id, "online": health.online,
+                                    "reason": health.reason},
+        )
+        if health.online:
+            self.presence.reader_online(health.reader_id, health.at_us)
+        else:
+            self._emit_changes(self.presence.reader_offline(health.reader_id, health.at_us))
+        self._ctx.emit(MessageType.ALERT, self._alerts.on_reader_health(health))
+
+    def on_observations(self, batch: list[TagObservation]) -> None:
+        changes: list[PresenceChange] = []
+        for obs in batch:
+            changes.extend(self.presence.observe(obs))
+            pending = self._pending.setdefault(obs.reader_id, [])
+            pending.append(obs)
+            if len(pending) >= self._section.batch_max_reads:
+                self.flush(obs.reader_id)
+        if changes:
+            self._emit_changes(changes)
+
+    def flush(self, reader_id: str | None = None) -> None:
+        readers = [reader_id] if reader_id else list(self._pending)
+        for rid in readers:
+            reads = self._pending.pop(rid, [])
+            if reads:
+                body = TagReadsBody(reader=rid, reads=[o.as_row() for o in reads])
+                self._ctx.emit(
+                    MessageType.TAG_READS, body, observed_at=_time(reads[-1].observed_at_us)
+                )
+
+    def tick(self) -> None:
+        self._emit_changes(self.presence.tick(self._ctx.now_us()))
+
+    def emit_counts(self) -> None:
+        for count in self.presence.counts():
+            body = LotCountBody(
+                lot=count.lot, expected=count.expected, present=count.present,
+                missing=count.missing, unknown=count.unknown,
+            )
+            self._ctx.emit(MessageType.LOT_COUNT, body)
+
+    async def _read(self, config: ReaderConfig) -> None:
+        reader = READER_FACTORIES[config.kind](config, self.on_health)
+        async with reader:
+            async for batch in reader.observations():
+                self.on_observations(batch)
+
+    async def _every(self, seconds: float, action: Callable[[], None]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            action()
+
+    async def run(self) -> None:
+        section = self._section
+        async with asyncio.TaskGroup() as group:
+            for reader in section.readers:
+                group.create_task(self._read(reader), name=f"reader:{reader.id}")
+            group.create_task(self._every(section.batch_max_ms / 1000, self.flush))
+            group.create_task(self._every(section.tick_interval_s, self.tick))
+            group.create_task(self._every(section.lot_count_interval_s, self.emit_counts))
+
+
+async def run(section: RfidSection, ctx: EdgeContext) -> None:
+    await RfidPipeline(section, ctx).run()
+
+
+PIPELINE = Pipeline(section="rfid", config_model=RfidSection, run=run)
