@@ -120,7 +120,7 @@ def ref_proof(m: int, entries: list[bytes]) -> list[bytes]:
 
 
 def ref_root_from_path(index: int, size: int, leaf: bytes, proof: list[bytes]) -> bytes | None:
-    """Rebuild the root by walking the recursion top-down; None if the proof has the wrong length."""
+    """Rebuild the root by walking the recursion top-down; None for a proof of wrong length."""
     if size == 1:
         return leaf if not proof else None
     if not proof:
@@ -191,7 +191,8 @@ def test_inclusion_proofs_match_vectors(index: int, size: int, expected: list[st
     proof = tree.inclusion_proof(index, size)
     assert [p.hex() for p in proof] == expected
     root = bytes.fromhex(VECTOR_ROOTS[size])
-    assert merkle.verify_inclusion(merkle.leaf_hash(VECTOR_ENTRIES[index]), index, size, proof, root)
+    leaf = merkle.leaf_hash(VECTOR_ENTRIES[index])
+    assert merkle.verify_inclusion(leaf, index, size, proof, root)
 
 
 @pytest.mark.parametrize(("first", "second", "expected"), VECTOR_CONSISTENCY)
