@@ -1,26 +1,52 @@
 """Which tags of which lot are present, missing or unknown: a pure state machine.
 
 Theory of operation: every expected tag starts ``unknown``. A read makes it ``present``. A
-present tag that has not been read for longer than its lot's absence window becomes
-``missing``. While the reader that last saw a tag is offline, the tag is ``unknown``, never
-``missing``: the absence of reads proves nothing then. Time is passed in (microseconds), so
-tests drive it without sleeping.
+present tag that has not been read for longer than its own adaptive window (smoothing.py: a
+multiple of the mean gap between its reads, so rarely-read and often-read tags are judged
+alike) becomes ``missing`` (a ``tag_departed``); a read of a missing tag is a
+``tag_returned``. While the reader that last saw a tag is offline, the tag is ``unknown``, never
+``missing``: the absence of reads proves nothing then. Time is passed in (microseconds, in the
+gateway's clock), so tests drive it without sleeping.
+
+Lots name their tags by an explicit EPC list, by GS1 id patterns (epc.py), or both. A pattern
+member becomes a tracked tag on its first read; members of a bounded pattern never read at all
+are counted (``unknown`` during the lot's first window, ``missing`` after it) but have no EPC to
+report individually. Reads of tags in no lot are counted per EPC (``unexpected``), never
+dropped silently.
+
+Hot path: `observe_rows` costs one dictionary lookup and a few attribute updates per read;
+decoding and pattern matching happen once per distinct EPC.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from contract import TagObservation
 from contract.messages import PresenceState
+from edge.rfid.epc import EpcDecoder, Gs1Pattern
+from edge.rfid.smoothing import GAP_AVERAGE_SPAN, SmoothingPolicy
+
+PresenceEvent = Literal["tag_departed", "tag_returned", "tag_seen", "tag_unknown"]
+TagRow = tuple[str, int, int | None, int]  # epc, antenna, rssi_cdbm, observed_at_us
+
+_PRESENT: PresenceState = "present"
+_MISSING: PresenceState = "missing"
+_UNKNOWN: PresenceState = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
 class LotDefinition:
     lot_id: str
-    epcs: frozenset[str]
+    epcs: frozenset[str] = frozenset()
+    # Silence tolerated before a tag's read rate is learned (and for tags never read).
     absence_window_s: float = 30.0
+    patterns: tuple[Gs1Pattern, ...] = ()
+    # Readers that cover the lot: while one is offline, tags of the lot never read are unknown.
+    # Empty: any offline reader makes them unknown.
+    readers: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +58,15 @@ class PresenceChange:
     last_seen_us: int | None
     reader: str | None
     at_us: int
+    was_missing: bool = False  # the tag had been declared missing before this change
+
+    @property
+    def event(self) -> PresenceEvent:
+        if self.state == _MISSING:
+            return "tag_departed"
+        if self.state == _UNKNOWN:
+            return "tag_unknown"
+        return "tag_returned" if self.was_missing else "tag_seen"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,77 +78,279 @@ class LotCount:
     unknown: int
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
+class UnexpectedTag:
+    epc: str
+    reads: int
+    first_seen_us: int
+    last_seen_us: int
+    reader: str
+
+
 class _Tag:
-    lot: str
-    window_us: int
-    state: PresenceState = "unknown"
-    last_seen_us: int | None = None
-    reader: str | None = None
+    __slots__ = (
+        "gaps",
+        "last_seen_us",
+        "lot",
+        "mean_gap_us",
+        "reader",
+        "state",
+        "warmup_window_us",
+        "was_missing",
+    )
+
+    def __init__(self, lot: str, warmup_window_us: int) -> None:
+        self.lot = lot
+        self.warmup_window_us = warmup_window_us
+        self.state: PresenceState = _UNKNOWN
+        self.last_seen_us = 0  # 0: never read
+        self.reader: str | None = None
+        self.gaps = 0
+        self.mean_gap_us = 0.0
+        self.was_missing = False
+
+
+class _Unexpected:
+    __slots__ = ("first_seen_us", "last_seen_us", "reader", "reads", "reported")
+
+    def __init__(self, at_us: int, reader: str) -> None:
+        self.reads = 0
+        self.first_seen_us = at_us
+        self.last_seen_us = at_us
+        self.reader = reader
+        self.reported = False
 
 
 @dataclass
 class LotPresence:
     lots: Iterable[LotDefinition]
     started_us: int
+    policy: SmoothingPolicy = field(default_factory=SmoothingPolicy)
+    decoder: EpcDecoder = field(default_factory=EpcDecoder)
+    max_unexpected_tags: int = 100_000
     unexpected_reads: int = 0
     _tags: dict[str, _Tag] = field(init=False, default_factory=dict)
-    _lot_ids: list[str] = field(init=False, default_factory=list)
+    _lots: dict[str, LotDefinition] = field(init=False, default_factory=dict)
+    _patterns: list[tuple[Gs1Pattern, LotDefinition]] = field(init=False, default_factory=list)
+    _pattern_members: dict[str, int] = field(init=False, default_factory=dict)
+    _unexpected: dict[str, _Unexpected] = field(init=False, default_factory=dict)
     _offline_readers: set[str] = field(init=False, default_factory=set)
+    _now_us: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
+        self._now_us = self.started_us
         for lot in self.lots:
-            self._lot_ids.append(lot.lot_id)
+            if lot.lot_id in self._lots:
+                raise ValueError(f"lot {lot.lot_id!r} defined twice")
+            self._lots[lot.lot_id] = lot
             window = int(lot.absence_window_s * 1_000_000)
             for epc in lot.epcs:
-                self._tags[epc] = _Tag(lot=lot.lot_id, window_us=window)
+                owner = self._tags.get(epc)
+                if owner is not None:
+                    raise ValueError(f"EPC {epc} is in lots {owner.lot!r} and {lot.lot_id!r}")
+                self._tags[epc] = _Tag(lot.lot_id, window)
+            for pattern in lot.patterns:
+                self._patterns.append((pattern, lot))
+            self._pattern_members[lot.lot_id] = 0
+
+    # -- reads ---------------------------------------------------------------------------
 
     def observe(self, obs: TagObservation) -> list[PresenceChange]:
-        tag = self._tags.get(obs.epc)
-        if tag is None:
-            self.unexpected_reads += 1
-            return []
-        if tag.last_seen_us is None or obs.observed_at_us > tag.last_seen_us:
-            tag.last_seen_us = obs.observed_at_us
-        tag.reader = obs.reader_id
-        if tag.state == "present":
-            return []
-        return [self._move(obs.epc, tag, "present", obs.observed_at_us)]
+        return self.observe_rows(
+            obs.reader_id, ((obs.epc, obs.antenna, obs.rssi_cdbm, obs.observed_at_us),)
+        )
+
+    def observe_batch(self, batch: Iterable[TagObservation]) -> list[PresenceChange]:
+        changes: list[PresenceChange] = []
+        for obs in batch:
+            changes += self.observe_rows(
+                obs.reader_id, ((obs.epc, obs.antenna, obs.rssi_cdbm, obs.observed_at_us),)
+            )
+        return changes
+
+    def observe_rows(self, reader_id: str, rows: Iterable[TagRow]) -> list[PresenceChange]:
+        """Reads of one reader; the hot path."""
+        tags = self._tags
+        changes: list[PresenceChange] = []
+        span = GAP_AVERAGE_SPAN
+        if reader_id in self._offline_readers:
+            # Reads prove the reader is back, whatever its health signal said.
+            self.reader_online(reader_id, self._now_us)
+        for epc, _antenna, _rssi, at_us in rows:
+            tag = tags.get(epc)
+            if tag is None:
+                tag = self._first_read(epc, reader_id, at_us)
+                if tag is None:
+                    continue
+            if tag.state is _PRESENT:
+                last = tag.last_seen_us
+                if at_us > last:
+                    # Running mean of gaps (smoothing.updated_mean_gap, inlined).
+                    gaps = tag.gaps + 1
+                    tag.gaps = gaps
+                    mean = tag.mean_gap_us
+                    tag.mean_gap_us = mean + (at_us - last - mean) / (gaps if gaps < span else span)
+                    tag.last_seen_us = at_us
+                tag.reader = reader_id
+            else:
+                # The silence that ended here is not a sample of the tag's read rate.
+                tag.last_seen_us = max(tag.last_seen_us, at_us)
+                tag.reader = reader_id
+                changes.append(self._move(epc, tag, _PRESENT, at_us))
+        return changes
+
+    def _first_read(self, epc: str, reader_id: str, at_us: int) -> _Tag | None:
+        """A read of an EPC not tracked yet: a pattern member, or an unexpected tag."""
+        seen = self._unexpected.get(epc)
+        if seen is None and self._patterns:
+            decoded = self.decoder.decode(epc)
+            for pattern, lot in self._patterns:
+                if pattern.matches(decoded):
+                    tag = _Tag(lot.lot_id, int(lot.absence_window_s * 1_000_000))
+                    self._tags[epc] = tag
+                    self._pattern_members[lot.lot_id] += 1
+                    return tag
+        self.unexpected_reads += 1
+        if seen is None:
+            if len(self._unexpected) >= self.max_unexpected_tags:
+                return None  # still counted in unexpected_reads
+            seen = self._unexpected[epc] = _Unexpected(at_us, reader_id)
+        seen.reads += 1
+        seen.last_seen_us = max(seen.last_seen_us, at_us)
+        seen.reader = reader_id
+        return None
+
+    # -- reader health ---------------------------------------------------------------------
 
     def reader_offline(self, reader_id: str, now_us: int) -> list[PresenceChange]:
         self._offline_readers.add(reader_id)
         return [
-            self._move(epc, tag, "unknown", now_us)
+            self._move(epc, tag, _UNKNOWN, now_us)
             for epc, tag in self._tags.items()
-            if tag.reader == reader_id and tag.state != "unknown"
+            if tag.reader == reader_id and tag.state is not _UNKNOWN
         ]
 
     def reader_online(self, reader_id: str, now_us: int) -> None:
         self._offline_readers.discard(reader_id)
         # Tags behind the returning reader get a fresh window before they can be missed.
         for tag in self._tags.values():
-            if tag.reader == reader_id and tag.state == "unknown":
-                tag.last_seen_us = max(tag.last_seen_us or now_us, now_us)
+            if tag.reader == reader_id and tag.state is _UNKNOWN:
+                tag.last_seen_us = max(tag.last_seen_us, now_us)
+
+    # -- time ------------------------------------------------------------------------------
 
     def tick(self, now_us: int) -> list[PresenceChange]:
-        changes = []
+        """Declare departures: tags silent for longer than their window."""
+        self._now_us = max(self._now_us, now_us)
+        changes: list[PresenceChange] = []
+        policy = self.policy
+        floor = policy.min_window_us
+        warmup = policy.warmup_gaps
+        window_us = policy.window_us
+        offline = self._offline_readers
         for epc, tag in self._tags.items():
-            if tag.state == "missing" or tag.reader in self._offline_readers:
+            state = tag.state
+            if state is _MISSING:
                 continue
-            reference = tag.last_seen_us if tag.last_seen_us is not None else self.started_us
-            if now_us - reference > tag.window_us:
-                changes.append(self._move(epc, tag, "missing", now_us))
+            last = tag.last_seen_us
+            if now_us - last <= floor:
+                continue
+            if state is _PRESENT:
+                if tag.reader in offline:
+                    continue
+                window = (
+                    window_us(tag.mean_gap_us, tag.gaps, 0)
+                    if tag.gaps >= warmup
+                    else tag.warmup_window_us
+                )
+                if now_us - last > window:
+                    changes.append(self._move(epc, tag, _MISSING, now_us))
+                continue
+            # unknown: never read, or its reader was offline
+            if tag.reader is None:
+                if offline and self._covered_by_offline(tag.lot):
+                    continue
+                if now_us - self.started_us > tag.warmup_window_us:
+                    changes.append(self._move(epc, tag, _MISSING, now_us))
+                continue
+            if tag.reader in offline:
+                continue
+            window = max(window_us(tag.mean_gap_us, tag.gaps, 0), tag.warmup_window_us)
+            if now_us - last > window:
+                changes.append(self._move(epc, tag, _MISSING, now_us))
         return changes
 
+    def _covered_by_offline(self, lot_id: str) -> bool:
+        readers = self._lots[lot_id].readers
+        return not readers or not readers.isdisjoint(self._offline_readers)
+
+    # -- views -----------------------------------------------------------------------------
+
     def counts(self) -> list[LotCount]:
-        tally = {lot: {"present": 0, "missing": 0, "unknown": 0} for lot in self._lot_ids}
+        tally = {lot: {_PRESENT: 0, _MISSING: 0, _UNKNOWN: 0} for lot in self._lots}
         for tag in self._tags.values():
             tally[tag.lot][tag.state] += 1
-        return [LotCount(lot=lot, expected=sum(c.values()), **c) for lot, c in tally.items()]
+        result = []
+        for lot_id, c in tally.items():
+            unseen = self._unseen_pattern_members(lot_id)
+            if unseen:
+                lot = self._lots[lot_id]
+                late = self._now_us - self.started_us > int(lot.absence_window_s * 1_000_000)
+                if late and not (self._offline_readers and self._covered_by_offline(lot_id)):
+                    c[_MISSING] += unseen
+                else:
+                    c[_UNKNOWN] += unseen
+            result.append(
+                LotCount(
+                    lot=lot_id,
+                    expected=sum(c.values()),
+                    present=c[_PRESENT],
+                    missing=c[_MISSING],
+                    unknown=c[_UNKNOWN],
+                )
+            )
+        return result
+
+    def _unseen_pattern_members(self, lot_id: str) -> int:
+        lot = self._lots[lot_id]
+        if not lot.patterns:
+            return 0
+        sizes = [p.size for p in lot.patterns]
+        if any(size is None for size in sizes):
+            return 0  # an open pattern: the lot is whatever matches
+        bound = sum(s for s in sizes if s is not None)
+        return max(0, bound - self._pattern_members[lot_id])
 
     def state_of(self, epc: str) -> PresenceState | None:
         tag = self._tags.get(epc)
         return tag.state if tag else None
+
+    def window_of(self, epc: str) -> float | None:
+        """The tag's current departure window in seconds (for diagnostics and docs)."""
+        tag = self._tags.get(epc)
+        if tag is None:
+            return None
+        return self.policy.window_us(tag.mean_gap_us, tag.gaps, tag.warmup_window_us) / 1e6
+
+    @property
+    def tracked_tags(self) -> int:
+        return len(self._tags)
+
+    @property
+    def unexpected_tags(self) -> int:
+        return len(self._unexpected)
+
+    def unexpected(self, *, only_new: bool = False) -> list[UnexpectedTag]:
+        """Tags read that belong to no lot; ``only_new`` returns each EPC once, ever."""
+        found = []
+        for epc, seen in self._unexpected.items():
+            if only_new and seen.reported:
+                continue
+            seen.reported = True
+            found.append(
+                UnexpectedTag(epc, seen.reads, seen.first_seen_us, seen.last_seen_us, seen.reader)
+            )
+        return found
 
     def _move(self, epc: str, tag: _Tag, state: PresenceState, at_us: int) -> PresenceChange:
         change = PresenceChange(
@@ -121,9 +358,14 @@ class LotPresence:
             epc=epc,
             state=state,
             previous=tag.state,
-            last_seen_us=tag.last_seen_us,
+            last_seen_us=tag.last_seen_us or None,
             reader=tag.reader,
             at_us=at_us,
+            was_missing=tag.was_missing,
         )
+        if state is _MISSING:
+            tag.was_missing = True
+        elif state is _PRESENT:
+            tag.was_missing = False
         tag.state = state
         return change
