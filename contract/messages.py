@@ -24,6 +24,8 @@ class MessageType(StrEnum):
     ALERT = "alert"
     GATEWAY_STATUS = "gateway_status"
     AGENT_HEALTH = "agent_health"
+    PLATE_READ = "plate_read"
+    LABEL_READ = "label_read"
 
 
 EpcHex = Annotated[
@@ -122,6 +124,44 @@ class AgentHealthBody(_Body):
     published: int = Field(ge=0)
 
 
+class EvidenceRef(_Body):
+    """An image stored beside an event at the edge and uploaded by content hash."""
+
+    kind: Literal["plate_crop", "frame", "label_crop"]
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    content_type: Literal["image/jpeg"] = "image/jpeg"
+    bytes: int = Field(ge=1)
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)
+
+
+class PlateReadBody(_Body):
+    """One vehicle passage at a camera, its plate decided by voting over reads (events)."""
+
+    camera: Name
+    plate: Annotated[str, StringConstraints(min_length=2, max_length=16)]
+    region: Literal["cn", "eu", "us"]
+    plate_format: Name
+    confidence_pct: int = Field(ge=0, le=100)
+    reads: int = Field(ge=1)
+    direction: Literal["in", "out"] | None = None
+    first_seen_us: int
+    last_seen_us: int
+    box: tuple[int, int, int, int]  # x, y, w, h of the best crop in its frame
+    evidence: list[EvidenceRef] = Field(default_factory=list, max_length=8)
+
+
+class LabelReadBody(_Body):
+    """A pallet label read (or read differently) by a stack camera (events)."""
+
+    camera: Name
+    lot: Name | None = None
+    symbology: Name  # zxing-cpp format name, or "text" when read by OCR
+    text: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    gs1: dict[str, str] | None = None  # application identifier -> value
+    evidence: list[EvidenceRef] = Field(default_factory=list, max_length=8)
+
+
 BODY_MODELS: dict[MessageType, type[_Body]] = {
     MessageType.TAG_READS: TagReadsBody,
     MessageType.PRESENCE_CHANGE: PresenceChangeBody,
@@ -129,6 +169,8 @@ BODY_MODELS: dict[MessageType, type[_Body]] = {
     MessageType.ALERT: AlertBody,
     MessageType.GATEWAY_STATUS: GatewayStatusBody,
     MessageType.AGENT_HEALTH: AgentHealthBody,
+    MessageType.PLATE_READ: PlateReadBody,
+    MessageType.LABEL_READ: LabelReadBody,
 }
 
 # Where each type is published: (channel, telemetry kind or None).
@@ -139,6 +181,8 @@ CHANNEL_OF: dict[MessageType, tuple[Channel, str | None]] = {
     MessageType.ALERT: (Channel.EVENTS, None),
     MessageType.GATEWAY_STATUS: (Channel.STATUS, None),
     MessageType.AGENT_HEALTH: (Channel.TELEMETRY, "agent"),
+    MessageType.PLATE_READ: (Channel.EVENTS, None),
+    MessageType.LABEL_READ: (Channel.EVENTS, None),
 }
 
 _ADAPTERS: dict[MessageType, TypeAdapter[Any]] = {t: TypeAdapter(m) for t, m in BODY_MODELS.items()}
