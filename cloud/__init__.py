@@ -1,0 +1,1 @@
+"""The cloud: ingest (MQTT -> PostgreSQL), the API and the live map, and the workers."""

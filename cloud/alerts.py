@@ -1,0 +1,184 @@
+"""Alerts: one active alert per (type, subject); every step recorded with who and when.
+
+The SQL lives here; ingest, the rules engine and the API call these functions.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from contract import AlertBody
+
+ALERT_COLUMNS = (
+    "id, alert_type, subject, severity, site_id, lot_id, state, explanation, evidence, count, "
+    "first_seen_at, last_seen_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by, "
+    "source_gateway, source_seq"
+)
+
+
+class AlertTransitionError(ValueError):
+    """The requested lifecycle step is not allowed from the alert's current state."""
+
+
+async def raise_alert(
+    conn: AsyncConnection,
+    *,
+    alert_type: str,
+    subject: str,
+    severity: str,
+    site_id: str | None,
+    lot_id: str | None,
+    explanation: str,
+    evidence: dict[str, Any],
+    seen_at: datetime,
+    actor: str,
+    source_gateway: str | None = None,
+    source_seq: int | None = None,
+) -> tuple[int, bool]:
+    """Open an alert, or count a repeat of the active one. Returns (alert id, opened now)."""
+    cur = await conn.execute(
+        """
+        INSERT INTO alerts (alert_type, subject, severity, site_id, lot_id, explanation, evidence,
+                            first_seen_at, last_seen_at, source_gateway, source_seq)
+        VALUES (%s, %s, %s, %s, (SELECT id FROM lots WHERE id = %s), %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (alert_type, subject) WHERE state <> 'resolved' DO UPDATE SET
+            count = alerts.count + 1,
+            last_seen_at = greatest(alerts.last_seen_at, excluded.last_seen_at),
+            severity = excluded.severity,
+            explanation = excluded.explanation,
+            evidence = excluded.evidence,
+            source_gateway = excluded.source_gateway,
+            source_seq = excluded.source_seq
+        RETURNING id, (xmax = 0) AS opened
+        """,
+        (alert_type, subject, severity, site_id, lot_id, explanation, json.dumps(evidence),
+         seen_at, seen_at, source_gateway, source_seq),
+    )
+    alert_id, opened = await cur.fetchone()  # type: ignore[misc]
+    await _history(conn, alert_id, "opened" if opened else "repeated", actor, evidence=evidence)
+    return alert_id, opened
+
+
+async def clear_alert(
+    conn: AsyncConnection, *, alert_type: str, subject: str, actor: str, comment: str
+) -> int | None:
+    """Resolve the active alert because its condition cleared (e.g. all tags read again)."""
+    cur = await conn.execute(
+        "UPDATE alerts SET state = 'resolved', resolved_at = now(), resolved_by = %s "
+        "WHERE alert_type = %s AND subject = %s AND state <> 'resolved' RETURNING id",
+        (actor, alert_type, subject),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    await _history(conn, row[0], "resolved", actor, comment)
+    return row[0]
+
+
+async def apply_edge_alert(
+    conn: AsyncConnection, body: AlertBody, *, gateway_id: str, site_id: str, seq: int,
+    observed_at: datetime,
+) -> None:
+    actor = f"gateway:{gateway_id}"
+    if body.action == "clear":
+        await clear_alert(
+            conn, alert_type=body.alert_type, subject=body.subject, actor=actor,
+            comment=body.explanation,
+        )
+        return
+    await raise_alert(
+        conn,
+        alert_type=body.alert_type, subject=body.subject, severity=body.severity,
+        site_id=site_id, lot_id=body.lot, explanation=body.explanation,
+        evidence={**body.evidence, "envelope": {"gateway": gateway_id, "seq": seq}},
+        seen_at=observed_at, actor=actor, source_gateway=gateway_id, source_seq=seq,
+    )
+
+
+async def transition(
+    conn: AsyncConnection, alert_id: int, action: str, actor: str, comment: str
+) -> dict[str, Any] | None:
+    """Acknowledge or resolve through the API. None if there is no such alert."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = %s FOR UPDATE",
+                          (alert_id,))
+        alert = await cur.fetchone()
+        if alert is None:
+            return None
+        state = alert["state"]
+        if action == "acknowledge":
+            if state != "open":
+                raise AlertTransitionError(f"alert {alert_id} is {state}; only open alerts "
+                                           "can be acknowledged")
+            sql = ("UPDATE alerts SET state = 'acknowledged', acknowledged_at = now(), "
+                   "acknowledged_by = %s WHERE id = %s")
+        elif action == "resolve":
+            if state == "resolved":
+                raise AlertTransitionError(f"alert {alert_id} is already resolved")
+            sql = ("UPDATE alerts SET state = 'resolved', resolved_at = now(), resolved_by = %s "
+                   "WHERE id = %s")
+        else:
+            raise AlertTransitionError(f"unknown action {action!r}")
+        await cur.execute(sql, (actor, alert_id))
+        await _history(conn, alert_id, f"{action}d", actor, comment)
+        await cur.execute(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = %s", (alert_id,))
+        return await cur.fetchone()
+
+
+async def _history(
+    conn: AsyncConnection, alert_id: int, action: str, actor: str, comment: str = "",
+    *, evidence: dict[str, Any] | None = None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO alert_history (alert_id, action, actor, comment, evidence) "
+        "VALUES (%s, %s, %s, %s, %s)",
+        (alert_id, action, actor, comment, json.dumps(evidence or {})),
+    )
+
+
+_SEVERITY_ORDER = (
+    "CASE severity WHEN 'critical' THEN 0 WHEN 'major' THEN 1 WHEN 'minor' THEN 2 ELSE 3 END"
+)
+
+
+async def list_alerts(
+    conn: AsyncConnection, condition: tuple[str, list[Any]], *, state: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """Newest and most severe first; ``condition`` is the caller's visibility (cloud.scope)."""
+    cond, params = condition
+    where = [cond]
+    if state == "active":
+        where.append("state <> 'resolved'")
+    elif state is not None:
+        where.append("state = %s")
+        params = [*params, state]
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE {' AND '.join(where)} "
+            f"ORDER BY (state = 'resolved'), {_SEVERITY_ORDER}, last_seen_at DESC LIMIT %s",
+            [*params, limit],
+        )
+        return await cur.fetchall()
+
+
+async def get_alert(
+    conn: AsyncConnection, condition: tuple[str, list[Any]], alert_id: int
+) -> dict[str, Any] | None:
+    cond, params = condition
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = %s AND {cond}", [alert_id, *params]
+        )
+        alert = await cur.fetchone()
+        if alert is None:
+            return None
+        await cur.execute(
+            "SELECT at, action, actor, comment, evidence FROM alert_history "
+            "WHERE alert_id = %s ORDER BY at, id", (alert_id,))
+        alert["history"] = await cur.fetchall()
+        return alert

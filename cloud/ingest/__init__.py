@@ -1,0 +1,1 @@
+"""Ingest: MQTT messages from gateways -> verified, validated, stored once, acknowledged."""

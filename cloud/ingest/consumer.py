@@ -1,0 +1,206 @@
+"""The ingest process: MQTT in, PostgreSQL out, acknowledgements only after commit.
+
+Messages are taken in batches (``batch_messages`` or ``batch_ms``), decided, stored in one
+transaction, and only then acknowledged to the broker (paho's manual acks; aiomqtt does not
+expose them, so we reach its paho client). A crash before the commit leaves the messages
+unacknowledged in the broker's persistent session: they come again and (gateway, seq) absorbs
+any that had in fact been stored. Several ingest processes split the stream through the shared
+subscription ``$share/ingest/pw/v1/#``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiomqtt
+import psycopg
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from psycopg import AsyncConnection
+
+from cloud.ingest.decode import Decision, decide
+from cloud.ingest.gateways import GatewayDirectory
+from cloud.ingest.store import BatchResult, store_batch
+from contract import ingest_subscription
+from ops.backoff import Backoff
+from ops.mqtt import persistent_session_kwargs, protocol_candidates
+
+log = logging.getLogger(__name__)
+
+PARTITIONED = ("tag_observations", "presence_changes", "lot_counts", "raw_events", "telemetry")
+
+
+class IngestMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.messages = Counter("pw_ingest_messages", "MQTT messages taken", registry=r)
+        self.accepted = Counter("pw_ingest_accepted", "Envelopes stored", registry=r)
+        self.duplicates = Counter("pw_ingest_duplicates", "Redelivered envelopes", registry=r)
+        self.dead_letters = Counter("pw_ingest_dead_letters", "Messages dead-lettered", registry=r)
+        self.rows = Counter("pw_ingest_rows_written", "Rows written", registry=r)
+        self.batch_seconds = Histogram(
+            "pw_ingest_batch_seconds", "Decide+store+commit time per batch", registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.connected = Gauge("pw_ingest_broker_connected", "1 when connected", registry=r)
+
+    def record(self, result: BatchResult, seconds: float) -> None:
+        self.messages.inc(result.messages)
+        self.accepted.inc(result.accepted)
+        self.duplicates.inc(result.duplicates)
+        self.dead_letters.inc(result.dead_letters)
+        self.rows.inc(result.rows)
+        self.batch_seconds.observe(seconds)
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    database_url: str
+    mqtt_url: str
+    client_id: str
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    protocol: str = "auto"
+    subscription: str = "auto"  # shared | plain | auto (shared on MQTT 5)
+    batch_messages: int = 200
+    batch_ms: int = 50
+
+
+class Ingest:
+    def __init__(self, options: IngestOptions, metrics: IngestMetrics | None = None) -> None:
+        self.options = options
+        self.metrics = metrics or IngestMetrics()
+        self.totals = BatchResult()
+        self._gateways = GatewayDirectory()
+        self._conn: AsyncConnection | None = None
+        self._partitions_checked = float("-inf")
+
+    async def run(self) -> None:
+        backoff = Backoff(initial_s=0.2, maximum_s=15)
+        while True:
+            try:
+                await self._session()
+            except aiomqtt.MqttError as err:
+                self.metrics.connected.set(0)
+                delay = backoff.next_delay()
+                log.warning("broker connection lost; retrying",
+                            extra={"error": str(err), "retry_in_s": round(delay, 2)})
+                await asyncio.sleep(delay)
+
+    # -- database ------------------------------------------------------------------------------
+    async def _db(self) -> AsyncConnection:
+        backoff = Backoff(initial_s=0.2, maximum_s=10)
+        while self._conn is None or self._conn.closed:
+            try:
+                self._conn = await AsyncConnection.connect(self.options.database_url)
+                await self._gateways.load(self._conn)
+                await self._conn.commit()
+            except psycopg.OperationalError as err:
+                delay = backoff.next_delay()
+                log.error("database unreachable; retrying",
+                          extra={"error": str(err).splitlines()[0], "retry_in_s": round(delay, 2)})
+                await asyncio.sleep(delay)
+        return self._conn
+
+    async def _ensure_partitions(self, conn: AsyncConnection) -> None:
+        if time.monotonic() - self._partitions_checked < 3600:
+            return
+        async with conn.transaction():
+            for table in PARTITIONED:
+                await conn.execute(
+                    "SELECT pw_ensure_partitions(%s, current_date - 1, current_date + 7)", (table,)
+                )
+        self._partitions_checked = time.monotonic()
+
+    async def store(self, raw_messages: list[tuple[str, bytes]]) -> BatchResult:
+        """Decide and store; retries on a lost database until it is stored."""
+        while True:
+            conn = await self._db()
+            try:
+                gateways = {a.split("/")[3] for a, _ in raw_messages if a.count("/") >= 4}
+                if self._gateways.stale(gateways):
+                    await self._gateways.load(conn)
+                    await conn.commit()
+                await self._ensure_partitions(conn)
+                decisions: list[Decision] = [decide(t, p, self._gateways) for t, p in raw_messages]
+                return await store_batch(conn, decisions)
+            except psycopg.OperationalError as err:
+                log.error("database error; batch will be retried",
+                          extra={"error": str(err).splitlines()[0]})
+                await conn.close()
+                await asyncio.sleep(0.5)
+
+    # -- broker --------------------------------------------------------------------------------
+    async def _connect(self) -> tuple[aiomqtt.Client, aiomqtt.ProtocolVersion]:
+        url = urlsplit(self.options.mqtt_url)
+        last_error: aiomqtt.MqttError | None = None
+        for protocol in protocol_candidates(self.options.protocol):  # type: ignore[arg-type]
+            client = aiomqtt.Client(
+                url.hostname or "127.0.0.1", url.port or 1883,
+                username=self.options.mqtt_username, password=self.options.mqtt_password,
+                identifier=self.options.client_id, keepalive=30, timeout=10,
+                max_queued_incoming_messages=0,
+                **persistent_session_kwargs(protocol),
+            )
+            # Acknowledge only after commit. aiomqtt 2.5 does not expose manual acks.
+            client._client.manual_ack_set(True)
+            try:
+                await client.__aenter__()
+            except aiomqtt.MqttError as err:
+                last_error = err
+                continue
+            return client, protocol
+        assert last_error is not None
+        raise last_error
+
+    async def _session(self) -> None:
+        client, protocol = await self._connect()
+        try:
+            shared = self.options.subscription == "shared" or (
+                self.options.subscription == "auto" and protocol is aiomqtt.ProtocolVersion.V5
+            )
+            topic = ingest_subscription(shared)
+            await client.subscribe(topic, qos=1)
+            self.metrics.connected.set(1)
+            log.info("ingest subscribed", extra={"topic": topic, "protocol": protocol.name})
+            await self._consume(client)
+        finally:
+            self.metrics.connected.set(0)
+            try:
+                await client.__aexit__(None, None, None)
+            except (aiomqtt.MqttError, OSError) as err:
+                log.debug("disconnect after failure", extra={"error": str(err)})
+
+    async def _consume(self, client: aiomqtt.Client) -> None:
+        messages = client.messages
+        limit, window = self.options.batch_messages, self.options.batch_ms / 1000
+        while True:
+            batch = [await anext(messages)]
+            deadline = time.monotonic() + window
+            while len(batch) < limit:
+                if len(messages):  # already buffered: take without waiting
+                    batch.append(await anext(messages))
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(anext(messages), remaining))
+                except TimeoutError:
+                    break
+            started = time.perf_counter()
+            raw = [(m.topic.value, bytes(m.payload)) for m in batch]  # type: ignore[arg-type]
+            result = await self.store(raw)
+            for message in batch:
+                if message.qos > 0:
+                    client._client.ack(message.mid, message.qos)
+            self.totals.add(result)
+            self.metrics.record(result, time.perf_counter() - started)
+
+
+def serve_metrics(metrics: IngestMetrics, port: int, host: str = "127.0.0.1") -> None:
+    start_http_server(port, host, metrics.registry)

@@ -1,0 +1,125 @@
+"""Store one batch of decisions in one transaction: envelopes once, rows, dead letters.
+
+If the batch fails on its data (a value PostgreSQL refuses), the messages are stored one by one
+so the offending message goes to the dead-letter table with the database's reason and the
+others are kept: bad input never stops ingest and never takes good input down with it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import AsyncConnection
+
+from cloud.ingest.decode import Accepted, Decision, Rejected
+from cloud.ingest.writers import writer_for
+from contract import MessageType
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchResult:
+    messages: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    rows: int = 0
+
+    def add(self, other: BatchResult) -> None:
+        self.messages += other.messages
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.dead_letters += other.dead_letters
+        self.rows += other.rows
+
+
+async def _dead_letters(conn: AsyncConnection, rejected: list[Rejected]) -> None:
+    if not rejected:
+        return
+    async with conn.cursor().copy(
+        "COPY dead_letters (topic, gateway_id, reason, raw) FROM STDIN"
+    ) as copy:
+        for r in rejected:
+            await copy.write_row((r.topic, r.gateway_id, r.reason, r.raw))
+
+
+async def _claim_new(conn: AsyncConnection, accepted: list[Accepted]) -> list[Accepted]:
+    """Record (gateway, seq) of each message; keep only those not seen before."""
+    if not accepted:
+        return []
+    cur = await conn.execute(
+        """
+        INSERT INTO envelopes (gateway_id, seq, type, observed_at)
+        SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::timestamptz[])
+        ON CONFLICT DO NOTHING
+        RETURNING gateway_id, seq
+        """,
+        (
+            [a.envelope.gateway for a in accepted],
+            [a.envelope.seq for a in accepted],
+            [a.envelope.type for a in accepted],
+            [a.envelope.observed_at for a in accepted],
+        ),
+    )
+    fresh = set(await cur.fetchall())
+    # The same message twice in one batch: keep the first.
+    kept, seen = [], set()
+    for a in accepted:
+        key = (a.envelope.gateway, a.envelope.seq)
+        if key in fresh and key not in seen:
+            kept.append(a)
+            seen.add(key)
+    return kept
+
+
+async def _store(conn: AsyncConnection, decisions: list[Decision]) -> BatchResult:
+    accepted = [d for d in decisions if isinstance(d, Accepted)]
+    rejected = [d for d in decisions if isinstance(d, Rejected)]
+    result = BatchResult(messages=len(decisions), dead_letters=len(rejected))
+    async with conn.transaction():
+        fresh = await _claim_new(conn, accepted)
+        result.accepted = len(fresh)
+        result.duplicates = len(accepted) - len(fresh)
+        by_type: dict[MessageType, list[Accepted]] = defaultdict(list)
+        for a in fresh:
+            by_type[MessageType(a.envelope.type)].append(a)
+        for msg_type, items in by_type.items():
+            result.rows += await writer_for(msg_type)(conn, items)
+        if fresh:
+            last = {}
+            for a in fresh:
+                last[a.envelope.gateway] = max(last.get(a.envelope.gateway, 0), a.envelope.seq)
+            await conn.execute(
+                "UPDATE gateways g SET last_seen_at = now(), "
+                "last_seq = greatest(coalesce(g.last_seq, 0), u.seq) "
+                "FROM unnest(%s::text[], %s::bigint[]) AS u(id, seq) WHERE g.id = u.id",
+                (list(last), list(last.values())),
+            )
+        await _dead_letters(conn, rejected)
+    return result
+
+
+async def store_batch(conn: AsyncConnection, decisions: list[Decision]) -> BatchResult:
+    try:
+        return await _store(conn, decisions)
+    except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as err:
+        if len(decisions) == 1:
+            only = decisions[0]
+            assert isinstance(only, Accepted), "dead letters alone cannot fail on data"
+            reason = f"database refused: {type(err).__name__}: {str(err).splitlines()[0]}"
+            log.error("message refused by the database; dead-lettered",
+                      extra={"gateway": only.envelope.gateway, "seq": only.envelope.seq,
+                             "reason": reason})
+            rejected = Rejected(only.topic, only.raw, reason, only.envelope.gateway)
+            return await _store(conn, [rejected])
+        log.warning("batch refused by the database; storing its messages one by one",
+                    extra={"messages": len(decisions), "error": str(err).splitlines()[0]})
+        total = BatchResult()
+        for decision in decisions:
+            total.add(await store_batch(conn, [decision]))
+        return total
+

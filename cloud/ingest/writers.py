@@ -1,0 +1,198 @@
+"""How each accepted message type becomes rows. Called inside the batch's transaction.
+
+A writer gets the connection and the accepted messages of its type (already deduplicated by
+(gateway, seq)) and returns how many rows it wrote. Types without a writer of their own are
+kept whole: events in ``raw_events``, telemetry in ``telemetry``. Bulk rows go through COPY.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from psycopg import AsyncConnection
+
+from cloud.alerts import apply_edge_alert
+from cloud.ingest.decode import Accepted
+from contract import (
+    CHANNEL_OF,
+    AlertBody,
+    Channel,
+    GatewayStatusBody,
+    LotCountBody,
+    MessageType,
+    PresenceChangeBody,
+    TagReadsBody,
+    parse_topic,
+)
+
+Writer = Callable[[AsyncConnection, list[Accepted]], Awaitable[int]]
+
+
+class _TimeText:
+    """µs since the epoch -> COPY text for timestamptz, caching the whole-second part."""
+
+    def __init__(self) -> None:
+        self._seconds: dict[int, str] = {}
+
+    def __call__(self, us: int) -> str:
+        whole, frac = divmod(us, 1_000_000)
+        base = self._seconds.get(whole)
+        if base is None:
+            if len(self._seconds) > 4096:
+                self._seconds.clear()
+            base = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            self._seconds[whole] = base
+        return f"{base}.{frac:06d}+00"
+
+
+_time_text = _TimeText()
+
+
+def _us_to_dt(us: int | None) -> datetime | None:
+    return None if us is None else datetime.fromtimestamp(us / 1_000_000, UTC)
+
+
+async def write_tag_reads(conn: AsyncConnection, items: list[Accepted]) -> int:
+    lines: list[str] = []
+    latest: dict[str, tuple[int, str, str, int, int | None]] = {}
+    for item in items:
+        body: TagReadsBody = item.body  # type: ignore[assignment]
+        gateway, seq, reader = item.envelope.gateway, item.envelope.seq, body.reader
+        for epc, antenna, rssi, at_us in body.reads:
+            rssi_text = "\\N" if rssi is None else str(rssi)
+            lines.append(
+                f"{_time_text(at_us)}\t{gateway}\t{reader}\t{epc}\t{antenna}\t{rssi_text}\t{seq}\n"
+            )
+            seen = latest.get(epc)
+            if seen is None or at_us > seen[0]:
+                latest[epc] = (at_us, gateway, reader, antenna, rssi)
+    async with conn.cursor().copy(
+        "COPY tag_observations (observed_at, gateway_id, reader, epc, antenna, rssi_cdbm, seq) "
+        "FROM STDIN"
+    ) as copy:
+        await copy.write("".join(lines))
+    epcs = list(latest)
+    await conn.execute(
+        """
+        INSERT INTO tag_state (epc, gateway_id, reader, antenna, rssi_cdbm, last_seen_at)
+        SELECT e, g, r, a, s, to_timestamp(t / 1e6)
+        FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::int[], %s::bigint[])
+             AS u(e, g, r, a, s, t)
+        ON CONFLICT (epc) DO UPDATE SET
+            gateway_id = excluded.gateway_id, reader = excluded.reader,
+            antenna = excluded.antenna, rssi_cdbm = excluded.rssi_cdbm,
+            last_seen_at = excluded.last_seen_at
+        WHERE tag_state.last_seen_at IS NULL OR excluded.last_seen_at > tag_state.last_seen_at
+        """,
+        (
+            epcs,
+            [latest[e][1] for e in epcs],
+            [latest[e][2] for e in epcs],
+            [latest[e][3] for e in epcs],
+            [latest[e][4] for e in epcs],
+            [latest[e][0] for e in epcs],
+        ),
+    )
+    return len(lines)
+
+
+async def write_presence_changes(conn: AsyncConnection, items: list[Accepted]) -> int:
+    async with conn.cursor().copy(
+        "COPY presence_changes (observed_at, gateway_id, lot_id, epc, state, previous, "
+        "last_seen_at, seq) FROM STDIN"
+    ) as copy:
+        for item in items:
+            b: PresenceChangeBody = item.body  # type: ignore[assignment]
+            await copy.write_row((
+                item.envelope.observed_at, item.envelope.gateway, b.lot, b.epc, b.state,
+                b.previous, _us_to_dt(b.last_seen_us), item.envelope.seq,
+            ))
+    for item in sorted(items, key=lambda i: i.envelope.observed_at):
+        b = item.body  # type: ignore[assignment]
+        await conn.execute(
+            """
+            INSERT INTO tag_state (epc, gateway_id, presence, presence_changed_at)
+            VALUES (%s, %s, %s, %s)
+            ON CONFLICT (epc) DO UPDATE SET presence = excluded.presence,
+                presence_changed_at = excluded.presence_changed_at
+            WHERE tag_state.presence_changed_at IS NULL
+               OR excluded.presence_changed_at >= tag_state.presence_changed_at
+            """,
+            (b.epc, item.envelope.gateway, b.state, item.envelope.observed_at),
+        )
+    return await write_raw_events(conn, items) + len(items)
+
+
+async def write_lot_counts(conn: AsyncConnection, items: list[Accepted]) -> int:
+    async with conn.cursor().copy(
+        "COPY lot_counts (observed_at, gateway_id, lot_id, expected, present, missing, unknown) "
+        "FROM STDIN"
+    ) as copy:
+        for item in items:
+            b: LotCountBody = item.body  # type: ignore[assignment]
+            await copy.write_row((item.envelope.observed_at, item.envelope.gateway, b.lot,
+                                  b.expected, b.present, b.missing, b.unknown))
+    return len(items)
+
+
+async def write_alerts(conn: AsyncConnection, items: list[Accepted]) -> int:
+    for item in sorted(items, key=lambda i: (i.envelope.gateway, i.envelope.seq)):
+        env = item.envelope
+        body: AlertBody = item.body  # type: ignore[assignment]
+        await apply_edge_alert(conn, body, gateway_id=env.gateway, site_id=env.site,
+                               seq=env.seq, observed_at=env.observed_at)
+    return await write_raw_events(conn, items) + len(items)
+
+
+async def write_gateway_status(conn: AsyncConnection, items: list[Accepted]) -> int:
+    # Applied in arrival order: the last will is sealed at connect time, so its seq and
+    # observation time are older than the session it ends.
+    for item in items:
+        b: GatewayStatusBody = item.body  # type: ignore[assignment]
+        await conn.execute(
+            "UPDATE gateways SET online = %s, status_changed_at = now() WHERE id = %s",
+            (b.state == "online", item.envelope.gateway),
+        )
+    return await write_raw_events(conn, items)
+
+
+async def write_raw_events(conn: AsyncConnection, items: list[Accepted]) -> int:
+    async with conn.cursor().copy(
+        "COPY raw_events (observed_at, gateway_id, seq, type, body) FROM STDIN"
+    ) as copy:
+        for item in items:
+            env = item.envelope
+            await copy.write_row((env.observed_at, env.gateway, env.seq, env.type,
+                                  json.dumps(env.body)))
+    return len(items)
+
+
+async def write_telemetry(conn: AsyncConnection, items: list[Accepted]) -> int:
+    async with conn.cursor().copy(
+        "COPY telemetry (observed_at, gateway_id, kind, body) FROM STDIN"
+    ) as copy:
+        for item in items:
+            kind = parse_topic(item.topic).subtopic or item.envelope.type
+            await copy.write_row((item.envelope.observed_at, item.envelope.gateway, kind,
+                                  json.dumps(item.envelope.body)))
+    return len(items)
+
+
+WRITERS: dict[MessageType, Writer] = {
+    MessageType.TAG_READS: write_tag_reads,
+    MessageType.PRESENCE_CHANGE: write_presence_changes,
+    MessageType.LOT_COUNT: write_lot_counts,
+    MessageType.ALERT: write_alerts,
+    MessageType.GATEWAY_STATUS: write_gateway_status,
+    MessageType.AGENT_HEALTH: write_telemetry,
+}
+
+
+def writer_for(msg_type: MessageType) -> Writer:
+    """The registered writer, else keep the message whole by channel."""
+    if msg_type in WRITERS:
+        return WRITERS[msg_type]
+    channel, _ = CHANNEL_OF[msg_type]
+    return write_telemetry if channel is Channel.TELEMETRY else write_raw_events
