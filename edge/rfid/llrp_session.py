@@ -1,0 +1,390 @@
+"""LLRP reader adapter: one TCP session to a fixed reader (Impinj, Zebra FX, ...), port 5084.
+
+Control messages are built and read with `pyllrp` (it knows every LLRP parameter and checks our
+ROSpec against the spec); the tag stream (RO_ACCESS_REPORT) goes through the fast parser in
+llrp.py. One session: wait for the reader's ConnectionAttemptEvent, read its capabilities, set
+the keepalive, delete old ROSpecs, add/enable our ROSpec (antennas and report content from the
+config), then read reports and acknowledge KEEPALIVEs until something breaks; then report the
+reader offline, back off and start over. A reader that sends nothing (no report, no keepalive)
+for ``stale_after_s`` is treated as gone: the socket may still look open when a switch port or
+the reader's power died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+import bitstring
+from pydantic import BaseModel, ConfigDict, Field
+from pyllrp import pyllrp as llrp_def
+
+from contract import TagObservation
+from edge.rfid import llrp
+from edge.rfid.reader import HealthCallback, ReaderHealth
+from ops.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+ROSPEC_ID = 0x5057  # "PW": ours, so a restart deletes and re-adds the same spec
+INVENTORY_PARAMETER_SPEC_ID = 1
+
+
+class LlrpReaderConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["llrp"]
+    id: str
+    host: str
+    port: int = Field(5084, ge=1, le=65535)
+    antennas: list[int] = Field(default_factory=lambda: [0])  # 0: all antennas
+    keepalive_s: float = Field(5.0, gt=0)
+    stale_after_s: float | None = Field(None, gt=0)  # default: 3 keepalive periods
+    connect_timeout_s: float = Field(10.0, gt=0)
+    report_every_n_tags: int = Field(100, ge=0, le=65535)
+    report_interval_ms: int = Field(500, ge=10)  # AISpec duration: a report at least this often
+    peak_rssi: bool = True
+    first_seen: bool = True
+    last_seen: bool = False
+    seen_count: bool = False
+    max_frame_bytes: int = Field(llrp.DEFAULT_MAX_FRAME_BYTES, ge=1024)
+    clock_skew_tolerance_s: float = Field(1.0, ge=0)  # correct reader time beyond this offset
+
+
+class LlrpSessionError(Exception):
+    """The reader refused or broke the session; the adapter reconnects."""
+
+
+def pack(message: Any) -> bytes:
+    return bytes(message.pack(bitstring.BitStream()).tobytes())
+
+
+def unpack(raw: bytes) -> Any:
+    """A control message as a pyllrp object."""
+    return llrp_def.UnpackMessage(bitstring.ConstBitStream(bytes=raw))
+
+
+def add_rospec_message(config: LlrpReaderConfig, msg_id: int) -> Any:
+    p = llrp_def
+    return p.ADD_ROSPEC_Message(
+        MessageID=msg_id,
+        Parameters=[
+            p.ROSpec_Parameter(
+                ROSpecID=ROSPEC_ID,
+                CurrentState=p.ROSpecState.Disabled,
+                Parameters=[
+                    p.ROBoundarySpec_Parameter(
+                        Parameters=[
+                            p.ROSpecStartTrigger_Parameter(
+                                ROSpecStartTriggerType=p.ROSpecStartTriggerType.Immediate
+                            ),
+                            p.ROSpecStopTrigger_Parameter(
+                                ROSpecStopTriggerType=p.ROSpecStopTriggerType.Null
+                            ),
+                        ]
+                    ),
+                    p.AISpec_Parameter(
+                        AntennaIDs=list(config.antennas),
+                        Parameters=[
+                            p.AISpecStopTrigger_Parameter(
+                                AISpecStopTriggerType=p.AISpecStopTriggerType.Duration,
+                                DurationTrigger=config.report_interval_ms,
+                            ),
+                            p.InventoryParameterSpec_Parameter(
+                                InventoryParameterSpecID=INVENTORY_PARAMETER_SPEC_ID,
+                                ProtocolID=p.AirProtocols.EPCGlobalClass1Gen2,
+                            ),
+                        ],
+                    ),
+                    p.ROReportSpec_Parameter(
+                        ROReportTrigger=p.ROReportTriggerType.Upon_N_Tags_Or_End_Of_AISpec,
+                        N=config.report_every_n_tags,
+                        Parameters=[
+                            p.TagReportContentSelector_Parameter(
+                                EnableAntennaID=True,
+                                EnablePeakRSSI=config.peak_rssi,
+                                EnableFirstSeenTimestamp=config.first_seen,
+                                EnableLastSeenTimestamp=config.last_seen,
+                                EnableTagSeenCount=config.seen_count,
+                            )
+                        ],
+                    ),
+                ],
+            )
+        ],
+    )
+
+
+def status_ok(response: Any) -> tuple[bool, str]:
+    status = response.getFirstParameterByClass(llrp_def.LLRPStatus_Parameter)
+    if status is None:
+        return False, f"{type(response).__name__} without LLRPStatus"
+    if status.StatusCode == llrp_def.StatusCode.M_Success:
+        return True, ""
+    name = llrp_def.StatusCode.getName(status.StatusCode)
+    return False, f"{name}: {status.ErrorDescription}"
+
+
+def reports_to_observations(
+    reports: list[llrp.TagReport], reader_id: str, received_us: int, offset_us: int
+) -> list[TagObservation]:
+    """Reader time (corrected by ``offset_us``) when reported, else the time we received it."""
+    out = []
+    for r in reports:
+        stamp = r.first_seen_us if r.first_seen_us is not None else r.last_seen_us
+        at_us = stamp + offset_us if stamp is not None else received_us
+        out.append(TagObservation(r.epc, r.antenna or 0, r.rssi_cdbm, at_us, reader_id))
+    return out
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class LlrpReader:
+    """`TagReader` for LLRP readers. Health goes to ``on_health`` on every change."""
+
+    def __init__(self, config: LlrpReaderConfig, on_health: HealthCallback) -> None:
+        self.reader_id = config.id
+        self._config = config
+        self._on_health = on_health
+        self._online: bool | None = None
+        self._msg_id = 1000
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._framer = llrp.LlrpFramer(config.max_frame_bytes)
+        self._queue: deque[llrp.LlrpFrame] = deque()
+        self._early: list[TagObservation] = []
+        self._offset_us = 0
+        self.bad_reports = 0
+        self.sessions = 0
+        self.capabilities: dict[str, Any] = {}
+
+    @property
+    def stale_after_s(self) -> float:
+        return self._config.stale_after_s or 3 * self._config.keepalive_s
+
+    async def __aenter__(self) -> LlrpReader:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._close(polite=True)
+
+    def _health(self, online: bool, reason: str) -> None:
+        if online == self._online:
+            return
+        self._online = online
+        self._on_health(ReaderHealth(self.reader_id, online, reason, _now_us()))
+
+    async def observations(self) -> AsyncIterator[list[TagObservation]]:
+        backoff = Backoff(initial_s=0.5, maximum_s=30)
+        while True:
+            try:
+                await self._open()
+                backoff.reset()
+                self.sessions += 1
+                self._health(True, "LLRP session established")
+                if self._early:
+                    early, self._early = self._early, []
+                    yield early
+                async for batch in self._stream():
+                    yield batch
+                reason = "reader closed the connection"
+            except TimeoutError:
+                reason = f"no message from the reader for {self.stale_after_s} s"
+            except llrp.LlrpFrameError as err:
+                log.error(
+                    "LLRP stream corrupt; reconnecting",
+                    extra={"reader": self.reader_id, "error": str(err)},
+                )
+                reason = f"corrupt LLRP stream: {err}"
+            except (LlrpSessionError, OSError, EOFError) as err:
+                reason = f"{type(err).__name__}: {err}"
+            await self._close(polite=False)
+            self._health(False, reason)
+            delay = backoff.next_delay()
+            log.warning(
+                "LLRP reader lost; reconnecting",
+                extra={"reader": self.reader_id, "reason": reason, "retry_in_s": round(delay, 2)},
+            )
+            await asyncio.sleep(delay)
+
+    # -- session -------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        cfg = self._config
+        self._framer = llrp.LlrpFramer(cfg.max_frame_bytes)
+        self._queue.clear()
+        self._reader, self._writer = await asyncio.wait_for(
+            asyncio.open_connection(cfg.host, cfg.port), cfg.connect_timeout_s
+        )
+        greeting = await self._next_control(cfg.connect_timeout_s)
+        attempt = greeting.getFirstParameterByClass(llrp_def.ConnectionAttemptEvent_Parameter)
+        if greeting.TypeCode != llrp.READER_EVENT_NOTIFICATION or attempt is None:
+            got = type(greeting).__name__
+            raise LlrpSessionError(f"expected ConnectionAttemptEvent, got {got}")
+        if attempt.Status != llrp_def.ConnectionAttemptStatusType.Success:
+            name = llrp_def.ConnectionAttemptStatusType.getName(attempt.Status)
+            raise LlrpSessionError(f"reader refused the connection: {name}")
+        stamp = greeting.getFirstParameterByClass(llrp_def.UTCTimestamp_Parameter)
+        self._offset_us = 0
+        if stamp is not None:
+            offset = _now_us() - stamp.Microseconds
+            if abs(offset) > cfg.clock_skew_tolerance_s * 1_000_000:
+                log.warning(
+                    "reader clock differs from the gateway's; correcting its timestamps",
+                    extra={"reader": self.reader_id, "offset_s": offset / 1e6},
+                )
+                self._offset_us = offset
+        p = llrp_def
+        caps = await self._transact(
+            p.GET_READER_CAPABILITIES_Message(
+                MessageID=self._next_id(),
+                RequestedData=p.GetReaderCapabilitiesRequestedData.General_Device_Capabilities,
+            )
+        )
+        general = caps.getFirstParameterByClass(p.GeneralDeviceCapabilities_Parameter)
+        if general is not None:
+            self.capabilities = {
+                "max_antennas": general.MaxNumberOfAntennaSupported,
+                "manufacturer": general.DeviceManufacturerName,
+                "model": general.ModelName,
+                "firmware": general.ReaderFirmwareVersion,
+            }
+        await self._transact(
+            p.SET_READER_CONFIG_Message(
+                MessageID=self._next_id(),
+                ResetToFactoryDefault=False,
+                Parameters=[
+                    p.KeepaliveSpec_Parameter(
+                        KeepaliveTriggerType=p.KeepaliveTriggerType.Periodic,
+                        PeriodicTriggerValue=int(cfg.keepalive_s * 1000),
+                    )
+                ],
+            )
+        )
+        # ROSpecID 0 = all: a previous session's (or another client's) spec would otherwise
+        # keep running beside ours and double every read.
+        await self._transact(p.DELETE_ROSPEC_Message(MessageID=self._next_id(), ROSpecID=0))
+        await self._transact(add_rospec_message(cfg, self._next_id()))
+        await self._transact(p.ENABLE_ROSPEC_Message(MessageID=self._next_id(), ROSpecID=ROSPEC_ID))
+
+    def _next_id(self) -> int:
+        self._msg_id = (self._msg_id + 1) & 0xFFFFFFFF
+        return self._msg_id
+
+    async def _next_frame(self, timeout_s: float) -> llrp.LlrpFrame:
+        assert self._reader is not None
+        while not self._queue:
+            data = await asyncio.wait_for(self._reader.read(65536), timeout_s)
+            if not data:
+                raise EOFError("connection closed by the reader")
+            self._queue.extend(self._framer.feed(data))
+        return self._queue.popleft()
+
+    async def _send(self, raw: bytes) -> None:
+        assert self._writer is not None
+        self._writer.write(raw)
+        await self._writer.drain()
+
+    async def _next_control(self, timeout_s: float) -> Any:
+        """Next message that is not a report or keepalive (those are handled on the way)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError
+            control = await self._handle(await self._next_frame(left))
+            if control is not None:
+                return control
+
+    async def _transact(self, message: Any) -> Any:
+        await self._send(pack(message))
+        want = message.MessageID
+        while True:
+            response = await self._next_control(self._config.connect_timeout_s)
+            if response.TypeCode == llrp.ERROR_MESSAGE:
+                ok, why = status_ok(response)
+                raise LlrpSessionError(f"{type(message).__name__} rejected: {why}")
+            if response.MessageID != want:
+                log.info(
+                    "LLRP message while waiting for a response",
+                    extra={"reader": self.reader_id, "type": type(response).__name__},
+                )
+                continue
+            ok, why = status_ok(response)
+            if not ok:
+                raise LlrpSessionError(f"{type(message).__name__} failed: {why}")
+            return response
+
+    async def _handle(self, frame: llrp.LlrpFrame) -> Any | None:
+        """Reports and keepalives are dealt with here; anything else is returned parsed."""
+        if frame.msg_type == llrp.RO_ACCESS_REPORT:
+            self._early += self._observations(frame)
+            return None
+        if frame.msg_type == llrp.KEEPALIVE:
+            await self._send(llrp.encode_message(llrp.KEEPALIVE_ACK, frame.msg_id))
+            return None
+        try:
+            return unpack(frame.raw)
+        except Exception as err:  # noqa: BLE001 - pyllrp raises asserts, KeyError, bitstring errors
+            log.error(
+                "unreadable LLRP control message skipped",
+                extra={"reader": self.reader_id, "type": frame.msg_type, "error": repr(err)},
+            )
+            return None
+
+    def _observations(self, frame: llrp.LlrpFrame) -> list[TagObservation]:
+        received = _now_us()
+        try:
+            reports = llrp.parse_ro_access_report(frame.raw)
+        except llrp.LlrpReportError as err:
+            self.bad_reports += 1
+            log.error(
+                "malformed RO_ACCESS_REPORT skipped",
+                extra={"reader": self.reader_id, "msg_id": frame.msg_id, "error": str(err)},
+            )
+            return []
+        return reports_to_observations(reports, self.reader_id, received, self._offset_us)
+
+    async def _stream(self) -> AsyncIterator[list[TagObservation]]:
+        while True:
+            control = await self._handle(await self._next_frame(self.stale_after_s))
+            if control is not None:
+                self._on_event(control)
+            if self._early and not self._queue:
+                batch, self._early = self._early, []
+                yield batch
+
+    def _on_event(self, message: Any) -> None:
+        p = llrp_def
+        if message.getFirstParameterByClass(p.ConnectionCloseEvent_Parameter) is not None:
+            raise LlrpSessionError("reader announced it is closing the connection")
+        for event in (p.ReaderExceptionEvent_Parameter, p.AntennaEvent_Parameter):
+            found = message.getFirstParameterByClass(event)
+            if found is not None:
+                log.warning(
+                    "reader event",
+                    extra={"reader": self.reader_id, "event": repr(found).strip()},
+                )
+                return
+        kind = type(message).__name__
+        log.debug("reader message", extra={"reader": self.reader_id, "type": kind})
+
+    async def _close(self, *, polite: bool) -> None:
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is None:
+            return
+        if polite:
+            with contextlib.suppress(OSError, RuntimeError):
+                writer.write(pack(llrp_def.CLOSE_CONNECTION_Message(MessageID=self._next_id())))
+                await asyncio.wait_for(writer.drain(), 1.0)
+        writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(writer.wait_closed(), 1.0)

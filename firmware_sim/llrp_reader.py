@@ -1,0 +1,510 @@
+"""A simulated fixed UHF reader speaking LLRP 1.0.1 over TCP (what Impinj Speedway/R700 and
+Zebra FX readers speak on port 5084).
+
+It answers the control messages a client needs (capabilities, reader config with keepalive,
+ROSpec add/enable/start/stop/disable/delete, CLOSE_CONNECTION; anything else gets an
+M_UnsupportedMessage status), greets with a ConnectionAttemptEvent, sends KEEPALIVEs, and while
+an enabled ROSpec runs, sends one RO_ACCESS_REPORT per inventory round with a TagReportData per
+tag read. Each tag in front of an antenna is read per round with ``read_probability``; its RSSI
+is its own mean (drawn once around ``rssi_mean_dbm``) plus Gaussian noise. Scripted events
+change the world while it runs: tags removed or added, tags moved between antennas, the reader
+unplugged (connections dropped and refused) or slow (silent, sockets open).
+
+Control messages are packed with pyllrp (slow but exact); reports with edge.rfid.llrp's encoder
+so a busy simulated reader stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import bitstring
+from pyllrp import pyllrp as P
+
+from edge.rfid import llrp
+from firmware_sim.tags import lot_tags
+
+log = logging.getLogger(__name__)
+
+Action = Literal["remove", "add", "move", "unplug", "slow", "read_probability"]
+
+
+@dataclass(frozen=True)
+class ScriptedEvent:
+    at_s: float  # seconds after start()
+    action: Action
+    epcs: tuple[str, ...] = ()
+    antenna: int | None = None
+    seconds: float = 0.0  # unplug / slow duration
+    value: float = 0.0  # read_probability
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> ScriptedEvent:
+        return cls(
+            at_s=float(item["at_s"]),
+            action=item["action"],
+            epcs=tuple(e.upper() for e in item.get("epcs", ())),
+            antenna=item.get("antenna"),
+            seconds=float(item.get("seconds", 0.0)),
+            value=float(item.get("value", 0.0)),
+        )
+
+
+@dataclass
+class TagPopulation:
+    """Which tag is in front of which antenna, and how each one reads."""
+
+    by_antenna: dict[int, list[str]]
+    read_probability: float = 0.8
+    rssi_mean_dbm: float = -55.0
+    rssi_spread_db: float = 6.0  # between tags
+    rssi_noise_db: float = 2.0  # between reads of one tag
+    rng: random.Random = field(default_factory=random.Random)
+    _antenna: dict[str, int] = field(init=False, default_factory=dict)
+    _rssi: dict[str, float] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for antenna, epcs in self.by_antenna.items():
+            self.add([e.upper() for e in epcs], antenna)
+
+    def add(self, epcs: list[str] | tuple[str, ...], antenna: int) -> None:
+        for epc in epcs:
+            self._antenna[epc] = antenna
+            self._rssi.setdefault(epc, self.rng.gauss(self.rssi_mean_dbm, self.rssi_spread_db))
+
+    def remove(self, epcs: list[str] | tuple[str, ...]) -> None:
+        for epc in epcs:
+            self._antenna.pop(epc, None)
+
+    def move(self, epcs: list[str] | tuple[str, ...], antenna: int) -> None:
+        for epc in epcs:
+            if epc in self._antenna:
+                self._antenna[epc] = antenna
+
+    def antenna_of(self, epc: str) -> int | None:
+        return self._antenna.get(epc)
+
+    def read_round(self, antennas: set[int]) -> list[tuple[str, int, int]]:
+        """(epc, antenna, peak RSSI dBm) of the tags read in one inventory round."""
+        rng = self.rng
+        p = self.read_probability
+        reads = []
+        for epc, antenna in self._antenna.items():
+            if (0 in antennas or antenna in antennas) and rng.random() < p:
+                rssi = round(self._rssi[epc] + rng.gauss(0.0, self.rssi_noise_db))
+                reads.append((epc, antenna, max(-128, min(-1, rssi))))
+        return reads
+
+
+def _pack(message: Any) -> bytes:
+    return bytes(message.pack(bitstring.BitStream()).tobytes())
+
+
+def _status(code: int = 0, description: str = "") -> Any:
+    return P.LLRPStatus_Parameter(StatusCode=code, ErrorDescription=description)
+
+
+class _ReaderConnection:
+    """One client's session with the simulated reader."""
+
+    def __init__(
+        self,
+        sim: LlrpReaderSim,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.sim = sim
+        self.reader = reader
+        self.writer = writer
+        self.rospecs: dict[int, dict[str, Any]] = {}
+        self.keepalive_ms = 0
+        self.keepalives_unacked = 0
+        self._msg_id = 1
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def next_id(self) -> int:
+        self._msg_id += 1
+        return self._msg_id
+
+    async def send(self, raw: bytes) -> None:
+        await self.sim.wait_while_slow()
+        self.writer.write(raw)
+        await self.writer.drain()
+
+    async def run(self) -> None:
+        await self.sim.wait_while_slow()
+        greeting = P.READER_EVENT_NOTIFICATION_Message(
+            MessageID=self.next_id(),
+            Parameters=[
+                P.ReaderEventNotificationData_Parameter(
+                    Parameters=[
+                        P.UTCTimestamp_Parameter(Microseconds=self.sim.reader_now_us()),
+                        P.ConnectionAttemptEvent_Parameter(
+                            Status=P.ConnectionAttemptStatusType.Success
+                        ),
+                    ]
+                )
+            ],
+        )
+        await self.send(_pack(greeting))
+        self._tasks = [
+            asyncio.create_task(self._inventory()),
+            asyncio.create_task(self._keepalive()),
+        ]
+        framer = llrp.LlrpFramer()
+        try:
+            while True:
+                data = await self.reader.read(65536)
+                if not data:
+                    return
+                for frame in framer.feed(data):
+                    if not await self._on_message(frame):
+                        return
+        except llrp.LlrpFrameError as err:
+            log.warning("client sent garbage; closing", extra={"error": str(err)})
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            self.writer.close()
+
+    async def _on_message(self, frame: llrp.LlrpFrame) -> bool:
+        if frame.msg_type == llrp.KEEPALIVE_ACK:
+            self.keepalives_unacked = 0
+            return True
+        try:
+            message = P.UnpackMessage(bitstring.ConstBitStream(bytes=frame.raw))
+        except Exception as err:  # noqa: BLE001 - pyllrp raises asserts and KeyErrors
+            error = P.ERROR_MESSAGE_Message(
+                MessageID=frame.msg_id,
+                Parameters=[_status(P.StatusCode.M_UnsupportedMessage, repr(err)[:200])],
+            )
+            await self.send(_pack(error))
+            return True
+        name = type(message).__name__.removesuffix("_Message")
+        self.sim.received.append(name)
+        handler = getattr(self, f"_on_{name.lower()}", None)
+        if handler is None:
+            error = P.ERROR_MESSAGE_Message(
+                MessageID=frame.msg_id,
+                Parameters=[_status(P.StatusCode.M_UnsupportedMessage, f"{name} not simulated")],
+            )
+            await self.send(_pack(error))
+            return True
+        try:
+            result: bool = await handler(message)
+        except (AssertionError, KeyError, ValueError, AttributeError) as err:
+            # The simulator's own bug or an odd request: answer like a reader would.
+            log.exception("simulated reader could not handle %s", name)
+            error = P.ERROR_MESSAGE_Message(
+                MessageID=frame.msg_id,
+                Parameters=[_status(P.StatusCode.R_DeviceError, repr(err)[:200])],
+            )
+            await self.send(_pack(error))
+            return True
+        return result
+
+    async def _reply(self, request: Any, response_class: Any, *extra: Any) -> None:
+        status = self.sim.status_override.get(type(request).__name__.removesuffix("_Message"))
+        params = [_status(*status)] if status else [_status(), *extra]
+        await self.send(_pack(response_class(MessageID=request.MessageID, Parameters=params)))
+
+    async def _on_get_reader_capabilities(self, m: Any) -> bool:
+        general = P.GeneralDeviceCapabilities_Parameter(
+            MaxNumberOfAntennaSupported=self.sim.max_antennas,
+            CanSetAntennaProperties=False,
+            HasUTCClockCapability=True,
+            DeviceManufacturerName=25882,
+            ModelName=2001002,
+            ReaderFirmwareVersion="pledgewatch-sim-1",
+            Parameters=[
+                P.ReceiveSensitivityTableEntry_Parameter(Index=1, ReceiveSensitivityValue=0),
+                P.GPIOCapabilities_Parameter(NumGPIs=0, NumGPOs=0),
+                *(
+                    P.PerAntennaAirProtocol_Parameter(AntennaID=a, ProtocolID=[1])
+                    for a in range(1, self.sim.max_antennas + 1)
+                ),
+            ],
+        )
+        await self._reply(m, P.GET_READER_CAPABILITIES_RESPONSE_Message, general)
+        return True
+
+    async def _on_set_reader_config(self, m: Any) -> bool:
+        keepalive = m.getFirstParameterByClass(P.KeepaliveSpec_Parameter)
+        if keepalive is not None:
+            periodic = keepalive.KeepaliveTriggerType == P.KeepaliveTriggerType.Periodic
+            self.keepalive_ms = keepalive.PeriodicTriggerValue if periodic else 0
+        await self._reply(m, P.SET_READER_CONFIG_RESPONSE_Message)
+        return True
+
+    async def _on_add_rospec(self, m: Any) -> bool:
+        spec = m.getFirstParameterByClass(P.ROSpec_Parameter)
+        ai = spec.getFirstParameterByClass(P.AISpec_Parameter)
+        selector = spec.getFirstParameterByClass(P.TagReportContentSelector_Parameter)
+        self.rospecs[spec.ROSpecID] = {
+            "antennas": set(ai.AntennaIDs) if ai else {0},
+            "selector": selector,
+            "enabled": False,
+            "running": False,
+            "immediate": (
+                spec.getFirstParameterByClass(P.ROSpecStartTrigger_Parameter).ROSpecStartTriggerType
+                == P.ROSpecStartTriggerType.Immediate
+            ),
+        }
+        await self._reply(m, P.ADD_ROSPEC_RESPONSE_Message)
+        return True
+
+    def _specs(self, spec_id: int) -> list[dict[str, Any]]:
+        return list(self.rospecs.values()) if spec_id == 0 else [self.rospecs[spec_id]]
+
+    async def _spec_command(self, m: Any, response: Any, change: dict[str, bool]) -> bool:
+        try:
+            specs = self._specs(m.ROSpecID)
+        except KeyError:
+            await self.send(
+                _pack(
+                    response(
+                        MessageID=m.MessageID,
+                        Parameters=[_status(P.StatusCode.A_Invalid, f"no ROSpec {m.ROSpecID}")],
+                    )
+                )
+            )
+            return True
+        for spec in specs:
+            spec.update(change)
+            if change.get("enabled") and spec["immediate"]:
+                spec["running"] = True
+        await self._reply(m, response)
+        return True
+
+    async def _on_enable_rospec(self, m: Any) -> bool:
+        return await self._spec_command(m, P.ENABLE_ROSPEC_RESPONSE_Message, {"enabled": True})
+
+    async def _on_start_rospec(self, m: Any) -> bool:
+        return await self._spec_command(m, P.START_ROSPEC_RESPONSE_Message, {"running": True})
+
+    async def _on_stop_rospec(self, m: Any) -> bool:
+        return await self._spec_command(m, P.STOP_ROSPEC_RESPONSE_Message, {"running": False})
+
+    async def _on_disable_rospec(self, m: Any) -> bool:
+        change = {"enabled": False, "running": False}
+        return await self._spec_command(m, P.DISABLE_ROSPEC_RESPONSE_Message, change)
+
+    async def _on_delete_rospec(self, m: Any) -> bool:
+        if m.ROSpecID == 0:
+            self.rospecs.clear()
+        elif self.rospecs.pop(m.ROSpecID, None) is None:
+            response = P.DELETE_ROSPEC_RESPONSE_Message(
+                MessageID=m.MessageID,
+                Parameters=[_status(P.StatusCode.A_Invalid, f"no ROSpec {m.ROSpecID}")],
+            )
+            await self.send(_pack(response))
+            return True
+        await self._reply(m, P.DELETE_ROSPEC_RESPONSE_Message)
+        return True
+
+    async def _on_close_connection(self, m: Any) -> bool:
+        await self._reply(m, P.CLOSE_CONNECTION_RESPONSE_Message)
+        return False
+
+    async def _keepalive(self) -> None:
+        while True:
+            await asyncio.sleep(self.keepalive_ms / 1000 if self.keepalive_ms else 0.5)
+            if self.keepalive_ms:
+                self.keepalives_unacked += 1
+                await self.send(llrp.encode_message(llrp.KEEPALIVE, self.next_id()))
+
+    async def _inventory(self) -> None:
+        sim = self.sim
+        while True:
+            await asyncio.sleep(1.0 / sim.rounds_per_s)
+            await sim.wait_while_slow()
+            for spec in list(self.rospecs.values()):
+                if spec["enabled"] and spec["running"]:
+                    await self._report(spec)
+
+    async def _report(self, spec: dict[str, Any]) -> None:
+        reads = self.sim.population.read_round(spec["antennas"])
+        if not reads:
+            return
+        sel = spec["selector"]
+        now = self.sim.reader_now_us()
+        params = [
+            llrp.encode_tag_report_data(
+                epc,
+                antenna=antenna if sel is None or sel.EnableAntennaID else None,
+                peak_rssi_dbm=rssi if sel is not None and sel.EnablePeakRSSI else None,
+                first_seen_us=now if sel is None or sel.EnableFirstSeenTimestamp else None,
+                last_seen_us=now if sel is not None and sel.EnableLastSeenTimestamp else None,
+                seen_count=1 if sel is not None and sel.EnableTagSeenCount else None,
+            )
+            for epc, antenna, rssi in reads
+        ]
+        self.sim.reads_sent += len(params)
+        await self.send(llrp.encode_ro_access_report(self.next_id(), params))
+
+
+class LlrpReaderSim:
+    """The simulated reader: `await start()`, then `port`; `await stop()` at the end."""
+
+    def __init__(
+        self,
+        population: TagPopulation,
+        *,
+        rounds_per_s: float = 4.0,
+        max_antennas: int = 4,
+        script: list[ScriptedEvent] | None = None,
+        clock_offset_s: float = 0.0,
+    ) -> None:
+        self.population = population
+        self.rounds_per_s = rounds_per_s
+        self.max_antennas = max_antennas
+        self.script = sorted(script or [], key=lambda e: e.at_s)
+        self.clock_offset_us = int(clock_offset_s * 1_000_000)
+        self.status_override: dict[str, tuple[int, str]] = {}  # message name -> LLRPStatus
+        self.received: list[str] = []  # names of client messages, for tests and logs
+        self.reads_sent = 0
+        self.connections = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._sessions: set[asyncio.Task[None]] = set()
+        self._unplugged_until = 0.0
+        self._slow_until = 0.0
+        self._script_task: asyncio.Task[None] | None = None
+
+    def reader_now_us(self) -> int:
+        return time.time_ns() // 1000 + self.clock_offset_us
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        self._server = await asyncio.start_server(self._accept, host, port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._script_task = asyncio.create_task(self._run_script())
+        return self.port
+
+    async def stop(self) -> None:
+        if self._script_task:
+            self._script_task.cancel()
+        for task in list(self._sessions):
+            task.cancel()
+        if self._server:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> LlrpReaderSim:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- scripted world changes ------------------------------------------------------------
+
+    def unplug(self, seconds: float) -> None:
+        """Drop every connection and refuse new ones (accept, then close) for a while."""
+        self._unplugged_until = time.monotonic() + seconds
+        for task in list(self._sessions):
+            task.cancel()
+
+    def slow(self, seconds: float) -> None:
+        """Send nothing at all (no reports, no keepalives, no responses) for a while."""
+        self._slow_until = time.monotonic() + seconds
+
+    async def wait_while_slow(self) -> None:
+        # A deadline that may be pushed out while we wait, hence a loop and not an Event.
+        while (left := self._slow_until - time.monotonic()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(left)
+
+    def apply(self, event: ScriptedEvent) -> None:
+        log.info("scripted event", extra={"action": event.action, "epcs": len(event.epcs)})
+        if event.action == "remove":
+            self.population.remove(event.epcs)
+        elif event.action == "add":
+            self.population.add(event.epcs, event.antenna or 1)
+        elif event.action == "move":
+            self.population.move(event.epcs, event.antenna or 1)
+        elif event.action == "unplug":
+            self.unplug(event.seconds)
+        elif event.action == "slow":
+            self.slow(event.seconds)
+        elif event.action == "read_probability":
+            self.population.read_probability = event.value
+        else:
+            raise ValueError(f"unknown scripted action {event.action!r}")
+
+    async def _run_script(self) -> None:
+        started = time.monotonic()
+        for event in self.script:
+            await asyncio.sleep(max(0.0, started + event.at_s - time.monotonic()))
+            self.apply(event)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if time.monotonic() < self._unplugged_until:
+            writer.close()
+            return
+        self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._sessions.add(task)
+        try:
+            await _ReaderConnection(self, reader, writer).run()
+        except (ConnectionError, asyncio.CancelledError):
+            writer.close()
+        finally:
+            self._sessions.discard(task)
+
+
+def add_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = commands.add_parser("llrp-reader", help="a simulated LLRP reader (TCP, port 5084)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5084)
+    parser.add_argument("--antennas", type=int, default=2, help="antennas with tags in front")
+    parser.add_argument("--tags-per-antenna", type=int, default=40)
+    parser.add_argument(
+        "--population", help="JSON file {antenna: [epc, ...]} instead of generated SGTIN-96 tags"
+    )
+    parser.add_argument("--read-probability", type=float, default=0.8)
+    parser.add_argument("--rounds-per-s", type=float, default=4.0)
+    parser.add_argument("--rssi-mean-dbm", type=float, default=-55.0)
+    parser.add_argument(
+        "--script",
+        help='JSON file: [{"at_s": 30, "action": "remove|add|move|unplug|slow|read_probability",'
+        ' "epcs": [...], "antenna": 2, "seconds": 10, "value": 0.5}, ...]',
+    )
+    parser.add_argument("--seed", type=int)
+    parser.set_defaults(func=_main)
+
+
+def _main(args: argparse.Namespace) -> int:
+    if args.population:
+        raw = json.loads(Path(args.population).read_text())
+        by_antenna = {int(k): list(v) for k, v in raw.items()}
+    else:
+        antennas = range(1, args.antennas + 1)
+        by_antenna = {a: lot_tags(a - 1, args.tags_per_antenna) for a in antennas}
+    script = []
+    if args.script:
+        script = [ScriptedEvent.from_json(e) for e in json.loads(Path(args.script).read_text())]
+    population = TagPopulation(
+        by_antenna,
+        read_probability=args.read_probability,
+        rssi_mean_dbm=args.rssi_mean_dbm,
+        rng=random.Random(args.seed),
+    )
+    sim = LlrpReaderSim(population, rounds_per_s=args.rounds_per_s, script=script)
+
+    async def serve() -> None:
+        port = await sim.start(args.host, args.port)
+        log.info("simulated LLRP reader listening", extra={"port": port})
+        await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+    return 0
