@@ -1,0 +1,1 @@
+"""Geofences shared by edge and cloud: GeoJSON fences, a vectorised index, crossing decisions."""
