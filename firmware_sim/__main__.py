@@ -13,7 +13,11 @@ import sys
 from ops.logging import configure
 
 # Modules that add a command. Add yours here.
-COMMAND_MODULES: tuple[str, ...] = ("firmware_sim.impinj_reader",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "firmware_sim.impinj_reader",
+    "firmware_sim.llrp_reader",
+    "firmware_sim.zebra_stream",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,7 +43,9 @@ class DecodedEpc:
     note: str | None = None  # why a 0x30/0x31 header did not decode
 
     def as_json(self) -> dict[str, object]:
-        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
+        out: dict[str, object] = {"epc": self.epc, "scheme": self.scheme}
+        out.update((k, getattr(self, k)) for k in self.__slots__ if getattr(self, k) is not None)
+        return out
 
 
 def normalize_epc(text: str) -> str:
@@ -72,7 +74,7 @@ def decode_epc(epc: str) -> DecodedEpc:
                 company_prefix=tag._company_pref,  # type: ignore[attr-defined]
                 item_reference=tag._item_ref,  # type: ignore[attr-defined]
                 serial=tag._serial,  # type: ignore[attr-defined]
-                gtin=tag.gtin,  # type: ignore[attr-defined]
+                gtin=tag.gs1_key(),  # type: ignore[attr-defined]
                 filter_value=filter_value,
             )
         return DecodedEpc(
@@ -81,7 +83,7 @@ def decode_epc(epc: str) -> DecodedEpc:
             uri=tag.epc_uri,
             company_prefix=tag._company_pref,  # type: ignore[attr-defined]
             serial=tag._serial,  # type: ignore[attr-defined]
-            sscc=tag._sscc,  # type: ignore[attr-defined]
+            sscc=tag.gs1_key(),  # type: ignore[attr-defined]
             filter_value=filter_value,
         )
     except (ConvertException, ValueError) as err:
