@@ -11,9 +11,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contract import (
     LotCountBody,
@@ -24,17 +24,23 @@ from contract import (
 )
 from edge.local_alerts import LocalAlerts
 from edge.pipelines import EdgeContext, Pipeline
+from edge.rfid.epc import Gs1Pattern
 from edge.rfid.impinj import ImpinjIotReader, ImpinjIotReaderConfig
+from edge.rfid.llrp_session import LlrpReader, LlrpReaderConfig
 from edge.rfid.presence import LotDefinition, LotPresence, PresenceChange
 from edge.rfid.reader import HealthCallback, ReaderHealth, TagReader
+from edge.rfid.zebra import ZebraIotReader, ZebraIotReaderConfig
 
 log = logging.getLogger(__name__)
 
-# One member today; more reader kinds make this Annotated[A | B, Field(discriminator="kind")].
-ReaderConfig = ImpinjIotReaderConfig
+ReaderConfig = Annotated[
+    ImpinjIotReaderConfig | LlrpReaderConfig | ZebraIotReaderConfig, Field(discriminator="kind")
+]
 
 READER_FACTORIES: dict[str, Callable[[Any, HealthCallback], TagReader]] = {
     "impinj_iot": ImpinjIotReader,
+    "llrp": LlrpReader,
+    "zebra_iot": ZebraIotReader,
 }
 
 
@@ -42,14 +48,25 @@ class LotConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str
-    epcs: list[str] = Field(min_length=1)
+    epcs: list[str] = Field(default_factory=list)
+    # GS1 id patterns, e.g. urn:epc:idpat:sgtin:0614141.812345.[1-500] (edge/rfid/epc.py)
+    patterns: list[str] = Field(default_factory=list)
     absence_window_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _names_tags(self) -> LotConfig:
+        if not self.epcs and not self.patterns:
+            raise ValueError(f"lot {self.id} needs epcs or patterns")
+        for pattern in self.patterns:
+            Gs1Pattern.parse(pattern)
+        return self
 
     def definition(self) -> LotDefinition:
         return LotDefinition(
             lot_id=self.id,
             epcs=frozenset(e.upper() for e in self.epcs),
             absence_window_s=self.absence_window_s,
+            patterns=tuple(Gs1Pattern.parse(p) for p in self.patterns),
         )
 
 
@@ -98,9 +115,8 @@ class RfidPipeline:
         self._ctx.emit(MessageType.ALERT, self._alerts.on_reader_health(health))
 
     def on_observations(self, batch: list[TagObservation]) -> None:
-        changes: list[PresenceChange] = []
+        changes = self.presence.observe_batch(batch)
         for obs in batch:
-            changes.extend(self.presence.observe(obs))
             pending = self._pending.setdefault(obs.reader_id, [])
             pending.append(obs)
             if len(pending) >= self._section.batch_max_reads:
