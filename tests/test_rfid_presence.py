@@ -1,0 +1,263 @@
+"""EPC decoding, the adaptive departure window, lot presence and zones: values in, values out."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from contract import TagObservation
+from edge.rfid.epc import EpcDecoder, EpcError, Gs1Pattern, decode_epc, normalize_epc
+from edge.rfid.presence import LotDefinition, LotPresence
+from edge.rfid.smoothing import SmoothingPolicy, false_departure_probability
+from edge.rfid.zones import ZoneDefinition, ZoneTracker
+from firmware_sim.tags import sgtin96
+
+S = 1_000_000  # microseconds per second
+
+
+# -- EPC -----------------------------------------------------------------------------------
+
+
+def test_sgtin96_example_from_the_tag_data_standard() -> None:
+    decoded = decode_epc("3034257BF7194E4000003039")
+    assert decoded.scheme == "sgtin-96"
+    assert decoded.uri == "urn:epc:id:sgtin:0614141.812345.12345"
+    assert decoded.gtin == "80614141123458"
+    assert (decoded.company_prefix, decoded.item_reference, decoded.serial) == (
+        "0614141",
+        "812345",
+        "12345",
+    )
+    assert decoded.filter_value == 1
+
+
+def test_sscc96_decodes_to_the_sscc() -> None:
+    decoded = decode_epc("3114257BF4499602D2000000")
+    assert decoded.scheme == "sscc-96"
+    assert decoded.uri == "urn:epc:id:sscc:0614141.1234567890"
+    assert decoded.sscc == "106141412345678908"
+
+
+def test_other_epcs_pass_through_as_hex() -> None:
+    assert decode_epc("E2801160600002080A6B1A3B").scheme is None
+    assert decode_epc("AABB").as_json() == {"epc": "AABB", "scheme": None}
+    # an SGTIN header with a reserved partition (7) is still a tag, kept by its hex
+    broken = decode_epc("303C257BF7194E4000003039")
+    assert broken.scheme is None and broken.note
+
+
+def test_bad_input_is_refused_with_a_reason() -> None:
+    assert normalize_epc(" 3034-257b f719 4e40 0000 3039 ") == "3034257BF7194E4000003039"
+    for bad in ("", "xyz", "ABC", "0x12345"):
+        with pytest.raises(EpcError):
+            normalize_epc(bad)
+
+
+def test_decoder_decodes_each_epc_once() -> None:
+    decoder = EpcDecoder()
+    for _ in range(100):
+        decoder.decode("3034257BF7194E4000003039")
+    assert decoder.misses == 1
+
+
+def test_gs1_patterns() -> None:
+    ranged = Gs1Pattern.parse("urn:epc:idpat:sgtin:0614141.812345.[100-199]")
+    assert ranged.size == 100
+    assert ranged.matches(decode_epc(sgtin96("0614141", "812345", 150)))
+    assert not ranged.matches(decode_epc(sgtin96("0614141", "812345", 200)))
+    assert not ranged.matches(decode_epc(sgtin96("0614141", "812346", 150)))
+    anything = Gs1Pattern.parse("urn:epc:idpat:sgtin:0614141.812345.*")
+    assert anything.size is None and anything.matches(decode_epc("3034257BF7194E4000003039"))
+    sscc = Gs1Pattern.parse("urn:epc:idpat:sscc:0614141.*")
+    assert sscc.matches(decode_epc("3114257BF4499602D2000000"))
+    for bad in ("urn:epc:idpat:sgtin:0614141.*", "urn:epc:idpat:sgtin:1.2.[9-1]", "sgtin:1.2.3"):
+        with pytest.raises(ValueError):
+            Gs1Pattern.parse(bad)
+
+
+# -- smoothing -----------------------------------------------------------------------------
+
+
+def test_the_documented_bound_holds_for_bernoulli_reads() -> None:
+    policy = SmoothingPolicy()
+    for p in (0.1, 0.3, 0.6, 0.9):
+        rounds_per_s = 4.0
+        mean_gap_s = 1 / (p * rounds_per_s)
+        window_s = policy.tail_multiplier * mean_gap_s
+        exact = false_departure_probability(p, rounds_per_s * window_s)
+        assert exact <= policy.false_departure_bound(mean_gap_s) + 1e-300
+    assert policy.false_departure_bound(1.0) == pytest.approx(1e-10, rel=0.05)
+
+
+def _simulate(
+    presence: LotPresence,
+    epcs: list[str],
+    *,
+    p: float,
+    rounds_per_s: float,
+    seconds: float,
+    start_s: float,
+    removed: dict[str, float] | None = None,
+    seed: int = 7,
+) -> list:  # type: ignore[type-arg]
+    rng = random.Random(seed)
+    removed = removed or {}
+    changes = []
+    step = 1 / rounds_per_s
+    t = start_s
+    next_tick = start_s + 1
+    while t < start_s + seconds:
+        rows = [
+            (e, 1, -5000, int(t * S))
+            for e in epcs
+            if (e not in removed or t < removed[e]) and rng.random() < p
+        ]
+        changes += presence.observe_rows("r1", rows)
+        t += step
+        if t >= next_tick:
+            changes += presence.tick(int(t * S))
+            next_tick += 1
+    return changes
+
+
+def test_no_false_departure_at_read_probability_0_6_over_hours() -> None:
+    epcs = [sgtin96("0614141", "812345", i) for i in range(100)]
+    presence = LotPresence([LotDefinition("LOT-A", frozenset(epcs))], started_us=0)
+    changes = _simulate(presence, epcs, p=0.6, rounds_per_s=1.0, seconds=4 * 3600, start_s=0)
+    # 100 tags x 4 h: about 860,000 reads with 40 % of them missed, and not one false alarm
+    assert [c for c in changes if c.event == "tag_departed"] == []
+    assert {c.event for c in changes} == {"tag_seen"}
+    assert presence.counts()[0].present == 100
+
+
+def test_removed_tag_departs_within_the_documented_bound() -> None:
+    policy = SmoothingPolicy()
+    epcs = [sgtin96("0614141", "812345", i) for i in range(20)]
+    presence = LotPresence([LotDefinition("LOT-A", frozenset(epcs))], 0, policy=policy)
+    p, rate = 0.6, 1.0
+    removed_at = 600.0
+    changes = _simulate(
+        presence,
+        epcs,
+        p=p,
+        rounds_per_s=rate,
+        seconds=1200,
+        start_s=0,
+        removed={epcs[3]: removed_at},
+    )
+    departed = [c for c in changes if c.event == "tag_departed"]
+    assert [c.epc for c in departed] == [epcs[3]]
+    delay_s = departed[0].at_us / S - removed_at
+    bound_s = policy.detection_bound_s(1 / (p * rate))
+    # the running mean is an estimate: allow it 50 % error, plus one tick
+    assert 0 < delay_s <= 1.5 * bound_s + 1
+    assert departed[0].previous == "present"
+
+
+def test_window_adapts_to_each_tags_read_rate() -> None:
+    fast, slow = "AAAA0001", "AAAA0002"
+    presence = LotPresence([LotDefinition("L", frozenset({fast, slow}))], 0)
+    for i in range(200):
+        presence.observe_rows("r1", [(fast, 1, None, S + i * 33_000)])
+    for i in range(30):
+        presence.observe_rows("r1", [(slow, 1, None, S + i * 20 * S)])
+    fast_window, slow_window = presence.window_of(fast), presence.window_of(slow)
+    assert fast_window == SmoothingPolicy().min_window_s  # 23 x 33 ms, floored at 5 s
+    assert 400 < slow_window <= 600  # 23 x 20 s = 460 s
+    # the slow tag survives a 6-minute silence that would condemn the fast one
+    changes = presence.tick(S + 29 * 20 * S + 360 * S)
+    assert [(c.epc, c.state) for c in changes] == [(fast, "missing")]
+
+
+def test_returned_and_unknown_semantics() -> None:
+    epc = "AAAA0001"
+    presence = LotPresence([LotDefinition("L", frozenset({epc}), absence_window_s=10)], 0)
+    assert presence.state_of(epc) == "unknown"
+    [seen] = presence.observe(TagObservation(epc, 1, -5000, 1 * S, "r1"))
+    assert (seen.event, seen.previous) == ("tag_seen", "unknown")
+    [gone] = presence.tick(20 * S)
+    assert gone.event == "tag_departed"
+    [back] = presence.observe(TagObservation(epc, 1, -5000, 21 * S, "r1"))
+    assert back.event == "tag_returned"
+    # reader offline: unknown, never missing, however long it lasts
+    [unknown] = presence.reader_offline("r1", 22 * S)
+    assert unknown.state == "unknown" and unknown.event == "tag_unknown"
+    assert presence.tick(3600 * S) == []
+    presence.reader_online("r1", 3600 * S)
+    assert presence.tick(3605 * S) == []  # a fresh window after the reader returns
+    [after] = presence.tick(3650 * S)
+    assert after.state == "missing"
+
+
+def test_never_read_tags_go_missing_after_the_lot_window_unless_a_reader_is_down() -> None:
+    presence = LotPresence([LotDefinition("L", frozenset({"AAAA0001"}), 30)], started_us=0)
+    presence.reader_offline("r1", 1 * S)
+    assert presence.tick(100 * S) == []
+    presence.reader_online("r1", 100 * S)
+    [missing] = presence.tick(101 * S)
+    assert missing.previous == "unknown" and missing.state == "missing"
+
+
+def test_unexpected_tags_are_counted_not_dropped() -> None:
+    presence = LotPresence([LotDefinition("L", frozenset({"AAAA0001"}))], 0)
+    rows = [("BBBB0001", 1, None, S), ("BBBB0001", 2, None, 2 * S), ("CCCC0001", 1, None, S)]
+    assert presence.observe_rows("dock-1", rows) == []
+    assert presence.unexpected_reads == 3
+    assert presence.unexpected_tags == 2
+    first = {u.epc: u for u in presence.unexpected(only_new=True)}
+    assert first["BBBB0001"].reads == 2 and first["BBBB0001"].last_seen_us == 2 * S
+    assert presence.unexpected(only_new=True) == []
+    presence.observe_rows("dock-1", [("DDDD0001", 1, None, 3 * S)])
+    assert [u.epc for u in presence.unexpected(only_new=True)] == ["DDDD0001"]
+
+
+def test_pattern_lot_counts_members_never_read() -> None:
+    pattern = Gs1Pattern.parse("urn:epc:idpat:sgtin:0614141.812345.[1-10]")
+    lot = LotDefinition("P", patterns=(pattern,), absence_window_s=30)
+    presence = LotPresence([lot], started_us=0)
+    rows = [(sgtin96("0614141", "812345", s), 1, None, S) for s in range(1, 8)]
+    rows.append((sgtin96("0614141", "812345", 11), 1, None, S))  # outside the range
+    changes = presence.observe_rows("r1", rows)
+    assert len(changes) == 7 and presence.unexpected_reads == 1
+    [count] = presence.counts()
+    assert (count.expected, count.present, count.unknown, count.missing) == (10, 7, 3, 0)
+    presence.observe_rows("r1", [(e, 1, None, 30 * S) for e, *_ in rows[:7]])
+    assert presence.tick(35 * S) == []  # past the lot's window: the 3 never read are missing
+    [count] = presence.counts()
+    assert (count.expected, count.present, count.missing) == (10, 7, 3)
+
+
+def test_an_epc_in_two_lots_is_a_configuration_error() -> None:
+    with pytest.raises(ValueError, match="in lots"):
+        LotPresence(
+            [LotDefinition("A", frozenset({"AAAA"})), LotDefinition("B", frozenset({"AAAA"}))], 0
+        )
+
+
+# -- zones ---------------------------------------------------------------------------------
+
+
+def test_zone_changes_need_a_clear_margin_and_several_reads() -> None:
+    tracker = ZoneTracker(
+        [
+            ZoneDefinition("dock-1", frozenset({1})),
+            ZoneDefinition("bay-A", frozenset({2}), min_rssi_cdbm=-7000),
+        ],
+        margin_cdbm=300,
+        confirm_reads=3,
+    )
+    first = tracker.observe("r1", "E1", 1, -5000, 1)
+    assert first is not None and (first.zone, first.previous) == ("dock-1", None)
+    # the neighbour bay hears it about as loudly: no flapping
+    for i in range(10):
+        assert tracker.observe("r1", "E1", 2, -5100 + (i % 2) * 200, 10 + i) is None
+        assert tracker.observe("r1", "E1", 1, -5000, 20 + i) is None
+    # too weak to count at all for bay-A
+    assert tracker.observe("r1", "E1", 2, -7500, 50) is None
+    # clearly louder in bay-A, on three reads in a row
+    moves = [tracker.observe("r1", "E1", 2, -3000, 100 + i) for i in range(6)]
+    changed = [m for m in moves if m is not None]
+    assert len(changed) == 1 and (changed[0].zone, changed[0].previous) == ("bay-A", "dock-1")
+    assert tracker.zone_of("E1") == "bay-A"
+    assert tracker.observe("r1", "E1", 9, -3000, 200) is None  # an antenna in no zone
