@@ -1,0 +1,192 @@
+"""`python -m cloud`: migrate the database, run ingest or the API, administer keys and gateways.
+
+Database and broker come from DATABASE_URL and MQTT_URL (see cloud/settings.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import socket
+import sys
+from pathlib import Path
+
+from cloud.settings import load_settings
+from ops.logging import configure
+
+log = logging.getLogger("cloud")
+
+# Modules that add a subcommand (``add_command(subparsers)``). Add yours here.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from cloud.db import connect
+    from cloud.migrate import migrate
+
+    with connect(load_settings().database_url) as conn:
+        applied = migrate(conn)
+    print(json.dumps({"applied": applied}))
+    return 0
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from cloud.ingest.consumer import Ingest, IngestOptions, serve_metrics
+
+    settings = load_settings()
+    ingest = Ingest(IngestOptions(
+        database_url=settings.database_url,
+        mqtt_url=settings.mqtt_url,
+        client_id=args.client_id or f"ingest-{socket.gethostname()}-1",
+        mqtt_username=settings.mqtt_username,
+        mqtt_password=settings.mqtt_password,
+        protocol=settings.mqtt_protocol,
+        subscription=args.subscription,
+        batch_messages=settings.ingest_batch_messages,
+        batch_ms=settings.ingest_batch_ms,
+    ))
+    if args.metrics_port:
+        serve_metrics(ingest.metrics, args.metrics_port)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(ingest.run())
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from cloud.api.app import create_app
+
+    settings = load_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.api_host,
+        port=args.port or settings.api_port,
+        log_config=None,
+        access_log=False,
+    )
+    return 0
+
+
+def _sync(coroutine_factory):  # type: ignore[no-untyped-def]
+    """Run an async service function on one connection, committing on success."""
+    from psycopg import AsyncConnection
+    from psycopg.rows import dict_row
+
+    async def runner():  # type: ignore[no-untyped-def]
+        async with await AsyncConnection.connect(
+            load_settings().database_url, row_factory=dict_row
+        ) as conn:
+            result = await coroutine_factory(conn)
+            await conn.commit()
+            return result
+
+    return asyncio.run(runner())
+
+
+def _apikey(args: argparse.Namespace) -> int:
+    from cloud.apikeys import create_key
+    from cloud.db import connect
+
+    with connect(load_settings().database_url) as conn:
+        key = create_key(conn, args.role, operator_id=args.operator, financier_id=args.financier,
+                         gateway_id=args.gateway, label=args.label)
+    print(key)
+    return 0
+
+
+def _operator(args: argparse.Namespace) -> int:
+    from cloud import registry
+
+    _sync(lambda c: registry.create_operator(c, args.id, args.name))
+    return 0
+
+
+def _financier(args: argparse.Namespace) -> int:
+    from cloud import registry
+
+    _sync(lambda c: registry.create_financier(c, args.id, args.name))
+    return 0
+
+
+def _site(args: argparse.Namespace) -> int:
+    from cloud import registry
+
+    row = _sync(lambda c: registry.create_site(c, args.id, args.operator, args.name, args.tz))
+    print(json.dumps(row, default=str))
+    return 0
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    from cloud import registry
+    from contract import load_public_key
+
+    key = Path(args.public_key_file).read_text().strip() if args.public_key_file else args.key
+    load_public_key(key)
+    row = _sync(lambda c: registry.register_gateway(c, args.id, args.site, key, args.mqtt_user))
+    print(json.dumps(row, default=str))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cloud", description=__doc__)
+    parser.add_argument("--log-level", default="INFO")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(func=_migrate)
+
+    ingest = commands.add_parser("ingest", help="MQTT -> PostgreSQL")
+    ingest.add_argument("--client-id", help="stable MQTT client id (persistent session)")
+    ingest.add_argument("--subscription", choices=["auto", "shared", "plain"], default="auto")
+    ingest.add_argument("--metrics-port", type=int, default=9102, help="0 disables /metrics")
+    ingest.set_defaults(func=_ingest)
+
+    serve = commands.add_parser("serve", help="the HTTP API and map")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=_serve)
+
+    apikey = commands.add_parser("apikey", help="create an API key (printed once)")
+    apikey.add_argument("--role", required=True,
+                        choices=["admin", "supervisor", "financier", "gateway"])
+    apikey.add_argument("--operator")
+    apikey.add_argument("--financier")
+    apikey.add_argument("--gateway")
+    apikey.add_argument("--label", default="")
+    apikey.set_defaults(func=_apikey)
+
+    for name, func in (("operator", _operator), ("financier", _financier)):
+        p = commands.add_parser(name, help=f"create or rename a {name}")
+        p.add_argument("--id", required=True)
+        p.add_argument("--name", required=True)
+        p.set_defaults(func=func)
+
+    site = commands.add_parser("site", help="create a site")
+    site.add_argument("--id", required=True)
+    site.add_argument("--operator", required=True)
+    site.add_argument("--name", required=True)
+    site.add_argument("--tz", default="UTC")
+    site.set_defaults(func=_site)
+
+    gateway = commands.add_parser("gateway", help="register a gateway's public key")
+    gateway.add_argument("--id", required=True)
+    gateway.add_argument("--site", required=True)
+    keys = gateway.add_mutually_exclusive_group(required=True)
+    keys.add_argument("--public-key-file", help="the .pub file written by `python -m edge keygen`")
+    keys.add_argument("--key", help="base64 public key")
+    gateway.add_argument("--mqtt-user")
+    gateway.set_defaults(func=_gateway)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_command(commands)
+    args = parser.parse_args(argv)
+    configure("cloud", args.log_level)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

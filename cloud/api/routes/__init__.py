@@ -1,0 +1,16 @@
+"""The API's routers, one per resource. Add yours to ROUTERS."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from cloud.api.routes import alerts, gateways, health, lots, sites, telemetry
+
+ROUTERS: list[APIRouter] = [
+    health.router,
+    sites.router,
+    gateways.router,
+    lots.router,
+    alerts.router,
+    telemetry.router,
+]
