@@ -376,6 +376,7 @@ class LlrpReaderSim:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
+        self._connections: set[_ReaderConnection] = set()
         self._unplugged_until = 0.0
         self._slow_until = 0.0
         self._script_task: asyncio.Task[None] | None = None
@@ -417,6 +418,11 @@ class LlrpReaderSim:
         """Send nothing at all (no reports, no keepalives, no responses) for a while."""
         self._slow_until = time.monotonic() + seconds
 
+    async def inject(self, raw: bytes) -> None:
+        """Send raw bytes to every connected client (a misbehaving reader, in tests)."""
+        for connection in list(self._connections):
+            await connection.send(raw)
+
     async def wait_while_slow(self) -> None:
         # A deadline that may be pushed out while we wait, hence a loop and not an Event.
         while (left := self._slow_until - time.monotonic()) > 0:  # noqa: ASYNC110
@@ -453,12 +459,15 @@ class LlrpReaderSim:
         task = asyncio.current_task()
         assert task is not None
         self._sessions.add(task)
+        connection = _ReaderConnection(self, reader, writer)
+        self._connections.add(connection)
         try:
-            await _ReaderConnection(self, reader, writer).run()
+            await connection.run()
         except (ConnectionError, asyncio.CancelledError):
             writer.close()
         finally:
             self._sessions.discard(task)
+            self._connections.discard(connection)
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
