@@ -1,0 +1,92 @@
+"""Which vehicles may take goods out, and when: the site's list, pushed from the cloud.
+
+The cloud publishes the list on ``cmd/authorised_vehicles`` as an ``AuthorisedVehicles`` body; the
+agent stores it (the camera pipeline reads it from the file named in its config, so a list
+survives a restart). ``judge_exit`` is the decision: a plate leaving (direction ``out``) that is
+not on the list, or is on it outside all of its windows, is a ``theft.unauthorized_vehicle``
+candidate. Times are judged in the site's time zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from edge.vision.plate_format import normalise
+
+ALERT_TYPE = "theft.unauthorized_vehicle"
+
+
+class TimeWindow(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    days: list[int] = Field(default_factory=lambda: list(range(7)), description="0=Monday")
+    start: time = time(0, 0)
+    end: time = time(23, 59, 59)
+
+    def covers(self, local: datetime) -> bool:
+        if local.weekday() not in self.days:
+            return False
+        t = local.time()
+        if self.start <= self.end:
+            return self.start <= t <= self.end
+        return t >= self.start or t <= self.end  # a window across midnight
+
+
+class AuthorisedVehicle(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    plate: str
+    windows: list[TimeWindow] = Field(default_factory=lambda: [TimeWindow()])
+    note: str = ""
+
+    @field_validator("plate")
+    @classmethod
+    def _canonical(cls, value: str) -> str:
+        plate = normalise(value)
+        if not plate:
+            raise ValueError("plate is empty")
+        return plate
+
+
+class AuthorisedVehicles(BaseModel):
+    """The list for one site (the body of the ``cmd/authorised_vehicles`` command)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: int = Field(ge=0)
+    timezone: str = "UTC"
+    vehicles: list[AuthorisedVehicle] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises for an unknown zone
+        return value
+
+    @classmethod
+    def load(cls, path: Path) -> AuthorisedVehicles:
+        return cls.model_validate_json(path.read_bytes())
+
+
+@dataclass(frozen=True, slots=True)
+class ExitVerdict:
+    authorised: bool
+    reason: str
+
+
+def judge_exit(plate: str, at: datetime, vehicles: AuthorisedVehicles) -> ExitVerdict:
+    """May ``plate`` take goods out at ``at`` (an aware datetime)?"""
+    local = at.astimezone(ZoneInfo(vehicles.timezone))
+    wanted = normalise(plate)
+    entry = next((v for v in vehicles.vehicles if v.plate == wanted), None)
+    if entry is None:
+        return ExitVerdict(False, f"{plate} is not on the authorised list v{vehicles.version}")
+    if any(w.covers(local) for w in entry.windows):
+        return ExitVerdict(True, f"{plate} is authorised at {local:%a %H:%M}")
+    when = f"{local:%a %H:%M} ({vehicles.timezone})"
+    return ExitVerdict(False, f"{plate} is on the list but not authorised at {when}")

@@ -1,0 +1,111 @@
+"""GS1 element strings: ``(00)…(01)…(10)…`` or the raw form with FNC1 (GS, 0x1D) separators.
+
+Parsed into application identifiers and values; fixed-length AIs need no separator, variable
+ones end at a GS or at the end. SSCC and GTIN check digits are verified, dates checked. Only the
+AIs pallet labels carry are known; an unknown AI stops parsing with an error (its length is
+unknown, so what follows cannot be split reliably).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+GS = "\x1d"
+
+# AI -> (fixed length or None for variable, maximum length, name)
+_AIS: dict[str, tuple[int | None, int, str]] = {
+    "00": (18, 18, "sscc"),
+    "01": (14, 14, "gtin"),
+    "02": (14, 14, "content_gtin"),
+    "10": (None, 20, "batch"),
+    "11": (6, 6, "production_date"),
+    "13": (6, 6, "packaging_date"),
+    "15": (6, 6, "best_before"),
+    "17": (6, 6, "expiry"),
+    "21": (None, 20, "serial"),
+    "37": (None, 8, "count"),
+    "400": (None, 30, "order_number"),
+}
+for _n in range(10):
+    _AIS[f"310{_n}"] = (6, 6, "net_weight_kg")
+    _AIS[f"330{_n}"] = (6, 6, "gross_weight_kg")
+
+_CHECKED = {"00", "01", "02"}
+_DATES = {"11", "13", "15", "17"}
+_HRI = re.compile(r"\((\d{2,4})\)([^(]*)")
+
+
+class GS1Error(ValueError):
+    """The string is not a valid GS1 element string."""
+
+
+@dataclass(frozen=True, slots=True)
+class ElementString:
+    values: dict[str, str]  # AI -> value, in label order
+
+    def named(self) -> dict[str, str]:
+        return {_AIS[ai][2]: v for ai, v in self.values.items()}
+
+
+def check_digit_ok(digits: str) -> bool:
+    body, check = digits[:-1], digits[-1]
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return str((10 - total % 10) % 10) == check
+
+
+def _validate(ai: str, value: str) -> None:
+    if ai not in _AIS:
+        raise GS1Error(f"unknown application identifier ({ai})")
+    fixed, longest, name = _AIS[ai]
+    if fixed is not None and len(value) != fixed:
+        raise GS1Error(f"({ai}) {name} must be {fixed} characters, got {len(value)}")
+    if not 1 <= len(value) <= longest:
+        raise GS1Error(f"({ai}) {name} must be 1-{longest} characters")
+    if ai in _CHECKED and not (value.isdigit() and check_digit_ok(value)):
+        raise GS1Error(f"({ai}) {name} {value} fails its check digit")
+    if ai in _DATES:
+        yy, mm, dd = int(value[:2]), int(value[2:4]), int(value[4:])
+        try:
+            date(2000 + yy, mm, dd or 1)  # day 00 means "end of month"
+        except ValueError:
+            raise GS1Error(f"({ai}) {name} {value} is not a date") from None
+
+
+def parse(text: str) -> ElementString:
+    """Parse an element string in HRI form or raw (with or without the ``]C1`` prefix)."""
+    text = text.strip()
+    values: dict[str, str] = {}
+    if text.startswith("("):
+        matched = _HRI.findall(text)
+        if "".join(f"({a}){v}" for a, v in matched) != text:
+            raise GS1Error("malformed element string")
+        for ai, value in matched:
+            _validate(ai, value)
+            values[ai] = value
+        return ElementString(values)
+    for prefix in ("]C1", "]d2", "]Q3", GS):
+        text = text.removeprefix(prefix)
+    pos = 0
+    while pos < len(text):
+        ai = next((text[pos : pos + n] for n in (2, 3, 4) if text[pos : pos + n] in _AIS), None)
+        if ai is None:
+            raise GS1Error(f"unknown application identifier at {text[pos:pos + 4]!r}")
+        pos += len(ai)
+        fixed = _AIS[ai][0]
+        if fixed is not None:
+            value = text[pos : pos + fixed]
+            pos += fixed
+        else:
+            end = text.find(GS, pos)
+            end = len(text) if end < 0 else end
+            value = text[pos:end]
+            pos = end
+        if pos < len(text) and text[pos] == GS:
+            pos += 1
+        _validate(ai, value)
+        values[ai] = value
+    if not values:
+        raise GS1Error("empty element string")
+    return ElementString(values)

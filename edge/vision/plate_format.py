@@ -1,0 +1,134 @@
+"""Is an OCR string a licence plate, and which one? Per-region formats, with confusion repair.
+
+Theory of operation: a format is a sequence of character slots (province, letter, digit, ...).
+OCR text is normalised (upper case, separators and spaces removed), then matched slot by slot.
+A character that does not fit its slot is repaired only if a known look-alike does (``0``/``O``,
+``1``/``I``, ``8``/``B``, ...): the format demands the change. Characters that fit are never
+touched, so a valid plate is never rewritten into another valid plate. Among formats that match,
+the one needing the fewest repairs wins; a tie keeps the order of ``FORMATS``.
+
+Variable-length formats (German plates, US vanity plates) are matched by pattern without repair,
+because the slot of each character is not known.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Literal
+
+Region = Literal["cn", "eu", "us"]
+RegionChoice = Literal["cn", "eu", "us", "auto"]
+
+PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
+_CN_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"  # China never issues I or O
+_DIGITS = "0123456789"
+_LATIN = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+SLOTS: dict[str, str] = {
+    "P": PROVINCES,
+    "L": _CN_LETTERS,
+    "A": _CN_LETTERS + _DIGITS,
+    "E": "DF",  # new-energy: D electric, F hybrid
+    "D": _DIGITS,
+    "X": _LATIN,
+    "S": "BCDFGHJKLMNPRSTVWXYZ",  # Spanish series: consonants
+}
+
+# Look-alikes OCR confuses, from what was read to what the slot may hold.
+_LOOKALIKES: dict[str, str] = {
+    "0": "ODQ", "O": "0D", "Q": "0O", "D": "0O",
+    "1": "IT", "I": "1", "L": "1", "T": "1",
+    "8": "B", "B": "8",
+    "5": "S", "S": "5",
+    "2": "Z", "Z": "2",
+    "6": "G", "G": "6",
+    "4": "A", "A": "4",
+    "7": "T",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PlateFormat:
+    name: str
+    region: Region
+    slots: str | None  # slot letters, or None for a pattern-only format
+    pattern: re.Pattern[str] | None = None
+
+
+FORMATS: tuple[PlateFormat, ...] = (
+    PlateFormat("cn_standard", "cn", "PLAAAAA"),
+    PlateFormat("cn_new_energy_small", "cn", "PLEADDDD"),
+    PlateFormat("cn_new_energy_large", "cn", "PLDDDDDE"),
+    PlateFormat("eu_fr_it", "eu", "XXDDDXX"),
+    PlateFormat("eu_es", "eu", "DDDDSSS"),
+    PlateFormat("eu_de", "eu", None, re.compile(r"^[A-Z]{1,3}[A-Z]{1,2}[1-9][0-9]{0,3}[EH]?$")),
+    PlateFormat("us_ca", "us", "DXXXDDD"),
+    PlateFormat("us_ny_tx", "us", "XXXDDDD"),
+    PlateFormat("us_other", "us", None, re.compile(r"^(?=.*[0-9])[A-Z0-9]{5,8}$")),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PlateText:
+    text: str
+    region: Region
+    format: str
+    repairs: int
+
+
+def normalise(raw: str) -> str:
+    """Upper case, full-width folded to ASCII, separators and spaces dropped."""
+    folded = unicodedata.normalize("NFKC", raw).upper()
+    return "".join(ch for ch in folded if ch.isalnum())
+
+
+def _fit(text: str, slots: str) -> tuple[str, int] | None:
+    if len(text) != len(slots):
+        return None
+    out: list[str] = []
+    repairs = 0
+    for ch, slot in zip(text, slots, strict=True):
+        allowed = SLOTS[slot]
+        if ch in allowed:
+            out.append(ch)
+            continue
+        candidate = next((alt for alt in _LOOKALIKES.get(ch, "") if alt in allowed), None)
+        if candidate is None:
+            return None
+        out.append(candidate)
+        repairs += 1
+    return "".join(out), repairs
+
+
+def match(raw: str, region: RegionChoice = "auto", *, max_repairs: int = 2) -> PlateText | None:
+    """The plate ``raw`` reads as, or None if it fits no format of ``region``."""
+    text = normalise(raw)
+    if not text:
+        return None
+    best: PlateText | None = None
+    for fmt in FORMATS:
+        if region not in ("auto", fmt.region):
+            continue
+        if fmt.slots is not None:
+            fitted = _fit(text, fmt.slots)
+            if fitted is None or fitted[1] > max_repairs:
+                continue
+            found = PlateText(fitted[0], fmt.region, fmt.name, fitted[1])
+        else:
+            # Pattern-only formats are loose; in auto mode only an explicit region trusts them.
+            if fmt.pattern is None or not fmt.pattern.match(text):
+                continue
+            if fmt.name == "us_other" and region != "us":
+                continue
+            found = PlateText(text, fmt.region, fmt.name, 0)
+        # Fewer repairs wins; at equal repairs a slot format beats a loose pattern.
+        if best is None or _rank(found) < _rank(best):
+            best = found
+    return best
+
+
+def _rank(found: PlateText) -> tuple[int, int]:
+    loose = next(f for f in FORMATS if f.name == found.format).slots is None
+    return (found.repairs, int(loose))

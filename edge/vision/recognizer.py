@@ -1,0 +1,102 @@
+"""From an image to plate texts: detect, crop, read, validate the format.
+
+Works on a whole scene (the detector finds the plates) and on a tight plate crop (a whole image
+that is only a plate: when the detector finds nothing in a plate-shaped image, the image itself
+is read as the crop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.vision.detector import Box, PlateDetector
+from edge.vision.ocr import TextReader
+from edge.vision.plate_format import PlateText, RegionChoice, match
+
+# Plate-shaped: China 3.1:1, EU 4.7:1, US 2:1; an image between these is taken as a crop.
+_CROP_ASPECT = (1.5, 6.0)
+
+
+@dataclass(frozen=True, slots=True)
+class PlateRead:
+    plate: PlateText
+    confidence: float
+    box: Box
+    crop: np.ndarray
+    raw: str  # what OCR said before normalisation and repair
+
+
+def _crop(image: np.ndarray, box: Box, mx: float, my: float) -> np.ndarray:
+    x, y, w, h = box
+    H, W = image.shape[:2]
+    dx, dy = int(w * mx), int(h * my)
+    return image[max(0, y - dy) : min(H, y + h + dy), max(0, x - dx) : min(W, x + w + dx)]
+
+
+def _region_hint(raw: str, region: RegionChoice) -> RegionChoice:
+    """A Chinese character or the plate's middle dot in the raw text means a Chinese plate."""
+    if region == "auto" and any(ch == "·" or "\u4e00" <= ch <= "\u9fff" for ch in raw):
+        return "cn"
+    return region
+
+
+def _text_band(crop: np.ndarray) -> np.ndarray:
+    """The part of a plate that holds its number.
+
+    An EU plate's blue country band (its code would read as a first character) and a US plate's
+    state name above the number are left out; other plates are returned as they are.
+    """
+    h, w = crop.shape[:2]
+    if w / h < 2.4 and h >= 24:  # US proportions: the number sits in the lower three quarters
+        return crop[int(h * 0.28) : int(h * 0.95)]
+    band = crop[h // 5 : h - h // 5, : max(1, w // 14)].reshape(-1, 3).astype(np.int32)
+    body = crop[h // 5 : h - h // 5, w // 4 : w // 2].reshape(-1, 3).astype(np.int32)
+    band_blue = np.median(band[:, 0] - band[:, 2]) > 40
+    body_light = np.median(body.sum(axis=1)) > 3 * 140 and np.median(body[:, 0] - body[:, 2]) < 30
+    if band_blue and body_light:
+        return crop[:, int(w * 0.1) :]
+    return crop
+
+
+class PlateRecognizer:
+    def __init__(
+        self, detector: PlateDetector, reader: TextReader, *, region: RegionChoice = "auto"
+    ) -> None:
+        self.detector = detector
+        self.reader = reader
+        self.region = region
+
+    def read_box(self, image: np.ndarray, box: Box, det_score: float = 1.0) -> PlateRead | None:
+        """Read the plate at ``box``: a snug crop first, a looser one if that fails the format."""
+        for mx, my in ((0.04, 0.10), (0.12, 0.25)):
+            crop = _crop(image, box, mx, my)
+            if crop.shape[0] < 8 or crop.shape[1] < 16:
+                return None
+            line = self.reader.read_line(_text_band(crop))
+            if line is None:
+                continue
+            plate = match(line.text, _region_hint(line.text, self.region))
+            if plate is not None:
+                confidence = line.confidence * (1 - 0.1 * plate.repairs) * min(1.0, det_score + 0.3)
+                return PlateRead(plate, round(confidence, 3), box, crop, line.text)
+        return None
+
+    def read(self, image: np.ndarray, *, crop_fallback: bool = True) -> list[PlateRead]:
+        """Every readable plate in the image, most confident first."""
+        if image.ndim != 3 or image.shape[0] < 8 or image.shape[1] < 16:
+            return []
+        reads: list[PlateRead] = []
+        for det in self.detector.detect(image):
+            found = self.read_box(image, det.box, det.score)
+            if found is not None:
+                reads.append(found)
+        if not reads and crop_fallback:
+            h, w = image.shape[:2]
+            if _CROP_ASPECT[0] <= w / h <= _CROP_ASPECT[1]:
+                found = self.read_box(image, (0, 0, w, h))
+                if found is not None:
+                    reads.append(found)
+        reads.sort(key=lambda r: r.confidence, reverse=True)
+        return reads

@@ -1,0 +1,140 @@
+"""Train the plate detector on rendered gate scenes and export it to ONNX.
+
+    python -m edge.vision.train --out edge/vision/models/plate_detector.onnx
+
+Needs the ``train`` extra (torch, torchvision, ultralytics, onnx, onnxslim); never imported on
+the gateway. The network is built from ``plate_detector.yaml`` (no pretrained weights, nothing
+downloaded; ``plots=False`` keeps ultralytics from fetching a font). It runs on a CPU with the
+defaults (small images, few epochs) and uses the GPU when torch sees one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+
+from firmware_sim.camera.scenes import Scene, closeup_scene, gate_scene
+
+log = logging.getLogger(__name__)
+
+MODEL_YAML = Path(__file__).with_name("plate_detector.yaml")
+DEFAULT_OUT = Path(__file__).parent / "models" / "plate_detector.onnx"
+
+
+def render_dataset(root: Path, n_train: int, n_val: int, seed: int) -> Path:
+    """Write a YOLO dataset (images/, labels/, data.yaml) of rendered scenes under ``root``."""
+    rng = random.Random(seed)
+    for split, count in (("train", n_train), ("val", n_val)):
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            scene = _training_scene(rng)
+            write_example(root, split, f"{i:05d}", scene)
+    data = root / "data.yaml"
+    data.write_text(
+        f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n  0: plate\n",
+        encoding="utf-8",
+    )
+    return data
+
+
+def _training_scene(rng: random.Random) -> Scene:
+    roll = rng.random()
+    if roll < 0.15:
+        return closeup_scene(rng)
+    width, height = rng.choice(((640, 384), (640, 360), (512, 384)))
+    return gate_scene(rng, width, height, max_vehicles=rng.choice((1, 2, 2, 3)))
+
+
+def write_example(root: Path, split: str, name: str, scene: Scene) -> None:
+    h, w = scene.image.shape[:2]
+    cv2.imwrite(str(root / "images" / split / f"{name}.jpg"), scene.image)
+    lines = []
+    for plate in scene.plates:
+        x, y, bw, bh = plate.box
+        lines.append(f"0 {(x + bw / 2) / w:.6f} {(y + bh / 2) / h:.6f} {bw / w:.6f} {bh / h:.6f}")
+    (root / "labels" / split / f"{name}.txt").write_text("\n".join(lines), encoding="utf-8")
+
+
+def train(
+    data: Path,
+    *,
+    out: Path,
+    epochs: int,
+    imgsz: int,
+    batch: int,
+    workdir: Path,
+    threads: int,
+) -> Path:
+    import torch
+    from ultralytics import YOLO
+
+    torch.set_num_threads(threads)
+    device = "0" if torch.cuda.is_available() else "cpu"
+    # The scale letter in the file name tells ultralytics which row of `scales` to use.
+    model_yaml = workdir / "plate_detector-p.yaml"
+    shutil.copyfile(MODEL_YAML, model_yaml)
+    model = YOLO(str(model_yaml))
+    model.train(
+        data=str(data),
+        epochs=epochs,
+        imgsz=imgsz,
+        batch=batch,
+        device=device,
+        workers=0 if device == "cpu" else 4,
+        project=str(workdir),
+        name="run",
+        exist_ok=True,
+        plots=False,
+        pretrained=False,
+        amp=False,  # the AMP self-check downloads a model
+        mosaic=0.5,
+        fliplr=0.0,  # mirrored characters are not plates
+        close_mosaic=max(1, epochs // 5),
+        patience=max(5, epochs),
+        verbose=False,
+        seed=0,
+        deterministic=False,
+    )
+    best = workdir / "run" / "weights" / "best.pt"
+    exported = YOLO(str(best)).export(format="onnx", imgsz=imgsz, opset=17, simplify=True,
+                                      dynamic=False)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(exported, out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edge.vision.train", description=__doc__)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--train-images", type=int, default=1200)
+    parser.add_argument("--val-images", type=int, default=150)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--imgsz", type=int, default=384)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="keep the dataset and run here (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    with tempfile.TemporaryDirectory(prefix="plate-train-") as tmp:
+        workdir = args.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        data = render_dataset(workdir / "data", args.train_images, args.val_images, args.seed)
+        out = train(data, out=args.out, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
+                    workdir=workdir, threads=args.threads)
+    print(json.dumps({"model": str(out), "bytes": out.stat().st_size}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
