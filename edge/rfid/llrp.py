@@ -101,10 +101,8 @@ SUPPORTED_VERSIONS = (1, 2)  # 1.0.1 and 1.1 share the report layout
 DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 
 _HEADER = struct.Struct(">HII")
-_TLV_HEADER = struct.Struct(">HH")
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
-_I8 = struct.Struct(">b")
 _I16 = struct.Struct(">h")
 
 
@@ -208,75 +206,79 @@ def parse_ro_access_report(raw: bytes, start: int = HEADER_BYTES) -> list[TagRep
     reports: list[TagReport] = []
     append = reports.append
     pos = start
-    tlv_header = _TLV_HEADER.unpack_from
+    new_report = tuple.__new__
+    u64 = _U64.unpack_from
+    skip = _TV_SKIP
     while pos < end:
         if end - pos < 4:
             raise LlrpReportError(f"truncated parameter header at byte {pos}")
-        word, length = tlv_header(raw, pos)
+        word = (raw[pos] << 8) | raw[pos + 1]
+        length = (raw[pos + 2] << 8) | raw[pos + 3]
         if word & 0x8000:
             raise LlrpReportError(f"TV parameter {word >> 8 & 0x7F} at report level, byte {pos}")
-        if length < 4 or pos + length > end:
+        stop = pos + length
+        if length < 4 or stop > end:
             raise LlrpReportError(f"parameter length {length} at byte {pos} overruns the report")
-        if word & 0x3FF == TLV_TAG_REPORT_DATA:
-            append(_tag_report_data(raw, pos + 4, pos + length))
-        pos += length
-    return reports
-
-
-def _tag_report_data(raw: bytes, pos: int, end: int) -> TagReport:
-    epc = ""
-    antenna = rssi = first = last = count = None
-    impinj_rssi = None
-    while pos < end:
-        code = raw[pos]
-        if code & 0x80:
-            code &= 0x7F
-            step = _TV_SKIP[code]
-            if not step:
-                raise LlrpReportError(f"unknown TV parameter type {code} at byte {pos}")
-            if pos + step > end:
-                raise LlrpReportError(f"TV parameter {code} overruns TagReportData at {pos}")
-            if code == TV_EPC_96:
-                epc = raw[pos + 1 : pos + 13].hex().upper()
-            elif code == TV_ANTENNA_ID:
-                antenna = (raw[pos + 1] << 8) | raw[pos + 2]
-            elif code == TV_PEAK_RSSI:
-                rssi = _I8.unpack_from(raw, pos + 1)[0] * 100
-            elif code == TV_FIRST_SEEN_UTC:
-                first = _U64.unpack_from(raw, pos + 1)[0]
-            elif code == TV_LAST_SEEN_UTC:
-                last = _U64.unpack_from(raw, pos + 1)[0]
-            elif code == TV_TAG_SEEN_COUNT:
-                count = (raw[pos + 1] << 8) | raw[pos + 2]
-            pos += step
+        if word & 0x3FF != TLV_TAG_REPORT_DATA:
+            pos = stop
             continue
-        if end - pos < 4:
-            raise LlrpReportError(f"truncated parameter header in TagReportData at {pos}")
-        ptype = ((code << 8) | raw[pos + 1]) & 0x3FF
-        length = (raw[pos + 2] << 8) | raw[pos + 3]
-        if length < 4 or pos + length > end:
-            raise LlrpReportError(f"parameter {ptype} length {length} overruns TagReportData")
-        if ptype == TLV_EPC_DATA:
-            if length < 6:
-                raise LlrpReportError(f"EPCData too short at byte {pos}")
-            bits = (raw[pos + 4] << 8) | raw[pos + 5]
-            nbytes = (bits + 7) >> 3
-            if 6 + nbytes > length:
-                raise LlrpReportError(f"EPCData says {bits} bits but holds {length - 6} bytes")
-            epc = raw[pos + 6 : pos + 6 + nbytes].hex().upper()
-        elif (
-            ptype == TLV_CUSTOM
-            and length >= 14
-            and _U32.unpack_from(raw, pos + 4)[0] == IMPINJ_VENDOR_ID
-            and _U32.unpack_from(raw, pos + 8)[0] == IMPINJ_PEAK_RSSI_SUBTYPE
-        ):
-            impinj_rssi = _I16.unpack_from(raw, pos + 12)[0]
-        pos += length
-    if not epc:
-        raise LlrpReportError("TagReportData without an EPC parameter")
-    if impinj_rssi is not None:
-        rssi = impinj_rssi
-    return TagReport(epc, antenna, rssi, first, last, count)
+        # TagReportData, inlined: this loop is the reader's whole tag stream.
+        at = pos + 4
+        epc = ""
+        antenna = rssi = first = last = count = impinj_rssi = None
+        while at < stop:
+            code = raw[at]
+            if code & 0x80:
+                code &= 0x7F
+                step = skip[code]
+                if not step:
+                    raise LlrpReportError(f"unknown TV parameter type {code} at byte {at}")
+                if at + step > stop:
+                    raise LlrpReportError(f"TV parameter {code} overruns TagReportData at {at}")
+                if code == TV_EPC_96:
+                    epc = raw[at + 1 : at + 13].hex().upper()
+                elif code == TV_ANTENNA_ID:
+                    antenna = (raw[at + 1] << 8) | raw[at + 2]
+                elif code == TV_PEAK_RSSI:
+                    value = raw[at + 1]
+                    rssi = (value - 256 if value > 127 else value) * 100
+                elif code == TV_FIRST_SEEN_UTC:
+                    first = u64(raw, at + 1)[0]
+                elif code == TV_LAST_SEEN_UTC:
+                    last = u64(raw, at + 1)[0]
+                elif code == TV_TAG_SEEN_COUNT:
+                    count = (raw[at + 1] << 8) | raw[at + 2]
+                at += step
+                continue
+            if stop - at < 4:
+                raise LlrpReportError(f"truncated parameter header in TagReportData at {at}")
+            ptype = ((code << 8) | raw[at + 1]) & 0x3FF
+            plen = (raw[at + 2] << 8) | raw[at + 3]
+            if plen < 4 or at + plen > stop:
+                raise LlrpReportError(f"parameter {ptype} length {plen} overruns TagReportData")
+            if ptype == TLV_EPC_DATA:
+                if plen < 6:
+                    raise LlrpReportError(f"EPCData too short at byte {at}")
+                bits = (raw[at + 4] << 8) | raw[at + 5]
+                nbytes = (bits + 7) >> 3
+                if 6 + nbytes > plen:
+                    raise LlrpReportError(f"EPCData says {bits} bits but holds {plen - 6} bytes")
+                epc = raw[at + 6 : at + 6 + nbytes].hex().upper()
+            elif (
+                ptype == TLV_CUSTOM
+                and plen >= 14
+                and _U32.unpack_from(raw, at + 4)[0] == IMPINJ_VENDOR_ID
+                and _U32.unpack_from(raw, at + 8)[0] == IMPINJ_PEAK_RSSI_SUBTYPE
+            ):
+                impinj_rssi = _I16.unpack_from(raw, at + 12)[0]
+            at += plen
+        if not epc:
+            raise LlrpReportError(f"TagReportData without an EPC parameter at byte {pos}")
+        if impinj_rssi is not None:
+            rssi = impinj_rssi
+        append(new_report(TagReport, (epc, antenna, rssi, first, last, count)))
+        pos = stop
+    return reports
 
 
 def iter_tag_reports(data: bytes) -> Iterator[TagReport]:
