@@ -21,7 +21,7 @@ class MotionGate:
         width: int = 160,
         threshold: int = 20,
         min_area_fraction: float = 0.002,
-        learning_rate: float = 0.1,
+        learning_rate: float = 0.2,
     ) -> None:
         self.width = width
         self.threshold = threshold

@@ -125,6 +125,8 @@ class PassageTracker:
 
     def observe(self, sightings: list[PlateSighting], now_us: int) -> list[Passage]:
         """Add one frame's sightings; returns the passages that ended by ``now_us``."""
+        # Close first, so a vehicle coming back after the gap starts a new passage.
+        ended = self._close(lambda t: now_us - t.last.at_us > self.gap_us)
         taken: set[int] = set()
         for sighting in sorted(sightings, key=lambda s: -s.confidence):
             track = self._nearest(sighting.box, taken)
@@ -133,7 +135,7 @@ class PassageTracker:
                 self._open.append(track)
             track.sightings.append(sighting)
             taken.add(track.id)
-        return self._close(lambda t: now_us - t.last.at_us > self.gap_us)
+        return ended
 
     def flush(self) -> list[Passage]:
         """Close every open track (end of a video, shutdown)."""

@@ -1,0 +1,109 @@
+"""Plate formats per region (with look-alike repair only where the format demands it) and GS1
+element strings, checked against plates and labels rendered by firmware_sim."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from edge.vision import gs1
+from edge.vision.plate_format import match, normalise
+from firmware_sim.camera.plates import random_plate
+from firmware_sim.camera.scenes import random_pallet_label
+
+
+def test_every_rendered_plate_text_is_valid_in_its_region_and_in_auto() -> None:
+    rng = random.Random(11)
+    for _ in range(400):
+        spec = random_plate(rng)
+        found = match(spec.shown, spec.region)
+        assert found is not None, spec
+        assert found.text == spec.text
+        assert found.repairs == 0
+        auto = match(spec.shown)
+        assert auto is not None and auto.text == spec.text, spec
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected", "fmt"),
+    [
+        ("京A·12345", "京A12345", "cn_standard"),
+        ("粤B·D12345", "粤BD12345", "cn_new_energy_small"),
+        ("沪A·12345D", "沪A12345D", "cn_new_energy_large"),
+        ("京A·1234O", "京A12340", "cn_standard"),  # China issues no O: it must be a zero
+        ("京8·12345", "京B12345", "cn_standard"),  # second place is a letter: 8 is B
+        ("苏E·I2345", "苏E12345", "cn_standard"),  # no I on Chinese plates: a one
+        ("粤B·DF1234", "粤BDF1234", "cn_new_energy_small"),
+        ("AB-123-CD", "AB123CD", "eu_fr_it"),
+        ("A8-123-CD", "AB123CD", "eu_fr_it"),  # letter slot: 8 is B
+        ("AB-I23-CD", "AB123CD", "eu_fr_it"),  # digit slot: I is 1
+        ("1234 BCD", "1234BCD", "eu_es"),
+        ("7ABC123", "7ABC123", "us_ca"),
+    ],
+)
+def test_match_repairs_only_what_the_slot_demands(raw: str, expected: str, fmt: str) -> None:
+    found = match(raw)
+    assert found is not None
+    assert (found.text, found.format) == (expected, fmt)
+
+
+def test_valid_characters_are_never_rewritten() -> None:
+    # "B" and "8" both fit an alphanumeric slot of a Chinese plate: both are kept as read.
+    assert match("京A·B8B8B").text == "京AB8B8B"  # type: ignore[union-attr]
+    assert match("京A·88888").text == "京A88888"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["", "EXIT", "京A·123", "京A·1234567", "NO PARKING", "WAREHOUSE", "ABCDEFGHIJ", "京A·12$45"],
+)
+def test_non_plates_are_rejected(raw: str) -> None:
+    assert match(raw) is None
+
+
+def test_region_restricts_the_formats() -> None:
+    assert match("7ABC123", "cn") is None
+    assert match("京A·12345", "us") is None
+    # A vanity US plate passes only when the camera is declared as US.
+    assert match("GO4IT22") is None
+    assert match("GO4IT22", "us") is not None
+
+
+def test_normalise_folds_full_width_and_drops_separators() -> None:
+    assert normalise("京Ａ·１２３４５") == "京A12345"
+    assert normalise(" ab-123 cd ") == "AB123CD"
+
+
+def test_gs1_hri_of_rendered_labels_parses_with_check_digits() -> None:
+    rng = random.Random(3)
+    for _ in range(50):
+        label = random_pallet_label(rng)
+        parsed = gs1.parse(label.gs1_hri)
+        assert parsed.values == {
+            "00": label.sscc, "01": label.gtin, "10": label.batch,
+            "17": f"{label.expiry:%y%m%d}",
+        }
+        assert parsed.named()["sscc"] == label.sscc
+
+
+def test_gs1_raw_form_with_group_separators() -> None:
+    raw = "]C1" + "00106141411234567897" + "10ABC123" + gs1.GS + "17251231" + "3103000500"
+    parsed = gs1.parse(raw)
+    assert parsed.values == {"00": "106141411234567897", "10": "ABC123", "17": "251231",
+                             "3103": "000500"}
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("(00)106141411234567890", "check digit"),  # last digit wrong
+        ("(01)1234", "14 characters"),
+        ("(17)251340", "not a date"),
+        ("(99)XYZ", "unknown application identifier"),
+        ("00)123", "18 characters"),  # raw form: "00" is the AI, too short
+    ],
+)
+def test_gs1_errors_say_what_is_wrong(text: str, reason: str) -> None:
+    with pytest.raises(gs1.GS1Error, match=reason):
+        gs1.parse(text)
