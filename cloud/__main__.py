@@ -21,7 +21,7 @@ from ops.logging import configure
 log = logging.getLogger("cloud")
 
 # Modules that add a subcommand (``add_command(subparsers)``). Add yours here.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("cloud.receipts.cli",)
 
 
 def _migrate(args: argparse.Namespace) -> int:

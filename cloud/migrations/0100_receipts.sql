@@ -99,6 +99,7 @@ CREATE TABLE receipts (
     quantity numeric(20, 3) NOT NULL CHECK (quantity >= 0),
     unit text NOT NULL,
     pieces integer NOT NULL CHECK (pieces >= 0),
+    tags text[] NOT NULL,                -- the tags the receipt stands for now
     version integer NOT NULL DEFAULT 1,
     document text NOT NULL,              -- canonical JSON of the current receipt, as signed
     signature bytea NOT NULL CHECK (length(signature) = 64),

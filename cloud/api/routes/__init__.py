@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from cloud.api.routes import alerts, gateways, health, lots, sites, telemetry
+from cloud.api.routes import alerts, gateways, health, lots, receipts, sites, telemetry
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -13,4 +13,5 @@ ROUTERS: list[APIRouter] = [
     lots.router,
     alerts.router,
     telemetry.router,
+    receipts.router,
 ]

@@ -1,0 +1,349 @@
+"""Receipts: lot details, verification, the receipt lifecycle, history, proofs, printing.
+
+Handlers translate HTTP to cloud/receipts/service.py and back; the SQL lives there. The
+operator's signing key is ``app.state.operator_key`` when the app was given one, else it is
+read from the PEM file named by ``PW_OPERATOR_KEY_FILE``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from cloud.api.deps import CurrentPrincipal, DbConn
+from cloud.receipts import ledger, printable, service
+from cloud.receipts.service import Clerk
+from contract import load_private_key
+
+router = APIRouter(prefix="/api/v1", tags=["receipts"])
+
+T = TypeVar("T")
+
+
+def operator_key(request: Request) -> Ed25519PrivateKey:
+    key = getattr(request.app.state, "operator_key", None)
+    if key is None:
+        path = os.environ.get("PW_OPERATOR_KEY_FILE")
+        if not path:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "the operator's signing key is not configured (PW_OPERATOR_KEY_FILE)",
+            )
+        key = load_private_key(Path(path))
+        request.app.state.operator_key = key
+    return key  # type: ignore[no-any-return]
+
+
+OperatorKey = Annotated[Ed25519PrivateKey, Depends(operator_key)]
+
+
+def _clerk(principal: Any, key: Ed25519PrivateKey) -> Clerk:
+    return Clerk(principal=principal, key=key, now=datetime.now(UTC))
+
+
+async def _run(call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except service.Forbidden as err:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(err)) from None
+    except ledger.LedgerError as err:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LotDetails(_In):
+    depositor: str | None = None
+    goods_kind: str | None = None
+    pieces: int | None = Field(None, ge=0)
+    zone: str | None = None
+    quality: str | None = None
+    packaging: str | None = None
+    quantity: Decimal | None = Field(None, ge=0)
+    unit: str | None = None
+    marks: str | None = None
+    unit_value: Decimal | None = Field(None, ge=0)
+    currency: str | None = None
+    fence: str | None = None
+    tag_pattern: str | None = None
+    expected_labels: list[str] | None = None
+    temperature_c_min: float | None = None
+    temperature_c_max: float | None = None
+    humidity_pct_min: float | None = None
+    humidity_pct_max: float | None = None
+    authorised_vehicles: list[str] | None = None
+    epcs: list[str] | None = Field(None, max_length=100_000)
+
+
+class IssueTerms(_In):
+    number: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    holder: str | None = None
+    storage_period: dict[str, str] | None = None
+    insurance: dict[str, str] | None = None
+    issue_place: str | None = None
+    tolerance: float = Field(service.DEFAULT_TOLERANCE, ge=0, lt=1)
+
+
+class PledgeBody(_In):
+    pledgee: str = Field(min_length=1)
+
+
+class ReleaseBody(_In):
+    quantity: Decimal = Field(ge=0)
+    pieces: int = Field(ge=0)
+    tags: list[str] = Field(default_factory=list)
+    vehicle: str | None = None
+
+
+class SplitPartBody(_In):
+    number: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    quantity: Decimal = Field(gt=0)
+    pieces: int = Field(gt=0)
+    tags: list[str]
+
+
+class SplitBody(_In):
+    parts: list[SplitPartBody] = Field(min_length=2, max_length=100)
+
+
+class TransferBody(_In):
+    new_holder: str = Field(min_length=1)
+    endorsed_by: str = Field(min_length=1)
+
+
+class CancelBody(_In):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+# --- lots -------------------------------------------------------------------------------------
+
+
+@router.put("/lots/{lot_id}/details")
+async def set_lot_details(
+    lot_id: str, body: LotDetails, conn: DbConn, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Describe the goods as the receipt will: quality, packaging, quantity, fence, tags..."""
+    details = body.model_dump(exclude_unset=True, exclude={"epcs"})
+    return await _run(service.set_lot_details(conn, principal, lot_id, details, body.epcs))
+
+
+@router.get("/lots/{lot_id}/details")
+async def get_lot_details(lot_id: str, conn: DbConn, principal: CurrentPrincipal) -> dict[str, Any]:
+    return await _run(service.lot_details(conn, principal, lot_id))
+
+
+@router.post("/lots/{lot_id}/verify")
+async def verify_lot(
+    lot_id: str,
+    conn: DbConn,
+    principal: CurrentPrincipal,
+    key: OperatorKey,
+    tolerance: float = Query(service.DEFAULT_TOLERANCE, ge=0, lt=1),
+) -> dict[str, Any]:
+    """Check the goods now (tags present, inside the fence, no theft alert) and log it."""
+    result = await _run(service.verify_lot(conn, _clerk(principal, key), lot_id, tolerance))
+    return result.as_json()
+
+
+@router.post("/lots/{lot_id}/receipts", status_code=status.HTTP_201_CREATED, response_model=None)
+async def issue_receipt(
+    lot_id: str, body: IssueTerms, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
+) -> dict[str, Any] | JSONResponse:
+    """Issue a receipt when the goods are verified present; 409 lists what is missing."""
+    terms = body.model_dump(exclude={"tolerance"})
+    result, receipt = await _run(
+        service.issue_receipt(
+            conn, _clerk(principal, key), lot_id, terms=terms, tolerance=body.tolerance
+        )
+    )
+    if receipt is None:
+        # Returned, not raised, so the failed verification still commits as evidence.
+        return JSONResponse(
+            {
+                "detail": f"lot {lot_id} is not verified present; no receipt issued",
+                "missing": list(result.check.missing),
+                "verification": result.as_json(),
+            },
+            status_code=status.HTTP_409_CONFLICT,
+        )
+    return {"receipt": receipt, "verification": result.as_json()}
+
+
+# --- receipts ---------------------------------------------------------------------------------
+
+
+@router.get("/receipts")
+async def list_receipts(
+    conn: DbConn,
+    principal: CurrentPrincipal,
+    status_: Annotated[
+        Literal["issued", "pledged", "partly_released", "released", "cancelled", "split"] | None,
+        Query(alias="status"),
+    ] = None,
+) -> list[dict[str, Any]]:
+    return await _run(service.list_receipts(conn, principal, status=status_))
+
+
+@router.get("/receipts/{number}")
+async def get_receipt(number: str, conn: DbConn, principal: CurrentPrincipal) -> dict[str, Any]:
+    return await _run(service.get_receipt(conn, principal, number))
+
+
+@router.post("/receipts/{number}/pledge")
+async def pledge(
+    number: str, body: PledgeBody, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
+) -> dict[str, Any]:
+    return await _run(service.pledge(conn, _clerk(principal, key), number, body.pledgee))
+
+
+@router.post("/receipts/{number}/releases", status_code=status.HTTP_201_CREATED)
+async def request_release(
+    number: str, body: ReleaseBody, conn: DbConn, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Ask to take goods out; the pledgee approves with its own API key."""
+    return await _run(
+        service.request_release(
+            conn,
+            principal,
+            number,
+            quantity=body.quantity,
+            pieces=body.pieces,
+            tags=body.tags,
+            vehicle=body.vehicle,
+            now=datetime.now(UTC),
+        )
+    )
+
+
+@router.get("/receipts/{number}/releases")
+async def list_releases(
+    number: str, conn: DbConn, principal: CurrentPrincipal
+) -> list[dict[str, Any]]:
+    return await _run(service.list_releases(conn, principal, number))
+
+
+@router.post("/receipts/{number}/releases/{request_id}/approve")
+async def approve_release(
+    number: str, request_id: int, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
+) -> dict[str, Any]:
+    return await _run(
+        service.decide_release(
+            conn, _clerk(principal, key), number, request_id=request_id, approve=True
+        )
+    )
+
+
+@router.post("/receipts/{number}/releases/{request_id}/reject")
+async def reject_release(
+    number: str, request_id: int, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
+) -> dict[str, Any]:
+    return await _run(
+        service.decide_release(
+            conn, _clerk(principal, key), number, request_id=request_id, approve=False
+        )
+    )
+
+
+@router.post("/receipts/{number}/split", status_code=status.HTTP_201_CREATED)
+async def split(
+    number: str, body: SplitBody, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
+) -> list[dict[str, Any]]:
+    parts = [p.model_dump() for p in body.parts]
+    return await _run(service.split(conn, _clerk(principal, key), number, parts))
+
+
+@router.post("/receipts/{number}/transfer")
+async def transfer(
+    number: str, body: TransferBody, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
+) -> dict[str, Any]:
+    return await _run(
+        service.transfer(
+            conn,
+            _clerk(principal, key),
+            number,
+            new_holder=body.new_holder,
+            endorsed_by=body.endorsed_by,
+        )
+    )
+
+
+@router.post("/receipts/{number}/cancel")
+async def cancel(
+    number: str, body: CancelBody, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
+) -> dict[str, Any]:
+    return await _run(service.cancel(conn, _clerk(principal, key), number, body.reason))
+
+
+@router.get("/receipts/{number}/history")
+async def history(number: str, conn: DbConn, principal: CurrentPrincipal) -> list[dict[str, Any]]:
+    return await _run(service.history(conn, principal, number))
+
+
+@router.get("/receipts/{number}/bundle")
+async def bundle(
+    number: str, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
+) -> dict[str, Any]:
+    """The receipt, its ledger entries and their proofs: what `receipts verify` checks."""
+    return await _run(service.bundle(conn, _clerk(principal, key), number))
+
+
+@router.get("/receipts/{number}/verify")
+async def public_status(
+    number: str, conn: DbConn, digest: str | None = Query(None, pattern=r"^[0-9a-f]{64}$")
+) -> dict[str, Any]:
+    """Public: what the QR code on a printed receipt asks (is this version current?)."""
+    return await _run(service.public_status(conn, number, digest))
+
+
+def _verify_url(request: Request, receipt: dict[str, Any]) -> str:
+    base = str(request.base_url).rstrip("/")
+    return f"{base}/api/v1/receipts/{receipt['number']}/verify?digest={receipt['document_sha256']}"
+
+
+@router.get("/receipts/{number}/print", response_class=HTMLResponse)
+async def print_html(
+    number: str, request: Request, conn: DbConn, principal: CurrentPrincipal
+) -> HTMLResponse:
+    receipt = await _run(service.get_receipt(conn, principal, number))
+    return HTMLResponse(printable.receipt_html(receipt, _verify_url(request, receipt)))
+
+
+@router.get("/receipts/{number}/print.pdf")
+async def print_pdf(
+    number: str, request: Request, conn: DbConn, principal: CurrentPrincipal
+) -> Response:
+    receipt = await _run(service.get_receipt(conn, principal, number))
+    pdf = printable.receipt_pdf(receipt, _verify_url(request, receipt))
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{number}.pdf"'},
+    )
+
+
+# --- the ledger (public: hashes and signatures only) -------------------------------------------
+
+
+@router.get("/ledger/tree-head")
+async def latest_tree_head(conn: DbConn) -> dict[str, Any]:
+    head = await ledger.latest_tree_head(conn)
+    if head is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no tree head has been signed yet")
+    return head.as_json()
+
+
+@router.get("/ledger/consistency")
+async def consistency(conn: DbConn, key: OperatorKey, first: int = Query(ge=0)) -> dict[str, Any]:
+    """The newest signed head and the proof that it extends the tree of size ``first``."""
+    return await _run(service.later_head(conn, first, key, datetime.now(UTC)))
