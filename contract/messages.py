@@ -26,6 +26,8 @@ class MessageType(StrEnum):
     AGENT_HEALTH = "agent_health"
     PLATE_READ = "plate_read"
     LABEL_READ = "label_read"
+    TAG_ZONE = "tag_zone"
+    UNEXPECTED_TAGS = "unexpected_tags"
 
 
 EpcHex = Annotated[
@@ -162,6 +164,34 @@ class LabelReadBody(_Body):
     evidence: list[EvidenceRef] = Field(default_factory=list, max_length=8)
 
 
+class TagZoneBody(_Body):
+    """A tag moved into a zone (dock door, bay) decided from antenna and RSSI (events)."""
+
+    epc: EpcHex
+    zone: Name
+    previous: Name | None
+    reader: Name
+    rssi_cdbm: int
+    lot: Name | None = None
+
+
+class UnexpectedTag(_Body):
+    epc: EpcHex
+    reads: int = Field(ge=1)
+    first_seen_us: int
+    last_seen_us: int
+    reader: Name
+
+
+class UnexpectedTagsBody(_Body):
+    """Tags read that belong to no lot: totals, and the ones not reported before
+    (telemetry/unexpected)."""
+
+    total_tags: int = Field(ge=0)
+    total_reads: int = Field(ge=0)
+    new: list[UnexpectedTag] = Field(default_factory=list, max_length=1000)
+
+
 BODY_MODELS: dict[MessageType, type[_Body]] = {
     MessageType.TAG_READS: TagReadsBody,
     MessageType.PRESENCE_CHANGE: PresenceChangeBody,
@@ -171,6 +201,8 @@ BODY_MODELS: dict[MessageType, type[_Body]] = {
     MessageType.AGENT_HEALTH: AgentHealthBody,
     MessageType.PLATE_READ: PlateReadBody,
     MessageType.LABEL_READ: LabelReadBody,
+    MessageType.TAG_ZONE: TagZoneBody,
+    MessageType.UNEXPECTED_TAGS: UnexpectedTagsBody,
 }
 
 # Where each type is published: (channel, telemetry kind or None).
@@ -183,6 +215,8 @@ CHANNEL_OF: dict[MessageType, tuple[Channel, str | None]] = {
     MessageType.AGENT_HEALTH: (Channel.TELEMETRY, "agent"),
     MessageType.PLATE_READ: (Channel.EVENTS, None),
     MessageType.LABEL_READ: (Channel.EVENTS, None),
+    MessageType.TAG_ZONE: (Channel.EVENTS, None),
+    MessageType.UNEXPECTED_TAGS: (Channel.TELEMETRY, "unexpected"),
 }
 
 _ADAPTERS: dict[MessageType, TypeAdapter[Any]] = {t: TypeAdapter(m) for t, m in BODY_MODELS.items()}
