@@ -22,6 +22,7 @@ from contract import (
     TagObservation,
     TagReadsBody,
 )
+from contract.messages import TagZoneBody, UnexpectedTag, UnexpectedTagsBody
 from edge.local_alerts import LocalAlerts
 from edge.pipelines import EdgeContext, Pipeline
 from edge.rfid.epc import Gs1Pattern
@@ -29,7 +30,9 @@ from edge.rfid.impinj import ImpinjIotReader, ImpinjIotReaderConfig
 from edge.rfid.llrp_session import LlrpReader, LlrpReaderConfig
 from edge.rfid.presence import LotDefinition, LotPresence, PresenceChange
 from edge.rfid.reader import HealthCallback, ReaderHealth, TagReader
+from edge.rfid.smoothing import SmoothingPolicy
 from edge.rfid.zebra import ZebraIotReader, ZebraIotReaderConfig
+from edge.rfid.zones import ZoneDefinition, ZoneTracker
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +73,35 @@ class LotConfig(BaseModel):
         )
 
 
+class ZoneConfig(BaseModel):
+    """A dock door or bay: the antennas that cover it (edge/rfid/zones.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    antennas: list[int] = Field(min_length=1)
+    reader: str | None = None  # None: these antenna numbers on any reader
+    min_rssi_cdbm: int | None = None
+
+    def definition(self) -> ZoneDefinition:
+        return ZoneDefinition(
+            self.name, frozenset(self.antennas), self.reader, self.min_rssi_cdbm
+        )
+
+
 class RfidSection(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     readers: list[ReaderConfig] = Field(min_length=1)
     lots: list[LotConfig] = Field(default_factory=list)
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    zone_margin_cdbm: int = Field(300, ge=0)
+    zone_confirm_reads: int = Field(3, ge=1)
+    zone_stale_s: float = Field(10.0, gt=0)  # a zone silent this long loses the tag to another
+    # The adaptive departure window (edge/rfid/smoothing.py, docs/rfid.md).
+    departure_tail_multiplier: float = Field(23.0, gt=0)
+    min_window_s: float = Field(5.0, gt=0)
+    max_window_s: float = Field(600.0, gt=0)
     batch_max_reads: int = Field(500, ge=1, le=10_000)
     batch_max_ms: int = Field(100, ge=1)
     tick_interval_s: float = Field(1.0, gt=0)
@@ -89,9 +116,26 @@ class RfidPipeline:
     def __init__(self, section: RfidSection, ctx: EdgeContext) -> None:
         self._section = section
         self._ctx = ctx
-        self.presence = LotPresence([lot.definition() for lot in section.lots], ctx.now_us())
+        policy = SmoothingPolicy(
+            tail_multiplier=section.departure_tail_multiplier,
+            min_window_s=section.min_window_s,
+            max_window_s=section.max_window_s,
+        )
+        self.presence = LotPresence(
+            [lot.definition() for lot in section.lots], ctx.now_us(), policy=policy
+        )
         self._alerts = LocalAlerts()
         self._pending: dict[str, list[TagObservation]] = {}
+        self.zones = (
+            ZoneTracker(
+                [z.definition() for z in section.zones],
+                margin_cdbm=section.zone_margin_cdbm,
+                confirm_reads=section.zone_confirm_reads,
+                stale_s=section.zone_stale_s,
+            )
+            if section.zones
+            else None
+        )
 
     def _emit_changes(self, changes: list[PresenceChange]) -> None:
         for c in changes:
@@ -123,6 +167,40 @@ class RfidPipeline:
                 self.flush(obs.reader_id)
         if changes:
             self._emit_changes(changes)
+        if self.zones is not None:
+            self._track_zones(batch)
+
+    def _track_zones(self, batch: list[TagObservation]) -> None:
+        assert self.zones is not None
+        for obs in batch:
+            moved = self.zones.observe(
+                obs.reader_id, obs.epc, obs.antenna, obs.rssi_cdbm, obs.observed_at_us
+            )
+            if moved is not None:
+                body = TagZoneBody(
+                    epc=moved.epc, zone=moved.zone, previous=moved.previous,
+                    reader=moved.reader, rssi_cdbm=moved.rssi_cdbm,
+                    lot=self.presence.lot_of(moved.epc),
+                )
+                self._ctx.emit(MessageType.TAG_ZONE, body, observed_at=_time(moved.at_us))
+
+    def emit_unexpected(self) -> None:
+        """Tags in no lot: never dropped silently, each new EPC reported once."""
+        if not self.presence.unexpected_tags:
+            return
+        new = self.presence.unexpected(only_new=True, limit=1000)
+        body = UnexpectedTagsBody(
+            total_tags=self.presence.unexpected_tags,
+            total_reads=self.presence.unexpected_reads,
+            new=[
+                UnexpectedTag(
+                    epc=u.epc, reads=u.reads, first_seen_us=u.first_seen_us,
+                    last_seen_us=u.last_seen_us, reader=u.reader,
+                )
+                for u in new
+            ],
+        )
+        self._ctx.emit(MessageType.UNEXPECTED_TAGS, body)
 
     def flush(self, reader_id: str | None = None) -> None:
         readers = [reader_id] if reader_id else list(self._pending)
@@ -144,6 +222,7 @@ class RfidPipeline:
                 missing=count.missing, unknown=count.unknown,
             )
             self._ctx.emit(MessageType.LOT_COUNT, body)
+        self.emit_unexpected()
 
     async def _read(self, config: ReaderConfig) -> None:
         reader = READER_FACTORIES[config.kind](config, self.on_health)

@@ -325,6 +325,10 @@ class LotPresence:
         tag = self._tags.get(epc)
         return tag.state if tag else None
 
+    def lot_of(self, epc: str) -> str | None:
+        tag = self._tags.get(epc)
+        return tag.lot if tag else None
+
     def window_of(self, epc: str) -> float | None:
         """The tag's current departure window in seconds (for diagnostics and docs)."""
         tag = self._tags.get(epc)
@@ -340,12 +344,17 @@ class LotPresence:
     def unexpected_tags(self) -> int:
         return len(self._unexpected)
 
-    def unexpected(self, *, only_new: bool = False) -> list[UnexpectedTag]:
-        """Tags read that belong to no lot; ``only_new`` returns each EPC once, ever."""
-        found = []
+    def unexpected(
+        self, *, only_new: bool = False, limit: int | None = None
+    ) -> list[UnexpectedTag]:
+        """Tags read that belong to no lot; ``only_new`` returns each EPC once, ever (those
+        beyond ``limit`` wait for the next call)."""
+        found: list[UnexpectedTag] = []
         for epc, seen in self._unexpected.items():
             if only_new and seen.reported:
                 continue
+            if limit is not None and len(found) >= limit:
+                break
             seen.reported = True
             found.append(
                 UnexpectedTag(epc, seen.reads, seen.first_seen_us, seen.last_seen_us, seen.reader)
