@@ -11,12 +11,14 @@ accuracy times ``accuracy_factor``, at least ``min_margin_m``), *outside* when i
 by more than that, and in the *band* otherwise. Per (tracker, fence) the detector keeps a
 confirmed state and a pending run:
 
-    relation == state            -> the pending run is dropped
-    relation == band             -> nothing changes (jitter at the boundary cannot flap)
+    relation == state or band    -> the pending run is dropped (the state holds)
     relation != state            -> the run grows (or starts, at this fix); when it has
-                                    ``confirm_fixes`` fixes spanning ``confirm_seconds``, the
-                                    state flips and geofence_enter / geofence_exit is decided
-                                    by this fix
+                                    ``confirm_fixes`` consecutive fixes spanning
+                                    ``confirm_seconds``, the state flips and geofence_enter /
+                                    geofence_exit is decided by this fix
+
+So a crossing needs consecutive fixes clearly beyond the fence for a while: GPS error wanders
+across a boundary for tens of seconds at a time, and a band fix breaks the run.
     inside for ``dwell_seconds`` -> geofence_dwell, once per stay
 
 A tracker's first fixes establish its state silently: a crossing is a change, and a tracker
@@ -38,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from geofences.fences import FenceSet
-from geofences.index import BAND, INSIDE, OUTSIDE, FenceIndex, margin_levels
+from geofences.index import BAND, INSIDE, OUTSIDE, FenceIndex
 
 CrossingKind = Literal["geofence_enter", "geofence_exit", "geofence_dwell"]
 RejectReason = Literal["duplicate", "out_of_order", "bad_accuracy", "impossible_speed"]
@@ -54,7 +56,7 @@ class CrossingRules:
     # Android and OwnTracks report accuracy as a 68 % radius; twice that is beyond the noise.
     accuracy_factor: float = 2.0
     confirm_fixes: int = 3
-    confirm_seconds: float = 0.0
+    confirm_seconds: float = 30.0  # GPS error wanders for tens of seconds; outlast it
     dwell_seconds: float | None = None
     max_accuracy_m: float = 50.0
     max_speed_mps: float = 70.0  # 252 km/h: nothing in a bonded warehouse's life goes faster
@@ -138,7 +140,9 @@ class CrossingDetector:
         self.rules = rules or CrossingRules()
         self.fences = fences
         self._index = FenceIndex(
-            [f.area for f in fences.fences], levels_m=margin_levels(self.rules.max_margin_m)
+            [f.area for f in fences.fences],
+            [f.outline for f in fences.fences],
+            max_margin_m=self.rules.max_margin_m,
         )
         self._fence_count = np.int64(len(fences.fences))
         self._scheduled = [i for i, f in enumerate(fences.fences) if f.schedule is not None]
@@ -304,7 +308,7 @@ class CrossingDetector:
         self._last_y[tr] = y
 
         margin = rules.margin_m(acc)
-        found = self._index.classify(x, y, self._index.level_of(margin))
+        found = self._index.classify(x, y, margin)
         relation = found.relation
         if self._scheduled:
             now = int(t.max())
@@ -377,11 +381,9 @@ class CrossingDetector:
         state[establish] = rel[establish]
         since[establish & (rel == INSIDE)] = tt[establish & (rel == INSIDE)]
 
-        settled = ~establish & (rel == state)
-        pending[settled] = 0
-        run[settled] = 0
-
         moving = ~establish & (rel != BAND) & (rel != state) & (state != _UNKNOWN)
+        pending[~moving] = 0
+        run[~moving] = 0
         continues = moving & (pending == rel)
         starts = moving & ~continues
         pending[starts] = rel[starts]

@@ -24,6 +24,7 @@ import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
+from geofences.outline import FenceOutline
 from geofences.projection import LocalProjection
 from geofences.schedule import Schedule, parse_schedule
 
@@ -65,6 +66,7 @@ class Geofence:
     buffer_m: float
     schedule: Schedule | None
     area: BaseGeometry  # the fenced area in local metres, buffer applied
+    outline: FenceOutline  # the same, as segments + radius for exact signed distances
     feature: dict[str, Any]  # the GeoJSON feature as given (WGS84)
 
     def is_active(self, t_us: int) -> bool:
@@ -139,9 +141,9 @@ def _wgs84_geometry(feature: dict[str, Any], fid: str) -> BaseGeometry:
     return geom
 
 
-def _metric_area(
+def _metric_shapes(
     geom: BaseGeometry, props: dict[str, Any], fid: str, projection: LocalProjection
-) -> BaseGeometry:
+) -> tuple[BaseGeometry, FenceOutline]:
     metric = shapely.transform(
         geom,
         lambda c: np.column_stack(projection.to_xy_arrays(c[:, 0], c[:, 1])),
@@ -149,18 +151,22 @@ def _metric_area(
     kind = geom.geom_type
     radius = _number(props, "radius_m", fid, positive=True)
     width = _number(props, "width_m", fid, positive=True)
+    buffer_m = _number(props, "buffer_m", fid, positive=False) or 0.0
     if kind == "Point":
         if radius is None:
             raise InvalidGeofence(fid, "a Point fence is a circle and needs radius_m")
         area = shapely.buffer(metric, radius, quad_segs=_QUAD_SEGS)
+        outline = FenceOutline.of_skeleton(metric, radius + buffer_m)
     elif kind in ("LineString", "MultiLineString"):
         if width is None:
             raise InvalidGeofence(fid, f"a {kind} fence is a corridor and needs width_m")
         area = shapely.buffer(metric, width / 2, quad_segs=_QUAD_SEGS)
+        outline = FenceOutline.of_skeleton(metric, width / 2 + buffer_m)
     elif kind in ("Polygon", "MultiPolygon"):
         if radius is not None or width is not None:
             raise InvalidGeofence(fid, "radius_m / width_m apply to Point / LineString fences")
         area = metric
+        outline = FenceOutline.of_polygon(metric, buffer_m)
     else:
         raise InvalidGeofence(fid, f"geometry type {kind} cannot be a fence")
     # Projection can in principle make a barely valid ring self-touch; check again in metres.
@@ -168,10 +174,9 @@ def _metric_area(
         raise InvalidGeofence(fid, f"invalid geometry in metres: {shapely.is_valid_reason(area)}")
     if area.area <= 0:
         raise InvalidGeofence(fid, "fence encloses no area")
-    buffer_m = _number(props, "buffer_m", fid, positive=False) or 0.0
     if buffer_m:
         area = shapely.buffer(area, buffer_m, quad_segs=_QUAD_SEGS)
-    return area
+    return area, outline
 
 
 def parse_feature_collection(
@@ -228,6 +233,7 @@ def parse_feature_collection(
             schedule = parse_schedule(props["schedule"]) if props.get("schedule") else None
         except ValueError as err:
             raise InvalidGeofence(fid, str(err)) from None
+        area, outline = _metric_shapes(geom, props, fid, projection)
         fences.append(
             Geofence(
                 id=fid,
@@ -236,7 +242,8 @@ def parse_feature_collection(
                 lots=tuple(lots),
                 buffer_m=_number(props, "buffer_m", fid, positive=False) or 0.0,
                 schedule=schedule,
-                area=_metric_area(geom, props, fid, projection),
+                area=area,
+                outline=outline,
                 feature=feature,
             )
         )

@@ -42,7 +42,7 @@ def test_jitter_at_the_boundary_produces_no_crossing(square):
 
 
 def test_a_real_exit_produces_exactly_one_exit_decided_by_the_confirming_fix(square):
-    detector = CrossingDetector(square, CrossingRules(confirm_fixes=3))
+    detector = CrossingDetector(square, CrossingRules(confirm_fixes=3, confirm_seconds=0))
     edge_x, mid_y = _east_edge(square)
     fixes = [fix_at(square, "T-truck", t, edge_x - 80 + 8 * t, mid_y, 5.0) for t in range(0, 40)]
     crossings = []
@@ -61,7 +61,7 @@ def test_a_real_exit_produces_exactly_one_exit_decided_by_the_confirming_fix(squ
 
 
 def test_entering_then_exiting_gives_one_of_each(square):
-    detector = CrossingDetector(square)
+    detector = CrossingDetector(square, CrossingRules(confirm_seconds=2))
     edge_x, mid_y = _east_edge(square)
     path = [edge_x + 100 - 8 * t for t in range(30)] + [edge_x - 140 + 8 * t for t in range(40)]
     crossings = detector.feed([fix_at(square, "T1", t, x, mid_y) for t, x in enumerate(path)])
@@ -91,7 +91,7 @@ def test_out_of_order_and_duplicate_fixes_do_not_produce_crossings(square):
 
 
 def test_fixes_within_one_batch_are_taken_in_fix_time_order(square):
-    detector = CrossingDetector(square)
+    detector = CrossingDetector(square, CrossingRules(confirm_seconds=2))
     edge_x, mid_y = _east_edge(square)
     fixes = [fix_at(square, "T1", t, edge_x - 50 + 10 * t, mid_y) for t in range(20)]
     shuffled = [fixes[i] for i in np.random.default_rng(3).permutation(len(fixes))]
