@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "firmware_sim.impinj_reader",
     "firmware_sim.llrp_reader",
     "firmware_sim.zebra_stream",
+    "firmware_sim.camera.command",
 )
 
 

@@ -17,21 +17,21 @@ from edge.vision.ocr import TextReader
 
 Box = tuple[int, int, int, int]
 
-_FORMATS = (
-    zxingcpp.BarcodeFormat.Code128
-    | zxingcpp.BarcodeFormat.DataMatrix
-    | zxingcpp.BarcodeFormat.QRCode
-    | zxingcpp.BarcodeFormat.EAN13
-    | zxingcpp.BarcodeFormat.EAN8
-    | zxingcpp.BarcodeFormat.UPCA
-    | zxingcpp.BarcodeFormat.UPCE
-)
+_FORMATS = [
+    zxingcpp.BarcodeFormat.Code128,
+    zxingcpp.BarcodeFormat.DataMatrix,
+    zxingcpp.BarcodeFormat.QRCode,
+    zxingcpp.BarcodeFormat.EAN13,
+    zxingcpp.BarcodeFormat.EAN8,
+    zxingcpp.BarcodeFormat.UPCA,
+    zxingcpp.BarcodeFormat.UPCE,
+]
 _LABEL_TEXT = re.compile(r"\d{8,}|BATCH|LOT|EXP|SSCC|GTIN", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
 class LabelRead:
-    symbology: str  # zxing-cpp's name without spaces ("Code128", "DataMatrix"), or "text"
+    symbology: str  # zxing-cpp's format name ("Code128", "DataMatrix", "EAN13"), or "text"
     text: str
     gs1: dict[str, str] | None
     box: Box | None
@@ -61,7 +61,7 @@ def read_symbols(image: np.ndarray) -> list[LabelRead]:
     for found in zxingcpp.read_barcodes(image, formats=_FORMATS):
         if not found.valid or not found.text:
             continue
-        name = str(found.format).replace(" ", "")
+        name = found.format.name
         reads.append(LabelRead(name, found.text, _gs1(found.text), _box(found.position)))
     return reads
 

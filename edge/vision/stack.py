@@ -66,6 +66,8 @@ class StackWatch:
                                  started_us=started_us)
         self._next_look: dict[str, int] = {s.lot: started_us for s in spots}
         self._last_text: dict[str, str] = {}
+        # OCR of a label costs about a second: once per unreadable stretch of a lot is enough.
+        self._ocr_tried: set[str] = set()
         self._previous_grey: np.ndarray | None = None
 
     def process(self, image: np.ndarray, at_us: int) -> StackOutcome:
@@ -85,8 +87,13 @@ class StackWatch:
             outcome.looked.append(spot.lot)
             x, y, w, h = spot.box
             crop = image[max(0, y) : y + h, max(0, x) : x + w]
-            reads = read_labels(crop, self.reader)
+            reader = None if spot.lot in self._ocr_tried else self.reader
+            reads = read_labels(crop, reader)
             symbol = next((r for r in reads if r.symbology != "text"), None)
+            if symbol is None:
+                self._ocr_tried.add(spot.lot)
+            else:
+                self._ocr_tried.discard(spot.lot)
             shown = symbol or (reads[0] if reads else None)
             if shown is not None and self._last_text.get(spot.lot) != shown.text:
                 self._last_text[spot.lot] = shown.text

@@ -1,0 +1,309 @@
+"""Capture adapters and the camera pipeline on rendered streams: folders with bad files, video
+files, an MJPEG camera that vanishes, and the events the pipeline emits (one plate_read per
+passage with evidence, unauthorised exits, blocked camera, unreadable labels)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from pydantic import BaseModel
+
+from contract import MessageType
+from contract.messages import AlertBody, LabelReadBody, PlateReadBody
+from edge.vision import pipeline
+from edge.vision.capture import CaptureError, CaptureLost, ImageFolderSource, VideoSource
+from edge.vision.evidence import EvidenceStore
+from firmware_sim.camera.plates import PlateSpec
+from firmware_sim.camera.streams import (
+    MjpegServer,
+    ScriptedPassage,
+    gate_frames,
+    stack_frames,
+    write_images,
+    write_video,
+)
+
+S = 1_000_000
+
+
+class RecordingContext:
+    """An EdgeContext that keeps what is emitted; its clock advances 0.1 s per look."""
+
+    site = "site-1"
+    gateway = "gw-1"
+
+    def __init__(self) -> None:
+        self.emitted: list[tuple[MessageType, BaseModel]] = []
+        self.commands: dict[str, Callable[[bytes], None]] = {}
+        self._now = 1_780_000_000 * S
+
+    def emit(self, msg_type: MessageType, body: BaseModel, *,
+             observed_at: datetime | None = None) -> None:
+        self.emitted.append((msg_type, body))
+
+    def now_us(self) -> int:
+        self._now += 100_000
+        return self._now
+
+    def on_command(self, name: str, handler: Callable[[bytes], None]) -> None:
+        self.commands[name] = handler
+
+    def of(self, msg_type: MessageType) -> list[Any]:
+        return [body for t, body in self.emitted if t is msg_type]
+
+
+# --- capture ------------------------------------------------------------------------------------
+
+
+def test_image_folder_skips_and_logs_bad_files(tmp_path: Path, caplog: pytest.LogCaptureFixture
+                                               ) -> None:
+    frames = [f.image for f in gate_frames([], total_frames=3, width=320, height=180)]
+    write_images(iter(frames), tmp_path / "a")
+    (tmp_path / "a" / "frame_000001.jpg").write_bytes(b"\xff\xd8\xff garbage")  # corrupt JPEG
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "empty.png").write_bytes(b"")
+    (tmp_path / "b" / "notes.txt").write_text("not an image")  # not an image suffix: ignored
+    (tmp_path / "b" / "text.jpg").write_text("not an image either")
+    source = ImageFolderSource(tmp_path)
+    caplog.set_level(logging.ERROR)
+    got = []
+    while (frame := source.read()) is not None:
+        got.append(Path(frame.origin).name)
+    assert got == ["frame_000000.jpg", "frame_000002.jpg"]
+    bad = sorted(Path(r.path).name for r in caplog.records if hasattr(r, "path"))  # type: ignore[attr-defined]
+    assert bad == ["empty.png", "frame_000001.jpg", "text.jpg"]
+
+
+def test_video_file_plays_to_its_end(tmp_path: Path) -> None:
+    path = tmp_path / "gate.avi"
+    frames = [f.image for f in gate_frames([], total_frames=12, width=320, height=180)]
+    assert write_video(iter(frames), path, fps=10) == 12
+    source = VideoSource(str(path))
+    count = 0
+    while (frame := source.read()) is not None:
+        assert frame.image.shape == (180, 320, 3)
+        count += 1
+    source.close()
+    assert count == 12
+
+
+def test_missing_sources_fail_clearly(tmp_path: Path) -> None:
+    with pytest.raises(CaptureError, match="no such video file"):
+        VideoSource(str(tmp_path / "nope.mp4"))
+    with pytest.raises(CaptureError, match="not a folder"):
+        ImageFolderSource(tmp_path / "nope")
+
+
+def test_a_vanishing_stream_raises_capture_lost() -> None:
+    frames = [f.image for f in gate_frames([], total_frames=5, width=320, height=180)]
+    with MjpegServer(frames, fps=50) as server:
+        source = VideoSource(server.url, open_timeout_s=5)
+        assert source.live
+        assert source.read() is not None
+        server.stop()
+        with pytest.raises(CaptureLost):
+            for _ in range(100):  # frames already buffered may still arrive
+                source.read()
+        source.close()
+
+
+def test_evidence_store_names_files_by_content(tmp_path: Path) -> None:
+    store = EvidenceStore(tmp_path)
+    image = np.full((40, 120, 3), 200, np.uint8)
+    ref = store.put_image(image, "plate_crop")
+    path = store.path_of(ref.sha256)
+    import hashlib
+
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == ref.sha256
+    assert (ref.width, ref.height, ref.bytes) == (120, 40, path.stat().st_size)
+    assert store.put_image(image, "plate_crop") == ref  # same picture, same file
+    assert list(store.pending()) == [path]
+    store.forget(ref.sha256)
+    assert list(store.pending()) == []
+
+
+# --- pipeline -----------------------------------------------------------------------------------
+
+
+async def _run_until(ctx: RecordingContext, settings: pipeline.VisionSettings,
+                     done: Callable[[], bool], timeout_s: float) -> None:
+    task = asyncio.create_task(pipeline.run(settings, ctx))
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not done() and not task.done():
+                await asyncio.sleep(0.05)
+        if task.done():
+            task.result()  # raise what failed
+    finally:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+
+PLATES = [PlateSpec("沪A12345", "沪A·12345", "cn", "cn_blue"),
+          PlateSpec("粤BD12345", "粤B·D12345", "cn", "cn_green")]
+
+
+def _gate_video(path: Path) -> None:
+    script = [ScriptedPassage(PLATES[0], "in", start_frame=5, frames=25),
+              ScriptedPassage(PLATES[1], "out", start_frame=45, frames=25)]
+    frames = (f.image for f in gate_frames(script, total_frames=80, width=960, height=540, seed=3))
+    write_video(frames, path, fps=10)
+
+
+async def test_pipeline_emits_one_plate_read_per_passage_with_evidence(tmp_path: Path) -> None:
+    video = tmp_path / "gate.avi"
+    _gate_video(video)
+    listed = tmp_path / "authorised.json"
+    settings = pipeline.VisionSettings.model_validate({
+        "cameras": [{"name": "gate-1", "source": str(video), "pace": False,
+                     "line": {"x1": 0, "y1": 0.6, "x2": 1, "y2": 0.6, "inside": "left"}}],
+        "evidence_dir": str(tmp_path / "evidence"),
+        "authorised_vehicles_file": str(listed),
+    })
+    ctx = RecordingContext()
+    # The list arrives from the cloud before the vehicles do: the first one only.
+    listed.write_text('{"version": 1, "vehicles": [{"plate": "沪A12345"}]}')
+    await _run_until(ctx, settings, lambda: len(ctx.of(MessageType.PLATE_READ)) >= 2, 90)
+    reads: list[PlateReadBody] = ctx.of(MessageType.PLATE_READ)
+    assert [(r.plate, r.direction) for r in reads] == [("沪A12345", "in"), ("粤BD12345", "out")]
+    store = EvidenceStore(tmp_path / "evidence")
+    for read in reads:
+        assert read.camera == "gate-1" and read.reads >= 2 and read.confidence_pct > 50
+        kinds = {e.kind for e in read.evidence}
+        assert kinds == {"plate_crop", "frame"}
+        for ref in read.evidence:
+            image = cv2.imread(str(store.path_of(ref.sha256)))
+            assert image is not None and image.shape[:2] == (ref.height, ref.width)
+    alerts: list[AlertBody] = ctx.of(MessageType.ALERT)
+    assert [(a.alert_type, a.subject) for a in alerts] == [
+        ("theft.unauthorized_vehicle", "vehicle:粤BD12345")]
+    assert "not on the authorised list" in alerts[0].explanation
+
+
+async def test_authorised_list_pushed_on_cmd_is_stored_and_applied(tmp_path: Path) -> None:
+    video = tmp_path / "gate.avi"
+    _gate_video(video)
+    listed = tmp_path / "state" / "authorised.json"
+    settings = pipeline.VisionSettings.model_validate({
+        "cameras": [{"name": "gate-1", "source": str(video), "pace": False,
+                     "line": {"x1": 0, "y1": 0.6, "x2": 1, "y2": 0.6}}],
+        "evidence_dir": str(tmp_path / "evidence"),
+        "authorised_vehicles_file": str(listed),
+    })
+    ctx = RecordingContext()
+    task = asyncio.create_task(pipeline.run(settings, ctx))
+    while "authorised_vehicles" not in ctx.commands:
+        await asyncio.sleep(0.01)
+    push = ctx.commands["authorised_vehicles"]
+    push(b'{"version": 2, "vehicles": [{"plate": "\\u7ca4B-D12345"}]}')
+    push(b'{"version": 1, "vehicles": []}')  # older: ignored
+    push(b'{"version": 3, "vehicles": [], "oops": 1}')  # invalid: ignored, logged
+    assert '"version":2' in listed.read_text().replace(" ", "")
+    try:
+        async with asyncio.timeout(90):
+            while len(ctx.of(MessageType.PLATE_READ)) < 2:
+                await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert ctx.of(MessageType.ALERT) == []  # the one leaving is authorised now
+
+
+async def test_pipeline_blocked_camera_raises_tamper_alert(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    frames = [f.image for f in gate_frames([], total_frames=5, width=320, height=180)]
+    frames += [np.clip(rng.normal(4, 2, (180, 320, 3)), 0, 255).astype(np.uint8)
+               for _ in range(40)]  # the lens is covered: black
+    write_images(iter(frames), tmp_path / "frames")
+    settings = pipeline.VisionSettings.model_validate({
+        "cameras": [{"name": "gate-2", "source": str(tmp_path / "frames"), "pace": False,
+                     "blind_after_s": 1.0}],
+        "evidence_dir": str(tmp_path / "evidence"),
+    })
+    ctx = RecordingContext()
+    await _run_until(ctx, settings, lambda: bool(ctx.of(MessageType.ALERT)), 60)
+    [alert] = ctx.of(MessageType.ALERT)
+    assert (alert.alert_type, alert.subject, alert.action) == (
+        "tamper.camera_blocked", "camera:gate-2", "raise")
+    assert alert.evidence["cause"] == "dark"
+
+
+async def test_vanished_stream_is_logged_and_retried_without_crashing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    frames = [f.image for f in gate_frames([], total_frames=5, width=320, height=180)]
+    server = MjpegServer(frames, fps=30)
+    server.__enter__()
+    settings = pipeline.VisionSettings.model_validate({
+        "cameras": [{"name": "yard", "source": server.url}],
+        "evidence_dir": str(tmp_path / "evidence"), "reconnect_max_s": 0.2,
+    })
+    ctx = RecordingContext()
+    caplog.set_level(logging.INFO)
+    task = asyncio.create_task(pipeline.run(settings, ctx))
+    await asyncio.sleep(3)
+    server.stop()
+
+    def lost() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.getMessage() == "camera lost"]
+
+    try:
+        async with asyncio.timeout(40):
+            while len(lost()) < 2:  # lost, then a failed reconnect: still trying
+                await asyncio.sleep(0.1)
+        assert not task.done()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert all(r.levelno == logging.ERROR and r.camera == "yard" for r in lost())  # type: ignore[attr-defined]
+
+
+async def test_stack_camera_reads_labels_then_flags_the_torn_ones(tmp_path: Path) -> None:
+    frames = list(stack_frames(40, seed=2, damaged_after=10, width=1280, height=720))
+    write_images(iter(frames), tmp_path / "stack")
+    spots = [{"lot": f"LOT-{i}", "box": [(i % 2) * 640, (i // 2) * 360, 640, 360]}
+             for i in range(4)]
+    settings = pipeline.VisionSettings.model_validate({
+        "cameras": [{"name": "stack-1", "role": "stack", "source": str(tmp_path / "stack"),
+                     "pace": False, "labels": spots, "label_every_s": 0.5,
+                     "label_unreadable_after_s": 1.5}],
+        "evidence_dir": str(tmp_path / "evidence"),
+    })
+    ctx = RecordingContext()
+    await _run_until(ctx, settings, lambda: len(ctx.of(MessageType.ALERT)) >= 4, 90)
+    reads: list[LabelReadBody] = ctx.of(MessageType.LABEL_READ)
+    symbols = {r.lot: r.symbology for r in reads if r.symbology != "text"}
+    assert symbols == {"LOT-0": "Code128", "LOT-1": "DataMatrix", "LOT-2": "QRCode",
+                       "LOT-3": "EAN13"}
+    sscc = next(r for r in reads if r.lot == "LOT-0")
+    assert sscc.gs1 is not None and len(sscc.gs1["00"]) == 18
+    alerts: list[AlertBody] = ctx.of(MessageType.ALERT)
+    assert sorted(a.lot for a in alerts if a.alert_type == "damage.label_unreadable") == [
+        "LOT-0", "LOT-1", "LOT-2", "LOT-3"]
+
+
+def test_config_typos_fail_loudly() -> None:
+    with pytest.raises(ValueError, match="extra"):
+        pipeline.VisionSettings.model_validate(
+            {"cameras": [{"name": "g", "source": "x", "regoin": "cn"}]})
+    with pytest.raises(ValueError):
+        pipeline.VisionSettings.model_validate({"cameras": []})
+
+
+def test_random_is_seeded_so_rendered_fixtures_repeat() -> None:
+    a = [f.image for f in gate_frames([], total_frames=2, width=64, height=36, seed=5)]
+    b = [f.image for f in gate_frames([], total_frames=2, width=64, height=36, seed=5)]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
