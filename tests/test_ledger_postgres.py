@@ -13,9 +13,6 @@ from psycopg import AsyncConnection
 from cloud.receipts import ledger, merkle
 from contract import canonical_bytes
 from tests.ledger_reference import ref_leaf, ref_mth, ref_root_from_path, ref_verify_consistency
-from tests.receipts_fixtures import receipts_db
-
-__all__ = ["receipts_db"]
 
 pytestmark = pytest.mark.integration
 
@@ -27,18 +24,27 @@ def entry(i: int) -> dict[str, object]:
     return ledger.make_entry("test.note", NOW, {"n": i, "text": f"note {i} 仓单"}, lot="LOT-1")
 
 
-async def test_appends_build_the_rfc9162_tree_and_serve_verifiable_proofs(receipts_db: str) -> None:
-    async with await AsyncConnection.connect(receipts_db) as conn:
-        texts: list[bytes] = []
-        for batch in range(3):  # several transactions, as the service appends
+async def fill(url: str, batches: int = 3, per_batch: int = 45) -> list[bytes]:
+    """Append entries in several transactions, as the service does, signing a head after each."""
+    texts: list[bytes] = []
+    async with await AsyncConnection.connect(url) as conn:
+        for batch in range(batches):
             async with conn.transaction():
-                for i in range(batch * 45, batch * 45 + 45):
-                    index = await ledger.append(conn, entry(i))
-                    assert index == i
+                for i in range(batch * per_batch, (batch + 1) * per_batch):
+                    assert await ledger.append(conn, entry(i)) == i
                     texts.append(canonical_bytes(entry(i)))
-                head = await ledger.publish_tree_head(conn, KEY, NOW)
-            assert head.size == len(texts)
-            assert head.root == ref_mth(texts)
+                await ledger.publish_tree_head(conn, KEY, NOW)
+    return texts
+
+
+async def test_appends_build_the_rfc9162_tree_and_serve_verifiable_proofs(
+    database_url: str,
+) -> None:
+    texts = await fill(database_url)
+    async with await AsyncConnection.connect(database_url) as conn:
+        for size in (45, 90, 135):  # one signed head per transaction, each over the right root
+            head = await ledger.tree_head(conn, size)
+            assert head.root == ref_mth(texts[:size])
         n = len(texts)
         root = await ledger.root(conn, n)
         for index in (0, 1, 44, 64, 100, 134):
@@ -55,19 +61,19 @@ async def test_appends_build_the_rfc9162_tree_and_serve_verifiable_proofs(receip
 
 
 async def test_concurrent_appends_from_many_connections_stay_one_consistent_tree(
-    receipts_db: str,
+    database_url: str,
 ) -> None:
-    async with await AsyncConnection.connect(receipts_db) as conn:
+    async with await AsyncConnection.connect(database_url) as conn:
         start = await ledger.size(conn)
 
     async def writer(w: int) -> None:
-        async with await AsyncConnection.connect(receipts_db) as conn:
+        async with await AsyncConnection.connect(database_url) as conn:
             for i in range(15):
                 async with conn.transaction():
                     await ledger.append(conn, entry(10_000 + w * 100 + i))
 
     await asyncio.gather(*(writer(w) for w in range(6)))
-    async with await AsyncConnection.connect(receipts_db) as conn:
+    async with await AsyncConnection.connect(database_url) as conn:
         assert await ledger.size(conn) == start + 90
         assert await ledger.audit(conn, KEY.public_key()) == []
         all_texts = [
@@ -79,8 +85,9 @@ async def test_concurrent_appends_from_many_connections_stay_one_consistent_tree
         assert await ledger.root(conn, start + 90) == ref_mth(all_texts)
 
 
-async def test_a_rolled_back_step_leaves_no_entry(receipts_db: str) -> None:
-    async with await AsyncConnection.connect(receipts_db) as conn:
+async def test_a_rolled_back_step_leaves_no_entry(database_url: str) -> None:
+    await fill(database_url, batches=1, per_batch=5)
+    async with await AsyncConnection.connect(database_url) as conn:
         before = await ledger.size(conn)
         with pytest.raises(RuntimeError):
             async with conn.transaction():
@@ -90,8 +97,9 @@ async def test_a_rolled_back_step_leaves_no_entry(receipts_db: str) -> None:
         assert await ledger.audit(conn, KEY.public_key()) == []
 
 
-def test_the_database_refuses_to_edit_or_delete_ledger_rows(receipts_db: str) -> None:
-    with psycopg.connect(receipts_db, autocommit=True) as conn:
+async def test_the_database_refuses_to_edit_or_delete_ledger_rows(database_url: str) -> None:
+    await fill(database_url, batches=1, per_batch=5)
+    with psycopg.connect(database_url, autocommit=True) as conn:
         for sql in (
             "UPDATE ledger_entries SET entry = '{}' WHERE idx = 0",
             "DELETE FROM ledger_entries WHERE idx = 0",
@@ -103,19 +111,20 @@ def test_the_database_refuses_to_edit_or_delete_ledger_rows(receipts_db: str) ->
                 conn.execute(sql)
 
 
-async def test_audit_finds_an_entry_edited_behind_the_triggers(receipts_db: str) -> None:
-    with psycopg.connect(receipts_db, autocommit=True) as conn:
+async def test_audit_finds_an_entry_edited_behind_the_triggers(database_url: str) -> None:
+    await fill(database_url)
+    with psycopg.connect(database_url, autocommit=True) as conn:
         # What a superuser with direct database access could do.
         conn.execute("SET session_replication_role = replica")
         conn.execute(
             "UPDATE ledger_entries SET entry = replace(entry, 'note 3 ', 'note 4 ') WHERE idx = 3"
         )
-    async with await AsyncConnection.connect(receipts_db) as conn:
+    async with await AsyncConnection.connect(database_url) as conn:
         problems = await ledger.audit(conn, KEY.public_key())
     assert "node (0, 3) disagrees with entries 3..3" in problems
     assert any("signed head of size 45 does not match the entries" in p for p in problems)
     # The stored proof no longer proves the edited entry.
-    async with await AsyncConnection.connect(receipts_db) as conn:
+    async with await AsyncConnection.connect(database_url) as conn:
         edited = await ledger.entry_at(conn, 3)
         head = await ledger.tree_head(conn, 45)
         proof = await ledger.inclusion_proof(conn, 3, 45)

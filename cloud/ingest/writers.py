@@ -15,6 +15,7 @@ from psycopg import AsyncConnection
 
 from cloud.alerts import apply_edge_alert
 from cloud.ingest.decode import Accepted
+from cloud.receipts.release_guard import guarded
 from contract import (
     CHANNEL_OF,
     AlertBody,
@@ -181,8 +182,9 @@ async def write_telemetry(conn: AsyncConnection, items: list[Accepted]) -> int:
 
 
 WRITERS: dict[MessageType, Writer] = {
-    MessageType.TAG_READS: write_tag_reads,
-    MessageType.PRESENCE_CHANGE: write_presence_changes,
+    # Pledged goods that move without a release raise theft.movement_without_release.
+    MessageType.TAG_READS: guarded(write_tag_reads),
+    MessageType.PRESENCE_CHANGE: guarded(write_presence_changes),
     MessageType.LOT_COUNT: write_lot_counts,
     MessageType.ALERT: write_alerts,
     MessageType.GATEWAY_STATUS: write_gateway_status,

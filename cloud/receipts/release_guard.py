@@ -1,0 +1,147 @@
+"""Pledged goods that move without a release: ``theft.movement_without_release``.
+
+A tag stops being pledged only when the pledgee approves a release that names it (the service
+then marks it no longer live on its receipt). So any live tag of a pledged receipt that is
+reported gone (presence ``missing``) or seen at another site is goods moving without a
+release. :func:`unreleased_movements` decides that from values; :func:`check_movements` is the
+adapter ingest calls after it stores presence changes and tag reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from cloud import alerts
+from cloud.ingest.decode import Accepted
+from contract import PresenceChangeBody, TagReadsBody
+
+ALERT_TYPE = "theft.movement_without_release"
+
+
+@dataclass(frozen=True, slots=True)
+class PledgedTag:
+    receipt: str
+    lot_id: str
+    site_id: str
+    pledgee: str
+
+
+@dataclass(frozen=True, slots=True)
+class TagMovement:
+    epc: str
+    kind: str  # "missing" (gone from its readers) or "seen_elsewhere" (read at another site)
+    site_id: str | None  # where it was seen, for seen_elsewhere
+
+
+@dataclass(frozen=True, slots=True)
+class UnreleasedMovement:
+    receipt: str
+    lot_id: str
+    site_id: str
+    pledgee: str
+    epcs: tuple[str, ...]
+    seen_elsewhere: tuple[str, ...]  # sites the goods turned up at
+
+
+def unreleased_movements(
+    movements: Iterable[TagMovement], pledged: Mapping[str, PledgedTag]
+) -> list[UnreleasedMovement]:
+    """Group movements of still-pledged tags by receipt; tags not pledged are ignored."""
+    by_receipt: dict[str, tuple[PledgedTag, set[str], set[str]]] = {}
+    for move in movements:
+        tag = pledged.get(move.epc)
+        if tag is None:
+            continue
+        if move.kind == "seen_elsewhere" and move.site_id == tag.site_id:
+            continue  # read at its own site: not a movement
+        _, epcs, sites = by_receipt.setdefault(tag.receipt, (tag, set(), set()))
+        epcs.add(move.epc)
+        if move.kind == "seen_elsewhere" and move.site_id:
+            sites.add(move.site_id)
+    return [
+        UnreleasedMovement(
+            t.receipt, t.lot_id, t.site_id, t.pledgee, tuple(sorted(e)), tuple(sorted(s))
+        )
+        for t, e, s in (by_receipt[r] for r in sorted(by_receipt))
+    ]
+
+
+async def pledged_tags(conn: AsyncConnection[Any], epcs: list[str]) -> dict[str, PledgedTag]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "SELECT t.epc, r.number, r.lot_id, l.site_id, r.pledgee FROM receipt_tags t"
+        " JOIN receipts r ON r.number = t.receipt_number JOIN lots l ON l.id = r.lot_id"
+        " WHERE t.live AND t.epc = ANY(%s) AND r.status IN ('pledged', 'partly_released')",
+        (epcs,),
+    )
+    return {
+        row["epc"]: PledgedTag(row["number"], row["lot_id"], row["site_id"], row["pledgee"])
+        for row in await cur.fetchall()
+    }
+
+
+async def check_movements(
+    conn: AsyncConnection[Any], movements: list[TagMovement], seen_at: datetime, actor: str
+) -> list[UnreleasedMovement]:
+    """Raise (or repeat) one alert per receipt whose pledged goods moved without a release."""
+    if not movements:
+        return []
+    pledged = await pledged_tags(conn, sorted({m.epc for m in movements}))
+    found = unreleased_movements(movements, pledged)
+    for f in found:
+        where = f" and were read at {', '.join(f.seen_elsewhere)}" if f.seen_elsewhere else ""
+        await alerts.raise_alert(
+            conn,
+            alert_type=ALERT_TYPE,
+            subject=f"receipt:{f.receipt}",
+            severity="critical",
+            site_id=f.site_id,
+            lot_id=f.lot_id,
+            explanation=(
+                f"{len(f.epcs)} tags pledged to {f.pledgee} under receipt {f.receipt} left "
+                f"without an approved release{where}"
+            ),
+            evidence={"receipt": f.receipt, "pledgee": f.pledgee, "epcs": list(f.epcs)[:200]},
+            seen_at=seen_at,
+            actor=actor,
+        )
+    return found
+
+
+IngestWriter = Callable[[AsyncConnection[Any], list[Accepted]], Awaitable[int]]
+
+
+def movements_in(items: list[Accepted]) -> list[TagMovement]:
+    """Movements reported by a batch: tags gone missing, and tags read by some site's reader."""
+    moves: dict[tuple[str, str, str | None], TagMovement] = {}
+    for item in items:
+        body = item.body
+        if isinstance(body, PresenceChangeBody) and body.state == "missing":
+            moves[(body.epc, "missing", None)] = TagMovement(body.epc, "missing", None)
+        elif isinstance(body, TagReadsBody):
+            site = item.envelope.site
+            for epc, *_ in body.reads:
+                moves[(epc, "seen_elsewhere", site)] = TagMovement(epc, "seen_elsewhere", site)
+    return list(moves.values())
+
+
+def guarded(writer: IngestWriter) -> IngestWriter:
+    """Wrap an ingest writer: after storing the batch, check it for unreleased movements."""
+
+    async def write(conn: AsyncConnection[Any], items: list[Accepted]) -> int:
+        written = await writer(conn, items)
+        by_gateway: dict[str, list[Accepted]] = {}
+        for item in items:
+            by_gateway.setdefault(item.envelope.gateway, []).append(item)
+        for gateway, batch in by_gateway.items():
+            seen_at = max(i.envelope.observed_at for i in batch)
+            await check_movements(conn, movements_in(batch), seen_at, f"gateway:{gateway}")
+        return written
+
+    return write
