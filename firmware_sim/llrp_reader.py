@@ -470,7 +470,7 @@ class LlrpReaderSim:
             self._connections.discard(connection)
 
 
-def add_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_command(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("llrp-reader", help="a simulated LLRP reader (TCP, port 5084)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5084)

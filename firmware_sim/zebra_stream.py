@@ -86,7 +86,7 @@ class ZebraStreamSim:
                 await client.publish(self.topic, json.dumps(events).encode(), qos=1)
 
 
-def add_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_command(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "zebra-stream", help="a simulated Zebra IoT Connector publishing tag events over MQTT"
     )

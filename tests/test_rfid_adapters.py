@@ -157,6 +157,27 @@ async def test_malformed_report_is_skipped_and_the_stream_goes_on() -> None:
         assert reader.sessions == 1 and [h.online for h in health] == [True]
 
 
+async def test_oversized_or_truncated_frame_mid_stream_means_reconnect() -> None:
+    async with LlrpReaderSim(_population(), rounds_per_s=20) as sim:
+        health: list[ReaderHealth] = []
+        reader = LlrpReader(_llrp_config(sim.port, max_frame_bytes=65536), health.append)
+        with Collector(reader, health) as c:
+            await c.until(lambda: len(c.reads) > 5)
+            # a header announcing 100 MB: refused before a byte of it is buffered
+            await sim.inject(llrp.frame_header(llrp.RO_ACCESS_REPORT, 5, 100_000_000))
+            await c.until(lambda: reader.sessions == 2 and health[-1].online)
+            assert "corrupt LLRP stream" in health[1].reason
+            # half a report, then the reader drops: the fragment is discarded, not parsed
+            report = llrp.encode_ro_access_report(
+                6, [llrp.encode_tag_report_data("AAAABBBB", antenna=1)]
+            )
+            await sim.inject(report[:15])
+            sim.unplug(0.2)
+            await c.until(lambda: reader.sessions == 3 and health[-1].online)
+        assert "AAAABBBB" not in {r.epc for r in c.reads}
+        assert [h.online for h in health] == [True, False, True, False, True]
+
+
 async def test_garbage_on_the_llrp_port_means_reconnect_never_a_crash() -> None:
     connections = 0
 

@@ -78,7 +78,7 @@ def _llrp_decode(args: argparse.Namespace) -> int:
     return status
 
 
-def add_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_command(commands: argparse._SubParsersAction) -> None:
     rfid = commands.add_parser("rfid", help="RFID tools: decode EPCs and LLRP captures")
     tools = rfid.add_subparsers(dest="rfid_command", required=True)
     decode = tools.add_parser("decode", help="decode EPC hex to GS1 keys (JSON lines)")
