@@ -133,10 +133,13 @@ def status_ok(response: Any) -> tuple[bool, str]:
 def reports_to_observations(
     reports: list[llrp.TagReport], reader_id: str, received_us: int, offset_us: int
 ) -> list[TagObservation]:
-    """Reader time (corrected by ``offset_us``) when reported, else the time we received it."""
+    """Reader time (corrected by ``offset_us``) when reported, else the time we received it.
+
+    LastSeen is preferred: a report covers a whole AISpec, and presence wants the freshest read.
+    """
     out = []
     for r in reports:
-        stamp = r.first_seen_us if r.first_seen_us is not None else r.last_seen_us
+        stamp = r.last_seen_us if r.last_seen_us is not None else r.first_seen_us
         at_us = stamp + offset_us if stamp is not None else received_us
         out.append(TagObservation(r.epc, r.antenna or 0, r.rssi_cdbm, at_us, reader_id))
     return out

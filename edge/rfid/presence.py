@@ -161,11 +161,16 @@ class LotPresence:
         )
 
     def observe_batch(self, batch: Iterable[TagObservation]) -> list[PresenceChange]:
-        changes: list[PresenceChange] = []
+        """Observations from any readers; each reader's reads keep their order."""
+        by_reader: dict[str, list[TagRow]] = {}
         for obs in batch:
-            changes += self.observe_rows(
-                obs.reader_id, ((obs.epc, obs.antenna, obs.rssi_cdbm, obs.observed_at_us),)
-            )
+            rows = by_reader.get(obs.reader_id)
+            if rows is None:
+                rows = by_reader[obs.reader_id] = []
+            rows.append((obs.epc, obs.antenna, obs.rssi_cdbm, obs.observed_at_us))
+        changes: list[PresenceChange] = []
+        for reader_id, rows in by_reader.items():
+            changes += self.observe_rows(reader_id, rows)
         return changes
 
     def observe_rows(self, reader_id: str, rows: Iterable[TagRow]) -> list[PresenceChange]:
