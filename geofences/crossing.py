@@ -152,6 +152,7 @@ class CrossingDetector:
         self._last_x = np.empty(0, np.float64)
         self._last_y = np.empty(0, np.float64)
         self._speed_rejects = np.empty(0, np.int32)
+        self._round_pos = np.empty(0, np.int64)  # scratch: tracker -> row in the current round
         self._pairs = _PairTable()
         self.counts = RejectCounts()
 
@@ -179,6 +180,7 @@ class CrossingDetector:
         self._last_x = np.concatenate([self._last_x, np.zeros(extra)])
         self._last_y = np.concatenate([self._last_y, np.zeros(extra)])
         self._speed_rejects = np.concatenate([self._speed_rejects, np.zeros(extra, np.int32)])
+        self._round_pos = np.full(len(self._last_t), -1, np.int64)
 
     def state_of(self, tracker: str, fence_id: str) -> Literal["inside", "outside", "unknown"]:
         no = self._tracker_no.get(tracker)
@@ -284,7 +286,8 @@ class CrossingDetector:
         candidate = ~(duplicate | out_of_order | bad_accuracy)
         dt_s = np.where(candidate & seen, (t - last_t) / 1e6, 1.0)
         moved = np.hypot(x - self._last_x[tr], y - self._last_y[tr])
-        allowance = rules.max_speed_mps * dt_s + np.nan_to_num(acc, nan=rules.min_margin_m)
+        margin = rules.margin_m(acc)
+        allowance = rules.max_speed_mps * dt_s + margin  # what the fix's own error explains
         too_fast = candidate & seen & (moved > allowance)
         streak = np.where(too_fast, self._speed_rejects[tr] + 1, 0)
         reanchor = too_fast & (streak >= _SPEED_REJECTS_BEFORE_REANCHOR)
@@ -302,12 +305,13 @@ class CrossingDetector:
         if n_accepted == 0:
             return
         if n_accepted < len(tr):
-            rows, tr, t, x, y, acc, seen = (a[accepted] for a in (rows, tr, t, x, y, acc, seen))
+            rows, tr, t, x, y, margin, seen = (
+                a[accepted] for a in (rows, tr, t, x, y, margin, seen)
+            )
         self._last_t[tr] = t
         self._last_x[tr] = x
         self._last_y[tr] = y
 
-        margin = rules.margin_m(acc)
         found = self._index.classify(x, y, margin)
         relation = found.relation
         if self._scheduled:
@@ -341,26 +345,27 @@ class CrossingDetector:
         rules = self.rules
         table = self._pairs
         nf = self._fence_count
-        # Pairs with remembered state for these trackers: they may have moved far away, which
-        # the index reports by not listing the pair at all (outside by more than any margin).
-        lo = np.searchsorted(table.key, tr * nf)
-        hi = np.searchsorted(table.key, (tr + 1) * nf)
-        held_pos = np.repeat(np.arange(len(tr), dtype=np.int64), hi - lo)
-        held_rows = (
-            np.arange(int((hi - lo).sum()), dtype=np.int64)
-            - np.repeat(np.cumsum(hi - lo) - (hi - lo), hi - lo)
-            + np.repeat(lo, hi - lo)
-        )
-        keys = np.concatenate([tr[cand_pos] * nf + cand_fence, table.key[held_rows]])
-        pos = np.concatenate([cand_pos, held_pos])
-        rel = np.concatenate([cand_rel, np.full(len(held_rows), OUTSIDE, np.int8)])
-        # A pair listed by the index wins over the same pair's remembered row.
-        keys, first = np.unique(keys, return_index=True)
-        pos, rel = pos[first], rel[first]
-        slot = np.searchsorted(table.key, keys)
-        exists = slot < len(table.key)
-        exists[exists] = table.key[slot[exists]] == keys[exists]
-        es = slot[exists]
+        cand_keys = tr[cand_pos] * nf + cand_fence
+        if len(table.key):
+            slot = np.minimum(np.searchsorted(table.key, cand_keys), len(table.key) - 1)
+            known = table.key[slot] == cand_keys
+        else:
+            slot = np.zeros(len(cand_keys), np.int64)
+            known = np.zeros(len(cand_keys), np.bool_)
+        # Pairs with remembered state for these trackers that the index did not list: the
+        # tracker is now outside them by more than any margin.
+        listed = np.zeros(len(table.key), np.bool_)
+        listed[slot[known]] = True
+        round_pos = self._round_pos
+        round_pos[tr] = np.arange(len(tr))
+        table_pos = round_pos[table.key // nf]
+        round_pos[tr] = -1
+        held = np.flatnonzero((table_pos >= 0) & ~listed)
+        keys = np.concatenate([cand_keys, table.key[held]])
+        pos = np.concatenate([cand_pos, table_pos[held]])
+        rel = np.concatenate([cand_rel, np.full(len(held), OUTSIDE, np.int8)])
+        exists = np.concatenate([known, np.ones(len(held), np.bool_)])
+        es = np.concatenate([slot[known], held])
 
         default_state = np.where(seen[pos], OUTSIDE, _UNKNOWN).astype(np.int8)
         state = default_state.copy()

@@ -6,9 +6,11 @@ is below -m, and in the *band* otherwise. Signed distances are exact and compute
 (see ``outline``): no shapely object is created per position, since creating one Point costs
 more than the whole budget of a position.
 
-Finding the few fences worth looking at: the plane is cut into square cells, and an STRtree
-over the fences pairs every cell with the fences within the largest margin of it, once, when
-the fences change. Each pair keeps the signed distance from the cell's centre. Because signed
+Finding the few fences worth looking at: the plane is cut into square cells, and every cell is
+paired with the fences within the largest margin of it, once, when the fences change (an
+STRtree with shapely's vectorised predicates does the same job about ten times slower per
+position; ``python -m benchmarks geofence`` measures both). Each pair keeps the signed distance
+from the cell's centre. Because signed
 distance changes by at most the distance moved, every position in the cell is within half a
 cell diagonal of that value, so most positions are decided by their cell alone; only those
 close to (boundary +- margin) get an exact distance. Looking a batch up is integer arithmetic,
@@ -96,19 +98,20 @@ class FenceIndex:
         ix1 = np.floor((bounds[:, 2] + reach) / cell_m).astype(np.int64)
         iy1 = np.floor((bounds[:, 3] + reach) / cell_m).astype(np.int64)
         nx, ny = ix1 - ix0 + 1, iy1 - iy0 + 1
-        fence_of_cell, cell_no = _ragged(np.zeros(len(areas), np.int64), nx * ny)
-        cx = ix0[fence_of_cell] + cell_no % nx[fence_of_cell]
-        cy = iy0[fence_of_cell] + cell_no // nx[fence_of_cell]
-        keys = np.unique(_cell_key(cx, cy))
+        fence_idx, cell_no = _ragged(np.zeros(len(areas), np.int64), nx * ny)
+        cx = ix0[fence_idx] + cell_no % nx[fence_idx]
+        cy = iy0[fence_idx] + cell_no // nx[fence_idx]
+        # Signed distance from each candidate cell's centre; keep the cells within reach.
+        sd = self._centre_distances(fence_idx, cx, cy)
+        near = sd >= -(reach + self._half_diagonal)
+        fence_idx, cx, cy, sd = fence_idx[near], cx[near], cy[near], sd[near]
+        pair_keys = _cell_key(cx, cy)
+        order = np.lexsort((fence_idx, pair_keys))
+        pair_keys, fence_idx, sd = pair_keys[order], fence_idx[order], sd[order]
+        # (np.unique hashes large int arrays slowly; the keys are sorted already.)
+        first = np.flatnonzero(np.r_[True, pair_keys[1:] != pair_keys[:-1]])
+        keys = pair_keys[first]
         kx, ky = keys // _KEY_SHIFT - _KEY_OFFSET, keys % _KEY_SHIFT - _KEY_OFFSET
-        boxes = shapely.box(kx * cell_m, ky * cell_m, (kx + 1) * cell_m, (ky + 1) * cell_m)
-        tree = shapely.STRtree(area_arr)
-        cell_idx, fence_idx = tree.query(boxes, predicate="dwithin", distance=reach)
-        order = np.lexsort((fence_idx, cell_idx))
-        cell_idx, fence_idx = cell_idx[order], fence_idx[order].astype(np.int64)
-        # Keep only cells that pair with some fence.
-        used, cell_idx = np.unique(cell_idx, return_inverse=True)
-        keys, kx, ky = keys[used], kx[used], ky[used]
         self._cell_keys = keys
         # A site's cells usually fit a dense lookup table (one gather per position); fences
         # spread over a province fall back to a binary search over the sorted cell keys.
@@ -119,22 +122,22 @@ class FenceIndex:
             dense = np.full(self._gnx * self._gny, -1, dtype=np.int32)
             dense[(kx - self._gx0) * self._gny + (ky - self._gy0)] = np.arange(len(keys))
             self._dense = dense
-        self._cell_start = np.searchsorted(cell_idx, np.arange(len(keys) + 1)).astype(np.int64)
+        self._cell_start = np.r_[first, len(pair_keys)].astype(np.int64)
         self._pair_fence = fence_idx
-        centre_x, centre_y = (kx[cell_idx] + 0.5) * cell_m, (ky[cell_idx] + 0.5) * cell_m
-        self._pair_sd = np.concatenate(
-            [
-                self.outlines.signed_distance(
-                    fence_idx[i : i + _BUILD_CHUNK],
-                    centre_x[i : i + _BUILD_CHUNK],
-                    centre_y[i : i + _BUILD_CHUNK],
-                )
-                for i in range(0, len(fence_idx), _BUILD_CHUNK)
-            ]
-            or [np.empty(0)]
-        )
+        self._pair_sd = sd
         self.fence_count = len(areas)
         self.pair_count = len(fence_idx)
+
+    def _centre_distances(self, fence: IntArray, cx: IntArray, cy: IntArray) -> FloatArray:
+        parts = [
+            self.outlines.signed_distance(
+                fence[i : i + _BUILD_CHUNK],
+                (cx[i : i + _BUILD_CHUNK] + 0.5) * self.cell_m,
+                (cy[i : i + _BUILD_CHUNK] + 0.5) * self.cell_m,
+            )
+            for i in range(0, len(fence), _BUILD_CHUNK)
+        ]
+        return np.concatenate(parts) if parts else np.empty(0)
 
     def classify(self, x: FloatArray, y: FloatArray, margin_m: FloatArray) -> Classified:
         """Relation of each position to each nearby fence; margins above the maximum are clipped."""
