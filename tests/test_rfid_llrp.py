@@ -185,3 +185,26 @@ def test_other_report_parameters_are_skipped() -> None:
     survey = struct.pack(">HH", 242, 8) + b"\x89\x00\x00\x00"  # RFSurveyReportData, opaque
     raw = llrp.encode_message(llrp.RO_ACCESS_REPORT, 1, survey + SPEC_VECTOR[10:])
     assert len(llrp.parse_ro_access_report(raw)) == 2
+
+
+def test_control_messages_have_the_spec_layout() -> None:
+    """What the session sends, against LLRP 1.0.1 section 16 byte layouts."""
+    from edge.rfid.llrp_session import ROSPEC_ID, LlrpReaderConfig, add_rospec_message, pack
+
+    # ENABLE_ROSPEC (type 24): header, then ROSpecID u32
+    enable = pack(P.ENABLE_ROSPEC_Message(MessageID=0x0102, ROSpecID=ROSPEC_ID))
+    assert enable == bytes.fromhex("0418" "0000000e" "00000102" "00005057")
+    # DELETE_ROSPEC (type 21) with ROSpecID 0 = all
+    delete = pack(P.DELETE_ROSPEC_Message(MessageID=7, ROSpecID=0))
+    assert delete == bytes.fromhex("0415" "0000000e" "00000007" "00000000")
+    # KEEPALIVE_ACK (type 72) echoes the KEEPALIVE's id, no body
+    ack = llrp.encode_message(llrp.KEEPALIVE_ACK, 99)
+    assert ack == bytes.fromhex("0448" "0000000a" "00000063")
+    # the ROSpec we add survives pyllrp's own validation and carries the configured content
+    config = LlrpReaderConfig(kind="llrp", id="r", host="h", antennas=[1, 3], last_seen=True)
+    raw = pack(add_rospec_message(config, 5))
+    parsed = P.UnpackMessage(bitstring.ConstBitStream(bytes=raw))
+    assert parsed.getFirstParameterByClass(P.AISpec_Parameter).AntennaIDs == [1, 3]
+    selector = parsed.getFirstParameterByClass(P.TagReportContentSelector_Parameter)
+    assert selector.EnableAntennaID and selector.EnablePeakRSSI and selector.EnableLastSeenTimestamp
+    assert not selector.EnableTagSeenCount
