@@ -5,6 +5,8 @@ passage with evidence, unauthorised exits, blocked camera, unreadable labels).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -44,10 +46,16 @@ class RecordingContext:
         self.emitted: list[tuple[MessageType, BaseModel]] = []
         self.commands: dict[str, Callable[[bytes], None]] = {}
         self._now = 1_780_000_000 * S
+        self.changed = asyncio.Event()  # set on anything a test may wait for
+        self._loop = asyncio.get_running_loop()
+
+    def poke(self) -> None:
+        self._loop.call_soon_threadsafe(self.changed.set)
 
     def emit(self, msg_type: MessageType, body: BaseModel, *,
              observed_at: datetime | None = None) -> None:
         self.emitted.append((msg_type, body))
+        self.poke()
 
     def now_us(self) -> int:
         self._now += 100_000
@@ -55,6 +63,31 @@ class RecordingContext:
 
     def on_command(self, name: str, handler: Callable[[bytes], None]) -> None:
         self.commands[name] = handler
+        self.poke()
+
+    async def until(self, done: Callable[[], bool], timeout_s: float,
+                    task: asyncio.Task[None] | None = None) -> None:
+        """Wait for ``done()``; fail if the pipeline task ends first or time runs out."""
+        if task is not None:
+            task.add_done_callback(lambda _: self.poke())
+        async with asyncio.timeout(timeout_s):
+            while not done():
+                if task is not None and task.done():
+                    task.result()  # raise what failed
+                    raise AssertionError("the pipeline ended before the awaited event")
+                self.changed.clear()
+                await self.changed.wait()
+
+
+class Wake(logging.Handler):
+    """Pokes the context on every log record, so a test can wait for a log line."""
+
+    def __init__(self, ctx: RecordingContext) -> None:
+        super().__init__(logging.INFO)
+        self.ctx = ctx
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.ctx.poke()
 
     def of(self, msg_type: MessageType) -> list[Any]:
         return [body for t, body in self.emitted if t is msg_type]
@@ -120,8 +153,6 @@ def test_evidence_store_names_files_by_content(tmp_path: Path) -> None:
     image = np.full((40, 120, 3), 200, np.uint8)
     ref = store.put_image(image, "plate_crop")
     path = store.path_of(ref.sha256)
-    import hashlib
-
     assert hashlib.sha256(path.read_bytes()).hexdigest() == ref.sha256
     assert (ref.width, ref.height, ref.bytes) == (120, 40, path.stat().st_size)
     assert store.put_image(image, "plate_crop") == ref  # same picture, same file
@@ -137,17 +168,11 @@ async def _run_until(ctx: RecordingContext, settings: pipeline.VisionSettings,
                      done: Callable[[], bool], timeout_s: float) -> None:
     task = asyncio.create_task(pipeline.run(settings, ctx))
     try:
-        async with asyncio.timeout(timeout_s):
-            while not done() and not task.done():
-                await asyncio.sleep(0.05)
-        if task.done():
-            task.result()  # raise what failed
+        await ctx.until(done, timeout_s, task)
     finally:
         task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task
-        except asyncio.CancelledError:
-            pass
 
 
 PLATES = [PlateSpec("沪A12345", "沪A·12345", "cn", "cn_blue"),
@@ -203,17 +228,14 @@ async def test_authorised_list_pushed_on_cmd_is_stored_and_applied(tmp_path: Pat
     })
     ctx = RecordingContext()
     task = asyncio.create_task(pipeline.run(settings, ctx))
-    while "authorised_vehicles" not in ctx.commands:
-        await asyncio.sleep(0.01)
+    await ctx.until(lambda: "authorised_vehicles" in ctx.commands, 10, task)
     push = ctx.commands["authorised_vehicles"]
     push(b'{"version": 2, "vehicles": [{"plate": "\\u7ca4B-D12345"}]}')
     push(b'{"version": 1, "vehicles": []}')  # older: ignored
     push(b'{"version": 3, "vehicles": [], "oops": 1}')  # invalid: ignored, logged
     assert '"version":2' in listed.read_text().replace(" ", "")
     try:
-        async with asyncio.timeout(90):
-            while len(ctx.of(MessageType.PLATE_READ)) < 2:
-                await asyncio.sleep(0.05)
+        await ctx.until(lambda: len(ctx.of(MessageType.PLATE_READ)) >= 2, 90, task)
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -252,19 +274,20 @@ async def test_vanished_stream_is_logged_and_retried_without_crashing(
     })
     ctx = RecordingContext()
     caplog.set_level(logging.INFO)
+    wake = Wake(ctx)
+    logging.getLogger("edge.vision").addHandler(wake)
     task = asyncio.create_task(pipeline.run(settings, ctx))
-    await asyncio.sleep(3)
+    await asyncio.sleep(3)  # it runs on the live stream for a while
     server.stop()
 
     def lost() -> list[logging.LogRecord]:
         return [r for r in caplog.records if r.getMessage() == "camera lost"]
 
     try:
-        async with asyncio.timeout(40):
-            while len(lost()) < 2:  # lost, then a failed reconnect: still trying
-                await asyncio.sleep(0.1)
+        await ctx.until(lambda: len(lost()) >= 2, 40, task)  # lost, a failed retry, still on
         assert not task.done()
     finally:
+        logging.getLogger("edge.vision").removeHandler(wake)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

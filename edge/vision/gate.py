@@ -38,6 +38,7 @@ class SightingEvidence:
 class GateOutcome:
     moved: bool = False
     plates_read: int = 0
+    detect_ms: float = 0.0
     ocr_ms: list[float] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)
     blindness: BlindnessChange | None = None
@@ -90,13 +91,16 @@ class GateWatch:
         assert region is not None
         rx, ry, rw, rh = region
         sightings: list[PlateSighting] = []
-        for det in self.recognizer.detector.detect(image[ry : ry + rh, rx : rx + rw]):
+        started = time.perf_counter()  # cost accounting only; no decision uses it
+        detections = self.recognizer.detector.detect(image[ry : ry + rh, rx : rx + rw])
+        outcome.detect_ms = (time.perf_counter() - started) * 1000
+        for det in detections:
             bx, by, bw, bh = det.box
             box = (bx + rx, by + ry, bw, bh)
             if self.tracker.settled(box):
                 sightings.append(PlateSighting(box, None, det.score, at_us))
                 continue
-            started = time.perf_counter()  # cost accounting only; no decision uses it
+            started = time.perf_counter()
             read = self.recognizer.read_box(image, box, det.score)
             outcome.ocr_ms.append((time.perf_counter() - started) * 1000)
             if read is None:

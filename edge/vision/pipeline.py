@@ -10,6 +10,9 @@ a worker thread, and turn what it decides into messages:
   ``damage.label_unreadable`` alert (cleared when read again);
 - blind (dark, covered, frozen) -> ``tamper.camera_blocked`` alert (cleared when seeing again).
 
+Evidence images are stored beside the outbox (``evidence_dir``) and, when ``upload`` is set,
+sent to the cloud by hash in the background (upload.py); events reference them by hash.
+
 The authorised vehicles list arrives on ``cmd/authorised_vehicles`` (an ``AuthorisedVehicles``
 JSON body); a newer version replaces the file named in the config, so it survives a restart.
 """
@@ -82,9 +85,18 @@ class CameraSettings(_Settings):
     min_reads: int = Field(default=2, ge=1)
 
 
+class UploadSettings(_Settings):
+    """Where evidence images go (``PUT {url}/api/v1/evidence/{sha256}``, see upload.py)."""
+
+    url: str = Field(pattern=r"^https?://")
+    api_key_file: Path  # the gateway's API key, one line
+    interval_s: float = Field(default=5.0, gt=0)
+
+
 class VisionSettings(_Settings):
     cameras: list[CameraSettings] = Field(min_length=1)
     evidence_dir: Path = Path("var/edge/evidence")
+    upload: UploadSettings | None = None
     authorised_vehicles_file: Path | None = None
     model: Path = DEFAULT_MODEL
     threads: int = Field(default=1, ge=1, le=16)
@@ -295,6 +307,13 @@ async def run(settings: VisionSettings, ctx: EdgeContext) -> None:
     async with asyncio.TaskGroup() as group:
         for camera in settings.cameras:
             group.create_task(run_camera(shared, camera), name=f"camera:{camera.name}")
+        if settings.upload is not None:
+            from edge.vision.upload import EvidenceUploader
+
+            key = settings.upload.api_key_file.read_text(encoding="utf-8").strip()
+            uploader = EvidenceUploader(shared.evidence, base_url=settings.upload.url,
+                                        api_key=key, interval_s=settings.upload.interval_s)
+            group.create_task(uploader.run(), name="evidence-upload")
 
 
 PIPELINE = Pipeline(section="cameras", config_model=VisionSettings, run=run)

@@ -1,0 +1,156 @@
+"""The shipped plate detector and the recogniser on rendered scenes and crops, and the
+`python -m edge recognize` command line (JSON lines, videos, bad files)."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from edge.vision.detector import DEFAULT_MODEL, PlateDetector
+from edge.vision.evaluate import iou
+from edge.vision.ocr import TextReader
+from edge.vision.recognizer import PlateRecognizer
+from firmware_sim.camera.plates import PlateSpec, random_plate, render_plate
+from firmware_sim.camera.scenes import gate_scene, stack_scene
+from firmware_sim.camera.streams import ScriptedPassage, gate_frames, write_video
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> PlateRecognizer:
+    return PlateRecognizer(PlateDetector(), TextReader())
+
+
+def test_shipped_model_is_small_and_is_a_one_class_detector() -> None:
+    assert DEFAULT_MODEL.stat().st_size < 8_000_000
+    detector = PlateDetector()
+    assert detector.size == 320
+
+
+def test_detector_finds_rendered_plates(recognizer: PlateRecognizer) -> None:
+    rng = random.Random(2024)  # training used seed 7; these scenes are new to the model
+    truths = found = false_alarms = 0
+    for _ in range(25):
+        scene = gate_scene(rng, 640, 384, max_vehicles=2)
+        detections = recognizer.detector.detect(scene.image)
+        truths += len(scene.plates)
+        found += sum(1 for t in scene.plates if any(iou(d.box, t.box) >= 0.5 for d in detections))
+        false_alarms += sum(1 for d in detections
+                            if not any(iou(d.box, t.box) >= 0.3 for t in scene.plates))
+    assert truths >= 20
+    assert found / truths >= 0.85
+    assert false_alarms <= 3
+
+
+def test_scenes_are_read_per_region(recognizer: PlateRecognizer) -> None:
+    rng = random.Random(77)
+    right = total = 0
+    for region in ("cn", "eu", "us") * 5:
+        spec = random_plate(rng, region)  # type: ignore[arg-type]
+        scene = gate_scene(rng, 1280, 720, plates=[spec], degrade_strength=0.3)
+        if not scene.plates:
+            continue
+        total += 1
+        reads = recognizer.read(scene.image)
+        right += bool(reads) and reads[0].plate.text == spec.text
+    assert total >= 12
+    assert right / total >= 0.7
+
+
+def test_tight_crops_are_read_exactly(recognizer: PlateRecognizer) -> None:
+    rng = random.Random(5)
+    specs = [random_plate(rng, r) for r in ("cn", "eu", "us") for _ in range(4)]  # type: ignore[arg-type]
+    right = 0
+    for spec in specs:
+        reads = recognizer.read(render_plate(spec))
+        right += bool(reads) and reads[0].plate.text == spec.text
+    assert right >= 10  # of 12
+
+
+def test_a_scene_without_vehicles_reads_no_plate(recognizer: PlateRecognizer) -> None:
+    rng = random.Random(9)
+    for _ in range(5):
+        scene = gate_scene(rng, 1280, 720, plates=[])
+        assert recognizer.read(scene.image, crop_fallback=False) == []
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edge", "recognize", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=240, check=False)
+
+
+def test_cli_prints_one_json_line_per_file(tmp_path: Path) -> None:
+    plate = PlateSpec("京A12345", "京A·12345", "cn", "cn_blue")
+    scene = gate_scene(random.Random(4), 1280, 720, plates=[plate], degrade_strength=0.2)
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    cv2.imwrite(str(folder / "scene.jpg"), scene.image)
+    cv2.imwrite(str(folder / "sub" / "crop.png"),
+                render_plate(PlateSpec("AB123CD", "AB-123-CD", "eu", "eu_fr")))
+    cv2.imwrite(str(folder / "sub" / "stack.png"), stack_scene(random.Random(1)).image)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    (folder / "zero.png").write_bytes(b"")
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("hello")
+    result = _cli(str(folder), str(text_file))
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    by_file = {line["file"]: line for line in lines}
+    assert list(by_file) == [str(folder / n) for n in
+                             ("broken.jpg", "scene.jpg", "zero.png", "sub/crop.png",
+                              "sub/stack.png")] + [str(text_file)]
+    for line in lines:
+        assert set(line) - {"error"} == {"file", "plates", "labels", "ms"}
+        assert isinstance(line["ms"], float) and line["ms"] >= 0
+    scene_line = by_file[str(folder / "scene.jpg")]
+    assert scene_line["plates"][0]["text"] == "京A12345"
+    x, y, w, h = scene_line["plates"][0]["box"]
+    assert iou((x, y, w, h), scene.plates[0].box) >= 0.5
+    assert 0 < scene_line["plates"][0]["confidence"] <= 1
+    assert by_file[str(folder / "sub" / "crop.png")]["plates"][0]["text"] == "AB123CD"
+    labels = by_file[str(folder / "sub" / "stack.png")]["labels"]
+    assert sorted(label["format"] for label in labels) == ["Code128", "DataMatrix", "EAN13",
+                                                           "QRCode"]
+    sscc = next(label for label in labels if label["format"] == "Code128")
+    assert sscc["text"].startswith("(00)") and len(sscc["gs1"]["00"]) == 18
+    for bad in ("broken.jpg", "zero.png"):
+        assert by_file[str(folder / bad)]["plates"] == [] and by_file[str(folder / bad)]["error"]
+    assert "error" in by_file[str(text_file)]
+    assert result.returncode == 1
+    assert "cannot recognise file" in result.stderr
+
+
+def test_cli_options_select_what_is_read(tmp_path: Path) -> None:
+    image = tmp_path / "crop.png"
+    cv2.imwrite(str(image), render_plate(PlateSpec("7ABC123", "7ABC123", "us", "us_ca")))
+    stack = tmp_path / "stack.png"
+    cv2.imwrite(str(stack), stack_scene(random.Random(2)).image)
+    plates_only = [json.loads(x) for x in _cli("--plates-only", str(stack)).stdout.splitlines()]
+    assert plates_only[0]["labels"] == []
+    labels_only = [json.loads(x) for x in _cli("--labels-only", str(image)).stdout.splitlines()]
+    assert labels_only[0]["plates"] == []
+    as_cn = json.loads(_cli("--region", "cn", str(image)).stdout)
+    as_us = json.loads(_cli("--region", "us", str(image)).stdout)
+    assert as_cn["plates"] == [] and as_us["plates"][0]["text"] == "7ABC123"
+
+
+def test_cli_video_reports_each_passage_once(tmp_path: Path) -> None:
+    plates = [PlateSpec("苏E12345", "苏E·12345", "cn", "cn_yellow"),
+              PlateSpec("1234BCD", "1234 BCD", "eu", "eu_es")]
+    script = [ScriptedPassage(plates[0], "in", start_frame=3, frames=20),
+              ScriptedPassage(plates[1], "out", start_frame=35, frames=20)]
+    video = tmp_path / "gate.avi"
+    write_video((f.image for f in gate_frames(script, total_frames=60, width=960, height=540,
+                                               seed=1)), video, fps=10)
+    result = _cli("--plates-only", str(video))
+    line = json.loads(result.stdout)
+    assert line["file"] == str(video)
+    assert sorted(p["text"] for p in line["plates"]) == ["1234BCD", "苏E12345"]
+    confidences = [p["confidence"] for p in line["plates"]]
+    assert confidences == sorted(confidences, reverse=True)
