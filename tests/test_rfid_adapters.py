@@ -95,6 +95,16 @@ async def test_llrp_session_against_the_simulated_reader() -> None:
         assert abs(c.reads[-1].observed_at_us - time.time_ns() // 1000) < 5_000_000
 
 
+async def test_a_reader_clock_that_is_off_is_corrected() -> None:
+    async with LlrpReaderSim(_population(), rounds_per_s=20, clock_offset_s=-120) as sim:
+        health: list[ReaderHealth] = []
+        with Collector(LlrpReader(_llrp_config(sim.port), health.append), health) as c:
+            await c.until(lambda: len(c.reads) > 10)
+    now_us = time.time_ns() // 1000
+    # without the correction these would be two minutes old and every tag "missing"
+    assert all(abs(r.observed_at_us - now_us) < 5_000_000 for r in c.reads)
+
+
 async def test_keepalives_are_acknowledged_and_silence_means_offline() -> None:
     async with LlrpReaderSim(_population(), rounds_per_s=20) as sim:
         health: list[ReaderHealth] = []
