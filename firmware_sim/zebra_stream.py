@@ -14,7 +14,7 @@ import json
 import logging
 import random
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -54,11 +54,13 @@ class ZebraStreamSim:
         broker_url: str,
         topic: str,
         rounds_per_s: float = 2.0,
+        clock_offset_s: float = 0.0,
     ) -> None:
         self.population = population
         self.broker_url = broker_url
         self.topic = topic
         self.rounds_per_s = rounds_per_s
+        self.clock_offset = timedelta(seconds=clock_offset_s)
         self.events_sent = 0
         self._paused_until = 0.0
 
@@ -81,7 +83,8 @@ class ZebraStreamSim:
                 reads = self.population.read_round({0})
                 if not reads:
                     continue
-                events = zebra_events(reads, datetime.now(UTC), self.events_sent + 1)
+                now = datetime.now(UTC) + self.clock_offset
+                events = zebra_events(reads, now, self.events_sent + 1)
                 self.events_sent += len(events)
                 await client.publish(self.topic, json.dumps(events).encode(), qos=1)
 

@@ -297,6 +297,25 @@ async def test_zebra_stream_through_mosquitto(mosquitto: int) -> None:
     assert all(r.rssi_cdbm is not None and r.antenna in (1, 2) for r in c.reads)
 
 
+async def test_zebra_reader_clock_offset_is_corrected(mosquitto: int) -> None:
+    url = f"mqtt://127.0.0.1:{mosquitto}"
+    topic = "zebra/fx9600-2/data"
+    sim = ZebraStreamSim(
+        _population(), broker_url=url, topic=topic, rounds_per_s=10, clock_offset_s=-300
+    )
+    config = ZebraIotReaderConfig(kind="zebra_iot", id="fx-2", broker_url=url, topic=topic)
+    health: list[ReaderHealth] = []
+    with Collector(ZebraIotReader(config, health.append), health) as c:
+        await asyncio.sleep(0.5)
+        stream = asyncio.create_task(sim.run())
+        try:
+            await c.until(lambda: len(c.reads) > 20)
+        finally:
+            stream.cancel()
+    now_us = time.time_ns() // 1000
+    assert all(abs(r.observed_at_us - now_us) < 5_000_000 for r in c.reads)
+
+
 def test_zebra_payload_parsing() -> None:
     good = {
         "type": "SIMPLE",

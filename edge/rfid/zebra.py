@@ -49,6 +49,7 @@ class ZebraIotReaderConfig(BaseModel):
     username: str | None = None
     password: str | None = None
     stale_after_s: float = Field(10.0, gt=0)
+    clock_skew_tolerance_s: float = Field(2.0, ge=0)  # correct reader time beyond this offset
 
 
 class ZebraEventError(ValueError):
@@ -125,6 +126,7 @@ class ZebraIotReader:
         self._config = config
         self._on_health = on_health
         self._online: bool | None = None
+        self._offset_us: int | None = None
         self.bad_events = 0
 
     async def __aenter__(self) -> ZebraIotReader:
@@ -149,6 +151,25 @@ class ZebraIotReader:
             identifier=f"pledgewatch-zebra-{self.reader_id}",
         )
 
+    def _in_gateway_time(self, batch: list[TagObservation]) -> list[TagObservation]:
+        """Reader clocks drift; presence compares read times with the gateway's clock."""
+        if self._offset_us is None:
+            offset = _now_us() - max(o.observed_at_us for o in batch)
+            tolerance = int(self._config.clock_skew_tolerance_s * 1_000_000)
+            self._offset_us = offset if abs(offset) > tolerance else 0
+            if self._offset_us:
+                log.warning(
+                    "reader clock differs from the gateway's; correcting its timestamps",
+                    extra={"reader": self.reader_id, "offset_s": offset / 1e6},
+                )
+        if not self._offset_us:
+            return batch
+        shift = self._offset_us
+        return [
+            TagObservation(o.epc, o.antenna, o.rssi_cdbm, o.observed_at_us + shift, o.reader_id)
+            for o in batch
+        ]
+
     async def observations(self) -> AsyncIterator[list[TagObservation]]:
         backoff = Backoff(initial_s=0.5, maximum_s=30)
         stale = self._config.stale_after_s
@@ -156,6 +177,7 @@ class ZebraIotReader:
             try:
                 async with self._client() as client:
                     await client.subscribe(self._config.topic, qos=1)
+                    self._offset_us = None  # measured again on this connection's first event
                     backoff.reset()
                     messages = aiter(client.messages)
                     while True:
@@ -175,7 +197,7 @@ class ZebraIotReader:
                             )
                         if batch:
                             self._health(True, "tag events flowing")
-                            yield batch
+                            yield self._in_gateway_time(batch)
             except aiomqtt.MqttError as err:
                 reason = f"MQTT: {err}"
             self._health(False, reason)
