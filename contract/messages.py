@@ -28,6 +28,12 @@ class MessageType(StrEnum):
     LABEL_READ = "label_read"
     TAG_ZONE = "tag_zone"
     UNEXPECTED_TAGS = "unexpected_tags"
+    TRACKER_POSITIONS = "tracker_positions"
+    GEOFENCE_ENTER = "geofence_enter"
+    GEOFENCE_EXIT = "geofence_exit"
+    GEOFENCE_DWELL = "geofence_dwell"
+    GEOFENCES_APPLIED = "geofences_applied"
+    SENSOR_READINGS = "sensor_readings"
 
 
 EpcHex = Annotated[
@@ -192,6 +198,62 @@ class UnexpectedTagsBody(_Body):
     new: list[UnexpectedTag] = Field(default_factory=list, max_length=1000)
 
 
+# One GPS fix: [fix_time_us, lon_e7, lat_e7, accuracy_cm | null, battery_pct | null]
+# (degrees x 1e7 as integers: about 1 cm, and the same bytes in every language).
+FixRow = tuple[
+    int,
+    Annotated[int, Field(ge=-1_800_000_000, le=1_800_000_000)],
+    Annotated[int, Field(ge=-900_000_000, le=900_000_000)],
+    Annotated[int, Field(ge=0)] | None,
+    Annotated[int, Field(ge=0, le=100)] | None,
+]
+
+
+class TrackerPositionsBody(_Body):
+    """Fixes of one tracker as received, in fix-time order (telemetry/position)."""
+
+    tracker: Name
+    source: Literal["owntracks", "jt808", "sim"]
+    fixes: list[FixRow] = Field(min_length=1, max_length=5_000)
+    rejected: dict[str, int] = Field(default_factory=dict)  # reason -> count since last batch
+
+
+class GeofenceEventBody(_Body):
+    """A tracker entered, left or dwelt in a fence, with the fix that decided it (events)."""
+
+    tracker: Name
+    fence: Name
+    fence_kind: Name
+    lots: list[Name] = Field(default_factory=list)
+    fix: FixRow
+    run_started_us: int
+    run_fixes: int = Field(ge=0)
+    fences_version: int = Field(ge=0)
+
+
+class GeofencesAppliedBody(_Body):
+    """The gateway's answer to cmd/geofences: the version it now runs, or why it refused one."""
+
+    version: int = Field(ge=0)
+    state: Literal["applied", "refused"]
+    fences: int = Field(ge=0)
+    reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+# One reading: [observed_at_us, value x 1000 (milli-units)]
+ReadingRow = tuple[int, int]
+
+
+class SensorReadingsBody(_Body):
+    """Readings of one quantity from one sensor (telemetry/sensor)."""
+
+    sensor: Name
+    quantity: Name  # temperature, humidity, shock, tilt, door, seal, weight
+    unit: Annotated[str, StringConstraints(max_length=16)]
+    lot: Name | None = None
+    readings: list[ReadingRow] = Field(min_length=1, max_length=10_000)
+
+
 BODY_MODELS: dict[MessageType, type[_Body]] = {
     MessageType.TAG_READS: TagReadsBody,
     MessageType.PRESENCE_CHANGE: PresenceChangeBody,
@@ -203,6 +265,12 @@ BODY_MODELS: dict[MessageType, type[_Body]] = {
     MessageType.LABEL_READ: LabelReadBody,
     MessageType.TAG_ZONE: TagZoneBody,
     MessageType.UNEXPECTED_TAGS: UnexpectedTagsBody,
+    MessageType.TRACKER_POSITIONS: TrackerPositionsBody,
+    MessageType.GEOFENCE_ENTER: GeofenceEventBody,
+    MessageType.GEOFENCE_EXIT: GeofenceEventBody,
+    MessageType.GEOFENCE_DWELL: GeofenceEventBody,
+    MessageType.GEOFENCES_APPLIED: GeofencesAppliedBody,
+    MessageType.SENSOR_READINGS: SensorReadingsBody,
 }
 
 # Where each type is published: (channel, telemetry kind or None).
@@ -217,6 +285,12 @@ CHANNEL_OF: dict[MessageType, tuple[Channel, str | None]] = {
     MessageType.LABEL_READ: (Channel.EVENTS, None),
     MessageType.TAG_ZONE: (Channel.EVENTS, None),
     MessageType.UNEXPECTED_TAGS: (Channel.TELEMETRY, "unexpected"),
+    MessageType.TRACKER_POSITIONS: (Channel.TELEMETRY, "position"),
+    MessageType.GEOFENCE_ENTER: (Channel.EVENTS, None),
+    MessageType.GEOFENCE_EXIT: (Channel.EVENTS, None),
+    MessageType.GEOFENCE_DWELL: (Channel.EVENTS, None),
+    MessageType.GEOFENCES_APPLIED: (Channel.EVENTS, None),
+    MessageType.SENSOR_READINGS: (Channel.TELEMETRY, "sensor"),
 }
 
 _ADAPTERS: dict[MessageType, TypeAdapter[Any]] = {t: TypeAdapter(m) for t, m in BODY_MODELS.items()}
