@@ -6,15 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import shutil
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+from conftest import MosquittoBroker
 
 from contract import TagObservation
 from edge.rfid import llrp
@@ -239,36 +236,8 @@ async def test_pyllrp_client_can_talk_to_the_simulated_reader() -> None:
 # -- Zebra IoT Connector over a real broker ---------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[int]:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    port = _free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("mosquitto did not start") from None
-            time.sleep(0.05)
-    yield port
-    proc.terminate()
-    proc.wait(5)
-
-
-async def test_zebra_stream_through_mosquitto(mosquitto: int) -> None:
-    url = f"mqtt://127.0.0.1:{mosquitto}"
+async def test_zebra_stream_through_mosquitto(mqtt_broker: MosquittoBroker) -> None:
+    url = mqtt_broker.url
     topic = "zebra/fx9600-1/data"
     sim = ZebraStreamSim(_population(), broker_url=url, topic=topic, rounds_per_s=10)
     health: list[ReaderHealth] = []
@@ -297,8 +266,8 @@ async def test_zebra_stream_through_mosquitto(mosquitto: int) -> None:
     assert all(r.rssi_cdbm is not None and r.antenna in (1, 2) for r in c.reads)
 
 
-async def test_zebra_reader_clock_offset_is_corrected(mosquitto: int) -> None:
-    url = f"mqtt://127.0.0.1:{mosquitto}"
+async def test_zebra_reader_clock_offset_is_corrected(mqtt_broker: MosquittoBroker) -> None:
+    url = mqtt_broker.url
     topic = "zebra/fx9600-2/data"
     sim = ZebraStreamSim(
         _population(), broker_url=url, topic=topic, rounds_per_s=10, clock_offset_s=-300
