@@ -457,3 +457,41 @@ class CrossingDetector:
             run_started_us=run_started_us,
             run_fixes=run_fixes,
         )
+
+
+def carry_over(old: CrossingDetector, fences: FenceSet) -> CrossingDetector:
+    """A detector for new fences that keeps the old one's trackers and their state for every
+    fence id present in both, so a fence update neither forgets a tracker inside a fence nor
+    invents crossings. Pending runs are kept too; fences that are new start from silence."""
+    new = CrossingDetector(fences, old.rules)
+    new._tracker_ids = list(old._tracker_ids)
+    new._tracker_no = dict(old._tracker_no)
+    new._last_t = old._last_t.copy()
+    new._last_x, new._last_y = _reproject(old, fences, old._last_x, old._last_y)
+    new._speed_rejects = old._speed_rejects.copy()
+    new._round_pos = old._round_pos.copy()
+    new.counts = old.counts
+    new_no = {f.id: i for i, f in enumerate(fences.fences)}
+    remap = np.array([new_no.get(f.id, -1) for f in old.fences.fences], dtype=np.int64)
+    table = old._pairs
+    old_nf = old._fence_count
+    fence = remap[table.key % old_nf] if len(table.key) else np.empty(0, np.int64)
+    keep = fence >= 0
+    keys = (table.key[keep] // old_nf) * new._fence_count + fence[keep]
+    order = np.argsort(keys, kind="stable")
+    for column in _PairTable.COLUMNS:
+        values = keys if column == "key" else getattr(table, column)[keep]
+        setattr(new._pairs, column, values[order])
+    return new
+
+
+def _reproject(
+    old: CrossingDetector,
+    fences: FenceSet,
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Last positions in the new fences' projection (the site's centre may have moved)."""
+    lon = old.fences.projection.lon0 + x / old.fences.projection.m_per_deg_lon
+    lat = old.fences.projection.lat0 + y / old.fences.projection.m_per_deg_lat
+    return fences.projection.to_xy_arrays(lon, lat)
