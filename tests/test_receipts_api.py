@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cloud.receipts import printable
 from cloud.receipts.verification import parse_later, verify_bundle
 from contract import load_public_key, public_key_b64
+from tests.conftest import free_port
 from tests.receipts_fixtures import EPCS, auth, issue, make_lot, operator_key, see_tags, world
 
 __all__ = ["operator_key", "world"]  # fixtures used by name
@@ -519,3 +520,59 @@ def test_verify_cli_reports_unusable_input(tmp_path: Path) -> None:
     assert result.returncode == 2 and "not a receipt bundle" in result.stderr
     path.write_text("{nope")
     assert run_cli("verify", str(path)).returncode == 2
+
+
+async def test_verify_by_number_against_a_running_api(
+    api_client: httpx.AsyncClient,
+    world: dict[str, str],
+    database_url: str,
+    operator_key: Ed25519PrivateKey,
+    tmp_path: Path,
+) -> None:
+    await make_lot(api_client, world)
+    see_tags(database_url, EPCS)
+    await issue(api_client, world)
+    await api_client.post(
+        "/api/v1/receipts/WR-1/pledge",
+        json={"pledgee": "bank-a"},
+        headers=auth(world["supervisor"]),
+    )
+    port = free_port()
+    key_file = tmp_path / "operator.pem"  # written by the operator_key fixture
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": database_url,
+        "PW_OPERATOR_KEY_FILE": str(key_file),
+    }
+    log = (tmp_path / "api.log").open("wb")
+    server = subprocess.Popen(  # noqa: ASYNC220  (a real server in its own process)
+        [sys.executable, "-m", "cloud", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        api = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient() as probe:
+            for _ in range(150):
+                try:
+                    if (await probe.get(f"{api}/api/v1/ledger/tree-head")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail(f"the API did not start: {(tmp_path / 'api.log').read_text()}")
+        pinned = public_key_b64(operator_key)
+        common = ("--number", "WR-1", "--api", api, "--operator-key", pinned)
+        result = await cli("verify", *common, "--api-key", world["bank-a"])
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "[ok  ] consistent with later head" in result.stdout
+        assert "VERDICT: VALID" in result.stdout
+        # Another bank's key cannot fetch the receipt.
+        denied = await cli("verify", *common, "--api-key", world["bank-b"])
+        assert denied.returncode == 2 and "404" in denied.stderr
+    finally:
+        server.terminate()
+        await asyncio.to_thread(server.wait, 10)

@@ -119,10 +119,10 @@ def receipt_pdf(receipt: dict[str, Any], verify_url: str) -> bytes:
     # QR code, drawn as filled squares: crisp at any zoom, no image library needed.
     qr = segno.make(verify_url, error="m")
     module_mm, left, top = 1.0, 150.0, 12.0
-    for y, row in enumerate(qr.matrix):
-        for x, dark in enumerate(row):
+    for qy, modules in enumerate(qr.matrix):
+        for qx, dark in enumerate(modules):
             if dark:
-                pdf.rect(left + x * module_mm, top + y * module_mm, module_mm, module_mm, "F")
+                pdf.rect(left + qx * module_mm, top + qy * module_mm, module_mm, module_mm, "F")
     size = len(qr.matrix) * module_mm
     pdf.set_xy(left - 5, top + size + 1)
     pdf.multi_cell(size + 10, 4, text("扫码核验 Scan to verify"), align="C")

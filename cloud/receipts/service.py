@@ -24,6 +24,7 @@ import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from cloud.apikeys import Principal
 from cloud.receipts import ledger
@@ -187,7 +188,7 @@ async def set_lot_details(
             for name in details
         )
         values = {
-            k: (psycopg.types.json.Jsonb(v) if k in _JSON_FIELDS else v) for k, v in details.items()
+            k: (Jsonb(v) if k in _JSON_FIELDS else v) for k, v in details.items()
         }
         await conn.execute(
             f"UPDATE lots SET {assignments} WHERE id = %(lot_id)s", {**values, "lot_id": lot_id}
@@ -310,8 +311,8 @@ async def _verify(
             check.counted,
             check.tolerance,
             len(v.outside_fence_tags),
-            psycopg.types.json.Jsonb(list(v.open_theft_alerts)),
-            psycopg.types.json.Jsonb(list(check.missing)),
+            Jsonb(list(v.open_theft_alerts)),
+            Jsonb(list(check.missing)),
             body["tag_set_sha256"],
             index,
         ),

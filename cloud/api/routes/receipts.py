@@ -40,7 +40,7 @@ def operator_key(request: Request) -> Ed25519PrivateKey:
             )
         key = load_private_key(Path(path))
         request.app.state.operator_key = key
-    return key  # type: ignore[no-any-return]
+    return key
 
 
 OperatorKey = Annotated[Ed25519PrivateKey, Depends(operator_key)]
