@@ -15,9 +15,13 @@ extrapolated, and labelled so.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import random
 import statistics
 import time
+import uuid
+from typing import Any
 
 from benchmarks._report import peak_rss_mb, print_figures, print_table
 from cloud.receipts import merkle
@@ -29,6 +33,7 @@ def ledger_entry(i: int) -> bytes:
         {
             "kind": "receipt.verified",
             "receipt": f"WR-2026-{i // 7:07d}",
+            "recorded_at": "2026-11-26T06:00:00.000000Z",
             "recorded_at_us": 1_795_000_000_000_000 + i * 1000,
             "body": {"present": 980 + i % 20, "declared": 1000, "fence": "zone-a"},
         }
@@ -48,6 +53,41 @@ def naive_root(leaves: list[bytes]) -> bytes:
     return level[0]
 
 
+async def _postgres_figures(server_url: str, n: int, proofs: int) -> dict[str, float]:
+    """The same ledger persisted in PostgreSQL: one transaction per entry, as the service does."""
+    import psycopg
+    from psycopg import AsyncConnection
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from cloud.migrate import migrate
+    from cloud.receipts import ledger
+
+    name = f"pw_bench_ledger_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_conninfo(**{**conninfo_to_dict(server_url), "dbname": name})
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            migrate(conn)
+        async with await AsyncConnection.connect(url) as conn:
+            t0 = time.perf_counter()
+            for i in range(n):
+                async with conn.transaction():
+                    await ledger.append(conn, json.loads(ledger_entry(i)))
+            append_s = time.perf_counter() - t0
+            rng = random.Random(3)
+            times: list[float] = []
+            for _ in range(proofs):
+                index = rng.randrange(n)
+                t0 = time.perf_counter()
+                await ledger.inclusion_proof(conn, index, n)
+                times.append((time.perf_counter() - t0) * 1000)
+        return {"entries_per_s": n / append_s, "proof_ms_p95": percentile(times, 0.95)}
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -58,6 +98,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--proofs", type=int, default=2000)
     parser.add_argument("--baseline-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--postgres",
+        metavar="SERVER_URL",
+        help="also measure the PostgreSQL-persisted ledger (a scratch database on this server)",
+    )
+    parser.add_argument("--postgres-entries", type=int, default=3000)
     args = parser.parse_args(argv)
     n = args.entries
     rng = random.Random(7)
@@ -123,6 +169,19 @@ def main(argv: list[str]) -> int:
     baseline_entries_per_s = n / baseline_total_s
 
     proof_ms_p95 = percentile(inclusion_ms, 0.95)
+    extra_rows: list[tuple[str, Any]] = []
+    extra_figures: dict[str, Any] = {}
+    if args.postgres:
+        pg = asyncio.run(_postgres_figures(args.postgres, args.postgres_entries, 500))
+        extra_rows = [
+            (f"PostgreSQL, {args.postgres_entries:,} entries: entries/s", pg["entries_per_s"]),
+            ("PostgreSQL inclusion proof p95 ms", pg["proof_ms_p95"]),
+        ]
+        extra_figures = {
+            "postgres_entries": args.postgres_entries,
+            "postgres_entries_per_s": round(pg["entries_per_s"], 1),
+            "postgres_proof_ms_p95": round(pg["proof_ms_p95"], 3),
+        }
     print_table(
         f"Evidence ledger, {n:,} entries (incremental RFC 9162 tree, in memory)",
         [
@@ -137,6 +196,7 @@ def main(argv: list[str]) -> int:
             ("baseline recompute µs per leaf", round(seconds_per_leaf * 1e6, 3)),
             (f"baseline at {n:,}: entries/s (extrapolated)", round(baseline_entries_per_s, 3)),
             (f"baseline at {n:,}: total hours (extrapolated)", round(baseline_total_s / 3600, 1)),
+            *extra_rows,
             ("peak RSS MB", peak_rss_mb()),
         ],
     )
@@ -151,6 +211,7 @@ def main(argv: list[str]) -> int:
             "ratio": round(entries_per_s / baseline_entries_per_s, 1),
             "proof_ms_p95": round(proof_ms_p95, 4),
             "consistency_proof_ms_p95": round(percentile(consistency_ms, 0.95), 4),
+            **extra_figures,
         }
     )
     return 0
