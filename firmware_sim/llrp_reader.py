@@ -35,7 +35,16 @@ from firmware_sim.tags import lot_tags
 
 log = logging.getLogger(__name__)
 
-Action = Literal["remove", "add", "move", "unplug", "slow", "read_probability"]
+Action = Literal[
+    "remove",
+    "add",
+    "move",
+    "unplug",
+    "slow",
+    "read_probability",
+    "antenna_disconnect",
+    "antenna_connect",
+]
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,7 @@ class TagPopulation:
     rssi_spread_db: float = 6.0  # between tags
     rssi_noise_db: float = 2.0  # between reads of one tag
     rng: random.Random = field(default_factory=random.Random)
+    dead_antennas: set[int] = field(default_factory=set)
     _antenna: dict[str, int] = field(init=False, default_factory=dict)
     _rssi: dict[str, float] = field(init=False, default_factory=dict)
 
@@ -98,7 +108,10 @@ class TagPopulation:
         rng = self.rng
         p = self.read_probability
         reads = []
+        dead = self.dead_antennas
         for epc, antenna in self._antenna.items():
+            if antenna in dead:
+                continue
             if (0 in antennas or antenna in antennas) and rng.random() < p:
                 rssi = round(self._rssi[epc] + rng.gauss(0.0, self.rssi_noise_db))
                 reads.append((epc, antenna, max(-128, min(-1, rssi))))
@@ -377,6 +390,7 @@ class LlrpReaderSim:
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
         self._connections: set[_ReaderConnection] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._unplugged_until = 0.0
         self._slow_until = 0.0
         self._script_task: asyncio.Task[None] | None = None
@@ -418,6 +432,30 @@ class LlrpReaderSim:
         """Send nothing at all (no reports, no keepalives, no responses) for a while."""
         self._slow_until = time.monotonic() + seconds
 
+    def set_antenna(self, antenna: int, *, connected: bool) -> None:
+        """Cut or restore an antenna cable: its tags go silent and clients get an AntennaEvent."""
+        if connected:
+            self.population.dead_antennas.discard(antenna)
+        else:
+            self.population.dead_antennas.add(antenna)
+        kinds = P.AntennaEventType
+        kind = kinds.Antenna_Connected if connected else kinds.Antenna_Disconnected
+        for connection in list(self._connections):
+            event = P.READER_EVENT_NOTIFICATION_Message(
+                MessageID=connection.next_id(),
+                Parameters=[
+                    P.ReaderEventNotificationData_Parameter(
+                        Parameters=[
+                            P.UTCTimestamp_Parameter(Microseconds=self.reader_now_us()),
+                            P.AntennaEvent_Parameter(EventType=kind, AntennaID=antenna),
+                        ]
+                    )
+                ],
+            )
+            task = asyncio.get_running_loop().create_task(connection.send(_pack(event)))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
     async def inject(self, raw: bytes) -> None:
         """Send raw bytes to every connected client (a misbehaving reader, in tests)."""
         for connection in list(self._connections):
@@ -442,6 +480,8 @@ class LlrpReaderSim:
             self.slow(event.seconds)
         elif event.action == "read_probability":
             self.population.read_probability = event.value
+        elif event.action in ("antenna_disconnect", "antenna_connect"):
+            self.set_antenna(event.antenna or 1, connected=event.action == "antenna_connect")
         else:
             raise ValueError(f"unknown scripted action {event.action!r}")
 

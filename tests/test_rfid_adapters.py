@@ -18,6 +18,7 @@ from edge.rfid import llrp
 from edge.rfid.llrp_session import LlrpReader, LlrpReaderConfig
 from edge.rfid.presence import LotDefinition, LotPresence
 from edge.rfid.reader import ReaderHealth
+from edge.rfid.smoothing import SmoothingPolicy
 from edge.rfid.zebra import ZebraIotReader, ZebraIotReaderConfig, parse_message
 from firmware_sim.llrp_reader import LlrpReaderSim, ScriptedEvent, TagPopulation
 from firmware_sim.tags import lot_tags
@@ -148,6 +149,55 @@ async def test_unplugged_reader_goes_offline_comes_back_and_tags_are_never_missi
         assert [h.online for h in health][:3] == [True, False, True]
         assert sim.connections >= 2
         assert not [ch for ch in changes if ch.state == "missing"], changes
+
+
+async def test_cut_antenna_cable_makes_its_tags_unknown_not_missing() -> None:
+    population = _population()
+    script = [
+        ScriptedEvent(at_s=1.0, action="antenna_disconnect", antenna=1),
+        ScriptedEvent(at_s=3.0, action="antenna_connect", antenna=1),
+    ]
+    on_1, on_2 = lot_tags(0, 10), lot_tags(1, 10)
+    async with LlrpReaderSim(population, rounds_per_s=20, script=script) as sim:
+        health: list[ReaderHealth] = []
+        policy = SmoothingPolicy(min_window_s=0.3, warmup_gaps=3)
+        presence = LotPresence(
+            [LotDefinition("A", frozenset(on_1 + on_2), 0.5)],
+            started_us=time.time_ns() // 1000,
+            policy=policy,
+        )
+        changes = []
+
+        def on_health(h: ReaderHealth) -> None:
+            health.append(h)
+            if h.online:
+                presence.reader_online(h.reader_id, h.at_us)
+            else:
+                changes.extend(presence.reader_offline(h.reader_id, h.at_us))
+
+        reader = LlrpReader(_llrp_config(sim.port), on_health)
+        with Collector(reader, health) as c:
+            seen = 0
+            deadline = time.monotonic() + 6
+            while time.monotonic() < deadline and len(health) < 3:
+                changes += presence.observe_batch(c.reads[seen:])
+                seen = len(c.reads)
+                changes += presence.tick(time.time_ns() // 1000)
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+            changes += presence.observe_batch(c.reads[seen:])
+            changes += presence.tick(time.time_ns() // 1000)
+    assert [(h.online, h.reason) for h in health] == [
+        (True, "LLRP session established"),
+        (False, "antenna 1 disconnected"),
+        (True, "antenna 1 reconnected"),
+    ]
+    assert reader.sessions == 1  # the session itself never broke
+    cut, back = health[1].at_us + 100_000, health[2].at_us - 100_000
+    during_cut = {r.epc for r in c.reads if cut < r.observed_at_us < back}
+    assert during_cut and during_cut <= set(on_2)  # the other antenna kept reading
+    assert not [ch for ch in changes if ch.state == "missing"], changes
+    assert all(presence.state_of(e) == "present" for e in on_1 + on_2)
 
 
 async def test_malformed_report_is_skipped_and_the_stream_goes_on() -> None:

@@ -164,6 +164,7 @@ class LlrpReader:
         self._queue: deque[llrp.LlrpFrame] = deque()
         self._early: list[TagObservation] = []
         self._offset_us = 0
+        self._antennas_down: set[int] = set()
         self.bad_reports = 0
         self.sessions = 0
         self.capabilities: dict[str, Any] = {}
@@ -223,6 +224,7 @@ class LlrpReader:
         cfg = self._config
         self._framer = llrp.LlrpFramer(cfg.max_frame_bytes)
         self._queue.clear()
+        self._antennas_down.clear()
         self._reader, self._writer = await asyncio.wait_for(
             asyncio.open_connection(cfg.host, cfg.port), cfg.connect_timeout_s
         )
@@ -369,16 +371,31 @@ class LlrpReader:
         p = llrp_def
         if message.getFirstParameterByClass(p.ConnectionCloseEvent_Parameter) is not None:
             raise LlrpSessionError("reader announced it is closing the connection")
-        for event in (p.ReaderExceptionEvent_Parameter, p.AntennaEvent_Parameter):
-            found = message.getFirstParameterByClass(event)
-            if found is not None:
-                log.warning(
-                    "reader event",
-                    extra={"reader": self.reader_id, "event": repr(found).strip()},
-                )
-                return
+        for antenna in message.getAllParametersByClass(p.AntennaEvent_Parameter):
+            self._on_antenna(antenna.AntennaID, antenna.EventType)
+        found = message.getFirstParameterByClass(p.ReaderExceptionEvent_Parameter)
+        if found is not None:
+            log.warning(
+                "reader exception event",
+                extra={"reader": self.reader_id, "event": repr(found).strip()},
+            )
+            return
         kind = type(message).__name__
         log.debug("reader message", extra={"reader": self.reader_id, "type": kind})
+
+    def _on_antenna(self, antenna: int, event_type: int) -> None:
+        """A cut antenna cable silences its tags: that is tampering, not a departure. The whole
+        reader is reported offline (its tags unknown) until every antenna is back."""
+        if event_type == llrp_def.AntennaEventType.Antenna_Disconnected:
+            self._antennas_down.add(antenna)
+            where = {"reader": self.reader_id, "antenna": antenna}
+            log.warning("antenna disconnected", extra=where)
+            self._health(False, f"antenna {antenna} disconnected")
+        elif event_type == llrp_def.AntennaEventType.Antenna_Connected:
+            self._antennas_down.discard(antenna)
+            log.info("antenna connected", extra={"reader": self.reader_id, "antenna": antenna})
+            if not self._antennas_down:
+                self._health(True, f"antenna {antenna} reconnected")
 
     async def _close(self, *, polite: bool) -> None:
         writer, self._writer, self._reader = self._writer, None, None

@@ -178,9 +178,8 @@ class LotPresence:
         tags = self._tags
         changes: list[PresenceChange] = []
         span = GAP_AVERAGE_SPAN
-        if reader_id in self._offline_readers:
-            # Reads prove the reader is back, whatever its health signal said.
-            self.reader_online(reader_id, self._now_us)
+        # A reader reported offline may still deliver reads (one antenna of four cut): those
+        # tags turn present, while the silent ones stay unknown until the reader is online.
         for epc, _antenna, _rssi, at_us in rows:
             tag = tags.get(epc)
             if tag is None:
