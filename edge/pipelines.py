@@ -20,7 +20,11 @@ from pydantic import BaseModel
 from contract import MessageType
 
 # Modules that define a PIPELINE. Add yours here.
-PIPELINE_MODULES: tuple[str, ...] = ("edge.rfid.pipeline",)
+PIPELINE_MODULES: tuple[str, ...] = (
+    "edge.rfid.pipeline",
+    "edge.vision.pipeline",
+    "edge.trackers.pipeline",
+)
 
 
 class EdgeContext(Protocol):
