@@ -66,6 +66,9 @@ async def test_issue_refused_until_goods_are_verified_present(
     doc = receipt["document"]
     assert doc["goods"]["quantity"] == "100.000" and doc["depositor"] == "Depositor Co"
     assert doc["evidence"]["issue_verification"]["counted"] == 9
+    latest = receipt["latest_verification"]
+    assert latest["counted"] == 9 and latest["missing"] == []
+    assert latest["ledger_index"] == doc["evidence"]["issue_verification"]["ledger_index"]
     # The refused verifications are evidence too: all are in the lot's ledger history.
     history = await api_client.get("/api/v1/receipts/WR-1/history", headers=sup)
     assert [e["kind"] for e in history.json()] == ["receipt.issued"]
@@ -77,6 +80,9 @@ async def test_issue_refused_until_goods_are_verified_present(
         "/api/v1/lots/LOT-1/receipts", json={"number": "WR-2"}, headers=sup
     )
     assert again.status_code == 409 and "already back a live receipt" in again.text
+    # Nor can the lot's tag list be swapped under a live receipt.
+    swap = await api_client.put("/api/v1/lots/LOT-1/details", json={"epcs": EPCS[:5]}, headers=sup)
+    assert swap.status_code == 409 and "backs live receipt WR-1" in swap.text
 
 
 async def test_lifecycle_pledge_release_with_pledgee_approval_cancel(

@@ -368,7 +368,16 @@ def receipt_view(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def get_receipt(conn: AsyncConnection[Any], p: Principal, number: str) -> dict[str, Any]:
-    return receipt_view(await _visible_receipt(conn, p, number))
+    """The receipt, with the latest physical verification of its lot (signed or not since)."""
+    row = await _visible_receipt(conn, p, number)
+    latest = await _row(
+        conn,
+        "SELECT verified_at, declared_pieces, counted, tolerance, outside_fence,"
+        " open_theft_alerts, missing, ledger_idx AS ledger_index FROM lot_verifications"
+        " WHERE lot_id = %s ORDER BY verified_at DESC, id DESC LIMIT 1",
+        (row["lot_id"],),
+    )
+    return {**receipt_view(row), "latest_verification": latest}
 
 
 async def list_receipts(
