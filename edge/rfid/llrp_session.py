@@ -386,6 +386,9 @@ class LlrpReader:
     def _on_antenna(self, antenna: int, event_type: int) -> None:
         """A cut antenna cable silences its tags: that is tampering, not a departure. The whole
         reader is reported offline (its tags unknown) until every antenna is back."""
+        wanted = self._config.antennas
+        if 0 not in wanted and antenna not in wanted:
+            return  # an antenna port we do not inventory
         if event_type == llrp_def.AntennaEventType.Antenna_Disconnected:
             self._antennas_down.add(antenna)
             where = {"reader": self.reader_id, "antenna": antenna}
