@@ -212,7 +212,10 @@ async def test_two_concurrent_pledges_exactly_one_wins(
 
 
 async def test_split_and_transfer(
-    api_client: httpx.AsyncClient, world: dict[str, str], database_url: str, operator_key: Any
+    api_client: httpx.AsyncClient,
+    world: dict[str, str],
+    database_url: str,
+    operator_key: Ed25519PrivateKey,
 ) -> None:
     await make_lot(api_client, world)
     see_tags(database_url, EPCS)
@@ -278,6 +281,12 @@ async def test_split_and_transfer(
         assert r.status_code == 200
     bank_b = (await api_client.get("/api/v1/receipts", headers=auth(world["bank-b"]))).json()
     assert [r["number"] for r in bank_b] == ["WR-1-2"]
+    # The parent and the parts each verify offline, each with its own logged history.
+    pinned = load_public_key(public_key_b64(operator_key))
+    for number in ("WR-1", "WR-1-1", "WR-1-2"):
+        bundle = (await api_client.get(f"/api/v1/receipts/{number}/bundle", headers=sup)).json()
+        verdict = verify_bundle(bundle, pinned)
+        assert verdict.valid, verdict.render()
 
 
 async def test_every_denial(
