@@ -55,6 +55,8 @@ class LotConfig(BaseModel):
     # GS1 id patterns, e.g. urn:epc:idpat:sgtin:0614141.812345.[1-500] (edge/rfid/epc.py)
     patterns: list[str] = Field(default_factory=list)
     absence_window_s: float = Field(30.0, gt=0)
+    # Readers covering the lot: while one is offline its never-read tags stay unknown.
+    readers: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _names_tags(self) -> LotConfig:
@@ -70,6 +72,7 @@ class LotConfig(BaseModel):
             epcs=frozenset(e.upper() for e in self.epcs),
             absence_window_s=self.absence_window_s,
             patterns=tuple(Gs1Pattern.parse(p) for p in self.patterns),
+            readers=frozenset(self.readers),
         )
 
 
