@@ -1,0 +1,1 @@
+"""Environment and tamper sensors: adapters (MQTT JSON, Modbus TCP) and threshold decisions."""
