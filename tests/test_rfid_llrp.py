@@ -208,3 +208,52 @@ def test_control_messages_have_the_spec_layout() -> None:
     selector = parsed.getFirstParameterByClass(P.TagReportContentSelector_Parameter)
     assert selector.EnableAntennaID and selector.EnablePeakRSSI and selector.EnableLastSeenTimestamp
     assert not selector.EnableTagSeenCount
+
+
+def test_repeated_layouts_read_fast_and_agree_with_pyllrp() -> None:
+    """Readers repeat one TagReportData layout per tag; after the first, the parser reads the
+    rest with one struct unpack. Same-length layouts with other parameters must not fool it."""
+    rng = __import__("random").Random(4)
+    tags = []
+    for i in range(60):
+        epc = P.EPC_96_Parameter(EPC=0x3034257BF7194E4000000000 + i)
+        shape = rng.choice(["a", "b", "c"])
+        if shape == "a":  # EPC, AntennaID, PeakRSSI, FirstSeen: the common layout
+            params = [
+                epc,
+                P.AntennaID_Parameter(AntennaID=rng.randint(1, 4)),
+                P.PeakRSSI_Parameter(PeakRSSI=rng.randint(-90, -20)),
+                P.FirstSeenTimestampUTC_Parameter(Microseconds=rng.randint(0, 2**63)),
+            ]
+        elif shape == "b":  # same length as "a": ChannelIndex instead of AntennaID
+            params = [
+                epc,
+                P.PeakRSSI_Parameter(PeakRSSI=rng.randint(-90, -20)),
+                P.ChannelIndex_Parameter(ChannelIndex=rng.randint(1, 50)),
+                P.FirstSeenTimestampUTC_Parameter(Microseconds=rng.randint(0, 2**63)),
+            ]
+        else:  # same TV prefix plus a vendor parameter
+            params = [
+                epc,
+                P.AntennaID_Parameter(AntennaID=rng.randint(1, 4)),
+                P.PeakRSSI_Parameter(PeakRSSI=rng.randint(-90, -20)),
+                P.FirstSeenTimestampUTC_Parameter(Microseconds=rng.randint(0, 2**63)),
+                P.ImpinjPeakRSSI_Parameter(RSSI=rng.randint(-9000, -2000)),
+            ]
+        tags.append((shape, params))
+    raw = pyllrp_bytes(
+        P.RO_ACCESS_REPORT_Message(
+            MessageID=1, Parameters=[P.TagReportData_Parameter(Parameters=p) for _, p in tags]
+        )
+    )
+    ours = llrp.parse_ro_access_report(raw)
+    theirs = pyllrp_tags(raw)
+    assert len(ours) == len(theirs) == 60
+    for (shape, params), mine, ref in zip(tags, ours, theirs, strict=True):
+        assert int(mine.epc, 16) == ref["EPC"]
+        assert mine.antenna == ref.get("AntennaID")
+        assert mine.first_seen_us == ref["Timestamp"]
+        if shape == "c":
+            assert mine.rssi_cdbm == params[-1].RSSI
+        else:
+            assert mine.rssi_cdbm == ref["PeakRSSI"] * 100

@@ -23,7 +23,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 # Message types used by the edge and the simulator.
 GET_READER_CAPABILITIES = 1
@@ -95,6 +95,55 @@ TV_LENGTHS: dict[int, int] = {
 _TV_SKIP: list[int] = [0] * 128
 for _code, _length in TV_LENGTHS.items():
     _TV_SKIP[_code] = _length
+
+# struct format of each TV parameter's value, for the cached-layout fast path
+_TV_FORMATS: dict[int, str] = {
+    1: "H", 2: "Q", 3: "Q", 4: "Q", 5: "Q", 6: "b", 7: "H", 8: "H", 9: "I", 10: "H",
+    11: "H", 12: "H", 13: "12s", 14: "H", 15: "H", 16: "I", 17: "H", 18: "I", 19: "H", 20: "H",
+}
+
+
+class _Layout(NamedTuple):
+    """A TagReportData made only of TV parameters, in one order: readers repeat the same
+    layout for every tag, so after the first one a single struct unpack reads the next."""
+
+    length: int
+    unpack: Any  # struct.Struct.unpack_from
+    codes: tuple[int, ...]  # type bytes, top bit set, as unpack returns them
+    epc: int  # index of each field in the unpacked tuple, -1 when absent
+    antenna: int
+    rssi: int
+    first: int
+    last: int
+    count: int
+
+
+_LAYOUTS: dict[tuple[int, ...], _Layout] = {}
+
+
+def _layout(codes: tuple[int, ...]) -> _Layout | None:
+    found = _LAYOUTS.get(codes)
+    if found is not None or TV_EPC_96 not in codes or len(_LAYOUTS) > 64:
+        return found
+    compiled = struct.Struct(">4x" + "".join("B" + _TV_FORMATS[c] for c in codes))
+
+    def where(code: int) -> int:
+        return 2 * codes.index(code) + 1 if code in codes else -1
+
+    found = _Layout(
+        4 + sum(TV_LENGTHS[c] for c in codes),
+        compiled.unpack_from,
+        tuple(0x80 | c for c in codes),
+        where(TV_EPC_96),
+        where(TV_ANTENNA_ID),
+        where(TV_PEAK_RSSI),
+        where(TV_FIRST_SEEN_UTC),
+        where(TV_LAST_SEEN_UTC),
+        where(TV_TAG_SEEN_COUNT),
+    )
+    _LAYOUTS[codes] = found
+    return found
+
 
 HEADER_BYTES = 10
 SUPPORTED_VERSIONS = (1, 2)  # 1.0.1 and 1.1 share the report layout
@@ -207,6 +256,7 @@ def parse_ro_access_report(raw: bytes, start: int = HEADER_BYTES) -> list[TagRep
     append = reports.append
     pos = start
     new_report = tuple.__new__
+    layout: _Layout | None = None
     u64 = _U64.unpack_from
     skip = _TV_SKIP
     while pos < end:
@@ -223,13 +273,35 @@ def parse_ro_access_report(raw: bytes, start: int = HEADER_BYTES) -> list[TagRep
             pos = stop
             continue
         # TagReportData, inlined: this loop is the reader's whole tag stream.
+        if layout is not None and length == layout.length:
+            values = layout.unpack(raw, pos)
+            if values[0::2] == layout.codes:
+                i = layout.rssi
+                append(
+                    new_report(
+                        TagReport,
+                        (
+                            values[layout.epc].hex().upper(),
+                            values[layout.antenna] if layout.antenna >= 0 else None,
+                            values[i] * 100 if i >= 0 else None,
+                            values[layout.first] if layout.first >= 0 else None,
+                            values[layout.last] if layout.last >= 0 else None,
+                            values[layout.count] if layout.count >= 0 else None,
+                        ),
+                    )
+                )
+                pos = stop
+                continue
         at = pos + 4
         epc = ""
         antenna = rssi = first = last = count = impinj_rssi = None
+        codes: list[int] | None = []
         while at < stop:
             code = raw[at]
             if code & 0x80:
                 code &= 0x7F
+                if codes is not None:
+                    codes.append(code)
                 step = skip[code]
                 if not step:
                     raise LlrpReportError(f"unknown TV parameter type {code} at byte {at}")
@@ -250,6 +322,7 @@ def parse_ro_access_report(raw: bytes, start: int = HEADER_BYTES) -> list[TagRep
                     count = (raw[at + 1] << 8) | raw[at + 2]
                 at += step
                 continue
+            codes = None  # a TLV inside: no fixed layout
             if stop - at < 4:
                 raise LlrpReportError(f"truncated parameter header in TagReportData at {at}")
             ptype = ((code << 8) | raw[at + 1]) & 0x3FF
@@ -277,6 +350,8 @@ def parse_ro_access_report(raw: bytes, start: int = HEADER_BYTES) -> list[TagRep
         if impinj_rssi is not None:
             rssi = impinj_rssi
         append(new_report(TagReport, (epc, antenna, rssi, first, last, count)))
+        if codes:
+            layout = _layout(tuple(codes))
         pos = stop
     return reports
 
