@@ -115,7 +115,7 @@ class _Layout(NamedTuple):
     rssi: int
     first: int
     last: int
-    count: int
+    seen_count: int
 
 
 _LAYOUTS: dict[tuple[int, ...], _Layout] = {}
@@ -286,7 +286,7 @@ def parse_ro_access_report(raw: bytes, start: int = HEADER_BYTES) -> list[TagRep
                             values[i] * 100 if i >= 0 else None,
                             values[layout.first] if layout.first >= 0 else None,
                             values[layout.last] if layout.last >= 0 else None,
-                            values[layout.count] if layout.count >= 0 else None,
+                            values[layout.seen_count] if layout.seen_count >= 0 else None,
                         ),
                     )
                 )
