@@ -217,7 +217,7 @@ def test_repeated_layouts_read_fast_and_agree_with_pyllrp() -> None:
     tags = []
     for i in range(60):
         epc = P.EPC_96_Parameter(EPC=0x3034257BF7194E4000000000 + i)
-        shape = rng.choice(["a", "b", "c"])
+        shape = rng.choice(["a", "b", "c", "d"])
         if shape == "a":  # EPC, AntennaID, PeakRSSI, FirstSeen: the common layout
             params = [
                 epc,
@@ -231,6 +231,14 @@ def test_repeated_layouts_read_fast_and_agree_with_pyllrp() -> None:
                 P.PeakRSSI_Parameter(PeakRSSI=rng.randint(-90, -20)),
                 P.ChannelIndex_Parameter(ChannelIndex=rng.randint(1, 50)),
                 P.FirstSeenTimestampUTC_Parameter(Microseconds=rng.randint(0, 2**63)),
+            ]
+        elif shape == "d":  # last-seen time and seen count
+            params = [
+                epc,
+                P.AntennaID_Parameter(AntennaID=rng.randint(1, 4)),
+                P.FirstSeenTimestampUTC_Parameter(Microseconds=rng.randint(0, 2**62)),
+                P.LastSeenTimestampUTC_Parameter(Microseconds=rng.randint(2**62, 2**63)),
+                P.TagSeenCount_Parameter(TagCount=rng.randint(1, 9999)),
             ]
         else:  # same TV prefix plus a vendor parameter
             params = [
@@ -255,5 +263,9 @@ def test_repeated_layouts_read_fast_and_agree_with_pyllrp() -> None:
         assert mine.first_seen_us == ref["Timestamp"]
         if shape == "c":
             assert mine.rssi_cdbm == params[-1].RSSI
+        elif shape == "d":
+            assert mine.rssi_cdbm is None
+            assert mine.last_seen_us == params[3].Microseconds
+            assert mine.seen_count == ref["TagSeenCount"]
         else:
             assert mine.rssi_cdbm == ref["PeakRSSI"] * 100
