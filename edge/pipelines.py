@@ -24,6 +24,7 @@ PIPELINE_MODULES: tuple[str, ...] = (
     "edge.rfid.pipeline",
     "edge.vision.pipeline",
     "edge.trackers.pipeline",
+    "edge.sensors.pipeline",
 )
 
 

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from edge.pipelines import EdgeContext, Pipeline
 from edge.trackers.mqtt_source import device_messages
 from edge.trackers.owntracks import TOPIC_FILTER, NotALocation, parse_location
-from edge.trackers.station import RELEASES_COMMAND, Outgoing, TrackerStation
+from edge.trackers.releases import on_releases
+from edge.trackers.station import Outgoing, TrackerStation
 from edge.trackers.watch import TrackedAsset
 from geofences.crossing import CrossingRules
 from geofences.fences import load_fence_file
@@ -89,7 +90,7 @@ async def run(section: TrackersSection, ctx: EdgeContext) -> None:
     station.watch.set_released(section.released_lots)
     _emit_all(ctx, [station.applied()])
     ctx.on_command(FENCES_COMMAND, lambda payload: _emit_all(ctx, [station.update_fences(payload)]))
-    ctx.on_command(RELEASES_COMMAND, station.set_releases)
+    on_releases(ctx, station.watch.set_released)
 
     async def flush_forever() -> None:
         while True:

@@ -9,7 +9,6 @@ alerts. Fence updates from the cloud are decided by ``geofences.update`` and ack
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -31,7 +30,6 @@ _KIND_TYPE = {
     "geofence_exit": MessageType.GEOFENCE_EXIT,
     "geofence_dwell": MessageType.GEOFENCE_DWELL,
 }
-RELEASES_COMMAND = "lot_releases"  # cmd/lot_releases: {"released": ["LOT-A", ...]}
 
 
 def fix_row(
@@ -154,15 +152,3 @@ class TrackerStation:
                 reason=decision.reason,
             ),
         )
-
-    def set_releases(self, payload: bytes) -> None:
-        """cmd/lot_releases: the lots whose release is approved (goods may leave)."""
-        try:
-            data = json.loads(payload)
-            released = data["released"]
-            if not isinstance(released, list) or not all(isinstance(x, str) for x in released):
-                raise TypeError("released must be a list of lot ids")
-        except (ValueError, KeyError, TypeError) as err:
-            log.warning("lot_releases command refused", extra={"reason": str(err)})
-            return
-        self.watch.set_released(released)
