@@ -261,3 +261,22 @@ def test_zone_changes_need_a_clear_margin_and_several_reads() -> None:
     assert len(changed) == 1 and (changed[0].zone, changed[0].previous) == ("bay-A", "dock-1")
     assert tracker.zone_of("E1") == "bay-A"
     assert tracker.observe("r1", "E1", 9, -3000, 200) is None  # an antenna in no zone
+
+
+def test_inline_running_mean_matches_the_documented_rule() -> None:
+    """presence.py inlines smoothing.updated_mean_gap for speed; they must agree."""
+    from edge.rfid.smoothing import updated_mean_gap
+
+    policy = SmoothingPolicy(warmup_gaps=1, min_window_s=0.001)
+    presence = LotPresence([LotDefinition("L", frozenset({"AAAA0001"}))], 0, policy=policy)
+    rng = random.Random(11)
+    t = S
+    presence.observe_rows("r1", [("AAAA0001", 1, None, t)])
+    mean = 0.0
+    for gaps_before in range(100):
+        gap = rng.randint(1_000, 3 * S)
+        t += gap
+        presence.observe_rows("r1", [("AAAA0001", 1, None, t)])
+        mean = updated_mean_gap(mean, gaps_before, gap)
+        expected = policy.window_us(mean, gaps_before + 1, 0) / 1e6
+        assert presence.window_of("AAAA0001") == pytest.approx(expected, rel=1e-9)
