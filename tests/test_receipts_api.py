@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cloud.receipts import printable
 from cloud.receipts.verification import parse_later, verify_bundle
 from contract import load_public_key, public_key_b64
+from edge.vision.authorised import AuthorisedVehicles
 from tests.conftest import free_port
 from tests.receipts_fixtures import EPCS, auth, issue, make_lot, operator_key, see_tags, world
 
@@ -74,7 +75,7 @@ async def test_issue_refused_until_goods_are_verified_present(
     assert [e["kind"] for e in history.json()] == ["receipt.issued"]
     with psycopg.connect(database_url) as conn:
         kinds = [r[0] for r in conn.execute("SELECT kind FROM ledger_entries ORDER BY idx")]
-    assert kinds == ["lot.verified"] * 4 + ["receipt.issued"]
+    assert kinds == ["lot.described"] + ["lot.verified"] * 4 + ["receipt.issued"]
     # The same goods cannot back a second receipt.
     again = await api_client.post(
         "/api/v1/lots/LOT-1/receipts", json={"number": "WR-2"}, headers=sup
@@ -130,6 +131,29 @@ async def test_lifecycle_pledge_release_with_pledgee_approval_cancel(
     body = approved.json()
     assert body["status"] == "partly_released" and body["quantity"] == "60.000"
     assert body["pieces"] == 6 and body["tag_count"] == 6
+    # The approved vehicle is now on the site's gate list, in the edge's command format,
+    # next to the lot's own authorised vehicles.
+    described = await api_client.put(
+        "/api/v1/lots/LOT-1/details", json={"authorised_vehicles": ["粤B-D12345"]}, headers=sup
+    )
+    assert described.status_code == 200
+    gate = await api_client.get(
+        "/api/v1/sites/site-1/authorised-vehicles", headers=auth(world["gateway"])
+    )
+    assert gate.status_code == 200, gate.text
+    gate_list = AuthorisedVehicles.model_validate(gate.json())
+    assert {v.plate: v.note for v in gate_list.vehicles} == {
+        "沪A12345": f"release {rid} of receipt WR-1",
+        "粤BD12345": "lot LOT-1",
+    }
+    assert gate_list.version > 0
+    for who, code in ((world["bank-a"], 403), (world["supervisor-2"], 404)):
+        denied = await api_client.get("/api/v1/sites/site-1/authorised-vehicles", headers=auth(who))
+        assert denied.status_code == code
+    other_site = await api_client.get(
+        "/api/v1/sites/site-2/authorised-vehicles", headers=auth(world["gateway"])
+    )
+    assert other_site.status_code == 404
     twice = await api_client.post(f"/api/v1/receipts/WR-1/releases/{rid}/approve", headers=bank_a)
     assert twice.status_code == 409 and "already approved" in twice.text
 

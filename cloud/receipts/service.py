@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -171,12 +171,17 @@ async def _managed_lot(
 
 async def set_lot_details(
     conn: AsyncConnection[Any],
-    p: Principal,
+    clerk: Clerk,
     lot_id: str,
     details: dict[str, Any],
     epcs: list[str] | None,
 ) -> dict[str, Any]:
-    """Record what the receipt will say about the goods (and, optionally, the tag list)."""
+    """Record what the receipt will say about the goods (and, optionally, the tag list).
+
+    The new description is logged: receipts are issued on it, and the authorised vehicles in it
+    open the gate.
+    """
+    p = clerk.principal
     _require(p, MANAGERS, "describe lots")
     await _managed_lot(conn, p, lot_id)
     unknown = set(details) - set(LOT_DETAIL_FIELDS)
@@ -187,9 +192,7 @@ async def set_lot_details(
             f"{name} = %({name})s::jsonb" if name in _JSON_FIELDS else f"{name} = %({name})s"
             for name in details
         )
-        values = {
-            k: (Jsonb(v) if k in _JSON_FIELDS else v) for k, v in details.items()
-        }
+        values = {k: (Jsonb(v) if k in _JSON_FIELDS else v) for k, v in details.items()}
         await conn.execute(
             f"UPDATE lots SET {assignments} WHERE id = %(lot_id)s", {**values, "lot_id": lot_id}
         )
@@ -213,7 +216,19 @@ async def set_lot_details(
                 )
         except psycopg.errors.UniqueViolation as err:
             raise Conflict(f"a tag belongs to another lot: {err.diag.message_detail}") from None
-    return await lot_details(conn, p, lot_id)
+    described = await lot_details(conn, p, lot_id)
+    body = {
+        k: (str(v) if isinstance(v, Decimal) else v)
+        for k, v in described.items()
+        if k not in ("epcs", "id")
+    }
+    body["tag_set_sha256"] = tag_set_sha256(described["epcs"])
+    body["tag_count"] = len(described["epcs"])
+    await ledger.append(
+        conn, ledger.make_entry("lot.described", clerk.now, body, lot=lot_id, actor=p.key_id)
+    )
+    await ledger.publish_tree_head(conn, clerk.key, clerk.now)
+    return described
 
 
 async def lot_details(conn: AsyncConnection[Any], p: Principal, lot_id: str) -> dict[str, Any]:
@@ -945,4 +960,58 @@ async def public_status(
         "presented_document_sha256": digest,
         "presented_is_current": digest == current if digest else None,
         "tree_head": head.as_json() if head else None,
+    }
+
+
+# --- the gate ---------------------------------------------------------------------------------
+
+RELEASE_PICKUP = timedelta(hours=24)
+
+
+async def authorised_vehicles(
+    conn: AsyncConnection[Any], p: Principal, site_id: str, now: datetime
+) -> dict[str, Any]:
+    """The site's authorised vehicles, in the edge's ``cmd/authorised_vehicles`` body shape.
+
+    A vehicle is authorised when a lot at the site lists it, or when the pledgee approved a
+    release naming it in the last 24 hours. ``version`` is the ledger size: both inputs are
+    logged, so the list changes only when the ledger grows, and versions only increase.
+    """
+    if p.role == "gateway":
+        allowed = await _row(
+            conn,
+            "SELECT 1 AS ok FROM gateways WHERE id = %s AND site_id = %s",
+            (p.gateway_id, site_id),
+        )
+    else:
+        _require(p, MANAGERS, "read the gate list")
+        cond, params = _lot_scope(p)
+        allowed = await _row(
+            conn, f"SELECT 1 AS ok FROM sites s WHERE s.id = %s AND {cond}", [site_id, *params]
+        )
+    if allowed is None:
+        raise NotFound(f"no site {site_id!r}")
+    site = await _row(conn, "SELECT timezone FROM sites WHERE id = %s", (site_id,))
+    assert site is not None
+    notes: dict[str, list[str]] = {}
+    for lot in await _rows(
+        conn, "SELECT id, authorised_vehicles FROM lots WHERE site_id = %s ORDER BY id", (site_id,)
+    ):
+        for plate in lot["authorised_vehicles"] or []:
+            notes.setdefault(str(plate), []).append(f"lot {lot['id']}")
+    for release in await _rows(
+        conn,
+        "SELECT q.id, q.vehicle, q.receipt_number FROM release_requests q"
+        " JOIN receipts r ON r.number = q.receipt_number JOIN lots l ON l.id = r.lot_id"
+        " WHERE l.site_id = %s AND q.state = 'approved' AND q.vehicle IS NOT NULL"
+        " AND q.decided_at > %s ORDER BY q.id",
+        (site_id, now - RELEASE_PICKUP),
+    ):
+        notes.setdefault(release["vehicle"], []).append(
+            f"release {release['id']} of receipt {release['receipt_number']}"
+        )
+    return {
+        "version": await ledger.size(conn),
+        "timezone": site["timezone"],
+        "vehicles": [{"plate": plate, "note": "; ".join(n)} for plate, n in sorted(notes.items())],
     }

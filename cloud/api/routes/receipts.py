@@ -131,11 +131,13 @@ class CancelBody(_In):
 
 @router.put("/lots/{lot_id}/details")
 async def set_lot_details(
-    lot_id: str, body: LotDetails, conn: DbConn, principal: CurrentPrincipal
+    lot_id: str, body: LotDetails, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
 ) -> dict[str, Any]:
     """Describe the goods as the receipt will: quality, packaging, quantity, fence, tags..."""
     details = body.model_dump(exclude_unset=True, exclude={"epcs"})
-    return await _run(service.set_lot_details(conn, principal, lot_id, details, body.epcs))
+    return await _run(
+        service.set_lot_details(conn, _clerk(principal, key), lot_id, details, body.epcs)
+    )
 
 
 @router.get("/lots/{lot_id}/details")
@@ -330,6 +332,14 @@ async def print_pdf(
         media_type="application/pdf",
         headers={"Content-Disposition": f'inline; filename="{number}.pdf"'},
     )
+
+
+@router.get("/sites/{site_id}/authorised-vehicles")
+async def authorised_vehicles(
+    site_id: str, conn: DbConn, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """The gate list for the site's cameras (the ``cmd/authorised_vehicles`` body)."""
+    return await _run(service.authorised_vehicles(conn, principal, site_id, datetime.now(UTC)))
 
 
 # --- the ledger (public: hashes and signatures only) -------------------------------------------
