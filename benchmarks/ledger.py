@@ -57,7 +57,7 @@ async def _postgres_figures(server_url: str, n: int, proofs: int) -> dict[str, f
     """The same ledger persisted in PostgreSQL: one transaction per entry, as the service does."""
     import psycopg
     from psycopg import AsyncConnection
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    from psycopg.conninfo import make_conninfo
 
     from cloud.migrate import migrate
     from cloud.receipts import ledger
@@ -65,7 +65,7 @@ async def _postgres_figures(server_url: str, n: int, proofs: int) -> dict[str, f
     name = f"pw_bench_ledger_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(**{**conninfo_to_dict(server_url), "dbname": name})
+    url = make_conninfo(server_url, dbname=name)
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             migrate(conn)
