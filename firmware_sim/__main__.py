@@ -18,6 +18,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "firmware_sim.llrp_reader",
     "firmware_sim.zebra_stream",
     "firmware_sim.camera.command",
+    "firmware_sim.trackers",
+    "firmware_sim.jt808_terminal",
+    "firmware_sim.modbus_loadcell",
 )
 
 

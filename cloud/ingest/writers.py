@@ -15,6 +15,12 @@ from psycopg import AsyncConnection
 
 from cloud.alerts import apply_edge_alert
 from cloud.ingest.decode import Accepted
+from cloud.ingest.geo_writers import (
+    write_geofence_events,
+    write_geofences_applied,
+    write_sensor_readings,
+    write_tracker_positions,
+)
 from cloud.receipts.release_guard import guarded
 from contract import (
     CHANNEL_OF,
@@ -189,6 +195,12 @@ WRITERS: dict[MessageType, Writer] = {
     MessageType.ALERT: write_alerts,
     MessageType.GATEWAY_STATUS: write_gateway_status,
     MessageType.AGENT_HEALTH: write_telemetry,
+    MessageType.TRACKER_POSITIONS: write_tracker_positions,
+    MessageType.GEOFENCE_ENTER: write_geofence_events,
+    MessageType.GEOFENCE_EXIT: write_geofence_events,
+    MessageType.GEOFENCE_DWELL: write_geofence_events,
+    MessageType.GEOFENCES_APPLIED: write_geofences_applied,
+    MessageType.SENSOR_READINGS: write_sensor_readings,
 }
 
 
