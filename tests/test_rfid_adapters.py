@@ -395,3 +395,7 @@ def test_cli_llrp_decode(tmp_path: Path) -> None:
     done = _cli("llrp-decode", str(capture))
     assert done.returncode == 1 and "ends inside a message" in done.stderr
     assert len(done.stdout.splitlines()) == 2  # what was whole is still printed
+    capture.write_bytes(report + b"garbage that is not LLRP at all")
+    done = _cli("llrp-decode", str(capture))
+    assert done.returncode == 1 and f"not an LLRP header at byte {len(report)}" in done.stderr
+    assert len(done.stdout.splitlines()) == 2

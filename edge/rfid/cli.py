@@ -52,11 +52,12 @@ def _llrp_decode(args: argparse.Namespace) -> int:
         return 2
     framer = llrp.LlrpFramer()
     status = 0
+    damage: llrp.LlrpFrameError | None = None
     try:
         frames = framer.feed(data)
     except llrp.LlrpFrameError as err:
-        print(f"edge rfid llrp-decode: {err}", file=sys.stderr)
-        return 1
+        # Print what came before the damage, then say where it is.
+        frames, damage = err.frames, err
     for frame in frames:
         if frame.msg_type != llrp.RO_ACCESS_REPORT:
             continue
@@ -68,6 +69,9 @@ def _llrp_decode(args: argparse.Namespace) -> int:
             continue
         for report in reports:
             print(json.dumps(observation_json(report)))
+    if damage is not None:
+        print(f"edge rfid llrp-decode: {damage}", file=sys.stderr)
+        return 1
     if framer.pending_bytes:
         print(
             f"edge rfid llrp-decode: capture ends inside a message "

@@ -156,7 +156,14 @@ _I16 = struct.Struct(">h")
 
 
 class LlrpFrameError(ValueError):
-    """The byte stream is not (or no longer) LLRP: the connection must be dropped."""
+    """The byte stream is not (or no longer) LLRP: the connection must be dropped.
+
+    ``frames`` holds the whole messages cut before the bad header, so nothing good is lost.
+    """
+
+    def __init__(self, message: str, frames: list[LlrpFrame] | None = None) -> None:
+        super().__init__(message)
+        self.frames = frames or []
 
 
 class LlrpReportError(ValueError):
@@ -212,11 +219,15 @@ class LlrpFramer:
             version = (word >> 10) & 0b111
             if version not in SUPPORTED_VERSIONS or word >> 13:
                 del buffer[:start]
-                raise LlrpFrameError(f"not an LLRP header (version {version}, word {word:#06x})")
+                raise LlrpFrameError(
+                    f"not an LLRP header at byte {start} (version {version}, word {word:#06x})",
+                    frames,
+                )
             if length < HEADER_BYTES or length > self._max:
                 del buffer[:start]
                 raise LlrpFrameError(
-                    f"LLRP message length {length} outside [{HEADER_BYTES}, {self._max}]"
+                    f"LLRP message length {length} outside [{HEADER_BYTES}, {self._max}]",
+                    frames,
                 )
             if end - start < length:
                 break
