@@ -25,7 +25,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import bitstring
 from pyllrp import pyllrp as P
@@ -58,6 +58,8 @@ class ScriptedEvent:
 
     @classmethod
     def from_json(cls, item: dict[str, Any]) -> ScriptedEvent:
+        if item.get("action") not in get_args(Action):
+            raise ValueError(f"scripted action must be one of {get_args(Action)}: {item!r}")
         return cls(
             at_s=float(item["at_s"]),
             action=item["action"],

@@ -162,6 +162,7 @@ class LlrpReader:
         self._writer: asyncio.StreamWriter | None = None
         self._framer = llrp.LlrpFramer(config.max_frame_bytes)
         self._queue: deque[llrp.LlrpFrame] = deque()
+        self._broken: llrp.LlrpFrameError | None = None
         self._early: list[TagObservation] = []
         self._offset_us = 0
         self._antennas_down: set[int] = set()
@@ -224,6 +225,7 @@ class LlrpReader:
         cfg = self._config
         self._framer = llrp.LlrpFramer(cfg.max_frame_bytes)
         self._queue.clear()
+        self._broken = None
         self._antennas_down.clear()
         self._reader, self._writer = await asyncio.wait_for(
             asyncio.open_connection(cfg.host, cfg.port), cfg.connect_timeout_s
@@ -286,10 +288,17 @@ class LlrpReader:
     async def _next_frame(self, timeout_s: float) -> llrp.LlrpFrame:
         assert self._reader is not None
         while not self._queue:
+            if self._broken is not None:
+                raise self._broken
             data = await asyncio.wait_for(self._reader.read(65536), timeout_s)
             if not data:
                 raise EOFError("connection closed by the reader")
-            self._queue.extend(self._framer.feed(data))
+            try:
+                self._queue.extend(self._framer.feed(data))
+            except llrp.LlrpFrameError as err:
+                # Whole messages before the damage are still good reads; then reconnect.
+                self._queue.extend(err.frames)
+                self._broken = err
         return self._queue.popleft()
 
     async def _send(self, raw: bytes) -> None:
