@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "firmware_sim.trackers",
     "firmware_sim.jt808_terminal",
     "firmware_sim.modbus_loadcell",
+    "firmware_sim.sensors",
 )
 
 

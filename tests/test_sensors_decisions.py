@@ -124,3 +124,40 @@ def test_weight_drop_during_an_approved_release_becomes_the_new_expectation():
     assert watch.expected_kg == 15_000.0
     later = [watch.feed(14_000.0, T0 + (200 + i * 10) * S, released=False) for i in range(10)]
     assert [a.alert_type for a in later if a] == ["theft.weight_drop"]
+
+
+def test_simulated_sensor_scenario_gives_exactly_the_scripted_alerts():
+    from edge.sensors.mqtt_json import parse_sensor_message
+    from edge.sensors.pipeline import DeviceSection, SensorStation
+    from firmware_sim.sensors import payload, scenario
+
+    station = SensorStation(
+        [
+            DeviceSection(
+                id="cold-1",
+                lot="LOT-A",
+                temperature={"low": 2, "high": 8, "hysteresis": 0.5, "min_duration_s": 600},
+            ),
+            DeviceSection(id="shock-1", lot="LOT-A", shock={"high": 4, "hysteresis": 1}),
+            DeviceSection(
+                id="door-1",
+                door_schedule={"timezone": "Asia/Shanghai", "open": ["mon-sun 07:00-08:00"]},
+            ),
+            DeviceSection(id="seal-7", lot="LOT-B", seal=True),
+        ]
+    )
+    alerts = []
+    for message in scenario():
+        for reading in parse_sensor_message(f"sensors/{message.sensor}", payload(message, T0 / S)):
+            alerts += [(b.alert_type, b.action) for _, b in station.add(reading)]
+    # In scenario order: door at minute 30, knock at 45, the 15-minute excursion from minute
+    # 60 (the 4-minute one at 20 gives nothing), the seal cut at 90.
+    assert alerts == [
+        ("theft.door_open_outside_hours", "raise"),
+        ("theft.door_open_outside_hours", "clear"),
+        ("damage.shock", "raise"),
+        ("damage.shock", "clear"),
+        ("damage.temperature", "raise"),
+        ("damage.temperature", "clear"),
+        ("theft.seal_broken", "raise"),
+    ]
