@@ -136,6 +136,8 @@ class LotPresence:
     _unexpected: dict[str, _Unexpected] = field(init=False, default_factory=dict)
     _offline_readers: set[str] = field(init=False, default_factory=set)
     _now_us: int = field(init=False, default=0)
+    # Per lot: since when its never-read tags have been given the chance to be read.
+    _unread_since_us: dict[str, int] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._now_us = self.started_us
@@ -143,6 +145,7 @@ class LotPresence:
             if lot.lot_id in self._lots:
                 raise ValueError(f"lot {lot.lot_id!r} defined twice")
             self._lots[lot.lot_id] = lot
+            self._unread_since_us[lot.lot_id] = self.started_us
             window = int(lot.absence_window_s * 1_000_000)
             for epc in lot.epcs:
                 owner = self._tags.get(epc)
@@ -236,10 +239,14 @@ class LotPresence:
 
     def reader_online(self, reader_id: str, now_us: int) -> None:
         self._offline_readers.discard(reader_id)
-        # Tags behind the returning reader get a fresh window before they can be missed.
+        # Tags behind the returning reader get a fresh window before they can be missed,
+        # and so do tags never read in the lots it covers (it has not inventoried them yet).
         for tag in self._tags.values():
             if tag.reader == reader_id and tag.state is _UNKNOWN:
                 tag.last_seen_us = max(tag.last_seen_us, now_us)
+        for lot_id, lot in self._lots.items():
+            if not lot.readers or reader_id in lot.readers:
+                self._unread_since_us[lot_id] = max(self._unread_since_us[lot_id], now_us)
 
     # -- time ------------------------------------------------------------------------------
 
@@ -274,7 +281,7 @@ class LotPresence:
             if tag.reader is None:
                 if offline and self._covered_by_offline(tag.lot):
                     continue
-                if now_us - self.started_us > tag.warmup_window_us:
+                if now_us - self._unread_since_us[tag.lot] > tag.warmup_window_us:
                     changes.append(self._move(epc, tag, _MISSING, now_us))
                 continue
             if tag.reader in offline:
@@ -299,7 +306,8 @@ class LotPresence:
             unseen = self._unseen_pattern_members(lot_id)
             if unseen:
                 lot = self._lots[lot_id]
-                late = self._now_us - self.started_us > int(lot.absence_window_s * 1_000_000)
+                since = self._unread_since_us[lot_id]
+                late = self._now_us - since > int(lot.absence_window_s * 1_000_000)
                 if late and not (self._offline_readers and self._covered_by_offline(lot_id)):
                     c[_MISSING] += unseen
                 else:
