@@ -8,7 +8,7 @@ more than the whole budget of a position.
 
 Finding the few fences worth looking at: the plane is cut into square cells, and every cell is
 paired with the fences within the largest margin of it, once, when the fences change (an
-STRtree with shapely's vectorised predicates does the same job about ten times slower per
+STRtree with shapely's vectorised predicates does the same job several times slower per
 position; ``python -m benchmarks geofence`` measures both). Each pair keeps the signed distance
 from the cell's centre. Because signed
 distance changes by at most the distance moved, every position in the cell is within half a
