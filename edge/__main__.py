@@ -16,7 +16,7 @@ from contract import private_key_pem, public_key_b64
 from ops.logging import configure
 
 # Modules that add a subcommand (``add_command(subparsers)``). Add yours here.
-COMMAND_MODULES: tuple[str, ...] = ("edge.rfid.cli",)
+COMMAND_MODULES: tuple[str, ...] = ("edge.rfid.cli", "edge.vision.cli")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -91,10 +91,23 @@ def test_direction_from_crossing_the_counting_line(
 def test_settled_track_lets_the_caller_skip_ocr() -> None:
     tracker = PassageTracker(frame_size=(1280, 720))
     for i in range(3):
-        assert not tracker.settled((600, 500, 100, 30))
+        assert not tracker.settled((600, 500, 100, 30), int(i * 0.1 * S))
         tracker.observe([sighting(600, 500, "京A11111", 0.9, i * 0.1)], int(i * 0.1 * S))
-    assert tracker.settled((605, 495, 100, 30))
-    assert not tracker.settled((100, 100, 100, 30))  # far away: another vehicle
+    assert tracker.settled((605, 495, 100, 30), int(0.3 * S))
+    assert not tracker.settled((100, 100, 100, 30), int(0.3 * S))  # far away: another vehicle
+    assert not tracker.settled((605, 495, 100, 30), int(1.5 * S))  # not seen lately: read again
+
+
+def test_a_different_plate_in_the_same_place_starts_a_new_passage() -> None:
+    tracker = PassageTracker(frame_size=(1280, 720), gap_us=2 * S, min_reads=2)
+    ended = []
+    for i, text in enumerate(["苏E12345", "苏E12345", "苏E12845", None]):
+        ended += tracker.observe([sighting(600, 300, text, 0.9, i * 0.1)], int(i * 0.1 * S))
+    for i, text in enumerate(["1234BCD", "1234BCD", "1234BCD"]):  # 1.2 s later, same spot
+        at = 1.5 + i * 0.1
+        ended += tracker.observe([sighting(610, 310, text, 0.9, at)], int(at * S))
+    ended += tracker.flush()
+    assert sorted(p.plate for p in ended) == ["1234BCD", "苏E12345"]
 
 
 # --- blindness ----------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ class GateWatch:
         for det in detections:
             bx, by, bw, bh = det.box
             box = (bx + rx, by + ry, bw, bh)
-            if self.tracker.settled(box):
+            if self.tracker.settled(box, at_us):
                 sightings.append(PlateSighting(box, None, det.score, at_us))
                 continue
             started = time.perf_counter()

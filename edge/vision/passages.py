@@ -71,6 +71,23 @@ class _Track:
         return self.sightings[-1]
 
 
+def _leader(track: _Track) -> tuple[str, int] | None:
+    """The most read text of a track and how often it was read."""
+    counts: dict[str, int] = defaultdict(int)
+    for s in track.sightings:
+        if s.text:
+            counts[s.text] += 1
+    if not counts:
+        return None
+    text = max(counts, key=lambda t: counts[t])
+    return text, counts[text]
+
+
+def _differs(a: str, b: str) -> int:
+    """Characters that differ (plus the length difference): OCR misreads differ by one or two."""
+    return sum(x != y for x, y in zip(a, b, strict=False)) + abs(len(a) - len(b))
+
+
 def _centre(box: Box) -> tuple[float, float]:
     return box[0] + box[2] / 2, box[1] + box[3] / 2
 
@@ -97,25 +114,27 @@ class PassageTracker:
     def open_tracks(self) -> int:
         return len(self._open)
 
-    def settled(self, box: Box, agree: int = 3) -> bool:
-        """True if the track this box would join already has ``agree`` reads of one text.
+    def settled(self, box: Box, now_us: int, agree: int = 3, recent_us: int = 500_000) -> bool:
+        """True if the track this box would join was seen within ``recent_us`` and already has
+        ``agree`` reads of one text.
 
-        The caller may skip OCR for such a sighting (detection still extends the track)."""
-        track = self._nearest(box, set())
-        if track is None:
+        The caller may skip OCR for such a sighting (detection still extends the track). A
+        track not seen for a while is not trusted: the box may be another vehicle."""
+        track = self._nearest(box, set(), None)
+        if track is None or now_us - track.last.at_us > recent_us:
             return False
-        counts: dict[str, int] = defaultdict(int)
-        for s in track.sightings:
-            if s.text:
-                counts[s.text] += 1
-        return max(counts.values(), default=0) >= agree
+        leader = _leader(track)
+        return leader is not None and leader[1] >= agree
 
-    def _nearest(self, box: Box, taken: set[int]) -> _Track | None:
+    def _nearest(self, box: Box, taken: set[int], text: str | None) -> _Track | None:
         cx, cy = _centre(box)
         best: tuple[float, _Track] | None = None
         for track in self._open:
             if track.id in taken:
                 continue
+            leader = _leader(track)
+            if text and leader and leader[1] >= 2 and _differs(text, leader[0]) > 2:
+                continue  # a clearly different plate where one just was: another vehicle
             tx, ty = _centre(track.last.box)
             scale = max(box[2], track.last.box[2], 1)
             distance = ((cx - tx) ** 2 + (cy - ty) ** 2) ** 0.5 / scale
@@ -129,7 +148,7 @@ class PassageTracker:
         ended = self._close(lambda t: now_us - t.last.at_us > self.gap_us)
         taken: set[int] = set()
         for sighting in sorted(sightings, key=lambda s: -s.confidence):
-            track = self._nearest(sighting.box, taken)
+            track = self._nearest(sighting.box, taken, sighting.text)
             if track is None:
                 track = _Track(next(self._ids))
                 self._open.append(track)

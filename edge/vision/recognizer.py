@@ -1,8 +1,7 @@
 """From an image to plate texts: detect, crop, read, validate the format.
 
 Works on a whole scene (the detector finds the plates) and on a tight plate crop (a whole image
-that is only a plate: when the detector finds nothing in a plate-shaped image, the image itself
-is read as the crop).
+that is only a plate: a plate-shaped image is read whole first).
 """
 
 from __future__ import annotations
@@ -15,8 +14,9 @@ from edge.vision.detector import Box, PlateDetector
 from edge.vision.ocr import TextReader
 from edge.vision.plate_format import PlateText, RegionChoice, match
 
-# Plate-shaped: China 3.1:1, EU 4.7:1, US 2:1; an image between these is taken as a crop.
-_CROP_ASPECT = (1.5, 6.0)
+# Plate-shaped: China 3.1:1, EU 4.7:1, US 2:1. From 1.9 up, so that 16:9 and 4:3 frames are
+# never taken for a crop.
+_CROP_ASPECT = (1.9, 6.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +69,9 @@ class PlateRecognizer:
         self.region = region
 
     def read_box(self, image: np.ndarray, box: Box, det_score: float = 1.0) -> PlateRead | None:
-        """Read the plate at ``box``: a snug crop first, a looser one if that fails the format."""
-        for mx, my in ((0.04, 0.10), (0.12, 0.25)):
+        """Read the plate at ``box``: a snug crop first; a tight, then a loose one if the text
+        fails the format (detector boxes are a few pixels off either way)."""
+        for mx, my in ((0.02, 0.05), (0.0, 0.0), (0.10, 0.20)):
             crop = _crop(image, box, mx, my)
             if crop.shape[0] < 8 or crop.shape[1] < 16:
                 return None
@@ -84,19 +85,21 @@ class PlateRecognizer:
         return None
 
     def read(self, image: np.ndarray, *, crop_fallback: bool = True) -> list[PlateRead]:
-        """Every readable plate in the image, most confident first."""
+        """Every readable plate in the image, most confident first.
+
+        A plate-shaped image is first read whole, as a tight crop: if that gives a valid plate,
+        it is the answer (a crop holds one plate, and the detector may clip its edge)."""
         if image.ndim != 3 or image.shape[0] < 8 or image.shape[1] < 16:
             return []
+        h, w = image.shape[:2]
+        if crop_fallback and _CROP_ASPECT[0] <= w / h <= _CROP_ASPECT[1]:
+            whole = self.read_box(image, (0, 0, w, h))
+            if whole is not None:
+                return [whole]
         reads: list[PlateRead] = []
         for det in self.detector.detect(image):
             found = self.read_box(image, det.box, det.score)
             if found is not None:
                 reads.append(found)
-        if not reads and crop_fallback:
-            h, w = image.shape[:2]
-            if _CROP_ASPECT[0] <= w / h <= _CROP_ASPECT[1]:
-                found = self.read_box(image, (0, 0, w, h))
-                if found is not None:
-                    reads.append(found)
         reads.sort(key=lambda r: r.confidence, reverse=True)
         return reads
