@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import numpy as np
 import shapely
@@ -27,14 +28,15 @@ _LON0, _LAT0 = 121.59, 31.35
 
 def _fence_features(count: int, rng: np.random.Generator, proj: LocalProjection) -> list[dict]:
     def ll(points: np.ndarray) -> list[list[float]]:
-        lon, lat = proj.to_lonlat(points[:, 0], points[:, 1])  # type: ignore[arg-type]
+        lon, lat = proj.to_lonlat_arrays(points[:, 0], points[:, 1])
         return np.column_stack([lon, lat]).round(7).tolist()
 
     features = []
     for i in range(count):
         cx, cy = rng.uniform(-15_000, 15_000, 2)
         kind = i % 4
-        props: dict = {"id": f"F{i}", "kind": "yard", "lots": [f"LOT-{i}"]}
+        geometry: dict[str, Any]
+        props: dict[str, Any] = {"id": f"F{i}", "kind": "yard", "lots": [f"LOT-{i}"]}
         if kind in (0, 1):  # rotated rectangle, every other one a yard around a building
             w, h = rng.uniform(80, 400), rng.uniform(60, 250)
             a = rng.uniform(0, np.pi)
@@ -119,7 +121,7 @@ def main(argv: list[str]) -> int:
     }
     fences = parse_feature_collection(collection)
     xs, ys, accs = _tracks(fences, args.trackers, args.ticks, rng)
-    lons, lats = fences.projection.to_lonlat(xs, ys)  # type: ignore[arg-type]
+    lons, lats = fences.projection.to_lonlat_arrays(xs, ys)
 
     started = time.perf_counter()
     detector = CrossingDetector(fences)

@@ -492,6 +492,5 @@ def _reproject(
     y: npt.NDArray[np.float64],
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Last positions in the new fences' projection (the site's centre may have moved)."""
-    lon = old.fences.projection.lon0 + x / old.fences.projection.m_per_deg_lon
-    lat = old.fences.projection.lat0 + y / old.fences.projection.m_per_deg_lat
+    lon, lat = old.fences.projection.to_lonlat_arrays(x, y)
     return fences.projection.to_xy_arrays(lon, lat)

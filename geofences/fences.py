@@ -220,7 +220,7 @@ def parse_feature_collection(
     fences = []
     for fid, feature, props, geom in parsed:
         try:
-            kind = FenceKind(props.get("kind"))
+            kind = FenceKind(str(props.get("kind")))
         except ValueError:
             raise InvalidGeofence(
                 fid,

@@ -132,8 +132,8 @@ class FenceIndex:
         parts = [
             self.outlines.signed_distance(
                 fence[i : i + _BUILD_CHUNK],
-                (cx[i : i + _BUILD_CHUNK] + 0.5) * self.cell_m,
-                (cy[i : i + _BUILD_CHUNK] + 0.5) * self.cell_m,
+                ((cx[i : i + _BUILD_CHUNK] + 0.5) * self.cell_m).astype(np.float64),
+                ((cy[i : i + _BUILD_CHUNK] + 0.5) * self.cell_m).astype(np.float64),
             )
             for i in range(0, len(fence), _BUILD_CHUNK)
         ]

@@ -54,3 +54,8 @@ class LocalProjection:
 
     def to_lonlat(self, x: float, y: float) -> tuple[float, float]:
         return (self.lon0 + x / self.m_per_deg_lon, self.lat0 + y / self.m_per_deg_lat)
+
+    def to_lonlat_arrays(self, x: npt.ArrayLike, y: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+        x_a = np.asarray(x, dtype=np.float64)
+        y_a = np.asarray(y, dtype=np.float64)
+        return self.lon0 + x_a / self.m_per_deg_lon, self.lat0 + y_a / self.m_per_deg_lat

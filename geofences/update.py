@@ -51,8 +51,11 @@ def decide_update(payload: bytes, *, site: str, running_version: int | None) -> 
         )
     if running_version is not None and version == running_version:
         return FenceUpdateDecision(version, "unchanged", None)
+    collection = data.get("fences")
+    if not isinstance(collection, dict):
+        return FenceUpdateDecision(version, "refused", None, "payload needs a 'fences' object")
     try:
-        fences = parse_feature_collection(data.get("fences"), site=site, version=version)
+        fences = parse_feature_collection(collection, site=site, version=version)
     except InvalidGeofence as err:
         return FenceUpdateDecision(version, "refused", None, str(err))
     except ValueError as err:

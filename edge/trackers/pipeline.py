@@ -63,7 +63,7 @@ class TrackersSection(_Strict):
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     topic: str = TOPIC_FILTER
     fences: Path
-    rules: RulesSection = RulesSection()
+    rules: RulesSection = Field(default_factory=lambda: RulesSection.model_validate({}))
     assets: list[AssetSection] = Field(default_factory=list)
     released_lots: list[str] = Field(default_factory=list)
     flush_s: float = Field(2.0, gt=0)
