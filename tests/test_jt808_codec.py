@@ -250,3 +250,20 @@ def test_random_bytes_never_crash_the_session():
 
 def test_checksum_is_plain_xor():
     assert checksum(bytes([0x01, 0x02, 0x04])) == 0x07
+
+
+def test_watched_alarm_bits_raise_once_and_clear():
+    from cloud.jt808.alarms import TerminalAlarms
+
+    alarms = TerminalAlarms()
+    reference = Location.decode(LOCATION_BODY)
+    stolen = Location(1 << 26 | 1 << 28, 2, 31.35, 121.59, 0, 0, 0, reference.t_us + 1_000_000)
+    raised = alarms.on_location("jt808-1", stolen, "LOT-B")
+    assert [(a.alert_type, a.action, a.evidence["alarms"]) for a in raised] == [
+        ("theft.terminal_alarm", "raise", ["illegal_displacement", "vehicle_stolen"])
+    ]
+    assert alarms.on_location("jt808-1", stolen, "LOT-B") == []  # still on: no repeat
+    calm = Location(0, 2, 31.35, 121.59, 0, 0, 0, reference.t_us + 2_000_000)
+    assert [(a.alert_type, a.action) for a in alarms.on_location("jt808-1", calm, "LOT-B")] == [
+        ("theft.terminal_alarm", "clear")
+    ]

@@ -17,6 +17,7 @@ from psycopg import AsyncConnection
 
 from cloud.alerts import clear_alert, raise_alert
 from cloud.ingest.geo_writers import store_geofence_events, store_positions
+from cloud.jt808.alarms import TerminalAlarms
 from cloud.jt808.session import Positions, Registered, SessionEvent
 from contract import AlertBody, MessageType
 from contract.messages import GeofenceEventBody, TrackerPositionsBody
@@ -50,6 +51,8 @@ class Jt808Tracking:
             fences, assets, rules=rules or CrossingRules(), source="jt808", started_us=now_us
         )
         self._conn: AsyncConnection | None = None
+        self._lots = {a.tracker: a.lot for a in assets}
+        self.alarms = TerminalAlarms()
 
     async def _connection(self) -> AsyncConnection:
         if self._conn is None or self._conn.closed:
@@ -66,10 +69,14 @@ class Jt808Tracking:
         registered = [e for e in events if isinstance(e, Registered) and e.accepted]
         for event in events:
             if isinstance(event, Positions):
+                tracker = tracker_of(event.phone)
                 for location in event.locations:
+                    if not event.backfill:  # old alarm bits are history, not a current state
+                        alarms = self.alarms.on_location(tracker, location, self._lots.get(tracker))
+                        out += [(MessageType.ALERT, a) for a in alarms]
                     if not location.positioned:
                         continue  # no GNSS fix: the coordinates are the last known, not news
-                    fix = Fix(tracker_of(event.phone), location.t_us, location.lon, location.lat)
+                    fix = Fix(tracker, location.t_us, location.lon, location.lat)
                     out += self.station.add(fix, None, now_us)
         if any(isinstance(e, Positions) for e in events):
             out += self.station.flush(now_us)

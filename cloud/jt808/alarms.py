@@ -1,0 +1,78 @@
+"""Alarm bits of 0x0200 reports that matter for pledged goods, as alerts (pure).
+
+A terminal holds an alarm bit set while the condition lasts; an alert is raised when a watched
+bit appears and cleared when none is left, not repeated for every report.
+"""
+
+from __future__ import annotations
+
+from cloud.jt808.codec import Location
+from contract import AlertBody
+from contract.messages import Severity
+
+# alarm name (codec.ALARM_BITS) -> (alert type, severity)
+WATCHED: dict[str, tuple[str, Severity]] = {
+    "vehicle_stolen": ("theft.terminal_alarm", "critical"),
+    "illegal_displacement": ("theft.terminal_alarm", "critical"),
+    "illegal_ignition": ("theft.terminal_alarm", "critical"),
+    "illegal_door_open": ("theft.terminal_alarm", "critical"),
+    "emergency": ("theft.terminal_alarm", "critical"),
+    "collision_warning": ("damage.shock", "major"),
+    "rollover_warning": ("damage.shock", "major"),
+    "gnss_antenna_disconnected": ("tamper.terminal_alarm", "major"),
+    "main_power_off": ("tamper.terminal_alarm", "major"),
+}
+
+
+class TerminalAlarms:
+    def __init__(self) -> None:
+        self._active: dict[tuple[str, str], frozenset[str]] = {}  # (tracker, type) -> alarms
+
+    def on_location(self, tracker: str, location: Location, lot: str | None) -> list[AlertBody]:
+        by_type: dict[str, set[str]] = {}
+        severity: dict[str, Severity] = {}
+        for alarm in location.alarms:
+            if alarm in WATCHED:
+                alert_type, sev = WATCHED[alarm]
+                by_type.setdefault(alert_type, set()).add(alarm)
+                severity[alert_type] = sev
+        alerts = []
+        for alert_type in sorted({t for t, _ in WATCHED.values()}):
+            key = (tracker, alert_type)
+            now = frozenset(by_type.get(alert_type, ()))
+            before = self._active.get(key, frozenset())
+            if now == before:
+                continue
+            self._active[key] = now
+            if now - before:
+                alerts.append(
+                    AlertBody(
+                        action="raise",
+                        alert_type=alert_type,
+                        subject=f"tracker:{tracker}",
+                        severity=severity[alert_type],
+                        lot=lot,
+                        explanation=f"terminal of {tracker} reports {', '.join(sorted(now))}",
+                        evidence={
+                            "alarms": sorted(now),
+                            "fix_t_us": location.t_us,
+                            "lon": location.lon,
+                            "lat": location.lat,
+                        },
+                    )
+                )
+            elif not now:
+                alerts.append(
+                    AlertBody(
+                        action="clear",
+                        alert_type=alert_type,
+                        subject=f"tracker:{tracker}",
+                        severity=WATCHED[next(iter(before))][1],
+                        lot=lot,
+                        explanation=(
+                            f"terminal of {tracker} no longer reports {', '.join(sorted(before))}"
+                        ),
+                        evidence={"fix_t_us": location.t_us},
+                    )
+                )
+        return alerts
