@@ -65,6 +65,9 @@ class RecordingContext:
         self.commands[name] = handler
         self.poke()
 
+    def of(self, msg_type: MessageType) -> list[Any]:
+        return [body for t, body in self.emitted if t is msg_type]
+
     async def until(self, done: Callable[[], bool], timeout_s: float,
                     task: asyncio.Task[None] | None = None) -> None:
         """Wait for ``done()``; fail if the pipeline task ends first or time runs out."""
@@ -88,9 +91,6 @@ class Wake(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.ctx.poke()
-
-    def of(self, msg_type: MessageType) -> list[Any]:
-        return [body for t, body in self.emitted if t is msg_type]
 
 
 # --- capture ------------------------------------------------------------------------------------
