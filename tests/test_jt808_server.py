@@ -5,6 +5,7 @@ and malformed frames answered without harming the connection or the server."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import psycopg
@@ -20,6 +21,7 @@ from geofences.fences import load_site
 
 PHONE = "13800138000"
 SECRET = b"a-test-secret-of-enough-length"
+AUTHORITY_CODE = HmacAuthority(SECRET).code_for(PHONE)
 
 
 async def _serving(database_url: str):
@@ -130,3 +132,40 @@ async def test_position_before_login_is_refused(database_url):
         await tracking.close()
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM tracker_positions").fetchone()[0] == 0
+
+
+async def test_database_outage_leaves_positions_unacknowledged_then_stores_them_once(
+    database_url,
+):
+    server_url, name = database_url.rsplit("/", 1)
+    server, tracking, fences = await _serving(database_url)
+    route = [p.fix for p in drive_out(fences, time.time_ns() // 1000 - 600_000_000, device=PHONE)]
+    try:
+        terminal = Jt808Terminal(PHONE)
+        await terminal.connect("127.0.0.1", server.port)
+        assert await terminal.log_in()
+        await terminal.report(route[0])
+        with psycopg.connect(f"{server_url}/postgres", autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            with contextlib.suppress(ConnectionError, TimeoutError):
+                await terminal.report(route[1])
+                raise AssertionError("a position that could not be stored was acknowledged")
+            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        await terminal.close()
+        # The terminal comes back and sends the unacknowledged position again, then the next.
+        terminal = Jt808Terminal(PHONE)
+        await terminal.connect("127.0.0.1", server.port)
+        assert await terminal.log_in(AUTHORITY_CODE)
+        assert terminal.log.answers[await terminal.report(route[1])].result == Result.OK
+        assert terminal.log.answers[await terminal.report(route[2])].result == Result.OK
+        await terminal.close()
+    finally:
+        await server.close()
+        await tracking.close()
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT count(*) FROM tracker_positions").fetchone()[0]
+    assert rows == 3  # each fix once, the retransmitted one included

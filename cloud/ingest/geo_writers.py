@@ -35,21 +35,31 @@ def _fix_columns(row: FixRow) -> tuple[datetime, float, float, float | None, int
 async def store_positions(
     conn: AsyncConnection, gateway_id: str, bodies: Sequence[TrackerPositionsBody]
 ) -> int:
+    """Insert fixes not stored before (one row per tracker and fix time); returns how many."""
+    columns: tuple[list[object], ...] = ([], [], [], [], [], [], [])
     latest: dict[str, tuple[str, tuple[datetime, float, float, float | None, int | None]]] = {}
-    rows = 0
-    async with conn.cursor().copy(
-        "COPY tracker_positions (fix_at, gateway_id, tracker, lon, lat, accuracy_m, battery_pct,"
-        " source) FROM STDIN"
-    ) as copy:
-        for body in bodies:
-            for fix in body.fixes:
-                at, lon, lat, acc, battery = _fix_columns(fix)
-                await copy.write_row((at, gateway_id, body.tracker, lon, lat, acc, battery,
-                                      body.source))
-                rows += 1
-                seen = latest.get(body.tracker)
-                if seen is None or at > seen[1][0]:
-                    latest[body.tracker] = (body.source, (at, lon, lat, acc, battery))
+    for body in bodies:
+        for fix in body.fixes:
+            at, lon, lat, acc, battery = _fix_columns(fix)
+            for column, value in zip(
+                columns, (at, body.tracker, lon, lat, acc, battery, body.source), strict=True
+            ):
+                column.append(value)
+            seen = latest.get(body.tracker)
+            if seen is None or at > seen[1][0]:
+                latest[body.tracker] = (body.source, (at, lon, lat, acc, battery))
+    cur = await conn.execute(
+        """
+        INSERT INTO tracker_positions (fix_at, gateway_id, tracker, lon, lat, accuracy_m,
+                                       battery_pct, source)
+        SELECT f, %s, t, x, y, a, b, s
+        FROM unnest(%s::timestamptz[], %s::text[], %s::float8[], %s::float8[], %s::real[],
+                    %s::smallint[], %s::text[]) AS u(f, t, x, y, a, b, s)
+        ON CONFLICT (tracker, fix_at) DO NOTHING
+        """,
+        (gateway_id, *columns),
+    )
+    inserted = cur.rowcount
     for tracker, (source, (at, lon, lat, acc, battery)) in latest.items():
         await conn.execute(
             """
@@ -64,7 +74,7 @@ async def store_positions(
             """,
             (tracker, gateway_id, source, at, lon, lat, acc, battery),
         )
-    return rows
+    return inserted
 
 
 async def store_geofence_events(
@@ -79,11 +89,24 @@ async def store_geofence_events(
     ) as copy:
         for seq, kind, body in events:
             at, lon, lat, acc, _ = _fix_columns(body.fix)
-            await copy.write_row((
-                at, gateway_id, seq, kind, body.tracker, body.fence, body.fence_kind,
-                body.lots, lon, lat, acc, _at(body.run_started_us), body.run_fixes,
-                body.fences_version,
-            ))
+            await copy.write_row(
+                (
+                    at,
+                    gateway_id,
+                    seq,
+                    kind,
+                    body.tracker,
+                    body.fence,
+                    body.fence_kind,
+                    body.lots,
+                    lon,
+                    lat,
+                    acc,
+                    _at(body.run_started_us),
+                    body.run_fixes,
+                    body.fences_version,
+                )
+            )
     return len(events)
 
 
@@ -97,8 +120,17 @@ async def store_sensor_readings(
     ) as copy:
         for body in bodies:
             for t_us, milli in body.readings:
-                await copy.write_row((_at(t_us), gateway_id, body.sensor, body.quantity,
-                                      body.unit, body.lot, milli / 1000))
+                await copy.write_row(
+                    (
+                        _at(t_us),
+                        gateway_id,
+                        body.sensor,
+                        body.quantity,
+                        body.unit,
+                        body.lot,
+                        milli / 1000,
+                    )
+                )
                 rows += 1
     return rows
 
@@ -129,8 +161,9 @@ async def _raw(conn: AsyncConnection, items: list[Accepted]) -> None:
     ) as copy:
         for item in items:
             env = item.envelope
-            await copy.write_row((env.observed_at, env.gateway, env.seq, env.type,
-                                  json.dumps(env.body)))
+            await copy.write_row(
+                (env.observed_at, env.gateway, env.seq, env.type, json.dumps(env.body))
+            )
 
 
 async def write_tracker_positions(conn: AsyncConnection, items: list[Accepted]) -> int:
