@@ -10,8 +10,7 @@ CREATE TABLE tracker_positions (
     source text NOT NULL
 ) PARTITION BY RANGE (fix_at);
 CREATE TABLE tracker_positions_default PARTITION OF tracker_positions DEFAULT;
--- One row per fix: a device that sends a fix again (retransmission, re-upload) adds nothing.
-CREATE UNIQUE INDEX tracker_positions_fix ON tracker_positions (tracker, fix_at);
+CREATE INDEX tracker_positions_tracker ON tracker_positions (tracker, fix_at);
 
 CREATE TABLE geofence_events (
     fix_at timestamptz NOT NULL,        -- time of the fix that decided it

@@ -10,8 +10,7 @@ CREATE TABLE tracker_positions (
     source text NOT NULL
 );
 SELECT create_hypertable('tracker_positions', by_range('fix_at', INTERVAL '1 day'));
--- One row per fix: a device that sends a fix again (retransmission, re-upload) adds nothing.
-CREATE UNIQUE INDEX tracker_positions_fix ON tracker_positions (tracker, fix_at);
+CREATE INDEX tracker_positions_tracker ON tracker_positions (tracker, fix_at);
 ALTER TABLE tracker_positions SET (
     timescaledb.compress,
     timescaledb.compress_segmentby = 'tracker',
