@@ -9,8 +9,9 @@ Baseline: RapidOCR detection + recognition on the whole frame, every frame, plat
 (measured on an even sample of frames: it is slow, and its cost barely depends on content).
 
 Figures: effective frames/s per core (frames / CPU seconds of this process, ONNX Runtime and
-OpenCV on one thread), ms per plate read (detection + OCR of a frame that read a plate) p50/p95,
-passages read correctly, peak RSS. Last line: one JSON object.
+OpenCV on one thread), ms per plate read (detection on the full frame + OCR of the plate, timed
+on every frame that shows a vehicle) p50/p95, passages read correctly, peak RSS. Last line: one
+JSON object.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ import numpy as np
 from benchmarks._report import peak_rss_mb, print_figures, print_table
 
 
-def _render(path: Path, frames: int, seed: int) -> list[tuple[str, str]]:
+def _render(path: Path, frames: int, seed: int) -> tuple[list[str], set[int]]:
+    """Write the video; return the scripted plates and the frames in which a vehicle is seen."""
     from firmware_sim.camera.streams import gate_frames, gate_script, write_video
 
     script = gate_script(random.Random(seed), total_frames=frames, moving_fraction=0.2)
     write_video((f.image for f in gate_frames(script, total_frames=frames, seed=seed)), path, 10)
-    return [(p.plate.text, p.direction) for p in script]
+    visible = {i for p in script for i in range(p.start_frame, p.start_frame + p.frames)}
+    return [p.plate.text for p in script], visible
 
 
 def main(argv: list[str]) -> int:
@@ -52,7 +55,7 @@ def main(argv: list[str]) -> int:
 
     with tempfile.TemporaryDirectory(prefix="camera-bench-") as tmp:
         video = Path(tmp) / "gate.avi"
-        truth = _render(video, args.frames, args.seed)
+        truth, visible = _render(video, args.frames, args.seed)
         reader = TextReader(threads=1)
         recognizer = PlateRecognizer(PlateDetector(threads=1), reader)
 
@@ -60,7 +63,7 @@ def main(argv: list[str]) -> int:
         source = VideoSource(str(video))
         watch = GateWatch(recognizer, frame_size=(1280, 720))
         passages = []
-        plate_ms: list[float] = []
+        ocr_calls = 0
         moved = 0
         n = 0
         wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -68,13 +71,25 @@ def main(argv: list[str]) -> int:
             outcome = watch.process(frame.image, frame.at_us)
             passages += outcome.passages
             moved += outcome.moved
-            plate_ms += [outcome.detect_ms + ms for ms in outcome.ocr_ms]
+            ocr_calls += len(outcome.ocr_ms)
             n += 1
         passages += watch.finish()
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         source.close()
         read = sorted(p.plate for p in passages)
-        correct = sum(1 for text, _ in truth if text in read)
+        correct = sum(1 for text in truth if text in read)
+
+        # --- latency of one plate read: detection on the full frame + OCR of each plate -----
+        source = VideoSource(str(video))
+        plate_ms: list[float] = []
+        while (frame := source.read()) is not None:
+            if frame.index not in visible:
+                continue
+            started = time.perf_counter()
+            for det in recognizer.detector.detect(frame.image):
+                recognizer.read_box(frame.image, det.box, det.score)
+            plate_ms.append((time.perf_counter() - started) * 1000)
+        source.close()
 
         # --- baseline: full-frame OCR on every frame ----------------------------------------
         source = VideoSource(str(video))
@@ -101,7 +116,8 @@ def main(argv: list[str]) -> int:
         ("frames with motion (detector ran)", moved),
         ("effective fps per core (CPU time)", fps),
         ("fps wall clock", n / wall),
-        ("plate reads (OCR calls)", len(plate_ms)),
+        ("OCR calls in the gate loop", ocr_calls),
+        ("frames timed for plate reads", len(plate_ms)),
         ("plate read ms p50 (detect + OCR)", p50),
         ("plate read ms p95", p95),
         ("passages scripted", len(truth)),
