@@ -21,7 +21,12 @@ from ops.logging import configure
 log = logging.getLogger("cloud")
 
 # Modules that add a subcommand (``add_command(subparsers)``). Add yours here.
-COMMAND_MODULES: tuple[str, ...] = ("cloud.receipts.cli", "cloud.jt808.cli", "cloud.geofence_push")
+COMMAND_MODULES: tuple[str, ...] = (
+    "cloud.receipts.cli",
+    "cloud.jt808.cli",
+    "cloud.geofence_push",
+    "cloud.owntracks",
+)
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -61,6 +61,10 @@ class CloudTracking:
         if self._conn is not None:
             await self._conn.close()
 
+    def station_output(self, out: list[Outgoing]) -> None:
+        """Keep messages decided outside a flush (stored with the next commit)."""
+        self._unstored += out
+
     async def commit(self, out: list[Outgoing]) -> None:
         """Store in one transaction; a failed connection is dropped and the error raised (what
         was decided is kept and stored with the next commit)."""
