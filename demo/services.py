@@ -99,6 +99,12 @@ def find_broker(services: Services, workdir: Path) -> None:
             MOSQUITTO_CONF.read_text()
             + f"\nlistener {port} 127.0.0.1\npersistence_location {workdir}/\n"
         )
+        if os.geteuid() == 0:  # mosquitto drops to its own user; it must write its state here
+            import pwd
+
+            with contextlib.suppress(KeyError):
+                user = pwd.getpwnam("mosquitto")
+                os.chown(workdir, user.pw_uid, user.pw_gid)
         proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log, stderr=log)
         what = "Mosquitto with the project's config"
     else:

@@ -87,7 +87,7 @@ class Publisher:
         will = aiomqtt.Will(
             self._announcement.topic, self._announcement.offline(), qos=1, retain=True
         )
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self._broker.host,
             self._broker.port,
             username=self._broker.username,
@@ -100,6 +100,8 @@ class Publisher:
             tls_params=aiomqtt.TLSParameters() if self._broker.tls else None,
             **persistent_session_kwargs(protocol),
         )
+        client.pending_calls_threshold = self._broker.in_flight + 10  # a full window is normal
+        return client
 
     async def _connect(self) -> aiomqtt.Client:
         last_error: aiomqtt.MqttError | None = None

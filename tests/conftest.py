@@ -119,6 +119,9 @@ class MosquittoBroker:
         conf.write_text(
             PROJECT_MOSQUITTO_CONF.read_text()
             + f"\npersistence_location {self.workdir}/\nlistener {self.port} 127.0.0.1\n"
+            # pytest's temporary folders are private to root: do not drop to user mosquitto,
+            # or the broker cannot save its persistence file there.
+            + "user root\n"
             + self.extra
         )
         log = (self.workdir / "mosquitto.log").open("ab")

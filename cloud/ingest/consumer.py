@@ -176,20 +176,42 @@ class Ingest:
                 log.debug("disconnect after failure", extra={"error": str(err)})
 
     async def _consume(self, client: aiomqtt.Client) -> None:
-        messages = client.messages
+        # A reader task moves messages into our queue. Timing out a wait on aiomqtt's iterator
+        # itself can drop a message that arrived at the moment of the timeout (never acked, so
+        # never redelivered on this connection); waiting on an asyncio.Queue cannot.
+        queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
+
+        async def read() -> None:
+            async for message in client.messages:
+                queue.put_nowait(message)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                reader = group.create_task(read())
+                group.create_task(self._batches(client, queue, reader))
+        except* aiomqtt.MqttError as errors:
+            raise errors.exceptions[0] from None
+
+    async def _batches(
+        self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message],
+        reader: asyncio.Task[None],
+    ) -> None:
         limit, window = self.options.batch_messages, self.options.batch_ms / 1000
-        while True:
-            batch = [await anext(messages)]
+        while not reader.done():
+            try:
+                batch = [await asyncio.wait_for(queue.get(), 1.0)]
+            except TimeoutError:
+                continue
             deadline = time.monotonic() + window
             while len(batch) < limit:
-                if len(messages):  # already buffered: take without waiting
-                    batch.append(await anext(messages))
+                if not queue.empty():
+                    batch.append(queue.get_nowait())
                     continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 try:
-                    batch.append(await asyncio.wait_for(anext(messages), remaining))
+                    batch.append(await asyncio.wait_for(queue.get(), remaining))
                 except TimeoutError:
                     break
             started = time.perf_counter()
