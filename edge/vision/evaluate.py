@@ -17,13 +17,14 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edge.vision.detector import DEFAULT_MODEL, PlateDetector
 from edge.vision.ocr import TextReader
 from edge.vision.recognizer import PlateRecognizer
-from firmware_sim.camera.plates import random_plate, render_plate
+from firmware_sim.camera.plates import Region, random_plate, render_plate
 from firmware_sim.camera.scenes import gate_scene
 
 
@@ -61,8 +62,9 @@ def evaluate(model: Path, scenes: int, seed: int) -> dict[str, object]:
             by_style[t.spec.style][0] += t.spec.text in texts
     crops_ok = 0
     crops = 0
-    for region in ("cn", "eu", "us") * 30:
-        spec = random_plate(rng, region)  # type: ignore[arg-type]
+    regions: tuple[Region, ...] = ("cn", "eu", "us")
+    for region in regions * 30:
+        spec = random_plate(rng, region)
         reads = recognizer.read(render_plate(spec))
         crops += 1
         crops_ok += bool(reads) and reads[0].plate.text == spec.text
@@ -80,7 +82,7 @@ def evaluate(model: Path, scenes: int, seed: int) -> dict[str, object]:
     }
 
 
-def photos(model: Path, folder: Path) -> list[dict[str, object]]:
+def photos(model: Path, folder: Path) -> list[dict[str, Any]]:
     from edge.vision.capture import decode_image
 
     recognizer = PlateRecognizer(PlateDetector(model), TextReader())

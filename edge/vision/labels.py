@@ -17,15 +17,7 @@ from edge.vision.ocr import TextReader
 
 Box = tuple[int, int, int, int]
 
-_FORMATS = [
-    zxingcpp.BarcodeFormat.Code128,
-    zxingcpp.BarcodeFormat.DataMatrix,
-    zxingcpp.BarcodeFormat.QRCode,
-    zxingcpp.BarcodeFormat.EAN13,
-    zxingcpp.BarcodeFormat.EAN8,
-    zxingcpp.BarcodeFormat.UPCA,
-    zxingcpp.BarcodeFormat.UPCE,
-]
+_FORMATS = zxingcpp.barcode_formats_from_str("Code128,DataMatrix,QRCode,EAN13,EAN8,UPCA,UPCE")
 _LABEL_TEXT = re.compile(r"\d{8,}|BATCH|LOT|EXP|SSCC|GTIN", re.IGNORECASE)
 
 

@@ -13,6 +13,8 @@ import numpy as np
 
 Box = tuple[int, int, int, int]  # x, y, w, h
 
+_DILATE = np.ones((3, 3), np.uint8)
+
 
 class MotionGate:
     def __init__(
@@ -51,7 +53,7 @@ class MotionGate:
         diff = cv2.absdiff(grey, cv2.convertScaleAbs(self._average))
         cv2.accumulateWeighted(grey, self._average, self.learning_rate)
         _, mask = cv2.threshold(diff, self.threshold, 255, cv2.THRESH_BINARY)
-        mask = cv2.dilate(mask, None, iterations=2)
+        mask = cv2.dilate(mask, _DILATE, iterations=2)
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         scale = w / self.width
         min_area = self.min_area_fraction * grey.shape[0] * grey.shape[1]

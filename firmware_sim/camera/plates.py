@@ -103,7 +103,7 @@ def _text_layer(
     x0, y0, x1, y1 = box
     size = max(8, int((y1 - y0) * 1.15))
     font = _font(font_path, size)
-    left, top, right, bottom = font.getbbox(text)
+    left, top, right, bottom = (int(v) for v in font.getbbox(text))
     w, h = right - left, bottom - top
     layer = Image.new("RGBA", (w + 4, h + 4), (0, 0, 0, 0))
     ImageDraw.Draw(layer).text((2 - left, 2 - top), text, font=font, fill=(*fill, 255))

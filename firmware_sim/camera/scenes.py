@@ -73,10 +73,10 @@ def _warp_plate(
     """Scale the plate to ``width`` and tilt it; returns the image and its four corners."""
     h = max(4, round(plate.shape[0] * width / plate.shape[1]))
     small = cv2.resize(plate, (width, h), interpolation=cv2.INTER_AREA)
-    src = np.float32([[0, 0], [width, 0], [width, h], [0, h]])
+    src = np.array([[0, 0], [width, 0], [width, h], [0, h]], dtype=np.float32)
     jitter = skew * width
-    dst = src + np.float32([[rng.uniform(-jitter, jitter), rng.uniform(-jitter, jitter) * 0.5]
-                            for _ in range(4)])
+    dst = src + np.array([[rng.uniform(-jitter, jitter), rng.uniform(-jitter, jitter) * 0.5]
+                          for _ in range(4)], dtype=np.float32)
     dst -= dst.min(axis=0)
     out_w, out_h = int(np.ceil(dst[:, 0].max())) + 1, int(np.ceil(dst[:, 1].max())) + 1
     matrix = cv2.getPerspectiveTransform(src, dst)
@@ -130,7 +130,7 @@ def paste(
 
 def degrade(img: np.ndarray, rng: random.Random, strength: float = 1.0) -> np.ndarray:
     """Lighting, blur, noise and compression as a camera adds them."""
-    out = img.astype(np.float32)
+    out: np.ndarray = img.astype(np.float32)
     gain = rng.uniform(1 - 0.6 * strength, 1 + 0.3 * strength)
     out = out * gain + rng.uniform(-25, 25) * strength
     if rng.random() < 0.3 * strength:  # uneven light: a gradient across the frame
@@ -149,8 +149,9 @@ def degrade(img: np.ndarray, rng: random.Random, strength: float = 1.0) -> np.nd
     if rng.random() < 0.7:
         quality = rng.randint(35, 90)
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if ok:
-            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+        if decoded is not None:
+            out = decoded
     return out
 
 
