@@ -51,12 +51,18 @@ def _text_band(crop: np.ndarray) -> np.ndarray:
     h, w = crop.shape[:2]
     if w / h < 2.4 and h >= 24:  # US proportions: the number sits in the lower three quarters
         return crop[int(h * 0.28) : int(h * 0.95)]
-    band = crop[h // 5 : h - h // 5, : max(1, w // 14)].reshape(-1, 3).astype(np.int32)
-    body = crop[h // 5 : h - h // 5, w // 4 : w // 2].reshape(-1, 3).astype(np.int32)
-    band_blue = np.median(band[:, 0] - band[:, 2]) > 40
-    body_light = np.median(body.sum(axis=1)) > 3 * 140 and np.median(body[:, 0] - body[:, 2]) < 30
-    if band_blue and body_light:
-        return crop[:, int(w * 0.1) :]
+    middle = crop[h // 5 : h - h // 5].astype(np.int32)
+    body = middle[:, w // 4 : w // 2].reshape(-1, 3)
+    body_light = np.median(body.sum(axis=1)) > 3 * 120 and np.median(body[:, 0] - body[:, 2]) < 30
+    if not body_light:
+        return crop  # not a light plate: Chinese plates are blue, yellow or green all over
+    # Columns of the left fifth that are mostly blue: the EU band, wherever the crop starts.
+    left = middle[:, : max(1, w // 5)]
+    bluish = (left[:, :, 0] - left[:, :, 2] > 35) & (left[:, :, 0] - left[:, :, 1] > 15)
+    blue = bluish.mean(axis=0)
+    columns = np.nonzero(blue > 0.5)[0]
+    if len(columns) >= max(2, w // 40):
+        return crop[:, min(w - 1, int(columns.max()) + 1 + w // 100) :]
     return crop
 
 
