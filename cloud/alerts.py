@@ -1,6 +1,11 @@
 """Alerts: one active alert per (type, subject); every step recorded with who and when.
 
-The SQL lives here; ingest, the rules engine and the API call these functions.
+The SQL lives here; ingest, the rules engine and the API call these functions. Every change a
+financier should hear about (opened, acknowledged, resolved) writes its webhook message in the
+same transaction (cloud.webhooks.outbox); a repeat only counts, so an alert raised by the edge
+and by the cloud's rules (or redelivered) is one alert and one notification. An alert opened
+under a snooze of its (type, subject) or a maintenance window of its site is stored, with the
+reason in ``suppressed_by``, and notifies no one.
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from cloud.webhooks.outbox import enqueue_alert_change
 from contract import AlertBody
 
 ALERT_COLUMNS = (
     "id, alert_type, subject, severity, site_id, lot_id, state, explanation, evidence, count, "
     "first_seen_at, last_seen_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by, "
-    "source_gateway, source_seq"
+    "source_gateway, source_seq, suppressed_by, rule"
 )
 
 
@@ -39,13 +45,14 @@ async def raise_alert(
     actor: str,
     source_gateway: str | None = None,
     source_seq: int | None = None,
+    rule: str | None = None,
 ) -> tuple[int, bool]:
     """Open an alert, or count a repeat of the active one. Returns (alert id, opened now)."""
     cur = await conn.execute(
         """
         INSERT INTO alerts (alert_type, subject, severity, site_id, lot_id, explanation, evidence,
-                            first_seen_at, last_seen_at, source_gateway, source_seq)
-        VALUES (%s, %s, %s, %s, (SELECT id FROM lots WHERE id = %s), %s, %s, %s, %s, %s, %s)
+                            first_seen_at, last_seen_at, source_gateway, source_seq, rule)
+        VALUES (%s, %s, %s, %s, (SELECT id FROM lots WHERE id = %s), %s, %s, %s, %s, %s, %s, %s)
         ON CONFLICT (alert_type, subject) WHERE state <> 'resolved' DO UPDATE SET
             count = alerts.count + 1,
             last_seen_at = greatest(alerts.last_seen_at, excluded.last_seen_at),
@@ -57,11 +64,60 @@ async def raise_alert(
         RETURNING id, (xmax = 0) AS opened
         """,
         (alert_type, subject, severity, site_id, lot_id, explanation, json.dumps(evidence),
-         seen_at, seen_at, source_gateway, source_seq),
+         seen_at, seen_at, source_gateway, source_seq, rule),
     )
     alert_id, opened = await cur.fetchone()  # type: ignore[misc]
-    await _history(conn, alert_id, "opened" if opened else "repeated", actor, evidence=evidence)
+    suppressed = None
+    if opened:
+        suppressed = await _suppression(conn, alert_type, subject, site_id, seen_at)
+        if suppressed is not None:
+            await conn.execute("UPDATE alerts SET suppressed_by = %s WHERE id = %s",
+                               (suppressed, alert_id))
+    await _history(conn, alert_id, "opened" if opened else "repeated", actor,
+                   f"suppressed: {suppressed}" if suppressed else "", evidence=evidence)
+    if opened and suppressed is None:
+        await enqueue_alert_change(conn, alert_id, "alert.opened")
     return alert_id, opened
+
+
+async def _suppression(
+    conn: AsyncConnection, alert_type: str, subject: str, site_id: str | None, at: datetime
+) -> str | None:
+    """Why a newly opened alert stays quiet: a snooze of its (type, subject), or maintenance."""
+    cur = await conn.execute(
+        "SELECT 'snoozed until ' || to_char(until AT TIME ZONE 'UTC', "
+        "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || ' by ' || actor FROM alert_snoozes "
+        "WHERE alert_type = %s AND subject = %s AND until > %s "
+        "UNION ALL "
+        "SELECT 'maintenance window ' || id || ': ' || reason FROM maintenance_windows "
+        "WHERE site_id = %s AND starts_at <= %s AND ends_at > %s "
+        "AND (alert_types IS NULL OR %s = ANY(alert_types)) LIMIT 1",
+        (alert_type, subject, at, site_id, at, at, alert_type))
+    row = await cur.fetchone()
+    return None if row is None else str(row[0])
+
+
+async def snooze(
+    conn: AsyncConnection, alert_id: int, until: datetime, actor: str, comment: str
+) -> dict[str, Any] | None:
+    """Keep the alert's (type, subject) quiet until ``until``: re-openings are stored, not sent."""
+    cur = await conn.execute("SELECT alert_type, subject FROM alerts WHERE id = %s",
+                             (alert_id,))
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    await conn.execute(
+        "INSERT INTO alert_snoozes (alert_type, subject, until, actor, comment) "
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (alert_type, subject) DO UPDATE SET "
+        "until = excluded.until, actor = excluded.actor, comment = excluded.comment, "
+        "created_at = now()", (row[0], row[1], until, actor, comment))
+    await _history(conn, alert_id, "snoozed", actor, f"until {until.isoformat()}: {comment}")
+    async with conn.cursor(row_factory=dict_row) as dcur:
+        await dcur.execute(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = %s", (alert_id,))
+        alert = await dcur.fetchone()
+    assert alert is not None
+    alert["snoozed_until"] = until
+    return alert
 
 
 async def clear_alert(
@@ -70,14 +126,17 @@ async def clear_alert(
     """Resolve the active alert because its condition cleared (e.g. all tags read again)."""
     cur = await conn.execute(
         "UPDATE alerts SET state = 'resolved', resolved_at = now(), resolved_by = %s "
-        "WHERE alert_type = %s AND subject = %s AND state <> 'resolved' RETURNING id",
+        "WHERE alert_type = %s AND subject = %s AND state <> 'resolved' "
+        "RETURNING id, suppressed_by",
         (actor, alert_type, subject),
     )
     row = await cur.fetchone()
     if row is None:
         return None
     await _history(conn, row[0], "resolved", actor, comment)
-    return row[0]
+    if row[1] is None:
+        await enqueue_alert_change(conn, row[0], "alert.resolved")
+    return int(row[0])
 
 
 async def apply_edge_alert(
@@ -126,6 +185,8 @@ async def transition(
             raise AlertTransitionError(f"unknown action {action!r}")
         await cur.execute(sql, (actor, alert_id))
         await _history(conn, alert_id, f"{action}d", actor, comment)
+        if alert["suppressed_by"] is None:
+            await enqueue_alert_change(conn, alert_id, f"alert.{action}d")
         await cur.execute(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = %s", (alert_id,))
         return await cur.fetchone()
 

@@ -22,6 +22,7 @@ from cloud.ingest.geo_writers import (
     write_tracker_positions,
 )
 from cloud.receipts.release_guard import guarded
+from cloud.rules.runner import with_rules
 from contract import (
     CHANNEL_OF,
     AlertBody,
@@ -190,9 +191,11 @@ async def write_telemetry(conn: AsyncConnection, items: list[Accepted]) -> int:
 WRITERS: dict[MessageType, Writer] = {
     # Pledged goods that move without a release raise theft.movement_without_release.
     MessageType.TAG_READS: guarded(write_tag_reads),
-    MessageType.PRESENCE_CHANGE: guarded(write_presence_changes),
+    # Facts for the site's correlation rules (cloud/rules) come from these three.
+    MessageType.PRESENCE_CHANGE: with_rules(guarded(write_presence_changes)),
     MessageType.LOT_COUNT: write_lot_counts,
-    MessageType.ALERT: write_alerts,
+    MessageType.ALERT: with_rules(write_alerts),
+    MessageType.PLATE_READ: with_rules(write_raw_events),
     MessageType.GATEWAY_STATUS: write_gateway_status,
     MessageType.AGENT_HEALTH: write_telemetry,
     MessageType.TRACKER_POSITIONS: write_tracker_positions,

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from cloud.api.routes import alerts, gateways, health, lots, receipts, sites, telemetry
+from cloud.api.routes import (
+    alerts,
+    gateways,
+    health,
+    lots,
+    receipts,
+    rules,
+    sites,
+    telemetry,
+    webhooks,
+)
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -14,4 +24,6 @@ ROUTERS: list[APIRouter] = [
     alerts.router,
     telemetry.router,
     receipts.router,
+    rules.router,
+    webhooks.router,
 ]

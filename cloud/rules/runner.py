@@ -1,0 +1,134 @@
+"""Run a site's rules on the facts of an ingest batch, inside the batch's transaction.
+
+The engine is rebuilt per batch from the facts stored in ``rule_facts`` (with which rules
+each has fired), so any number of ingest workers agree and a restart forgets nothing.
+Decisions become alerts (``cloud.alerts``, which also writes the webhook outbox), clears
+(auto-resolve) or release movements.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from cloud import alerts
+from cloud.ingest.decode import Accepted
+from cloud.rules.facts import facts_from
+from cloud.rules.sets import active_rule_set
+from edge.rules import Decision, Fact, RuleEngine, RuleSet
+
+RELEASE_PICKUP = timedelta(hours=24)
+IngestWriter = Callable[[AsyncConnection[Any], list[Accepted]], Awaitable[int]]
+
+
+def _dt(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1e6, UTC)
+
+
+async def _authorised_plates(conn: AsyncConnection[Any], site_id: str, now: datetime) -> set[str]:
+    cur = await conn.execute(
+        "SELECT jsonb_array_elements_text(authorised_vehicles) FROM lots WHERE site_id = %s "
+        "UNION SELECT q.vehicle FROM release_requests q JOIN receipts r "
+        "ON r.number = q.receipt_number JOIN lots l ON l.id = r.lot_id "
+        "WHERE l.site_id = %s AND q.state = 'approved' AND q.vehicle IS NOT NULL "
+        "AND q.decided_at > %s", (site_id, site_id, now - RELEASE_PICKUP))
+    return {r[0] for r in await cur.fetchall()}
+
+
+async def _releases(conn: AsyncConnection[Any], lots: list[str], now: datetime) -> list[Fact]:
+    """Approved releases of these lots in the last day, as facts (they live in receipts)."""
+    if not lots:
+        return []
+    cur = await conn.execute(
+        "SELECT r.lot_id, q.id, q.vehicle, q.decided_at FROM release_requests q "
+        "JOIN receipts r ON r.number = q.receipt_number WHERE r.lot_id = ANY(%s) "
+        "AND q.state = 'approved' AND q.decided_at > %s", (lots, now - RELEASE_PICKUP))
+    return [Fact("release_approved", f"lot:{lot}", int(at.timestamp() * 1e6),
+                 {"lot": lot, "release": rid, "vehicle": vehicle})
+            for lot, rid, vehicle, at in await cur.fetchall()]
+
+
+async def run_rules(
+    conn: AsyncConnection[Any], site_id: str, facts: list[Fact], actor: str,
+    rule_set: RuleSet | None = None,
+) -> list[Decision]:
+    rule_set = rule_set or await active_rule_set(conn, site_id)
+    reads = set().union(*(r.reads for r in rule_set.rules)) if rule_set.rules else set()
+    facts = [f for f in facts if f.kind in reads]
+    if not facts:
+        return []
+    horizon = timedelta(seconds=max(r.longest_window_s for r in rule_set.rules))
+    earliest = _dt(facts[0].at_us)
+    cur = await conn.execute(
+        "SELECT id, kind, subject, at, attrs, fired FROM rule_facts "
+        "WHERE site_id = %s AND at >= %s ORDER BY at, id", (site_id, earliest - horizon))
+    stored: list[tuple[int, Fact, list[str]]] = [
+        (rid, Fact(kind, subject, int(at.timestamp() * 1e6), attrs), fired)
+        for rid, kind, subject, at, attrs, fired in await cur.fetchall()]
+    lots = sorted({f.attrs["lot"] for f in facts if "lot" in f.attrs})
+    engine = RuleEngine(rule_set)
+    engine.remember([f for _, f, _ in stored] + await _releases(conn, lots, _dt(facts[-1].at_us)),
+                    [(rule, f) for _, f, fired in stored for rule in fired])
+    decisions = [d for f in facts for d in engine.feed(f)]
+    names = [r.name for r in rule_set.rules]
+    for rid, f, fired in stored:
+        now_fired = [n for n in names if engine.fired(n, f)]
+        if sorted(now_fired) != sorted(fired):
+            await conn.execute("UPDATE rule_facts SET fired = %s WHERE id = %s", (now_fired, rid))
+    async with conn.cursor().copy(
+        "COPY rule_facts (site_id, kind, subject, at, attrs, fired) FROM STDIN"
+    ) as copy:
+        for f in facts:
+            await copy.write_row((site_id, f.kind, f.subject, _dt(f.at_us), json.dumps(
+                dict(f.attrs)), [n for n in names if engine.fired(n, f)]))
+    await conn.execute("DELETE FROM rule_facts WHERE site_id = %s AND at < %s",
+                       (site_id, earliest - horizon - timedelta(hours=1)))
+    for d in decisions:
+        await apply_decision(conn, site_id, d, actor)
+    return decisions
+
+
+async def apply_decision(conn: AsyncConnection[Any], site_id: str, d: Decision, actor: str
+                         ) -> None:
+    # The edge's own alert for this (type, subject) is already stored by ingest.
+    if any(f.attrs.get("edge_alert") == d.alert_type and f.subject == d.subject
+           for f in d.facts):
+        return
+    who = f"rule:{d.rule}"
+    if d.action == "record":
+        await conn.execute(
+            "INSERT INTO release_movements (site_id, subject, rule, at, facts, explanation) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (site_id, d.subject, d.rule, _dt(d.at_us), json.dumps(d.evidence()), d.explanation))
+    elif d.action == "clear":
+        assert d.alert_type is not None
+        await alerts.clear_alert(conn, alert_type=d.alert_type, subject=d.subject, actor=who,
+                                 comment=d.explanation)
+    else:
+        assert d.alert_type is not None
+        await alerts.raise_alert(
+            conn, alert_type=d.alert_type, subject=d.subject, severity=d.severity,
+            site_id=site_id, lot_id=d.lot, explanation=d.explanation, evidence=d.evidence(),
+            seen_at=_dt(d.at_us), actor=f"{actor} {who}", rule=d.rule)
+
+
+def with_rules(writer: IngestWriter) -> IngestWriter:
+    """Wrap an ingest writer: after storing the batch, run each site's rules on its facts."""
+
+    async def write(conn: AsyncConnection[Any], items: list[Accepted]) -> int:
+        written = await writer(conn, items)
+        by_site: dict[str, list[Accepted]] = {}
+        for item in items:
+            by_site.setdefault(item.envelope.site, []).append(item)
+        for site, batch in by_site.items():
+            plates = (await _authorised_plates(conn, site, datetime.now(UTC))
+                      if any(i.envelope.type == "plate_read" for i in batch) else set())
+            gateways = ",".join(sorted({i.envelope.gateway for i in batch}))
+            await run_rules(conn, site, facts_from(batch, plates), f"gateway:{gateways}")
+        return written
+
+    return write

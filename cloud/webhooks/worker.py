@@ -1,0 +1,178 @@
+"""Delivery workers: claim due deliveries with FOR UPDATE SKIP LOCKED, send, record, decide.
+
+Each in-flight delivery holds its row lock in its own transaction until its attempt is
+recorded, so any number of workers (in any number of processes) share the outbox without
+sending a message twice at once. Per-endpoint ordering: only the endpoint's oldest pending
+delivery is ever claimable, so message N+1 waits until N is delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from cloud import alerts
+from cloud.webhooks import policy, signing, ssrf
+from cloud.webhooks.outbox import CHANNEL
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_S = 15.0
+ALLOW_ENV = "PW_WEBHOOK_ALLOW"
+ENDPOINT_DISABLED = "webhook.endpoint_disabled"
+
+
+def allow_list_from_env() -> list[str]:
+    """Comma-separated hosts, addresses or CIDRs that may be private (tests: 127.0.0.1)."""
+    return [e.strip() for e in os.environ.get(ALLOW_ENV, "").split(",") if e.strip()]
+
+
+_CLAIM = """
+SELECT d.id, d.endpoint_id, d.attempts, m.msg_id, m.payload, e.url, e.failing_since
+FROM webhook_deliveries d
+JOIN webhook_endpoints e ON e.id = d.endpoint_id
+JOIN webhook_messages m ON m.seq = d.message_seq
+WHERE d.state = 'pending' AND e.enabled AND d.next_attempt_at <= %(now)s
+  AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
+                  WHERE p.endpoint_id = d.endpoint_id AND p.state = 'pending'
+                    AND p.message_seq < d.message_seq)
+ORDER BY d.next_attempt_at, d.message_seq
+LIMIT 1
+FOR UPDATE OF d SKIP LOCKED
+"""
+
+
+@dataclass
+class WebhookSender:
+    database_url: str
+    allow: list[str] = field(default_factory=allow_list_from_env)
+    concurrency: int = 8
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    rng: random.Random = field(default_factory=random.Random)
+    disable_after: timedelta = policy.DISABLE_AFTER
+    timeout_s: float = TIMEOUT_S
+    sent: int = 0
+
+    async def deliver_due(self) -> int:
+        """Attempt every due delivery once (concurrently across endpoints); returns attempts."""
+        async with httpx.AsyncClient(follow_redirects=False, timeout=self.timeout_s) as http:
+            counts = await asyncio.gather(*(self._drain(http) for _ in range(self.concurrency)))
+        return sum(counts)
+
+    async def _drain(self, http: httpx.AsyncClient) -> int:
+        done = 0
+        async with await AsyncConnection.connect(self.database_url) as conn:
+            while await self._attempt_one(conn, http):
+                done += 1
+        return done
+
+    async def _attempt_one(self, conn: AsyncConnection[Any], http: httpx.AsyncClient) -> bool:
+        async with conn.transaction():
+            async with conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(_CLAIM, {"now": self.clock()})
+                row = await cur.fetchone()
+            if row is None:
+                return False
+            secrets = await self._secrets(conn, row["endpoint_id"])
+            outcome, took_ms = await self._send(http, row, secrets)
+            await self._record(conn, row, outcome, took_ms)
+        return True
+
+    async def _secrets(self, conn: AsyncConnection[Any], endpoint_id: str) -> list[str]:
+        cur = await conn.execute(
+            "SELECT secret FROM webhook_secrets WHERE endpoint_id = %s "
+            "AND (expires_at IS NULL OR expires_at > %s) ORDER BY id DESC",
+            (endpoint_id, self.clock()))
+        return [r[0] for r in await cur.fetchall()]
+
+    async def _send(
+        self, http: httpx.AsyncClient, row: dict[str, Any], secrets: list[str]
+    ) -> tuple[policy.Outcome, int]:
+        body = json.dumps(row["payload"], sort_keys=True, separators=(",", ":")).encode()
+        started = time.monotonic()
+        try:
+            await ssrf.check_target(row["url"], self.allow)
+            headers = signing.headers(secrets, row["msg_id"], int(self.clock().timestamp()), body)
+            headers["content-type"] = "application/json"
+            response = await http.post(row["url"], content=body, headers=headers)
+            outcome = policy.Outcome(response.status_code, response.headers.get("retry-after"))
+        except ssrf.BlockedTarget as err:
+            outcome = policy.Outcome(None, error=f"blocked: {err}")
+        except httpx.TimeoutException:
+            outcome = policy.Outcome(None, error=f"no answer within {self.timeout_s:g} s")
+        except (httpx.HTTPError, ValueError) as err:
+            outcome = policy.Outcome(None, error=f"{type(err).__name__}: {err}")
+        return outcome, int((time.monotonic() - started) * 1000)
+
+    async def _record(
+        self, conn: AsyncConnection[Any], row: dict[str, Any], outcome: policy.Outcome,
+        took_ms: int,
+    ) -> None:
+        now = self.clock()
+        attempts = row["attempts"] + 1
+        verdict = policy.judge(outcome, attempts=attempts, failing_since=row["failing_since"],
+                               now=now, rng=self.rng, disable_after=self.disable_after)
+        error = None if verdict.kind == "delivered" else verdict.reason
+        await conn.execute(
+            "INSERT INTO webhook_attempts (delivery_id, at, status, error, duration_ms) "
+            "VALUES (%s, %s, %s, %s, %s)", (row["id"], now, outcome.status, error, took_ms))
+        if verdict.kind == "delivered":
+            self.sent += 1
+            await conn.execute(
+                "UPDATE webhook_deliveries SET state = 'delivered', attempts = %s, "
+                "delivered_at = %s, last_status = %s, last_error = NULL WHERE id = %s",
+                (attempts, now, outcome.status, row["id"]))
+            await conn.execute("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = %s",
+                               (row["endpoint_id"],))
+            return
+        await conn.execute(
+            "UPDATE webhook_deliveries SET attempts = %s, next_attempt_at = %s, last_status = %s,"
+            " last_error = %s WHERE id = %s",
+            (attempts, verdict.next_attempt_at or now, outcome.status, error, row["id"]))
+        await conn.execute(
+            "UPDATE webhook_endpoints SET failing_since = coalesce(failing_since, %s) "
+            "WHERE id = %s", (now, row["endpoint_id"]))
+        if verdict.kind == "disable":
+            await disable_endpoint(conn, row["endpoint_id"], verdict.reason, now)
+
+    async def run(self, poll_s: float = 1.0) -> None:
+        """Deliver until cancelled: woken by NOTIFY on commit, and every ``poll_s`` for retries."""
+        async with await AsyncConnection.connect(self.database_url, autocommit=True) as listen:
+            await listen.execute(f"LISTEN {CHANNEL}")
+            while True:
+                try:
+                    await self.deliver_due()
+                except Exception:
+                    log.exception("webhook delivery round failed; retrying")
+                with contextlib.suppress(TimeoutError):
+                    async for _ in listen.notifies(timeout=poll_s, stop_after=1):
+                        pass
+
+
+async def disable_endpoint(
+    conn: AsyncConnection[Any], endpoint_id: str, reason: str, now: datetime
+) -> None:
+    """Stop sending to an endpoint and tell the operator with an alert (pending rows stay)."""
+    await conn.execute(
+        "UPDATE webhook_endpoints SET enabled = false, disabled_reason = %s, disabled_at = %s "
+        "WHERE id = %s", (reason, now, endpoint_id))
+    await alerts.raise_alert(
+        conn, alert_type=ENDPOINT_DISABLED, subject=f"webhook:{endpoint_id}", severity="major",
+        site_id=None, lot_id=None,
+        explanation=f"webhook endpoint {endpoint_id} disabled: {reason}; its undelivered "
+                    "messages are kept and are sent once it is re-enabled",
+        evidence={"endpoint": endpoint_id, "reason": reason}, seen_at=now, actor="webhooks")
+    log.warning("webhook endpoint %s disabled: %s", endpoint_id, reason)
