@@ -15,6 +15,8 @@ from cloud.api.routes import (
     telemetry,
     webhooks,
 )
+from cloud.api.routes import live as live_routes
+from cloud.api.routes import map as map_routes
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -26,4 +28,6 @@ ROUTERS: list[APIRouter] = [
     receipts.router,
     rules.router,
     webhooks.router,
+    map_routes.router,
+    live_routes.router,
 ]
