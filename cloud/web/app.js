@@ -136,17 +136,24 @@ function drawLot(lot) {
   if (el) el.innerHTML = html; else entry.label.setIcon(L.divIcon({ className: "lot-marker", html, iconSize: null }));
 }
 
+function siteCorner(siteId, kind) {
+  // Devices sit inside the building's south-east corner, clear of the lots' labels.
+  const feature = siteFeatures(siteId).find((f) => f.properties.kind === kind) || siteFeatures(siteId)[0];
+  if (!feature) return null;
+  const b = L.geoJSON(feature).getBounds();
+  return L.latLng(b.getSouth() + (b.getNorth() - b.getSouth()) * 0.3, b.getEast() - (b.getEast() - b.getWest()) * 0.18);
+}
+
 function drawGateway(gw) {
-  const where = siteAnchor(gw.site_id, "warehouse");
-  if (!where) return;
-  const pos = L.latLng(where.lat - 0.00012, where.lng - 0.0004);
+  const pos = siteCorner(gw.site_id, "warehouse");
+  if (!pos) return;
   const html = `<div class="device gw ${gw.online ? "on" : "off"}" data-gateway="${esc(gw.id)}">
     <span class="dot"></span>${esc(gw.id)} <small>${t(gw.online ? "online" : "offline")}</small></div>`;
   setMarker(`gw/${gw.id}`, pos, html);
   let i = 0;
   for (const r of S.readers.values()) {
     if (r.gateway_id !== gw.id) continue;
-    const rpos = L.latLng(pos.lat - 0.00009 * (i + 1), pos.lng);
+    const rpos = L.latLng(pos.lat - 0.00007 * (i + 1), pos.lng);
     setMarker(`reader/${gw.id}/${r.reader}`, rpos, `<div class="device reader ${r.online ? "on" : "off"}"
       data-reader="${esc(r.reader)}"><span class="dot sq"></span>${esc(r.reader)} <small>${t(r.online ? "online" : "offline")}</small></div>`);
     i += 1;
@@ -217,7 +224,8 @@ function renderAlerts() {
   const active = sortedAlerts();
   const manage = S.role === "admin" || S.role === "supervisor";
   list.innerHTML = active.map((a) => `
-    <li class="alert sev-${a.severity} st-${a.state}" data-alert-id="${a.id}" tabindex="0">
+    <li class="alert sev-${a.severity} st-${a.state}" data-alert-id="${a.id}"
+      data-type="${esc(a.alert_type)}" tabindex="0">
       <div class="row1"><span class="sev">${t(a.severity)}</span>
         <b class="type">${esc(alertTypeLabel(a.alert_type))}</b>
         <span class="when" title="${esc(a.last_seen_at)}">${ago(a.last_seen_at)}</span></div>
@@ -292,7 +300,7 @@ async function openLot(lotId) {
     <h4>${t("receipts")}</h4>${receipts}
     <h4>${t("sensors")}</h4>${sensors}`, "lot");
   const entry = S.lotLayers.get(lotId);
-  if (entry && entry.zone) S.map.flyToBounds(entry.zone.getBounds(), { maxZoom: 19, duration: 0.6 });
+  if (entry && entry.zone) S.map.flyToBounds(entry.zone.getBounds(), { maxZoom: 18, duration: 0.6, padding: [60, 60] });
 }
 
 function alertPlace(alert, evidence) {
@@ -323,7 +331,7 @@ async function openAlert(alertId) {
       .bindTooltip(`${esc(c.kind)} ${esc(c.fence_id)} ${clock(c.fix_at)}`, { permanent: true }).addTo(S.evidenceLayer);
   }
   const place = alertPlace(a, ev);
-  if (place) S.map.flyToBounds(place, { maxZoom: 19, duration: 0.6, padding: [40, 40] });
+  if (place) S.map.flyToBounds(place, { maxZoom: 18, duration: 0.6, padding: [60, 60] });
   const history = a.history.map((h) => `<li>${clock(h.at)} · ${esc(h.action)} · ${t("by")} ${esc(h.actor)}
     ${h.comment ? `· ${esc(h.comment)}` : ""}</li>`).join("");
   const images = ev.images.length ? `<h4>${t("images")}</h4><div class="images">${ev.images.map((i) =>

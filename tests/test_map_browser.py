@@ -1,0 +1,123 @@
+"""The supervisor's map in a real headless Chromium against a running system: simulated Impinj
+reader -> edge agent -> Mosquitto -> ingest -> PostgreSQL -> API -> page over a WebSocket."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from firmware_sim.impinj_reader import STREAM_PATH, SimulatedImpinjReader, TagField
+from firmware_sim.tags import demo_lots
+from tests.conftest import free_port
+from tests.map_fixtures import ARTIFACTS, add_lots, chromium, running_api
+from tests.pipeline_support import running_agent, running_ingest, write_agent_config
+
+SITE, GATEWAY = "demo-site", "gw-01"  # demo-site: its fences ship in geofences/sites/
+
+
+def rfid_section(sim_port: int, lots: dict[str, list[str]]) -> str:
+    lot_tables = "".join(
+        f'\n[[rfid.lots]]\nid = "{lot}"\nabsence_window_s = 2\nepcs = {json.dumps(epcs)}\n'
+        for lot, epcs in lots.items()
+    )
+    return f"""
+[rfid]
+lot_count_interval_s = 1
+min_window_s = 1
+tick_interval_s = 0.2
+
+[[rfid.readers]]
+kind = "impinj_iot"
+id = "dock-reader-1"
+url = "http://127.0.0.1:{sim_port}{STREAM_PATH}"
+stale_after_s = 5
+{lot_tables}"""
+
+
+async def sign_in(context: Any, url: str, key: str) -> Any:
+    page = await context.new_page()
+    await page.goto(f"{url}/map")
+    # One profile for both users: forget a key another tab saved, as "log out" would.
+    await page.evaluate("localStorage.removeItem('pw.key')")
+    await page.reload()
+    await page.fill("#key", key)
+    await page.click("#login button[type=submit]")
+    await page.wait_for_selector("#conn[data-state=live]", timeout=10_000)
+    return page
+
+
+async def test_supervisor_sees_theft_acknowledges_it_and_a_financier_sees_only_their_lot(
+    database_url: str, mqtt_broker: Any, register_gateway: Any, api_keys: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    gw = register_gateway(SITE, GATEWAY)
+    lots = demo_lots(12)
+    add_lots(database_url, SITE, {"LOT-A": ("bank-a", lots["LOT-A"]),
+                                  "LOT-B": ("bank-b", lots["LOT-B"])})
+    field = TagField(lots, read_rate=(0.85, 0.95))
+    port = free_port()
+    async with SimulatedImpinjReader(field, host="127.0.0.1", port=0, cycle_s=0.2) as sim:
+        config = write_agent_config(
+            tmp_path / "edge.toml", site=SITE, gateway=GATEWAY, key_file=gw.key_file,
+            broker_url=mqtt_broker.url, extra=rfid_section(sim.port, lots))
+        async with running_ingest(database_url, mqtt_broker.url), running_agent(config), \
+                chromium(tmp_path / "profile") as browser:
+            async with running_api(database_url, port) as url:
+                page = await sign_in(browser, url, api_keys["supervisor"])
+                # Fences from the site's GeoJSON and both lots, all tags present at first.
+                assert await page.locator("path.fence-id-warehouse-1").count() == 1
+                assert await page.locator("path.fence-id-gate-south").count() == 1
+                await page.wait_for_selector(
+                    '.lot-label[data-lot="LOT-A"][data-state="present"]', timeout=20_000)
+                await page.wait_for_selector('.lot-label[data-lot="LOT-B"]')
+                await page.wait_for_selector('.device.gw.on[data-gateway="gw-01"]')
+
+                field.remove("LOT-A", 4)  # a theft: four cathodes leave the reader's field
+                stolen_at = time.monotonic()
+                item = page.locator('li.alert[data-type="theft.tag_missing"]')
+                await item.wait_for(timeout=20_000)
+                seen_after_s = time.monotonic() - stolen_at
+                # The absence window is 2 s; the alert reaches the page within seconds of it.
+                assert seen_after_s < 12, seen_after_s
+                await page.wait_for_selector('.lot-label[data-lot="LOT-A"][data-state="alert"]')
+                alert_id = int(await item.get_attribute("data-alert-id") or 0)
+
+                await item.click()  # flies to the lot and opens its evidence
+                await page.wait_for_selector(f'[data-alert-panel="{alert_id}"]')
+                assert "LOT-A" in await page.inner_text("#detail")
+                await page.click(f'li.alert[data-alert-id="{alert_id}"] button.ack')
+                await page.wait_for_selector(
+                    f'li.alert[data-alert-id="{alert_id}"].st-acknowledged', timeout=5_000)
+                async with httpx.AsyncClient(base_url=url) as api:
+                    stored = (await api.get(
+                        f"/api/v1/alerts/{alert_id}",
+                        headers={"Authorization": f"Bearer {api_keys['supervisor']}"})).json()
+                assert stored["state"] == "acknowledged"
+                assert stored["acknowledged_by"] == api_keys["supervisor"].split("_")[1]
+                await page.wait_for_timeout(800)  # let the fly-to settle for the picture
+                ARTIFACTS.mkdir(exist_ok=True)
+                await page.screenshot(path=str(ARTIFACTS / "map-supervisor-theft.png"))
+
+                financier = await sign_in(browser, url, api_keys["bank-b"])
+                await financier.wait_for_selector('.lot-label[data-lot="LOT-B"]')
+                assert await financier.locator('.lot-label[data-lot="LOT-A"]').count() == 0
+                assert await financier.locator(f'li.alert[data-alert-id="{alert_id}"]').count() == 0
+                assert await financier.locator("button.ack").count() == 0
+                await financier.close()
+
+                await page.evaluate("window.__sameDocument = true")
+            # The API is down: the page says so, and what happens meanwhile is not lost.
+            await page.wait_for_selector("#conn[data-state=down]", timeout=10_000)
+            assert await page.is_visible("#down-banner")
+            field.remove("LOT-B", 3)
+            await page.wait_for_timeout(4_000)  # the edge and ingest keep running meanwhile
+            async with running_api(database_url, port):
+                await page.wait_for_selector("#conn[data-state=live]", timeout=20_000)
+                await page.wait_for_selector(
+                    '.lot-label[data-lot="LOT-B"][data-state="alert"]', timeout=10_000)
+                assert await page.evaluate("window.__sameDocument === true")  # resumed, no reload
+                assert not await page.is_visible("#down-banner")
