@@ -4,6 +4,7 @@ Both `edge` and `cloud` import this package and nothing else defines a topic str
 type or the bytes a signature covers. See docs/protocol.md for the human description.
 """
 
+from contract.confirmations import STORED_COMMAND, decode_stored, encode_stored, seq_ranges
 from contract.envelope import (
     SCHEMA_VERSION,
     Envelope,
@@ -53,6 +54,7 @@ __all__ = [
     "CHANNEL_OF",
     "INGEST_SHARE_GROUP",
     "SCHEMA_VERSION",
+    "STORED_COMMAND",
     "TOPIC_ROOT",
     "AgentHealthBody",
     "AlertBody",
@@ -69,6 +71,8 @@ __all__ = [
     "TopicAddress",
     "canonical_bytes",
     "cmd_topic",
+    "decode_stored",
+    "encode_stored",
     "events_topic",
     "ingest_subscription",
     "load_private_key",
@@ -78,6 +82,7 @@ __all__ = [
     "private_key_pem",
     "public_key_b64",
     "seal",
+    "seq_ranges",
     "status_topic",
     "telemetry_topic",
     "topic_for",

@@ -170,6 +170,14 @@ class AgentMetrics(Collector):
             "pw_edge_reconnects", "Broker reconnections", value=a.publisher.stats.reconnects
         )
         yield CounterMetricFamily(
+            "pw_edge_confirmed", "Messages the cloud confirmed stored",
+            value=a.publisher.stats.confirmed,
+        )
+        yield CounterMetricFamily(
+            "pw_edge_resent_lost", "Messages resent because the cloud never confirmed them",
+            value=a.publisher.stats.resent_lost,
+        )
+        yield CounterMetricFamily(
             "pw_edge_published", "Messages acknowledged by the broker",
             value=a.publisher.stats.published,
         )

@@ -36,6 +36,9 @@ class BrokerConfig(_Section):
     keepalive_s: int = Field(30, ge=5, le=3600)
     protocol: Literal["auto", "5", "3.1.1"] = "auto"
     in_flight: int = Field(64, ge=1, le=1000)  # unacknowledged QoS 1 publishes at once
+    # How long a broker-acknowledged message may wait for the cloud's confirmation, while later
+    # ones are confirmed, before it is presumed lost in the broker and sent again.
+    confirm_grace_s: float = Field(30.0, ge=1.0)
 
     @field_validator("url")
     @classmethod

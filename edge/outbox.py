@@ -1,7 +1,13 @@
 """The durable outbox between the gateway's producers and its MQTT publisher.
 
 Theory of operation: a message is signed and written to SQLite (WAL) *before* anyone tries to
-send it, and deleted only after the broker acknowledged it (PUBACK). The sequence number of
+send it, and deleted only when the cloud confirms it stored it (``cmd/stored``, after its
+database commit). In between a row is *unsent* (``sent_us`` NULL), *sent* (published, no PUBACK
+yet) or *acked* (the broker took it). The broker's PUBACK is not enough to forget a message: a
+broker can lose what it acknowledged. Rows sent but not acked when a connection drops are sent
+again; acked rows the cloud has not confirmed although it confirmed later ones are presumed lost
+in the broker and sent again too. Duplicates are absorbed by the cloud's (gateway, seq) key. The
+sequence number of
 every envelope is allocated here, in the same transaction as the row, so it is strictly
 increasing across restarts. A process killed with SIGKILL loses nothing that ``put`` returned
 for: SQLite's WAL keeps committed transactions across a process crash (``fsync=True`` also
@@ -27,9 +33,12 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB NOT NULL,
     is_event INTEGER NOT NULL,
     retain INTEGER NOT NULL,
-    created_us INTEGER NOT NULL
+    created_us INTEGER NOT NULL,
+    sent_us INTEGER,
+    acked INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_telemetry ON outbox (seq) WHERE is_event = 0;
+CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (seq) WHERE sent_us IS NULL;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('last_seq', 0), ('dropped_telemetry', 0);
 """
@@ -58,6 +67,7 @@ class Outbox:
         row = self._db.execute("SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox")
         self.depth, self.bytes = row.fetchone()
         self._listeners: list[Callable[[], None]] = []
+        self.max_confirmed = 0  # highest seq the cloud confirmed (since this process started)
 
     def _counter(self, name: str) -> int:
         cur = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,))
@@ -92,7 +102,8 @@ class Outbox:
         payload = make_payload(seq)
         with self._transaction():
             self._db.execute(
-                "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO outbox (seq, topic, payload, is_event, retain, created_us) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 (seq, topic, payload, int(is_event), int(retain), time.time_ns() // 1000),
             )
             self._db.execute("UPDATE counters SET value = ? WHERE name = 'last_seq'", (seq,))
@@ -130,26 +141,77 @@ class Outbox:
         self.bytes -= freed
 
     def pending(self, *, after: int, up_to: int | None = None, limit: int) -> list[OutboxMessage]:
-        """Stored messages with ``after < seq <= up_to``, oldest first."""
+        """Unsent messages with ``after < seq <= up_to``, oldest first."""
         upper = self._last_seq if up_to is None else up_to
         rows = self._db.execute(
             "SELECT seq, topic, payload, is_event, retain FROM outbox "
-            "WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            "WHERE sent_us IS NULL AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
             (after, upper, limit),
         )
         return [OutboxMessage(s, t, p, bool(e), bool(r)) for s, t, p, e, r in rows]
 
-    def acknowledge(self, seqs: list[int]) -> None:
-        """The broker has these: forget them."""
-        if not seqs:
-            return
+    def mark_sent(self, seqs: list[int]) -> None:
+        if seqs:
+            now = time.time_ns() // 1000
+            with self._transaction():
+                self._db.executemany("UPDATE outbox SET sent_us = ? WHERE seq = ?",
+                                     [(now, s) for s in seqs])
+
+    def mark_acked(self, seqs: list[int]) -> None:
+        """The broker has these (PUBACK); keep them until the cloud confirms."""
+        if seqs:
+            with self._transaction():
+                self._db.executemany("UPDATE outbox SET acked = 1 WHERE seq = ?",
+                                     [(s,) for s in seqs])
+
+    def confirm(self, ranges: list[tuple[int, int]]) -> int:
+        """The cloud stored these: forget them. Returns how many rows went."""
+        removed = 0
         with self._transaction():
-            for seq in seqs:
-                cur = self._db.execute("DELETE FROM outbox WHERE seq = ? RETURNING payload", (seq,))
-                row = cur.fetchone()
-                if row is not None:
-                    self.depth -= 1
-                    self.bytes -= len(row[0])
+            for first, last in ranges:
+                cur = self._db.execute(
+                    "DELETE FROM outbox WHERE seq BETWEEN ? AND ? RETURNING length(payload)",
+                    (first, last),
+                )
+                sizes = [row[0] for row in cur.fetchall()]
+                removed += len(sizes)
+                self.depth -= len(sizes)
+                self.bytes -= sum(sizes)
+                self.max_confirmed = max(self.max_confirmed, last)
+        return removed
+
+    def resend_unacked(self) -> int:
+        """After a lost connection: what the broker never acknowledged goes again."""
+        with self._transaction():
+            cur = self._db.execute(
+                "UPDATE outbox SET sent_us = NULL WHERE acked = 0 AND sent_us IS NOT NULL"
+            )
+        return cur.rowcount
+
+    def resend_lost(self, sent_before_us: int) -> int:
+        """Acked long ago, unconfirmed although later messages were confirmed: lost in transit."""
+        with self._transaction():
+            cur = self._db.execute(
+                "UPDATE outbox SET sent_us = NULL, acked = 0 "
+                "WHERE acked = 1 AND seq < ? AND sent_us < ?",
+                (self.max_confirmed, sent_before_us),
+            )
+        return cur.rowcount
+
+    def resend_awaiting(self) -> int:
+        """Everything acked but unconfirmed goes again (the cloud has confirmed nothing lately)."""
+        with self._transaction():
+            cur = self._db.execute("UPDATE outbox SET sent_us = NULL, acked = 0 WHERE acked = 1")
+        return cur.rowcount
+
+    def counts(self) -> dict[str, int]:
+        """Rows waiting to be sent, in flight to the broker, and awaiting the cloud."""
+        row = self._db.execute(
+            "SELECT count(*) FILTER (WHERE sent_us IS NULL), "
+            "count(*) FILTER (WHERE sent_us IS NOT NULL AND acked = 0), "
+            "count(*) FILTER (WHERE acked = 1) FROM outbox"
+        ).fetchone()
+        return {"unsent": row[0], "sent": row[1], "awaiting_confirmation": row[2]}
 
     def close(self) -> None:
         self._db.close()

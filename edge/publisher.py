@@ -1,11 +1,12 @@
-"""Sends what the outbox holds to the broker, in order, and forgets it only after PUBACK.
+"""Sends what the outbox holds to the broker, in order; forgets it when the cloud confirms.
 
 One supervised task: connect (MQTT 5, falling back to 3.1.1), announce ``online`` (retained,
 with a last will that says ``offline``), then keep up to ``in_flight`` QoS 1 publishes
 outstanding. After a reconnect the backlog (everything stored before the connection came back)
 drains oldest first while messages produced since keep flowing: each round takes live messages
-first and fills the rest of the window from the backlog. A lost connection leaves unacknowledged
-rows in the outbox; they are sent again and the cloud absorbs the duplicates by (gateway, seq).
+first and fills the rest of the window from the backlog. Rows leave the outbox only on the
+cloud's ``cmd/stored`` confirmation (contract/confirmations.py); what a dropped connection or a
+forgetful broker lost is sent again, and the cloud absorbs duplicates by (gateway, seq).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiomqtt
 
-from contract import cmd_topic
+from contract import STORED_COMMAND, cmd_topic, decode_stored
 from edge.config import BrokerConfig
 from edge.outbox import Outbox, OutboxMessage
 from ops.backoff import Backoff
@@ -30,9 +32,18 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PublisherStats:
-    published: int = 0
+    published: int = 0  # PUBACKs received
+    confirmed: int = 0  # rows the cloud confirmed stored
+    resent_lost: int = 0  # acked rows presumed lost in the broker and sent again
     reconnects: int = 0
     connected: bool = False
+
+
+LOSS_CHECK_EVERY_S = 5.0
+# With no confirmation at all (no subscriber yet, or the broker lost everything), resend what
+# awaits confirmation after this long, doubling up to an hour so a long ingest outage does not
+# flood the broker's queue with copies.
+SILENCE_RESEND_S = (120.0, 3600.0)
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,8 @@ class Publisher:
         self._wake = asyncio.Event()
         self._protocols = protocol_candidates(broker.protocol)
         self.stats = PublisherStats()
+        self._silence_s = SILENCE_RESEND_S[0]
+        self._quiet_since = time.monotonic()  # last confirmation, or last silence resend
         outbox.on_put(self._wake.set)
 
     async def run(self) -> None:
@@ -128,6 +141,9 @@ class Publisher:
                 self._announcement.topic, self._announcement.online(), qos=1, retain=True
             )
             await client.subscribe(self._command_filter, qos=1)
+            resent = self._outbox.resend_unacked()
+            if resent:
+                log.info("unacknowledged messages will be sent again", extra={"count": resent})
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._watch_commands(client))
                 group.create_task(self._drain(client))
@@ -142,39 +158,50 @@ class Publisher:
         # Iterating messages is also how a dropped connection surfaces (MqttError).
         async for message in client.messages:
             payload = message.payload
-            if self._on_command is not None and isinstance(payload, bytes | bytearray):
-                self._on_command(str(message.topic), bytes(payload))
+            if not isinstance(payload, bytes | bytearray):
+                continue
+            topic = str(message.topic)
+            if topic.endswith(f"/cmd/{STORED_COMMAND}"):
+                self._on_confirmation(bytes(payload))
+            elif self._on_command is not None:
+                self._on_command(topic, bytes(payload))
+
+    def _on_confirmation(self, payload: bytes) -> None:
+        try:
+            ranges = decode_stored(payload)
+        except ValueError as err:
+            log.error("unreadable delivery confirmation ignored", extra={"error": str(err)})
+            return
+        self.stats.confirmed += self._outbox.confirm(ranges)
+        self._quiet_since = time.monotonic()
+        self._silence_s = SILENCE_RESEND_S[0]
 
     async def _drain(self, client: aiomqtt.Client) -> None:
         window = self._broker.in_flight
         backlog_end = self._outbox.last_seq  # stored before this connection: the backlog
-        backlog_cursor = 0
-        live_cursor = backlog_end
         in_flight: set[asyncio.Task[int]] = set()
+        next_loss_check = time.monotonic() + LOSS_CHECK_EVERY_S
         try:
             while True:
                 # Clear before looking: a put after this point wakes the wait below.
                 self._wake.clear()
+                if time.monotonic() >= next_loss_check:
+                    self._resend_lost()
+                    next_loss_check = time.monotonic() + LOSS_CHECK_EVERY_S
                 room = window - len(in_flight)
                 if room > 0:
-                    batch = self._outbox.pending(after=live_cursor, limit=room)
-                    if batch:
-                        live_cursor = batch[-1].seq
-                    room -= len(batch)
-                    if room > 0 and backlog_cursor < backlog_end:
-                        old = self._outbox.pending(
-                            after=backlog_cursor, up_to=backlog_end, limit=room
+                    batch = self._outbox.pending(after=backlog_end, limit=room)
+                    if len(batch) < room:
+                        batch += self._outbox.pending(
+                            after=0, up_to=backlog_end, limit=room - len(batch)
                         )
-                        backlog_cursor = old[-1].seq if old else backlog_end
-                        batch.extend(old)
+                    self._outbox.mark_sent([m.seq for m in batch])
                     for message in batch:
                         in_flight.add(asyncio.create_task(self._publish(client, message)))
-                if not in_flight:
-                    await self._wake.wait()
-                    continue
                 waker = asyncio.create_task(self._wake.wait())
                 done, _ = await asyncio.wait(
-                    {*in_flight, waker}, return_when=asyncio.FIRST_COMPLETED
+                    {*in_flight, waker}, return_when=asyncio.FIRST_COMPLETED,
+                    timeout=LOSS_CHECK_EVERY_S,
                 )
                 waker.cancel()
                 done.discard(waker)
@@ -184,9 +211,28 @@ class Publisher:
             for task in in_flight:
                 task.cancel()
 
+    def _resend_lost(self) -> None:
+        if time.monotonic() - self._quiet_since > self._silence_s:
+            again = self._outbox.resend_awaiting()
+            self._quiet_since = time.monotonic()
+            self._silence_s = min(self._silence_s * 2, SILENCE_RESEND_S[1])
+            if again:
+                self.stats.resent_lost += again
+                log.warning("no delivery confirmation from the cloud lately; resending",
+                            extra={"count": again, "next_after_s": self._silence_s})
+            return
+        cutoff_us = time.time_ns() // 1000 - int(self._broker.confirm_grace_s * 1_000_000)
+        lost = self._outbox.resend_lost(cutoff_us)
+        if lost:
+            self.stats.resent_lost += lost
+            log.warning(
+                "messages the broker acknowledged were never confirmed by the cloud; resending",
+                extra={"count": lost, "confirmed_up_to": self._outbox.max_confirmed},
+            )
+
     def _settle(self, done: set[asyncio.Task[int]]) -> None:
         acked = [t.result() for t in done if t.exception() is None]
-        self._outbox.acknowledge(acked)
+        self._outbox.mark_acked(acked)
         self.stats.published += len(acked)
         for task in done:
             if (error := task.exception()) is not None:

@@ -28,6 +28,7 @@ health_interval_s = 3600
 url = "{broker_url}"
 client_id = "test-{gateway}"
 keepalive_s = 5
+confirm_grace_s = 5
 {extra}
 """)
     return path

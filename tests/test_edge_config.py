@@ -49,8 +49,8 @@ def test_good_config_loads_with_paths_relative_to_the_file(config_dir: Path) -> 
     [
         (('url = "mqtt://127.0.0.1:1883"', 'url = "http://x"'), "broker.url", "mqtt://"),
         (('gateway = "gw-1"', 'gateway = "gw/1"'), "gateway", "letters, digits"),
-        (('kind = "impinj_iot"', 'kind = "impinj_iot"\ncolour = "red"'), "rfid.readers.0.impinj_iot.colour",
-         "Extra inputs"),
+        (('kind = "impinj_iot"', 'kind = "impinj_iot"\ncolour = "red"'),
+         "rfid.readers.0.impinj_iot.colour", "Extra inputs"),
         (('key_file = "gw.key"', 'key_file = "missing.key"'), "key_file", "does not exist"),
         (('site = "site-1"\n', ""), "site", "Field required"),
         (('[broker]', '[brokr]'), "brokr", "Extra inputs"),

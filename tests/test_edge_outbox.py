@@ -22,7 +22,7 @@ def test_sequence_is_strictly_increasing_across_restarts(tmp_path: Path) -> None
     path = tmp_path / "outbox.db"
     box = Outbox(path)
     first = _put(box, 3)
-    box.acknowledge(first)
+    box.confirm([(1, 3)])
     will = box.allocate_seq()
     box.close()
     box = Outbox(path)
@@ -37,15 +37,40 @@ def test_payload_is_built_with_its_own_sequence(tmp_path: Path) -> None:
     assert [m.payload for m in box.pending(after=0, limit=10)] == [b"0000000001", b"0000000002"]
 
 
-def test_acknowledged_messages_are_forgotten_and_depth_follows(tmp_path: Path) -> None:
+def test_confirmed_messages_are_forgotten_and_depth_follows(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "o.db")
     seqs = _put(box, 5)
-    box.acknowledge(seqs[:2])
-    box.acknowledge(seqs[:1])  # a duplicate PUBACK changes nothing
+    assert box.confirm([(1, 2)]) == 2
+    assert box.confirm([(1, 1)]) == 0  # a repeated confirmation changes nothing
     assert box.depth == 3
     assert box.bytes == 30
     assert [m.seq for m in box.pending(after=0, limit=10)] == seqs[2:]
     assert [m.seq for m in box.pending(after=0, up_to=4, limit=10)] == [3, 4]
+
+
+def test_a_puback_is_not_enough_to_forget(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db")
+    _put(box, 4)
+    box.mark_sent([1, 2, 3, 4])
+    box.mark_acked([1, 2, 3])
+    assert box.pending(after=0, limit=10) == []
+    assert box.counts() == {"unsent": 0, "sent": 1, "awaiting_confirmation": 3}
+    # The connection drops: what the broker never acked is sent again, acked rows wait.
+    assert box.resend_unacked() == 1
+    assert [m.seq for m in box.pending(after=0, limit=10)] == [4]
+    assert box.depth == 4
+
+
+def test_acked_but_never_confirmed_is_resent_once_later_ones_are_confirmed(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db")
+    _put(box, 3)
+    box.mark_sent([1, 2, 3])
+    box.mark_acked([1, 2, 3])
+    assert box.resend_lost(sent_before_us=2**62) == 0  # nothing confirmed yet: no evidence
+    box.confirm([(2, 3)])  # the cloud has 2 and 3 but not 1: the broker lost it
+    assert box.resend_lost(sent_before_us=0) == 0  # still within its grace period
+    assert box.resend_lost(sent_before_us=2**62) == 1
+    assert [m.seq for m in box.pending(after=0, limit=10)] == [1]
 
 
 def test_full_outbox_drops_oldest_telemetry_never_events(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from psycopg import AsyncConnection
 from cloud.ingest.decode import Decision, decide
 from cloud.ingest.gateways import GatewayDirectory
 from cloud.ingest.store import BatchResult, store_batch
-from contract import ingest_subscription
+from contract import STORED_COMMAND, cmd_topic, encode_stored, ingest_subscription
 from ops.backoff import Backoff
 from ops.mqtt import persistent_session_kwargs, protocol_candidates
 
@@ -220,8 +220,20 @@ class Ingest:
             for message in batch:
                 if message.qos > 0:
                     client._client.ack(message.mid, message.qos)
+            await self._confirm(client, result)
             self.totals.add(result)
             self.metrics.record(result, time.perf_counter() - started)
+
+
+    async def _confirm(self, client: aiomqtt.Client, result: BatchResult) -> None:
+        """Tell each gateway what is now committed, so it can forget it (cmd/stored)."""
+        if not result.stored:
+            return
+        await asyncio.gather(*(
+            client.publish(cmd_topic(site, gateway, STORED_COMMAND), encode_stored(seqs), qos=1)
+            for (site, gateway), seqs in result.stored.items()
+        ))
+        result.stored.clear()
 
 
 def serve_metrics(metrics: IngestMetrics, port: int, host: str = "127.0.0.1") -> None:

@@ -43,6 +43,9 @@ class Rejected:
     raw: bytes
     reason: str
     gateway_id: str | None
+    # Set only when the signature verified (the body was bad): the gateway really sent it, so
+    # the cloud confirms it as received and the gateway stops resending it.
+    verified: Envelope | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,5 +93,5 @@ def decide(topic: str, raw: bytes, gateways: Mapping[str, RegisteredGateway]) ->
     try:
         body = validate_body(envelope.type, envelope.body)
     except ValueError as err:
-        return Rejected(topic, raw, f"body: {err}", envelope.gateway)
+        return Rejected(topic, raw, f"body: {err}", envelope.gateway, verified=envelope)
     return Accepted(envelope, body, topic, raw)

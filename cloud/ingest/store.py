@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import AsyncConnection
@@ -28,8 +28,12 @@ class BatchResult:
     duplicates: int = 0
     dead_letters: int = 0
     rows: int = 0
+    # What to confirm to each gateway once committed: (site, gateway) -> seqs now in the cloud.
+    stored: dict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, other: BatchResult) -> None:
+        for key, seqs in other.stored.items():
+            self.stored[key].extend(seqs)
         self.messages += other.messages
         self.accepted += other.accepted
         self.duplicates += other.duplicates
@@ -100,6 +104,11 @@ async def _store(conn: AsyncConnection, decisions: list[Decision]) -> BatchResul
                 (list(last), list(last.values())),
             )
         await _dead_letters(conn, rejected)
+    for a in accepted:  # fresh and duplicates alike: the cloud has them
+        result.stored[(a.envelope.site, a.envelope.gateway)].append(a.envelope.seq)
+    for r in rejected:
+        if r.verified is not None:
+            result.stored[(r.verified.site, r.verified.gateway)].append(r.verified.seq)
     return result
 
 
@@ -114,7 +123,8 @@ async def store_batch(conn: AsyncConnection, decisions: list[Decision]) -> Batch
             log.error("message refused by the database; dead-lettered",
                       extra={"gateway": only.envelope.gateway, "seq": only.envelope.seq,
                              "reason": reason})
-            rejected = Rejected(only.topic, only.raw, reason, only.envelope.gateway)
+            rejected = Rejected(only.topic, only.raw, reason, only.envelope.gateway,
+                                verified=only.envelope)
             return await _store(conn, [rejected])
         log.warning("batch refused by the database; storing its messages one by one",
                     extra={"messages": len(decisions), "error": str(err).splitlines()[0]})
