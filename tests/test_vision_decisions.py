@@ -96,6 +96,21 @@ def test_settled_track_lets_the_caller_skip_ocr() -> None:
     assert tracker.settled((605, 495, 100, 30), int(0.3 * S))
     assert not tracker.settled((100, 100, 100, 30), int(0.3 * S))  # far away: another vehicle
     assert not tracker.settled((605, 495, 100, 30), int(1.5 * S))  # not seen lately: read again
+    assert not tracker.settled((780, 500, 100, 30), int(0.3 * S))  # joins, but too far to trust
+
+
+def test_a_settled_track_is_read_again_every_few_sightings() -> None:
+    tracker = PassageTracker(frame_size=(1280, 720))
+    at = 0.0
+    for _ in range(3):
+        tracker.observe([sighting(600, 500, "京A11111", 0.9, at)], int(at * S))
+        at += 0.1
+    skipped = 0
+    while tracker.settled((600, 500, 100, 30), int(at * S)):
+        tracker.observe([sighting(600, 500, None, 0.9, at)], int(at * S))  # OCR skipped
+        at += 0.1
+        skipped += 1
+    assert skipped == 3  # the fourth sighting in a row would go unread: read it
 
 
 def test_a_different_plate_in_the_same_place_starts_a_new_passage() -> None:

@@ -114,15 +114,25 @@ class PassageTracker:
     def open_tracks(self) -> int:
         return len(self._open)
 
-    def settled(self, box: Box, now_us: int, agree: int = 3, recent_us: int = 500_000) -> bool:
-        """True if the track this box would join was seen within ``recent_us`` and already has
-        ``agree`` reads of one text.
+    def settled(
+        self, box: Box, now_us: int, *, agree: int = 3, recent_us: int = 500_000,
+        recheck_every: int = 4,
+    ) -> bool:
+        """True if OCR may be skipped for this box: the track it continues (seen within
+        ``recent_us``, its last box within one plate width) has ``agree`` reads of one text, and
+        OCR ran at least once in its last ``recheck_every`` sightings, counting this one.
 
-        The caller may skip OCR for such a sighting (detection still extends the track). A
-        track not seen for a while is not trusted: the box may be another vehicle."""
+        Detection still extends the track. The periodic re-read notices a different vehicle
+        taking the place of the last one (its text then splits the track)."""
         track = self._nearest(box, set(), None)
         if track is None or now_us - track.last.at_us > recent_us:
             return False
+        cx, cy = _centre(box)
+        tx, ty = _centre(track.last.box)
+        if ((cx - tx) ** 2 + (cy - ty) ** 2) ** 0.5 > max(box[2], track.last.box[2]):
+            return False
+        if all(s.text is None for s in track.sightings[-(recheck_every - 1) :]):
+            return False  # at least every ``recheck_every``-th sighting is read
         leader = _leader(track)
         return leader is not None and leader[1] >= agree
 

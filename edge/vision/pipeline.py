@@ -239,12 +239,16 @@ async def run_camera(shared: _Shared, camera: CameraSettings) -> None:
             pace = None
             if camera.pace and not source.live:
                 pace = 0.1  # files and folders: about 10 frames per second
+            # A live camera's frames happen now; a file's happen at their place in the file
+            # (from when it was opened), however fast it is read: gaps between passages and
+            # the blindness hold are judged in the picture's time.
+            opened_us = shared.ctx.now_us()
             async for frame in _frames(source, pace):
                 backoff.reset()
                 if watch is None:
                     h, w = frame.image.shape[:2]
                     watch = made((w, h))
-                at_us = shared.ctx.now_us()
+                at_us = shared.ctx.now_us() if source.live else opened_us + frame.at_us
                 outcome = await asyncio.to_thread(watch.process, frame.image, at_us)
                 _handle(shared, camera, outcome, at_us)
             if not source.live:
