@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cloud.jt808.cli",
     "cloud.geofence_push",
     "cloud.owntracks",
+    "cloud.webhooks.cli",
 )
 
 
