@@ -10,7 +10,8 @@ Baseline: RapidOCR detection + recognition on the whole frame, every frame, plat
 
 Figures: effective frames/s per core (frames / CPU seconds of this process, ONNX Runtime and
 OpenCV on one thread), ms per plate read (detection on the full frame + OCR of the plate, timed
-on every frame that shows a vehicle) p50/p95, passages read correctly, peak RSS. Last line: one
+on every frame that shows a vehicle; CPU time of the thread, so that other load on the machine
+does not count, wall clock shown too) p50/p95, passages read correctly, peak RSS. Last line: one
 JSON object.
 """
 
@@ -81,14 +82,16 @@ def main(argv: list[str]) -> int:
 
         # --- latency of one plate read: detection on the full frame + OCR of each plate -----
         source = VideoSource(str(video))
-        plate_ms: list[float] = []
+        plate_ms: list[float] = []  # CPU time of this thread: one core's cost, whatever the load
+        plate_wall_ms: list[float] = []
         while (frame := source.read()) is not None:
             if frame.index not in visible:
                 continue
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.thread_time()
             for det in recognizer.detector.detect(frame.image):
                 recognizer.read_box(frame.image, det.box, det.score)
-            plate_ms.append((time.perf_counter() - started) * 1000)
+            plate_ms.append((time.thread_time() - started_cpu) * 1000)
+            plate_wall_ms.append((time.perf_counter() - started) * 1000)
         source.close()
 
         # --- baseline: full-frame OCR on every frame ----------------------------------------
@@ -118,8 +121,10 @@ def main(argv: list[str]) -> int:
         ("fps wall clock", n / wall),
         ("OCR calls in the gate loop", ocr_calls),
         ("frames timed for plate reads", len(plate_ms)),
-        ("plate read ms p50 (detect + OCR)", p50),
-        ("plate read ms p95", p95),
+        ("plate read ms p50 (detect + OCR, CPU)", p50),
+        ("plate read ms p95 (CPU)", p95),
+        ("plate read ms p95 (wall clock)", float(np.percentile(plate_wall_ms, 95))
+         if plate_wall_ms else float("nan")),
         ("passages scripted", len(truth)),
         ("passages reported", len(passages)),
         ("passages read correctly", correct),
