@@ -30,8 +30,6 @@ from ops.mqtt import persistent_session_kwargs, protocol_candidates
 
 log = logging.getLogger(__name__)
 
-PARTITIONED = ("tag_observations", "presence_changes", "lot_counts", "raw_events", "telemetry")
-
 
 class IngestMetrics:
     def __init__(self) -> None:
@@ -110,10 +108,9 @@ class Ingest:
         if time.monotonic() - self._partitions_checked < 3600:
             return
         async with conn.transaction():
-            for table in PARTITIONED:
-                await conn.execute(
-                    "SELECT pw_ensure_partitions(%s, current_date - 1, current_date + 7)", (table,)
-                )
+            await conn.execute(
+                "SELECT pw_ensure_all_partitions(current_date - 1, current_date + 7)"
+            )
         self._partitions_checked = time.monotonic()
 
     async def store(self, raw_messages: list[tuple[str, bytes]]) -> BatchResult:
