@@ -127,6 +127,17 @@ async def map_state(conn: AsyncConnection, p: Principal, tile_url: str | None) -
     }
 
 
+async def tracker_positions(conn: AsyncConnection, p: Principal) -> list[dict[str, Any]]:
+    """Latest fix of every tracker the principal may see (what a polling client would read)."""
+    if not _sees_movements(p):
+        return []
+    cond, params = site_condition(p, "g.site_id")
+    return await _rows(conn, f"""
+        SELECT ts.tracker, g.site_id, ts.lon, ts.lat, ts.fix_at, ts.accuracy_m
+        FROM tracker_state ts JOIN gateways g ON g.id = ts.gateway_id
+        WHERE {cond} ORDER BY ts.tracker""", params)
+
+
 async def lot_panel(conn: AsyncConnection, p: Principal, lot_id: str) -> dict[str, Any]:
     """Receipts, status, tag presence over the last half hour and sensors against ranges."""
     await get_lot(conn, p, lot_id)  # visibility, and the same 404 for others' lots

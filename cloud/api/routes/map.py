@@ -58,6 +58,12 @@ async def state(conn: DbConn, principal: CurrentPrincipal, settings: AppSettings
     return await map_state.map_state(conn, principal, settings.map_tile_url)
 
 
+@router.get("/api/v1/map/trackers")
+async def trackers(conn: DbConn, principal: CurrentPrincipal) -> list[dict[str, Any]]:
+    """Latest fix per tracker; the page itself gets them live, this is for pollers."""
+    return await map_state.tracker_positions(conn, principal)
+
+
 @router.get("/api/v1/map/lots/{lot_id}")
 async def lot_panel(lot_id: str, conn: DbConn, principal: CurrentPrincipal) -> dict[str, Any]:
     return await map_state.lot_panel(conn, principal, lot_id)
