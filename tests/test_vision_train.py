@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from edge.vision.train import render_dataset
 
@@ -28,7 +27,6 @@ def test_render_dataset_writes_yolo_labels_inside_the_image(tmp_path: Path) -> N
 
 
 def test_one_epoch_trains_and_exports_an_onnx_the_gateway_loads(tmp_path: Path) -> None:
-    pytest.importorskip("ultralytics", reason="the training extra is not installed")
     from edge.vision.detector import PlateDetector
     from edge.vision.train import main
 
