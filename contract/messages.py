@@ -130,6 +130,8 @@ class AgentHealthBody(_Body):
     dropped_telemetry: int = Field(ge=0)
     reconnects: int = Field(ge=0)
     published: int = Field(ge=0)
+    confirmed: int = Field(0, ge=0)  # rows the cloud confirmed stored (cmd/stored)
+    awaiting_confirmation: int = Field(0, ge=0)  # acked by the broker, not yet confirmed
 
 
 class EvidenceRef(_Body):

@@ -122,6 +122,8 @@ class Agent:
             dropped_telemetry=self.outbox.dropped_telemetry,
             reconnects=self.publisher.stats.reconnects,
             published=self.publisher.stats.published,
+            confirmed=self.publisher.stats.confirmed,
+            awaiting_confirmation=self.outbox.counts()["awaiting_confirmation"],
         )
 
     async def _report_health(self) -> None:
