@@ -150,6 +150,11 @@ class Publisher:
         except* aiomqtt.MqttError as errors:
             raise errors.exceptions[0] from None
         finally:
+            if self.stats.connected:  # a clean stop: say so rather than leave "online" retained
+                with contextlib.suppress(aiomqtt.MqttError, OSError, TimeoutError):
+                    await asyncio.wait_for(client.publish(
+                        self._announcement.topic, self._announcement.offline(), qos=1,
+                        retain=True), 2)
             self.stats.connected = False
             with contextlib.suppress(aiomqtt.MqttError, OSError):
                 await client.__aexit__(None, None, None)

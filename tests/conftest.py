@@ -105,6 +105,7 @@ class MosquittoBroker:
 
     workdir: Path
     extra: str = ""
+    base: str = field(default_factory=PROJECT_MOSQUITTO_CONF.read_text)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -117,7 +118,7 @@ class MosquittoBroker:
             pytest.fail("the mosquitto binary is required (apt-get install mosquitto)")
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(
-            PROJECT_MOSQUITTO_CONF.read_text()
+            self.base
             + f"\npersistence_location {self.workdir}/\nlistener {self.port} 127.0.0.1\n"
             # pytest's temporary folders are private to root: do not drop to user mosquitto,
             # or the broker cannot save its persistence file there.
@@ -161,10 +162,12 @@ def make_broker(tmp_path: Path) -> Iterator[object]:
     """Factory for brokers with extra config lines (credentials, ACLs)."""
     made: list[MosquittoBroker] = []
 
-    def make(extra: str = "") -> MosquittoBroker:
+    def make(extra: str = "", base: str | None = None) -> MosquittoBroker:
         workdir = tmp_path / f"broker{len(made)}"
         workdir.mkdir()
         broker = MosquittoBroker(workdir, extra)
+        if base is not None:
+            broker.base = base
         broker.start()
         made.append(broker)
         return broker

@@ -17,15 +17,20 @@ USERS = {"gw-1": "secret-one", "gw-2": "secret-two", "pw-ingest": "ingest-pass"}
 
 @pytest.fixture
 def secured_broker(make_broker, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """docker-compose's broker config itself, with its container paths moved here."""
     passwords = tmp_path / "passwords"
     passwords.touch()
     for user, password in USERS.items():
         subprocess.run(["mosquitto_passwd", "-b", str(passwords), user, password], check=True)
-    return make_broker(
-        "allow_anonymous false\n"
-        f"password_file {passwords}\n"
-        f"acl_file {ROOT / 'deploy' / 'mosquitto' / 'acl'}\n"
+    compose = (ROOT / "deploy" / "mosquitto" / "compose.conf").read_text()
+    assert "max_queued_messages 0" in compose and "persistence true" in compose
+    base = "\n".join(
+        line for line in compose.replace("/mosquitto/data/passwords", str(passwords))
+        .replace("/mosquitto/config/acl", str(ROOT / "deploy" / "mosquitto" / "acl"))
+        .splitlines()
+        if not line.startswith(("listener", "persistence_location"))
     )
+    return make_broker(base=base)
 
 
 def _client(broker, user: str | None, password: str | None, name: str) -> aiomqtt.Client:  # type: ignore[no-untyped-def]

@@ -65,6 +65,8 @@ def decide(topic: str, raw: bytes, gateways: Mapping[str, RegisteredGateway]) ->
         return Rejected(topic, raw, f"topic: {err}", None)
     if address.channel is Channel.CMD:
         return Ignored(topic)
+    if address.channel is Channel.STATUS and not raw:
+        return Ignored(topic)  # an empty retained message only clears the retained status
     try:
         envelope = open_envelope(raw)
     except EnvelopeError as err:

@@ -1,0 +1,9 @@
+# One image for every Pledgewatch process (edge, ingest, API, workers, simulator).
+FROM python:3.11-slim
+RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 nodejs npm \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY . /app
+RUN pip install --no-cache-dir . \
+    && if [ -f cloud/web/package.json ]; then npm ci --prefix cloud/web --omit=dev; fi
+ENV PYTHONUNBUFFERED=1
