@@ -26,6 +26,16 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 DEFAULTS_FILE = Path(__file__).with_name("rules_defaults.json")
 
+# Alerts the gateway raises itself that are facts for correlation:
+# alert type -> (fact kind when raised, fact kind when cleared).
+EDGE_ALERT_FACTS: dict[str, tuple[str, str | None]] = {
+    "theft.unauthorized_vehicle": ("vehicle_unauthorised", None),
+    "theft.door_open_outside_hours": ("door_opened_after_hours", None),
+    "theft.weight_drop": ("weight_dropped", None),
+    "tamper.reader_offline": ("reader_offline", "reader_online"),
+    "damage.temperature": ("temperature_excursion", "temperature_normal"),
+}
+
 FactKind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.:]*$", max_length=96)]
 
 

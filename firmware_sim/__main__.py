@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "firmware_sim.jt808_terminal",
     "firmware_sim.modbus_loadcell",
     "firmware_sim.sensors",
+    "firmware_sim.scenario",
 )
 
 

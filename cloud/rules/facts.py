@@ -7,16 +7,7 @@ from collections.abc import Iterable
 from cloud.ingest.decode import Accepted
 from contract import AlertBody, PresenceChangeBody
 from contract.messages import PlateReadBody
-from edge.rules import Fact
-
-# Edge alerts that are facts for correlation: alert type -> (fact on raise, fact on clear).
-EDGE_ALERT_FACTS: dict[str, tuple[str, str | None]] = {
-    "theft.unauthorized_vehicle": ("vehicle_unauthorised", None),
-    "theft.door_open_outside_hours": ("door_opened_after_hours", None),
-    "theft.weight_drop": ("weight_dropped", None),
-    "tamper.reader_offline": ("reader_offline", "reader_online"),
-    "damage.temperature": ("temperature_excursion", "temperature_normal"),
-}
+from edge.rules import EDGE_ALERT_FACTS, Fact
 
 
 def _us(item: Accepted) -> int:

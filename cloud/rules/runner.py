@@ -95,8 +95,9 @@ async def run_rules(
 async def apply_decision(conn: AsyncConnection[Any], site_id: str, d: Decision, actor: str
                          ) -> None:
     # The edge's own alert for this (type, subject) is already stored by ingest.
-    if any(f.attrs.get("edge_alert") == d.alert_type and f.subject == d.subject
-           for f in d.facts):
+    if d.alert_type is not None and any(
+            f.attrs.get("edge_alert") == d.alert_type and f.subject == d.subject
+            for f in d.facts):
         return
     who = f"rule:{d.rule}"
     if d.action == "record":
