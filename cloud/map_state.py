@@ -47,7 +47,8 @@ async def site_fences(conn: AsyncConnection, site_id: str) -> dict[str, Any] | N
         return {**rows[0]["collection"], "version": rows[0]["version"]}
     path = SITE_GEOJSON / f"{site_id}.geojson"
     if path.parent == SITE_GEOJSON and path.is_file():
-        return json.loads(path.read_text())  # type: ignore[no-any-return]
+        collection: dict[str, Any] = json.loads(path.read_text())
+        return collection
     return None
 
 

@@ -102,6 +102,12 @@ async def test_supervisor_sees_theft_acknowledges_it_and_a_financier_sees_only_t
                 ARTIFACTS.mkdir(exist_ok=True)
                 await page.screenshot(path=str(ARTIFACTS / "map-supervisor-theft.png"))
 
+                await page.click('.lot-label[data-lot="LOT-B"]')  # the lot panel
+                await page.wait_for_selector('[data-lot-panel="LOT-B"]')
+                assert "12 present" in await page.inner_text("#detail")
+                await page.click(f'li.alert[data-alert-id="{alert_id}"]')
+                await page.wait_for_selector(f'[data-alert-panel="{alert_id}"]')
+
                 financier = await sign_in(browser, url, api_keys["bank-b"])
                 await financier.wait_for_selector('.lot-label[data-lot="LOT-B"]')
                 assert await financier.locator('.lot-label[data-lot="LOT-A"]').count() == 0
@@ -121,3 +127,91 @@ async def test_supervisor_sees_theft_acknowledges_it_and_a_financier_sees_only_t
                     '.lot-label[data-lot="LOT-B"][data-state="alert"]', timeout=10_000)
                 assert await page.evaluate("window.__sameDocument === true")  # resumed, no reload
                 assert not await page.is_visible("#down-banner")
+
+
+def jpeg(width: int = 120, height: int = 40) -> bytes:
+    import cv2
+    import numpy as np
+
+    image = np.full((height, width, 3), (200, 120, 20), np.uint8)
+    cv2.putText(image, "A12345", (6, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
+    ok, data = cv2.imencode(".jpg", image)
+    assert ok
+    return bytes(data)
+
+
+# A coil on its tracker leaves pledge zone B through the south gate on a truck.
+ROUTE = [(121.59100, 31.34955), (121.59060, 31.34940), (121.59010, 31.34930),
+         (121.59000, 31.34915), (121.58998, 31.34890)]
+
+
+async def test_a_tracker_moves_with_its_trail_a_truck_shows_its_plate_and_evidence_opens(
+    database_url: str, register_gateway: Any, api_keys: dict[str, str], tmp_path: Path,
+) -> None:
+    import hashlib
+    from datetime import UTC, datetime
+
+    from psycopg import AsyncConnection
+
+    from cloud.alerts import raise_alert
+    from cloud.ingest.geo_writers import store_geofence_events, store_positions
+    from contract.messages import GeofenceEventBody, TrackerPositionsBody
+
+    register_gateway(SITE, GATEWAY)
+    add_lots(database_url, SITE, {"LOT-B": ("bank-b", demo_lots(6)["LOT-B"])})
+    crop = jpeg()
+    sha = hashlib.sha256(crop).hexdigest()
+    async with running_api(database_url, free_port()) as url, \
+            chromium(tmp_path / "profile") as browser, \
+            await AsyncConnection.connect(database_url) as conn:
+        page = await sign_in(browser, url, api_keys["supervisor"])
+        start_us = time.time_ns() // 1000
+        for i, (lon, lat) in enumerate(ROUTE):  # what ingest stores from the gateway's batches
+            fix = (start_us + i * 1_000_000, round(lon * 1e7), round(lat * 1e7), 400, 80)
+            async with conn.transaction():
+                await store_positions(conn, GATEWAY, [TrackerPositionsBody(
+                    tracker="coil-7", source="owntracks", fixes=[fix])])
+                if i == 3:
+                    await store_geofence_events(conn, GATEWAY, [(40 + i, "geofence_exit",
+                        GeofenceEventBody(tracker="coil-7", fence="pz-lot-b",
+                                          fence_kind="pledge_zone", lots=["LOT-B"], fix=fix,
+                                          run_started_us=start_us, run_fixes=2,
+                                          fences_version=1))])
+        await page.wait_for_function(
+            "S.trackers.get('coil-7') && S.trackers.get('coil-7').points.length === 5",
+            timeout=10_000)
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO evidence_images (sha256, gateway_id, content_type, bytes, data) "
+                "VALUES (%s, %s, 'image/jpeg', %s, %s)", (sha, GATEWAY, len(crop), crop))
+            await conn.execute(
+                "INSERT INTO raw_events (observed_at, gateway_id, seq, type, body) VALUES "
+                "(now(), %s, 50, 'plate_read', %s)", (GATEWAY, json.dumps({
+                    "camera": "gate-south-cam", "plate": "沪A12345", "direction": "out",
+                    "confidence_pct": 93, "evidence": [{"kind": "plate_crop", "sha256": sha}]})))
+            await raise_alert(
+                conn, alert_type="theft.geofence_exit", subject="tracker:coil-7",
+                severity="critical", site_id=SITE, lot_id="LOT-B",
+                explanation="coil-7 (pledged lot LOT-B, not released) left pledge zone B and "
+                            "the site through the south gate on truck 沪A12345",
+                evidence={"plate_crop": {"kind": "plate_crop", "sha256": sha}},
+                seen_at=datetime.now(UTC), actor=f"gateway:{GATEWAY}")
+        await page.wait_for_selector('.vehicle[data-plate="沪A12345"]', timeout=10_000)
+        await page.click('li.alert[data-type="theft.geofence_exit"]')
+        await page.wait_for_selector("#detail .images img[src^='blob:']", timeout=10_000)
+        assert await page.evaluate("document.querySelector('#detail .images img').naturalWidth"
+                                   ) == 120
+        detail = await page.inner_text("#detail")
+        assert "geofence_exit pz-lot-b" in detail and "5 fixes" in detail
+
+        await page.click("#lang")  # the same page in Chinese
+        await page.wait_for_selector("#alerts-box h2 >> text=告警")
+        assert "越界记录" in await page.inner_text("#detail")
+        assert "驶出围栏" in await page.inner_text("#alerts")
+        await page.wait_for_timeout(800)
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "map-tracker-evidence-zh.png"))
+        await page.set_viewport_size({"width": 820, "height": 1180})  # a tablet, portrait
+        await page.wait_for_timeout(500)
+        assert (await page.locator("#side").bounding_box() or {}).get("width", 0) > 700
+        await page.screenshot(path=str(ARTIFACTS / "map-tablet-portrait.png"))

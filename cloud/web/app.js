@@ -103,8 +103,14 @@ function drawSite(site) {
     }
     S.fenceLayers.set(`${site.id}/${feature.properties.id}`, layer);
     if (kind === "gate" || kind === "warehouse") {
-      L.marker(centroid(feature), { interactive: false, icon: L.divIcon({
-        className: "place-label", html: esc(feature.properties.name || feature.properties.id),
+      // Names at the top of buildings and under gates: the middle is for lots and vehicles.
+      const b = layer.getBounds();
+      const h = b.getNorth() - b.getSouth();
+      const at = kind === "warehouse" ? L.latLng(b.getNorth() - h * 0.1, b.getCenter().lng)
+        : L.latLng(b.getSouth() - h * 0.35, b.getCenter().lng);
+      L.marker(at, { interactive: false, icon: L.divIcon({
+        className: "place-marker",
+        html: `<span class="place-label">${esc(feature.properties.name || feature.properties.id)}</span>`,
         iconSize: null }) }).addTo(S.map);
     }
   }
@@ -136,24 +142,25 @@ function drawLot(lot) {
   if (el) el.innerHTML = html; else entry.label.setIcon(L.divIcon({ className: "lot-marker", html, iconSize: null }));
 }
 
-function siteCorner(siteId, kind) {
-  // Devices sit inside the building's south-east corner, clear of the lots' labels.
-  const feature = siteFeatures(siteId).find((f) => f.properties.kind === kind) || siteFeatures(siteId)[0];
-  if (!feature) return null;
-  const b = L.geoJSON(feature).getBounds();
-  return L.latLng(b.getSouth() + (b.getNorth() - b.getSouth()) * 0.3, b.getEast() - (b.getEast() - b.getWest()) * 0.18);
+function buildingBox(siteId) {
+  // Devices sit along the building's south-east edge, clear of its name and the lots' labels.
+  const feature = siteFeatures(siteId).find((f) => f.properties.kind === "warehouse") || siteFeatures(siteId)[0];
+  return feature ? L.geoJSON(feature).getBounds() : null;
 }
 
 function drawGateway(gw) {
-  const pos = siteCorner(gw.site_id, "warehouse");
-  if (!pos) return;
+  const box = buildingBox(gw.site_id);
+  if (!box) return;
+  const h = box.getNorth() - box.getSouth();
+  const east = box.getEast() - (box.getEast() - box.getWest()) * 0.2;
+  const pos = L.latLng(box.getSouth() + h * 0.3, east);
   const html = `<div class="device gw ${gw.online ? "on" : "off"}" data-gateway="${esc(gw.id)}">
     <span class="dot"></span>${esc(gw.id)} <small>${t(gw.online ? "online" : "offline")}</small></div>`;
   setMarker(`gw/${gw.id}`, pos, html);
   let i = 0;
   for (const r of S.readers.values()) {
     if (r.gateway_id !== gw.id) continue;
-    const rpos = L.latLng(pos.lat - 0.00007 * (i + 1), pos.lng);
+    const rpos = L.latLng(box.getSouth() + h * (0.3 - 0.17 * (i + 1)), east);
     setMarker(`reader/${gw.id}/${r.reader}`, rpos, `<div class="device reader ${r.online ? "on" : "off"}"
       data-reader="${esc(r.reader)}"><span class="dot sq"></span>${esc(r.reader)} <small>${t(r.online ? "online" : "offline")}</small></div>`);
     i += 1;
@@ -197,7 +204,8 @@ function drawVehicle(v) {
   if (!where) return;
   S.vehicles.set(v.camera || v.gateway_id, v);
   const arrow = v.direction === "in" ? "⬆" : v.direction === "out" ? "⬇" : "";
-  setMarker(`vehicle/${v.camera || v.gateway_id}`, L.latLng(where.lat - 0.00006, where.lng + 0.0003),
+  // East of the gate, where the crossings' labels (drawn to the west) leave room.
+  setMarker(`vehicle/${v.camera || v.gateway_id}`, L.latLng(where.lat, where.lng + 0.00042),
     `<div class="vehicle" data-plate="${esc(v.plate)}"><span class="plate">${esc(v.plate)}</span> ${arrow}
      <small>${clock(v.at)}</small></div>`);
 }
@@ -328,7 +336,7 @@ async function openAlert(alertId) {
   }
   for (const c of ev.crossings) {
     L.circleMarker([c.lat, c.lon], { radius: 8, color: "#d6336c", fillOpacity: 0.8 })
-      .bindTooltip(`${esc(c.kind)} ${esc(c.fence_id)} ${clock(c.fix_at)}`, { permanent: true }).addTo(S.evidenceLayer);
+      .bindTooltip(`${esc(c.kind)} ${esc(c.fence_id)} ${clock(c.fix_at)}`, { permanent: true, direction: "left" }).addTo(S.evidenceLayer);
   }
   const place = alertPlace(a, ev);
   if (place) S.map.flyToBounds(place, { maxZoom: 18, duration: 0.6, padding: [60, 60] });
@@ -467,9 +475,12 @@ function start() {
   applyLabels();
   setConnected(false);
   S.map = L.map("map", { zoomSnap: 0.25, maxZoom: 21, attributionControl: false });
-  document.getElementById("lang").onclick = () => { setLanguage(lang === "zh" ? "en" : "zh"); renderAll(); setConnected(S.ws && S.ws.readyState === 1);
-    for (const [id, lot] of S.lots) { if (lot) drawLot(lot); void id; }
-    if (S.detail) (S.detail.kind === "lot" ? openLot : openAlert)(S.detail.id); };
+  document.getElementById("lang").onclick = () => {
+    setLanguage(lang === "zh" ? "en" : "zh");
+    renderAll();
+    setConnected(Boolean(S.ws && S.ws.readyState === WebSocket.OPEN));
+    if (S.detail) (S.detail.kind === "lot" ? openLot : openAlert)(S.detail.id);
+  };
   document.getElementById("logout").onclick = () => { localStorage.removeItem("pw.key"); location.reload(); };
   document.getElementById("detail-close").onclick = closeDetail;
   document.getElementById("site-select").onchange = (e) => fitSites(e.target.value);

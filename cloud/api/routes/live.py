@@ -99,7 +99,7 @@ async def _close(ws: WebSocket, code: int, reason: str) -> None:
 async def _until_closed(ws: WebSocket) -> None:
     # The browser sends nothing after its hello; this only notices it going away.
     while True:
-        message: dict[str, Any] = await ws.receive()
+        message = await ws.receive()
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
 
