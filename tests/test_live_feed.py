@@ -198,3 +198,28 @@ def test_a_malformed_cursor_says_what_a_cursor_is(text: str) -> None:
     with pytest.raises(ValueError, match="<tx>-<id>"):
         live.Cursor.parse(text)
     assert live.Cursor.parse("12-34") == live.Cursor(12, 34)
+
+
+async def test_a_browser_that_falls_behind_is_told_to_resume_instead_of_stalling_the_feed(
+) -> None:
+    feed = live.LiveFeed("postgresql://unused", max_batches=2)
+    with feed.subscribe() as slow, feed.subscribe() as quick:
+        for n in range(3):
+            batch = live.Batch([_event(n + 1)])
+            slow.offer(batch)
+            quick.offer(batch)
+            if n < 2:
+                assert (await quick.next()).last == live.Cursor(10, n + 1)
+        with pytest.raises(live.SlowSubscriber):
+            await slow.next()
+        assert (await quick.next()).last == live.Cursor(10, 3)
+
+
+def test_evidence_images_are_found_wherever_the_alert_keeps_them() -> None:
+    from cloud.map_state import image_refs
+
+    a, b = "a" * 64, "b" * 64
+    evidence = {"plate_crop": {"kind": "plate_crop", "sha256": a},
+                "frames": [{"kind": "frame", "sha256": b}, {"sha256": "short"}], "n": 3}
+    assert image_refs(evidence) == [{"sha256": a, "kind": "plate_crop"},
+                                    {"sha256": b, "kind": "frame"}]

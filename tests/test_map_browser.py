@@ -196,7 +196,15 @@ async def test_a_tracker_moves_with_its_trail_a_truck_shows_its_plate_and_eviden
                             "the site through the south gate on truck 沪A12345",
                 evidence={"plate_crop": {"kind": "plate_crop", "sha256": sha}},
                 seen_at=datetime.now(UTC), actor=f"gateway:{GATEWAY}")
+            await raise_alert(  # newer but minor: listed after the critical one
+                conn, alert_type="damage.temperature", subject="sensor:t1", severity="minor",
+                site_id=SITE, lot_id="LOT-B", explanation="2 °C above the lot's range",
+                evidence={}, seen_at=datetime.now(UTC), actor=f"gateway:{GATEWAY}")
         await page.wait_for_selector('.vehicle[data-plate="沪A12345"]', timeout=10_000)
+        await page.wait_for_selector('li.alert[data-type="damage.temperature"]')
+        assert await page.eval_on_selector_all(
+            "li.alert", "items => items.map(i => i.dataset.type)"
+        ) == ["theft.geofence_exit", "damage.temperature"]
         await page.click('li.alert[data-type="theft.geofence_exit"]')
         await page.wait_for_selector("#detail .images img[src^='blob:']", timeout=10_000)
         assert await page.evaluate("document.querySelector('#detail .images img').naturalWidth"
