@@ -277,7 +277,9 @@ function showDetail(html, kind) {
   box.hidden = false;
   box.dataset.kind = kind;
   document.getElementById("detail-body").innerHTML = html;
-  box.scrollIntoView({ block: "nearest" });
+  // On a laptop the alert list stays in view above the evidence; on a tablet, scroll to it.
+  if (window.matchMedia("(max-width: 900px)").matches) box.scrollIntoView({ block: "nearest" });
+  else box.scrollTop = 0;
 }
 
 function closeDetail() {
