@@ -288,8 +288,9 @@ function closeDetail() {
   if (S.evidenceLayer) { S.evidenceLayer.remove(); S.evidenceLayer = null; }
 }
 
-async function openLot(lotId) {
-  S.detail = { kind: "lot", id: lotId };
+async function openLot(lotId, refresh = false) {
+  if (S.evidenceLayer) { S.evidenceLayer.remove(); S.evidenceLayer = null; }
+  S.detail = { kind: "lot", id: lotId, loaded: Date.now() };
   const p = await api(`/api/v1/map/lots/${encodeURIComponent(lotId)}`);
   const lot = p.lot;
   const state = lotState(S.lots.get(lotId) || lot);
@@ -310,7 +311,7 @@ async function openLot(lotId) {
     <h4>${t("receipts")}</h4>${receipts}
     <h4>${t("sensors")}</h4>${sensors}`, "lot");
   const entry = S.lotLayers.get(lotId);
-  if (entry && entry.zone) S.map.flyToBounds(entry.zone.getBounds(), { maxZoom: 18, duration: 0.6, padding: [60, 60] });
+  if (entry && entry.zone && !refresh) S.map.flyToBounds(entry.zone.getBounds(), { maxZoom: 18, duration: 0.6, padding: [60, 60] });
 }
 
 function alertPlace(alert, evidence) {
@@ -327,7 +328,7 @@ function alertPlace(alert, evidence) {
   return where ? L.latLngBounds([where]) : null;
 }
 
-async function openAlert(alertId) {
+async function openAlert(alertId, refresh = false) {
   S.detail = { kind: "alert", id: alertId };
   const ev = await api(`/api/v1/map/alerts/${alertId}/evidence`);
   const a = ev.alert;
@@ -341,7 +342,7 @@ async function openAlert(alertId) {
       .bindTooltip(`${esc(c.kind)} ${esc(c.fence_id)} ${clock(c.fix_at)}`, { permanent: true, direction: "left" }).addTo(S.evidenceLayer);
   }
   const place = alertPlace(a, ev);
-  if (place) S.map.flyToBounds(place, { maxZoom: 18, duration: 0.6, padding: [60, 60] });
+  if (place && !refresh) S.map.flyToBounds(place, { maxZoom: 18, duration: 0.6, padding: [60, 60] });
   const history = a.history.map((h) => `<li>${clock(h.at)} · ${esc(h.action)} · ${t("by")} ${esc(h.actor)}
     ${h.comment ? `· ${esc(h.comment)}` : ""}</li>`).join("");
   const images = ev.images.length ? `<h4>${t("images")}</h4><div class="images">${ev.images.map((i) =>
@@ -368,7 +369,7 @@ async function act(alertId, action) {
   const updated = await api(`/api/v1/alerts/${alertId}/${action}`, { method: "POST", body: "{}" });
   S.alerts.set(updated.id, updated);
   renderAll();
-  if (S.detail && S.detail.kind === "alert" && S.detail.id === updated.id) openAlert(updated.id);
+  if (S.detail && S.detail.kind === "alert" && S.detail.id === updated.id) openAlert(updated.id, true);
 }
 
 // ---- live feed ---------------------------------------------------------------------------------
@@ -383,7 +384,14 @@ function setConnected(live) {
 function applyEvent(e) {
   const p = e.payload;
   switch (e.kind) {
-    case "alert": S.alerts.set(p.id, { ...(S.alerts.get(p.id) || {}), ...p }); break;
+    case "alert": {
+      S.alerts.set(p.id, { ...(S.alerts.get(p.id) || {}), ...p });
+      // A reader is offline exactly while its tamper.reader_offline alert is active.
+      const reader = p.alert_type === "tamper.reader_offline" && p.source_gateway
+        && S.readers.get(`${p.source_gateway}/${p.subject.replace(/^reader:/, "")}`);
+      if (reader) reader.online = p.state === "resolved";
+      break;
+    }
     case "gateway": S.gateways.set(p.id, { ...(S.gateways.get(p.id) || {}), ...p }); break;
     case "tracker": drawTracker({ ...p, site_id: e.site_id }); break;
     case "vehicle": drawVehicle({ ...p, site_id: e.site_id }); break;
@@ -416,7 +424,11 @@ function connect() {
     for (const e of frame.events) { applyEvent(e); if (e.kind === "alert") alertsChanged = true; }
     S.cursor = frame.cursor;
     renderAll();
-    if (alertsChanged && S.detail && S.detail.kind === "alert") openAlert(S.detail.id);
+    // Open panels follow live changes without moving the map under the supervisor.
+    if (alertsChanged && S.detail && S.detail.kind === "alert") openAlert(S.detail.id, true);
+    // An open lot panel follows its lot, at most every 5 s.
+    if (S.detail && S.detail.kind === "lot" && Date.now() - (S.detail.loaded || 0) > 5000
+        && frame.events.some((e) => e.lot_id === S.detail.id)) openLot(S.detail.id, true);
   };
   ws.onclose = (event) => {
     if (S.ws !== ws) return;
@@ -481,7 +493,7 @@ function start() {
     setLanguage(lang === "zh" ? "en" : "zh");
     renderAll();
     setConnected(Boolean(S.ws && S.ws.readyState === WebSocket.OPEN));
-    if (S.detail) (S.detail.kind === "lot" ? openLot : openAlert)(S.detail.id);
+    if (S.detail) (S.detail.kind === "lot" ? openLot : openAlert)(S.detail.id, true);
   };
   document.getElementById("logout").onclick = () => { localStorage.removeItem("pw.key"); location.reload(); };
   document.getElementById("detail-close").onclick = closeDetail;
