@@ -200,8 +200,10 @@ class Subscription:
         try:
             self._queue.put_nowait(batch)
         except asyncio.QueueFull:
+            # Its backlog is useless now: it will resume from its cursor after reconnecting.
             self.dropped = True
-            self._queue = asyncio.Queue(1)
+            while not self._queue.empty():
+                self._queue.get_nowait()
             self._queue.put_nowait(None)
 
     async def next(self) -> Batch:
