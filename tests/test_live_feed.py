@@ -58,6 +58,7 @@ async def frames_until(ws: Any, want: int, timeout_s: float = 5) -> list[dict[st
     return events
 
 
+@pytest.mark.integration
 async def test_a_row_committed_late_is_held_back_until_nothing_can_precede_it(
     database_url: str, api_keys: dict[str, str]
 ) -> None:
@@ -81,6 +82,7 @@ async def test_a_row_committed_late_is_held_back_until_nothing_can_precede_it(
     assert events[0].cursor < events[1].cursor
 
 
+@pytest.mark.integration
 async def test_a_reconnecting_browser_gets_exactly_what_it_missed(
     database_url: str, api_keys: dict[str, str], api_url: str
 ) -> None:
@@ -105,6 +107,7 @@ async def test_a_reconnecting_browser_gets_exactly_what_it_missed(
     await ws.close()
 
 
+@pytest.mark.integration
 async def test_each_principal_receives_only_what_it_may_see(
     database_url: str, api_keys: dict[str, str], api_url: str
 ) -> None:
@@ -131,6 +134,7 @@ async def test_each_principal_receives_only_what_it_may_see(
         assert who
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("hello", "code", "reason"), [
     ({"key": "pw_nope_nope", "after": None}, 4401, "unknown or revoked API key"),
     ({"after": None}, 4400, "first frame"),
@@ -150,6 +154,7 @@ async def test_a_bad_hello_is_refused_with_the_reason(
     assert reason in closed.value.rcvd.reason
 
 
+@pytest.mark.integration
 async def test_a_cursor_older_than_the_feed_keeps_asks_the_page_to_reload(
     database_url: str, api_keys: dict[str, str], api_url: str
 ) -> None:

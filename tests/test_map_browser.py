@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from firmware_sim.impinj_reader import STREAM_PATH, SimulatedImpinjReader, TagField
 from firmware_sim.tags import demo_lots
 from tests.conftest import free_port
 from tests.map_fixtures import ARTIFACTS, add_lots, chromium, running_api
 from tests.pipeline_support import running_agent, running_ingest, write_agent_config
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
 SITE, GATEWAY = "demo-site", "gw-01"  # demo-site: its fences ship in geofences/sites/
 
