@@ -21,10 +21,16 @@ $(VENV)/.dev-installed: pyproject.toml | $(PY)
 	$(PIP) install --quiet -e '.[dev,embedded,train]'
 	touch $@ $(VENV)/.runtime-installed
 
-demo: $(VENV)/.runtime-installed
+# The map's front-end libraries (Leaflet), from the npm registry, served locally by the API.
+WEB_DEPS := cloud/web/node_modules/.package-lock.json
+$(WEB_DEPS): cloud/web/package.json cloud/web/package-lock.json
+	npm ci --prefix cloud/web --no-audit --no-fund
+	touch $@
+
+demo: $(VENV)/.runtime-installed $(WEB_DEPS)
 	$(PY) -m demo $(ARGS)
 
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed $(WEB_DEPS)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q $(ARGS)
 
@@ -32,7 +38,7 @@ lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy contract edge cloud ops
 
-bench: $(VENV)/.runtime-installed
+bench: $(VENV)/.runtime-installed $(WEB_DEPS)
 	$(PY) -m benchmarks $(ARGS)
 
 clean:

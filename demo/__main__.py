@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         wait_http(f"{demo.sim_url}/sim/state", 15)
         demo.spawn("edge", "-m", "edge", "run", "--config", str(config))
         print(f"demo: API {demo.api_url}  (OpenAPI docs: {demo.api_url}/docs)", flush=True)
+        print(f"demo: live map {demo.api_url}/map  (log in with a key below)", flush=True)
         print(f"demo: API keys in {workdir / 'api-keys.json'}; logs in {workdir}", flush=True)
         if args.theft_after >= 0:
             print(f"demo: 5 tags of LOT-A leave the field after {args.theft_after:g} s; "
