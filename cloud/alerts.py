@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from cloud.webhooks.outbox import enqueue_alert_change
 from contract import AlertBody
@@ -25,6 +25,13 @@ ALERT_COLUMNS = (
     "first_seen_at, last_seen_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by, "
     "source_gateway, source_seq, suppressed_by, rule"
 )
+
+
+async def _one(conn: AsyncConnection, sql: str, params: Any) -> tuple[Any, ...] | None:
+    # Callers' connections differ (the API's pool hands out dict rows); these read by position.
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute(sql, params)
+        return await cur.fetchone()
 
 
 class AlertTransitionError(ValueError):
@@ -48,7 +55,8 @@ async def raise_alert(
     rule: str | None = None,
 ) -> tuple[int, bool]:
     """Open an alert, or count a repeat of the active one. Returns (alert id, opened now)."""
-    cur = await conn.execute(
+    row = await _one(
+        conn,
         """
         INSERT INTO alerts (alert_type, subject, severity, site_id, lot_id, explanation, evidence,
                             first_seen_at, last_seen_at, source_gateway, source_seq, rule)
@@ -66,7 +74,8 @@ async def raise_alert(
         (alert_type, subject, severity, site_id, lot_id, explanation, json.dumps(evidence),
          seen_at, seen_at, source_gateway, source_seq, rule),
     )
-    alert_id, opened = await cur.fetchone()  # type: ignore[misc]
+    assert row is not None
+    alert_id, opened = row
     suppressed = None
     if opened:
         suppressed = await _suppression(conn, alert_type, subject, site_id, seen_at)
@@ -84,7 +93,8 @@ async def _suppression(
     conn: AsyncConnection, alert_type: str, subject: str, site_id: str | None, at: datetime
 ) -> str | None:
     """Why a newly opened alert stays quiet: a snooze of its (type, subject), or maintenance."""
-    cur = await conn.execute(
+    row = await _one(
+        conn,
         "SELECT 'snoozed until ' || to_char(until AT TIME ZONE 'UTC', "
         "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || ' by ' || actor FROM alert_snoozes "
         "WHERE alert_type = %s AND subject = %s AND until > %s "
@@ -93,7 +103,6 @@ async def _suppression(
         "WHERE site_id = %s AND starts_at <= %s AND ends_at > %s "
         "AND (alert_types IS NULL OR %s = ANY(alert_types)) LIMIT 1",
         (alert_type, subject, at, site_id, at, at, alert_type))
-    row = await cur.fetchone()
     return None if row is None else str(row[0])
 
 
@@ -101,9 +110,7 @@ async def snooze(
     conn: AsyncConnection, alert_id: int, until: datetime, actor: str, comment: str
 ) -> dict[str, Any] | None:
     """Keep the alert's (type, subject) quiet until ``until``: re-openings are stored, not sent."""
-    cur = await conn.execute("SELECT alert_type, subject FROM alerts WHERE id = %s",
-                             (alert_id,))
-    row = await cur.fetchone()
+    row = await _one(conn, "SELECT alert_type, subject FROM alerts WHERE id = %s", (alert_id,))
     if row is None:
         return None
     await conn.execute(
@@ -124,13 +131,13 @@ async def clear_alert(
     conn: AsyncConnection, *, alert_type: str, subject: str, actor: str, comment: str
 ) -> int | None:
     """Resolve the active alert because its condition cleared (e.g. all tags read again)."""
-    cur = await conn.execute(
+    row = await _one(
+        conn,
         "UPDATE alerts SET state = 'resolved', resolved_at = now(), resolved_by = %s "
         "WHERE alert_type = %s AND subject = %s AND state <> 'resolved' "
         "RETURNING id, suppressed_by",
         (actor, alert_type, subject),
     )
-    row = await cur.fetchone()
     if row is None:
         return None
     await _history(conn, row[0], "resolved", actor, comment)

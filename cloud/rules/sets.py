@@ -6,15 +6,16 @@ import json
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg.rows import tuple_row
 
 from edge.rules import RuleSet, default_rules, load_rule_set
 
 
 async def active_rule_set(conn: AsyncConnection[Any], site_id: str) -> RuleSet:
-    cur = await conn.execute(
-        "SELECT version, rules FROM rule_sets WHERE site_id = %s ORDER BY version DESC LIMIT 1",
-        (site_id,))
-    row = await cur.fetchone()
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute("SELECT version, rules FROM rule_sets WHERE site_id = %s "
+                          "ORDER BY version DESC LIMIT 1", (site_id,))
+        row = await cur.fetchone()
     if row is None:
         return default_rules()
     return load_rule_set({"version": row[0], "rules": row[1]})
@@ -24,9 +25,10 @@ async def publish_rule_set(
     conn: AsyncConnection[Any], site_id: str, rules: list[dict[str, Any]], actor: str
 ) -> RuleSet:
     """Validate and store the next version (ValueError says what is wrong; nothing stored)."""
-    cur = await conn.execute(
-        "SELECT coalesce(max(version), 0) + 1 FROM rule_sets WHERE site_id = %s", (site_id,))
-    row = await cur.fetchone()
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute(
+            "SELECT coalesce(max(version), 0) + 1 FROM rule_sets WHERE site_id = %s", (site_id,))
+        row = await cur.fetchone()
     assert row is not None
     rule_set = load_rule_set({"version": row[0], "rules": rules})
     await conn.execute(
