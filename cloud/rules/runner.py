@@ -9,6 +9,7 @@ Decisions become alerts (``cloud.alerts``, which also writes the webhook outbox)
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -118,18 +119,30 @@ async def apply_decision(conn: AsyncConnection[Any], site_id: str, d: Decision, 
 
 
 def with_rules(writer: IngestWriter) -> IngestWriter:
-    """Wrap an ingest writer: after storing the batch, run each site's rules on its facts."""
+    """Wrap an ingest writer: after storing the batch, run each site's rules on its facts.
+
+    PW_RULES_IN_INGEST=0 turns this off (the benchmark's polling baseline runs them instead).
+    """
 
     async def write(conn: AsyncConnection[Any], items: list[Accepted]) -> int:
         written = await writer(conn, items)
-        by_site: dict[str, list[Accepted]] = {}
-        for item in items:
-            by_site.setdefault(item.envelope.site, []).append(item)
-        for site, batch in by_site.items():
-            plates = (await _authorised_plates(conn, site, datetime.now(UTC))
-                      if any(i.envelope.type == "plate_read" for i in batch) else set())
-            gateways = ",".join(sorted({i.envelope.gateway for i in batch}))
-            await run_rules(conn, site, facts_from(batch, plates), f"gateway:{gateways}")
+        if os.environ.get("PW_RULES_IN_INGEST", "1") == "0":
+            return written
+        await run_rules_on(conn, items)
         return written
 
     return write
+
+
+async def run_rules_on(conn: AsyncConnection[Any], items: list[Accepted]) -> list[Decision]:
+    """Each site's rules on the facts of these accepted messages."""
+    by_site: dict[str, list[Accepted]] = {}
+    for item in items:
+        by_site.setdefault(item.envelope.site, []).append(item)
+    decisions: list[Decision] = []
+    for site, batch in by_site.items():
+        plates = (await _authorised_plates(conn, site, datetime.now(UTC))
+                  if any(i.envelope.type == "plate_read" for i in batch) else set())
+        gateways = ",".join(sorted({i.envelope.gateway for i in batch}))
+        decisions += await run_rules(conn, site, facts_from(batch, plates), f"gateway:{gateways}")
+    return decisions

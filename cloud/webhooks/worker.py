@@ -15,12 +15,13 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
@@ -68,15 +69,27 @@ class WebhookSender:
 
     async def deliver_due(self) -> int:
         """Attempt every due delivery once (concurrently across endpoints); returns attempts."""
-        async with httpx.AsyncClient(follow_redirects=False, timeout=self.timeout_s) as http:
-            counts = await asyncio.gather(*(self._drain(http) for _ in range(self.concurrency)))
+        async with self._resources() as (http, conns):
+            return await self._round(http, conns)
+
+    @contextlib.asynccontextmanager
+    async def _resources(self) -> AsyncIterator[tuple[httpx.AsyncClient, list[AsyncConnection]]]:
+        async with contextlib.AsyncExitStack() as stack:
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(follow_redirects=False, timeout=self.timeout_s))
+            conns = [await stack.enter_async_context(
+                await AsyncConnection.connect(self.database_url))
+                for _ in range(self.concurrency)]
+            yield http, conns
+
+    async def _round(self, http: httpx.AsyncClient, conns: list[AsyncConnection]) -> int:
+        counts = await asyncio.gather(*(self._drain(http, c) for c in conns))
         return sum(counts)
 
-    async def _drain(self, http: httpx.AsyncClient) -> int:
+    async def _drain(self, http: httpx.AsyncClient, conn: AsyncConnection) -> int:
         done = 0
-        async with await AsyncConnection.connect(self.database_url) as conn:
-            while await self._attempt_one(conn, http):
-                done += 1
+        while await self._attempt_one(conn, http):
+            done += 1
         return done
 
     async def _attempt_one(self, conn: AsyncConnection[Any], http: httpx.AsyncClient) -> bool:
@@ -154,12 +167,15 @@ class WebhookSender:
             await listen.execute(f"LISTEN {CHANNEL}")
             while True:
                 try:
-                    await self.deliver_due()
-                except Exception:
-                    log.exception("webhook delivery round failed; retrying")
-                with contextlib.suppress(TimeoutError):
-                    async for _ in listen.notifies(timeout=poll_s, stop_after=1):
-                        pass
+                    async with self._resources() as (http, conns):
+                        while True:  # connections kept between rounds: no setup per message
+                            await self._round(http, conns)
+                            with contextlib.suppress(TimeoutError):
+                                async for _ in listen.notifies(timeout=poll_s, stop_after=1):
+                                    pass
+                except (OSError, psycopg.Error):
+                    log.exception("webhook delivery failed; reconnecting")
+                    await asyncio.sleep(poll_s)
 
 
 async def disable_endpoint(
