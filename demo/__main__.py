@@ -70,16 +70,23 @@ def print_alerts(demo: Demo, seen: set[int]) -> None:
 
 def clear_retained_status(mqtt_url: str) -> None:
     """A previous run's retained status was signed with its own key: clear it."""
+    import asyncio
     from urllib.parse import urlsplit
 
-    from paho.mqtt import publish
+    import aiomqtt
 
     from contract import status_topic
 
     url = urlsplit(mqtt_url)
-    with contextlib.suppress(OSError):
-        publish.single(status_topic(SITE, GATEWAY), None, qos=1, retain=True,
-                       hostname=url.hostname or "127.0.0.1", port=url.port or 1883)
+
+    async def clear() -> None:
+        async with aiomqtt.Client(url.hostname or "127.0.0.1", url.port or 1883,
+                                  username=url.username, password=url.password,
+                                  timeout=5) as client:
+            await client.publish(status_topic(SITE, GATEWAY), b"", qos=1, retain=True)
+
+    with contextlib.suppress(aiomqtt.MqttError, OSError):
+        asyncio.run(clear())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -59,7 +59,8 @@ def _fresh_database(server_url: str, name: str) -> str:
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    return server_url.rsplit("/", 1)[0] + f"/{name}"
+    # make_conninfo also copes with pgserver's socket URIs (postgresql://...@/db?host=/tmp/...)
+    return psycopg.conninfo.make_conninfo(server_url, dbname=name)
 
 
 def find_database(services: Services, workdir: Path) -> None:
