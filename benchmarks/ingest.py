@@ -77,10 +77,13 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _start_ingest(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+def _start_ingest(env: dict[str, str], log_path: Path,
+                  profile: Path | None = None) -> subprocess.Popen[bytes]:
     log = log_path.open("wb")
     command = [sys.executable, "-m", "cloud", "ingest", "--client-id", "bench-ingest",
                "--metrics-port", "0"]
+    if profile is not None:  # where ingest's time goes, written when it stops
+        command[1:1] = ["-m", "cProfile", "-o", str(profile)]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
 
 
@@ -89,7 +92,8 @@ def _epc(i: int, tags: int) -> str:
 
 
 async def _run_pipeline(database_url: str, port: int, workdir: Path, readings: int,
-                        per_message: int, tags: int) -> tuple[float, float]:
+                        per_message: int, tags: int,
+                        profile: Path | None = None) -> tuple[float, float]:
     key = Ed25519PrivateKey.generate()
     (workdir / "gw.key").write_bytes(private_key_pem(key))
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -103,7 +107,7 @@ async def _run_pipeline(database_url: str, port: int, workdir: Path, readings: i
                       f'[broker]\nurl = "mqtt://127.0.0.1:{port}"\nin_flight = 256\n')
     env = {**os.environ, "DATABASE_URL": database_url, "MQTT_URL": f"mqtt://127.0.0.1:{port}",
            "PW_INGEST_BATCH_MESSAGES": "400", "PW_INGEST_BATCH_MS": "50"}
-    ingest = _start_ingest(env, workdir / "ingest.log")
+    ingest = _start_ingest(env, workdir / "ingest.log", profile)
     try:
         for _ in range(200):
             if "ingest subscribed" in (workdir / "ingest.log").read_text():
@@ -134,7 +138,7 @@ async def _run_pipeline(database_url: str, port: int, workdir: Path, readings: i
         return readings / (last - started).total_seconds(), rss
     finally:
         ingest.send_signal(signal.SIGINT)
-        ingest.wait(10)
+        ingest.wait(30)
 
 
 async def _run_baseline(database_url: str, port: int, readings: int, tags: int) -> float:
@@ -183,6 +187,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--baseline-readings", type=int, default=20_000)
     parser.add_argument("--per-message", type=int, default=500)
     parser.add_argument("--tags", type=int, default=10_000, help="distinct EPCs in the stream")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the ingest process here")
     parser.add_argument("--pg", default=os.environ.get(
         "PW_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args(argv)
@@ -195,7 +200,7 @@ def main(argv: list[str]) -> int:
         try:
             url = _fresh_database(args.pg, "pw_bench_ingest")
             rate, rss = asyncio.run(_run_pipeline(url, port, workdir, args.readings,
-                                                  args.per_message, args.tags))
+                                                  args.per_message, args.tags, args.profile))
             url = _fresh_database(args.pg, "pw_bench_naive")
             baseline = asyncio.run(_run_baseline(url, port, args.baseline_readings, args.tags))
         finally:
