@@ -102,6 +102,7 @@ async def write_tag_reads(conn: AsyncConnection, items: list[Accepted]) -> int:
             [latest[e][4] for e in epcs],
             [latest[e][0] for e in epcs],
         ),
+        binary=True,  # binary arrays: text arrays are quoted element by element (regex per EPC)
     )
     return len(lines)
 
