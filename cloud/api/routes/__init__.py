@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from cloud.api.routes import (
     alerts,
+    evidence,
     gateways,
     health,
     lots,
@@ -24,6 +25,7 @@ ROUTERS: list[APIRouter] = [
     gateways.router,
     lots.router,
     alerts.router,
+    evidence.router,
     telemetry.router,
     receipts.router,
     rules.router,
