@@ -6,6 +6,7 @@ Shared by `make demo` (demo/__main__.py) and docker-compose's one-shot bootstrap
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,6 +23,15 @@ from demo.services import ROOT, Services
 from firmware_sim.tags import demo_lots
 
 SITE, GATEWAY = "demo-site", "gw-01"
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM if the demo dies without stopping it (killed, crashed)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 @dataclass
@@ -44,6 +54,7 @@ class Demo:
         self.procs[name] = subprocess.Popen(
             [sys.executable, *args], cwd=ROOT, env=self.env(), stdout=log, stderr=log,
             start_new_session=True,  # Ctrl-C reaches the demo only; it stops children in order
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - the demo starts no threads
         )
 
     def cloud(self, *args: str) -> str:
