@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiomqtt
 import httpx
 import psycopg
 import pytest
@@ -18,6 +20,17 @@ from cloud.webhooks.worker import WebhookSender
 from contract import private_key_pem
 from firmware_sim.scenario import SCENARIOS, Player, Verdict, load_scenario, summary
 from tests.pipeline_support import running_ingest
+
+
+async def retained_alarms(port: int) -> list[dict[str, object]]:
+    found: list[dict[str, object]] = []
+    async with aiomqtt.Client("127.0.0.1", port) as client:
+        await client.subscribe("pw/local/+/+/alarm/#", qos=1)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                async for message in client.messages:
+                    found.append(json.loads(bytes(message.payload)))  # type: ignore[arg-type]
+    return found
 
 
 @contextlib.asynccontextmanager
@@ -77,5 +90,9 @@ async def test_scenarios_must_and_must_not(
     assert len(theft) == 2
     assert all("vehicle_unauthorised" in t[1] and "tags_departed" in t[1] for t in theft)
     outage = by_name["network_outage_theft"]
-    assert outage.local_alarms >= 1  # the gateway's own rules sounded the local alarm
+    # While the uplink was cut the gateway's own rules sounded the alarm on the local broker.
+    alarms = await retained_alarms(mqtt_broker.port)
+    assert outage.local_alarms >= 1
+    assert [(a["alert_type"], a["state"]) for a in alarms] == [
+        ("theft.unreleased_departure", "on")]
     assert outage.webhooks >= 1 and by_name["night_theft"].webhooks >= 1
