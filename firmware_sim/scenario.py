@@ -50,6 +50,7 @@ from edge.rules_alarm import LocalAlarm
 from edge.rules_local import EdgeRules, alert_of
 
 SCENARIOS = Path(__file__).with_name("scenarios")
+DEMO_FENCES = Path(__file__).resolve().parent.parent / "geofences/sites/demo-site.geojson"
 
 
 class _M(BaseModel):
@@ -96,6 +97,15 @@ class Release(_M):
     tags: int = Field(2, ge=1)
 
 
+class Gps(_M):
+    """Trackers replayed through the gateway's real tracker decisions (edge/trackers) against
+    the demo site's fences: ``drive_out`` takes a coil out of its pledge zone and off site,
+    ``parked_at_edge`` leaves one on the zone's edge under 5-30 m of drifting GPS error."""
+
+    trackers: list[Literal["drive_out", "parked_at_edge"]]
+    duration_s: float = Field(1800, gt=0)  # of GPS time, replayed at once
+
+
 class Step(_M):
     at_s: float = Field(ge=0)
     presence: Presence | None = None
@@ -105,6 +115,7 @@ class Step(_M):
     door_after_hours: str | None = None  # door name
     network: Literal["down", "up"] | None = None
     release: Release | None = None
+    gps: Gps | None = None
     alert: dict[str, Any] | None = None  # any AlertBody the gateway raises
 
 
@@ -258,7 +269,11 @@ class Player:
 
     def subject(self, logical: str) -> str:
         kind, _, name = logical.partition(":")
-        return f"lot:{self.lot_id(name)}" if kind == "lot" else logical
+        if kind == "lot":
+            return f"lot:{self.lot_id(name)}"
+        if kind == "tracker":
+            return f"tracker:{name}-{self.run_id}"
+        return logical
 
     def _auth(self, key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"}
@@ -402,9 +417,37 @@ class Player:
                 explanation=f"door {step.door_after_hours} opened outside working hours"))
         if step.alert:
             await emit(MessageType.ALERT, AlertBody.model_validate(step.alert))
+        if step.gps:
+            await self._gps(step.gps, emit)
         if step.release:
             await self._release(step.release, lots[step.release.lot])
             authorised.add(step.release.vehicle)  # the gate list the cloud pushes to the edge
+
+    async def _gps(self, gps: Gps, emit: Any) -> None:
+        from edge.trackers.station import TrackerStation
+        from edge.trackers.watch import TrackedAsset
+        from firmware_sim import trackers
+        from geofences.crossing import CrossingRules
+        from geofences.fences import load_fence_file
+
+        fences = load_fence_file(DEMO_FENCES)
+        t0 = int(time.time() * 1e6) - int(gps.duration_s * 1e6)
+        plays = {
+            "drive_out": lambda: trackers.drive_out(fences, t0, device=f"coil-1-{self.run_id}"),
+            "parked_at_edge": lambda: trackers.parked_at_edge(
+                fences, t0, duration_s=gps.duration_s, device=f"coil-2-{self.run_id}"),
+        }
+        fixes = sorted((p for name in gps.trackers for p in plays[name]()),
+                       key=lambda p: p.fix.t_us)
+        assets = [TrackedAsset(p, "LOT-B", 3600) for p in {f.device for f in fixes}]
+        station = TrackerStation(fences, assets, rules=CrossingRules(), source="sim",
+                                 started_us=t0)
+        for i, p in enumerate(fixes):
+            for msg_type, body in station.add(p.fix, p.battery_pct, p.fix.t_us):
+                await emit(msg_type, body)
+            if i % 6 == 5 or i == len(fixes) - 1:
+                for msg_type, body in station.flush(p.fix.t_us):
+                    await emit(msg_type, body)
 
     async def _release(self, rel: Release, lot: LotSpec) -> None:
         lot_id = self.lot_id(rel.lot)
@@ -465,7 +508,7 @@ class Player:
             "count": a["count"], "state": a["state"],
             "webhook_s": round(hooks[a["id"]] - started, 2) if a["id"] in hooks else None,
         } for a in seen if a["subject"] in ours or a["lot_id"] is None
-            or a["subject"].startswith(("vehicle:", "reader:", "sensor:", "door:"))]
+            or a["subject"].startswith(("vehicle:", "reader:", "sensor:", "door:", "tracker:"))]
         return Verdict(sc.name, found, missing, forbidden, other, timings,
                        len(inbox.received), len(self.alarms))
 
