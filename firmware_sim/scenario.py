@@ -106,6 +106,15 @@ class Gps(_M):
     duration_s: float = Field(1800, gt=0)  # of GPS time, replayed at once
 
 
+class Camera(_M):
+    """A camera covered for ``covered_s`` of camera time, rendered by the camera simulator and
+    judged by the gateway's real blindness check (edge/vision/tamper), replayed at once."""
+
+    camera: str = "gate-1"
+    covered_s: float = Field(20, gt=0)
+    fps: float = Field(2, gt=0, le=30)
+
+
 class Step(_M):
     at_s: float = Field(ge=0)
     presence: Presence | None = None
@@ -116,6 +125,7 @@ class Step(_M):
     network: Literal["down", "up"] | None = None
     release: Release | None = None
     gps: Gps | None = None
+    camera: Camera | None = None
     alert: dict[str, Any] | None = None  # any AlertBody the gateway raises
 
 
@@ -271,8 +281,8 @@ class Player:
         kind, _, name = logical.partition(":")
         if kind == "lot":
             return f"lot:{self.lot_id(name)}"
-        if kind == "tracker":
-            return f"tracker:{name}-{self.run_id}"
+        if kind in ("tracker", "camera"):
+            return f"{kind}:{name}-{self.run_id}"
         return logical
 
     def _auth(self, key: str) -> dict[str, str]:
@@ -419,9 +429,48 @@ class Player:
             await emit(MessageType.ALERT, AlertBody.model_validate(step.alert))
         if step.gps:
             await self._gps(step.gps, emit)
+        if step.camera:
+            await self._camera(step.camera, emit)
         if step.release:
             await self._release(step.release, lots[step.release.lot])
             authorised.add(step.release.vehicle)  # the gate list the cloud pushes to the edge
+
+    async def _camera(self, cam: Camera, emit: Any) -> None:
+        import random
+        from types import SimpleNamespace
+
+        import numpy as np
+
+        from edge.vision.motion import MotionGate
+        from edge.vision.pipeline import emit_blindness
+        from edge.vision.tamper import CameraBlindness, frame_stats
+        from firmware_sim.camera.scenes import background
+
+        rng, noise = random.Random(7), np.random.default_rng(7)
+        scene = background(rng, 640, 360)
+        gate, blindness = MotionGate(), CameraBlindness()
+        # Seeing for 5 s, covered (a dim, featureless lens), then seeing again for 15 s.
+        timeline = [(5.0, False), (cam.covered_s, True), (15.0, False)]
+        emitted: list[tuple[MessageType, Any]] = []
+        ctx = SimpleNamespace(emit=lambda t, body, observed_at=None: emitted.append((t, body)))
+        t_us = int(time.time() * 1e6) - int(sum(d for d, _ in timeline) * 1e6)
+        previous = None
+        for duration, covered in timeline:
+            for _ in range(int(duration * cam.fps)):
+                base = np.full(scene.shape, 40.0) if covered else scene.astype(np.float64)
+                frame = np.clip(base + noise.normal(0, 2, scene.shape), 0, 255).astype(np.uint8)
+                grey = gate.small_grey(frame)
+                change = blindness.feed(frame_stats(grey, previous), t_us)
+                previous = grey
+                if change is not None:
+                    emit_blindness(SimpleNamespace(ctx=ctx), self.camera_name(cam.camera),
+                                   change, t_us)  # type: ignore[arg-type]
+                t_us += int(1e6 / cam.fps)
+        for msg_type, body in emitted:
+            await emit(msg_type, body)
+
+    def camera_name(self, logical: str) -> str:
+        return f"{logical}-{self.run_id}"
 
     async def _gps(self, gps: Gps, emit: Any) -> None:
         from edge.trackers.station import TrackerStation
@@ -508,7 +557,8 @@ class Player:
             "count": a["count"], "state": a["state"],
             "webhook_s": round(hooks[a["id"]] - started, 2) if a["id"] in hooks else None,
         } for a in seen if a["subject"] in ours or a["lot_id"] is None
-            or a["subject"].startswith(("vehicle:", "reader:", "sensor:", "door:", "tracker:"))]
+            or a["subject"].startswith(("vehicle:", "reader:", "sensor:", "door:", "tracker:",
+                                          "camera:"))]
         return Verdict(sc.name, found, missing, forbidden, other, timings,
                        len(inbox.received), len(self.alarms))
 

@@ -80,7 +80,7 @@ async def test_scenarios_must_and_must_not(
         assert [m[0] for m in moved] == ["release-pickup"]
         assert "release_approved" in moved[0][1] and "vehicle_authorised" in moved[0][1]
         # The reader and temperature alerts resolved themselves when the condition cleared.
-        for alert_type in ("tamper.reader_offline", "damage.temperature"):
+        for alert_type in ("tamper.reader_offline", "damage.temperature", "tamper.camera_blocked"):
             assert conn.execute("SELECT state FROM alerts WHERE alert_type = %s",
                                 (alert_type,)).fetchall() == [("resolved",)]
         theft = conn.execute(
