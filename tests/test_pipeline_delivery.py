@@ -59,9 +59,13 @@ async def test_reading_becomes_a_row_with_its_values(
                    "3034257BF7194E4000003039", 2, -5630)
 
 
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
 async def test_broker_down_for_10_s_loses_and_doubles_nothing(
-    database_url: str, mqtt_broker, register_gateway, tmp_path: Path  # type: ignore[no-untyped-def]
+    database_url: str, mqtt_broker, register_gateway, tmp_path: Path,  # type: ignore[no-untyped-def]
+    how: signal.Signals,
 ) -> None:
+    """Killed (SIGKILL), the broker loses what it acknowledged but had not saved; the edge's
+    outbox still has it and resends what the cloud never confirmed."""
     gw = register_gateway()
     config = write_agent_config(tmp_path / "edge.toml", site=gw.site, gateway=gw.gateway,
                                 key_file=gw.key_file, broker_url=mqtt_broker.url)
@@ -70,7 +74,7 @@ async def test_broker_down_for_10_s_loses_and_doubles_nothing(
         for second in range(15):
             emit_reads(agent, second * 334, min(334, 5000 - second * 334), 25)
             if second == 2:
-                mqtt_broker.stop()
+                mqtt_broker.stop(how)
             if second == 12:
                 mqtt_broker.start()
             await asyncio.sleep(1)
