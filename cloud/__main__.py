@@ -13,12 +13,17 @@ import json
 import logging
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
+
+from psycopg import AsyncConnection
 
 from cloud.settings import load_settings
 from ops.logging import configure
 
 log = logging.getLogger("cloud")
+T = TypeVar("T")
 
 # Modules that add a subcommand (``add_command(subparsers)``). Add yours here.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -78,16 +83,15 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sync(coroutine_factory):  # type: ignore[no-untyped-def]
+def _sync(service: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
     """Run an async service function on one connection, committing on success."""
-    from psycopg import AsyncConnection
     from psycopg.rows import dict_row
 
-    async def runner():  # type: ignore[no-untyped-def]
+    async def runner() -> T:
         async with await AsyncConnection.connect(
             load_settings().database_url, row_factory=dict_row
         ) as conn:
-            result = await coroutine_factory(conn)
+            result = await service(conn)
             await conn.commit()
             return result
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 
 from cloud.apikeys import Principal
 from cloud.registry import Conflict, NotFound
@@ -20,7 +21,8 @@ LOT_COLUMNS = (
 async def create_lot(conn: AsyncConnection, lot: dict[str, Any], epcs: list[str]) -> dict[str, Any]:
     try:
         async with conn.transaction():
-            cur = await conn.execute(
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
                 f"""
                 INSERT INTO lots (id, site_id, name, depositor, goods_kind, pieces, zone,
                                   financier_id, absence_window_s)
@@ -78,7 +80,8 @@ async def get_lot(conn: AsyncConnection, p: Principal, lot_id: str) -> dict[str,
 async def lot_presence(conn: AsyncConnection, p: Principal, lot_id: str) -> dict[str, Any]:
     """Latest known state of each of the lot's tags, and the totals."""
     lot = await get_lot(conn, p, lot_id)
-    cur = await conn.execute(
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
         """
         SELECT t.epc, coalesce(s.presence, 'unknown') AS presence, s.presence_changed_at,
                s.last_seen_at, s.gateway_id, s.reader, s.antenna, s.rssi_cdbm
@@ -90,5 +93,5 @@ async def lot_presence(conn: AsyncConnection, p: Principal, lot_id: str) -> dict
     tags = await cur.fetchall()
     totals = {"present": 0, "missing": 0, "unknown": 0}
     for tag in tags:
-        totals[tag["presence"]] += 1  # type: ignore[index]
+        totals[tag["presence"]] += 1
     return {"lot": lot["id"], "expected": len(tags), **totals, "tags": tags}

@@ -67,7 +67,7 @@ def migrate(conn: Connection) -> list[str]:
             if migration.version in done:
                 continue
             with conn.transaction():
-                conn.execute(migration.path.read_text())  # type: ignore[arg-type]
+                conn.execute(migration.path.read_text())
                 conn.execute(
                     "INSERT INTO schema_migrations (version, timeseries) VALUES (%s, %s)",
                     (migration.version, "timescale" if timescale else "native"),

@@ -99,7 +99,7 @@ class Agent:
 
     def _status(self, state: str) -> bytes:
         body = GatewayStatusBody(
-            state=state,  # type: ignore[arg-type]
+            state=state,
             agent_version=__version__,
             session_started_us=self._session_started_us,
         ).model_dump(mode="json")

@@ -34,8 +34,8 @@ class EdgeContext(Protocol):
 
     def emit(
         self, msg_type: MessageType, body: BaseModel, *, observed_at: datetime | None = None
-    ) -> None:
-        """Durably queue a message (written to the outbox before this returns)."""
+    ) -> int:
+        """Durably queue a message (written to the outbox before this returns); its seq."""
         ...
 
     def now_us(self) -> int:

@@ -212,7 +212,7 @@ class Ingest:
                 except TimeoutError:
                     break
             started = time.perf_counter()
-            raw = [(m.topic.value, bytes(m.payload)) for m in batch]  # type: ignore[arg-type]
+            raw = [(m.topic.value, bytes(m.payload)) for m in batch]
             result = await self.store(raw)
             for message in batch:
                 if message.qos > 0:

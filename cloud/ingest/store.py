@@ -94,7 +94,7 @@ async def _store(conn: AsyncConnection, decisions: list[Decision]) -> BatchResul
         for msg_type, items in by_type.items():
             result.rows += await writer_for(msg_type)(conn, items)
         if fresh:
-            last = {}
+            last: dict[str, int] = {}
             for a in fresh:
                 last[a.envelope.gateway] = max(last.get(a.envelope.gateway, 0), a.envelope.seq)
             await conn.execute(
