@@ -162,8 +162,9 @@ async def _run(mode: str, server: str, args: argparse.Namespace, workdir: Path
                 i, next_at = 0, time.monotonic()
                 while not stop.is_set():
                     now_us = time.time_ns() // 1000
-                    rows = [(f"{0x3034257BF7194E4000000000 + (i + k) % 5000:024X}", 1, -5500,
-                             now_us) for k in range(per_msg)]
+                    rows: list[tuple[str, int, int | None, int]] = [
+                        (f"{0x3034257BF7194E4000000000 + (i + k) % 5000:024X}", 1, -5500, now_us)
+                        for k in range(per_msg)]
                     agent.emit(MessageType.TAG_READS, TagReadsBody(reader="dock-1", reads=rows))
                     i += per_msg
                     next_at += interval

@@ -25,8 +25,8 @@ def facts_of(msg_type: MessageType, body: Any, at_us: int, authorised: set[str])
         if body.state == "present" and body.previous == "missing":
             return [Fact("tags_returned", f"lot:{body.lot}", at_us, {"lot": body.lot, "tags": 1})]
     elif msg_type is MessageType.PLATE_READ and isinstance(body, PlateReadBody):
-        kind = "vehicle_authorised" if body.plate in authorised else "vehicle_unauthorised"
-        return [Fact(kind, f"vehicle:{body.plate}", at_us,
+        plate_kind = "vehicle_authorised" if body.plate in authorised else "vehicle_unauthorised"
+        return [Fact(plate_kind, f"vehicle:{body.plate}", at_us,
                      {"plate": body.plate, "camera": body.camera})]
     elif msg_type is MessageType.ALERT and isinstance(body, AlertBody):
         kinds = EDGE_ALERT_FACTS.get(body.alert_type)

@@ -346,12 +346,14 @@ class Player:
 
             try:
                 for lot in sc.lots:  # every tag read at its place first
-                    reads = [[e, 1, -5500, int(time.time() * 1e6)] for e in self.epcs(lot)]
+                    read_at = int(time.time() * 1e6)
+                    reads: list[tuple[str, int, int | None, int]] = [
+                        (e, 1, -5500, read_at) for e in self.epcs(lot)]
                     await emit(MessageType.TAG_READS, TagReadsBody(reader="dock-1", reads=reads))
                     for epc in self.epcs(lot):  # what presence reports on first sight
                         await emit(MessageType.PRESENCE_CHANGE, PresenceChangeBody(
                             lot=self.lot_id(lot.id), epc=epc, state="present", previous=None,
-                            last_seen_us=reads[0][3], reader="dock-1"))
+                            last_seen_us=read_at, reader="dock-1"))
                 for step in sorted(sc.steps, key=lambda s: s.at_s):
                     delay = started + step.at_s * self.time_scale - time.time()
                     if delay > 0:
@@ -463,8 +465,8 @@ class Player:
                 change = blindness.feed(frame_stats(grey, previous), t_us)
                 previous = grey
                 if change is not None:
-                    emit_blindness(SimpleNamespace(ctx=ctx), self.camera_name(cam.camera),
-                                   change, t_us)  # type: ignore[arg-type]
+                    shared: Any = SimpleNamespace(ctx=ctx)  # the pipeline only uses ctx.emit
+                    emit_blindness(shared, self.camera_name(cam.camera), change, t_us)
                 t_us += int(1e6 / cam.fps)
         for msg_type, body in emitted:
             await emit(msg_type, body)
@@ -546,7 +548,7 @@ class Player:
         other = [f"{a['alert_type']} {logical.get(a['subject'], a['subject'])}" for a in seen
                  if not any(matches(e, a) for e in (*sc.must, *sc.must_not))
                  and (a["subject"] in ours or a["lot_id"] is None)]
-        hooks = {}
+        hooks: dict[int, float] = {}
         for at, _headers, body in inbox.received:
             alert = json.loads(body)["data"]["alert"]
             hooks.setdefault(alert["id"], at)

@@ -29,9 +29,9 @@ def facts_from(items: Iterable[Accepted], authorised_plates: set[str]) -> list[F
                 at, epcs = returned.setdefault(body.lot, (_us(item), []))
                 returned[body.lot] = (max(at, _us(item)), [*epcs, body.epc])
         elif isinstance(body, PlateReadBody):
-            kind = ("vehicle_authorised" if body.plate in authorised_plates
-                    else "vehicle_unauthorised")
-            facts.append(Fact(kind, f"vehicle:{body.plate}", _us(item),
+            plate_kind = ("vehicle_authorised" if body.plate in authorised_plates
+                          else "vehicle_unauthorised")
+            facts.append(Fact(plate_kind, f"vehicle:{body.plate}", _us(item),
                               {"plate": body.plate, "camera": body.camera}))
         elif isinstance(body, AlertBody) and body.alert_type in EDGE_ALERT_FACTS:
             on_raise, on_clear = EDGE_ALERT_FACTS[body.alert_type]
