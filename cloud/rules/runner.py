@@ -62,7 +62,12 @@ async def run_rules(
     facts = [f for f in facts if f.kind in reads]
     if not facts:
         return []
-    horizon = timedelta(seconds=max(r.longest_window_s for r in rule_set.rules))
+    # Releases are read from receipts, not stored as facts: their day-long window would
+    # otherwise make every batch load a day of the site's facts.
+    horizon = timedelta(seconds=max(
+        max([r.window_s, *(c.within_s or r.window_s for c in (*r.all_of, *r.any_of, *r.none_of)
+                           if c.fact != "release_approved")])
+        for r in rule_set.rules))
     earliest = _dt(facts[0].at_us)
     cur = await conn.execute(
         "SELECT id, kind, subject, at, attrs, fired FROM rule_facts "
