@@ -64,7 +64,7 @@ async def put_rules(site_id: str, body: RuleSetIn, conn: DbConn, principal: Mana
     try:
         rule_set = await sets.publish_rule_set(conn, site_id, body.rules, principal.key_id)
     except ValueError as err:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(err)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from None
     return rule_set.model_dump(exclude_none=True)
 
 
@@ -83,7 +83,7 @@ async def add_window(site_id: str, body: MaintenanceIn, conn: DbConn, principal:
             conn, site_id, starts_at=body.starts_at, ends_at=body.ends_at,
             alert_types=body.alert_types, reason=body.reason, actor=principal.key_id)
     except ValueError as err:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(err)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from None
 
 
 @router.delete("/sites/{site_id}/maintenance-windows/{window_id}",

@@ -43,7 +43,7 @@ class RotateIn(_In):
 def _errors(err: Exception) -> HTTPException:
     if isinstance(err, service.NotFound):
         return HTTPException(status.HTTP_404_NOT_FOUND, str(err))
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(err))
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err))
 
 
 @router.post("/endpoints", status_code=status.HTTP_201_CREATED)
