@@ -18,7 +18,8 @@ import pytest
 from psycopg import AsyncConnection
 
 from cloud import alerts
-from cloud.webhooks import signing
+from cloud.apikeys import Principal
+from cloud.webhooks import service, signing
 from cloud.webhooks.worker import WebhookSender
 from tests.webhooks_fixtures import Answer, Receiver, pledge_lot, receiving
 
@@ -221,9 +222,13 @@ async def test_redirects_are_not_followed_and_private_targets_need_the_allow_lis
 
 
 async def test_the_outbox_row_commits_or_rolls_back_with_the_alert(
-    database_url: str, bank: dict[str, str], api_client: httpx.AsyncClient
+    database_url: str, bank: dict[str, str]
 ) -> None:
-    await make_endpoint(api_client, bank["bank-a"], "http://127.0.0.1:9/x")
+    async with await AsyncConnection.connect(database_url) as conn:
+        await service.create_endpoint(
+            conn, Principal("k", "financier", None, "bank-a", None), url="http://127.0.0.1:9/x",
+            event_types=[], lot_ids=None, receipt_numbers=None, financier_id=None)
+        await conn.commit()
     async with await AsyncConnection.connect(database_url) as conn:
         await alerts.raise_alert(conn, alert_type="theft.tag_missing", subject="lot:L1",
                                  severity="critical", site_id="site-1", lot_id="L1",
