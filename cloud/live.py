@@ -216,6 +216,9 @@ class Subscription:
         self._feed._subscribers.discard(self)
 
 
+LISTEN_POLL_S = 0.5  # how often the LISTEN loop looks up to see whether to stop
+
+
 class LiveFeed:
     """One LISTEN connection per API process, reading ``live_events`` and fanning out."""
 
@@ -271,17 +274,23 @@ class LiveFeed:
             if self.position == START:
                 self.position = await head(conn)
             self.connected = True
-            waker = asyncio.create_task(self._listen(listen))
+            stop = asyncio.Event()
+            waker = asyncio.create_task(self._listen(listen, stop))
             try:
                 await self._pump(conn)
             finally:
-                waker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await waker
+                # Cancelling a task blocked in notifies() can hang (seen in tests): ask it to
+                # stop; it wakes at least every LISTEN_POLL_S to check.
+                stop.set()
+                try:
+                    await asyncio.wait_for(asyncio.shield(waker), LISTEN_POLL_S * 4)
+                except (TimeoutError, asyncio.CancelledError, psycopg.Error):
+                    waker.cancel()
 
-    async def _listen(self, listen: AsyncConnection) -> None:
-        async for _ in listen.notifies():
-            self._wake.set()
+    async def _listen(self, listen: AsyncConnection, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            async for _ in listen.notifies(timeout=LISTEN_POLL_S):
+                self._wake.set()
 
     async def _pump(self, conn: AsyncConnection) -> None:
         loop = asyncio.get_running_loop()
