@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import aiomqtt
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -35,6 +36,8 @@ from edge.config import AgentCore
 from edge.outbox import Outbox
 from edge.pipelines import load_pipelines
 from edge.publisher import Publisher, SessionAnnouncement, command_filter
+from edge.rules_alarm import LocalAlarm
+from edge.rules_local import EdgeRules, alert_of
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,12 @@ class Agent:
         )
         self._session_started_us = self.now_us()
         self._command_handlers: dict[str, Callable[[bytes], None]] = {}
+        self.rules = EdgeRules() if config.local_rules else None
+        alarm = config.local_alarm
+        self._alarm = (LocalAlarm(alarm.host, alarm.port, self.site, self.gateway)
+                       if alarm is not None else None)
+        self._alarm_always = alarm is not None and alarm.when == "always"
+        self._alarm_tasks: set[asyncio.Task[None]] = set()
         self.publisher = Publisher(
             self.outbox,
             config.broker,
@@ -76,11 +85,41 @@ class Agent:
         topic = topic_for(self.site, self.gateway, channel, subtopic)
         fields = body.model_dump(mode="json")
         moment = observed_at or datetime.now(UTC)
-        return self.outbox.put(
+        seq = self.outbox.put(
             topic,
             lambda seq: self._seal(seq, msg_type, fields, moment),
             is_event=channel is Channel.EVENTS,
         )
+        self._apply_rules(msg_type, body, moment)
+        return seq
+
+    def _apply_rules(self, msg_type: MessageType, body: BaseModel, moment: datetime) -> None:
+        """The cloud's correlation rules on local facts, so an alarm exists without the cloud.
+
+        Their alerts are emitted like any other (the cloud absorbs them into the one active
+        alert per type and subject) and sound the local alarm while the cloud is unreachable.
+        """
+        if self.rules is None or msg_type is MessageType.TAG_READS:
+            return
+        if msg_type is MessageType.ALERT and (body.evidence or {}).get("decided_at") == "edge":  # type: ignore[attr-defined]
+            return  # our own rule output: not a new fact
+        for decision in self.rules.on_emitted(msg_type, body, int(moment.timestamp() * 1e6)):
+            alert = alert_of(decision)
+            if alert is None:
+                continue
+            self.emit(MessageType.ALERT, alert)
+            cloud_unreachable = not self.publisher.stats.connected
+            if self._alarm is not None and (cloud_unreachable or self._alarm_always):
+                task = asyncio.ensure_future(self._sound(self._alarm, decision))
+                self._alarm_tasks.add(task)
+                task.add_done_callback(self._alarm_tasks.discard)
+
+    async def _sound(self, alarm: LocalAlarm, decision: object) -> None:
+        try:
+            await alarm.sound(decision)  # type: ignore[arg-type]
+        except (aiomqtt.MqttError, OSError) as err:
+            log.error("local alarm could not be sounded", extra={"alarm": repr(alarm),
+                                                                 "error": str(err)})
 
     def on_command(self, name: str, handler: Callable[[bytes], None]) -> None:
         self._command_handlers[name] = handler

@@ -67,6 +67,15 @@ class OutboxConfig(_Section):
     fsync: bool = False  # True survives power loss too, at one fsync per message
 
 
+class LocalAlarmConfig(_Section):
+    """The site's own broker, where alarms are published for a siren, PLC or GPIO bridge."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    # Sound alarms only while the cloud is unreachable (the cloud notifies otherwise), or always.
+    when: Literal["offline", "always"] = "offline"
+
+
 class MetricsConfig(_Section):
     host: str = "127.0.0.1"
     port: int | None = Field(None, ge=0, le=65535)  # None: no /metrics endpoint
@@ -80,6 +89,9 @@ class AgentCore(_Section):
     broker: BrokerConfig = BrokerConfig()
     outbox: OutboxConfig = OutboxConfig()
     metrics: MetricsConfig = MetricsConfig()
+    # The cloud's correlation rules run here too, on what this gateway emits (edge/rules_local).
+    local_rules: bool = True
+    local_alarm: LocalAlarmConfig | None = None
     health_interval_s: float = Field(30, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
