@@ -122,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         demo.spawn("ingest", "-m", "cloud", "ingest", "--client-id", f"demo-{run_id}-ingest",
                    "--metrics-port", "0", "--subscription", "plain")
         demo.spawn("api", "-m", "cloud", "serve", "--port", str(api_port))
+        demo.spawn("webhooks", "-m", "cloud", "webhooks")  # financiers' endpoints, via the API
         demo.spawn("reader", *reader_args)
         wait_http(f"{demo.api_url}/health", 30)
         wait_http(f"{demo.sim_url}/sim/state", 15)

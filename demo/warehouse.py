@@ -72,7 +72,7 @@ class Demo:
 
     def stop_processes(self) -> None:
         # Edge first so its last messages can still be ingested, then the rest.
-        for name in ("edge", "reader", "api", "ingest"):
+        for name in ("edge", "reader", "api", "webhooks", "ingest"):
             proc = (self.procs or {}).get(name)
             if proc is None or proc.poll() is not None:
                 continue
