@@ -233,6 +233,7 @@ class LiveFeed:
         self._task: asyncio.Task[None] | None = None
         self.position = START
         self.connected = False
+        self._stopping = False
 
     async def __aenter__(self) -> LiveFeed:
         self._task = asyncio.create_task(self._supervise(), name="live-feed")
@@ -240,9 +241,15 @@ class LiveFeed:
 
     async def __aexit__(self, *exc: object) -> None:
         if self._task is not None:
+            # A cancelled query can surface as a psycopg error, which _supervise would take for
+            # a lost connection and retry: the flag tells it this is a stop.
+            self._stopping = True
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:
+                await asyncio.wait_for(self._task, 10)
+            except (asyncio.CancelledError, TimeoutError, psycopg.Error, OSError) as err:
+                if not isinstance(err, asyncio.CancelledError):
+                    log.warning("live feed did not stop cleanly", extra={"error": repr(err)})
 
     @contextlib.contextmanager
     def subscribe(self) -> Any:
@@ -255,11 +262,13 @@ class LiveFeed:
 
     async def _supervise(self) -> None:
         backoff = Backoff(initial_s=0.2, maximum_s=5.0)
-        while True:
+        while not self._stopping:
             try:
                 await self._run()
             except (psycopg.Error, OSError) as err:
                 self.connected = False
+                if self._stopping:
+                    return
                 delay = backoff.next_delay()
                 log.warning("live feed lost its database connection; retrying",
                             extra={"error": str(err), "retry_s": round(delay, 2)})
