@@ -59,7 +59,6 @@ class Agent:
         alarm = config.local_alarm
         self._alarm = (LocalAlarm(alarm.host, alarm.port, self.site, self.gateway)
                        if alarm is not None else None)
-        self._alarm_always = alarm is not None and alarm.when == "always"
         self._alarm_tasks: set[asyncio.Task[None]] = set()
         self.publisher = Publisher(
             self.outbox,
@@ -96,20 +95,24 @@ class Agent:
     def _apply_rules(self, msg_type: MessageType, body: BaseModel, moment: datetime) -> None:
         """The cloud's correlation rules on local facts, so an alarm exists without the cloud.
 
-        Their alerts are emitted like any other (the cloud absorbs them into the one active
-        alert per type and subject) and sound the local alarm while the cloud is unreachable.
+        The engine always sees the facts (its windows must be current when the link drops), but
+        decides only while the cloud is unreachable: the gateway does not know release
+        approvals, so while connected the cloud's decision is the one that counts. Offline
+        decisions are emitted like any alert (the cloud absorbs them into the one active alert
+        per type and subject when the link returns) and sound the local alarm.
         """
         if self.rules is None or msg_type is MessageType.TAG_READS:
             return
         if msg_type is MessageType.ALERT and (body.evidence or {}).get("decided_at") == "edge":  # type: ignore[attr-defined]
             return  # our own rule output: not a new fact
-        for decision in self.rules.on_emitted(msg_type, body, int(moment.timestamp() * 1e6)):
+        decisions = self.rules.on_emitted(msg_type, body, int(moment.timestamp() * 1e6))
+        cloud_unreachable = not self.publisher.stats.connected
+        for decision in decisions:
             alert = alert_of(decision)
-            if alert is None:
+            if alert is None or not cloud_unreachable:
                 continue
             self.emit(MessageType.ALERT, alert)
-            cloud_unreachable = not self.publisher.stats.connected
-            if self._alarm is not None and (cloud_unreachable or self._alarm_always):
+            if self._alarm is not None:
                 task = asyncio.ensure_future(self._sound(self._alarm, decision))
                 self._alarm_tasks.add(task)
                 task.add_done_callback(self._alarm_tasks.discard)

@@ -72,8 +72,6 @@ class LocalAlarmConfig(_Section):
 
     host: str = "127.0.0.1"
     port: int = Field(1883, ge=1, le=65535)
-    # Sound alarms only while the cloud is unreachable (the cloud notifies otherwise), or always.
-    when: Literal["offline", "always"] = "offline"
 
 
 class MetricsConfig(_Section):
