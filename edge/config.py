@@ -39,6 +39,8 @@ class BrokerConfig(_Section):
     # How long a broker-acknowledged message may wait for the cloud's confirmation, while later
     # ones are confirmed, before it is presumed lost in the broker and sent again.
     confirm_grace_s: float = Field(30.0, ge=1.0)
+    # With no confirmation at all for this long, resend everything unconfirmed (then doubling).
+    confirm_silence_s: float = Field(120.0, ge=1.0)
 
     @field_validator("url")
     @classmethod

@@ -25,7 +25,7 @@ from contract import STORED_COMMAND, cmd_topic, decode_stored
 from edge.config import BrokerConfig
 from edge.outbox import Outbox, OutboxMessage
 from ops.backoff import Backoff
-from ops.mqtt import persistent_session_kwargs, protocol_candidates
+from ops.mqtt import connect_first, persistent_session_kwargs, protocol_candidates
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,9 @@ class PublisherStats:
 
 LOSS_CHECK_EVERY_S = 5.0
 # With no confirmation at all (no subscriber yet, or the broker lost everything), resend what
-# awaits confirmation after this long, doubling up to an hour so a long ingest outage does not
-# flood the broker's queue with copies.
-SILENCE_RESEND_S = (120.0, 3600.0)
+# awaits confirmation after `confirm_silence_s`, doubling up to an hour so a long ingest outage
+# does not flood the broker's queue with copies.
+SILENCE_RESEND_MAX_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class Publisher:
         self._wake = asyncio.Event()
         self._protocols = protocol_candidates(broker.protocol)
         self.stats = PublisherStats()
-        self._silence_s = SILENCE_RESEND_S[0]
+        self._silence_s = self._broker.confirm_silence_s
         self._quiet_since = time.monotonic()  # last confirmation, or last silence resend
         outbox.on_put(self._wake.set)
 
@@ -117,20 +117,11 @@ class Publisher:
         return client
 
     async def _connect(self) -> aiomqtt.Client:
-        last_error: aiomqtt.MqttError | None = None
-        for protocol in self._protocols:
-            client = self._client(protocol)
-            try:
-                await client.__aenter__()
-            except aiomqtt.MqttError as err:
-                last_error = err
-                continue
-            if len(self._protocols) > 1 and protocol is not self._protocols[0]:
-                log.info("broker refused MQTT 5; using 3.1.1")
-                self._protocols = [protocol]  # remember what this broker speaks
-            return client
-        assert last_error is not None
-        raise last_error
+        client, protocol = await connect_first(self._client, self._protocols)
+        if len(self._protocols) > 1 and protocol is not self._protocols[0]:
+            log.info("broker refused MQTT 5; using 3.1.1")
+            self._protocols = [protocol]  # remember what this broker speaks
+        return client
 
     async def _session(self) -> None:
         client = await self._connect()
@@ -179,7 +170,7 @@ class Publisher:
             return
         self.stats.confirmed += self._outbox.confirm(ranges)
         self._quiet_since = time.monotonic()
-        self._silence_s = SILENCE_RESEND_S[0]
+        self._silence_s = self._broker.confirm_silence_s
 
     async def _drain(self, client: aiomqtt.Client) -> None:
         window = self._broker.in_flight
@@ -220,7 +211,7 @@ class Publisher:
         if time.monotonic() - self._quiet_since > self._silence_s:
             again = self._outbox.resend_awaiting()
             self._quiet_since = time.monotonic()
-            self._silence_s = min(self._silence_s * 2, SILENCE_RESEND_S[1])
+            self._silence_s = min(self._silence_s * 2, SILENCE_RESEND_MAX_S)
             if again:
                 self.stats.resent_lost += again
                 log.warning("no delivery confirmation from the cloud lately; resending",

@@ -8,6 +8,7 @@ the broker keeps QoS 1 messages for a client that is briefly away.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import aiomqtt
@@ -35,3 +36,21 @@ def persistent_session_kwargs(protocol: aiomqtt.ProtocolVersion) -> dict[str, An
         props.ReceiveMaximum = RECEIVE_MAXIMUM
         return {"protocol": protocol, "clean_start": False, "properties": props}
     return {"protocol": protocol, "clean_session": False}
+
+
+async def connect_first(
+    make_client: Callable[[aiomqtt.ProtocolVersion], aiomqtt.Client],
+    protocols: list[aiomqtt.ProtocolVersion],
+) -> tuple[aiomqtt.Client, aiomqtt.ProtocolVersion]:
+    """Connect with the first protocol the broker accepts; the last refusal if none."""
+    last_error: aiomqtt.MqttError | None = None
+    for protocol in protocols:
+        client = make_client(protocol)
+        try:
+            await client.__aenter__()
+        except aiomqtt.MqttError as err:
+            last_error = err
+            continue
+        return client, protocol
+    assert last_error is not None, "no protocol to try"
+    raise last_error

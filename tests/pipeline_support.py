@@ -29,6 +29,7 @@ url = "{broker_url}"
 client_id = "test-{gateway}"
 keepalive_s = 5
 confirm_grace_s = 5
+confirm_silence_s = 15
 {extra}
 """)
     return path

@@ -26,7 +26,7 @@ from cloud.ingest.gateways import GatewayDirectory
 from cloud.ingest.store import BatchResult, store_batch
 from contract import STORED_COMMAND, cmd_topic, encode_stored, ingest_subscription
 from ops.backoff import Backoff
-from ops.mqtt import persistent_session_kwargs, protocol_candidates
+from ops.mqtt import connect_first, persistent_session_kwargs, protocol_candidates
 
 log = logging.getLogger(__name__)
 
@@ -132,27 +132,22 @@ class Ingest:
                 await asyncio.sleep(0.5)
 
     # -- broker --------------------------------------------------------------------------------
-    async def _connect(self) -> tuple[aiomqtt.Client, aiomqtt.ProtocolVersion]:
+    def _client(self, protocol: aiomqtt.ProtocolVersion) -> aiomqtt.Client:
         url = urlsplit(self.options.mqtt_url)
-        last_error: aiomqtt.MqttError | None = None
-        for protocol in protocol_candidates(self.options.protocol):  # type: ignore[arg-type]
-            client = aiomqtt.Client(
-                url.hostname or "127.0.0.1", url.port or 1883,
-                username=self.options.mqtt_username, password=self.options.mqtt_password,
-                identifier=self.options.client_id, keepalive=30, timeout=10,
-                max_queued_incoming_messages=0,
-                **persistent_session_kwargs(protocol),
-            )
-            # Acknowledge only after commit. aiomqtt 2.5 does not expose manual acks.
-            client._client.manual_ack_set(True)
-            try:
-                await client.__aenter__()
-            except aiomqtt.MqttError as err:
-                last_error = err
-                continue
-            return client, protocol
-        assert last_error is not None
-        raise last_error
+        client = aiomqtt.Client(
+            url.hostname or "127.0.0.1", url.port or 1883,
+            username=self.options.mqtt_username, password=self.options.mqtt_password,
+            identifier=self.options.client_id, keepalive=30, timeout=10,
+            max_queued_incoming_messages=0,
+            **persistent_session_kwargs(protocol),
+        )
+        # Acknowledge only after commit. aiomqtt 2.5 does not expose manual acks.
+        client._client.manual_ack_set(True)
+        return client
+
+    async def _connect(self) -> tuple[aiomqtt.Client, aiomqtt.ProtocolVersion]:
+        protocols = protocol_candidates(self.options.protocol)  # type: ignore[arg-type]
+        return await connect_first(self._client, protocols)
 
     async def _session(self) -> None:
         client, protocol = await self._connect()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 
 from cloud import registry
 from cloud.api.deps import CurrentPrincipal, DbConn, Manager
@@ -13,11 +13,8 @@ router = APIRouter(prefix="/api/v1/gateways", tags=["gateways"])
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def register_gateway(body: GatewayRegister, conn: DbConn, principal: Manager) -> GatewayOut:
-    # A supervisor registers gateways only at their own operator's sites.
-    try:
-        await registry.get_site(conn, principal, body.site_id)
-    except registry.NotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no site {body.site_id!r}") from None
+    # A supervisor registers gateways only at their own operator's sites (else NotFound: 404).
+    await registry.get_site(conn, principal, body.site_id)
     row = await registry.register_gateway(
         conn, body.id, body.site_id, body.public_key, body.mqtt_username
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 
 from cloud import lots, registry
 from cloud.api.deps import CurrentPrincipal, DbConn, Manager
@@ -15,10 +15,7 @@ router = APIRouter(prefix="/api/v1/lots", tags=["lots"])
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_lot(body: LotCreate, conn: DbConn, principal: Manager) -> LotOut:
-    try:
-        await registry.get_site(conn, principal, body.site_id)
-    except registry.NotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no site {body.site_id!r}") from None
+    await registry.get_site(conn, principal, body.site_id)  # visible to this principal, or 404
     row = await lots.create_lot(conn, body.model_dump(exclude={"epcs"}), body.epcs)
     return LotOut.model_validate(row)
 
