@@ -28,11 +28,13 @@ from cloud.jt808.codec import (
 )
 from cloud.jt808.session import (
     Authenticated,
-    HmacAuthority,
     Jt808Session,
     Positions,
+    ProvisionedTerminal,
+    ProvisionedTerminals,
     Refused,
     Registered,
+    SetAside,
 )
 
 PHONE = "13800138000"
@@ -109,7 +111,7 @@ def test_body_length_must_match_the_header():
         decode_frame(_wire(header + LOCATION_BODY))
 
 
-def test_batch_0704_round_trips_and_rejects_a_short_item():
+def test_batch_0704_round_trips_and_keeps_the_good_items_of_a_short_batch():
     one = Location.decode(LOCATION_BODY)
     two = Location(0, 2, 31.351, 121.591, 5, 30.0, 180, one.t_us + 30_000_000)
     batch = LocationBatch(kind=1, locations=(one, two))
@@ -117,8 +119,17 @@ def test_batch_0704_round_trips_and_rejects_a_short_item():
     assert body[:3] == bytes.fromhex("000201")
     assert body[3:5] == struct.pack(">H", len(LOCATION_BODY))
     assert LocationBatch.decode(body) == batch
-    with pytest.raises(MalformedFrame, match="ends after 1"):
-        LocationBatch.decode(body[: 3 + 2 + len(LOCATION_BODY)])
+    # Issue 20: a batch cut short keeps its readable items and sets the rest aside.
+    short = LocationBatch.decode(body[: 3 + 2 + len(LOCATION_BODY)])
+    assert short.locations == (one,)
+    assert short.set_aside == ("unreadable_batch_item",)
+    # An unreadable item in the middle does not take its neighbours with it.
+    bad = bytearray(body)
+    bad[5 + 22] = 0xAA  # month nibble of the first item's time: not BCD
+    partial = LocationBatch.decode(bytes(bad))
+    assert partial.locations == (two,) and partial.set_aside == ("unreadable_batch_item",)
+    with pytest.raises(MalformedFrame, match="no readable item"):
+        LocationBatch.decode(bytes(bad)[: 3 + 2 + len(LOCATION_BODY)])
 
 
 def test_2019_header_with_version_and_ten_byte_phone():
@@ -156,15 +167,18 @@ def _responses(data: bytes) -> list[tuple[int, bytes]]:
     ]
 
 
-AUTHORITY = HmacAuthority(b"test-secret-0123456789")
 REGISTRATION = Registration(31, 115, "PWSIM", "GT-808", "T000001", 1, "沪A12345")
+CODE = "code-0123456789"
+AUTHORITY = ProvisionedTerminals([ProvisionedTerminal(PHONE, "demo-site", CODE, "T000001")])
+# The platform's clock: a minute after LOCATION_BODY's fix time.
+NOW_US = int(datetime(2026, 5, 28, 2, 1, tzinfo=UTC).timestamp()) * 1_000_000
 
 
 def _logged_in_session() -> Jt808Session:
     session = Jt808Session(AUTHORITY)
-    session.receive(encode_frame(Header(MsgId.REGISTER, PHONE, 1), REGISTRATION.encode()))
-    code = AUTHORITY.code_for(PHONE).encode()
-    session.receive(encode_frame(Header(MsgId.AUTHENTICATE, PHONE, 2), code))
+    session.receive(encode_frame(Header(MsgId.REGISTER, PHONE, 1), REGISTRATION.encode()), NOW_US)
+    code = CODE.encode()
+    session.receive(encode_frame(Header(MsgId.AUTHENTICATE, PHONE, 2), code), NOW_US)
     assert session.authenticated
     return session
 
@@ -172,26 +186,31 @@ def _logged_in_session() -> Jt808Session:
 def test_register_then_authenticate_then_report():
     session = Jt808Session(AUTHORITY)
     events, out = session.receive(
-        encode_frame(Header(MsgId.REGISTER, PHONE, 1), REGISTRATION.encode())
+        encode_frame(Header(MsgId.REGISTER, PHONE, 1), REGISTRATION.encode()), NOW_US
     )
     assert events == [Registered(PHONE, REGISTRATION, accepted=True)]
     [(msg_id, body)] = _responses(out)
     reply = RegistrationResponse.decode(body)
     assert (msg_id, reply.serial, reply.result) == (MsgId.REGISTER_RESPONSE, 1, 0)
-    assert reply.auth_code == AUTHORITY.code_for(PHONE)
+    assert reply.auth_code == CODE
 
-    events, out = session.receive(encode_frame(Header(MsgId.AUTHENTICATE, PHONE, 2), b"wrong"))
-    assert events == [Authenticated(PHONE, accepted=False)]
+    events, out = session.receive(
+        encode_frame(Header(MsgId.AUTHENTICATE, PHONE, 2), b"wrong"), NOW_US
+    )
+    assert events == [
+        Authenticated(PHONE, accepted=False),
+        Refused(PHONE, MsgId.AUTHENTICATE, "authentication refused", "authentication_refused"),
+    ]
     assert GeneralResponse.decode(_responses(out)[0][1]).result == Result.FAILURE
 
     code = reply.auth_code.encode()
-    events, out = session.receive(encode_frame(Header(MsgId.AUTHENTICATE, PHONE, 3), code))
+    events, out = session.receive(encode_frame(Header(MsgId.AUTHENTICATE, PHONE, 3), code), NOW_US)
     assert events == [Authenticated(PHONE, accepted=True)]
     assert GeneralResponse.decode(_responses(out)[0][1]) == GeneralResponse(
         3, MsgId.AUTHENTICATE, Result.OK
     )
 
-    events, out = session.receive(_wire(LOCATION_HEADER + LOCATION_BODY))
+    events, out = session.receive(_wire(LOCATION_HEADER + LOCATION_BODY), NOW_US)
     [positions] = events
     assert isinstance(positions, Positions) and not positions.backfill
     assert positions.locations[0].alarms == ["emergency"]
@@ -201,7 +220,7 @@ def test_register_then_authenticate_then_report():
 
 
 def test_position_before_authentication_is_answered_failure():
-    events, out = Jt808Session(AUTHORITY).receive(_wire(LOCATION_HEADER + LOCATION_BODY))
+    events, out = Jt808Session(AUTHORITY).receive(_wire(LOCATION_HEADER + LOCATION_BODY), NOW_US)
     assert isinstance(events[0], Refused)
     assert GeneralResponse.decode(_responses(out)[0][1]).result == Result.FAILURE
 
@@ -210,7 +229,7 @@ def test_bad_checksum_is_answered_message_error_and_session_continues():
     session = _logged_in_session()
     bad = bytearray(_wire(LOCATION_HEADER + LOCATION_BODY))
     bad[-2] ^= 0x55
-    events, out = session.receive(bytes(bad) + _wire(LOCATION_HEADER + LOCATION_BODY))
+    events, out = session.receive(bytes(bad) + _wire(LOCATION_HEADER + LOCATION_BODY), NOW_US)
     assert isinstance(events[0], Refused) and "checksum" in events[0].reason
     assert isinstance(events[1], Positions)
     answers = [GeneralResponse.decode(body) for _, body in _responses(out)]
@@ -227,7 +246,7 @@ def test_unknown_encrypted_and_subpackaged_messages_are_not_supported():
         encode_frame(Header(MsgId.LOCATION, PHONE, 10, encryption=1), LOCATION_BODY),
         encode_frame(Header(MsgId.LOCATION, PHONE, 11, packages=(2, 1)), LOCATION_BODY),
     )
-    _, out = session.receive(b"".join(frames))
+    _, out = session.receive(b"".join(frames), NOW_US)
     assert [GeneralResponse.decode(b).result for _, b in _responses(out)] == [
         Result.NOT_SUPPORTED
     ] * 3
@@ -241,8 +260,10 @@ def test_random_bytes_never_crash_the_session():
         junk = bytearray(valid)
         for _ in range(rng.randint(1, 6)):
             junk[rng.randrange(len(junk))] = rng.choice([0x7E, 0x7D, rng.randrange(256)])
-        events, out = session.receive(bytes(junk) + bytes(rng.randrange(256) for _ in range(20)))
-        assert all(isinstance(e, Refused | Positions) for e in events), (
+        events, out = session.receive(
+            bytes(junk) + bytes(rng.randrange(256) for _ in range(20)), NOW_US
+        )
+        assert all(isinstance(e, Refused | Positions | SetAside) for e in events), (
             "garbage must only be refused or, by chance, parse"
         )
         _responses(out)  # whatever we answer is itself a valid frame
@@ -264,6 +285,20 @@ def test_watched_alarm_bits_raise_once_and_clear():
     ]
     assert alarms.on_location("jt808-1", stolen, "LOT-B") == []  # still on: no repeat
     calm = Location(0, 2, 31.35, 121.59, 0, 0, 0, reference.t_us + 2_000_000)
-    assert [(a.alert_type, a.action) for a in alarms.on_location("jt808-1", calm, "LOT-B")] == [
-        ("theft.terminal_alarm", "clear")
+    # Issue 20: the terminal drops theft bits once answered; the alert stays open for a person.
+    assert alarms.on_location("jt808-1", calm, "LOT-B") == []
+    again = alarms.on_location("jt808-1", stolen, "LOT-B")
+    assert [(a.alert_type, a.action) for a in again] == [("theft.terminal_alarm", "raise")]
+
+
+def test_power_and_antenna_alarms_clear_when_the_terminal_stops_reporting_them():
+    from cloud.jt808.alarms import TerminalAlarms
+
+    alarms = TerminalAlarms()
+    t_us = Location.decode(LOCATION_BODY).t_us
+    cut = Location(1 << 8, 2, 31.35, 121.59, 0, 0, 0, t_us)
+    assert [a.action for a in alarms.on_location("jt808-1", cut, None)] == ["raise"]
+    calm = Location(0, 2, 31.35, 121.59, 0, 0, 0, t_us + 1_000_000)
+    assert [(a.alert_type, a.action) for a in alarms.on_location("jt808-1", calm, None)] == [
+        ("tamper.terminal_alarm", "clear")
     ]

@@ -11,33 +11,62 @@ import time
 import psycopg
 
 from cloud.jt808.codec import Header, MsgId, Result, encode_frame
+from cloud.jt808.provisioning import load_terminals, provision
 from cloud.jt808.server import Jt808Server
 from cloud.jt808.service import Jt808Tracking, tracker_of
-from cloud.jt808.session import HmacAuthority
-from edge.trackers.watch import TrackedAsset
+from cloud.jt808.session import ProvisionedTerminals
 from firmware_sim.jt808_terminal import Jt808Terminal
 from firmware_sim.trackers import drive_out
 from geofences.fences import load_site
 
 PHONE = "13800138000"
-SECRET = b"a-test-secret-of-enough-length"
-AUTHORITY_CODE = HmacAuthority(SECRET).code_for(PHONE)
+TERMINAL_ID = "T138000"  # what the simulated terminal's registration carries ("T" + last 6)
+AUTHORITY_CODE = "provisioned-code-808"
 
 
-async def _serving(database_url: str):
+def prepare_sites(database_url: str) -> None:
+    """The demo site with lot LOT-B, and a second site of another operator."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO operators VALUES ('op-1', 'Operator 1'), ('op-2', 'Operator 2')")
+        conn.execute(
+            "INSERT INTO sites (id, operator_id, name) VALUES "
+            "('demo-site', 'op-1', 'Demo'), ('other-site', 'op-2', 'Other')"
+        )
+        conn.execute(
+            "INSERT INTO lots (id, site_id, name) VALUES "
+            "('LOT-B', 'demo-site', 'Coils B'), ('LOT-X', 'other-site', 'Elsewhere')"
+        )
+
+
+async def provision_terminal(database_url: str, phone: str = PHONE, **kwargs) -> str:
+    args = {
+        "site": "demo-site",
+        "terminal_id": "T" + phone[-6:],
+        "auth_code": AUTHORITY_CODE if phone == PHONE else None,
+        "lot": "LOT-B" if phone == PHONE else None,
+        "report_interval_s": 600.0,
+        "actor": "test",
+    } | kwargs
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        return (await provision(conn, phone=phone, **args)).auth_code
+
+
+async def _serving(database_url: str, *, extra_phones: tuple[str, ...] = ()):
+    prepare_sites(database_url)
+    await provision_terminal(database_url)
+    for phone in extra_phones:
+        await provision_terminal(database_url, phone)
     fences = load_site("demo-site")
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        terminals = await load_terminals(conn, fences.site)
     tracking = Jt808Tracking(
-        database_url,
-        fences,
-        [TrackedAsset(tracker_of(PHONE), "LOT-B", 600)],
-        name="test",
-        now_us=time.time_ns() // 1000,
+        database_url, fences, terminals, name="test", now_us=time.time_ns() // 1000
     )
 
     async def sink(events):
         await tracking.on_events(events, time.time_ns() // 1000)
 
-    server = Jt808Server(HmacAuthority(SECRET, frozenset({PHONE})), sink, idle_timeout_s=30)
+    server = Jt808Server(ProvisionedTerminals(terminals), sink, idle_timeout_s=30)
     await server.start("127.0.0.1", 0)
     return server, tracking, fences
 

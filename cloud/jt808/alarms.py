@@ -1,7 +1,13 @@
 """Alarm bits of 0x0200 reports that matter for pledged goods, as alerts (pure).
 
-A terminal holds an alarm bit set while the condition lasts; an alert is raised when a watched
-bit appears and cleared when none is left, not repeated for every report.
+An alert is raised when a watched bit appears, not repeated for every report. What happens
+when the bit goes away depends on the bit. Bits of conditions the terminal measures (power,
+antenna) stay set while the condition lasts, so their disappearance clears the alert. The theft
+bits (28 illegal displacement, 31 illegal door open, 27 illegal ignition, 0 emergency...) are
+latched by the terminal only until the platform answers (JT/T 808-2013 table 24: "cleared
+after the response"): their disappearance says nothing about the goods, so a theft alert stays
+open until a person resolves it. A theft bit that appears again after going away raises again
+(the alerts module folds it into the open alert as a repeat).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ WATCHED: dict[str, tuple[str, Severity]] = {
     "gnss_antenna_disconnected": ("tamper.terminal_alarm", "major"),
     "main_power_off": ("tamper.terminal_alarm", "major"),
 }
+# Alert types that only a person (or other evidence) ends, never the terminal's bits.
+LATCHED: frozenset[str] = frozenset({"theft.terminal_alarm"})
 
 
 class TerminalAlarms:
@@ -61,7 +69,7 @@ class TerminalAlarms:
                         },
                     )
                 )
-            elif not now:
+            elif not now and alert_type not in LATCHED:
                 alerts.append(
                     AlertBody(
                         action="clear",

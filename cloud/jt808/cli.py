@@ -1,11 +1,13 @@
-"""`python -m cloud jt808`: accept JT/T 808 terminals and track them against a site's fences.
+"""`python -m cloud jt808`: provision JT/T 808 terminals and serve one site's terminals.
 
-    JT808_SECRET=... python -m cloud jt808 --listen 0.0.0.0:7808 \\
-        --fences geofences/sites/demo-site.geojson --asset 13800138000:LOT-B:30
+    python -m cloud jt808 provision --site demo-site --phone 13800138000 \\
+        --terminal-id T138000 --lot LOT-B --interval-s 30
+    python -m cloud jt808 serve --listen 0.0.0.0:7808 \\
+        --fences geofences/sites/demo-site.geojson --metrics-port 9108
 
-Authentication codes are HMAC-SHA256(JT808_SECRET, phone), so nothing per terminal is stored
-before it registers. ``--asset PHONE:LOT:INTERVAL_S`` binds a terminal to a pledged lot (theft
-and silence rules); ``--allow-any`` lets unknown terminals register.
+``provision`` prints the terminal's authentication code (generated unless ``--auth-code``
+gives the one configured in the terminal out of band). ``serve`` accepts only the terminals
+provisioned for the fences' site, re-reading them every ``--reload-s`` seconds.
 """
 
 from __future__ import annotations
@@ -14,82 +16,115 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import time
 
+import psycopg
+from prometheus_client import start_http_server
+
+from cloud.jt808.provisioning import ProvisioningError, load_terminals, provision
 from cloud.jt808.server import Jt808Server
-from cloud.jt808.service import Jt808Tracking, tracker_of
-from cloud.jt808.session import HmacAuthority, SessionEvent
+from cloud.jt808.service import Jt808Tracking
+from cloud.jt808.session import ProvisionedTerminal, ProvisionedTerminals, SessionEvent
+from cloud.registry import Conflict, NotFound
 from cloud.settings import load_settings
-from edge.trackers.watch import TrackedAsset
 from geofences.fences import load_fence_file
 
 log = logging.getLogger(__name__)
-
-
-def _asset(text: str) -> tuple[str, str | None, float]:
-    parts = text.split(":")
-    if len(parts) != 3 or not parts[0].isdigit():
-        raise argparse.ArgumentTypeError(f"asset {text!r} is not PHONE:LOT:INTERVAL_S")
-    try:
-        return parts[0], parts[1] or None, float(parts[2])
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"asset {text!r}: interval is not a number") from None
 
 
 def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-async def _serve(args: argparse.Namespace, secret: bytes) -> None:
-    assets = [TrackedAsset(tracker_of(phone), lot, interval) for phone, lot, interval in args.asset]
-    allowed = None if args.allow_any else frozenset(phone for phone, _, _ in args.asset)
-    tracking = Jt808Tracking(
-        load_settings().database_url,
-        load_fence_file(args.fences),
-        assets,
-        name=args.name,
-        now_us=_now_us(),
-    )
+async def _load(database_url: str, site: str) -> list[ProvisionedTerminal]:
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        return await load_terminals(conn, site)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    database_url = load_settings().database_url
+    fences = load_fence_file(args.fences)
+    terminals = await _load(database_url, fences.site)
+    authority = ProvisionedTerminals(terminals)
+    tracking = Jt808Tracking(database_url, fences, terminals, name=args.name, now_us=_now_us())
 
     async def sink(events: list[SessionEvent]) -> None:
         await tracking.on_events(events, _now_us())
 
-    server = Jt808Server(HmacAuthority(secret, allowed), sink, idle_timeout_s=args.idle_timeout_s)
+    server = Jt808Server(authority, sink, idle_timeout_s=args.idle_timeout_s)
+    if args.metrics_port:
+        start_http_server(args.metrics_port, "127.0.0.1", server.registry)
     host, _, port = args.listen.rpartition(":")
     await server.start(host or "0.0.0.0", int(port))
+    log.info("jt808 serving", extra={"site": fences.site, "terminals": len(terminals)})
+    last_reload = time.monotonic()
     try:
         while True:
             await asyncio.sleep(args.silence_check_s)
-            await tracking.check_silence(_now_us())
+            try:
+                await tracking.check_silence(_now_us())
+                if time.monotonic() - last_reload >= args.reload_s:
+                    # Newly provisioned terminals may register/authenticate now; their lots'
+                    # rules start with the next restart (the station's assets are fixed).
+                    authority.replace(await _load(database_url, fences.site))
+                    last_reload = time.monotonic()
+            except psycopg.Error as err:
+                # The database is down: the check runs again next time; the server stays up.
+                log.warning("jt808 silence check or reload failed", extra={"error": str(err)})
     finally:
         await server.close()
         await tracking.close()
 
 
-def _run(args: argparse.Namespace) -> int:
-    secret = os.environ.get("JT808_SECRET", "").encode()
-    if len(secret) < 16:
-        log.error("JT808_SECRET must be set to at least 16 bytes")
-        return 2
+def _run_serve(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args, secret))
+        asyncio.run(_serve(args))
     return 0
 
 
+async def _provision(args: argparse.Namespace) -> int:
+    async with await psycopg.AsyncConnection.connect(load_settings().database_url) as conn:
+        try:
+            terminal = await provision(
+                conn,
+                site=args.site,
+                phone=args.phone,
+                terminal_id=args.terminal_id,
+                auth_code=args.auth_code,
+                lot=args.lot,
+                report_interval_s=args.interval_s,
+                actor="cli",
+            )
+        except (ProvisioningError, NotFound, Conflict) as err:
+            log.error("jt808 terminal not provisioned: %s", err)
+            return 2
+    print(f"provisioned {terminal.phone} at {terminal.site}; auth code {terminal.auth_code}")
+    return 0
+
+
+def _run_provision(args: argparse.Namespace) -> int:
+    return asyncio.run(_provision(args))
+
+
 def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("jt808", help="JT/T 808 terminal server")
-    parser.add_argument("--listen", default="0.0.0.0:7808")
-    parser.add_argument("--fences", required=True, help="GeoJSON FeatureCollection of the site")
-    parser.add_argument(
-        "--asset",
-        type=_asset,
-        action="append",
-        default=[],
-        help="PHONE:LOT:INTERVAL_S (repeatable)",
-    )
-    parser.add_argument("--allow-any", action="store_true", help="let unknown terminals register")
-    parser.add_argument("--name", default="cloud", help="stored as gateway jt808:<name>")
-    parser.add_argument("--idle-timeout-s", type=float, default=180.0)
-    parser.add_argument("--silence-check-s", type=float, default=10.0)
-    parser.set_defaults(func=_run)
+    parser = subparsers.add_parser("jt808", help="JT/T 808 terminals: provision, serve")
+    commands = parser.add_subparsers(dest="jt808_command", required=True)
+
+    serve = commands.add_parser("serve", help="accept the site's provisioned terminals")
+    serve.add_argument("--listen", default="0.0.0.0:7808")
+    serve.add_argument("--fences", required=True, help="GeoJSON FeatureCollection of the site")
+    serve.add_argument("--name", default="cloud", help="stored as gateway jt808:<name>")
+    serve.add_argument("--idle-timeout-s", type=float, default=180.0)
+    serve.add_argument("--silence-check-s", type=float, default=10.0)
+    serve.add_argument("--reload-s", type=float, default=60.0)
+    serve.add_argument("--metrics-port", type=int, default=9108, help="0 disables /metrics")
+    serve.set_defaults(func=_run_serve)
+
+    prov = commands.add_parser("provision", help="provision a terminal for a site")
+    prov.add_argument("--site", required=True)
+    prov.add_argument("--phone", required=True, help="the terminal's SIM number (digits)")
+    prov.add_argument("--terminal-id", help="the terminal ID its registration carries")
+    prov.add_argument("--auth-code", help="a code configured in the terminal out of band")
+    prov.add_argument("--lot", help="the pledged lot it tracks (at the same site)")
+    prov.add_argument("--interval-s", type=float, default=600.0, help="expected report interval")
+    prov.set_defaults(func=_run_provision)

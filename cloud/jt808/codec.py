@@ -48,6 +48,16 @@ class Result:
     ALARM_CONFIRMED = 4
 
 
+class RegistrationResult:
+    """Result byte of the registration response (0x8100)."""
+
+    OK = 0
+    VEHICLE_ALREADY_REGISTERED = 1
+    NO_SUCH_VEHICLE = 2
+    TERMINAL_ALREADY_REGISTERED = 3
+    NO_SUCH_TERMINAL = 4
+
+
 # Alarm flag bits of 0x0200 (JT/T 808-2013 table 24), as data.
 ALARM_BITS: dict[int, str] = {
     0: "emergency",
@@ -115,6 +125,8 @@ class Header:
     encryption: int = 0
     version: int | None = None  # protocol version of the 2019 edition; None for 2011/2013
     packages: tuple[int, int] | None = None  # (count, index) when sub-packaged
+    # Set when the header was read by a compatibility fallback (see ``decode_frame``).
+    compat: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,12 +226,14 @@ def encode_frame(header: Header, body: bytes) -> bytes:
     return bytes([FLAG]) + escape(raw + bytes([checksum(raw)])) + bytes([FLAG])
 
 
-def _decode_header(raw: bytes) -> tuple[Header, int]:
+def _decode_header(raw: bytes, *, layout_2019: bool | None = None) -> tuple[Header, int]:
     if len(raw) < 12:
         raise MalformedFrame(f"frame of {len(raw)} bytes is shorter than a header")
     msg_id, props = struct.unpack_from(">HH", raw)
     version: int | None = None
-    if props & (1 << 14):
+    if layout_2019 is None:
+        layout_2019 = bool(props & (1 << 14))
+    if layout_2019:
         if len(raw) < 17:
             raise MalformedFrame("2019 frame shorter than its header")
         version = raw[4]
@@ -259,17 +273,53 @@ def decode_frame(frame: bytes) -> Frame:
     try:
         header, offset = _decode_header(content)
     except (MalformedFrame, struct.error) as err:
-        raise MalformedFrame(f"unreadable header: {err}") from None
+        header, offset = _reserved_bit_14(content, err)
     if checksum(content) != received:
         raise MalformedFrame(
             f"checksum {received:#04x} does not match {checksum(content):#04x}", header
         )
     body = content[offset:]
+    if len(body) != header.body_length and header.version is not None:
+        # Field quirk: some 2013 terminals set bit 14 (reserved in 2013). When the frame only
+        # adds up as a 2013 header, read it as one and say so (the session answers in kind).
+        try:
+            legacy, legacy_offset = _decode_header(content, layout_2019=False)
+        except (MalformedFrame, struct.error):
+            legacy_offset = -1
+        if legacy_offset >= 0 and len(content) - legacy_offset == legacy.body_length:
+            return Frame(header=_as_compat(legacy), body=content[legacy_offset:])
     if len(body) != header.body_length:
         raise MalformedFrame(
             f"body is {len(body)} bytes but the header says {header.body_length}", header
         )
     return Frame(header=header, body=body)
+
+
+COMPAT_BIT_14 = "reserved_bit_14_on_2013_header"
+
+
+def _as_compat(header: Header) -> Header:
+    return Header(
+        msg_id=header.msg_id,
+        phone=header.phone,
+        serial=header.serial,
+        body_length=header.body_length,
+        encryption=header.encryption,
+        version=None,
+        packages=header.packages,
+        compat=COMPAT_BIT_14,
+    )
+
+
+def _reserved_bit_14(content: bytes, err: Exception) -> tuple[Header, int]:
+    """A header unreadable as 2019 may be a 2013 one with bit 14 set (else: unreadable)."""
+    if len(content) >= 4 and content[2] & 0x40:
+        try:
+            legacy, offset = _decode_header(content, layout_2019=False)
+        except (MalformedFrame, struct.error):
+            raise MalformedFrame(f"unreadable header: {err}") from None
+        return _as_compat(legacy), offset
+    raise MalformedFrame(f"unreadable header: {err}") from None
 
 
 class FrameSplitter:
@@ -312,8 +362,25 @@ class FrameSplitter:
 # -- bodies ------------------------------------------------------------------------------------
 
 
-def _gbk(data: bytes) -> str:
-    return data.rstrip(b"\x00").decode("gbk", errors="replace").strip()
+MAX_TEXT = 64  # characters of any text field kept (the longest fixed field is 30 bytes)
+
+
+def text_field(data: bytes, name: str) -> str:
+    """A GBK text field, its NUL (or space) padding removed. Text that PostgreSQL or a person
+    could be fooled by (NUL or control characters inside, bytes that are not GBK, overlong) is
+    refused here, so no session ever sends it to the database."""
+    data = data.rstrip(b"\x00").strip()
+    if b"\x00" in data:
+        raise MalformedFrame(f"{name} has a NUL byte inside")
+    try:
+        text = data.decode("gbk")
+    except UnicodeDecodeError:
+        raise MalformedFrame(f"{name} is not GBK text") from None
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise MalformedFrame(f"{name} has control characters")
+    if len(text) > MAX_TEXT:
+        raise MalformedFrame(f"{name} is longer than {MAX_TEXT} characters")
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,8 +406,8 @@ class Registration:
         province, city = struct.unpack_from(">HH", body)
         i = 4
         fields = []
-        for size in sizes:
-            fields.append(_gbk(body[i : i + size]))
+        for size, name in zip(sizes, ("manufacturer", "model", "terminal id"), strict=True):
+            fields.append(text_field(body[i : i + size], name))
             i += size
         return cls(
             province=province,
@@ -349,7 +416,7 @@ class Registration:
             model=fields[1],
             terminal_id=fields[2],
             plate_colour=body[i],
-            plate=_gbk(body[i + 1 :]),
+            plate=text_field(body[i + 1 :], "plate"),
         )
 
     def encode(self) -> bytes:
@@ -370,8 +437,8 @@ def decode_authentication(body: bytes, version: int | None) -> str:
     if version is not None:  # 2019: length-prefixed code, then IMEI and software version
         if not body or len(body) < 1 + body[0]:
             raise MalformedFrame("authentication body shorter than its code")
-        return body[1 : 1 + body[0]].decode("gbk", errors="replace")
-    return body.decode("gbk", errors="replace").rstrip("\x00")
+        return text_field(body[1 : 1 + body[0]], "authentication code")
+    return text_field(body, "authentication code")
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,6 +454,9 @@ class Location:
     heading_deg: int
     t_us: int
     extras: dict[int, bytes] = field(default_factory=dict)
+    # Bytes after the basic position that could not be read as items, set aside (with why)
+    # rather than refusing a valid position: real terminals pad with zeros or overrun.
+    set_aside: tuple[str, ...] = ()
 
     @property
     def alarms(self) -> list[str]:
@@ -416,16 +486,7 @@ class Location:
             raise MalformedFrame(f"location body of {len(body)} bytes is shorter than 28")
         alarm, status, lat, lon, altitude, speed, heading = struct.unpack_from(">IIIIHHH", body)
         t_us = time_decode(body[22:28])
-        extras: dict[int, bytes] = {}
-        i = 28
-        while i < len(body):
-            if i + 2 > len(body):
-                raise MalformedFrame("additional information item cut short")
-            item, size = body[i], body[i + 1]
-            if i + 2 + size > len(body):
-                raise MalformedFrame(f"additional item {item:#04x} longer than the body")
-            extras[item] = body[i + 2 : i + 2 + size]
-            i += 2 + size
+        extras, set_aside = _additional_items(body[28:])
         if lat > 90_000_000 or lon > 180_000_000:
             raise MalformedFrame(f"position {lat}, {lon} (1e-6 degrees) is out of range")
         return cls(
@@ -438,6 +499,7 @@ class Location:
             heading_deg=heading,
             t_us=t_us,
             extras=extras,
+            set_aside=set_aside,
         )
 
     def encode(self) -> bytes:
@@ -459,30 +521,62 @@ class Location:
         return body
 
 
+SET_ASIDE_PADDING = "zero_padding_after_location"
+SET_ASIDE_OVERRUN = "additional_item_overruns_body"
+SET_ASIDE_BATCH_ITEM = "unreadable_batch_item"
+
+
+def _additional_items(data: bytes) -> tuple[dict[int, bytes], tuple[str, ...]]:
+    """Additional information items (id, length, value) after the basic position. Reading
+    stops at the first item that does not fit; the rest is set aside, not the position."""
+    extras: dict[int, bytes] = {}
+    i = 0
+    while i < len(data):
+        if not any(data[i:]):
+            return extras, (SET_ASIDE_PADDING,)
+        if i + 2 > len(data) or i + 2 + data[i + 1] > len(data):
+            return extras, (SET_ASIDE_OVERRUN,)
+        item, size = data[i], data[i + 1]
+        extras[item] = data[i + 2 : i + 2 + size]
+        i += 2 + size
+    return extras, ()
+
+
 @dataclass(frozen=True, slots=True)
 class LocationBatch:
     """0x0704: several location bodies; kind 0 = normal batch, 1 = blind-area backfill."""
 
     kind: int
     locations: tuple[Location, ...]
+    set_aside: tuple[str, ...] = ()  # one reason per item (or tail) that could not be read
 
     @classmethod
     def decode(cls, body: bytes) -> LocationBatch:
+        """The readable items are kept; an unreadable item, or a count or length that runs
+        past the body, is set aside (the good items of a batch are never lost with it)."""
         if len(body) < 3:
             raise MalformedFrame("batch body shorter than its count and type")
         count, kind = struct.unpack_from(">HB", body)
-        i, items = 3, []
-        for n in range(count):
+        i, items, set_aside = 3, [], []
+        for _ in range(count):
             if i + 2 > len(body):
-                raise MalformedFrame(f"batch says {count} items but ends after {n}")
+                set_aside.append(SET_ASIDE_BATCH_ITEM)
+                break
             (size,) = struct.unpack_from(">H", body, i)
             if i + 2 + size > len(body):
-                raise MalformedFrame(f"batch item {n} is longer than the body")
-            items.append(Location.decode(body[i + 2 : i + 2 + size]))
+                set_aside.append(SET_ASIDE_BATCH_ITEM)
+                break
+            try:
+                items.append(Location.decode(body[i + 2 : i + 2 + size]))
+            except MalformedFrame:
+                set_aside.append(SET_ASIDE_BATCH_ITEM)
             i += 2 + size
-        if i != len(body):
-            raise MalformedFrame(f"{len(body) - i} bytes after the last batch item")
-        return cls(kind=kind, locations=tuple(items))
+        else:
+            if i != len(body) and any(body[i:]):
+                set_aside.append(SET_ASIDE_BATCH_ITEM)
+        if not items and set_aside:
+            raise MalformedFrame("no readable item in the 0x0704 batch")
+        return cls(kind=kind, locations=tuple(items), set_aside=tuple(set_aside))
 
     def encode(self) -> bytes:
         body = struct.pack(">HB", len(self.locations), self.kind)
@@ -528,4 +622,4 @@ class RegistrationResponse:
         if len(body) < 3:
             raise MalformedFrame("registration response shorter than 3 bytes")
         serial, result = struct.unpack_from(">HB", body)
-        return cls(serial, result, body[3:].decode("gbk", errors="replace"))
+        return cls(serial, result, text_field(body[3:], "authentication code"))

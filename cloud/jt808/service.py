@@ -1,16 +1,25 @@
 """What the cloud does with JT/T 808 terminals: the gateway's tracker decisions (``CloudTracking``)
-plus terminal registrations and alarm bits. Terminal ``13800138000`` is tracker
-``jt808-13800138000``; rows are stored as gateway ``jt808:<name>``.
+plus terminal registrations and alarm bits, for the provisioned terminals of one site.
+Terminal ``13800138000`` is tracker ``jt808-13800138000``; rows are stored as gateway
+``jt808:<name>``.
+
+All sessions of a server share one decision state (the site's tracker station) and one
+database connection, used by one session at a time (``_lock``): a failure while one session
+stores is seen by that session only (its terminal is left unanswered and resends), and the
+connection is reopened by the next user. Strings reach this module already validated by the
+codec (no NUL, GBK, bounded).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import psycopg
 
 from cloud.jt808.alarms import TerminalAlarms
-from cloud.jt808.session import Positions, Registered, SessionEvent
+from cloud.jt808.provisioning import tracker_of
+from cloud.jt808.session import Positions, ProvisionedTerminal, Registered, SessionEvent
 from cloud.tracking import CloudTracking
 from contract import MessageType
 from edge.trackers.station import Outgoing
@@ -18,9 +27,7 @@ from edge.trackers.watch import TrackedAsset
 from geofences.crossing import CrossingRules, Fix
 from geofences.fences import FenceSet
 
-
-def tracker_of(phone: str) -> str:
-    return f"jt808-{phone}"
+__all__ = ["Jt808Tracking", "tracker_of"]
 
 
 class Jt808Tracking(CloudTracking):
@@ -28,19 +35,33 @@ class Jt808Tracking(CloudTracking):
         self,
         database_url: str,
         fences: FenceSet,
-        assets: Sequence[TrackedAsset],
+        terminals: Sequence[ProvisionedTerminal],
         *,
         name: str = "cloud",
         rules: CrossingRules | None = None,
         now_us: int,
     ) -> None:
+        foreign = sorted(t.phone for t in terminals if t.site != fences.site)
+        if foreign:
+            raise ValueError(f"terminals {foreign} are not provisioned for site {fences.site}")
+        assets = [TrackedAsset(tracker_of(t.phone), t.lot, t.report_interval_s) for t in terminals]
         super().__init__(
             database_url, fences, assets, source="jt808", name=name, rules=rules, now_us=now_us
         )
+        self._terminal_ids = {t.phone: t.terminal_id for t in terminals}
         self.alarms = TerminalAlarms()
+        self._lock = asyncio.Lock()
 
     async def on_events(self, events: list[SessionEvent], now_us: int) -> None:
         """Decide and store; raises (so nothing is acknowledged) when storing fails."""
+        async with self._lock:
+            await self._on_events(events, now_us)
+
+    async def check_silence(self, now_us: int) -> None:
+        async with self._lock:
+            await super().check_silence(now_us)
+
+    async def _on_events(self, events: list[SessionEvent], now_us: int) -> None:
         out: list[Outgoing] = []
         registered = [e for e in events if isinstance(e, Registered) and e.accepted]
         for event in events:
@@ -61,33 +82,37 @@ class Jt808Tracking(CloudTracking):
         await self.commit(out)
         trackers = sorted({tracker_of(e.phone) for e in events if isinstance(e, Positions)})
         if trackers:
-            conn = await self.connection()
-            async with conn.transaction():
-                await conn.execute(
-                    "UPDATE jt808_terminals SET last_seen_at = now() WHERE tracker = ANY(%s)",
-                    (trackers,),
-                )
+            try:
+                conn = await self.connection()
+                async with conn.transaction():
+                    await conn.execute(
+                        "UPDATE jt808_terminals SET last_seen_at = now() "
+                        "WHERE tracker = ANY(%s) AND site_id = %s",
+                        (trackers, self.site),
+                    )
+            except psycopg.Error:
+                await self.close()
+                raise
 
     async def _register(self, registered: list[Registered]) -> None:
+        """Record what the terminal says about itself, on its own provisioned row only."""
         try:
             conn = await self.connection()
             async with conn.transaction():
                 for event in registered:
                     await conn.execute(
                         """
-                        INSERT INTO jt808_terminals (phone, tracker, plate, manufacturer, model,
-                                                     registered_at, last_seen_at)
-                        VALUES (%s, %s, %s, %s, %s, now(), now())
-                        ON CONFLICT (phone) DO UPDATE SET plate = excluded.plate,
-                            manufacturer = excluded.manufacturer, model = excluded.model,
-                            registered_at = excluded.registered_at, last_seen_at = now()
+                        UPDATE jt808_terminals SET plate = %s, manufacturer = %s, model = %s,
+                            registered_at = now(), last_seen_at = now()
+                        WHERE phone = %s AND site_id = %s AND terminal_id = %s
                         """,
                         (
-                            event.phone,
-                            tracker_of(event.phone),
                             event.registration.plate,
                             event.registration.manufacturer,
                             event.registration.model,
+                            event.phone,
+                            self.site,
+                            event.registration.terminal_id,
                         ),
                     )
         except psycopg.Error:

@@ -14,6 +14,7 @@ from cloud.api.routes import (
     rules,
     sites,
     telemetry,
+    trackers,
     webhooks,
 )
 from cloud.api.routes import live as live_routes
@@ -32,4 +33,5 @@ ROUTERS: list[APIRouter] = [
     webhooks.router,
     map_routes.router,
     live_routes.router,
+    trackers.router,
 ]
