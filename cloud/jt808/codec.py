@@ -362,6 +362,14 @@ class FrameSplitter:
 # -- bodies ------------------------------------------------------------------------------------
 
 
+def _is_text(raw: bytes) -> bool:
+    try:
+        text_field(raw, "")
+    except MalformedFrame:
+        return False
+    return True
+
+
 MAX_TEXT = 64  # characters of any text field kept (the longest fixed field is 30 bytes)
 
 
@@ -407,7 +415,13 @@ class Registration:
         i = 4
         fields = []
         for size, name in zip(sizes, ("manufacturer", "model", "terminal id"), strict=True):
-            fields.append(text_field(body[i : i + size], name))
+            raw = body[i : i + size]
+            if name == "terminal id" and any(raw) and not _is_text(raw):
+                # Field quirk: some 2011 terminals put their number in BCD here. Compared as
+                # its hex digits, so a provisioned binary ID still binds.
+                fields.append("hex:" + raw.hex())
+            else:
+                fields.append(text_field(raw, name))
             i += size
         return cls(
             province=province,
