@@ -302,3 +302,69 @@ async def test_server_survives_random_frames_while_good_terminals_are_all_stored
     assert phones == sorted([PHONE, *GOOD])  # no row made by the fuzz
     refused = server.unplaced.counter.labels("malformed_frame")._value.get()
     assert refused > 0
+
+
+# -- the process around the sessions ---------------------------------------------------------
+
+
+async def test_upkeep_survives_a_database_that_is_gone_and_picks_up_new_terminals(
+    database_url,
+):
+    from cloud.jt808.cli import upkeep
+    from cloud.jt808.provisioning import load_terminals
+    from cloud.jt808.service import Jt808Tracking
+    from cloud.jt808.session import ProvisionedTerminals
+    from geofences.fences import load_site
+
+    prepare_sites(database_url)
+    await provision_terminal(database_url)
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        terminals = await load_terminals(conn, "demo-site")
+    gone = database_url.rsplit("/", 1)[0] + "/pw_no_such_database"
+    an_hour_ago = time.time_ns() // 1000 - 3_600_000_000
+    silent = [
+        t.__class__(t.phone, t.site, t.auth_code, t.terminal_id, t.lot, 1.0) for t in terminals
+    ]
+    tracking = Jt808Tracking(gone, load_site("demo-site"), silent, now_us=an_hour_ago)
+    authority = ProvisionedTerminals(terminals)
+    try:
+        with pytest.raises(psycopg.OperationalError):  # what once ended the process
+            await tracking.check_silence(time.time_ns() // 1000)
+        # The silence alert cannot be stored and the reload cannot read: neither raises.
+        assert await upkeep(tracking, authority, gone, "demo-site") is False
+        assert authority.get(PHONE) is not None  # the last good list stays in force
+    finally:
+        await tracking.close()
+
+    await provision_terminal(database_url, "13800000007")
+    healthy = Jt808Tracking(database_url, load_site("demo-site"), [], now_us=an_hour_ago)
+    try:
+        assert await upkeep(healthy, authority, database_url, "demo-site")
+    finally:
+        await healthy.close()
+    assert authority.get("13800000007") is not None
+
+
+def test_unplaced_input_is_counted_always_and_logged_once_per_reason_per_minute(caplog):
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from cloud.jt808.server import UnplacedLog
+
+    now = [1000.0]
+    registry = CollectorRegistry()
+    unplaced = UnplacedLog(registry, clock=lambda: now[0])
+    with caplog.at_level("WARNING", logger="cloud.jt808.server"):
+        logged = [unplaced.note("malformed_frame", "checksum", PHONE, "peer") for _ in range(50)]
+        logged.append(unplaced.note("fix_dated_in_the_future", "fix", PHONE, "peer"))
+        now[0] += 61
+        logged.append(unplaced.note("malformed_frame", "checksum", PHONE, "peer"))
+    assert logged == [True] + [False] * 49 + [True, True]
+    assert [r.reason for r in caplog.records] == [
+        "malformed_frame",
+        "fix_dated_in_the_future",
+        "malformed_frame",
+    ]
+    assert caplog.records[-1].count_since_last_log == 50
+    metrics = generate_latest(registry).decode()
+    assert 'jt808_unplaced_total{reason="malformed_frame"} 51.0' in metrics
+    assert 'jt808_unplaced_total{reason="fix_dated_in_the_future"} 1.0' in metrics

@@ -61,19 +61,34 @@ async def _serve(args: argparse.Namespace) -> None:
     try:
         while True:
             await asyncio.sleep(args.silence_check_s)
-            try:
-                await tracking.check_silence(_now_us())
-                if time.monotonic() - last_reload >= args.reload_s:
-                    # Newly provisioned terminals may register/authenticate now; their lots'
-                    # rules start with the next restart (the station's assets are fixed).
-                    authority.replace(await _load(database_url, fences.site))
-                    last_reload = time.monotonic()
-            except psycopg.Error as err:
-                # The database is down: the check runs again next time; the server stays up.
-                log.warning("jt808 silence check or reload failed", extra={"error": str(err)})
+            reload = time.monotonic() - last_reload >= args.reload_s
+            ok = await upkeep(tracking, authority if reload else None, database_url, fences.site)
+            if reload and ok:
+                last_reload = time.monotonic()
     finally:
         await server.close()
         await tracking.close()
+
+
+async def upkeep(
+    tracking: Jt808Tracking,
+    authority: ProvisionedTerminals | None,
+    database_url: str,
+    site: str,
+) -> bool:
+    """The periodic silence check, and a reload of the site's terminals when ``authority`` is
+    given. False when the database failed: logged, tried again next time, the server stays up
+    (issue 11: an uncaught OperationalError here once ended the process)."""
+    try:
+        await tracking.check_silence(_now_us())
+        if authority is not None:
+            # Newly provisioned terminals may register/authenticate now; their lots' rules
+            # start with the next restart (the station's assets are fixed).
+            authority.replace(await _load(database_url, site))
+    except psycopg.Error as err:
+        log.warning("jt808 silence check or reload failed", extra={"error": str(err)})
+        return False
+    return True
 
 
 def _run_serve(args: argparse.Namespace) -> int:
