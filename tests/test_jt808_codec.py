@@ -302,3 +302,42 @@ def test_power_and_antenna_alarms_clear_when_the_terminal_stops_reporting_them()
     assert [(a.alert_type, a.action) for a in alarms.on_location("jt808-1", calm, None)] == [
         ("tamper.terminal_alarm", "clear")
     ]
+
+
+def test_fixes_dated_far_ahead_or_far_back_are_refused_and_counted_the_rest_kept():
+    from cloud.jt808.session import MAX_FUTURE_US, MAX_PAST_US
+
+    session = _logged_in_session()
+    fix = Location.decode(LOCATION_BODY)
+    ahead = Location(0, 2, 31.35, 121.59, 0, 0, 0, NOW_US + MAX_FUTURE_US + 60_000_000)
+    behind = Location(0, 2, 31.35, 121.59, 0, 0, 0, NOW_US - MAX_PAST_US - 60_000_000)
+    batch = LocationBatch(1, (ahead, fix, behind)).encode()
+    events, out = session.receive(
+        encode_frame(Header(MsgId.LOCATION_BATCH, PHONE, 20), batch), NOW_US
+    )
+    assert [e for e in events if isinstance(e, Positions)] == [
+        Positions(PHONE, (fix,), backfill=True)
+    ]
+    assert sorted(e.reason for e in events if isinstance(e, SetAside)) == [
+        "fix_dated_in_the_future",
+        "fix_dated_too_far_back",
+    ]
+    # Answered OK: the message was read; resending it would not make its dates better.
+    assert GeneralResponse.decode(_responses(out)[0][1]).result == Result.OK
+    year_2060 = Location(0, 2, 31.35, 121.59, 0, 0, 0, 2_840_140_800_000_000)
+    events, _ = session.receive(
+        encode_frame(Header(MsgId.LOCATION, PHONE, 21), year_2060.encode()), NOW_US
+    )
+    assert events == [SetAside(PHONE, MsgId.LOCATION, "fix_dated_in_the_future")]
+
+
+def test_a_2013_header_with_bit_14_is_read_and_answered_as_2013_and_noted_once():
+    session = _logged_in_session()
+    content = bytearray(LOCATION_HEADER + LOCATION_BODY)
+    content[2] |= 0x40  # the reserved bit some 2013 terminals set
+    events, out = session.receive(_wire(bytes(content)) * 2, NOW_US)
+    assert [type(e).__name__ for e in events] == ["SetAside", "Positions", "Positions"]
+    assert session.compat == "reserved_bit_14_on_2013_header"
+    answers = [decode_frame(raw) for raw in FrameSplitter().feed(out)]
+    assert [a.header.version for a in answers] == [None, None]
+    assert [GeneralResponse.decode(a.body).result for a in answers] == [Result.OK, Result.OK]
