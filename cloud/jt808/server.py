@@ -85,6 +85,7 @@ class Jt808Server:
         self.connections = 0
         self.registry = registry or CollectorRegistry()
         self.unplaced = UnplacedLog(self.registry)
+        self._handlers: set[asyncio.Task[None]] = set()
 
     @property
     def port(self) -> int:
@@ -104,8 +105,14 @@ class Jt808Server:
             await self._server.serve_forever()
 
     async def close(self) -> None:
+        """Stop listening and end the open connections (their terminals reconnect)."""
         if self._server is not None:
             self._server.close()
+        handlers = list(self._handlers)
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        if self._server is not None:
             await self._server.wait_closed()
 
     async def _serve_connection(
@@ -114,6 +121,9 @@ class Jt808Server:
         peer = writer.get_extra_info("peername")
         session = Jt808Session(self._authority)
         self.connections += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
         try:
             while True:
                 try:
@@ -136,11 +146,18 @@ class Jt808Server:
                     await writer.drain()
         except ConnectionError as err:
             log.info("jt808 connection lost", extra={"phone": session.phone, "error": str(err)})
+        except asyncio.CancelledError:
+            # Only close() cancels a handler: the connection ends with the server. Not
+            # re-raised, because nobody awaits this task but close() (and asyncio's stream
+            # callback would log a cancelled handler as an error).
+            log.debug("jt808 connection closed with the server", extra={"phone": session.phone})
         except Exception:
             # The sink failed (database down, or a bug): this connection ends unanswered, so its
             # terminal retransmits; no other connection is touched. Logged once, here.
             log.exception("jt808 events not stored; closing", extra={"phone": session.phone})
         finally:
+            if task is not None:
+                self._handlers.discard(task)
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
