@@ -5,6 +5,10 @@ It drives the demo site's coil route (``firmware_sim.trackers.drive_out``). With
 positions and uploads them afterwards as a 0x0704 blind-area batch, as real terminals do.
 
     python -m firmware_sim jt808-terminal --server 127.0.0.1:7808 --speedup 10
+
+The platform accepts only provisioned terminals: provision the number with the terminal ID
+this terminal registers with (``--terminal-id``, default ``T`` + the last six digits), or
+give it the code provisioned out of band (``--auth-code``, then it does not register).
 """
 
 from __future__ import annotations
@@ -46,10 +50,16 @@ class TerminalLog:
 
 
 class Jt808Terminal:
-    def __init__(self, phone: str, *, registration: Registration | None = None) -> None:
+    def __init__(
+        self,
+        phone: str,
+        *,
+        registration: Registration | None = None,
+        terminal_id: str | None = None,
+    ) -> None:
         self.phone = phone
         self.registration = registration or Registration(
-            31, 115, "PWSIM", "PW-808", "T" + phone[-6:], 1, "沪A" + phone[-5:]
+            31, 115, "PWSIM", "PW-808", terminal_id or "T" + phone[-6:], 1, "沪A" + phone[-5:]
         )
         self._serial = 0
         self._splitter = FrameSplitter()
@@ -137,13 +147,20 @@ def location_of(fix: Fix, speed_kmh: float, alarm: int) -> Location:
 
 
 async def drive(
-    host: str, port: int, phone: str, *, speedup: float, blind: tuple[float, float] | None
+    host: str,
+    port: int,
+    phone: str,
+    *,
+    speedup: float,
+    blind: tuple[float, float] | None,
+    terminal_id: str | None = None,
+    auth_code: str | None = None,
 ) -> None:
     from firmware_sim.trackers import drive_out
 
-    terminal = Jt808Terminal(phone)
+    terminal = Jt808Terminal(phone, terminal_id=terminal_id)
     await terminal.connect(host, port)
-    if not await terminal.log_in():
+    if not await terminal.log_in(auth_code):
         raise SystemExit("the platform refused registration or authentication")
     started = time.monotonic()
     t0_us = time.time_ns() // 1000
@@ -166,7 +183,17 @@ def _run(args: argparse.Namespace) -> int:
     host, _, port = args.server.rpartition(":")
     blind = (args.blind_from, args.blind_to) if args.blind_to > args.blind_from else None
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(drive(host, int(port), args.phone, speedup=args.speedup, blind=blind))
+        asyncio.run(
+            drive(
+                host,
+                int(port),
+                args.phone,
+                speedup=args.speedup,
+                blind=blind,
+                terminal_id=args.terminal_id,
+                auth_code=args.auth_code,
+            )
+        )
     return 0
 
 
@@ -174,6 +201,8 @@ def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     parser = subparsers.add_parser("jt808-terminal", help="a JT/T 808 vehicle terminal")
     parser.add_argument("--server", default="127.0.0.1:7808")
     parser.add_argument("--phone", default="13800138000")
+    parser.add_argument("--terminal-id", help="sent in the registration (default T + 6 digits)")
+    parser.add_argument("--auth-code", help="a code provisioned out of band (skips registering)")
     parser.add_argument("--speedup", type=float, default=1.0)
     parser.add_argument("--blind-from", type=float, default=0.0, help="seconds into the route")
     parser.add_argument("--blind-to", type=float, default=0.0)
