@@ -368,3 +368,39 @@ def test_unplaced_input_is_counted_always_and_logged_once_per_reason_per_minute(
     metrics = generate_latest(registry).decode()
     assert 'jt808_unplaced_total{reason="malformed_frame"} 51.0' in metrics
     assert 'jt808_unplaced_total{reason="fix_dated_in_the_future"} 1.0' in metrics
+
+
+async def test_a_decision_the_database_refuses_is_set_aside_and_blocks_no_one(database_url):
+    from contract import AlertBody, MessageType
+
+    server, tracking, _ = await _serving(database_url, extra_phones=GOOD[:1])
+    # A decision PostgreSQL refuses (a NUL in text, as in issue 11), pending when the next
+    # session stores; the codec keeps such text out, this is the net behind it.
+    poison = AlertBody(
+        action="raise",
+        alert_type="theft.terminal_alarm",
+        subject="tracker:jt808-13800138000",
+        severity="critical",
+        lot="LOT-B",
+        explanation="POISON\x00",
+        evidence={},
+    )
+    tracking.station_output([(MessageType.ALERT, poison)])
+    t0_s = time.time_ns() // 1_000_000_000 - 600
+    try:
+        for n, phone in enumerate((PHONE, GOOD[0], PHONE)):
+            terminal = Jt808Terminal(phone)
+            await terminal.connect("127.0.0.1", server.port)
+            assert await terminal.log_in()
+            fix = Fix(tracker_of(phone), (t0_s + n) * 1_000_000, 121.5, 31.2)
+            assert terminal.log.answers[await terminal.report(fix)].result == Result.OK
+            await terminal.close()
+    finally:
+        await server.close()
+        await tracking.close()
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM tracker_positions").fetchone()[0] == 3
+        letters = conn.execute("SELECT topic, reason, raw FROM dead_letters").fetchall()
+    [(topic, reason, raw)] = letters
+    assert topic == "jt808" and "refused by the database" in reason
+    assert b"POISON" in bytes(raw)

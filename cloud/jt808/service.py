@@ -7,12 +7,17 @@ All sessions of a server share one decision state (the site's tracker station) a
 database connection, used by one session at a time (``_lock``): a failure while one session
 stores is seen by that session only (its terminal is left unanswered and resends), and the
 connection is reopened by the next user. Strings reach this module already validated by the
-codec (no NUL, GBK, bounded).
+codec (no NUL, GBK, bounded). Should stored data still be refused by PostgreSQL (a data or
+integrity error: the data is at fault, not the database), the decisions are stored one by
+one and only those refused are set aside in ``dead_letters`` with the reason, rather than
+retried forever: one bad message cannot block every later session.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import Sequence
 
 import psycopg
@@ -28,6 +33,9 @@ from geofences.crossing import CrossingRules, Fix
 from geofences.fences import FenceSet
 
 __all__ = ["Jt808Tracking", "tracker_of"]
+
+log = logging.getLogger(__name__)
+DEAD_LETTER_TOPIC = "jt808"
 
 
 class Jt808Tracking(CloudTracking):
@@ -60,6 +68,46 @@ class Jt808Tracking(CloudTracking):
     async def check_silence(self, now_us: int) -> None:
         async with self._lock:
             await super().check_silence(now_us)
+
+    async def commit(self, out: list[Outgoing]) -> None:
+        try:
+            await super().commit(out)
+        except (psycopg.DataError, psycopg.IntegrityError) as err:
+            log.warning("jt808 batch refused by the database; storing one by one", exc_info=err)
+            await self._commit_one_by_one()
+
+    async def _commit_one_by_one(self) -> None:
+        """Store each decided message in its own transaction; those the database refuses go
+        to ``dead_letters`` with the reason. A connection failure keeps the rest for later."""
+        pending, self._unstored = self._unstored, []
+        try:
+            conn = await self.connection()
+            while pending:
+                try:
+                    async with conn.transaction():
+                        await self.store(conn, pending[:1])
+                except (psycopg.DataError, psycopg.IntegrityError) as err:
+                    async with conn.transaction():
+                        await self._dead_letter(conn, pending[0], err)
+                    log.error(
+                        "jt808 decision refused by the database; set aside in dead_letters",
+                        extra={"error": str(err), "type": pending[0][0].value},
+                    )
+                pending = pending[1:]
+        except psycopg.Error:
+            self._unstored = pending + self._unstored
+            await self.close()
+            raise
+
+    async def _dead_letter(
+        self, conn: psycopg.AsyncConnection, item: Outgoing, err: Exception
+    ) -> None:
+        msg_type, body = item
+        raw = json.dumps({"type": msg_type.value, "body": body.model_dump(mode="json")}).encode()
+        await conn.execute(
+            "INSERT INTO dead_letters (topic, gateway_id, reason, raw) VALUES (%s, %s, %s, %s)",
+            (DEAD_LETTER_TOPIC, self.gateway_id, f"refused by the database: {err}"[:500], raw),
+        )
 
     async def _on_events(self, events: list[SessionEvent], now_us: int) -> None:
         out: list[Outgoing] = []
