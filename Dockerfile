@@ -5,5 +5,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2
 WORKDIR /app
 COPY . /app
 RUN pip install --no-cache-dir . \
-    && if [ -f cloud/web/package.json ]; then npm ci --prefix cloud/web --omit=dev; fi
+    && if [ -f cloud/web/package.json ]; then npm ci --prefix cloud/web --omit=dev; fi \
+    && find cloud/web/node_modules/@expo-google-fonts -name '*.ttf' \
+       ! -name NotoSansSC_400Regular.ttf -delete  # the receipt font: Regular only
 ENV PYTHONUNBUFFERED=1

@@ -71,6 +71,16 @@ async def test_supervisor_sees_theft_acknowledges_it_and_a_financier_sees_only_t
                 chromium(tmp_path / "profile") as browser:
             async with running_api(database_url, port) as url:
                 page = await sign_in(browser, url, api_keys["supervisor"])
+                # The map is set in the project's font, served by the API, as the receipt is.
+                assert await page.evaluate(
+                    """async () => {
+                        await document.fonts.ready;
+                        const faces = await document.fonts.load(
+                            '16px "Pledgewatch Receipt"', '仓单');
+                        return faces.length === 1 && faces[0].status === 'loaded'
+                            && getComputedStyle(document.querySelector('.leaflet-container'))
+                                   .fontFamily.startsWith('"Pledgewatch Receipt"');
+                    }""")
                 # Fences from the site's GeoJSON and both lots, all tags present at first.
                 assert await page.locator("path.fence-id-warehouse-1").count() == 1
                 assert await page.locator("path.fence-id-gate-south").count() == 1

@@ -1,27 +1,99 @@
 """The printable receipt: HTML and PDF, each with a QR code that points at its verification.
 
 Everything is drawn locally (segno for the QR matrix, fpdf2 for the PDF); nothing is fetched
-at run time. The PDF uses a CJK font found on the machine (or named by PW_RECEIPT_FONT) so the
-Chinese rights notice prints; without one it falls back to the built-in Helvetica and prints
-the English text only, saying so.
+at run time. The PDF is set in the project's own CJK font, Noto Sans SC (SIL OFL 1.1), which
+the map's npm step installs next to Leaflet (``npm ci --prefix cloud/web``), or in the
+TrueType/OpenType font named by ``PW_RECEIPT_FONT``. fpdf2 embeds only the glyphs a receipt
+uses (a subset of some 10 kB) with a ToUnicode map, so the text layer reads back exactly.
+A receipt is never printed partially: when the font is missing, unreadable, or lacks a glyph
+for any character of the receipt, ``receipt_pdf`` raises ``FontUnavailable`` with the reason.
+The HTML receipt and the map declare the same font through ``@font-face`` (``FONT_URL``).
 """
 
 from __future__ import annotations
 
 import html
 import os
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import segno
+from fontTools.ttLib import TTFont, TTLibError
 from fpdf import FPDF
 
-_FONT_CANDIDATES = (
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-    "/usr/share/fonts/truetype/arphic/uming.ttc",
+FONT_PACKAGE = (
+    Path(__file__).resolve().parent.parent / "web" / "node_modules" / "@expo-google-fonts"
+    / "noto-sans-sc"
 )
+DEFAULT_FONT = FONT_PACKAGE / "400Regular" / "NotoSansSC_400Regular.ttf"
+FONT_LICENCE = FONT_PACKAGE / "LICENSE_FONT"
+FONT_FAMILY = "Pledgewatch Receipt"
+FONT_URL = "/api/v1/fonts/receipt.ttf"
+FONT_LICENCE_URL = "/api/v1/fonts/OFL.txt"
+# How many missing characters a refusal names: enough to fix the data, bounded for the log.
+_MISSING_SHOWN = 8
+
+
+class FontUnavailable(Exception):
+    """No usable font, or a character of the receipt has no glyph in it: nothing is printed."""
+
+
+@dataclass(frozen=True)
+class ReceiptFont:
+    path: Path
+    codepoints: frozenset[int]
+
+    def missing(self, texts: Iterable[str]) -> list[str]:
+        """The characters of ``texts`` the font cannot draw (line breaks are layout, not ink)."""
+        return sorted(
+            {ch for t in texts for ch in t if ord(ch) not in self.codepoints and ch not in "\n\r"}
+        )
+
+
+@lru_cache(maxsize=4)
+def _load(path: Path, mtime_ns: int, size: int) -> ReceiptFont:
+    # mtime and size are in the key so that a font replaced on disk is read again.
+    try:
+        with TTFont(path, lazy=True) as font:
+            if "glyf" not in font and "CFF " not in font:
+                raise FontUnavailable(f"{path} has no outlines (neither glyf nor CFF)")
+            codepoints = frozenset(font.getBestCmap() or {})
+    except (TTLibError, OSError, ValueError, KeyError, AssertionError) as err:
+        raise FontUnavailable(f"{path} is not a readable TrueType/OpenType font: {err}") from None
+    if not codepoints:
+        raise FontUnavailable(f"{path} maps no Unicode characters")
+    return ReceiptFont(path=path, codepoints=codepoints)
+
+
+def font_path() -> Path:
+    named = os.environ.get("PW_RECEIPT_FONT")
+    return Path(named) if named else DEFAULT_FONT
+
+
+def receipt_font() -> ReceiptFont:
+    """The font every receipt is printed in, or ``FontUnavailable`` saying why there is none."""
+    path = font_path()
+    try:
+        stat = path.stat()
+    except OSError:
+        hint = (
+            "check PW_RECEIPT_FONT" if os.environ.get("PW_RECEIPT_FONT")
+            else "install it with `npm ci --prefix cloud/web`"
+        )
+        raise FontUnavailable(f"the receipt font {path} is missing: {hint}") from None
+    return _load(path, stat.st_mtime_ns, stat.st_size)
+
+
+def _describe(chars: list[str]) -> str:
+    shown = ", ".join(
+        f"U+{ord(c):04X} {unicodedata.name(c, 'unnamed')}" for c in chars[:_MISSING_SHOWN]
+    )
+    more = f" and {len(chars) - _MISSING_SHOWN} more" if len(chars) > _MISSING_SHOWN else ""
+    return shown + more
 
 
 def _rows(receipt: dict[str, Any]) -> list[tuple[str, str]]:
@@ -70,7 +142,10 @@ def receipt_html(receipt: dict[str, Any], verify_url: str) -> str:
 <html lang="zh-CN"><head><meta charset="utf-8">
 <title>电子仓单 Warehouse receipt {number}</title>
 <style>
-body {{ font-family: sans-serif; margin: 2em; }} table {{ border-collapse: collapse; }}
+@font-face {{ font-family: "{FONT_FAMILY}"; src: url("{FONT_URL}") format("truetype");
+  font-display: block; }}
+body {{ font-family: "{FONT_FAMILY}", sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; }}
 th, td {{ border: 1px solid #999; padding: 4px 8px; text-align: left; vertical-align: top; }}
 th {{ background: #f0f0f0; white-space: nowrap; }} td {{ word-break: break-all; }}
 .qr {{ float: right; margin-left: 1em; text-align: center; font-size: small; }}
@@ -89,32 +164,28 @@ from <code>/api/v1/receipts/{number}/bundle</code>.</p>
 """
 
 
-def _cjk_font() -> Path | None:
-    named = os.environ.get("PW_RECEIPT_FONT")
-    for candidate in ([named] if named else []) + list(_FONT_CANDIDATES):
-        if Path(candidate).is_file():
-            return Path(candidate)
-    return None
-
-
 def receipt_pdf(receipt: dict[str, Any], verify_url: str) -> bytes:
+    """The receipt as PDF, every character in the embedded font, or ``FontUnavailable``."""
+    font = receipt_font()
+    title = f"电子仓单 Electronic warehouse receipt {receipt['number']}"
+    scan = "扫码核验 Scan to verify"
+    rows = [(label, str(value)) for label, value in _rows(receipt)]
+    notice = receipt["document"]["rights_notice"]
+    verify = f"Verify: {verify_url}"
+    missing = font.missing([title, scan, notice, verify, *(s for row in rows for s in row)])
+    if missing:
+        raise FontUnavailable(
+            f"the receipt font {font.path.name} has no glyph for {_describe(missing)}"
+        )
+
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(auto=True, margin=15)
     pdf.add_page()
-    font = _cjk_font()
-    if font is not None:
-        pdf.add_font("receipt", fname=str(font))
-        pdf.set_font("receipt", size=9)
-
-        def text(s: str) -> str:
-            return s
-
-    else:
-        pdf.set_font("Helvetica", size=9)
-
-        def text(s: str) -> str:
-            # Helvetica has no CJK glyphs: keep the English half of bilingual labels.
-            return s.encode("latin-1", "replace").decode("latin-1").replace("?", "").strip()
+    try:
+        pdf.add_font("receipt", fname=str(font.path))
+    except (TTLibError, OSError, ValueError, KeyError, AssertionError) as err:
+        raise FontUnavailable(f"fpdf2 cannot embed {font.path}: {err}") from None
+    pdf.set_font("receipt", size=9)
 
     # QR code, drawn as filled squares: crisp at any zoom, no image library needed.
     qr = segno.make(verify_url, error="m")
@@ -125,23 +196,23 @@ def receipt_pdf(receipt: dict[str, Any], verify_url: str) -> bytes:
                 pdf.rect(left + qx * module_mm, top + qy * module_mm, module_mm, module_mm, "F")
     size = len(qr.matrix) * module_mm
     pdf.set_xy(left - 5, top + size + 1)
-    pdf.multi_cell(size + 10, 4, text("扫码核验 Scan to verify"), align="C")
+    pdf.multi_cell(size + 10, 4, scan, align="C")
 
     pdf.set_xy(10, 12)
     pdf.set_font_size(14)
-    pdf.multi_cell(135, 7, text(f"电子仓单 Electronic warehouse receipt {receipt['number']}"))
+    pdf.multi_cell(135, 7, title)
     pdf.set_font_size(8)
     pdf.set_y(max(pdf.get_y(), top + size + 10))
-    for label, value in _rows(receipt):
+    for label, value in rows:
         y = pdf.get_y()
         pdf.set_x(10)
-        pdf.multi_cell(55, 4.5, text(label), border=1)
+        pdf.multi_cell(55, 4.5, label, border=1)
         label_end = pdf.get_y()
         pdf.set_xy(65, y)
-        pdf.multi_cell(135, 4.5, text(str(value)), border=1)
+        pdf.multi_cell(135, 4.5, value, border=1)
         pdf.set_y(max(label_end, pdf.get_y()))
     pdf.ln(3)
-    pdf.multi_cell(190, 4.5, text(receipt["document"]["rights_notice"]))
+    pdf.multi_cell(190, 4.5, notice)
     pdf.ln(2)
-    pdf.multi_cell(190, 4.5, text(f"Verify: {verify_url}"))
+    pdf.multi_cell(190, 4.5, verify)
     return bytes(pdf.output())

@@ -946,7 +946,9 @@ async def public_status(
 ) -> dict[str, Any]:
     """What the QR code on a printed receipt answers, to anyone: is this the current version?"""
     row = await _row(
-        conn, "SELECT number, status, version, document FROM receipts WHERE number = %s", (number,)
+        conn,
+        "SELECT number, status, version, document, signature FROM receipts WHERE number = %s",
+        (number,),
     )
     if row is None:
         raise NotFound(f"no receipt {number!r}")
@@ -957,6 +959,8 @@ async def public_status(
         "status": row["status"],
         "version": row["version"],
         "current_document_sha256": current,
+        # The printed receipt states both; the page its QR opens shows them to compare.
+        "current_signature": b64(bytes(row["signature"])),
         "presented_document_sha256": digest,
         "presented_is_current": digest == current if digest else None,
         "tree_head": head.as_json() if head else None,

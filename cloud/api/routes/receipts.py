@@ -7,6 +7,8 @@ read from the PEM file named by ``PW_OPERATOR_KEY_FILE``.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 from collections.abc import Awaitable
 from datetime import UTC, datetime
@@ -16,7 +18,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.api.deps import CurrentPrincipal, DbConn
@@ -25,6 +27,7 @@ from cloud.receipts.service import Clerk
 from contract import load_private_key
 
 router = APIRouter(prefix="/api/v1", tags=["receipts"])
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -313,6 +316,36 @@ def _verify_url(request: Request, receipt: dict[str, Any]) -> str:
     return f"{base}/api/v1/receipts/{receipt['number']}/verify?digest={receipt['document_sha256']}"
 
 
+# The receipt font, for the HTML receipt and the map (@font-face): public, like the page
+# fonts of any site. Cached for 30 days (with an ETag) so the map does not fetch 10 MB per load.
+_FONT_CACHE = "public, max-age=2592000"
+
+
+@router.get("/fonts/receipt.ttf", include_in_schema=False)
+async def receipt_font_file(request: Request) -> Response:
+    try:
+        font = await asyncio.to_thread(printable.receipt_font)
+        stat = font.path.stat()
+    except printable.FontUnavailable as err:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(err)) from None
+    except OSError as err:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"font: {err}") from None
+    headers = {"Cache-Control": _FONT_CACHE, "ETag": f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'}
+    # A revalidation after max-age costs a few bytes, not the 10 MB again.
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return FileResponse(font.path, media_type="font/ttf", headers=headers)
+
+
+@router.get("/fonts/OFL.txt", include_in_schema=False)
+async def receipt_font_licence() -> FileResponse:
+    """The font's licence (SIL OFL 1.1), shipped with the font by its npm package."""
+    if not printable.FONT_LICENCE.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "the font's licence is not installed")
+    return FileResponse(printable.FONT_LICENCE, media_type="text/plain; charset=utf-8",
+                        headers={"Cache-Control": _FONT_CACHE})
+
+
 @router.get("/receipts/{number}/print", response_class=HTMLResponse)
 async def print_html(
     number: str, request: Request, conn: DbConn, principal: CurrentPrincipal
@@ -326,7 +359,15 @@ async def print_pdf(
     number: str, request: Request, conn: DbConn, principal: CurrentPrincipal
 ) -> Response:
     receipt = await _run(service.get_receipt(conn, principal, number))
-    pdf = printable.receipt_pdf(receipt, _verify_url(request, receipt))
+    try:
+        # Parsing the 10 MB font takes a second or two of CPU: off the event loop.
+        pdf = await asyncio.to_thread(printable.receipt_pdf, receipt, _verify_url(request, receipt))
+    except printable.FontUnavailable as err:
+        # Never a partial receipt: a document with blank parties is worse than none.
+        log.error("receipt %s not printed: %s", number, err)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"the receipt cannot be printed: {err}"
+        ) from None
     return Response(
         pdf,
         media_type="application/pdf",
