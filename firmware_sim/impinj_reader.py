@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -25,6 +26,7 @@ from firmware_sim.tags import demo_lots
 log = logging.getLogger(__name__)
 
 STREAM_PATH = "/api/v1/data/stream"
+DEFAULT_EVENT_FIELDS = frozenset({"epc", "antennaPort", "peakRssiCdbm"})
 
 
 @dataclass
@@ -35,6 +37,9 @@ class TagField:
     read_rate: tuple[float, float] = (0.6, 0.9)
     rng: random.Random = field(default_factory=random.Random)
     removed: set[str] = field(default_factory=set)
+    # The R700's out-of-the-box TagInventoryEventConfiguration: base64url ``epc`` on, ``epcHex``
+    # and ``lastSeenTime`` off. A preset PUT through the REST API changes it.
+    event_fields: set[str] = field(default_factory=lambda: set(DEFAULT_EVENT_FIELDS))
     _probability: dict[str, float] = field(init=False, default_factory=dict)
     _antenna: dict[str, int] = field(init=False, default_factory=dict)
 
@@ -59,15 +64,18 @@ class TagField:
         for epc, probability in self._probability.items():
             if epc in self.removed or self.rng.random() > probability:
                 continue
+            every = {
+                "epc": base64.urlsafe_b64encode(bytes.fromhex(epc)).decode().rstrip("="),
+                "epcHex": epc,
+                "antennaPort": self._antenna[epc],
+                "peakRssiCdbm": int(self.rng.gauss(-5500, 400)),
+                "lastSeenTime": stamp,
+            }
             events.append({
                 "timestamp": stamp,
                 "hostname": "impinj-sim",
                 "eventType": "tagInventory",
-                "tagInventoryEvent": {
-                    "epcHex": epc,
-                    "antennaPort": self._antenna[epc],
-                    "peakRssiCdbm": int(self.rng.gauss(-5500, 400)),
-                },
+                "tagInventoryEvent": {k: v for k, v in every.items() if k in self.event_fields},
             })
         return events
 
