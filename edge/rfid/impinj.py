@@ -129,7 +129,7 @@ def parse_event(line: bytes, reader_id: str) -> TagObservation | None:
     try:
         event: Any = safejson.loads(line, max_bytes=MAX_LINE_BYTES, max_depth=MAX_DEPTH)
     except JsonRefused as err:
-        raise DeviceInputRefused("not_json", str(err)) from None
+        raise DeviceInputRefused("not_json", f"not JSON: {err}") from None
     if not isinstance(event, dict):
         raise DeviceInputRefused("not_an_object", "event is not a JSON object")
     kind = event.get("eventType", "tagInventory" if "tagInventoryEvent" in event else None)
