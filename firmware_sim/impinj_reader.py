@@ -26,6 +26,8 @@ from firmware_sim.tags import demo_lots
 log = logging.getLogger(__name__)
 
 STREAM_PATH = "/api/v1/data/stream"
+API_PREFIX = "/api/v1"
+MAX_BODY_BYTES = 64 * 1024
 DEFAULT_EVENT_FIELDS = frozenset({"epc", "antennaPort", "peakRssiCdbm"})
 
 
@@ -88,6 +90,10 @@ class SimulatedImpinjReader:
         self._unplugged_until = 0.0
         self._streams: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
+        self.presets: dict[str, dict[str, object]] = {}
+        # A reader out of the box keeps streaming its default preset's events (as the project's
+        # other callers expect); a started preset replaces the event fields.
+        self.running_preset: str | None = None
 
     async def __aenter__(self) -> SimulatedImpinjReader:
         self._server = await asyncio.start_server(self._handle, self.host, self.port)
@@ -118,8 +124,58 @@ class SimulatedImpinjReader:
             return
         if method == b"GET" and url.path == STREAM_PATH:
             await self._stream(writer)
+            return
+        length = 0
+        for header in request.split(b"\r\n")[1:]:
+            name, _, value = header.partition(b":")
+            if name.strip().lower() == b"content-length" and value.strip().isdigit():
+                length = min(int(value), MAX_BODY_BYTES)
+        try:
+            body = await reader.readexactly(length) if length else b""
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+            return
+        if url.path.startswith(API_PREFIX):
+            status, answer = self._rest(method.decode(), url.path, body)
+            await self._reply(writer, status, answer)
         else:
             await self._control(method.decode(), url.path, parse_qs(url.query), writer)
+
+    def _rest(self, method: str, path: str, body: bytes) -> tuple[str, object]:
+        """The part of the IoT device interface's REST API the gateway's set-up calls."""
+        parts = path.removeprefix(API_PREFIX).strip("/").split("/")
+        presets = parts[:3] == ["profiles", "inventory", "presets"]
+        if method == "PUT" and presets and len(parts) == 4:
+            try:
+                preset = json.loads(body)
+            except ValueError:
+                return "400 Bad Request", {"message": "preset is not JSON"}
+            if not isinstance(preset, dict):
+                return "400 Bad Request", {"message": "preset is not an object"}
+            self.presets[parts[3]] = preset
+            return "204 No Content", None
+        if method == "POST" and presets and parts[4:] == ["start"]:
+            preset = self.presets.get(parts[3])
+            if preset is None:
+                return "404 Not Found", {"message": f"no preset {parts[3]}"}
+            fields = preset.get("eventConfig", {}).get("tagInventory", {})
+            self.tags.event_fields = {k for k, v in fields.items() if v == "enabled"}
+            self.running_preset = parts[3]
+            return "204 No Content", None
+        if method == "POST" and parts == ["profiles", "stop"]:
+            self.running_preset = None
+            return "204 No Content", None
+        return "404 Not Found", {"message": f"no route {method} {path}"}
+
+    async def _reply(self, writer: asyncio.StreamWriter, status: str, body: object) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        writer.write(
+            f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data
+        )
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
 
     async def _control(
         self, method: str, path: str, query: dict[str, list[str]], writer: asyncio.StreamWriter

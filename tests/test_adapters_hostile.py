@@ -94,7 +94,10 @@ async def test_impinj_stream_with_hostile_lines_keeps_reading_and_counts_refusal
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     config = ImpinjIotReaderConfig(
-        kind="impinj_iot", id="r700-hostile", url=f"http://127.0.0.1:{port}{STREAM_PATH}"
+        kind="impinj_iot",
+        id="r700-hostile",
+        url=f"http://127.0.0.1:{port}{STREAM_PATH}",
+        set_up=False,  # this server only streams
     )
     health: list[ReaderHealth] = []
     reads: list[TagObservation] = []
@@ -185,7 +188,10 @@ async def test_impinj_simulator_streams_vendor_defaults_and_the_adapter_reads_th
             first = json.loads(await anext(response.aiter_lines()))
         assert set(first["tagInventoryEvent"]) == {"epc", "antennaPort", "peakRssiCdbm"}
         config = ImpinjIotReaderConfig(
-            kind="impinj_iot", id="r700-default", url=f"http://127.0.0.1:{sim.port}{STREAM_PATH}"
+            kind="impinj_iot",
+            id="r700-default",
+            url=f"http://127.0.0.1:{sim.port}{STREAM_PATH}",
+            set_up=False,  # a reader nobody configured: its defaults must be read as they are
         )
         reads: list[TagObservation] = []
         adapter = ImpinjIotReader(config, lambda h: None)

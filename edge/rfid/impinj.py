@@ -42,6 +42,38 @@ class ImpinjIotReaderConfig(BaseModel):
     username: str | None = None
     password: str | None = None
     stale_after_s: float = Field(10.0, gt=0)
+    # Set the reader up on every connect: PUT our inventory preset (event fields, antennas, RF
+    # mode) and start it, so a reader out of the box works without hand configuration.
+    set_up: bool = True
+    preset_id: str = Field("pledgewatch", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    antenna_ports: list[int] = Field(default_factory=lambda: [1, 2, 3, 4], min_length=1)
+    rf_mode: int | None = Field(None, ge=0)  # None: the reader's default for its region
+
+
+def inventory_preset(config: ImpinjIotReaderConfig) -> dict[str, Any]:
+    """The InventoryPreset the gateway PUTs: the event fields it reads, antennas, RF mode."""
+    antenna: dict[str, Any] = {"inventorySession": 1, "inventorySearchMode": "single-target"}
+    if config.rf_mode is not None:
+        antenna["rfMode"] = config.rf_mode
+    return {
+        "eventConfig": {
+            "common": {"hostname": "enabled"},
+            "tagInventory": {
+                "epc": "enabled",
+                "epcHex": "enabled",
+                "antennaPort": "enabled",
+                "peakRssiCdbm": "enabled",
+                "lastSeenTime": "enabled",
+            },
+        },
+        "antennaConfigs": [{"antennaPort": port, **antenna} for port in config.antenna_ports],
+    }
+
+
+def api_base(stream_url: str) -> str:
+    """``http://reader/api/v1/data/stream`` -> ``http://reader/api/v1``."""
+    head, found, _ = stream_url.partition("/api/v1/")
+    return f"{head}/api/v1" if found else stream_url.rstrip("/").rsplit("/", 2)[0]
 
 
 MAX_LINE_BYTES = 64 * 1024  # one tag event is well under 2 kB; a line past this is not one
@@ -160,6 +192,7 @@ class ImpinjIotReader:
         self._on_health = on_health
         self._online: bool | None = None
         self.garbage_lines = 0
+        self._set_up_failed = False
         self._client: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> ImpinjIotReader:
@@ -193,10 +226,35 @@ class ImpinjIotReader:
             REFUSALS.refuse(ADAPTER, "not_a_tag_event", self.reader_id)
         return observation
 
+    async def _set_up_reader(self) -> None:
+        """Our preset, then start it. A reader that refuses still streams its own event fields,
+        which `parse_event` reads too (base64url epc, event timestamp): logged, not fatal."""
+        assert self._client is not None
+        base = api_base(self._config.url)
+        preset_url = f"{base}/profiles/inventory/presets/{self._config.preset_id}"
+        try:
+            response = await self._client.put(preset_url, json=inventory_preset(self._config))
+            response.raise_for_status()
+            response = await self._client.post(f"{preset_url}/start")
+            response.raise_for_status()
+        except (httpx.HTTPError, OSError) as err:
+            if not self._set_up_failed:
+                log.warning(
+                    "reader set-up refused; reading its own event settings",
+                    extra={"reader": self.reader_id, "error": f"{type(err).__name__}: {err}"},
+                )
+            self._set_up_failed = True
+            return
+        if self._set_up_failed:
+            log.info("reader set-up applied", extra={"reader": self.reader_id})
+        self._set_up_failed = False
+
     async def observations(self) -> AsyncIterator[list[TagObservation]]:
         assert self._client is not None, "use `async with` first"
         backoff = Backoff(initial_s=0.5, maximum_s=30)
         while True:
+            if self._config.set_up:
+                await self._set_up_reader()
             try:
                 async with self._client.stream("GET", self._config.url) as response:
                     response.raise_for_status()
