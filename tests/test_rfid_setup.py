@@ -8,8 +8,13 @@ import random
 
 from contract import TagObservation
 from edge.rfid.impinj import ImpinjIotReader, ImpinjIotReaderConfig, inventory_preset
+from edge.rfid.reader import ReaderHealth
+from edge.rfid.zebra import ZebraIotReader, ZebraIotReaderConfig
 from firmware_sim.impinj_reader import STREAM_PATH, SimulatedImpinjReader, TagField
 from firmware_sim.tags import lot_tags
+from firmware_sim.zebra_stream import ZebraStreamSim
+from tests.conftest import MosquittoBroker
+from tests.test_rfid_adapters import Collector, _population
 
 GOOD = json.dumps(
     {
@@ -91,3 +96,29 @@ async def test_a_reader_that_refuses_set_up_is_still_read() -> None:
         f"GET {STREAM_PATH}",
     ]
     assert reads[0].epc == "3034257BF7194E4000003039"
+
+
+async def test_zebra_adapter_sets_the_reader_mode_over_its_management_topic(
+    mqtt_broker: MosquittoBroker,
+) -> None:
+    url = mqtt_broker.url
+    topic, commands = "zebra/fx-setup/data", "zebra/fx-setup/mgmt/req"
+    sim = ZebraStreamSim(
+        _population(), broker_url=url, topic=topic, rounds_per_s=10, command_topic=commands
+    )
+    sim.tag_metadata = frozenset()  # a reader sending neither antenna nor RSSI (FXR90 SIMPLE)
+    config = ZebraIotReaderConfig(
+        kind="zebra_iot", id="fx-setup", broker_url=url, topic=topic, command_topic=commands
+    )
+    stream = asyncio.create_task(sim.run())
+    await asyncio.sleep(0.5)  # the simulator listens before the gateway connects
+    health: list[ReaderHealth] = []
+    try:
+        with Collector(ZebraIotReader(config, health.append), health) as c:
+            await c.until(lambda: any(r.antenna != 0 for r in c.reads))
+    finally:
+        stream.cancel()
+    assert [cmd["command"] for cmd in sim.commands] == ["set_mode", "start"]
+    assert sim.tag_metadata == {"ANTENNA", "RSSI"}
+    placed = [r for r in c.reads if r.antenna != 0]
+    assert all(r.antenna in (1, 2) and r.rssi_cdbm is not None for r in placed)

@@ -13,6 +13,7 @@ brings it back.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -55,6 +56,24 @@ class ZebraIotReaderConfig(BaseModel):
     password: str | None = None
     stale_after_s: float = Field(10.0, gt=0)
     clock_skew_tolerance_s: float = Field(2.0, ge=0)  # correct reader time beyond this offset
+    # The reader's management request topic (IoT Connector MQTT management interface). When set,
+    # every connect sends ``set_mode`` (SIMPLE, EPC format, the metadata below) and ``start``.
+    command_topic: str | None = None
+    tag_metadata: list[Literal["ANTENNA", "RSSI", "SEEN_COUNT", "PC"]] = Field(
+        default_factory=lambda: ["ANTENNA", "RSSI"]
+    )
+
+
+def set_up_commands(config: ZebraIotReaderConfig, command_id: str) -> list[dict[str, Any]]:
+    """What the gateway publishes on the management topic: operating mode, then start."""
+    return [
+        {
+            "command": "set_mode",
+            "command_id": f"{command_id}-mode",
+            "payload": {"type": "SIMPLE", "tagMetaData": list(config.tag_metadata)},
+        },
+        {"command": "start", "command_id": f"{command_id}-start", "payload": {}},
+    ]
 
 
 class ZebraEventError(DeviceInputRefused):
@@ -219,6 +238,12 @@ class ZebraIotReader:
             try:
                 async with self._client() as client:
                     await client.subscribe(self._config.topic, qos=1)
+                    if self._config.command_topic is not None:
+                        command_id = f"pw-{self.reader_id}-{_now_us()}"
+                        for command in set_up_commands(self._config, command_id):
+                            await client.publish(
+                                self._config.command_topic, json.dumps(command).encode(), qos=1
+                            )
                     self._offset_us = None  # measured again on this connection's first event
                     backoff.reset()
                     messages = aiter(client.messages)
