@@ -26,6 +26,7 @@ import aiomqtt
 from pydantic import BaseModel, ConfigDict, Field
 
 from contract import TagObservation, safejson
+from contract.bounds import time_us_in_range
 from contract.safejson import JsonRefused
 from edge.refusals import REFUSALS, DeviceInputRefused
 from edge.rfid.checks import RSSI_CDBM_MAX, RSSI_CDBM_MIN, checked_epc, tag_read
@@ -226,10 +227,17 @@ class ZebraIotReader:
         if not self._offset_us:
             return batch
         shift = self._offset_us
-        return [
-            TagObservation(o.epc, o.antenna, o.rssi_cdbm, o.observed_at_us + shift, o.reader_id)
-            for o in batch
-        ]
+        shifted = []
+        for o in batch:
+            if time_us_in_range(o.observed_at_us + shift):
+                shifted.append(
+                    TagObservation(
+                        o.epc, o.antenna, o.rssi_cdbm, o.observed_at_us + shift, o.reader_id
+                    )
+                )
+            else:  # the correction measured on a first event far off pushes this one out
+                REFUSALS.refuse(ADAPTER, "time_out_of_range", f"{self.reader_id}: corrected")
+        return shifted
 
     async def observations(self) -> AsyncIterator[list[TagObservation]]:
         backoff = Backoff(initial_s=0.5, maximum_s=30)
