@@ -1,5 +1,6 @@
-"""Real adapters over their real transports, fed hostile messages between good ones: the adapter
-keeps running, the good reads come out, and every refusal is counted by reason on /metrics."""
+"""Real adapters over their real transports (HTTP stream, MQTT, LLRP over TCP), fed hostile
+messages between good ones: the adapter keeps running, the good reads come out, and every
+refusal is counted by reason on /metrics."""
 
 from __future__ import annotations
 
@@ -13,14 +14,17 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from contract import TagObservation
 from edge.refusals import REFUSALS, RefusalMetrics
+from edge.rfid import llrp
 from edge.rfid.impinj import ImpinjIotReader, ImpinjIotReaderConfig
+from edge.rfid.llrp_session import LlrpReader
 from edge.rfid.reader import ReaderHealth
 from edge.rfid.zebra import ZebraIotReader, ZebraIotReaderConfig
 from firmware_sim.impinj_reader import STREAM_PATH, SimulatedImpinjReader, TagField
+from firmware_sim.llrp_reader import LlrpReaderSim
 from firmware_sim.tags import lot_tags
 from firmware_sim.zebra_stream import ZebraStreamSim
 from tests.conftest import MosquittoBroker
-from tests.test_rfid_adapters import Collector, _population
+from tests.test_rfid_adapters import Collector, _llrp_config, _population
 
 
 def _impinj_line(epc_b64: str, stamp: str = "2026-03-02T08:15:30.250Z", **extra: object) -> bytes:
@@ -209,3 +213,21 @@ async def test_impinj_simulator_streams_vendor_defaults_and_the_adapter_reads_th
         task.cancel()
     assert {r.epc for r in reads} == set(lots["LOT-A"])
     assert adapter.garbage_lines == 0
+
+
+async def test_llrp_session_refuses_a_huge_last_seen_and_keeps_reading() -> None:
+    async with LlrpReaderSim(_population(), rounds_per_s=20) as sim:
+        health: list[ReaderHealth] = []
+        reader = LlrpReader(_llrp_config(sim.port), health.append)
+        before = REFUSALS.count("llrp", "time_out_of_range")
+        with Collector(reader, health) as c:
+            await c.until(lambda: len(c.reads) > 5)
+            epc = "3034257BF7194E40000030FF"  # not in the population: it must never come out
+            for last_seen in (2**63, 2**64 - 1, 0):
+                tag = llrp.encode_tag_report_data(epc, antenna=1, last_seen_us=last_seen)
+                await sim.inject(llrp.encode_ro_access_report(900, [tag]))
+            await c.until(lambda: REFUSALS.count("llrp", "time_out_of_range") == before + 3)
+            count = len(c.reads)
+            await c.until(lambda: len(c.reads) > count + 5)
+        assert epc not in {r.epc for r in c.reads}
+        assert reader.sessions == 1 and [h.online for h in health] == [True]
