@@ -9,6 +9,7 @@ import json
 import random
 import socket
 
+import aiomqtt
 import httpx
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -19,6 +20,8 @@ from edge.rfid.impinj import ImpinjIotReader, ImpinjIotReaderConfig
 from edge.rfid.llrp_session import LlrpReader
 from edge.rfid.reader import ReaderHealth
 from edge.rfid.zebra import ZebraIotReader, ZebraIotReaderConfig
+from edge.sensors.decisions import Reading
+from edge.sensors.mqtt_json import MqttJsonSensors
 from firmware_sim.impinj_reader import STREAM_PATH, SimulatedImpinjReader, TagField
 from firmware_sim.llrp_reader import LlrpReaderSim
 from firmware_sim.tags import lot_tags
@@ -231,3 +234,45 @@ async def test_llrp_session_refuses_a_huge_last_seen_and_keeps_reading() -> None
             await c.until(lambda: len(c.reads) > count + 5)
         assert epc not in {r.epc for r in c.reads}
         assert reader.sessions == 1 and [h.online for h in health] == [True]
+
+
+async def test_sensor_json_over_mosquitto_with_hostile_payloads(
+    mqtt_broker: MosquittoBroker,
+) -> None:
+    sensors = MqttJsonSensors(mqtt_broker.url, client_id="pw-sensors-hostile")
+    readings: list[Reading] = []
+    reasons = ("not_json", "time_out_of_range", "bad_value")
+    before = {r: REFUSALS.count("sensor_json", r) for r in reasons}
+
+    async def collect() -> None:
+        async for reading in sensors.readings():
+            readings.append(reading)
+
+    task = asyncio.create_task(collect())
+    try:
+        await asyncio.sleep(0.5)
+        good = b'{"ts": 1780000000, "temperature": 5.5}'
+        async with aiomqtt.Client("127.0.0.1", mqtt_broker.port) as client:
+            for hostile in (
+                b"[" * 100_000,
+                b'{"ts": 1780000000, "temperature": NaN}',
+                b'{"ts": 1780000000, "weight": ' + b"9" * 5000 + b"}",
+                b"",
+                b'{"ts": 0, "door": "open"}',
+                b'{"ts": 1780000000, "weight": 1e300}',
+            ):
+                await client.publish("sensors/cold-1", good, qos=1)
+                await client.publish("sensors/cold-1", hostile, qos=1)
+            await client.publish("sensors/cold-1", good, qos=1)
+        for _ in range(100):
+            if len(readings) == 7:
+                break
+            await asyncio.sleep(0.05)
+        assert not task.done(), "the sensor adapter stopped"
+    finally:
+        task.cancel()
+    assert [(r.sensor, r.quantity, r.value) for r in readings] == [
+        ("cold-1", "temperature", 5.5)
+    ] * 7
+    got = {r: REFUSALS.count("sensor_json", r) - before[r] for r in reasons}
+    assert got == {"not_json": 4, "time_out_of_range": 1, "bad_value": 1}
