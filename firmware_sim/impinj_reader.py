@@ -19,6 +19,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from firmware_sim.tags import demo_lots
@@ -60,7 +61,7 @@ class TagField:
     def restore(self) -> None:
         self.removed.clear()
 
-    def read_cycle(self, now: datetime) -> list[dict[str, object]]:
+    def read_cycle(self, now: datetime) -> list[dict[str, Any]]:
         stamp = now.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
         events = []
         for epc, probability in self._probability.items():
@@ -90,7 +91,7 @@ class SimulatedImpinjReader:
         self._unplugged_until = 0.0
         self._streams: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
-        self.presets: dict[str, dict[str, object]] = {}
+        self.presets: dict[str, dict[str, Any]] = {}
         # A reader out of the box keeps streaming its default preset's events (as the project's
         # other callers expect); a started preset replaces the event fields.
         self.running_preset: str | None = None

@@ -100,7 +100,7 @@ class ZebraStreamSim:
     async def _obey(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             try:
-                command = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                command = json.loads(bytes(message.payload))
             except ValueError:
                 continue
             if not isinstance(command, dict):

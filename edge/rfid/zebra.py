@@ -46,6 +46,10 @@ ZEBRA_FIELDS = {
 }
 
 
+TagMetadata = Literal["ANTENNA", "RSSI", "SEEN_COUNT", "PC"]
+DEFAULT_TAG_METADATA: tuple[TagMetadata, ...] = ("ANTENNA", "RSSI")
+
+
 class ZebraIotReaderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -60,9 +64,7 @@ class ZebraIotReaderConfig(BaseModel):
     # The reader's management request topic (IoT Connector MQTT management interface). When set,
     # every connect sends ``set_mode`` (SIMPLE, EPC format, the metadata below) and ``start``.
     command_topic: str | None = None
-    tag_metadata: list[Literal["ANTENNA", "RSSI", "SEEN_COUNT", "PC"]] = Field(
-        default_factory=lambda: ["ANTENNA", "RSSI"]
-    )
+    tag_metadata: list[TagMetadata] = Field(default_factory=lambda: list(DEFAULT_TAG_METADATA))
 
 
 def set_up_commands(config: ZebraIotReaderConfig, command_id: str) -> list[dict[str, Any]]:
