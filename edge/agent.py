@@ -36,6 +36,7 @@ from edge.config import AgentCore
 from edge.outbox import Outbox
 from edge.pipelines import load_pipelines
 from edge.publisher import Publisher, SessionAnnouncement, command_filter
+from edge.refusals import RefusalMetrics
 from edge.rules_alarm import LocalAlarm
 from edge.rules_local import EdgeRules, alert_of
 
@@ -178,6 +179,7 @@ class Agent:
         if self.config.metrics.port is not None:
             registry = CollectorRegistry()
             registry.register(AgentMetrics(self))
+            registry.register(RefusalMetrics())
             start_http_server(self.config.metrics.port, self.config.metrics.host, registry)
         log.info(
             "edge agent starting",

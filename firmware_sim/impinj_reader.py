@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -18,6 +19,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from firmware_sim.tags import demo_lots
@@ -25,6 +27,9 @@ from firmware_sim.tags import demo_lots
 log = logging.getLogger(__name__)
 
 STREAM_PATH = "/api/v1/data/stream"
+API_PREFIX = "/api/v1"
+MAX_BODY_BYTES = 64 * 1024
+DEFAULT_EVENT_FIELDS = frozenset({"epc", "antennaPort", "peakRssiCdbm"})
 
 
 @dataclass
@@ -35,6 +40,9 @@ class TagField:
     read_rate: tuple[float, float] = (0.6, 0.9)
     rng: random.Random = field(default_factory=random.Random)
     removed: set[str] = field(default_factory=set)
+    # The R700's out-of-the-box TagInventoryEventConfiguration: base64url ``epc`` on, ``epcHex``
+    # and ``lastSeenTime`` off. A preset PUT through the REST API changes it.
+    event_fields: set[str] = field(default_factory=lambda: set(DEFAULT_EVENT_FIELDS))
     _probability: dict[str, float] = field(init=False, default_factory=dict)
     _antenna: dict[str, int] = field(init=False, default_factory=dict)
 
@@ -53,21 +61,24 @@ class TagField:
     def restore(self) -> None:
         self.removed.clear()
 
-    def read_cycle(self, now: datetime) -> list[dict[str, object]]:
+    def read_cycle(self, now: datetime) -> list[dict[str, Any]]:
         stamp = now.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
         events = []
         for epc, probability in self._probability.items():
             if epc in self.removed or self.rng.random() > probability:
                 continue
+            every = {
+                "epc": base64.urlsafe_b64encode(bytes.fromhex(epc)).decode().rstrip("="),
+                "epcHex": epc,
+                "antennaPort": self._antenna[epc],
+                "peakRssiCdbm": int(self.rng.gauss(-5500, 400)),
+                "lastSeenTime": stamp,
+            }
             events.append({
                 "timestamp": stamp,
                 "hostname": "impinj-sim",
                 "eventType": "tagInventory",
-                "tagInventoryEvent": {
-                    "epcHex": epc,
-                    "antennaPort": self._antenna[epc],
-                    "peakRssiCdbm": int(self.rng.gauss(-5500, 400)),
-                },
+                "tagInventoryEvent": {k: v for k, v in every.items() if k in self.event_fields},
             })
         return events
 
@@ -80,6 +91,10 @@ class SimulatedImpinjReader:
         self._unplugged_until = 0.0
         self._streams: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
+        self.presets: dict[str, dict[str, Any]] = {}
+        # A reader out of the box keeps streaming its default preset's events (as the project's
+        # other callers expect); a started preset replaces the event fields.
+        self.running_preset: str | None = None
 
     async def __aenter__(self) -> SimulatedImpinjReader:
         self._server = await asyncio.start_server(self._handle, self.host, self.port)
@@ -110,8 +125,58 @@ class SimulatedImpinjReader:
             return
         if method == b"GET" and url.path == STREAM_PATH:
             await self._stream(writer)
+            return
+        length = 0
+        for header in request.split(b"\r\n")[1:]:
+            name, _, value = header.partition(b":")
+            if name.strip().lower() == b"content-length" and value.strip().isdigit():
+                length = min(int(value), MAX_BODY_BYTES)
+        try:
+            body = await reader.readexactly(length) if length else b""
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+            return
+        if url.path.startswith(API_PREFIX):
+            status, answer = self._rest(method.decode(), url.path, body)
+            await self._reply(writer, status, answer)
         else:
             await self._control(method.decode(), url.path, parse_qs(url.query), writer)
+
+    def _rest(self, method: str, path: str, body: bytes) -> tuple[str, object]:
+        """The part of the IoT device interface's REST API the gateway's set-up calls."""
+        parts = path.removeprefix(API_PREFIX).strip("/").split("/")
+        presets = parts[:3] == ["profiles", "inventory", "presets"]
+        if method == "PUT" and presets and len(parts) == 4:
+            try:
+                preset = json.loads(body)
+            except ValueError:
+                return "400 Bad Request", {"message": "preset is not JSON"}
+            if not isinstance(preset, dict):
+                return "400 Bad Request", {"message": "preset is not an object"}
+            self.presets[parts[3]] = preset
+            return "204 No Content", None
+        if method == "POST" and presets and parts[4:] == ["start"]:
+            preset = self.presets.get(parts[3])
+            if preset is None:
+                return "404 Not Found", {"message": f"no preset {parts[3]}"}
+            fields = preset.get("eventConfig", {}).get("tagInventory", {})
+            self.tags.event_fields = {k for k, v in fields.items() if v == "enabled"}
+            self.running_preset = parts[3]
+            return "204 No Content", None
+        if method == "POST" and parts == ["profiles", "stop"]:
+            self.running_preset = None
+            return "204 No Content", None
+        return "404 Not Found", {"message": f"no route {method} {path}"}
+
+    async def _reply(self, writer: asyncio.StreamWriter, status: str, body: object) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        writer.write(
+            f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data
+        )
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
 
     async def _control(
         self, method: str, path: str, query: dict[str, list[str]], writer: asyncio.StreamWriter

@@ -25,25 +25,31 @@ from firmware_sim.tags import lot_tags
 log = logging.getLogger(__name__)
 
 
+DEFAULT_TAG_METADATA = frozenset({"ANTENNA", "RSSI"})
+
+
 def zebra_events(
-    reads: list[tuple[str, int, int]], at: datetime, first_event_num: int
+    reads: list[tuple[str, int, int]],
+    at: datetime,
+    first_event_num: int,
+    metadata: frozenset[str] = DEFAULT_TAG_METADATA,
+    mode: str = "SIMPLE",
 ) -> list[dict[str, object]]:
     stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
-    return [
-        {
-            "type": "SIMPLE",
-            "timestamp": stamp,
-            "data": {
-                "eventNum": first_event_num + i,
-                "format": "epc",
-                "idHex": epc.lower(),  # the connector sends lower-case hex
-                "antenna": antenna,
-                "peakRssi": rssi,
-                "reads": 1,
-            },
+    events: list[dict[str, object]] = []
+    for i, (epc, antenna, rssi) in enumerate(reads):
+        data: dict[str, object] = {
+            "eventNum": first_event_num + i,
+            "format": "epc",
+            "idHex": epc.lower(),  # the connector sends lower-case hex
+            "reads": 1,
         }
-        for i, (epc, antenna, rssi) in enumerate(reads)
-    ]
+        if "ANTENNA" in metadata:
+            data["antenna"] = antenna
+        if "RSSI" in metadata:
+            data["peakRssi"] = rssi
+        events.append({"type": mode, "timestamp": stamp, "data": data})
+    return events
 
 
 class ZebraStreamSim:
@@ -55,6 +61,7 @@ class ZebraStreamSim:
         topic: str,
         rounds_per_s: float = 2.0,
         clock_offset_s: float = 0.0,
+        command_topic: str | None = None,
     ) -> None:
         self.population = population
         self.broker_url = broker_url
@@ -63,6 +70,11 @@ class ZebraStreamSim:
         self.clock_offset = timedelta(seconds=clock_offset_s)
         self.events_sent = 0
         self._paused_until = 0.0
+        # The management interface: set_mode changes the operating mode and tag metadata.
+        self.command_topic = command_topic
+        self.mode = "SIMPLE"
+        self.tag_metadata = DEFAULT_TAG_METADATA
+        self.commands: list[dict[str, object]] = []
 
     def pause(self, seconds: float) -> None:
         self._paused_until = time.monotonic() + seconds
@@ -76,17 +88,41 @@ class ZebraStreamSim:
     async def run(self) -> None:
         url = urlsplit(self.broker_url)
         async with aiomqtt.Client(url.hostname or "127.0.0.1", url.port or 1883) as client:
-            while True:
-                await asyncio.sleep(1.0 / self.rounds_per_s)
-                if time.monotonic() < self._paused_until:
-                    continue
-                reads = self.population.read_round({0})
-                if not reads:
-                    continue
-                now = datetime.now(UTC) + self.clock_offset
-                events = zebra_events(reads, now, self.events_sent + 1)
-                self.events_sent += len(events)
-                await client.publish(self.topic, json.dumps(events).encode(), qos=1)
+            if self.command_topic is not None:
+                await client.subscribe(self.command_topic, qos=1)
+                commands = asyncio.create_task(self._obey(client))
+            try:
+                await self._publish_rounds(client)
+            finally:
+                if self.command_topic is not None:
+                    commands.cancel()
+
+    async def _obey(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            try:
+                command = json.loads(bytes(message.payload))
+            except ValueError:
+                continue
+            if not isinstance(command, dict):
+                continue
+            self.commands.append(command)
+            payload = command.get("payload")
+            if command.get("command") == "set_mode" and isinstance(payload, dict):
+                self.mode = str(payload.get("type", "SIMPLE"))
+                self.tag_metadata = frozenset(payload.get("tagMetaData", ()))
+
+    async def _publish_rounds(self, client: aiomqtt.Client) -> None:
+        while True:
+            await asyncio.sleep(1.0 / self.rounds_per_s)
+            if time.monotonic() < self._paused_until:
+                continue
+            reads = self.population.read_round({0})
+            if not reads:
+                continue
+            now = datetime.now(UTC) + self.clock_offset
+            events = zebra_events(reads, now, self.events_sent + 1, self.tag_metadata, self.mode)
+            self.events_sent += len(events)
+            await client.publish(self.topic, json.dumps(events).encode(), qos=1)
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:

@@ -38,8 +38,8 @@ def test_owntracks_location_is_parsed_and_others_are_skipped_or_refused():
         parse_location("owntracks/pw/coil-1", b'{"_type": "lwt", "tst": 1}')
     for bad in (
         b"{",
-        b'{"_type": "location", "lon": 1, "tst": 1}',
-        b'{"_type": "location", "lat": 95, "lon": 1, "tst": 1}',
+        b'{"_type": "location", "lon": 1, "tst": 1780000000}',
+        b'{"_type": "location", "lat": 95, "lon": 1, "tst": 1780000000}',
     ):
         with pytest.raises(ValueError):
             parse_location("owntracks/pw/coil-1", bad)

@@ -341,13 +341,13 @@ def test_zebra_payload_parsing() -> None:
         "timestamp": "2024-05-01T10:00:00.123+0000",
         "data": {"idHex": "3034257bf7194e4000003039", "antenna": 3, "peakRssi": -61.5},
     }
-    obs, errors = parse_message(json.dumps([good, {"data": {}}]).encode(), "fx")
-    assert errors == ["idHex None is not a whole number of 16-bit words"]
-    assert obs == [
+    parsed = parse_message(json.dumps([good, {"data": {}}]).encode(), "fx")
+    assert [e.reason for e in parsed.refused] == ["bad_epc"]
+    assert parsed.observations == [
         TagObservation("3034257BF7194E4000003039", 3, -6150, 1714557600123000, "fx")
     ]
-    obs, errors = parse_message(b"\xff\xfe", "fx")
-    assert obs == [] and errors[0].startswith("not JSON")
+    parsed = parse_message(b"\xff\xfe", "fx")
+    assert parsed.observations == [] and [e.reason for e in parsed.refused] == ["not_json"]
 
 
 # -- CLI --------------------------------------------------------------------------------

@@ -58,7 +58,10 @@ async def test_garbage_lines_are_skipped_and_counted() -> None:
     port = server.sockets[0].getsockname()[1]
     health: list[ReaderHealth] = []
     config = ImpinjIotReaderConfig(
-        kind="impinj_iot", id="r700", url=f"http://127.0.0.1:{port}{STREAM_PATH}"
+        kind="impinj_iot",
+        id="r700",
+        url=f"http://127.0.0.1:{port}{STREAM_PATH}",
+        set_up=False,  # this server only streams
     )
     adapter = ImpinjIotReader(config, health.append)
     reads: list[TagObservation] = []

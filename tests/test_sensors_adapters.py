@@ -44,10 +44,11 @@ def test_mqtt_json_message_with_several_quantities():
     [
         ("sensors/a", b"{", "JSON"),
         ("sensors/a", b'{"temperature": 5}', "ts"),
-        ("sensors/a", b'{"ts": 1, "temprature": 5}', "unknown"),
-        ("sensors/a", b'{"ts": 1, "door": "ajar"}', "open/closed"),
-        ("sensors/a", b'{"ts": 1, "humidity": "wet"}', "number"),
-        ("sensors", b'{"ts": 1}', "topic"),
+        ("sensors/a", b'{"ts": 1780000000, "temprature": 5}', "unknown"),
+        ("sensors/a", b'{"ts": 1780000000, "door": "ajar"}', "open/closed"),
+        ("sensors/a", b'{"ts": 1780000000, "humidity": "wet"}', "number"),
+        ("sensors", b'{"ts": 1780000000}', "topic"),
+        ("sensors/a", b'{"ts": 1, "door": "open"}', "2000-2100"),
     ],
 )
 def test_bad_sensor_messages_are_refused_with_a_reason(topic, payload, reason):

@@ -10,20 +10,27 @@ longer than ``stale_after_s`` is treated as a dead reader: reported offline, the
 from __future__ import annotations
 
 import asyncio
-import json
+import base64
+import binascii
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from contract import TagObservation
+from contract import TagObservation, safejson
+from contract.safejson import JsonRefused
+from edge.refusals import REFUSALS, DeviceInputRefused
+from edge.rfid.checks import EPC_MAX_HEX, checked_epc, tag_read
 from edge.rfid.reader import HealthCallback, ReaderHealth
 from ops.backoff import Backoff
 
 log = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ADAPTER = "impinj_iot"
 
 
 class ImpinjIotReaderConfig(BaseModel):
@@ -35,41 +42,145 @@ class ImpinjIotReaderConfig(BaseModel):
     username: str | None = None
     password: str | None = None
     stale_after_s: float = Field(10.0, gt=0)
+    # Set the reader up on every connect: PUT our inventory preset (event fields, antennas, RF
+    # mode) and start it, so a reader out of the box works without hand configuration.
+    set_up: bool = True
+    preset_id: str = Field("pledgewatch", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    antenna_ports: list[int] = Field(default_factory=lambda: [1, 2, 3, 4], min_length=1)
+    rf_mode: int | None = Field(None, ge=0)  # None: the reader's default for its region
+
+
+def inventory_preset(config: ImpinjIotReaderConfig) -> dict[str, Any]:
+    """The InventoryPreset the gateway PUTs: the event fields it reads, antennas, RF mode."""
+    antenna: dict[str, Any] = {"inventorySession": 1, "inventorySearchMode": "single-target"}
+    if config.rf_mode is not None:
+        antenna["rfMode"] = config.rf_mode
+    return {
+        "eventConfig": {
+            "common": {"hostname": "enabled"},
+            "tagInventory": {
+                "epc": "enabled",
+                "epcHex": "enabled",
+                "antennaPort": "enabled",
+                "peakRssiCdbm": "enabled",
+                "lastSeenTime": "enabled",
+            },
+        },
+        "antennaConfigs": [{"antennaPort": port, **antenna} for port in config.antenna_ports],
+    }
+
+
+def api_base(stream_url: str) -> str:
+    """``http://reader/api/v1/data/stream`` -> ``http://reader/api/v1``."""
+    head, found, _ = stream_url.partition("/api/v1/")
+    return f"{head}/api/v1" if found else stream_url.rstrip("/").rsplit("/", 2)[0]
+
+
+MAX_LINE_BYTES = 64 * 1024  # one tag event is well under 2 kB; a line past this is not one
+MAX_DEPTH = 8
+MAX_TIME_CHARS = 40
+
+# Which fields of ``tagInventoryEvent`` we read, as data (Impinj API v1.7 names).
+IMPINJ_FIELDS = {
+    "epc_hex": "epcHex",  # disabled in the reader's default event configuration
+    "epc_base64url": "epc",  # enabled by default
+    "antenna": "antennaPort",
+    "rssi_cdbm": "peakRssiCdbm",
+    "seen_at": "lastSeenTime",  # when the tag was last singulated (event "timestamp" is later)
+}
+
+
+def _time_us(text: object, field: str) -> int:
+    if not isinstance(text, str) or len(text) > MAX_TIME_CHARS:
+        raise DeviceInputRefused("bad_time", f"{field} {str(text)[:40]!r} is not a time")
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise DeviceInputRefused("bad_time", f"{field} {text!r} is not ISO 8601") from None
+    if when.tzinfo is None:
+        raise DeviceInputRefused("bad_time", f"{field} {text!r} has no time zone")
+    return (when - _EPOCH) // timedelta(microseconds=1)
+
+
+def _epc_hex(inventory: dict[str, Any]) -> str:
+    """``epcHex`` when the reader was set to send it, else the default base64url ``epc``."""
+    hex_text = inventory.get(IMPINJ_FIELDS["epc_hex"])
+    if hex_text is not None:
+        return checked_epc(hex_text, "epcHex")
+    encoded = inventory.get(IMPINJ_FIELDS["epc_base64url"])
+    if not isinstance(encoded, str) or not encoded or len(encoded) > 4 * EPC_MAX_HEX:
+        raise DeviceInputRefused("bad_epc", "tag event has neither epcHex nor a base64url epc")
+    try:
+        raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    except (ValueError, binascii.Error):
+        raise DeviceInputRefused("bad_epc", f"epc {encoded[:40]!r} is not base64url") from None
+    return checked_epc(raw.hex(), "epc")
+
+
+class LineSplitter:
+    """NDJSON framing with a bound: bytes in, complete lines out, an over-long line dropped whole.
+
+    ``httpx``'s ``aiter_lines`` keeps a line in memory until its newline comes, so a reader (or
+    anything on its port) sending bytes without one would grow the gateway's memory without end.
+    """
+
+    def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        self._max = max_line_bytes
+        self._buffer = bytearray()
+        self._skipping = False
+        self.too_long = 0  # lines dropped for length since construction
+
+    def feed(self, data: bytes) -> list[bytes]:
+        lines: list[bytes] = []
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            if self._skipping:
+                self._skipping = False
+            elif len(self._buffer) + end - start > self._max:
+                self.too_long += 1
+            else:
+                lines.append(bytes(self._buffer) + data[start:end])
+            self._buffer.clear()
+            start = end + 1
+        if not self._skipping:
+            self._buffer += data[start:]
+            if len(self._buffer) > self._max:
+                self.too_long += 1
+                self._skipping = True
+                self._buffer.clear()
+        return [line.rstrip(b"\r") for line in lines if line.strip()]
 
 
 def parse_event(line: bytes, reader_id: str) -> TagObservation | None:
-    """One NDJSON line to an observation; None for other event types; ValueError if garbage."""
+    """One NDJSON line to an observation; None for an event that is not a tag read.
+
+    `DeviceInputRefused` (a ValueError) says why a line is not an event we can use.
+    Events without ``eventType`` (older firmware, Impinj's published stream samples) are tag
+    reads when they carry a ``tagInventoryEvent`` object.
+    """
     try:
-        event: Any = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"not JSON: {err}") from None
+        event: Any = safejson.loads(line, max_bytes=MAX_LINE_BYTES, max_depth=MAX_DEPTH)
+    except JsonRefused as err:
+        raise DeviceInputRefused("not_json", f"not JSON: {err}") from None
     if not isinstance(event, dict):
-        raise ValueError("event is not a JSON object")
-    if event.get("eventType") != "tagInventory":
+        raise DeviceInputRefused("not_an_object", "event is not a JSON object")
+    kind = event.get("eventType", "tagInventory" if "tagInventoryEvent" in event else None)
+    if kind != "tagInventory":
         return None
     inventory = event.get("tagInventoryEvent")
     if not isinstance(inventory, dict):
-        raise ValueError("tagInventory event without tagInventoryEvent object")
-    epc = inventory.get("epcHex")
-    antenna = inventory.get("antennaPort", 0)
-    rssi = inventory.get("peakRssiCdbm")
-    stamp = event.get("timestamp")
-    if not isinstance(epc, str) or not epc or len(epc) % 4:
-        raise ValueError(f"epcHex {epc!r} is not a whole number of 16-bit words in hex")
-    try:
-        int(epc, 16)
-        when = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-    except ValueError as err:
-        raise ValueError(f"bad field: {err}") from None
-    if when.tzinfo is None:
-        raise ValueError(f"timestamp {stamp!r} has no time zone")
-    if not isinstance(antenna, int) or (rssi is not None and not isinstance(rssi, int)):
-        raise ValueError("antennaPort and peakRssiCdbm must be integers")
-    return TagObservation(
-        epc=epc.upper(),
-        antenna=antenna,
-        rssi_cdbm=rssi,
-        observed_at_us=int(when.timestamp() * 1_000_000),
+        raise DeviceInputRefused("bad_event", "tagInventory event without tagInventoryEvent object")
+    epc = _epc_hex(inventory)
+    seen = inventory.get(IMPINJ_FIELDS["seen_at"])
+    if seen is not None:
+        at_us = _time_us(seen, "lastSeenTime")
+    else:
+        at_us = _time_us(event.get("timestamp"), "timestamp")
+    return tag_read(
+        epc=epc,
+        antenna=inventory.get(IMPINJ_FIELDS["antenna"], 0),
+        rssi_cdbm=inventory.get(IMPINJ_FIELDS["rssi_cdbm"]),
+        observed_at_us=at_us,
         reader_id=reader_id,
     )
 
@@ -81,6 +192,7 @@ class ImpinjIotReader:
         self._on_health = on_health
         self._online: bool | None = None
         self.garbage_lines = 0
+        self._set_up_failed = False
         self._client: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> ImpinjIotReader:
@@ -103,29 +215,64 @@ class ImpinjIotReader:
         now_us = int(datetime.now().timestamp() * 1_000_000)
         self._on_health(ReaderHealth(self.reader_id, online, reason, now_us))
 
+    def _read_of(self, line: bytes) -> TagObservation | None:
+        try:
+            observation = parse_event(line, self.reader_id)
+        except DeviceInputRefused as err:
+            self.garbage_lines += 1
+            REFUSALS.refuse(ADAPTER, err.reason, f"{self.reader_id}: {err}")
+            return None
+        if observation is None:
+            REFUSALS.refuse(ADAPTER, "not_a_tag_event", self.reader_id)
+        return observation
+
+    async def _set_up_reader(self) -> None:
+        """Our preset, then start it. A reader that refuses still streams its own event fields,
+        which `parse_event` reads too (base64url epc, event timestamp): logged, not fatal."""
+        assert self._client is not None
+        base = api_base(self._config.url)
+        preset_url = f"{base}/profiles/inventory/presets/{self._config.preset_id}"
+        try:
+            response = await self._client.put(preset_url, json=inventory_preset(self._config))
+            response.raise_for_status()
+            response = await self._client.post(f"{preset_url}/start")
+            response.raise_for_status()
+        except (httpx.HTTPError, OSError) as err:
+            if not self._set_up_failed:
+                log.warning(
+                    "reader set-up refused; reading its own event settings",
+                    extra={"reader": self.reader_id, "error": f"{type(err).__name__}: {err}"},
+                )
+            self._set_up_failed = True
+            return
+        if self._set_up_failed:
+            log.info("reader set-up applied", extra={"reader": self.reader_id})
+        self._set_up_failed = False
+
     async def observations(self) -> AsyncIterator[list[TagObservation]]:
         assert self._client is not None, "use `async with` first"
         backoff = Backoff(initial_s=0.5, maximum_s=30)
         while True:
+            if self._config.set_up:
+                await self._set_up_reader()
             try:
                 async with self._client.stream("GET", self._config.url) as response:
                     response.raise_for_status()
                     self._health(True, "stream connected")
                     backoff.reset()
-                    async for line in response.aiter_lines():
-                        if not line.strip():
-                            continue  # keep-alive blank line
-                        try:
-                            observation = parse_event(line.encode(), self.reader_id)
-                        except ValueError as err:
+                    splitter = LineSplitter()
+                    async for chunk in response.aiter_bytes():
+                        too_long = splitter.too_long
+                        batch = [
+                            read
+                            for line in splitter.feed(chunk)
+                            if (read := self._read_of(line)) is not None
+                        ]
+                        for _ in range(splitter.too_long - too_long):
                             self.garbage_lines += 1
-                            log.error(
-                                "unparseable reader event skipped",
-                                extra={"reader": self.reader_id, "error": str(err)},
-                            )
-                            continue
-                        if observation is not None:
-                            yield [observation]
+                            REFUSALS.refuse(ADAPTER, "line_too_long", self.reader_id)
+                        if batch:
+                            yield batch
                 reason = "stream ended"
             except httpx.ReadTimeout:
                 reason = f"no data for {self._config.stale_after_s} s"

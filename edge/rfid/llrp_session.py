@@ -25,11 +25,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from pyllrp import pyllrp as llrp_def
 
 from contract import TagObservation
+from edge.refusals import REFUSALS, DeviceInputRefused
 from edge.rfid import llrp
+from edge.rfid.checks import tag_read
 from edge.rfid.reader import HealthCallback, ReaderHealth
 from ops.backoff import Backoff
 
 log = logging.getLogger(__name__)
+
+ADAPTER = "llrp"
 
 ROSPEC_ID = 0x5057  # "PW": ours, so a restart deletes and re-adds the same spec
 INVENTORY_PARAMETER_SPEC_ID = 1
@@ -141,7 +145,18 @@ def reports_to_observations(
     for r in reports:
         stamp = r.last_seen_us if r.last_seen_us is not None else r.first_seen_us
         at_us = stamp + offset_us if stamp is not None else received_us
-        out.append(TagObservation(r.epc, r.antenna or 0, r.rssi_cdbm, at_us, reader_id))
+        try:
+            out.append(
+                tag_read(
+                    epc=r.epc,
+                    antenna=r.antenna or 0,
+                    rssi_cdbm=r.rssi_cdbm,
+                    observed_at_us=at_us,
+                    reader_id=reader_id,
+                )
+            )
+        except DeviceInputRefused as err:  # e.g. a LastSeen of 2**63: never signed and sent
+            REFUSALS.refuse(ADAPTER, err.reason, f"{reader_id}: {err}")
     return out
 
 
@@ -360,10 +375,7 @@ class LlrpReader:
             reports = llrp.parse_ro_access_report(frame.raw)
         except llrp.LlrpReportError as err:
             self.bad_reports += 1
-            log.error(
-                "malformed RO_ACCESS_REPORT skipped",
-                extra={"reader": self.reader_id, "msg_id": frame.msg_id, "error": str(err)},
-            )
+            REFUSALS.refuse(ADAPTER, "bad_report", f"{self.reader_id} #{frame.msg_id}: {err}")
             return []
         return reports_to_observations(reports, self.reader_id, received, self._offset_us)
 

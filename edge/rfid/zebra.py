@@ -17,18 +17,25 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import aiomqtt
 from pydantic import BaseModel, ConfigDict, Field
 
-from contract import TagObservation
+from contract import TagObservation, safejson
+from contract.bounds import time_us_in_range
+from contract.safejson import JsonRefused
+from edge.refusals import REFUSALS, DeviceInputRefused
+from edge.rfid.checks import RSSI_CDBM_MAX, RSSI_CDBM_MIN, checked_epc, tag_read
 from edge.rfid.reader import HealthCallback, ReaderHealth
 from ops.backoff import Backoff
 
 log = logging.getLogger(__name__)
+
+ADAPTER = "zebra_iot"
 
 # Our name -> the IoT Connector's JSON field inside "data".
 ZEBRA_FIELDS = {
@@ -37,6 +44,10 @@ ZEBRA_FIELDS = {
     "rssi_dbm": "peakRssi",
     "event_num": "eventNum",
 }
+
+
+TagMetadata = Literal["ANTENNA", "RSSI", "SEEN_COUNT", "PC"]
+DEFAULT_TAG_METADATA: tuple[TagMetadata, ...] = ("ANTENNA", "RSSI")
 
 
 class ZebraIotReaderConfig(BaseModel):
@@ -50,68 +61,121 @@ class ZebraIotReaderConfig(BaseModel):
     password: str | None = None
     stale_after_s: float = Field(10.0, gt=0)
     clock_skew_tolerance_s: float = Field(2.0, ge=0)  # correct reader time beyond this offset
+    # The reader's management request topic (IoT Connector MQTT management interface). When set,
+    # every connect sends ``set_mode`` (SIMPLE, EPC format, the metadata below) and ``start``.
+    command_topic: str | None = None
+    tag_metadata: list[TagMetadata] = Field(default_factory=lambda: list(DEFAULT_TAG_METADATA))
 
 
-class ZebraEventError(ValueError):
-    """A message or event that is not an IoT Connector tag data event."""
+def set_up_commands(config: ZebraIotReaderConfig, command_id: str) -> list[dict[str, Any]]:
+    """What the gateway publishes on the management topic: operating mode, then start."""
+    return [
+        {
+            "command": "set_mode",
+            "command_id": f"{command_id}-mode",
+            "payload": {"type": "SIMPLE", "tagMetaData": list(config.tag_metadata)},
+        },
+        {"command": "start", "command_id": f"{command_id}-start", "payload": {}},
+    ]
+
+
+class ZebraEventError(DeviceInputRefused):
+    """A message or event that is not an IoT Connector tag data event; ``reason`` says why."""
+
+
+MAX_MESSAGE_BYTES = 1024 * 1024  # a batching-mode array of a few thousand events
+MAX_DEPTH = 8
+MAX_TIME_CHARS = 40
+TID_HEX = 24  # fastID appends the 96-bit TID to the EPC
+HEARTBEAT_TYPES = frozenset({"heartbeat"})  # compared lower-case
+# ``data.format`` -> which memory ``idHex`` holds. tid and user memory carry no EPC: such a read
+# cannot be placed in a lot, so it is refused by reason, never taken as an EPC.
+ID_FORMATS = {"epc": "epc", "fastid": "epc+tid", "tid": "tid", "user": "user"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _timestamp_us(text: object) -> int:
-    if not isinstance(text, str):
-        raise ZebraEventError(f"timestamp {text!r} is not a string")
+    if not isinstance(text, str) or len(text) > MAX_TIME_CHARS:
+        raise ZebraEventError("bad_time", f"timestamp {str(text)[:40]!r} is not a string")
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         try:
             when = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
         except ValueError:
-            raise ZebraEventError(f"timestamp {text!r} is not ISO 8601") from None
+            raise ZebraEventError("bad_time", f"timestamp {text!r} is not ISO 8601") from None
     if when.tzinfo is None:
-        raise ZebraEventError(f"timestamp {text!r} has no time zone")
-    return int(when.timestamp() * 1_000_000)
+        raise ZebraEventError("bad_time", f"timestamp {text!r} has no time zone")
+    return (when - _EPOCH) // timedelta(microseconds=1)
 
 
-def parse_event(event: Any, reader_id: str) -> TagObservation:
+def _epc_of(data: dict[str, Any]) -> str:
+    raw_format = data.get("format", "epc")
+    kind = ID_FORMATS.get(raw_format.lower()) if isinstance(raw_format, str) else None
+    if kind is None:
+        raise ZebraEventError("unknown_format", f"format {str(raw_format)[:40]!r} is not known")
+    if kind in ("tid", "user"):
+        raise ZebraEventError("no_epc", f"format {raw_format!r}: idHex is {kind} memory, no EPC")
+    ident = checked_epc(data.get(ZEBRA_FIELDS["epc"]), "idHex")
+    if kind == "epc+tid":
+        if len(ident) <= TID_HEX:
+            raise ZebraEventError("bad_epc", f"fastID idHex {ident!r} is too short for EPC+TID")
+        ident = ident[:-TID_HEX]  # the TID stays in the reader's log, the EPC names the lot
+    return checked_epc(ident, "idHex")
+
+
+def parse_event(event: Any, reader_id: str) -> TagObservation | None:
+    """One event to an observation; None for a heartbeat. `ZebraEventError` says what is wrong."""
+    if isinstance(event, dict) and str(event.get("type", "")).lower() in HEARTBEAT_TYPES:
+        return None
     if not isinstance(event, dict) or not isinstance(event.get("data"), dict):
-        raise ZebraEventError("event is not an object with a 'data' object")
+        raise ZebraEventError("bad_event", "event is not an object with a 'data' object")
     data = event["data"]
-    epc = data.get(ZEBRA_FIELDS["epc"])
-    if not isinstance(epc, str) or not epc or len(epc) % 4:
-        raise ZebraEventError(f"idHex {epc!r} is not a whole number of 16-bit words")
-    try:
-        int(epc, 16)
-    except ValueError:
-        raise ZebraEventError(f"idHex {epc!r} is not hex") from None
-    antenna = data.get(ZEBRA_FIELDS["antenna"], 0)
     rssi = data.get(ZEBRA_FIELDS["rssi_dbm"])
-    if not isinstance(antenna, int) or isinstance(antenna, bool) or antenna < 0:
-        raise ZebraEventError(f"antenna {antenna!r} is not a port number")
-    if rssi is not None and not isinstance(rssi, int | float):
-        raise ZebraEventError(f"peakRssi {rssi!r} is not a number")
-    return TagObservation(
-        epc=epc.upper(),
-        antenna=antenna,
+    if rssi is not None and (isinstance(rssi, bool) or not isinstance(rssi, int | float)):
+        raise ZebraEventError("bad_rssi", f"peakRssi {str(rssi)[:40]} is not a number")
+    if rssi is not None and not RSSI_CDBM_MIN <= rssi * 100 <= RSSI_CDBM_MAX:
+        raise ZebraEventError("bad_rssi", f"peakRssi {rssi} dBm is out of range")
+    return tag_read(
+        epc=_epc_of(data),
+        # SIMPLE mode without antenna metadata (FXR90) names no port: 0, "not reported".
+        antenna=data.get(ZEBRA_FIELDS["antenna"], 0),
         rssi_cdbm=None if rssi is None else round(rssi * 100),
         observed_at_us=_timestamp_us(event.get("timestamp")),
         reader_id=reader_id,
     )
 
 
-def parse_message(payload: bytes, reader_id: str) -> tuple[list[TagObservation], list[str]]:
-    """Observations in one MQTT payload, and why any of its events were rejected."""
+@dataclass(frozen=True, slots=True)
+class ZebraMessage:
+    observations: list[TagObservation]
+    refused: list[ZebraEventError]
+    heartbeats: int
+
+
+def parse_message(payload: bytes, reader_id: str) -> ZebraMessage:
+    """Observations in one MQTT payload, heartbeats seen, and why any events were refused."""
     try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        return [], [f"not JSON: {err}"]
+        body = safejson.loads(payload, max_bytes=MAX_MESSAGE_BYTES, max_depth=MAX_DEPTH)
+    except JsonRefused as err:
+        return ZebraMessage([], [ZebraEventError("not_json", f"not JSON: {err}")], 0)
     events = body if isinstance(body, list) else [body]
     observations: list[TagObservation] = []
-    errors: list[str] = []
+    refused: list[ZebraEventError] = []
+    heartbeats = 0
     for event in events:
         try:
-            observations.append(parse_event(event, reader_id))
-        except ZebraEventError as err:
-            errors.append(str(err))
-    return observations, errors
+            observation = parse_event(event, reader_id)
+        except DeviceInputRefused as err:
+            refused.append(
+                err if isinstance(err, ZebraEventError) else ZebraEventError(err.reason, str(err))
+            )
+            continue
+        if observation is None:
+            heartbeats += 1
+        else:
+            observations.append(observation)
+    return ZebraMessage(observations, refused, heartbeats)
 
 
 def _now_us() -> int:
@@ -165,10 +229,17 @@ class ZebraIotReader:
         if not self._offset_us:
             return batch
         shift = self._offset_us
-        return [
-            TagObservation(o.epc, o.antenna, o.rssi_cdbm, o.observed_at_us + shift, o.reader_id)
-            for o in batch
-        ]
+        shifted = []
+        for o in batch:
+            if time_us_in_range(o.observed_at_us + shift):
+                shifted.append(
+                    TagObservation(
+                        o.epc, o.antenna, o.rssi_cdbm, o.observed_at_us + shift, o.reader_id
+                    )
+                )
+            else:  # the correction measured on a first event far off pushes this one out
+                REFUSALS.refuse(ADAPTER, "time_out_of_range", f"{self.reader_id}: corrected")
+        return shifted
 
     async def observations(self) -> AsyncIterator[list[TagObservation]]:
         backoff = Backoff(initial_s=0.5, maximum_s=30)
@@ -177,6 +248,12 @@ class ZebraIotReader:
             try:
                 async with self._client() as client:
                     await client.subscribe(self._config.topic, qos=1)
+                    if self._config.command_topic is not None:
+                        command_id = f"pw-{self.reader_id}-{_now_us()}"
+                        for command in set_up_commands(self._config, command_id):
+                            await client.publish(
+                                self._config.command_topic, json.dumps(command).encode(), qos=1
+                            )
                     self._offset_us = None  # measured again on this connection's first event
                     backoff.reset()
                     messages = aiter(client.messages)
@@ -188,16 +265,15 @@ class ZebraIotReader:
                             continue
                         payload = message.payload
                         raw = payload if isinstance(payload, bytes) else str(payload).encode()
-                        batch, errors = parse_message(raw, self.reader_id)
-                        if errors:
-                            self.bad_events += len(errors)
-                            log.error(
-                                "Zebra IoT Connector events rejected",
-                                extra={"reader": self.reader_id, "errors": errors[:5]},
-                            )
-                        if batch:
+                        parsed = parse_message(raw, self.reader_id)
+                        for err in parsed.refused:
+                            self.bad_events += 1
+                            REFUSALS.refuse(ADAPTER, err.reason, f"{self.reader_id}: {err}")
+                        if parsed.heartbeats and not parsed.observations:
+                            self._health(True, "reader heartbeat")
+                        if parsed.observations:
                             self._health(True, "tag events flowing")
-                            yield self._in_gateway_time(batch)
+                            yield self._in_gateway_time(parsed.observations)
             except aiomqtt.MqttError as err:
                 reason = f"MQTT: {err}"
             self._health(False, reason)

@@ -18,10 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
+from edge.refusals import REFUSALS, DeviceInputRefused
 from edge.sensors.decisions import Reading
 from edge.sensors.source import QUANTITY_UNITS
 
 log = logging.getLogger(__name__)
+
+
+class ModbusResponseRefused(DeviceInputRefused):
+    """A device answer that yields no reading; ``reason`` is the counter's code."""
 
 
 class RegisterMap(BaseModel):
@@ -45,9 +50,13 @@ class ModbusDevice(BaseModel):
 
 
 def decode_registers(words: list[int], register: RegisterMap) -> float:
-    """Raw 16-bit words (high word first) -> scaled value."""
+    """Raw 16-bit words (high word first) -> scaled value; `ModbusResponseRefused` otherwise."""
     if len(words) != register.words:
-        raise ValueError(f"expected {register.words} words, got {len(words)}")
+        raise ModbusResponseRefused(
+            "bad_response", f"expected {register.words} words, got {len(words)}"
+        )
+    if any(isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= 0xFFFF for w in words):
+        raise ModbusResponseRefused("bad_response", f"{str(words)[:60]} are not 16-bit words")
     raw = words[0] if register.words == 1 else (words[0] << 16) | words[1]
     bits = 16 * register.words
     if register.signed and raw >= 1 << (bits - 1):
@@ -76,6 +85,8 @@ class ModbusTcpSensor:
                     failing = False
                     for reading in polled:
                         yield reading
+                except ModbusResponseRefused as err:
+                    REFUSALS.refuse("modbus", err.reason, f"{self.sensor}: {err}")
                 except (ModbusException, OSError, ValueError) as err:
                     if not failing:
                         log.warning(
@@ -94,7 +105,9 @@ class ModbusTcpSensor:
                 register.address, count=register.words, device_id=self.device.unit
             )
             if response.isError():
-                raise ValueError(f"device refused register {register.address}: {response}")
+                raise ModbusResponseRefused(
+                    "device_error", f"device refused register {register.address}: {response}"
+                )
             value = decode_registers(list(response.registers), register)
             readings.append(Reading(self.sensor, register.quantity, value, t_us))
         return readings

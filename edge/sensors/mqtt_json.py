@@ -7,11 +7,14 @@ Payload: ``{"ts": <Unix seconds>, "<quantity>": <value>, ...}`` with quantities 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import AsyncIterator
 
+from contract import safejson
+from contract.bounds import TIME_US_MAX, TIME_US_MIN
+from contract.safejson import JsonRefused
+from edge.refusals import REFUSALS, DeviceInputRefused
 from edge.sensors.decisions import Reading
 from edge.sensors.source import CONTACT_QUANTITIES, QUANTITY_UNITS
 from edge.trackers.mqtt_source import device_messages
@@ -19,28 +22,39 @@ from edge.trackers.mqtt_source import device_messages
 log = logging.getLogger(__name__)
 
 TOPIC_FILTER = "sensors/+"
+ADAPTER = "sensor_json"
+MAX_MESSAGE_BYTES = 16 * 1024
+MAX_DEPTH = 4
+VALUE_LIMIT = 1e9  # beyond any quantity we read (kg, g, degC, %RH, deg); keeps floats finite
+
+
+class SensorMessageRefused(DeviceInputRefused):
+    """A sensor message that yields no reading; ``reason`` is the counter's code."""
 _CONTACT_WORDS = {"open": 1.0, "opened": 1.0, "cut": 1.0, "closed": 0.0, "sealed": 0.0}
 
 
 def parse_sensor_message(topic: str, payload: bytes) -> list[Reading]:
-    """ValueError says what is wrong; unknown keys are errors (a typo must not hide a value)."""
+    """`SensorMessageRefused` (a ValueError) says what is wrong; unknown keys are errors (a typo
+    must not hide a value)."""
     parts = topic.split("/")
     if len(parts) != 2 or parts[0] != "sensors" or not parts[1]:
-        raise ValueError(f"topic {topic!r} is not sensors/<sensor id>")
+        raise SensorMessageRefused("bad_topic", f"topic {topic[:80]!r} is not sensors/<sensor id>")
     sensor = parts[1]
     try:
-        data = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"not JSON: {err}") from None
+        data = safejson.loads(payload, max_bytes=MAX_MESSAGE_BYTES, max_depth=MAX_DEPTH)
+    except JsonRefused as err:
+        raise SensorMessageRefused("not_json", f"not JSON: {err}") from None
     if not isinstance(data, dict):
-        raise ValueError("message is not a JSON object")
+        raise SensorMessageRefused("not_an_object", "message is not a JSON object")
     ts = data.get("ts")
     if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
-        raise ValueError("message needs a numeric 'ts' (Unix seconds)")
+        raise SensorMessageRefused("bad_time", "message needs a numeric 'ts' (Unix seconds)")
     unknown = sorted(set(data) - set(QUANTITY_UNITS) - {"ts"})
     if unknown:
-        raise ValueError(f"unknown fields {unknown}")
-    t_us = int(ts * 1_000_000)
+        raise SensorMessageRefused("unknown_field", f"unknown fields {str(unknown)[:80]}")
+    t_us = round(ts * 1_000_000)
+    if not TIME_US_MIN <= t_us <= TIME_US_MAX:
+        raise SensorMessageRefused("time_out_of_range", f"ts {ts} is outside 2000-2100")
     readings = []
     for quantity in QUANTITY_UNITS:
         if quantity not in data:
@@ -52,9 +66,13 @@ def parse_sensor_message(topic: str, payload: bytes) -> list[Reading]:
             elif isinstance(raw, str) and raw.lower() in _CONTACT_WORDS:
                 value = _CONTACT_WORDS[raw.lower()]
             else:
-                raise ValueError(f"{quantity} must be open/closed or a boolean, got {raw!r}")
+                raise SensorMessageRefused(
+                    "bad_value", f"{quantity} must be open/closed or a boolean, got {str(raw)[:40]}"
+                )
         elif isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
-            raise ValueError(f"{quantity} must be a number, got {raw!r}")
+            raise SensorMessageRefused("bad_value", f"{quantity} must be a number: {str(raw)[:40]}")
+        elif abs(raw) > VALUE_LIMIT:
+            raise SensorMessageRefused("bad_value", f"{quantity} {raw} is out of range")
         else:
             value = float(raw)
         readings.append(Reading(sensor=sensor, quantity=quantity, value=value, t_us=t_us))
@@ -75,8 +93,8 @@ class MqttJsonSensors:
         ):
             try:
                 batch = parse_sensor_message(topic, payload)
-            except ValueError as err:
-                log.warning("sensor message refused", extra={"topic": topic, "reason": str(err)})
+            except SensorMessageRefused as err:
+                REFUSALS.refuse(ADAPTER, err.reason, f"{topic[:80]}: {err}")
                 continue
             for reading in batch:
                 yield reading

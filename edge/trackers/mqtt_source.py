@@ -44,10 +44,10 @@ async def device_messages(
                 backoff.reset()
                 async for message in client.messages:
                     payload = message.payload
-                    if isinstance(payload, str):
-                        payload = payload.encode()
-                    elif not isinstance(payload, bytes | bytearray):
-                        continue
+                    if payload is None:
+                        payload = b""  # an empty message: the parser refuses it, by reason
+                    elif isinstance(payload, str | int | float):
+                        payload = str(payload).encode()
                     yield str(message.topic), bytes(payload)
         except aiomqtt.MqttError as err:
             delay = backoff.next_delay()

@@ -4,6 +4,9 @@ Published on ``owntracks/{user}/{device}``; the tracker id is ``{user}-{device}`
 message's ``tid`` is a two-letter display tag, not unique, so the topic decides). Fields used:
 lat, lon (degrees), acc (metres), tst (fix time, Unix seconds), batt (percent). Other
 ``_type`` values (transition, waypoint, lwt, ...) carry no position and are skipped.
+``batt: -1`` is how the iOS app says "unknown" (so is any value outside 0-100): the battery is
+then unknown, never 0 %. A ``tst`` outside 2000-2100 (``0`` from a phone without a fix time)
+refuses the fix: a position dated 1970 would open or close a geofence at the wrong time.
 """
 
 from __future__ import annotations
@@ -12,7 +15,14 @@ import json
 import math
 from dataclasses import dataclass
 
+from contract import safejson
+from contract.bounds import TIME_US_MAX, TIME_US_MIN
+from contract.safejson import JsonRefused
+from edge.refusals import DeviceInputRefused
 from geofences.crossing import Fix
+
+MAX_MESSAGE_BYTES = 64 * 1024  # a location is ~300 bytes; cards with a face image are skipped
+MAX_DEPTH = 8
 
 TOPIC_FILTER = "owntracks/+/+"
 
@@ -27,10 +37,14 @@ class NotALocation(Exception):
     """A valid OwnTracks message that carries no position (lwt, transition, ...)."""
 
 
+class LocationRefused(DeviceInputRefused):
+    """A message that claims to be a location but is not a usable one; ``reason`` says why."""
+
+
 def tracker_of_topic(topic: str) -> str:
     parts = topic.split("/")
     if len(parts) != 3 or parts[0] != "owntracks" or not parts[1] or not parts[2]:
-        raise ValueError(f"topic {topic!r} is not owntracks/<user>/<device>")
+        raise LocationRefused("bad_topic", f"topic {topic[:80]!r} is not owntracks/<user>/<device>")
     return f"{parts[1]}-{parts[2]}"
 
 
@@ -38,22 +52,22 @@ def _number(data: dict[str, object], key: str, *, required: bool) -> float | Non
     value = data.get(key)
     if value is None:
         if required:
-            raise ValueError(f"location message has no {key!r}")
+            raise LocationRefused("missing_field", f"location message has no {key!r}")
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{key!r} must be a number, got {value!r}")
+        raise LocationRefused("bad_number", f"{key!r} must be a number, got {str(value)[:40]}")
     return float(value)
 
 
 def parse_location(topic: str, payload: bytes) -> TrackerReport:
-    """ValueError for a malformed message; NotALocation for other message types."""
+    """`LocationRefused` (a ValueError) for a malformed message; NotALocation for other types."""
     tracker = tracker_of_topic(topic)
     try:
-        data = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"not JSON: {err}") from None
+        data = safejson.loads(payload, max_bytes=MAX_MESSAGE_BYTES, max_depth=MAX_DEPTH)
+    except JsonRefused as err:
+        raise LocationRefused("not_json", f"not JSON: {err}") from None
     if not isinstance(data, dict):
-        raise ValueError("message is not a JSON object")
+        raise LocationRefused("not_an_object", "message is not a JSON object")
     if data.get("_type") != "location":
         raise NotALocation(str(data.get("_type")))
     lat = _number(data, "lat", required=True)
@@ -62,14 +76,17 @@ def parse_location(topic: str, payload: bytes) -> TrackerReport:
     acc = _number(data, "acc", required=False)
     batt = _number(data, "batt", required=False)
     if lat is None or lon is None or tst is None:  # unreachable: required above
-        raise ValueError("location message lacks lat, lon or tst")
+        raise LocationRefused("missing_field", "location message lacks lat, lon or tst")
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        raise ValueError(f"position ({lat}, {lon}) is outside WGS84 ranges")
+        raise LocationRefused("bad_position", f"position ({lat}, {lon}) is outside WGS84 ranges")
     if acc is not None and acc < 0:
-        raise ValueError(f"accuracy {acc} is negative")
+        raise LocationRefused("bad_accuracy", f"accuracy {acc} is negative")
+    t_us = round(tst * 1_000_000)
+    if not TIME_US_MIN <= t_us <= TIME_US_MAX:
+        raise LocationRefused("time_out_of_range", f"tst {tst} is outside 2000-2100")
     return TrackerReport(
-        fix=Fix(tracker=tracker, t_us=int(tst * 1_000_000), lon=lon, lat=lat, accuracy_m=acc),
-        battery_pct=None if batt is None else int(max(0, min(100, batt))),
+        fix=Fix(tracker=tracker, t_us=t_us, lon=lon, lat=lat, accuracy_m=acc),
+        battery_pct=None if batt is None or not 0 <= batt <= 100 else int(batt),
     )
 
 

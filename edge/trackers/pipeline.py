@@ -24,8 +24,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.pipelines import EdgeContext, Pipeline
+from edge.refusals import REFUSALS
 from edge.trackers.mqtt_source import device_messages
-from edge.trackers.owntracks import TOPIC_FILTER, NotALocation, parse_location
+from edge.trackers.owntracks import TOPIC_FILTER, LocationRefused, NotALocation, parse_location
 from edge.trackers.releases import on_releases
 from edge.trackers.station import Outgoing, TrackerStation
 from edge.trackers.watch import TrackedAsset
@@ -104,10 +105,11 @@ async def run(section: TrackersSection, ctx: EdgeContext) -> None:
         ):
             try:
                 report = parse_location(topic, payload)
-            except NotALocation:
+            except NotALocation as kind:  # lwt, transition, card: valid, but carry no fix
+                REFUSALS.refuse("owntracks", "not_a_location", f"{topic[:80]}: {kind}")
                 continue
-            except ValueError as err:
-                log.warning("tracker message refused", extra={"topic": topic, "reason": str(err)})
+            except LocationRefused as err:
+                REFUSALS.refuse("owntracks", err.reason, f"{topic[:80]}: {err}")
                 continue
             _emit_all(ctx, station.add(report.fix, report.battery_pct, ctx.now_us()))
     finally:
