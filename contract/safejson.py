@@ -41,6 +41,10 @@ def _refuse_constant(name: str) -> Any:
     raise JsonRefused(f"{name} is not a JSON number")
 
 
+# Built once: json.loads with any keyword argument builds a new decoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def _brackets_outside_strings(data: bytes) -> bytes:
     if b"\\" in data:
         data = _ESCAPE.sub(b"", data)  # an escaped pair never opens, closes or nests anything
@@ -83,7 +87,7 @@ def loads(
     except UnicodeDecodeError as err:
         raise JsonRefused(f"not UTF-8: {err}") from None
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return _DECODER.decode(text)
     except JsonRefused:
         raise
     except ValueError as err:  # JSONDecodeError is a ValueError
