@@ -15,6 +15,10 @@ from cloud.db import open_pool
 from cloud.registry import Conflict, NotFound
 from cloud.settings import Settings, load_settings
 
+# Every request body is counted as it arrives (declared or chunked) and refused with 413 past
+# this; routes that need more say so with their own ``max_body_size`` (lots, evidence).
+MAX_BODY_BYTES = 1024 * 1024
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
@@ -34,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Pledged goods under watch: sites, gateways, lots, presence, alerts.",
         lifespan=lifespan,
+        max_body_size=MAX_BODY_BYTES,
     )
     app.state.settings = settings
     registry = CollectorRegistry()
