@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from cloud.api.routes import (
     alerts,
+    apikeys,
     evidence,
     gateways,
     health,
@@ -32,4 +33,5 @@ ROUTERS: list[APIRouter] = [
     webhooks.router,
     map_routes.router,
     live_routes.router,
+    apikeys.router,
 ]
