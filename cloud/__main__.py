@@ -79,6 +79,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port or settings.api_port,
         log_config=None,
         access_log=False,
+        ws_max_size=64 * 1024,  # a browser sends only its hello on the live socket
     )
     return 0
 
