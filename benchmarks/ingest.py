@@ -49,7 +49,8 @@ def _start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
     conf = workdir / "mosquitto.conf"
     conf.write_text((ROOT / "deploy/mosquitto/mosquitto.conf").read_text()
-                    + f"\nlistener {port} 127.0.0.1\npersistence_location {workdir}/\nuser root\n")
+                    + f"\nlistener {port} 127.0.0.1\npersistence_location {workdir}/\nuser root\n"
+                    + "allow_anonymous true\n")  # a private broker on loopback opts in
     proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     for _ in range(100):

@@ -79,6 +79,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port or settings.api_port,
         log_config=None,
         access_log=False,
+        ws_max_size=64 * 1024,  # a browser sends only its hello on the live socket
     )
     return 0
 
@@ -106,6 +107,17 @@ def _apikey(args: argparse.Namespace) -> int:
         key = create_key(conn, args.role, operator_id=args.operator, financier_id=args.financier,
                          gateway_id=args.gateway, label=args.label)
     print(key)
+    return 0
+
+
+def _apikey_revoke(args: argparse.Namespace) -> int:
+    from cloud.apikeys import revoke
+
+    key_id = args.key.split("_", 2)[1] if args.key.startswith("pw_") else args.key
+    if not _sync(lambda c: revoke(c, key_id)):
+        print(f"no unrevoked API key {key_id!r}", file=sys.stderr)
+        return 1
+    print(f"revoked {key_id}")
     return 0
 
 
@@ -168,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     apikey.add_argument("--gateway")
     apikey.add_argument("--label", default="")
     apikey.set_defaults(func=_apikey)
+    revoke = commands.add_parser("apikey-revoke", help="revoke an API key (open sockets close)")
+    revoke.add_argument("key", help="the key id (or the whole pw_<id>_<secret> key)")
+    revoke.set_defaults(func=_apikey_revoke)
 
     for name, func in (("operator", _operator), ("financier", _financier)):
         p = commands.add_parser(name, help=f"create or rename a {name}")

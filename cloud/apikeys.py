@@ -64,3 +64,18 @@ async def authenticate(conn: AsyncConnection, token: str) -> Principal | None:
     if not hmac.compare_digest(bytes(stored), _hash(secret)):
         return None
     return Principal(key_id, values[1], values[2], values[3], values[4])
+
+
+async def is_active(conn: AsyncConnection, key_id: str) -> bool:
+    """Whether the key still exists unrevoked (long-lived sessions ask again and again)."""
+    cur = await conn.execute(
+        "SELECT 1 FROM api_keys WHERE id = %s AND revoked_at IS NULL", (key_id,))
+    return await cur.fetchone() is not None
+
+
+async def revoke(conn: AsyncConnection, key_id: str) -> bool:
+    """Revoke a key for good; False when there is no such unrevoked key."""
+    cur = await conn.execute(
+        "UPDATE api_keys SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL "
+        "RETURNING id", (key_id,))
+    return await cur.fetchone() is not None

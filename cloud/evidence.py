@@ -7,6 +7,7 @@ the picture; an upload is accepted only if its bytes hash to the id it is sent u
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterable
 
 from psycopg import AsyncConnection
 
@@ -16,6 +17,10 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 
 class EvidenceRefused(ValueError):
     """The upload is not what its id claims (wrong hash, not a JPEG, too large)."""
+
+
+class EvidenceTooLarge(EvidenceRefused):
+    """The upload passed the size cap (it was not read further)."""
 
 
 def check_image(sha256: str, data: bytes) -> None:
@@ -28,6 +33,25 @@ def check_image(sha256: str, data: bytes) -> None:
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
         raise EvidenceRefused(f"body hashes to {actual}, not {sha256}")
+
+
+async def receive_image(sha256: str, chunks: AsyncIterable[bytes]) -> bytes:
+    """Read an upload as it streams: refused the moment it passes the cap, hashed on the way."""
+    digest, parts, size = hashlib.sha256(), bytearray(), 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_IMAGE_BYTES:
+            raise EvidenceTooLarge(f"more than the {MAX_IMAGE_BYTES}-byte limit")
+        digest.update(chunk)
+        parts += chunk
+    data = bytes(parts)
+    if not data:
+        raise EvidenceRefused("empty body")
+    if not data.startswith(JPEG_MAGIC):
+        raise EvidenceRefused("not a JPEG image")
+    if digest.hexdigest() != sha256:
+        raise EvidenceRefused(f"body hashes to {digest.hexdigest()}, not {sha256}")
+    return data
 
 
 async def store_image(conn: AsyncConnection, sha256: str, data: bytes, gateway_id: str) -> bool:

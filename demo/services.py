@@ -99,6 +99,7 @@ def find_broker(services: Services, workdir: Path) -> None:
         conf.write_text(
             MOSQUITTO_CONF.read_text()
             + f"\nlistener {port} 127.0.0.1\npersistence_location {workdir}/\n"
+            + "allow_anonymous true\n"  # a private broker on loopback opts in
         )
         if os.geteuid() == 0:  # mosquitto drops to its own user; it must write its state here
             import pwd

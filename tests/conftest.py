@@ -105,7 +105,9 @@ class MosquittoBroker:
 
     workdir: Path
     extra: str = ""
-    base: str = field(default_factory=PROJECT_MOSQUITTO_CONF.read_text)
+    # The project's config refuses anonymous clients; a test broker on loopback opts in.
+    base: str = field(
+        default_factory=lambda: PROJECT_MOSQUITTO_CONF.read_text() + "\nallow_anonymous true\n")
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 

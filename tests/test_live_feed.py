@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 import websockets
@@ -228,3 +230,33 @@ def test_evidence_images_are_found_wherever_the_alert_keeps_them() -> None:
                 "frames": [{"kind": "frame", "sha256": b}, {"sha256": "short"}], "n": 3}
     assert image_refs(evidence) == [{"sha256": a, "kind": "plate_crop"},
                                     {"sha256": b, "kind": "frame"}]
+
+
+@pytest.mark.integration
+async def test_revoking_a_key_closes_its_open_socket_within_seconds(
+    database_url: str, api_keys: dict[str, str], api_url: str
+) -> None:
+    add_lot(database_url, "LOT-A", "bank-a")
+    ws = await open_feed(api_url, api_keys["bank-a"], None)
+    assert json.loads(await ws.recv())["type"] == "hello"
+    key_id = api_keys["bank-a"].split("_")[1]
+    async with httpx.AsyncClient(base_url=api_url) as api:
+        refused = await api.post(f"/api/v1/api-keys/{key_id}/revoke",
+                                 headers={"Authorization": f"Bearer {api_keys['supervisor']}"})
+        assert refused.status_code == 403
+        revoked = await api.post(f"/api/v1/api-keys/{key_id}/revoke",
+                                 headers={"Authorization": f"Bearer {api_keys['admin']}"})
+        assert revoked.status_code == 204
+        started = time.monotonic()
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            async with asyncio.timeout(6):
+                while True:
+                    await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+        assert time.monotonic() - started < 5
+        rest = await api.get("/api/v1/sites",
+                             headers={"Authorization": f"Bearer {api_keys['bank-a']}"})
+        assert rest.status_code == 401
+        again = await api.post(f"/api/v1/api-keys/{key_id}/revoke",
+                               headers={"Authorization": f"Bearer {api_keys['admin']}"})
+        assert again.status_code == 404

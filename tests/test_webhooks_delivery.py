@@ -311,3 +311,24 @@ async def test_two_workers_share_the_outbox_without_sending_anything_twice(
     for r in rx.received:
         per_path.setdefault(r.path, []).append(json.loads(r.body)["data"]["alert"]["subject"])
     assert per_path == {p: [f"lot:L1-{i}" for i in range(6)] for p in ("/hooks", "/other")}
+
+
+async def test_the_connection_goes_to_the_address_that_was_checked(
+    database_url: str, bank: dict[str, str], api_client: httpx.AsyncClient
+) -> None:
+    # A rebinding name: the check sees an allowed address, any later lookup the metadata service.
+    lookups: list[str] = []
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["127.0.0.1"] if len(lookups) == 1 else ["169.254.169.254"]
+
+    clock = Clock()
+    async with receiving() as target:
+        url = f"http://rebind.invalid:{target.port}/hooks"  # .invalid never resolves for real
+        await make_endpoint(api_client, bank["bank-a"], url)
+        await raise_one(database_url, "lot:L1")
+        await sender(database_url, clock, resolver=rebinding).deliver_due()
+    assert lookups == ["rebind.invalid"]
+    assert [(r.path, r.headers["host"]) for r in target.received] == [
+        ("/hooks", f"rebind.invalid:{target.port}")]

@@ -83,3 +83,35 @@ def test_ssrf_refuses_private_targets_unless_allowed() -> None:
     assert ssrf.refusal("receiver.test", ["192.168.1.9"], ["receiver.test"]) is None
     with pytest.raises(ssrf.BlockedTarget):
         ssrf.parse_url("file:///etc/passwd")
+
+
+@pytest.mark.parametrize("address", [
+    "64:ff9b::7f00:1",              # NAT64 of 127.0.0.1
+    "64:ff9b::a9fe:a9fe",           # NAT64 of the cloud metadata service
+    "64:ff9b:1:7f00:0:100::",       # local-use NAT64 (/48 layout) of 127.0.0.1
+    "64:ff9b:1::a00:1",             # local-use NAT64 (/96 layout) of 10.0.0.1
+    "2002:7f00:1::1",               # 6to4 of 127.0.0.1
+    "2002:c0a8:101::",              # 6to4 of 192.168.1.1
+    "::ffff:127.0.0.1",             # IPv4-mapped
+    "::ffff:10.1.2.3",
+    "::127.0.0.1",                  # IPv4-compatible
+    "::a9fe:a9fe",
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1
+])
+def test_ssrf_judges_ipv6_forms_by_the_ipv4_they_carry(address: str) -> None:
+    assert "non-public" in (ssrf.refusal("evil.example", [address], []) or "")
+
+
+def test_ssrf_lets_embedded_public_ipv4_through_and_honours_the_allow_list() -> None:
+    assert ssrf.refusal("nat64.example", ["64:ff9b::808:808"], []) is None
+    assert ssrf.refusal("v6.example", ["2606:4700::1111"], []) is None
+    assert ssrf.refusal("lab", ["::ffff:10.1.2.3"], ["10.0.0.0/8"]) is None
+
+
+def test_a_pinned_target_keeps_the_name_for_host_and_tls() -> None:
+    target = ssrf.pinned("https://hooks.bank.example:8443/in?x=1", "2606:4700::1111")
+    assert target.url == "https://[2606:4700::1111]:8443/in?x=1"
+    assert (target.host_header, target.server_name) == ("hooks.bank.example:8443",
+                                                        "hooks.bank.example")
+    with pytest.raises(ssrf.BlockedTarget):
+        ssrf.parse_url("http://user:pw@hooks.bank.example/")

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from contract import load_public_key, validate_identifier
+from contract.bounds import TIME_US_MAX, TIME_US_MIN
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinities are refused: JSON parsers accept them, PostgreSQL columns do not.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+_EARLIEST = datetime.fromtimestamp(TIME_US_MIN / 1e6, UTC)
+_LATEST = datetime.fromtimestamp(TIME_US_MAX / 1e6, UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    if not _EARLIEST <= value <= _LATEST:
+        raise ValueError(f"must lie between {_EARLIEST.isoformat()} and {_LATEST.isoformat()}")
+    return value
+
+
+ApiTime = Annotated[AwareDatetime, AfterValidator(_in_range)]
+"""A time a client sends: with its UTC offset (a naive one is ambiguous), 2000 to 2100."""
 
 
 Identifier = Annotated[str, AfterValidator(lambda v: validate_identifier(v, "id"))]
@@ -73,7 +89,7 @@ class LotCreate(_In):
     pieces: int = Field(0, ge=0)
     zone: str | None = None
     financier_id: str | None = None
-    absence_window_s: float = Field(30.0, gt=0)
+    absence_window_s: float = Field(30.0, gt=0, le=30 * 86_400)
     epcs: list[str] = Field(default_factory=list, max_length=100_000)
 
     @field_validator("epcs")

@@ -65,6 +65,7 @@ class WebhookSender:
     rng: random.Random = field(default_factory=random.Random)
     disable_after: timedelta = policy.DISABLE_AFTER
     timeout_s: float = TIMEOUT_S
+    resolver: ssrf.Resolver = ssrf.resolve
     sent: int = 0
 
     async def deliver_due(self) -> int:
@@ -117,10 +118,13 @@ class WebhookSender:
         body = json.dumps(row["payload"], sort_keys=True, separators=(",", ":")).encode()
         started = time.monotonic()
         try:
-            await ssrf.check_target(row["url"], self.allow)
+            # Connect to the address that was checked, not to whatever the name says next.
+            target = await ssrf.pin_target(row["url"], self.allow, self.resolver)
             headers = signing.headers(secrets, row["msg_id"], int(self.clock().timestamp()), body)
             headers["content-type"] = "application/json"
-            response = await http.post(row["url"], content=body, headers=headers)
+            headers["host"] = target.host_header
+            response = await http.post(target.url, content=body, headers=headers,
+                                       extensions={"sni_hostname": target.server_name})
             outcome = policy.Outcome(response.status_code, response.headers.get("retry-after"))
         except ssrf.BlockedTarget as err:
             outcome = policy.Outcome(None, error=f"blocked: {err}")

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from cloud.api.routes import (
     alerts,
+    apikeys,
     evidence,
     gateways,
     health,
@@ -34,4 +35,5 @@ ROUTERS: list[APIRouter] = [
     map_routes.router,
     live_routes.router,
     trackers.router,
+    apikeys.router,
 ]

@@ -17,18 +17,19 @@ Sha256 = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of 
 
 
 @router.put("/{sha256}", status_code=status.HTTP_201_CREATED,
-            responses={200: {"description": "already stored"}})
+            responses={200: {"description": "already stored"}},
+            max_body_size=evidence.MAX_IMAGE_BYTES)
 async def upload(sha256: Sha256, request: Request, conn: DbConn, gateway: Gateway) -> Response:
     if request.headers.get("content-type", "").split(";")[0].strip() != "image/jpeg":
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send Content-Type: image/jpeg")
-    declared = int(request.headers.get("content-length") or 0)
-    if declared > evidence.MAX_IMAGE_BYTES:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
-                            f"images are limited to {evidence.MAX_IMAGE_BYTES} bytes")
-    data = await request.body()
+    # The route's max_body_size refuses a larger body on its first read; the bytes are streamed,
+    # counted and hashed here, never buffered past the cap.
     assert gateway.gateway_id is not None  # the gateway role always names its gateway
     try:
+        data = await evidence.receive_image(sha256, request.stream())
         new = await evidence.store_image(conn, sha256, data, gateway.gateway_id)
+    except evidence.EvidenceTooLarge as err:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(err)) from None
     except evidence.EvidenceRefused as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from None
     return Response(status_code=status.HTTP_201_CREATED if new else status.HTTP_200_OK)

@@ -5,8 +5,9 @@ Protocol (JSON text frames). The browser opens the socket and sends
 is the cursor of the map state or of the last frame it applied, or null for "from now").
 The server answers ``{"type": "hello", "cursor": ..., "role": ...}``, then
 ``{"type": "events", "cursor": ..., "events": [...]}`` frames in cursor order. Close codes:
-4401 bad key, 4403 role may not watch, 4400 bad hello, 4409 the cursor is older than the feed
-keeps (reload the map state), 4408 the browser fell behind (reconnect with its cursor).
+4401 bad key (also when the key is revoked while the socket is open), 4403 role may not watch,
+4400 bad hello, 4409 the cursor is older than the feed keeps (reload the map state), 4408 the
+browser fell behind (reconnect with its cursor).
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 
 from cloud import live
-from cloud.apikeys import authenticate
+from cloud.apikeys import Principal, authenticate, is_active
 
 HELLO_TIMEOUT_S = 10.0
+# How often an open socket asks whether its key still stands: a revoked key's socket closes
+# within this many seconds.
+KEY_RECHECK_S = 2.0
 
 
 @contextlib.asynccontextmanager
@@ -40,7 +44,7 @@ class Refused(Exception):
         self.code, self.reason = code, reason
 
 
-async def _hello(ws: WebSocket) -> tuple[live.Audience, live.Cursor | None, str]:
+async def _hello(ws: WebSocket) -> tuple[live.Audience, live.Cursor | None, Principal]:
     try:
         hello = await asyncio.wait_for(ws.receive_json(), HELLO_TIMEOUT_S)
     except (TimeoutError, ValueError, KeyError) as err:
@@ -58,18 +62,19 @@ async def _hello(ws: WebSocket) -> tuple[live.Audience, live.Cursor | None, str]
             raise Refused(4401, "unknown or revoked API key")
         if principal.role == "gateway":
             raise Refused(4403, "gateway keys may not watch the live feed")
-        return await live.audience_of(conn, principal), cursor, principal.role
+        return await live.audience_of(conn, principal), cursor, principal
 
 
 @router.websocket("/api/v1/live")
 async def live_feed(ws: WebSocket) -> None:
     await ws.accept()
     try:
-        audience, after, role = await _hello(ws)
+        audience, after, principal = await _hello(ws)
         feed: live.LiveFeed = ws.app.state.live_feed
         with feed.subscribe() as sub:
-            await _first_to_end(_until_closed(ws), _stream(
-                ws, feed, sub, audience=audience, after=after, role=role))
+            await _first_to_end(
+                _until_closed(ws), _until_revoked(ws, principal.key_id),
+                _stream(ws, feed, sub, audience=audience, after=after, role=principal.role))
     except Refused as refused:
         await _close(ws, refused.code, refused.reason)
     except WebSocketDisconnect:
@@ -102,6 +107,14 @@ async def _until_closed(ws: WebSocket) -> None:
         message = await ws.receive()
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
+
+
+async def _until_revoked(ws: WebSocket, key_id: str) -> None:
+    while True:
+        await asyncio.sleep(KEY_RECHECK_S)
+        async with ws.app.state.pool.connection() as conn:
+            if not await is_active(conn, key_id):
+                raise Refused(4401, "the API key was revoked")
 
 
 async def _stream(ws: WebSocket, feed: live.LiveFeed, sub: live.Subscription, *,

@@ -13,7 +13,7 @@ from cloud.api.schemas import LotCreate, LotOut
 router = APIRouter(prefix="/api/v1/lots", tags=["lots"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, max_body_size=8 * 1024 * 1024)  # 100k EPCs
 async def create_lot(body: LotCreate, conn: DbConn, principal: Manager) -> LotOut:
     await registry.get_site(conn, principal, body.site_id)  # visible to this principal, or 404
     row = await lots.create_lot(conn, body.model_dump(exclude={"epcs"}), body.epcs)

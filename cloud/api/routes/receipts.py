@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cloud.api.deps import CurrentPrincipal, DbConn
 from cloud.receipts import ledger, printable, service
@@ -63,7 +63,12 @@ async def _run(call: Awaitable[T]) -> T:
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# Columns of a lot that always hold a value: null in a details update is refused, not stored.
+_NOT_NULL = ("depositor", "goods_kind", "pieces", "quality", "packaging", "unit", "marks",
+             "currency")
 
 
 class LotDetails(_In):
@@ -81,12 +86,19 @@ class LotDetails(_In):
     fence: str | None = None
     tag_pattern: str | None = None
     expected_labels: list[str] | None = None
-    temperature_c_min: float | None = None
-    temperature_c_max: float | None = None
-    humidity_pct_min: float | None = None
-    humidity_pct_max: float | None = None
+    temperature_c_min: float | None = Field(None, ge=-273.15, le=1000)
+    temperature_c_max: float | None = Field(None, ge=-273.15, le=1000)
+    humidity_pct_min: float | None = Field(None, ge=0, le=100)
+    humidity_pct_max: float | None = Field(None, ge=0, le=100)
     authorised_vehicles: list[str] | None = None
     epcs: list[str] | None = Field(None, max_length=100_000)
+
+    @model_validator(mode="after")
+    def _no_null_where_a_value_is_kept(self) -> LotDetails:
+        nulls = [f for f in _NOT_NULL if f in self.model_fields_set and getattr(self, f) is None]
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} may be left out but not null")
+        return self
 
 
 class IssueTerms(_In):

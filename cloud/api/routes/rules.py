@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, status
@@ -10,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cloud import alerts
 from cloud.api.deps import DbConn, Manager
+from cloud.api.schemas import ApiTime
 from cloud.rules import maintenance, sets
 from cloud.scope import alert_condition
 
@@ -17,17 +17,17 @@ router = APIRouter(prefix="/api/v1", tags=["rules"])
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class SnoozeIn(_In):
-    until: datetime
+    until: ApiTime
     comment: str = Field("", max_length=2000)
 
 
 class MaintenanceIn(_In):
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: ApiTime
+    ends_at: ApiTime
     alert_types: list[str] | None = None
     reason: str = Field("", max_length=2000)
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cloud import telemetry
 from cloud.api.deps import CurrentPrincipal, DbConn
+from cloud.api.schemas import ApiTime
 
 router = APIRouter(prefix="/api/v1/telemetry", tags=["telemetry"])
 
@@ -19,8 +20,8 @@ class TimeWindow(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    start: datetime | None = Field(None, alias="from")
-    end: datetime | None = Field(None, alias="to")
+    start: ApiTime | None = Field(None, alias="from")
+    end: ApiTime | None = Field(None, alias="to")
     bucket_s: int = Field(60, ge=1, le=86_400)
 
     def bounds(self) -> dict[str, Any]:
