@@ -49,8 +49,11 @@ from contract.messages import PlateReadBody
 from firmware_sim.scenario import WebhookInbox
 
 
-def _seed(database_url: str, key: Ed25519PrivateKey, lots: int) -> None:
+def _seed(database_url: str, key: Ed25519PrivateKey, lots: int, workdir: Path) -> None:
+    from cloud.command_key import load_command_key
+
     with psycopg.connect(database_url, autocommit=True) as conn:
+        (workdir / "cloud.pub").write_text(public_key_b64(load_command_key(conn)))
         conn.execute("INSERT INTO operators VALUES ('op', 'op')")
         conn.execute("INSERT INTO sites (id, operator_id, name) VALUES ('bench', 'op', 'b')")
         conn.execute("INSERT INTO financiers VALUES ('bank', 'Bank')")
@@ -129,7 +132,7 @@ async def _run(mode: str, server: str, args: argparse.Namespace, workdir: Path
     database_url = _fresh_database(server, f"pw_bench_alerts_{mode}")
     key = Ed25519PrivateKey.generate()
     (workdir / "gw.key").write_bytes(private_key_pem(key))
-    _seed(database_url, key, args.events)
+    _seed(database_url, key, args.events, workdir)
     broker, port = _start_broker(workdir)
     env = {**os.environ, "DATABASE_URL": database_url, "MQTT_URL": f"mqtt://127.0.0.1:{port}",
            "PW_WEBHOOK_ALLOW": "127.0.0.1", "PW_INGEST_BATCH_MS": "20",

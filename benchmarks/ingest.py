@@ -30,6 +30,7 @@ import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from benchmarks._report import print_figures, print_table
+from cloud.command_key import load_command_key
 from cloud.migrate import migrate
 from contract import MessageType, TagReadsBody, private_key_pem, public_key_b64
 from edge.agent import Agent
@@ -102,6 +103,7 @@ async def _run_pipeline(database_url: str, port: int, workdir: Path, readings: i
         conn.execute("INSERT INTO sites (id, operator_id, name) VALUES ('bench', 'op', 'b')")
         conn.execute("INSERT INTO gateways (id, site_id, public_key) VALUES ('gw-1', 'bench', %s)",
                      (public_key_b64(key),))
+        (workdir / "cloud.pub").write_text(public_key_b64(load_command_key(conn)))
     config = workdir / "edge.toml"
     config.write_text(f'site = "bench"\ngateway = "gw-1"\nkey_file = "gw.key"\n'
                       f'data_dir = "edge"\nhealth_interval_s = 3600\n'

@@ -154,6 +154,18 @@ def _gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_key(args: argparse.Namespace) -> int:
+    from cloud.command_key import load_command_key_from
+    from contract import public_key_b64
+
+    key = load_command_key_from(load_settings().database_url)
+    text = public_key_b64(key) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text, end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cloud", description=__doc__)
     parser.add_argument("--log-level", default="INFO")
@@ -205,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     keys.add_argument("--key", help="base64 public key")
     gateway.add_argument("--mqtt-user")
     gateway.set_defaults(func=_gateway)
+
+    command_key = commands.add_parser(
+        "command-key", help="print the public key gateways verify cloud commands with (cloud.pub)")
+    command_key.add_argument("--out", help="also write it to this file (the gateway's cloud.pub)")
+    command_key.set_defaults(func=_command_key)
 
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_command(commands)

@@ -2,7 +2,8 @@
 
 ``push_fences`` validates a FeatureCollection with the same code the gateways run, stores it as
 the site's next version (``geofence_sets``) and publishes it retained to every gateway of the
-site, so a gateway that is offline gets it when it reconnects. Each gateway answers with
+site, signed with the cloud's command key (contract/commands.py), so a gateway that is offline
+gets it when it reconnects. Each gateway answers with
 ``geofences_applied`` (stored in ``geofence_acks``), which is how the cloud knows which version
 each one runs.
 
@@ -14,12 +15,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 from typing import Any
 
 import aiomqtt
 import psycopg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from cloud.command_key import load_command_key
 from cloud.settings import load_settings
+from contract.commands import seal_command
 from contract.topics import cmd_topic
 from edge.trackers.mqtt_source import broker_address
 from geofences.fences import FenceSet, parse_feature_collection
@@ -59,15 +64,19 @@ async def publish_fences(
     fences: FenceSet,
     gateways: list[str],
     *,
+    command_key: Ed25519PrivateKey,
     username: str | None = None,
     password: str | None = None,
 ) -> None:
     host, port, url_user, url_password = broker_address(mqtt_url)
-    payload = encode_update(fences)
+    body = json.loads(encode_update(fences))
+    issued_at_us = time.time_ns() // 1000
     async with aiomqtt.Client(
         host, port, username=username or url_user, password=password or url_password
     ) as client:
         for gateway in gateways:
+            payload = seal_command(command_key, site=fences.site, gateway=gateway, name=COMMAND,
+                                   body=body, issued_at_us=issued_at_us)
             await client.publish(
                 cmd_topic(fences.site, gateway, COMMAND), payload, qos=1, retain=True
             )
@@ -80,11 +89,13 @@ def _push(args: argparse.Namespace) -> int:
     with psycopg.connect(settings.database_url) as conn:
         fences = store_fences(conn, collection)
         gateways = gateways_of(conn, fences.site)
+        command_key = load_command_key(conn)
     asyncio.run(
         publish_fences(
             settings.mqtt_url,
             fences,
             gateways,
+            command_key=command_key,
             username=settings.mqtt_username,
             password=settings.mqtt_password,
         )

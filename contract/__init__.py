@@ -4,7 +4,20 @@ Both `edge` and `cloud` import this package and nothing else defines a topic str
 type or the bytes a signature covers. See docs/protocol.md for the human description.
 """
 
-from contract.confirmations import STORED_COMMAND, decode_stored, encode_stored, seq_ranges
+from contract.commands import (
+    Command,
+    CommandOrder,
+    CommandRefused,
+    open_command,
+    seal_command,
+)
+from contract.confirmations import (
+    STORED_COMMAND,
+    decode_stored,
+    encode_stored,
+    seq_ranges,
+    stored_body,
+)
 from contract.envelope import (
     SCHEMA_VERSION,
     Envelope,
@@ -59,6 +72,9 @@ __all__ = [
     "AgentHealthBody",
     "AlertBody",
     "Channel",
+    "Command",
+    "CommandOrder",
+    "CommandRefused",
     "Envelope",
     "EnvelopeError",
     "GatewayStatusBody",
@@ -77,13 +93,16 @@ __all__ = [
     "ingest_subscription",
     "load_private_key",
     "load_public_key",
+    "open_command",
     "open_envelope",
     "parse_topic",
     "private_key_pem",
     "public_key_b64",
     "seal",
+    "seal_command",
     "seq_ranges",
     "status_topic",
+    "stored_body",
     "telemetry_topic",
     "topic_for",
     "validate_body",

@@ -107,6 +107,8 @@ def bootstrap(demo: Demo, tags_per_lot: int, absence_window_s: float) -> dict[st
     key_file.write_bytes(private_key_pem(key))
     key_file.chmod(0o600)
     demo.cloud("gateway", "--id", GATEWAY, "--site", SITE, "--key", public_key_b64(key))
+    # The cloud's command key, where the agent looks for it (beside its own key).
+    demo.cloud("command-key", "--out", str(demo.workdir / "cloud.pub"))
     lots = demo_lots(tags_per_lot)
     with psycopg.connect(demo.services.database_url, autocommit=True) as conn:
         for (lot_id, epcs), bank in zip(lots.items(), ("bank-a", "bank-b"), strict=True):

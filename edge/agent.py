@@ -32,11 +32,11 @@ from contract import (
     topic_for,
 )
 from edge import __version__
-from edge.config import AgentCore
+from edge.config import AgentCore, cloud_command_key
 from edge.outbox import Outbox
 from edge.pipelines import load_pipelines
 from edge.publisher import Publisher, SessionAnnouncement, command_filter
-from edge.refusals import RefusalMetrics
+from edge.refusals import REFUSALS, RefusalMetrics
 from edge.rules_alarm import LocalAlarm
 from edge.rules_local import EdgeRules, alert_of
 
@@ -71,6 +71,9 @@ class Agent:
                 offline=lambda: self._status("offline"),
             ),
             command_topic_filter=command_filter(self.site, self.gateway),
+            command_key=cloud_command_key(config),
+            site=self.site,
+            gateway=self.gateway,
             on_command=self._dispatch_command,
         )
 
@@ -154,9 +157,12 @@ class Agent:
         name = topic.rsplit("/cmd/", 1)[-1]
         handler = self._command_handlers.get(name)
         if handler is None:
-            log.warning("command with no handler ignored", extra={"command": name})
+            REFUSALS.refuse("cloud_command", "no_handler", f"cmd/{name}")
             return
-        handler(payload)
+        try:
+            handler(payload)
+        except ValueError as err:  # signed by the cloud, yet not what this agent understands
+            REFUSALS.refuse("cloud_command", "bad_body", f"cmd/{name}: {err}")
 
     def health(self) -> AgentHealthBody:
         return AgentHealthBody(

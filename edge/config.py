@@ -12,9 +12,10 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
-from contract import validate_identifier
+from contract import load_public_key, validate_identifier
 from edge.pipelines import load_pipelines
 
 
@@ -85,6 +86,9 @@ class AgentCore(_Section):
     site: str
     gateway: str
     key_file: Path
+    # The cloud's command public key (base64, as `python -m cloud command-key` prints it): every
+    # cmd/ message must be signed by it. Default: cloud.pub beside key_file.
+    cloud_public_key_file: Path | None = None
     data_dir: Path = Path("var/edge")
     broker: BrokerConfig = BrokerConfig()
     outbox: OutboxConfig = OutboxConfig()
@@ -138,12 +142,28 @@ def load_config(path: Path) -> AgentCore:
         more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
         raise ConfigError(path, key, f"{first['msg']}{more}") from None
     base = path.parent
+    key_file = (base / config.key_file).resolve()
+    cloud_key = (base / config.cloud_public_key_file if config.cloud_public_key_file
+                 else key_file.parent / "cloud.pub").resolve()
     updates = {
-        "key_file": (base / config.key_file).resolve(),
+        "key_file": key_file,
+        "cloud_public_key_file": cloud_key,
         "data_dir": (base / config.data_dir).resolve(),
     }
     config = config.model_copy(update=updates)
     if not config.key_file.is_file():
         hint = "create it with: python -m edge keygen"
         raise ConfigError(path, "key_file", f"{config.key_file} does not exist ({hint})")
+    try:
+        load_public_key(cloud_key.read_text(encoding="ascii").strip())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        hint = "write it with: python -m cloud command-key --out cloud.pub"
+        why = getattr(err, "strerror", None) or err
+        raise ConfigError(path, "cloud_public_key_file", f"{cloud_key}: {why} ({hint})") from None
     return config
+
+
+def cloud_command_key(config: AgentCore) -> Ed25519PublicKey:
+    """The key every cmd/ message must verify against (load_config checked it is readable)."""
+    path = config.cloud_public_key_file or config.key_file.parent / "cloud.pub"
+    return load_public_key(path.read_text(encoding="ascii").strip())

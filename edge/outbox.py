@@ -68,6 +68,7 @@ class Outbox:
         self.depth, self.bytes = row.fetchone()
         self._listeners: list[Callable[[], None]] = []
         self.max_confirmed = 0  # highest seq the cloud confirmed (since this process started)
+        self.beyond_allocated = 0  # confirmations naming seqs never allocated (suspicious)
 
     def _counter(self, name: str) -> int:
         cur = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,))
@@ -165,10 +166,20 @@ class Outbox:
                                      [(s,) for s in seqs])
 
     def confirm(self, ranges: list[tuple[int, int]]) -> int:
-        """The cloud stored these: forget them. Returns how many rows went."""
+        """The cloud stored these: forget them. Returns how many rows went.
+
+        Ranges are clamped to sequence numbers this outbox allocated: the cloud cannot have
+        stored a message that was never written, so a range beyond them is counted as
+        ``beyond_allocated`` and deletes nothing past the last allocated seq.
+        """
         removed = 0
         with self._transaction():
-            for first, last in ranges:
+            for first, wanted_last in ranges:
+                last = min(wanted_last, self._last_seq)
+                if last != wanted_last:
+                    self.beyond_allocated += 1
+                if first > last:
+                    continue
                 cur = self._db.execute(
                     "DELETE FROM outbox WHERE seq BETWEEN ? AND ? RETURNING length(payload)",
                     (first, last),

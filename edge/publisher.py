@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import time
@@ -20,10 +21,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiomqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from contract import STORED_COMMAND, cmd_topic, decode_stored
+from contract import (
+    STORED_COMMAND,
+    CommandOrder,
+    CommandRefused,
+    cmd_topic,
+    decode_stored,
+    open_command,
+)
 from edge.config import BrokerConfig
 from edge.outbox import Outbox, OutboxMessage
+from edge.refusals import REFUSALS
 from ops.backoff import Backoff
 from ops.mqtt import connect_first, persistent_session_kwargs, protocol_candidates
 
@@ -64,6 +74,9 @@ class Publisher:
         client_id: str,
         announcement: SessionAnnouncement,
         command_topic_filter: str,
+        command_key: Ed25519PublicKey,
+        site: str,
+        gateway: str,
         on_command: Callable[[str, bytes], None] | None = None,
     ) -> None:
         self._outbox = outbox
@@ -72,6 +85,9 @@ class Publisher:
         self._announcement = announcement
         self._command_filter = command_topic_filter
         self._on_command = on_command
+        self._command_key = command_key
+        self._site, self._gateway = site, gateway
+        self._command_order = CommandOrder()
         self._wake = asyncio.Event()
         self._protocols = protocol_candidates(broker.protocol)
         self.stats = PublisherStats()
@@ -156,18 +172,30 @@ class Publisher:
             payload = message.payload
             if not isinstance(payload, bytes | bytearray):
                 continue
-            topic = str(message.topic)
-            if topic.endswith(f"/cmd/{STORED_COMMAND}"):
-                self._on_confirmation(bytes(payload))
-            elif self._on_command is not None:
-                self._on_command(topic, bytes(payload))
+            self.on_command_message(str(message.topic), bytes(payload))
 
-    def _on_confirmation(self, payload: bytes) -> None:
+    def on_command_message(self, topic: str, payload: bytes) -> None:
+        """Act on a cmd/ message only when the cloud signed it for this gateway and command."""
+        name = topic.rsplit("/cmd/", 1)[-1]
         try:
-            ranges = decode_stored(payload)
-        except ValueError as err:
-            log.error("unreadable delivery confirmation ignored", extra={"error": str(err)})
+            command = open_command(
+                payload, public_key=self._command_key, site=self._site, gateway=self._gateway,
+                name=name, now_us=time.time_ns() // 1000,
+            )
+            if name == STORED_COMMAND:
+                self._on_confirmation(decode_stored(command.body))
+                return
+            self._command_order.admit(command)
+        except CommandRefused as err:
+            REFUSALS.refuse("cloud_command", err.reason, f"{topic}: {err}")
             return
+        except ValueError as err:  # a signed confirmation the gateway cannot read
+            REFUSALS.refuse("cloud_command", "bad_body", f"{topic}: {err}")
+            return
+        if self._on_command is not None:
+            self._on_command(topic, json.dumps(command.body).encode())
+
+    def _on_confirmation(self, ranges: list[tuple[int, int]]) -> None:
         self.stats.confirmed += self._outbox.confirm(ranges)
         self._quiet_since = time.monotonic()
         self._silence_s = self._broker.confirm_silence_s

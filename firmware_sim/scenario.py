@@ -305,6 +305,9 @@ class Player:
         key_file.write_bytes(private_key_pem(key))
         await self._post("/api/v1/gateways", self.admin_key,
                          {"id": gateway, "site_id": self.site, "public_key": public_key_b64(key)})
+        # The agent verifies every cmd/ message with the cloud's key, kept beside its own.
+        command_key = await self._post("/api/v1/command-key", self.admin_key, method="GET")
+        (self.work_dir / "cloud.pub").write_text(command_key["public_key"])
         lots = {lot.id: lot for lot in sc.lots}
         authorised = {v for lot in sc.lots for v in lot.authorised_vehicles}
         for lot in sc.lots:

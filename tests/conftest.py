@@ -80,6 +80,7 @@ class RegisteredGateway:
 @pytest.fixture
 def register_gateway(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     """Make an operator, a site and a gateway with a fresh key; returns RegisteredGateway."""
+    from cloud.command_key import load_command_key
     from contract import private_key_pem, public_key_b64
 
     def make(site: str = "site-1", gateway: str = "gw-1") -> RegisteredGateway:
@@ -93,6 +94,8 @@ def register_gateway(database_url: str, tmp_path: Path):  # type: ignore[no-unty
                 "ON CONFLICT DO NOTHING", (site, site))
             conn.execute("INSERT INTO gateways (id, site_id, public_key) VALUES (%s, %s, %s)",
                          (gateway, site, public_key_b64(key)))
+            # The cloud's command key, where the agent looks by default (beside its own key).
+            (tmp_path / "cloud.pub").write_text(public_key_b64(load_command_key(conn)))
         return RegisteredGateway(site, gateway, key, key_file)
 
     return make

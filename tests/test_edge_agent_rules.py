@@ -9,8 +9,9 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from contract import MessageType, PresenceChangeBody, open_envelope
+from contract import MessageType, PresenceChangeBody, open_envelope, public_key_b64
 from contract.messages import PlateReadBody
 from edge.__main__ import main as edge_main
 from edge.agent import Agent
@@ -23,6 +24,7 @@ async def test_unauthorised_plate_and_departed_tags_raise_theft_and_sound_the_al
     tmp_path: Path, mqtt_broker  # type: ignore[no-untyped-def]
 ) -> None:
     assert edge_main(["keygen", "--out", str(tmp_path / "gw.key")]) == 0
+    (tmp_path / "cloud.pub").write_text(public_key_b64(Ed25519PrivateKey.generate()))
     config = tmp_path / "edge.toml"
     config.write_text(f"""
 site = "site-1"

@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from contract import public_key_b64
 from edge.__main__ import main as edge_main
 from edge.config import ConfigError, load_config
 
@@ -33,6 +35,8 @@ epcs = ["3034257BF7194E4000003039"]
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
     assert edge_main(["keygen", "--out", str(tmp_path / "gw.key")]) == 0
+    cloud_key = public_key_b64(Ed25519PrivateKey.generate())
+    (tmp_path / "cloud.pub").write_text(cloud_key + "\n")
     return tmp_path
 
 
@@ -41,6 +45,7 @@ def test_good_config_loads_with_paths_relative_to_the_file(config_dir: Path) -> 
     path.write_text(GOOD)
     config = load_config(path)
     assert config.key_file == (config_dir / "gw.key").resolve()
+    assert config.cloud_public_key_file == (config_dir / "cloud.pub").resolve()
     assert config.rfid.lots[0].id == "LOT-A"  # type: ignore[attr-defined]
 
 
@@ -54,6 +59,10 @@ def test_good_config_loads_with_paths_relative_to_the_file(config_dir: Path) -> 
         (('key_file = "gw.key"', 'key_file = "missing.key"'), "key_file", "does not exist"),
         (('site = "site-1"\n', ""), "site", "Field required"),
         (('[broker]', '[brokr]'), "brokr", "Extra inputs"),
+        (('key_file = "gw.key"', 'key_file = "gw.key"\ncloud_public_key_file = "none.pub"'),
+         "cloud_public_key_file", "No such file"),
+        (('key_file = "gw.key"', 'key_file = "gw.key"\ncloud_public_key_file = "gw.key"'),
+         "cloud_public_key_file", "not base64"),
     ],
 )
 def test_bad_config_names_file_key_and_reason(

@@ -18,13 +18,15 @@ from urllib.parse import urlsplit
 
 import aiomqtt
 import psycopg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from psycopg import AsyncConnection
 
+from cloud.command_key import load_command_key_from
 from cloud.ingest.decode import Decision, decide
 from cloud.ingest.gateways import GatewayDirectory
 from cloud.ingest.store import BatchResult, store_batch
-from contract import STORED_COMMAND, cmd_topic, encode_stored, ingest_subscription
+from contract import STORED_COMMAND, cmd_topic, ingest_subscription, seal_command, stored_body
 from ops.backoff import Backoff
 from ops.mqtt import connect_first, persistent_session_kwargs, protocol_candidates
 
@@ -75,6 +77,7 @@ class Ingest:
         self.totals = BatchResult()
         self._gateways = GatewayDirectory()
         self._conn: AsyncConnection | None = None
+        self._command_key: Ed25519PrivateKey | None = None  # signs cmd/stored
         self._partitions_checked = float("-inf")
 
     async def run(self) -> None:
@@ -95,6 +98,9 @@ class Ingest:
         while self._conn is None or self._conn.closed:
             try:
                 self._conn = await AsyncConnection.connect(self.options.database_url)
+                if self._command_key is None:
+                    self._command_key = await asyncio.to_thread(
+                        load_command_key_from, self.options.database_url)
                 await self._gateways.load(self._conn)
                 await self._conn.commit()
             except psycopg.OperationalError as err:
@@ -221,8 +227,16 @@ class Ingest:
         """Tell each gateway what is now committed, so it can forget it (cmd/stored)."""
         if not result.stored:
             return
+        key = self._command_key
+        assert key is not None  # loaded with the database connection that stored the batch
+        now_us = time.time_ns() // 1000
         await asyncio.gather(*(
-            client.publish(cmd_topic(site, gateway, STORED_COMMAND), encode_stored(seqs), qos=1)
+            client.publish(
+                cmd_topic(site, gateway, STORED_COMMAND),
+                seal_command(key, site=site, gateway=gateway, name=STORED_COMMAND,
+                             body=stored_body(seqs), issued_at_us=now_us),
+                qos=1,
+            )
             for (site, gateway), seqs in result.stored.items()
         ))
         result.stored.clear()

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from cloud.api.routes import (
     alerts,
     apikeys,
+    command_key,
     evidence,
     gateways,
     health,
@@ -36,4 +37,5 @@ ROUTERS: list[APIRouter] = [
     live_routes.router,
     trackers.router,
     apikeys.router,
+    command_key.router,
 ]
