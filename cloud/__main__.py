@@ -59,6 +59,7 @@ def _ingest(args: argparse.Namespace) -> int:
         subscription=args.subscription,
         batch_messages=settings.ingest_batch_messages,
         batch_ms=settings.ingest_batch_ms,
+        max_clock_skew_s=settings.ingest_max_clock_skew_s,
     ))
     if args.metrics_port:
         serve_metrics(ingest.metrics, args.metrics_port)
