@@ -220,7 +220,7 @@ def open_envelope(raw: bytes) -> Envelope:
     body = _require(obj, "body", dict)
     try:
         signature = base64.b64decode(_require(obj, "sig", str), validate=True)
-    except binascii.Error:
+    except (binascii.Error, ValueError):  # non-ASCII text raises a bare ValueError
         raise EnvelopeError("field 'sig' is not base64") from None
     if len(signature) != 64:
         raise EnvelopeError(f"an Ed25519 signature is 64 bytes, got {len(signature)}")
