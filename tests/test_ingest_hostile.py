@@ -235,11 +235,15 @@ async def test_a_gateway_of_site_2_changes_nothing_of_site_1(
     fix = [t_us, 1_213_000_000, 312_000_000, 500, 90]
     missing = {"action": "raise", "alert_type": "theft.tag_missing", "subject": "lot:L1",
                "severity": "critical", "lot": "L1", "explanation": "tags gone"}
+    # A subject that names no owned object: both sites may use it, each its own alert.
+    reader_off = {"action": "raise", "alert_type": "tamper.reader_offline",
+                  "subject": "reader:dock-1", "severity": "major", "explanation": "silent"}
     site_1_setup = [
         signed(a, MessageType.TAG_READS, {"reader": "r", "reads": [[E1, 1, -50, t_us]]}),
         signed(a, MessageType.ALERT, missing),
         signed(a, MessageType.TRACKER_POSITIONS, {"tracker": "T1", "source": "sim",
                                                  "fixes": [fix]}),
+        signed(a, MessageType.ALERT, reader_off),
     ]
     attacks = [
         (MessageType.TAG_READS, {"reader": "r", "reads": [[E1, 1, -50, t_us + 1]]}),
@@ -276,7 +280,7 @@ async def test_a_gateway_of_site_2_changes_nothing_of_site_1(
         async with aiomqtt.Client("127.0.0.1", mqtt_broker.port, identifier="sites") as client:
             for topic, payload in site_1_setup:
                 await client.publish(topic, payload, qos=1)
-            await wait_until(lambda: scalar(database_url, "SELECT count(*) FROM envelopes") == 3,
+            await wait_until(lambda: scalar(database_url, "SELECT count(*) FROM envelopes") == 4,
                              30, "site-1's messages")
             before = snapshot(database_url)
             for msg_type, body in attacks:
@@ -284,9 +288,14 @@ async def test_a_gateway_of_site_2_changes_nothing_of_site_1(
             # site-2 on its own objects is still served, and its alert is its own.
             await client.publish(*signed(b, MessageType.ALERT, {**missing, "subject": "lot:L2",
                                                                 "lot": "L2"}), qos=1)
+            # Accepted (no owned object named), and touches only site-2's alerts.
+            await client.publish(*signed(b, MessageType.ALERT, {**reader_off,
+                                                                "action": "clear"}), qos=1)
+            await client.publish(*signed(b, MessageType.ALERT, {**reader_off,
+                                                                "severity": "warning"}), qos=1)
             await wait_until(
                 lambda: scalar(database_url, "SELECT count(*) FROM dead_letters") == len(attacks)
-                and scalar(database_url, "SELECT count(*) FROM envelopes") == 4, 30,
+                and scalar(database_url, "SELECT count(*) FROM envelopes") == 7, 30,
                 "every attack dead-lettered")
     after = snapshot(database_url)
     for table in SITE_1_TABLES:
@@ -295,10 +304,14 @@ async def test_a_gateway_of_site_2_changes_nothing_of_site_1(
         assert after[table] == before[table], table
     with psycopg.connect(database_url) as conn:
         alerts = conn.execute("SELECT site_id, alert_type, subject, severity, state, count "
-                              "FROM alerts ORDER BY site_id").fetchall()
+                              "FROM alerts ORDER BY site_id, alert_type").fetchall()
         reasons = [r for (r,) in conn.execute("SELECT reason FROM dead_letters")]
-    assert alerts == [("site-1", "theft.tag_missing", "lot:L1", "critical", "open", 1),
-                      ("site-2", "theft.tag_missing", "lot:L2", "critical", "open", 1)]
+    assert alerts == [
+        ("site-1", "tamper.reader_offline", "reader:dock-1", "major", "open", 1),
+        ("site-1", "theft.tag_missing", "lot:L1", "critical", "open", 1),
+        ("site-2", "tamper.reader_offline", "reader:dock-1", "warning", "open", 1),
+        ("site-2", "theft.tag_missing", "lot:L2", "critical", "open", 1),
+    ]
     assert all(r.startswith("site: ") and "belongs to site 'site-1'" in r for r in reasons), reasons
 
 
