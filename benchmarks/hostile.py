@@ -132,8 +132,10 @@ async def _run(database_url: str, port: int, workdir: Path, messages: list[tuple
                     break
                 await asyncio.sleep(0.2)
             await asyncio.sleep(1.0)  # dead letters of the last batch
-            last = conn.execute("SELECT max(received_at) FROM envelopes").fetchone()[0]
-            letters = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+            figures = conn.execute("SELECT (SELECT max(received_at) FROM envelopes), "
+                                   "(SELECT count(*) FROM dead_letters)").fetchone()
+            assert figures is not None
+            last, letters = figures
         return readings / (last - started).total_seconds(), int(letters), restarts
     finally:
         ingest.send_signal(signal.SIGINT)

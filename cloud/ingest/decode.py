@@ -75,19 +75,19 @@ def latest_body_time(msg_type: str, body: BaseModel) -> int | None:
         case MessageType.TAG_READS:
             return max(r[3] for r in b.reads)
         case MessageType.PRESENCE_CHANGE:
-            return b.last_seen_us  # type: ignore[no-any-return]
+            return b.last_seen_us
         case MessageType.PLATE_READ:
-            return max(b.first_seen_us, b.last_seen_us)  # type: ignore[no-any-return]
+            return max(b.first_seen_us, b.last_seen_us)
         case MessageType.UNEXPECTED_TAGS:
             return max((max(u.first_seen_us, u.last_seen_us) for u in b.new), default=None)
         case MessageType.TRACKER_POSITIONS:
             return max(f[0] for f in b.fixes)
         case MessageType.GEOFENCE_ENTER | MessageType.GEOFENCE_EXIT | MessageType.GEOFENCE_DWELL:
-            return max(b.fix[0], b.run_started_us)  # type: ignore[no-any-return]
+            return max(b.fix[0], b.run_started_us)
         case MessageType.SENSOR_READINGS:
             return max(r[0] for r in b.readings)
         case MessageType.GATEWAY_STATUS:
-            return b.session_started_us  # type: ignore[no-any-return]
+            return b.session_started_us
     return None
 
 
