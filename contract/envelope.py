@@ -135,19 +135,25 @@ def time_us(moment: datetime) -> int:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _has_nul(value: Any) -> bool:
+def _bad_text(value: Any) -> str | None:
+    """What no string may contain: NUL (PostgreSQL text refuses it) or a lone surrogate (not
+    encodable as UTF-8, so neither signable nor storable)."""
     stack = [value]
     while stack:  # iterative: depth is already bounded, but no recursion is cheaper still
         item = stack.pop()
         if isinstance(item, str):
             if "\x00" in item:
-                return True
+                return "a NUL character (U+0000)"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "a lone surrogate (not UTF-8)"
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-    return False
+    return None
 
 
 def _require(obj: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
@@ -182,8 +188,10 @@ def open_envelope(raw: bytes) -> Envelope:
                              max_digits=MAX_NUMBER_DIGITS)
     except safejson.JsonRefused as err:
         raise EnvelopeError(f"not JSON: {err}") from None
-    if b"\\u0000" in raw and _has_nul(obj):  # cheap test first: only an escape can carry NUL
-        raise EnvelopeError("a string contains a NUL character (U+0000)")
+    if b"\\u" in raw:  # cheap test first: only a \u escape can carry NUL or a lone surrogate
+        problem = _bad_text(obj)
+        if problem is not None:
+            raise EnvelopeError(f"a string contains {problem}")
     if not isinstance(obj, dict):
         raise EnvelopeError("envelope must be a JSON object")
     unknown = obj.keys() - _FIELDS

@@ -31,7 +31,7 @@ edge_ints = st.one_of(
                      TIME_US_MIN - 1, TIME_US_MIN, TIME_US_MAX, TIME_US_MAX + 1]),
 )
 scalars = st.one_of(st.none(), st.booleans(), edge_ints, st.floats(allow_nan=False),
-                    st.text(max_size=40), st.sampled_from(["\x00", "AAAA0001", "lot:L1"]))
+                    st.text(max_size=40), st.sampled_from(["\x00", "\ud800", "AAAA0001", "lot:L1"]))
 json_values = st.recursive(
     scalars, lambda inner: st.one_of(st.lists(inner, max_size=6),
                                      st.dictionaries(st.text(max_size=12), inner, max_size=6)),
@@ -137,3 +137,23 @@ def test_decide_on_signed_hostile_bodies_never_raises(msg_type: MessageType,
         return  # json.dumps refuses 5,000-digit ints
     decision = decide("pw/v1/site-1/gw-1/events", raw, GATEWAYS, now_us=NOW_US)
     assert isinstance(decision, Accepted | Rejected)
+
+
+@FAST
+@given(st.sampled_from(["site", "gw", "seq", "ts", "off", "type", "body", "sig"]), json_values)
+def test_decide_on_any_field_replaced_in_a_known_gateways_envelope_never_raises(
+        field: str, value: Any) -> None:
+    """Reaches signature verification (canonical bytes) with whatever the field became."""
+    obj = _good_object()
+    obj[field] = value
+    decision = decide("pw/v1/site-1/gw-1/telemetry/lot", json.dumps(obj).encode(), GATEWAYS,
+                      now_us=NOW_US)
+    assert isinstance(decision, Rejected | Accepted)
+
+
+def test_a_lone_surrogate_is_refused_before_it_reaches_the_signature_check() -> None:
+    obj = _good_object()
+    obj["body"]["lot"] = "\ud800"
+    raw = json.dumps(obj).encode()  # ASCII-escaped: "\\ud800" on the wire
+    decision = decide("pw/v1/site-1/gw-1/telemetry/lot", raw, GATEWAYS, now_us=NOW_US)
+    assert isinstance(decision, Rejected) and "lone surrogate" in decision.reason

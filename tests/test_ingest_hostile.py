@@ -164,6 +164,9 @@ async def test_poison_messages_never_stop_an_ingest_process(
                                                     "previous": None, "last_seen_us": None},
                  at=datetime(2099, 12, 31, tzinfo=UTC)), "ahead of the cloud's clock"),
         (*signed(gw, MessageType.TAG_READS, reads(now_us(), reader="dock\x00")), "NUL"),
+        # Unsigned (any sender): it once raised UnicodeEncodeError in the signature check.
+        (topic, signed(gw, MessageType.TAG_READS, reads(now_us()))[1].replace(
+            b'"dock-1"', b'"\\ud800"'), "lone surrogate"),
         (topic, b"{" + b" " * (20 * 1024 * 1024) + b"}", "exceeds"),
         (*signed(other, MessageType.PRESENCE_CHANGE, {"lot": "L1", "epc": E1, "state": "missing",
                                                        "previous": "present",
