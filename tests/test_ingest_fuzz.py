@@ -57,7 +57,8 @@ def test_safejson_agrees_with_json_within_its_limits(value: Any, depth: int) -> 
 
 
 def test_safejson_refuses_the_attacks_of_issue_11() -> None:
-    for raw in (b"[" * 100_000, b'{"seq": ' + b"9" * 5000 + b"}", b"[NaN]", b"\xff"):
+    for raw in (b"[" * 100_000, b'{"seq": ' + b"9" * 5000 + b"}", b"[NaN]", b"\xff",
+                b"[1e400]", b'{"v": -1E+999}'):
         try:
             loads(raw)
         except JsonRefused:
@@ -157,3 +158,15 @@ def test_a_lone_surrogate_is_refused_before_it_reaches_the_signature_check() -> 
     raw = json.dumps(obj).encode()  # ASCII-escaped: "\\ud800" on the wire
     decision = decide("pw/v1/site-1/gw-1/telemetry/lot", raw, GATEWAYS, now_us=NOW_US)
     assert isinstance(decision, Rejected) and "lone surrogate" in decision.reason
+
+
+@FAST
+@given(st.sampled_from(["1e400", "-1E+999", "1e-400", "123.5e2", "0.0"]))
+def test_a_number_beyond_a_double_is_refused_before_the_signature_check(number: str) -> None:
+    obj = _good_object()
+    obj["body"]["expected"] = 12345
+    raw = json.dumps(obj).encode().replace(b"12345", number.encode())
+    decision = decide("pw/v1/site-1/gw-1/telemetry/lot", raw, GATEWAYS, now_us=NOW_US)
+    assert isinstance(decision, Rejected)
+    if "e4" in number.lower() or "e+9" in number.lower():
+        assert "out of range for a double" in decision.reason

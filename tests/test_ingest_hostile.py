@@ -167,6 +167,11 @@ async def test_poison_messages_never_stop_an_ingest_process(
         # Unsigned (any sender): it once raised UnicodeEncodeError in the signature check.
         (topic, signed(gw, MessageType.TAG_READS, reads(now_us()))[1].replace(
             b'"dock-1"', b'"\\ud800"'), "lone surrogate"),
+        (topic_of(gw.site, gw.gateway, MessageType.LOT_COUNT), signed(
+            gw, MessageType.LOT_COUNT, {"lot": "L1", "expected": 12345, "present": 0,
+                                        "missing": 0, "unknown": 0})[1].replace(b"12345",
+                                                                              b"1e400"),
+         "out of range for a double"),
         (topic, b"{" + b" " * (20 * 1024 * 1024) + b"}", "exceeds"),
         (*signed(other, MessageType.PRESENCE_CHANGE, {"lot": "L1", "epc": E1, "state": "missing",
                                                        "previous": "present",
