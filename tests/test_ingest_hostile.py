@@ -180,6 +180,8 @@ async def test_poison_messages_never_stop_an_ingest_process(
     ]
     good = [signed(gw, MessageType.TAG_READS, reads(now_us() + i)) for i in range(40)]
     good.append((ok_topic, ok_raw))
+    odd_reader = "dock\t1\n\\N"  # valid, and must not break out of COPY's text format
+    good.append(signed(gw, MessageType.TAG_READS, reads(now_us(), reader=odd_reader)))
     good.append(signed(other, MessageType.LOT_COUNT, {"lot": "L2", "expected": 1, "present": 1,
                                                       "missing": 0, "unknown": 0}))
     messages: list[tuple[str, bytes]] = []
@@ -200,6 +202,8 @@ async def test_poison_messages_never_stop_an_ingest_process(
         assert proc.poll() is None, "ingest exited"
 
     assert scalar(database_url, "SELECT count(*) FROM envelopes") == len(good)
+    assert scalar(database_url, "SELECT count(*) FROM tag_observations WHERE reader = %s",
+                  (odd_reader,)) == 1
     with psycopg.connect(database_url) as conn:
         letters = conn.execute(
             "SELECT reason, raw, raw_length, raw_sha256 FROM dead_letters").fetchall()
