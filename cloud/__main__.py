@@ -59,6 +59,7 @@ def _ingest(args: argparse.Namespace) -> int:
         subscription=args.subscription,
         batch_messages=settings.ingest_batch_messages,
         batch_ms=settings.ingest_batch_ms,
+        max_clock_skew_s=settings.ingest_max_clock_skew_s,
     ))
     if args.metrics_port:
         serve_metrics(ingest.metrics, args.metrics_port)
@@ -147,6 +148,16 @@ def _gateway(args: argparse.Namespace) -> int:
     from cloud import registry
     from contract import load_public_key
 
+    if args.revoke:
+        try:
+            row = _sync(lambda c: registry.revoke_gateway(c, None, args.id))
+        except registry.NotFound as err:
+            raise SystemExit(f"gateway: {err}") from None
+        print(json.dumps(row, default=str))
+        return 0
+    if not args.site or not (args.public_key_file or args.key):
+        raise SystemExit("gateway: --site and --public-key-file or --key are required "
+                         "(unless --revoke)")
     key = Path(args.public_key_file).read_text().strip() if args.public_key_file else args.key
     load_public_key(key)
     row = _sync(lambda c: registry.register_gateway(c, args.id, args.site, key, args.mqtt_user))
@@ -209,10 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     site.add_argument("--tz", default="UTC")
     site.set_defaults(func=_site)
 
-    gateway = commands.add_parser("gateway", help="register a gateway's public key")
+    gateway = commands.add_parser(
+        "gateway", help="register or re-key a gateway's public key, or revoke it")
     gateway.add_argument("--id", required=True)
-    gateway.add_argument("--site", required=True)
-    keys = gateway.add_mutually_exclusive_group(required=True)
+    gateway.add_argument("--site")
+    gateway.add_argument("--revoke", action="store_true",
+                         help="refuse all its messages from now on (re-keying lifts this)")
+    keys = gateway.add_mutually_exclusive_group()
     keys.add_argument("--public-key-file", help="the .pub file written by `python -m edge keygen`")
     keys.add_argument("--key", help="base64 public key")
     gateway.add_argument("--mqtt-user")

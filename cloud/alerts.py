@@ -1,4 +1,4 @@
-"""Alerts: one active alert per (type, subject); every step recorded with who and when.
+"""Alerts: one active alert per (site, type, subject); every step recorded with who and when.
 
 The SQL lives here; ingest, the rules engine and the API call these functions. Every change a
 financier should hear about (opened, acknowledged, resolved) writes its webhook message in the
@@ -61,7 +61,8 @@ async def raise_alert(
         INSERT INTO alerts (alert_type, subject, severity, site_id, lot_id, explanation, evidence,
                             first_seen_at, last_seen_at, source_gateway, source_seq, rule)
         VALUES (%s, %s, %s, %s, (SELECT id FROM lots WHERE id = %s), %s, %s, %s, %s, %s, %s, %s)
-        ON CONFLICT (alert_type, subject) WHERE state <> 'resolved' DO UPDATE SET
+        ON CONFLICT (coalesce(site_id, ''), alert_type, subject) WHERE state <> 'resolved'
+        DO UPDATE SET
             count = alerts.count + 1,
             last_seen_at = greatest(alerts.last_seen_at, excluded.last_seen_at),
             severity = excluded.severity,
@@ -128,15 +129,21 @@ async def snooze(
 
 
 async def clear_alert(
-    conn: AsyncConnection, *, alert_type: str, subject: str, actor: str, comment: str
+    conn: AsyncConnection, *, alert_type: str, subject: str, actor: str, comment: str,
+    site_id: str | None = None,
 ) -> int | None:
-    """Resolve the active alert because its condition cleared (e.g. all tags read again)."""
+    """Resolve the active alert because its condition cleared (e.g. all tags read again).
+
+    ``site_id`` confines the clearing to that site's alert (a gateway only ever clears its own
+    site's); None is for cloud-side callers whose subjects are already unique.
+    """
     row = await _one(
         conn,
         "UPDATE alerts SET state = 'resolved', resolved_at = now(), resolved_by = %s "
         "WHERE alert_type = %s AND subject = %s AND state <> 'resolved' "
+        "AND (%s::text IS NULL OR site_id = %s::text) "
         "RETURNING id, suppressed_by",
-        (actor, alert_type, subject),
+        (actor, alert_type, subject, site_id, site_id),
     )
     if row is None:
         return None
@@ -154,7 +161,7 @@ async def apply_edge_alert(
     if body.action == "clear":
         await clear_alert(
             conn, alert_type=body.alert_type, subject=body.subject, actor=actor,
-            comment=body.explanation,
+            comment=body.explanation, site_id=site_id,
         )
         return
     await raise_alert(

@@ -11,7 +11,7 @@ from cloud.scope import site_condition
 
 GATEWAY_COLUMNS = (
     "id, site_id, public_key, mqtt_username, created_at, last_seen_at, last_seq, online, "
-    "status_changed_at"
+    "status_changed_at, revoked_at"
 )
 
 
@@ -74,12 +74,19 @@ async def register_gateway(
     conn: AsyncConnection, gateway_id: str, site_id: str, public_key: str,
     mqtt_username: str | None = None,
 ) -> dict[str, Any]:
-    """Register or re-key a gateway (re-keying keeps its history and sequence)."""
+    """Register or re-key a gateway (re-keying keeps its history and sequence).
+
+    A new key also lifts a revocation: re-keying is how a revoked gateway is brought back.
+    Every ingest process hears of the change at once (trigger -> NOTIFY pw_gateways) and
+    refuses the old key from its next batch.
+    """
     cur = await conn.execute(
         f"""
         INSERT INTO gateways (id, site_id, public_key, mqtt_username) VALUES (%s, %s, %s, %s)
         ON CONFLICT (id) DO UPDATE SET public_key = excluded.public_key,
-            mqtt_username = coalesce(excluded.mqtt_username, gateways.mqtt_username)
+            mqtt_username = coalesce(excluded.mqtt_username, gateways.mqtt_username),
+            revoked_at = CASE WHEN gateways.public_key = excluded.public_key
+                              THEN gateways.revoked_at END
         WHERE gateways.site_id = excluded.site_id
         RETURNING {GATEWAY_COLUMNS}
         """,
@@ -103,6 +110,26 @@ async def get_gateway(conn: AsyncConnection, p: Principal, gateway_id: str) -> d
     cond, params = site_condition(p)
     cur = await conn.execute(
         f"SELECT {GATEWAY_COLUMNS} FROM gateways WHERE id = %s AND {cond}", [gateway_id, *params]
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"no gateway {gateway_id!r}")
+    return row  # type: ignore[return-value]
+
+
+async def revoke_gateway(
+    conn: AsyncConnection, p: Principal | None, gateway_id: str
+) -> dict[str, Any]:
+    """Refuse everything the gateway sends from now on (idempotent: the first time is kept).
+
+    ``p`` confines the revocation to the sites the caller manages; None is the operator's CLI.
+    Every ingest process hears of it at once (trigger -> NOTIFY pw_gateways).
+    """
+    cond, params = ("true", []) if p is None else site_condition(p)
+    cur = await conn.execute(
+        f"UPDATE gateways SET revoked_at = coalesce(revoked_at, now()) "
+        f"WHERE id = %s AND {cond} RETURNING {GATEWAY_COLUMNS}",
+        [gateway_id, *params],
     )
     row = await cur.fetchone()
     if row is None:

@@ -27,10 +27,18 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from contract import safejson
+from contract.bounds import INT32_MAX, INT64_MAX, TIME_US_MAX, TIME_US_MIN
 from contract.topics import validate_identifier
 
 SCHEMA_VERSION = 1
 MAX_ENVELOPE_BYTES = 4 * 1024 * 1024
+# The deepest legitimate envelope (alert evidence) nests well under this; refusing deeper input
+# keeps the parser's recursion far from Python's limit.
+MAX_ENVELOPE_DEPTH = 32
+# The longest legitimate number is an int64 (19 digits) or a float's repr; 5,000 digits is an
+# attack on int() (quadratic) and on the bigint columns.
+MAX_NUMBER_DIGITS = 24
 
 _FIELDS = frozenset({"v", "site", "gw", "seq", "ts", "off", "type", "body", "sig"})
 
@@ -84,7 +92,10 @@ def format_time(moment: datetime) -> str:
 def parse_time(text: str) -> datetime:
     if not text.endswith("Z"):
         raise ValueError(f"time {text!r} must be UTC and end with 'Z'")
-    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+    moment = datetime.fromisoformat(text[:-1])
+    if moment.tzinfo is not None:
+        raise ValueError(f"time {text!r} carries an offset besides 'Z'")
+    return moment.replace(tzinfo=UTC)
 
 
 def seal(
@@ -115,6 +126,36 @@ def seal(
     return signed[:-1] + b',"sig":"' + sig.encode("ascii") + b'"}'
 
 
+def time_us(moment: datetime) -> int:
+    """Microseconds since the Unix epoch, exactly (no float rounding)."""
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _bad_text(value: Any) -> str | None:
+    """What no string may contain: NUL (PostgreSQL text refuses it) or a lone surrogate (not
+    encodable as UTF-8, so neither signable nor storable)."""
+    stack = [value]
+    while stack:  # iterative: depth is already bounded, but no recursion is cheaper still
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "a NUL character (U+0000)"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "a lone surrogate (not UTF-8)"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
 def _require(obj: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
     if name not in obj:
         raise EnvelopeError(f"missing field {name!r}")
@@ -134,13 +175,23 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 
 
 def open_envelope(raw: bytes) -> Envelope:
-    """Parse and structurally validate wire bytes. Does not check the signature."""
+    """Parse and structurally validate wire bytes. Does not check the signature.
+
+    Every limit is explicit: size, nesting, digits (contract.safejson), integer and time ranges
+    (contract.bounds) and NUL characters (PostgreSQL text refuses them). Anything else raises
+    :class:`EnvelopeError` and nothing else.
+    """
     if len(raw) > MAX_ENVELOPE_BYTES:
         raise EnvelopeError(f"envelope of {len(raw)} bytes exceeds {MAX_ENVELOPE_BYTES}")
     try:
-        obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        obj = safejson.loads(raw, max_bytes=MAX_ENVELOPE_BYTES, max_depth=MAX_ENVELOPE_DEPTH,
+                             max_digits=MAX_NUMBER_DIGITS)
+    except safejson.JsonRefused as err:
         raise EnvelopeError(f"not JSON: {err}") from None
+    if b"\\u" in raw:  # cheap test first: only a \u escape can carry NUL or a lone surrogate
+        problem = _bad_text(obj)
+        if problem is not None:
+            raise EnvelopeError(f"a string contains {problem}")
     if not isinstance(obj, dict):
         raise EnvelopeError("envelope must be a JSON object")
     unknown = obj.keys() - _FIELDS
@@ -157,21 +208,27 @@ def open_envelope(raw: bytes) -> Envelope:
     except ValueError as err:
         raise EnvelopeError(str(err)) from None
     seq = _require(obj, "seq", int)
-    if seq < 1:
-        raise EnvelopeError(f"seq must be a positive integer, got {seq}")
+    if not 1 <= seq <= INT64_MAX:
+        raise EnvelopeError(f"seq must be a positive integer up to {INT64_MAX}, got {seq}")
     ts_text = _require(obj, "ts", str)
+    if len(ts_text) > 40:
+        raise EnvelopeError("field 'ts' is too long for a time")
     try:
         observed_at = parse_time(ts_text)
     except ValueError as err:
         raise EnvelopeError(f"field 'ts': {err}") from None
+    if not TIME_US_MIN <= time_us(observed_at) <= TIME_US_MAX:
+        raise EnvelopeError(f"field 'ts': {ts_text!r} is outside 2000-01-01..2100-01-01")
     offset = obj.get("off")
-    if offset is not None and (isinstance(offset, bool) or not isinstance(offset, int)):
-        raise EnvelopeError("field 'off' must be an integer number of milliseconds or null")
+    if offset is not None and (isinstance(offset, bool) or not isinstance(offset, int)
+                               or abs(offset) > INT32_MAX):
+        raise EnvelopeError("field 'off' must be an integer number of milliseconds "
+                            f"(at most {INT32_MAX} either way) or null")
     msg_type = _require(obj, "type", str)
     body = _require(obj, "body", dict)
     try:
         signature = base64.b64decode(_require(obj, "sig", str), validate=True)
-    except binascii.Error:
+    except (binascii.Error, ValueError):  # non-ASCII text raises a bare ValueError
         raise EnvelopeError("field 'sig' is not base64") from None
     if len(signature) != 64:
         raise EnvelopeError(f"an Ed25519 signature is 64 bytes, got {len(signature)}")

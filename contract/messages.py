@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
+from contract.bounds import INT32_MAX, INT64_MAX, TimeUs
 from contract.topics import Channel
 
 
@@ -40,6 +41,10 @@ EpcHex = Annotated[
     str, StringConstraints(pattern=r"^[0-9A-F]{4,124}$", min_length=4, max_length=124)
 ]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+# Every integer has a range that fits its column (bigint or int): no sender picks an overflow.
+Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
+Int32 = Annotated[int, Field(ge=-INT32_MAX, le=INT32_MAX)]
+Rssi = Annotated[int, Field(ge=-20_000, le=20_000)]  # centi-dBm: -200 .. +200 dBm
 
 
 class _Body(BaseModel):
@@ -61,7 +66,7 @@ class TagObservation:
 
 
 # One read on the wire: [epc_hex, antenna, rssi_cdbm | null, observed_at_us]
-TagReadRow = tuple[EpcHex, Annotated[int, Field(ge=0, le=65535)], int | None, int]
+TagReadRow = tuple[EpcHex, Annotated[int, Field(ge=0, le=65535)], Rssi | None, TimeUs]
 
 
 class TagReadsBody(_Body):
@@ -81,7 +86,7 @@ class PresenceChangeBody(_Body):
     epc: EpcHex
     state: PresenceState
     previous: PresenceState | None
-    last_seen_us: int | None
+    last_seen_us: TimeUs | None
     reader: Name | None = None
 
 
@@ -89,10 +94,10 @@ class LotCountBody(_Body):
     """How many of a lot's expected tags are present, missing or unknown (telemetry/lot)."""
 
     lot: Name
-    expected: int = Field(ge=0)
-    present: int = Field(ge=0)
-    missing: int = Field(ge=0)
-    unknown: int = Field(ge=0)
+    expected: Count
+    present: Count
+    missing: Count
+    unknown: Count
 
 
 Severity = Literal["critical", "major", "minor", "warning"]
@@ -119,19 +124,19 @@ class GatewayStatusBody(_Body):
 
     state: Literal["online", "offline"]
     agent_version: Name
-    session_started_us: int
+    session_started_us: TimeUs
 
 
 class AgentHealthBody(_Body):
     """Periodic self-report of the edge agent (telemetry/agent)."""
 
-    outbox_depth: int = Field(ge=0)
-    outbox_bytes: int = Field(ge=0)
-    dropped_telemetry: int = Field(ge=0)
-    reconnects: int = Field(ge=0)
-    published: int = Field(ge=0)
-    confirmed: int = Field(0, ge=0)  # rows the cloud confirmed stored (cmd/stored)
-    awaiting_confirmation: int = Field(0, ge=0)  # acked by the broker, not yet confirmed
+    outbox_depth: Count
+    outbox_bytes: Count
+    dropped_telemetry: Count
+    reconnects: Count
+    published: Count
+    confirmed: Count = 0  # rows the cloud confirmed stored (cmd/stored)
+    awaiting_confirmation: Count = 0  # acked by the broker, not yet confirmed
 
 
 class EvidenceRef(_Body):
@@ -140,9 +145,9 @@ class EvidenceRef(_Body):
     kind: Literal["plate_crop", "frame", "label_crop"]
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
     content_type: Literal["image/jpeg"] = "image/jpeg"
-    bytes: int = Field(ge=1)
-    width: int = Field(ge=1)
-    height: int = Field(ge=1)
+    bytes: int = Field(ge=1, le=INT32_MAX)
+    width: int = Field(ge=1, le=INT32_MAX)
+    height: int = Field(ge=1, le=INT32_MAX)
 
 
 class PlateReadBody(_Body):
@@ -153,11 +158,11 @@ class PlateReadBody(_Body):
     region: Literal["cn", "eu", "us"]
     plate_format: Name
     confidence_pct: int = Field(ge=0, le=100)
-    reads: int = Field(ge=1)
+    reads: int = Field(ge=1, le=INT32_MAX)
     direction: Literal["in", "out"] | None = None
-    first_seen_us: int
-    last_seen_us: int
-    box: tuple[int, int, int, int]  # x, y, w, h of the best crop in its frame
+    first_seen_us: TimeUs
+    last_seen_us: TimeUs
+    box: tuple[Int32, Int32, Int32, Int32]  # x, y, w, h of the best crop in its frame
     evidence: list[EvidenceRef] = Field(default_factory=list, max_length=8)
 
 
@@ -168,7 +173,9 @@ class LabelReadBody(_Body):
     lot: Name | None = None
     symbology: Name  # zxing-cpp format name, or "text" when read by OCR
     text: Annotated[str, StringConstraints(min_length=1, max_length=512)]
-    gs1: dict[str, str] | None = None  # application identifier -> value
+    # application identifier -> value
+    gs1: dict[Annotated[str, StringConstraints(max_length=8)], Name] | None = Field(
+        None, max_length=32)
     evidence: list[EvidenceRef] = Field(default_factory=list, max_length=8)
 
 
@@ -179,15 +186,15 @@ class TagZoneBody(_Body):
     zone: Name
     previous: Name | None
     reader: Name
-    rssi_cdbm: int
+    rssi_cdbm: Rssi
     lot: Name | None = None
 
 
 class UnexpectedTag(_Body):
     epc: EpcHex
-    reads: int = Field(ge=1)
-    first_seen_us: int
-    last_seen_us: int
+    reads: int = Field(ge=1, le=INT64_MAX)
+    first_seen_us: TimeUs
+    last_seen_us: TimeUs
     reader: Name
 
 
@@ -195,18 +202,18 @@ class UnexpectedTagsBody(_Body):
     """Tags read that belong to no lot: totals, and the ones not reported before
     (telemetry/unexpected)."""
 
-    total_tags: int = Field(ge=0)
-    total_reads: int = Field(ge=0)
+    total_tags: Count
+    total_reads: Count
     new: list[UnexpectedTag] = Field(default_factory=list, max_length=1000)
 
 
 # One GPS fix: [fix_time_us, lon_e7, lat_e7, accuracy_cm | null, battery_pct | null]
 # (degrees x 1e7 as integers: about 1 cm, and the same bytes in every language).
 FixRow = tuple[
-    int,
+    TimeUs,
     Annotated[int, Field(ge=-1_800_000_000, le=1_800_000_000)],
     Annotated[int, Field(ge=-900_000_000, le=900_000_000)],
-    Annotated[int, Field(ge=0)] | None,
+    Annotated[int, Field(ge=0, le=INT32_MAX)] | None,
     Annotated[int, Field(ge=0, le=100)] | None,
 ]
 
@@ -217,7 +224,8 @@ class TrackerPositionsBody(_Body):
     tracker: Name
     source: Literal["owntracks", "jt808", "sim"]
     fixes: list[FixRow] = Field(min_length=1, max_length=5_000)
-    rejected: dict[str, int] = Field(default_factory=dict)  # reason -> count since last batch
+    # reason -> count since last batch
+    rejected: dict[Name, Count] = Field(default_factory=dict, max_length=64)
 
 
 class GeofenceEventBody(_Body):
@@ -226,24 +234,24 @@ class GeofenceEventBody(_Body):
     tracker: Name
     fence: Name
     fence_kind: Name
-    lots: list[Name] = Field(default_factory=list)
+    lots: list[Name] = Field(default_factory=list, max_length=1000)
     fix: FixRow
-    run_started_us: int
-    run_fixes: int = Field(ge=0)
-    fences_version: int = Field(ge=0)
+    run_started_us: TimeUs
+    run_fixes: Count
+    fences_version: Count
 
 
 class GeofencesAppliedBody(_Body):
     """The gateway's answer to cmd/geofences: the version it now runs, or why it refused one."""
 
-    version: int = Field(ge=0)
+    version: Count
     state: Literal["applied", "refused"]
-    fences: int = Field(ge=0)
+    fences: Count
     reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
 
 
 # One reading: [observed_at_us, value x 1000 (milli-units)]
-ReadingRow = tuple[int, int]
+ReadingRow = tuple[TimeUs, Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX)]]
 
 
 class SensorReadingsBody(_Body):

@@ -152,8 +152,9 @@ async def test_a_site_rule_set_runs_in_ingest_and_the_edges_alert_is_absorbed(
     r = await api_client.put("/api/v1/sites/site-1/rules", headers=sup, json={"rules": rules})
     assert r.json()["version"] == 1
     t0 = datetime.now(UTC)
+    t0_us = int(t0.timestamp() * 1_000_000)  # wire times lie in 2000..2100 (contract.bounds)
     plate = PlateReadBody(camera="gate", plate="ZZ1", region="cn", plate_format="cn_blue",
-                          confidence_pct=90, reads=3, first_seen_us=0, last_seen_us=0,
+                          confidence_pct=90, reads=3, first_seen_us=t0_us, last_seen_us=t0_us,
                           box=(0, 0, 1, 1))
     gone = PresenceChangeBody(lot="L1", epc="AAAA0001", state="missing", previous="present",
                               last_seen_us=None)

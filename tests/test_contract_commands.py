@@ -1,4 +1,4 @@
-"""Cloud -> gateway commands: only what the cloud signed for this gateway and command is acted on."""
+"""Cloud -> gateway commands: only what the cloud signed for this gateway and command counts."""
 
 from __future__ import annotations
 

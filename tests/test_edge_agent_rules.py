@@ -18,6 +18,7 @@ from edge.agent import Agent
 from edge.config import load_config
 
 pytestmark = pytest.mark.integration
+T0_US = 1_764_136_000_000_000  # wire times lie in 2000..2100 (contract.bounds)
 
 
 async def test_unauthorised_plate_and_departed_tags_raise_theft_and_sound_the_alarm(
@@ -43,11 +44,12 @@ port = {mqtt_broker.port}
         await siren.subscribe("pw/local/site-1/gw-1/alarm/#", qos=1)
         agent.emit(MessageType.PLATE_READ, PlateReadBody(
             camera="gate", plate="沪A12345", region="cn", plate_format="cn_standard",
-            confidence_pct=90, reads=3, direction="out", first_seen_us=1, last_seen_us=2,
+            confidence_pct=90, reads=3, direction="out", first_seen_us=T0_US,
+            last_seen_us=T0_US + 1,
             box=(1, 1, 1, 1)))
         agent.emit(MessageType.PRESENCE_CHANGE, PresenceChangeBody(
             lot="LOT-A", epc="3034257BF7194E4000003030", state="missing", previous="present",
-            last_seen_us=1, reader="r1"))
+            last_seen_us=T0_US, reader="r1"))
         async with asyncio.timeout(10):
             async for message in siren.messages:
                 alarms.append(json.loads(bytes(message.payload)))  # type: ignore[arg-type]

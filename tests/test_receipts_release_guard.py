@@ -76,7 +76,7 @@ def missing(epc: str) -> Accepted:
         "epc": epc,
         "state": "missing",
         "previous": "present",
-        "last_seen_us": 1,
+        "last_seen_us": 1_764_136_000_000_000,  # wire times lie in 2000..2100
     }
     return accepted("site-1", "gw-1", MessageType.PRESENCE_CHANGE, body)
 

@@ -78,6 +78,7 @@ class GatewayOut(BaseModel):
     last_seq: int | None
     online: bool
     status_changed_at: datetime | None
+    revoked_at: datetime | None = None
 
 
 class LotCreate(_In):

@@ -23,8 +23,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from psycopg import AsyncConnection
 
 from cloud.command_key import load_command_key_from
-from cloud.ingest.decode import Decision, decide
-from cloud.ingest.gateways import GatewayDirectory
+from cloud.ingest.decode import DEFAULT_MAX_CLOCK_SKEW_S, Decision, decide
+from cloud.ingest.gateways import GatewayDirectory, watch_gateway_changes
 from cloud.ingest.store import BatchResult, store_batch
 from contract import STORED_COMMAND, cmd_topic, ingest_subscription, seal_command, stored_body
 from ops.backoff import Backoff
@@ -68,6 +68,8 @@ class IngestOptions:
     subscription: str = "auto"  # shared | plain | auto (shared on MQTT 5)
     batch_messages: int = 200
     batch_ms: int = 50
+    # How far ahead of the cloud's clock an observation may be before it is refused.
+    max_clock_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S
 
 
 class Ingest:
@@ -82,15 +84,20 @@ class Ingest:
 
     async def run(self) -> None:
         backoff = Backoff(initial_s=0.2, maximum_s=15)
-        while True:
-            try:
-                await self._session()
-            except aiomqtt.MqttError as err:
-                self.metrics.connected.set(0)
-                delay = backoff.next_delay()
-                log.warning("broker connection lost; retrying",
-                            extra={"error": str(err), "retry_in_s": round(delay, 2)})
-                await asyncio.sleep(delay)
+        watcher = asyncio.create_task(
+            watch_gateway_changes(self.options.database_url, self._gateways))
+        try:
+            while True:
+                try:
+                    await self._session()
+                except aiomqtt.MqttError as err:
+                    self.metrics.connected.set(0)
+                    delay = backoff.next_delay()
+                    log.warning("broker connection lost; retrying",
+                                extra={"error": str(err), "retry_in_s": round(delay, 2)})
+                    await asyncio.sleep(delay)
+        finally:
+            watcher.cancel()
 
     # -- database ------------------------------------------------------------------------------
     async def _db(self) -> AsyncConnection:
@@ -129,7 +136,12 @@ class Ingest:
                     await self._gateways.load(conn)
                     await conn.commit()
                 await self._ensure_partitions(conn)
-                decisions: list[Decision] = [decide(t, p, self._gateways) for t, p in raw_messages]
+                now_us = time.time_ns() // 1000
+                skew_us = int(self.options.max_clock_skew_s * 1_000_000)
+                decisions: list[Decision] = [
+                    decide(t, p, self._gateways, now_us=now_us, max_skew_us=skew_us)
+                    for t, p in raw_messages
+                ]
                 return await store_batch(conn, decisions)
             except psycopg.OperationalError as err:
                 log.error("database error; batch will be retried",

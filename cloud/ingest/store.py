@@ -7,6 +7,7 @@ others are kept: bad input never stops ingest and never takes good input down wi
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -15,10 +16,15 @@ import psycopg
 from psycopg import AsyncConnection
 
 from cloud.ingest.decode import Accepted, Decision, Rejected
+from cloud.ingest.scope import confine_to_sites
 from cloud.ingest.writers import writer_for
 from contract import MessageType
 
 log = logging.getLogger(__name__)
+
+# A dead letter keeps this much of the bytes, plus their full length and SHA-256: enough to
+# read what went wrong, and a 20 MB message no longer costs 20 MB of the database.
+DEAD_LETTER_RAW_CAP = 64 * 1024
 
 
 @dataclass
@@ -45,10 +51,22 @@ async def _dead_letters(conn: AsyncConnection, rejected: list[Rejected]) -> None
     if not rejected:
         return
     async with conn.cursor().copy(
-        "COPY dead_letters (topic, gateway_id, reason, raw) FROM STDIN"
+        "COPY dead_letters (topic, gateway_id, reason, raw, raw_length, raw_sha256) FROM STDIN"
     ) as copy:
         for r in rejected:
-            await copy.write_row((r.topic, r.gateway_id, r.reason, r.raw))
+            # Topic, gateway and reason may quote the sender's text: no NUL reaches PostgreSQL.
+            await copy.write_row((
+                _text(r.topic), None if r.gateway_id is None else _text(r.gateway_id),
+                _text(r.reason), r.raw[:DEAD_LETTER_RAW_CAP], len(r.raw),
+                hashlib.sha256(r.raw).digest(),
+            ))
+
+
+def _text(value: str, limit: int = 4096) -> str:
+    """Text for a dead letter's columns: NUL escaped (PostgreSQL text refuses it), bounded,
+    and lone surrogates (from MQTT topics) replaced so the row encodes as UTF-8."""
+    value = value[:limit].replace("\x00", "\\x00")
+    return value.encode("utf-8", "replace").decode("utf-8")
 
 
 async def _claim_new(conn: AsyncConnection, accepted: list[Accepted]) -> list[Accepted]:
@@ -83,8 +101,11 @@ async def _claim_new(conn: AsyncConnection, accepted: list[Accepted]) -> list[Ac
 async def _store(conn: AsyncConnection, decisions: list[Decision]) -> BatchResult:
     accepted = [d for d in decisions if isinstance(d, Accepted)]
     rejected = [d for d in decisions if isinstance(d, Rejected)]
-    result = BatchResult(messages=len(decisions), dead_letters=len(rejected))
+    result = BatchResult(messages=len(decisions))
     async with conn.transaction():
+        accepted, foreign = await confine_to_sites(conn, accepted)
+        rejected += foreign
+        result.dead_letters = len(rejected)
         fresh = await _claim_new(conn, accepted)
         result.accepted = len(fresh)
         result.duplicates = len(accepted) - len(fresh)

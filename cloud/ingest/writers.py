@@ -62,12 +62,22 @@ def _us_to_dt(us: int | None) -> datetime | None:
     return None if us is None else datetime.fromtimestamp(us / 1_000_000, UTC)
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: str) -> str:
+    """A value for COPY's text format: a tab or newline in a sender's reader name would
+    otherwise end the field or the row, and let the sender write rows of its choosing."""
+    return value.translate(_COPY_ESCAPES)
+
+
 async def write_tag_reads(conn: AsyncConnection, items: list[Accepted]) -> int:
     lines: list[str] = []
     latest: dict[str, tuple[int, str, str, int, int | None]] = {}
     for item in items:
         body: TagReadsBody = item.body  # type: ignore[assignment]
-        gateway, seq, reader = item.envelope.gateway, item.envelope.seq, body.reader
+        gateway, seq = item.envelope.gateway, item.envelope.seq
+        reader = _copy_text(body.reader)  # the EPC is hex and the gateway an identifier
         for epc, antenna, rssi, at_us in body.reads:
             rssi_text = "\\N" if rssi is None else str(rssi)
             lines.append(
@@ -75,7 +85,7 @@ async def write_tag_reads(conn: AsyncConnection, items: list[Accepted]) -> int:
             )
             seen = latest.get(epc)
             if seen is None or at_us > seen[0]:
-                latest[epc] = (at_us, gateway, reader, antenna, rssi)
+                latest[epc] = (at_us, gateway, body.reader, antenna, rssi)
     async with conn.cursor().copy(
         "COPY tag_observations (observed_at, gateway_id, reader, epc, antenna, rssi_cdbm, seq) "
         "FROM STDIN"

@@ -114,7 +114,7 @@ async def apply_decision(conn: AsyncConnection[Any], site_id: str, d: Decision, 
     elif d.action == "clear":
         assert d.alert_type is not None
         await alerts.clear_alert(conn, alert_type=d.alert_type, subject=d.subject, actor=who,
-                                 comment=d.explanation)
+                                 comment=d.explanation, site_id=site_id)
     else:
         assert d.alert_type is not None
         await alerts.raise_alert(

@@ -1,4 +1,4 @@
-"""Gateways: registration with their public key, last seen, online state."""
+"""Gateways: registration with their public key, revocation, last seen, online state."""
 
 from __future__ import annotations
 
@@ -29,3 +29,10 @@ async def list_gateways(conn: DbConn, principal: CurrentPrincipal) -> list[Gatew
 @router.get("/{gateway_id}")
 async def get_gateway(gateway_id: str, conn: DbConn, principal: CurrentPrincipal) -> GatewayOut:
     return GatewayOut.model_validate(await registry.get_gateway(conn, principal, gateway_id))
+
+
+@router.post("/{gateway_id}/revoke")
+async def revoke_gateway(gateway_id: str, conn: DbConn, principal: Manager) -> GatewayOut:
+    """From now on every message of this gateway is dead-lettered, by every ingest process;
+    registering a new key brings it back."""
+    return GatewayOut.model_validate(await registry.revoke_gateway(conn, principal, gateway_id))
