@@ -48,6 +48,19 @@ def test_confirmed_messages_are_forgotten_and_depth_follows(tmp_path: Path) -> N
     assert [m.seq for m in box.pending(after=0, up_to=4, limit=10)] == [3, 4]
 
 
+def test_a_confirmation_beyond_the_allocated_seqs_forgets_nothing_beyond_them(
+    tmp_path: Path,
+) -> None:
+    box = Outbox(tmp_path / "o.db")
+    _put(box, 5)
+    assert box.confirm([(7, 2**63 - 1)]) == 0  # never allocated: nothing to forget
+    assert box.confirm([(4, 2**63 - 1)]) == 2  # clamped to 4..5
+    assert box.depth == 3
+    assert box.beyond_allocated == 2  # counted as suspicious
+    later = box.put("t", lambda seq: b"x" * 10, is_event=True)
+    assert later == 6 and box.depth == 4  # the next message is not pre-confirmed
+
+
 def test_a_puback_is_not_enough_to_forget(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "o.db")
     _put(box, 4)
