@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from cloud.ingest.decode import Accepted, Ignored, RegisteredGateway, Rejected, decide
 from contract import EnvelopeError, MessageType, open_envelope, seal, validate_body
 from contract.bounds import TIME_US_MAX, TIME_US_MIN
+from contract.envelope import MAX_ENVELOPE_BYTES
 from contract.safejson import JsonRefused, loads
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -64,6 +65,14 @@ def test_safejson_refuses_the_attacks_of_issue_11() -> None:
         except JsonRefused:
             continue
         raise AssertionError(f"accepted {raw[:20]!r}")
+
+
+def test_an_envelope_over_the_size_cap_is_refused_before_it_is_parsed() -> None:
+    # The project's broker drops these first (message_size_limit); a broker configured without
+    # the cap still cannot make ingest parse one.
+    raw = b"{" + b" " * MAX_ENVELOPE_BYTES + b"}"
+    decision = decide("pw/v1/s1/gw1/events", raw, {}, now_us=TIME_US_MIN + 1)
+    assert isinstance(decision, Rejected) and "exceed" in decision.reason
 
 
 @FAST
