@@ -98,27 +98,29 @@ async def _suppression(
         conn,
         "SELECT 'snoozed until ' || to_char(until AT TIME ZONE 'UTC', "
         "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || ' by ' || actor FROM alert_snoozes "
-        "WHERE alert_type = %s AND subject = %s AND until > %s "
+        "WHERE site_id = coalesce(%s, '') AND alert_type = %s AND subject = %s AND until > %s "
         "UNION ALL "
         "SELECT 'maintenance window ' || id || ': ' || reason FROM maintenance_windows "
         "WHERE site_id = %s AND starts_at <= %s AND ends_at > %s "
         "AND (alert_types IS NULL OR %s = ANY(alert_types)) LIMIT 1",
-        (alert_type, subject, at, site_id, at, at, alert_type))
+        (site_id, alert_type, subject, at, site_id, at, at, alert_type))
     return None if row is None else str(row[0])
 
 
 async def snooze(
     conn: AsyncConnection, alert_id: int, until: datetime, actor: str, comment: str
 ) -> dict[str, Any] | None:
-    """Keep the alert's (type, subject) quiet until ``until``: re-openings are stored, not sent."""
-    row = await _one(conn, "SELECT alert_type, subject FROM alerts WHERE id = %s", (alert_id,))
+    """Keep the alert's (site, type, subject) quiet until ``until``: re-openings are stored,
+    not sent."""
+    row = await _one(conn, "SELECT alert_type, subject, coalesce(site_id, '') FROM alerts "
+                     "WHERE id = %s", (alert_id,))
     if row is None:
         return None
     await conn.execute(
-        "INSERT INTO alert_snoozes (alert_type, subject, until, actor, comment) "
-        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (alert_type, subject) DO UPDATE SET "
-        "until = excluded.until, actor = excluded.actor, comment = excluded.comment, "
-        "created_at = now()", (row[0], row[1], until, actor, comment))
+        "INSERT INTO alert_snoozes (alert_type, subject, site_id, until, actor, comment) "
+        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (site_id, alert_type, subject) DO UPDATE "
+        "SET until = excluded.until, actor = excluded.actor, comment = excluded.comment, "
+        "created_at = now()", (row[0], row[1], row[2], until, actor, comment))
     await _history(conn, alert_id, "snoozed", actor, f"until {until.isoformat()}: {comment}")
     async with conn.cursor(row_factory=dict_row) as dcur:
         await dcur.execute(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = %s", (alert_id,))

@@ -103,6 +103,7 @@ class CloudTracking:
                 subject=body.subject,
                 actor=actor,
                 comment=body.explanation,
+                site_id=self.site,  # only this site's alert, never another's of the same subject
             )
             return
         cur = await conn.execute("SELECT id FROM sites WHERE id = %s", (self.site,))

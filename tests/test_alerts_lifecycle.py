@@ -186,3 +186,29 @@ async def test_a_site_rule_set_runs_in_ingest_and_the_edges_alert_is_absorbed(
                            "WHERE alert_type LIKE 'theft.%%' ORDER BY alert_type").fetchall()
     assert states == [("theft.quick_grab", "resolved", "rule:plate-then-gone"),
                       ("theft.unreleased_departure", "resolved", "rule:theft-departure")]
+
+
+async def test_a_snooze_quiets_its_own_sites_alert_not_another_sites_of_the_same_subject(
+    database_url: str, api_keys: dict[str, str], api_client: httpx.AsyncClient
+) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO sites (id, operator_id, name) VALUES ('site-9', 'op-2', 'other')")
+
+    async def raise_at(site: str) -> int:
+        async with await AsyncConnection.connect(database_url) as conn:
+            alert_id, _ = await alerts.raise_alert(
+                conn, alert_type="tamper.reader_offline", subject="reader:dock-1",
+                severity="major", site_id=site, lot_id=None, explanation="silent", evidence={},
+                seen_at=datetime.now(UTC), actor="test")
+            await conn.commit()
+        return alert_id
+
+    first = await raise_at("site-1")
+    r = await api_client.post(
+        f"/api/v1/alerts/{first}/snooze", headers=auth(api_keys["supervisor"]),
+        json={"until": (datetime.now(UTC) + timedelta(hours=2)).isoformat(), "comment": "work"})
+    assert r.status_code == 200, r.text
+    other = await raise_at("site-9")  # the same reader name at another site: not snoozed
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT suppressed_by FROM alerts WHERE id = %s", (other,)).fetchone()
+    assert row == (None,)
