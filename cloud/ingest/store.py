@@ -51,15 +51,24 @@ async def _dead_letters(conn: AsyncConnection, rejected: list[Rejected]) -> None
     if not rejected:
         return
     async with conn.cursor().copy(
-        "COPY dead_letters (topic, gateway_id, reason, raw, raw_length, raw_sha256) FROM STDIN"
+        f"COPY dead_letters ({DEAD_LETTER_COLUMNS}) FROM STDIN"
     ) as copy:
         for r in rejected:
-            # Topic, gateway and reason may quote the sender's text: no NUL reaches PostgreSQL.
-            await copy.write_row((
-                _text(r.topic), None if r.gateway_id is None else _text(r.gateway_id),
-                _text(r.reason), r.raw[:DEAD_LETTER_RAW_CAP], len(r.raw),
-                hashlib.sha256(r.raw).digest(),
-            ))
+            await copy.write_row(dead_letter_row(r.topic, r.gateway_id, r.reason, r.raw))
+
+
+DEAD_LETTER_COLUMNS = "topic, gateway_id, reason, raw, raw_length, raw_sha256"
+
+
+def dead_letter_row(
+    topic: str, gateway_id: str | None, reason: str, raw: bytes
+) -> tuple[str, str | None, str, bytes, int, bytes]:
+    """One ``dead_letters`` row: raw bytes up to the cap, with their full length and SHA-256.
+
+    Topic, gateway and reason may quote the sender's text: no NUL reaches PostgreSQL.
+    """
+    return (_text(topic), None if gateway_id is None else _text(gateway_id), _text(reason),
+            raw[:DEAD_LETTER_RAW_CAP], len(raw), hashlib.sha256(raw).digest())
 
 
 def _text(value: str, limit: int = 4096) -> str:

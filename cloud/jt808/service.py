@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 import psycopg
 
+from cloud.ingest.store import DEAD_LETTER_COLUMNS, dead_letter_row
 from cloud.jt808.alarms import TerminalAlarms
 from cloud.jt808.provisioning import tracker_of
 from cloud.jt808.session import Positions, ProvisionedTerminal, Registered, SessionEvent
@@ -105,8 +106,9 @@ class Jt808Tracking(CloudTracking):
         msg_type, body = item
         raw = json.dumps({"type": msg_type.value, "body": body.model_dump(mode="json")}).encode()
         await conn.execute(
-            "INSERT INTO dead_letters (topic, gateway_id, reason, raw) VALUES (%s, %s, %s, %s)",
-            (DEAD_LETTER_TOPIC, self.gateway_id, f"refused by the database: {err}"[:500], raw),
+            f"INSERT INTO dead_letters ({DEAD_LETTER_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)",
+            dead_letter_row(DEAD_LETTER_TOPIC, self.gateway_id,
+                            f"refused by the database: {err}"[:500], raw),
         )
 
     async def _on_events(self, events: list[SessionEvent], now_us: int) -> None:
