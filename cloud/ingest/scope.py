@@ -9,7 +9,6 @@ one indexed query per batch, not one per read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +27,6 @@ class References:
     epcs: frozenset[str] = field(default_factory=frozenset)
     trackers: frozenset[str] = field(default_factory=frozenset)
 
-    def named(self) -> Iterable[tuple[str, str]]:
-        yield from (("lot", n) for n in self.lots)
-        yield from (("epc", n) for n in self.epcs)
-        yield from (("tracker", n) for n in self.trackers)
-
 
 def references(msg_type: str, body: Any) -> References:
     """The lots, EPCs and trackers a message body refers to."""
@@ -41,7 +35,7 @@ def references(msg_type: str, body: Any) -> References:
     trackers: set[str] = set()
     match msg_type:
         case MessageType.TAG_READS:
-            epcs.update(r[0] for r in body.reads)
+            return References(epcs=frozenset([r[0] for r in body.reads]))
         case MessageType.PRESENCE_CHANGE:
             lots.add(body.lot)
             epcs.add(body.epc)
@@ -88,19 +82,37 @@ WHERE g.site_id <> u.site
 """
 
 
+_KINDS = ("lot", "epc", "tracker")
+
+
 async def foreign_references(
-    conn: AsyncConnection, asked: set[tuple[str, str, str]]
-) -> dict[tuple[str, str, str], str]:
-    """For (kind, name, sender site) triples: those owned by another site -> the owner."""
+    conn: AsyncConnection, asked: dict[tuple[str, str], set[str]]
+) -> dict[tuple[str, str], dict[str, str]]:
+    """For names asked per (kind, sender site): those owned by another site -> the owner.
+
+    Names are grouped per (kind, site) as sets, so a batch of 500-read messages costs set
+    unions at C speed, not a Python tuple per read.
+    """
     if not asked:
         return {}
     params: dict[str, list[str]] = {}
-    for kind in ("lot", "epc", "tracker"):
-        pairs = [(name, site) for k, name, site in asked if k == kind]
-        params[f"{kind}_names"] = [n for n, _ in pairs]
-        params[f"{kind}_sites"] = [s for _, s in pairs]
+    for kind in _KINDS:
+        names: list[str] = []
+        sites: list[str] = []
+        for (k, site), wanted in asked.items():
+            if k == kind:
+                names.extend(wanted)
+                sites.extend([site] * len(wanted))
+        params[f"{kind}_names"], params[f"{kind}_sites"] = names, sites
     cur = await conn.execute(_FOREIGN_SQL, params, binary=True)
-    return {(kind, name, site): owner for kind, name, site, owner in await cur.fetchall()}
+    foreign: dict[tuple[str, str], dict[str, str]] = {}
+    for kind, name, site, owner in await cur.fetchall():
+        foreign.setdefault((kind, site), {})[name] = owner
+    return foreign
+
+
+def _groups(r: References) -> tuple[tuple[str, frozenset[str]], ...]:
+    return (("lot", r.lots), ("epc", r.epcs), ("tracker", r.trackers))
 
 
 async def confine_to_sites(
@@ -109,8 +121,11 @@ async def confine_to_sites(
     """Split messages into those that name only their own site's objects and the rest
     (dead-lettered with the first foreign object as the reason)."""
     refs = [references(a.envelope.type, a.body) for a in accepted]
-    asked = {(kind, name, a.envelope.site)
-             for a, r in zip(accepted, refs, strict=True) for kind, name in r.named()}
+    asked: dict[tuple[str, str], set[str]] = {}
+    for a, r in zip(accepted, refs, strict=True):
+        for kind, names in _groups(r):
+            if names:
+                asked.setdefault((kind, a.envelope.site), set()).update(names)
     foreign = await foreign_references(conn, asked)
     if not foreign:
         return accepted, []
@@ -118,14 +133,20 @@ async def confine_to_sites(
     refused: list[Rejected] = []
     for a, r in zip(accepted, refs, strict=True):
         site = a.envelope.site
-        hit = next(((k, n) for k, n in r.named() if (k, n, site) in foreign), None)
+        hit = None
+        for kind, names in _groups(r):
+            owners = foreign.get((kind, site))
+            if owners and (clash := names & owners.keys()):
+                name = min(clash)
+                hit = (kind, name, owners[name])
+                break
         if hit is None:
             kept.append(a)
             continue
-        kind, name = hit
+        kind, name, owner = hit
         refused.append(Rejected(
             a.topic, a.raw,
-            f"site: {kind} {name!r} belongs to site {foreign[(kind, name, site)]!r}, "
+            f"site: {kind} {name!r} belongs to site {owner!r}, "
             f"not to the sender's site {site!r}",
             a.envelope.gateway, verified=a.envelope))
     return kept, refused
