@@ -73,7 +73,7 @@ async def provision_jt808(body: Jt808Provision, conn: DbConn, principal: Admin) 
             actor=principal.key_id,
         )
     except provisioning.ProvisioningError as err:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(err)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from None
     return Jt808Provisioned(
         phone=terminal.phone,
         tracker=provisioning.tracker_of(terminal.phone),
