@@ -28,7 +28,7 @@ from contract.commands import seal_command
 from contract.topics import cmd_topic
 from edge.trackers.mqtt_source import broker_address
 from geofences.fences import FenceSet, parse_feature_collection
-from geofences.update import COMMAND, encode_update
+from geofences.update import COMMAND, update_body
 
 
 def next_version(conn: psycopg.Connection[Any], site: str) -> int:
@@ -69,7 +69,7 @@ async def publish_fences(
     password: str | None = None,
 ) -> None:
     host, port, url_user, url_password = broker_address(mqtt_url)
-    body = json.loads(encode_update(fences))
+    body = update_body(fences)
     issued_at_us = time.time_ns() // 1000
     async with aiomqtt.Client(
         host, port, username=username or url_user, password=password or url_password

@@ -14,7 +14,6 @@ from contract.commands import (
 from contract.confirmations import (
     STORED_COMMAND,
     decode_stored,
-    encode_stored,
     seq_ranges,
     stored_body,
 )
@@ -88,7 +87,6 @@ __all__ = [
     "canonical_bytes",
     "cmd_topic",
     "decode_stored",
-    "encode_stored",
     "events_topic",
     "ingest_subscription",
     "load_private_key",

@@ -11,7 +11,6 @@ cloud has all of them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,10 +33,6 @@ def seq_ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
 
 def stored_body(seqs: Iterable[int]) -> dict[str, Any]:
     return {"v": 1, "stored": [list(r) for r in seq_ranges(seqs)]}
-
-
-def encode_stored(seqs: Iterable[int]) -> bytes:
-    return json.dumps(stored_body(seqs), separators=(",", ":")).encode()
 
 
 def decode_stored(payload: bytes | dict[str, Any]) -> list[tuple[int, int]]:

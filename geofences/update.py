@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from geofences.fences import FenceSet, InvalidGeofence, parse_feature_collection
 
@@ -24,11 +25,14 @@ class FenceUpdateDecision:
     reason: str | None = None
 
 
+def update_body(fences: FenceSet) -> dict[str, Any]:
+    """The ``cmd/geofences`` body: what the cloud signs and the gateway decides on."""
+    return {"site": fences.site, "version": fences.version,
+            "fences": fences.to_feature_collection()}
+
+
 def encode_update(fences: FenceSet) -> bytes:
-    return json.dumps(
-        {"site": fences.site, "version": fences.version, "fences": fences.to_feature_collection()},
-        separators=(",", ":"),
-    ).encode()
+    return json.dumps(update_body(fences), separators=(",", ":")).encode()
 
 
 def decide_update(payload: bytes, *, site: str, running_version: int | None) -> FenceUpdateDecision:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from contract import decode_stored, encode_stored, seq_ranges
+from contract import decode_stored, seq_ranges, stored_body
 
 
 def test_ranges_are_compact_sorted_and_deduplicated() -> None:
     assert seq_ranges([5, 1, 2, 3, 3, 9, 10]) == [(1, 3), (5, 5), (9, 10)]
-    assert decode_stored(encode_stored([7, 8, 1])) == [(1, 1), (7, 8)]
+    assert decode_stored(stored_body([7, 8, 1])) == [(1, 1), (7, 8)]
 
 
 @pytest.mark.parametrize("payload", [
