@@ -47,11 +47,11 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
 
+    from decisions.plate_format import match
     from edge.vision.capture import VideoSource
     from edge.vision.detector import PlateDetector
     from edge.vision.gate import GateWatch
     from edge.vision.ocr import TextReader
-    from edge.vision.plate_format import match
     from edge.vision.recognizer import PlateRecognizer
 
     with tempfile.TemporaryDirectory(prefix="camera-bench-") as tmp:

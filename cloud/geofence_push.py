@@ -26,9 +26,9 @@ from cloud.command_key import load_command_key
 from cloud.settings import load_settings
 from contract.commands import seal_command
 from contract.topics import cmd_topic
-from edge.trackers.mqtt_source import broker_address
 from geofences.fences import FenceSet, parse_feature_collection
 from geofences.update import COMMAND, update_body
+from ops.mqtt import broker_address
 
 
 def next_version(conn: psycopg.Connection[Any], site: str) -> int:

@@ -22,6 +22,7 @@ from cloud.lots import get_lot
 from cloud.receipts.service import list_receipts
 from cloud.registry import NotFound
 from cloud.scope import alert_condition, lot_condition, site_condition
+from decisions.alert_types import AlertType
 
 SITE_GEOJSON = Path(__file__).resolve().parent.parent / "geofences" / "sites"
 TRAIL_FIXES = 20
@@ -82,7 +83,7 @@ async def map_state(conn: AsyncConnection, p: Principal, tile_url: str | None) -
                            params)
     readers = await _rows(conn, f"""
         SELECT s.gateway_id, s.reader, max(s.last_seen_at) AS last_seen_at,
-               NOT EXISTS (SELECT 1 FROM alerts a WHERE a.alert_type = 'tamper.reader_offline'
+               NOT EXISTS (SELECT 1 FROM alerts a WHERE a.alert_type = '{AlertType.READER_OFFLINE}'
                            AND a.subject = 'reader:' || s.reader AND a.state <> 'resolved'
                            AND a.source_gateway = s.gateway_id) AS online
         FROM tag_state s JOIN gateways g ON g.id = s.gateway_id

@@ -21,10 +21,10 @@ import psycopg
 
 from cloud.settings import load_settings
 from cloud.tracking import CloudTracking
-from edge.trackers.mqtt_source import device_messages
-from edge.trackers.owntracks import TOPIC_FILTER, NotALocation, parse_location
-from edge.trackers.watch import TrackedAsset
+from contract.owntracks import TOPIC_FILTER, NotALocation, parse_location
+from decisions.trackers.watch import TrackedAsset
 from geofences.fences import load_fence_file
+from ops.mqtt import device_messages
 
 log = logging.getLogger(__name__)
 

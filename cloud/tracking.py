@@ -20,8 +20,9 @@ from cloud.alerts import clear_alert, raise_alert
 from cloud.ingest.geo_writers import store_geofence_events, store_positions
 from contract import AlertBody, MessageType
 from contract.messages import GeofenceEventBody, TrackerPositionsBody
-from edge.trackers.station import Outgoing, TrackerStation
-from edge.trackers.watch import TrackedAsset
+from decisions.outgoing import Outgoing
+from decisions.trackers.station import TrackerStation
+from decisions.trackers.watch import TrackedAsset
 from geofences.crossing import CrossingRules
 from geofences.fences import FenceSet
 

@@ -11,11 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from contract import AlertBody
+from decisions.alert_types import AlertType
 from edge.rfid.presence import PresenceChange
 from edge.rfid.reader import ReaderHealth
 
-TAG_MISSING = "theft.tag_missing"
-READER_OFFLINE = "tamper.reader_offline"
+TAG_MISSING = AlertType.TAG_MISSING
+READER_OFFLINE = AlertType.READER_OFFLINE
 
 
 @dataclass

@@ -20,17 +20,13 @@ from dataclasses import dataclass, field
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from contract.refusals import DeviceInputRefused
+
+__all__ = ["REFUSALS", "DeviceInputRefused", "Refusals"]
+
 log = logging.getLogger(__name__)
 
 MAX_DETAIL_CHARS = 200  # a device chooses the detail text; the log line stays short
-
-
-class DeviceInputRefused(ValueError):
-    """A device message that is not a read; ``reason`` is the counter's code for it."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
 
 
 @dataclass

@@ -12,7 +12,7 @@ import json
 
 import aiomqtt
 
-from edge.rules import Decision
+from decisions.rules import Decision
 
 
 def alarm_topic(site: str, gateway: str, alert_type: str, subject: str) -> str:

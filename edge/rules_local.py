@@ -13,7 +13,7 @@ from typing import Any
 
 from contract import AlertBody, MessageType, PresenceChangeBody
 from contract.messages import PlateReadBody
-from edge.rules import EDGE_ALERT_FACTS, Decision, Fact, RuleEngine, RuleSet, default_rules
+from decisions.rules import EDGE_ALERT_FACTS, Decision, Fact, RuleEngine, RuleSet, default_rules
 
 
 def facts_of(msg_type: MessageType, body: Any, at_us: int, authorised: set[str]) -> list[Fact]:

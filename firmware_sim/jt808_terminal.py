@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cloud.jt808.codec import (
+from contract.jt808 import (
     STATUS_ACC_ON,
     STATUS_POSITIONED,
     FrameSplitter,

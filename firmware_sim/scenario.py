@@ -43,9 +43,10 @@ from contract import (
     public_key_b64,
 )
 from contract.messages import PlateReadBody
+from decisions.alert_types import AlertType
+from decisions.rules import Decision
 from edge.local_alerts import LocalAlerts
 from edge.rfid.reader import ReaderHealth
-from edge.rules import Decision
 from edge.rules_alarm import LocalAlarm
 from edge.rules_local import EdgeRules, alert_of
 
@@ -402,7 +403,7 @@ class Player:
                 last_seen_us=now_us, box=(10, 10, 120, 40)))
             if step.plate.plate not in authorised:  # what the gate camera pipeline raises
                 await emit(MessageType.ALERT, AlertBody(
-                    action="raise", alert_type="theft.unauthorized_vehicle",
+                    action="raise", alert_type=AlertType.UNAUTHORISED_VEHICLE,
                     subject=f"vehicle:{step.plate.plate}", severity="major",
                     explanation=f"vehicle {step.plate.plate} at {step.plate.camera} is not on "
                                 "the site's gate list", evidence={"camera": step.plate.camera}))
@@ -420,7 +421,7 @@ class Player:
             t = step.temperature
             hot = t.celsius > t.max_c
             await emit(MessageType.ALERT, AlertBody(
-                action="raise" if hot else "clear", alert_type="damage.temperature",
+                action="raise" if hot else "clear", alert_type=AlertType.TEMPERATURE,
                 subject=f"sensor:{t.sensor}", severity="major",
                 lot=self.lot_id(t.lot) if t.lot else None,
                 explanation=f"{t.sensor} reads {t.celsius:.1f} °C (limit {t.max_c:.1f} °C)",
@@ -478,8 +479,8 @@ class Player:
         return f"{logical}-{self.run_id}"
 
     async def _gps(self, gps: Gps, emit: Any) -> None:
-        from edge.trackers.station import TrackerStation
-        from edge.trackers.watch import TrackedAsset
+        from decisions.trackers.station import TrackerStation
+        from decisions.trackers.watch import TrackedAsset
         from firmware_sim import trackers
         from geofences.crossing import CrossingRules
         from geofences.fences import load_fence_file

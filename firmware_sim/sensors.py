@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import aiomqtt
 import numpy as np
 
-from edge.trackers.mqtt_source import broker_address
+from ops.mqtt import broker_address
 
 log = logging.getLogger(__name__)
 

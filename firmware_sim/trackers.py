@@ -28,10 +28,10 @@ from dataclasses import dataclass
 import aiomqtt
 import numpy as np
 
-from edge.trackers.mqtt_source import broker_address
-from edge.trackers.owntracks import location_payload
+from contract.owntracks import location_payload
 from geofences.crossing import Fix
 from geofences.fences import FenceSet, load_site
+from ops.mqtt import broker_address
 
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 
 from contract import TagObservation
 from contract.bounds import time_us_in_range
+from contract.owntracks import LocationRefused, NotALocation, parse_location
 from edge.refusals import DeviceInputRefused
 from edge.rfid import impinj, llrp, zebra
 from edge.rfid.checks import EPC_MAX_HEX, RSSI_CDBM_MAX, RSSI_CDBM_MIN
 from edge.rfid.llrp_session import reports_to_observations
 from edge.sensors.modbus import ModbusResponseRefused, RegisterMap, decode_registers
 from edge.sensors.mqtt_json import SensorMessageRefused, parse_sensor_message
-from edge.trackers.owntracks import LocationRefused, NotALocation, parse_location
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from contract import TagObservation
+from contract.owntracks import LocationRefused, NotALocation, parse_location
 from edge.refusals import DeviceInputRefused
 from edge.rfid import impinj, zebra
-from edge.trackers.owntracks import LocationRefused, NotALocation, parse_location
 
 DATA = Path(__file__).parent / "data"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.rules import Fact, RuleEngine, default_rules, load_rule_set
+from decisions.rules import Fact, RuleEngine, default_rules, load_rule_set
 
 S = 1_000_000
 T0 = 1_795_000_000 * S

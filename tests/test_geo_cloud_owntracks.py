@@ -12,8 +12,8 @@ import psycopg
 
 from cloud.owntracks import follow
 from cloud.tracking import CloudTracking
-from edge.trackers.owntracks import location_payload
-from edge.trackers.watch import TrackedAsset
+from contract.owntracks import location_payload
+from decisions.trackers.watch import TrackedAsset
 from firmware_sim.trackers import drive_out
 from geofences.fences import load_site
 

@@ -14,9 +14,9 @@ import psycopg
 import pytest
 
 from cloud.ingest.consumer import Ingest, IngestOptions
+from contract.owntracks import location_payload
 from edge.agent import Agent
 from edge.config import load_config
-from edge.trackers.owntracks import location_payload
 from firmware_sim.trackers import drive_out
 from geofences.fences import SITES_DIR, load_site
 

@@ -14,7 +14,7 @@ from cloud.command_key import load_command_key
 from cloud.geofence_push import gateways_of, publish_fences, store_fences
 from contract import MessageType, open_command
 from contract.topics import cmd_topic
-from edge.trackers.station import TrackerStation
+from decisions.trackers.station import TrackerStation
 from geofences.crossing import CrossingRules
 from geofences.fences import InvalidGeofence, parse_feature_collection
 from tests.geo_fixtures import T0_US, square_site

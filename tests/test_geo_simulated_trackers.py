@@ -4,8 +4,8 @@ the coil parked on the fence edge never crosses, the delayed batches lose nothin
 from __future__ import annotations
 
 from contract import MessageType
-from edge.trackers.station import TrackerStation
-from edge.trackers.watch import TrackedAsset
+from decisions.trackers.station import TrackerStation
+from decisions.trackers.watch import TrackedAsset
 from firmware_sim.trackers import scenario
 from geofences.crossing import CrossingRules
 from geofences.fences import load_site

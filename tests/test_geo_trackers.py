@@ -13,11 +13,11 @@ import pytest
 from pydantic import BaseModel
 
 from contract import MessageType
-from edge.trackers.owntracks import NotALocation, location_payload, parse_location
+from contract.owntracks import NotALocation, location_payload, parse_location
+from decisions.trackers.station import TrackerStation
+from decisions.trackers.watch import TrackedAsset
 from edge.trackers.pipeline import TrackersSection
 from edge.trackers.pipeline import run as run_trackers
-from edge.trackers.station import TrackerStation
-from edge.trackers.watch import TrackedAsset
 from geofences.crossing import CrossingRules
 from geofences.fences import SITES_DIR, load_site
 from tests.geo_fixtures import T0_US, fix_at

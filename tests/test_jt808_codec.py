@@ -9,7 +9,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cloud.jt808.codec import (
+from cloud.jt808.session import (
+    Authenticated,
+    Jt808Session,
+    Positions,
+    ProvisionedTerminal,
+    ProvisionedTerminals,
+    Refused,
+    Registered,
+    SetAside,
+)
+from contract.jt808 import (
     FrameSplitter,
     GeneralResponse,
     Header,
@@ -25,16 +35,6 @@ from cloud.jt808.codec import (
     encode_frame,
     escape,
     unescape,
-)
-from cloud.jt808.session import (
-    Authenticated,
-    Jt808Session,
-    Positions,
-    ProvisionedTerminal,
-    ProvisionedTerminals,
-    Refused,
-    Registered,
-    SetAside,
 )
 
 PHONE = "13800138000"

@@ -10,7 +10,18 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cloud.jt808.codec import (
+from cloud.jt808.session import (
+    Authenticated,
+    Heartbeat,
+    Jt808Session,
+    Positions,
+    ProvisionedTerminal,
+    ProvisionedTerminals,
+    Refused,
+    Registered,
+    SetAside,
+)
+from contract.jt808 import (
     MAX_FRAME,
     MAX_TEXT,
     FrameSplitter,
@@ -27,17 +38,6 @@ from cloud.jt808.codec import (
     encode_frame,
     escape,
     unescape,
-)
-from cloud.jt808.session import (
-    Authenticated,
-    Heartbeat,
-    Jt808Session,
-    Positions,
-    ProvisionedTerminal,
-    ProvisionedTerminals,
-    Refused,
-    Registered,
-    SetAside,
 )
 
 PHONE = "13800138000"

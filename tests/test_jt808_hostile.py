@@ -14,7 +14,10 @@ import httpx
 import psycopg
 import pytest
 
-from cloud.jt808.codec import (
+from cloud.jt808.provisioning import ProvisioningError, provision
+from cloud.jt808.service import tracker_of
+from cloud.registry import Conflict, NotFound
+from contract.jt808 import (
     FrameSplitter,
     GeneralResponse,
     Header,
@@ -28,9 +31,6 @@ from cloud.jt808.codec import (
     decode_frame,
     encode_frame,
 )
-from cloud.jt808.provisioning import ProvisioningError, provision
-from cloud.jt808.service import tracker_of
-from cloud.registry import Conflict, NotFound
 from firmware_sim.jt808_terminal import Jt808Terminal
 from geofences.crossing import Fix
 from tests.test_jt808_server import (

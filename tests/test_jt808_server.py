@@ -10,11 +10,11 @@ import time
 
 import psycopg
 
-from cloud.jt808.codec import Header, MsgId, Result, encode_frame
 from cloud.jt808.provisioning import load_terminals, provision
 from cloud.jt808.server import Jt808Server
 from cloud.jt808.service import Jt808Tracking, tracker_of
 from cloud.jt808.session import ProvisionedTerminals
+from contract.jt808 import Header, MsgId, Result, encode_frame
 from firmware_sim.jt808_terminal import Jt808Terminal
 from firmware_sim.trackers import drive_out
 from geofences.fences import load_site

@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from cloud.jt808.alarms import TerminalAlarms
-from cloud.jt808.codec import (
+from cloud.jt808.session import (
+    Jt808Session,
+    Positions,
+    ProvisionedTerminal,
+    ProvisionedTerminals,
+    SetAside,
+)
+from contract.jt808 import (
     FrameSplitter,
     GeneralResponse,
     Location,
@@ -28,13 +35,6 @@ from cloud.jt808.codec import (
     RegistrationResponse,
     decode_authentication,
     decode_frame,
-)
-from cloud.jt808.session import (
-    Jt808Session,
-    Positions,
-    ProvisionedTerminal,
-    ProvisionedTerminals,
-    SetAside,
 )
 
 ROWS = json.loads((Path(__file__).parent / "data" / "jt808_frames.json").read_text())

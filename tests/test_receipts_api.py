@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cloud.receipts import printable
 from cloud.receipts.verification import parse_later, verify_bundle
 from contract import load_public_key, public_key_b64
-from edge.vision.authorised import AuthorisedVehicles
+from decisions.vehicles import AuthorisedVehicles
 from tests.conftest import free_port
 from tests.receipts_fixtures import EPCS, auth, issue, make_lot, operator_key, see_tags, world
 

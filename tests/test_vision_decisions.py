@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from edge.vision.authorised import AuthorisedVehicles, judge_exit
+from decisions.vehicles import AuthorisedVehicles, judge_exit
 from edge.vision.label_watch import LabelWatch
 from edge.vision.motion import MotionGate, region_to_search
 from edge.vision.passages import CountingLine, PassageTracker, PlateSighting

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
+from decisions.plate_format import match, normalise
 from edge.vision import gs1
-from edge.vision.plate_format import match, normalise
 from firmware_sim.camera.plates import random_plate
 from firmware_sim.camera.scenes import random_pallet_label
 

@@ -13,12 +13,12 @@ import cv2
 import pytest
 
 from edge.vision.detector import DEFAULT_MODEL, PlateDetector
-from edge.vision.evaluate import iou
 from edge.vision.ocr import TextReader
 from edge.vision.recognizer import PlateRecognizer
 from firmware_sim.camera.plates import PlateSpec, random_plate, render_plate
 from firmware_sim.camera.scenes import gate_scene, stack_scene
 from firmware_sim.camera.streams import ScriptedPassage, gate_frames, write_video
+from training.evaluate_plates import iou
 
 REPO = Path(__file__).resolve().parents[1]
 

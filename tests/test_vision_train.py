@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.vision.train import render_dataset
+from training.train_plates import render_dataset
 
 
 def test_render_dataset_writes_yolo_labels_inside_the_image(tmp_path: Path) -> None:
@@ -28,7 +28,7 @@ def test_render_dataset_writes_yolo_labels_inside_the_image(tmp_path: Path) -> N
 
 def test_one_epoch_trains_and_exports_an_onnx_the_gateway_loads(tmp_path: Path) -> None:
     from edge.vision.detector import PlateDetector
-    from edge.vision.train import main
+    from training.train_plates import main
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     out = tmp_path / "tiny.onnx"

@@ -12,24 +12,25 @@ open until a person resolves it. A theft bit that appears again after going away
 
 from __future__ import annotations
 
-from cloud.jt808.codec import Location
 from contract import AlertBody
+from contract.jt808 import Location
 from contract.messages import Severity
+from decisions.alert_types import AlertType
 
 # alarm name (codec.ALARM_BITS) -> (alert type, severity)
 WATCHED: dict[str, tuple[str, Severity]] = {
-    "vehicle_stolen": ("theft.terminal_alarm", "critical"),
-    "illegal_displacement": ("theft.terminal_alarm", "critical"),
-    "illegal_ignition": ("theft.terminal_alarm", "critical"),
-    "illegal_door_open": ("theft.terminal_alarm", "critical"),
-    "emergency": ("theft.terminal_alarm", "critical"),
+    "vehicle_stolen": (AlertType.TERMINAL_THEFT_ALARM, "critical"),
+    "illegal_displacement": (AlertType.TERMINAL_THEFT_ALARM, "critical"),
+    "illegal_ignition": (AlertType.TERMINAL_THEFT_ALARM, "critical"),
+    "illegal_door_open": (AlertType.TERMINAL_THEFT_ALARM, "critical"),
+    "emergency": (AlertType.TERMINAL_THEFT_ALARM, "critical"),
     "collision_warning": ("damage.shock", "major"),
     "rollover_warning": ("damage.shock", "major"),
-    "gnss_antenna_disconnected": ("tamper.terminal_alarm", "major"),
-    "main_power_off": ("tamper.terminal_alarm", "major"),
+    "gnss_antenna_disconnected": (AlertType.TERMINAL_TAMPER_ALARM, "major"),
+    "main_power_off": (AlertType.TERMINAL_TAMPER_ALARM, "major"),
 }
 # Alert types that only a person (or other evidence) ends, never the terminal's bits.
-LATCHED: frozenset[str] = frozenset({"theft.terminal_alarm"})
+LATCHED: frozenset[str] = frozenset({AlertType.TERMINAL_THEFT_ALARM})
 
 
 class TerminalAlarms:

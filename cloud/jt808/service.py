@@ -28,8 +28,8 @@ from cloud.jt808.provisioning import tracker_of
 from cloud.jt808.session import Positions, ProvisionedTerminal, Registered, SessionEvent
 from cloud.tracking import CloudTracking
 from contract import MessageType
-from edge.trackers.station import Outgoing
-from edge.trackers.watch import TrackedAsset
+from decisions.outgoing import Outgoing
+from decisions.trackers.watch import TrackedAsset
 from geofences.crossing import CrossingRules, Fix
 from geofences.fences import FenceSet
 

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from cloud.jt808.codec import (
+from contract.jt808 import (
     COMPAT_BIT_14,
     FrameSplitter,
     GeneralResponse,

@@ -20,8 +20,9 @@ from psycopg.rows import dict_row
 from cloud import alerts
 from cloud.ingest.decode import Accepted
 from contract import PresenceChangeBody, TagReadsBody
+from decisions.alert_types import AlertType
 
-ALERT_TYPE = "theft.movement_without_release"
+ALERT_TYPE = AlertType.MOVEMENT_WITHOUT_RELEASE
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from cloud.ingest.decode import Accepted
 from contract import AlertBody, PresenceChangeBody
 from contract.messages import PlateReadBody
-from edge.rules import EDGE_ALERT_FACTS, Fact
+from decisions.rules import EDGE_ALERT_FACTS, Fact
 
 
 def _us(item: Accepted) -> int:

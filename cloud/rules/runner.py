@@ -20,7 +20,7 @@ from cloud import alerts
 from cloud.ingest.decode import Accepted
 from cloud.rules.facts import facts_from
 from cloud.rules.sets import active_rule_set
-from edge.rules import Decision, Fact, RuleEngine, RuleSet
+from decisions.rules import Decision, Fact, RuleEngine, RuleSet
 
 RELEASE_PICKUP = timedelta(hours=24)
 IngestWriter = Callable[[AsyncConnection[Any], list[Accepted]], Awaitable[int]]

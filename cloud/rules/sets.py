@@ -8,7 +8,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import tuple_row
 
-from edge.rules import RuleSet, default_rules, load_rule_set
+from decisions.rules import RuleSet, default_rules, load_rule_set
 
 
 async def active_rule_set(conn: AsyncConnection[Any], site_id: str) -> RuleSet:

@@ -28,12 +28,13 @@ from psycopg.rows import dict_row
 from cloud import alerts
 from cloud.webhooks import policy, signing, ssrf
 from cloud.webhooks.outbox import CHANNEL
+from decisions.alert_types import AlertType
 
 log = logging.getLogger(__name__)
 
 TIMEOUT_S = 15.0
 ALLOW_ENV = "PW_WEBHOOK_ALLOW"
-ENDPOINT_DISABLED = "webhook.endpoint_disabled"
+ENDPOINT_DISABLED = AlertType.WEBHOOK_ENDPOINT_DISABLED
 
 
 def allow_list_from_env() -> list[str]:

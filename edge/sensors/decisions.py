@@ -23,11 +23,12 @@ from typing import Literal
 
 from contract import AlertBody
 from contract.messages import Severity
+from decisions.alert_types import AlertType
 from geofences.schedule import Schedule
 
-DOOR_OPEN_OUTSIDE_HOURS = "theft.door_open_outside_hours"
-SEAL_BROKEN = "theft.seal_broken"
-WEIGHT_DROP = "theft.weight_drop"
+DOOR_OPEN_OUTSIDE_HOURS = AlertType.DOOR_OPEN_OUTSIDE_HOURS
+SEAL_BROKEN = AlertType.SEAL_BROKEN
+WEIGHT_DROP = AlertType.WEIGHT_DROP
 
 
 @dataclass(frozen=True, slots=True)

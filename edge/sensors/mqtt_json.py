@@ -17,7 +17,7 @@ from contract.safejson import JsonRefused
 from edge.refusals import REFUSALS, DeviceInputRefused
 from edge.sensors.decisions import Reading
 from edge.sensors.source import CONTACT_QUANTITIES, QUANTITY_UNITS
-from edge.trackers.mqtt_source import device_messages
+from ops.mqtt import device_messages
 
 log = logging.getLogger(__name__)
 

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contract import AlertBody, MessageType
 from contract.messages import SensorReadingsBody
+from decisions.outgoing import Outgoing
 from edge.pipelines import EdgeContext, Pipeline
 from edge.sensors.decisions import (
     DoorMonitor,
@@ -48,7 +49,6 @@ from geofences.schedule import parse_schedule
 
 log = logging.getLogger(__name__)
 
-Outgoing = tuple[MessageType, BaseModel]
 
 
 class _Strict(BaseModel):

@@ -23,16 +23,17 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contract.owntracks import TOPIC_FILTER, LocationRefused, NotALocation, parse_location
+from decisions.outgoing import Outgoing
+from decisions.trackers.station import TrackerStation
+from decisions.trackers.watch import TrackedAsset
 from edge.pipelines import EdgeContext, Pipeline
 from edge.refusals import REFUSALS
-from edge.trackers.mqtt_source import device_messages
-from edge.trackers.owntracks import TOPIC_FILTER, LocationRefused, NotALocation, parse_location
 from edge.trackers.releases import on_releases
-from edge.trackers.station import Outgoing, TrackerStation
-from edge.trackers.watch import TrackedAsset
 from geofences.crossing import CrossingRules
 from geofences.fences import load_fence_file
 from geofences.update import COMMAND as FENCES_COMMAND
+from ops.mqtt import device_messages
 
 log = logging.getLogger(__name__)
 

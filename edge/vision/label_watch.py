@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-ALERT_TYPE = "damage.label_unreadable"
+from decisions.alert_types import AlertType
+
+ALERT_TYPE = AlertType.LABEL_UNREADABLE
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,20 +31,21 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from contract import MessageType
 from contract.messages import AlertBody, EvidenceRef, LabelReadBody, PlateReadBody
+from decisions.alert_types import AlertType
+from decisions.plate_format import RegionChoice
+from decisions.vehicles import ALERT_TYPE as UNAUTHORISED
+from decisions.vehicles import AuthorisedVehicles, judge_exit
 from edge.pipelines import EdgeContext, Pipeline
-from edge.vision.authorised import ALERT_TYPE as UNAUTHORISED
-from edge.vision.authorised import AuthorisedVehicles, judge_exit
 from edge.vision.capture import CaptureError, FrameSource, open_source
 from edge.vision.evidence import EvidenceStore
 from edge.vision.label_watch import ALERT_TYPE as LABEL_UNREADABLE
 from edge.vision.passages import CountingLine, Passage
-from edge.vision.plate_format import RegionChoice
 from edge.vision.tamper import BlindnessChange
 from ops.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
-CAMERA_BLOCKED = "tamper.camera_blocked"
+CAMERA_BLOCKED = AlertType.CAMERA_BLOCKED
 AUTHORISED_COMMAND = "authorised_vehicles"
 DEFAULT_MODEL = Path(__file__).parent / "models" / "plate_detector.onnx"
 

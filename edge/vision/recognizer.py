@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from decisions.plate_format import PlateText, RegionChoice, match
 from edge.vision.detector import Box, PlateDetector
 from edge.vision.ocr import TextReader
-from edge.vision.plate_format import PlateText, RegionChoice, match
 
 # Plate-shaped: China 3.1:1, EU 4.7:1, US 2:1. From 1.9 up, so that 16:9 and 4:3 frames are
 # never taken for a crop.

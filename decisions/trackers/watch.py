@@ -13,10 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from contract import AlertBody
+from decisions.alert_types import AlertType
 from geofences.crossing import GeofenceCrossing
 
-GEOFENCE_EXIT = "theft.geofence_exit"
-TRACKER_SILENT = "tamper.tracker_silent"
+GEOFENCE_EXIT = AlertType.GEOFENCE_EXIT
+TRACKER_SILENT = AlertType.TRACKER_SILENT
 
 
 @dataclass(frozen=True, slots=True)

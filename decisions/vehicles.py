@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from edge.vision.plate_format import normalise
+from decisions.alert_types import AlertType
+from decisions.plate_format import normalise
 
-ALERT_TYPE = "theft.unauthorized_vehicle"
+ALERT_TYPE = AlertType.UNAUTHORISED_VEHICLE
 
 
 class TimeWindow(BaseModel):

@@ -1,6 +1,6 @@
 """Train the plate detector on rendered gate scenes and export it to ONNX.
 
-    python -m edge.vision.train --out edge/vision/models/plate_detector.onnx
+    python -m training.train_plates --out edge/vision/models/plate_detector.onnx
 
 Needs the ``train`` extra (torch, torchvision, ultralytics, onnx, onnxslim); never imported on
 the gateway. The network is built from ``plate_detector.yaml`` (no pretrained weights, nothing
@@ -113,7 +113,7 @@ def train(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge.vision.train", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m training.train_plates", description=__doc__)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--train-images", type=int, default=1200)
     parser.add_argument("--val-images", type=int, default=150)

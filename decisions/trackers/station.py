@@ -13,18 +13,16 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 
-from pydantic import BaseModel
-
 from contract import MessageType
 from contract.messages import GeofenceEventBody, GeofencesAppliedBody, TrackerPositionsBody
-from edge.trackers.watch import TrackedAsset, TrackerWatch
+from decisions.outgoing import Outgoing
+from decisions.trackers.watch import TrackedAsset, TrackerWatch
 from geofences.crossing import CrossingDetector, CrossingRules, Fix, GeofenceCrossing, carry_over
 from geofences.fences import FenceSet
 from geofences.update import decide_update
 
 log = logging.getLogger(__name__)
 
-Outgoing = tuple[MessageType, BaseModel]
 _KIND_TYPE = {
     "geofence_enter": MessageType.GEOFENCE_ENTER,
     "geofence_exit": MessageType.GEOFENCE_EXIT,

@@ -1,6 +1,6 @@
 """Measure the plate detector and the recogniser on held-out rendered scenes (MODEL_CARD.md).
 
-    python -m edge.vision.evaluate [--scenes 200] [--seed 1000] [--model PATH] [--photos DIR]
+    python -m training.evaluate_plates [--scenes 200] [--seed 1000] [--model PATH] [--photos DIR]
 
 Detector: recall and precision at IoU >= 0.5 over gate scenes rendered with a seed the training
 never used. Recogniser (detector + OCR + format): share of scripted plates read exactly, per
@@ -98,7 +98,7 @@ def photos(model: Path, folder: Path) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge.vision.evaluate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate_plates", description=__doc__)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--scenes", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1000)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from contract import safejson
 from contract.bounds import TIME_US_MAX, TIME_US_MIN
+from contract.refusals import DeviceInputRefused
 from contract.safejson import JsonRefused
-from edge.refusals import DeviceInputRefused
 from geofences.crossing import Fix
 
 MAX_MESSAGE_BYTES = 64 * 1024  # a location is ~300 bytes; cards with a face image are skipped

@@ -1,0 +1,1 @@
+"""Training and evaluation of the gateway's models: needs the ``train`` extra, never a gateway."""
