@@ -1,2 +1,2 @@
 """The cloud's side of the rules engine: facts from ingested messages, rule sets per site,
-maintenance windows. The engine itself (pure, shared with the edge) is edge/rules.py."""
+maintenance windows. The engine itself (pure, shared with the edge) is decisions/rules.py."""
