@@ -18,8 +18,8 @@ from psycopg.rows import dict_row
 
 from cloud import alerts, live, registry, telemetry
 from cloud.apikeys import Principal
-from cloud.lots import get_lot
-from cloud.receipts.service import list_receipts
+from cloud.receipts.lots import get_lot
+from cloud.receipts.records import list_receipts
 from cloud.registry import NotFound
 from cloud.scope import alert_condition, lot_condition, site_condition
 from decisions.alert_types import AlertType

@@ -8,7 +8,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from cloud.apikeys import Principal
-from cloud.lots import get_lot
+from cloud.receipts.lots import get_lot
 from cloud.scope import site_condition
 
 MAX_BUCKETS = 10_000

@@ -28,6 +28,18 @@ PG_SERVER_URL = os.environ.get("PW_TEST_PG", "postgresql://postgres@127.0.0.1:54
 PROJECT_MOSQUITTO_CONF = ROOT / "deploy" / "mosquitto" / "mosquitto.conf"
 
 
+# Fixtures that reach a real service. A test that uses one, directly or through another fixture,
+# is an integration test whatever its module says, so `-m "not integration"` needs no service.
+SERVICE_FIXTURES = frozenset({"migrated_template", "database_url", "mqtt_broker", "make_broker"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

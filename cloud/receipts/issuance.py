@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class LotVerification:
-    """What was observed about a lot at one moment (the service gathers it from the tables)."""
+    """What was observed about a lot at one moment (``lot_verification.py`` reads the tables)."""
 
     lot_id: str
     declared_pieces: int

@@ -4,7 +4,7 @@ Theory of operation. A receipt is a value (:class:`ReceiptState`); a lifecycle s
 frozen event (:class:`Pledge`, :class:`Release`, :class:`Split`, :class:`Transfer`,
 :class:`Cancel`). :func:`apply` returns the receipt after the step (and, for a split, the new
 receipts) or raises :class:`TransitionRefused` with the reason a person can act on. Nothing here
-reads a clock or a database; the service feeds it rows and records what it returns.
+reads a clock or a database; ``steps.py`` feeds it rows and records what it returns.
 
     issued ──pledge──► pledged ──release (part)──► partly_released ──release (rest)──► released
       │  ▲                │                              │                                  │

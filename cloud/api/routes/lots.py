@@ -6,9 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
-from cloud import lots, registry
+from cloud import registry
 from cloud.api.deps import CurrentPrincipal, DbConn, Manager
 from cloud.api.schemas import LotCreate, LotOut
+from cloud.receipts import lots
 
 router = APIRouter(prefix="/api/v1/lots", tags=["lots"])
 

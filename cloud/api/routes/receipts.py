@@ -1,6 +1,6 @@
 """Receipts: lot details, verification, the receipt lifecycle, history, proofs, printing.
 
-Handlers translate HTTP to cloud/receipts/service.py and back; the SQL lives there. The
+Handlers translate HTTP to the cloud/receipts modules and back; the SQL lives there. The
 operator's signing key is ``app.state.operator_key`` when the app was given one, else it is
 read from the PEM file named by ``PW_OPERATOR_KEY_FILE``.
 """
@@ -22,8 +22,17 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cloud.api.deps import CurrentPrincipal, DbConn
-from cloud.receipts import ledger, printable, service
-from cloud.receipts.service import Clerk
+from cloud.receipts import (
+    gate,
+    ledger,
+    lot_verification,
+    lots,
+    printable,
+    proofs,
+    records,
+    steps,
+)
+from cloud.receipts.access import Clerk, Forbidden
 from contract import load_private_key
 
 router = APIRouter(prefix="/api/v1", tags=["receipts"])
@@ -56,7 +65,7 @@ def _clerk(principal: Any, key: Ed25519PrivateKey) -> Clerk:
 async def _run(call: Awaitable[T]) -> T:
     try:
         return await call
-    except service.Forbidden as err:
+    except Forbidden as err:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(err)) from None
     except ledger.LedgerError as err:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
@@ -107,7 +116,7 @@ class IssueTerms(_In):
     storage_period: dict[str, str] | None = None
     insurance: dict[str, str] | None = None
     issue_place: str | None = None
-    tolerance: float = Field(service.DEFAULT_TOLERANCE, ge=0, lt=1)
+    tolerance: float = Field(lot_verification.DEFAULT_TOLERANCE, ge=0, lt=1)
 
 
 class PledgeBody(_In):
@@ -151,13 +160,13 @@ async def set_lot_details(
     """Describe the goods as the receipt will: quality, packaging, quantity, fence, tags..."""
     details = body.model_dump(exclude_unset=True, exclude={"epcs"})
     return await _run(
-        service.set_lot_details(conn, _clerk(principal, key), lot_id, details, body.epcs)
+        lots.set_lot_details(conn, _clerk(principal, key), lot_id, details, body.epcs)
     )
 
 
 @router.get("/lots/{lot_id}/details")
 async def get_lot_details(lot_id: str, conn: DbConn, principal: CurrentPrincipal) -> dict[str, Any]:
-    return await _run(service.lot_details(conn, principal, lot_id))
+    return await _run(lots.lot_details(conn, principal, lot_id))
 
 
 @router.post("/lots/{lot_id}/verify")
@@ -166,10 +175,11 @@ async def verify_lot(
     conn: DbConn,
     principal: CurrentPrincipal,
     key: OperatorKey,
-    tolerance: float = Query(service.DEFAULT_TOLERANCE, ge=0, lt=1),
+    tolerance: float = Query(lot_verification.DEFAULT_TOLERANCE, ge=0, lt=1),
 ) -> dict[str, Any]:
     """Check the goods now (tags present, inside the fence, no theft alert) and log it."""
-    result = await _run(service.verify_lot(conn, _clerk(principal, key), lot_id, tolerance))
+    clerk = _clerk(principal, key)
+    result = await _run(lot_verification.verify_lot(conn, clerk, lot_id, tolerance))
     return result.as_json()
 
 
@@ -180,7 +190,7 @@ async def issue_receipt(
     """Issue a receipt when the goods are verified present; 409 lists what is missing."""
     terms = body.model_dump(exclude={"tolerance"})
     result, receipt = await _run(
-        service.issue_receipt(
+        steps.issue_receipt(
             conn, _clerk(principal, key), lot_id, terms=terms, tolerance=body.tolerance
         )
     )
@@ -209,19 +219,19 @@ async def list_receipts(
         Query(alias="status"),
     ] = None,
 ) -> list[dict[str, Any]]:
-    return await _run(service.list_receipts(conn, principal, status=status_))
+    return await _run(records.list_receipts(conn, principal, status=status_))
 
 
 @router.get("/receipts/{number}")
 async def get_receipt(number: str, conn: DbConn, principal: CurrentPrincipal) -> dict[str, Any]:
-    return await _run(service.get_receipt(conn, principal, number))
+    return await _run(records.get_receipt(conn, principal, number))
 
 
 @router.post("/receipts/{number}/pledge")
 async def pledge(
     number: str, body: PledgeBody, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
 ) -> dict[str, Any]:
-    return await _run(service.pledge(conn, _clerk(principal, key), number, body.pledgee))
+    return await _run(steps.pledge(conn, _clerk(principal, key), number, body.pledgee))
 
 
 @router.post("/receipts/{number}/releases", status_code=status.HTTP_201_CREATED)
@@ -230,7 +240,7 @@ async def request_release(
 ) -> dict[str, Any]:
     """Ask to take goods out; the pledgee approves with its own API key."""
     return await _run(
-        service.request_release(
+        steps.request_release(
             conn,
             principal,
             number,
@@ -247,7 +257,7 @@ async def request_release(
 async def list_releases(
     number: str, conn: DbConn, principal: CurrentPrincipal
 ) -> list[dict[str, Any]]:
-    return await _run(service.list_releases(conn, principal, number))
+    return await _run(steps.list_releases(conn, principal, number))
 
 
 @router.post("/receipts/{number}/releases/{request_id}/approve")
@@ -255,7 +265,7 @@ async def approve_release(
     number: str, request_id: int, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
 ) -> dict[str, Any]:
     return await _run(
-        service.decide_release(
+        steps.decide_release(
             conn, _clerk(principal, key), number, request_id=request_id, approve=True
         )
     )
@@ -266,7 +276,7 @@ async def reject_release(
     number: str, request_id: int, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
 ) -> dict[str, Any]:
     return await _run(
-        service.decide_release(
+        steps.decide_release(
             conn, _clerk(principal, key), number, request_id=request_id, approve=False
         )
     )
@@ -277,7 +287,7 @@ async def split(
     number: str, body: SplitBody, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
 ) -> list[dict[str, Any]]:
     parts = [p.model_dump() for p in body.parts]
-    return await _run(service.split(conn, _clerk(principal, key), number, parts))
+    return await _run(steps.split(conn, _clerk(principal, key), number, parts))
 
 
 @router.post("/receipts/{number}/transfer")
@@ -285,7 +295,7 @@ async def transfer(
     number: str, body: TransferBody, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
 ) -> dict[str, Any]:
     return await _run(
-        service.transfer(
+        steps.transfer(
             conn,
             _clerk(principal, key),
             number,
@@ -299,12 +309,12 @@ async def transfer(
 async def cancel(
     number: str, body: CancelBody, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
 ) -> dict[str, Any]:
-    return await _run(service.cancel(conn, _clerk(principal, key), number, body.reason))
+    return await _run(steps.cancel(conn, _clerk(principal, key), number, body.reason))
 
 
 @router.get("/receipts/{number}/history")
 async def history(number: str, conn: DbConn, principal: CurrentPrincipal) -> list[dict[str, Any]]:
-    return await _run(service.history(conn, principal, number))
+    return await _run(proofs.history(conn, principal, number))
 
 
 @router.get("/receipts/{number}/bundle")
@@ -312,7 +322,7 @@ async def bundle(
     number: str, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
 ) -> dict[str, Any]:
     """The receipt, its ledger entries and their proofs: what `receipts verify` checks."""
-    return await _run(service.bundle(conn, _clerk(principal, key), number))
+    return await _run(proofs.bundle(conn, _clerk(principal, key), number))
 
 
 @router.get("/receipts/{number}/verify")
@@ -320,7 +330,7 @@ async def public_status(
     number: str, conn: DbConn, digest: str | None = Query(None, pattern=r"^[0-9a-f]{64}$")
 ) -> dict[str, Any]:
     """Public: what the QR code on a printed receipt asks (is this version current?)."""
-    return await _run(service.public_status(conn, number, digest))
+    return await _run(proofs.public_status(conn, number, digest))
 
 
 def _verify_url(request: Request, receipt: dict[str, Any]) -> str:
@@ -362,7 +372,7 @@ async def receipt_font_licence() -> FileResponse:
 async def print_html(
     number: str, request: Request, conn: DbConn, principal: CurrentPrincipal
 ) -> HTMLResponse:
-    receipt = await _run(service.get_receipt(conn, principal, number))
+    receipt = await _run(records.get_receipt(conn, principal, number))
     return HTMLResponse(printable.receipt_html(receipt, _verify_url(request, receipt)))
 
 
@@ -370,7 +380,7 @@ async def print_html(
 async def print_pdf(
     number: str, request: Request, conn: DbConn, principal: CurrentPrincipal
 ) -> Response:
-    receipt = await _run(service.get_receipt(conn, principal, number))
+    receipt = await _run(records.get_receipt(conn, principal, number))
     try:
         # Parsing the 10 MB font takes a second or two of CPU: off the event loop.
         pdf = await asyncio.to_thread(printable.receipt_pdf, receipt, _verify_url(request, receipt))
@@ -392,7 +402,7 @@ async def authorised_vehicles(
     site_id: str, conn: DbConn, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     """The gate list for the site's cameras (the ``cmd/authorised_vehicles`` body)."""
-    return await _run(service.authorised_vehicles(conn, principal, site_id, datetime.now(UTC)))
+    return await _run(gate.authorised_vehicles(conn, principal, site_id, datetime.now(UTC)))
 
 
 # --- the ledger (public: hashes and signatures only) -------------------------------------------
@@ -409,4 +419,4 @@ async def latest_tree_head(conn: DbConn) -> dict[str, Any]:
 @router.get("/ledger/consistency")
 async def consistency(conn: DbConn, key: OperatorKey, first: int = Query(ge=0)) -> dict[str, Any]:
     """The newest signed head and the proof that it extends the tree of size ``first``."""
-    return await _run(service.later_head(conn, first, key, datetime.now(UTC)))
+    return await _run(proofs.later_head(conn, first, key, datetime.now(UTC)))
