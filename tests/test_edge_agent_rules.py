@@ -24,6 +24,8 @@ from decisions.vehicles import AuthorisedVehicle, AuthorisedVehicles
 from edge.__main__ import main as edge_main
 from edge.agent import Agent
 from edge.config import load_config
+from edge.rfid.presence import PresenceChange
+from edge.rfid.reader import ReaderHealth
 
 pytestmark = pytest.mark.integration
 T0_US = 1_764_136_000_000_000  # wire times lie in 2000..2100 (contract.bounds)
@@ -124,3 +126,20 @@ async def test_offline_a_truck_on_the_cloud_s_gate_list_takes_goods_without_a_th
     restarted = Agent(agent.config)
     assert restarted.alerting.gate_list == gate
     restarted.outbox.close()
+
+
+async def test_what_the_rfid_pipeline_observes_becomes_the_gateway_s_alerts(
+    tmp_path: Path,
+) -> None:
+    agent = _agent(tmp_path, Ed25519PrivateKey.generate())
+    async with _running(agent):
+        agent.observe(ReaderHealth("dock-1", False, "connection refused", T0_US))
+        agent.observe([PresenceChange(lot="LOT-A", epc="E1", state="missing", previous="present",
+                                      last_seen_us=T0_US, reader="dock-2", at_us=T0_US + 1)])
+        deadline = time.monotonic() + 5
+        while len(_alerts(agent)) < 2 and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        raised = _alerts(agent)
+    assert [(a["action"], a["alert_type"], a["subject"]) for a in raised] == [
+        ("raise", "tamper.reader_offline", "reader:dock-1"),
+        ("raise", "theft.tag_missing", "lot:LOT-A")]
