@@ -103,12 +103,15 @@ async def test_offline_a_truck_on_the_cloud_s_gate_list_takes_goods_without_a_th
     cloud_key = Ed25519PrivateKey.generate()
     agent = _agent(tmp_path, cloud_key)
     gate = AuthorisedVehicles(version=3, vehicles=[AuthorisedVehicle(plate="沪A12345")])
+    cameras: list[bytes] = []
+    agent.on_command("authorised_vehicles", cameras.append)  # the camera pipeline's copy
     async with _running(agent):
         # The gate list as the cloud sends it: signed, on cmd/authorised_vehicles.
         agent.publisher.on_command_message(
             cmd_topic("site-1", "gw-1", "authorised_vehicles"),
             seal_command(cloud_key, site="site-1", gateway="gw-1", name="authorised_vehicles",
                          body=gate.model_dump(mode="json"), issued_at_us=time.time_ns() // 1000))
+        assert [AuthorisedVehicles.model_validate_json(c) for c in cameras] == [gate]
         agent.emit(MessageType.PLATE_READ, _plate("沪A12345"))
         agent.emit(MessageType.PRESENCE_CHANGE, _departed("LOT-A"))
         await asyncio.sleep(0.5)
