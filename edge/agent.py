@@ -1,16 +1,20 @@
 """The gateway agent: runs the configured pipelines, signs what they emit, keeps it durable.
 
 Pipelines call ``emit``; the agent signs the message with the gateway's key and a sequence
-number from the outbox and stores it; the publisher sends it. Nothing here decides anything
-about tags, plates or fences.
+number from the outbox and stores it; the publisher sends it. Beside ``emit`` (which only seals
+and stores), the agent's judging loop hands what was emitted, and what pipelines ``observe``,
+to the one alerting stage (edge/alerting.py) and emits the alerts it decides. Nothing here
+decides anything about tags, plates or fences.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +22,7 @@ import aiomqtt
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from contract import (
     CHANNEL_OF,
@@ -31,16 +35,29 @@ from contract import (
     status_topic,
     topic_for,
 )
+from decisions.rules import default_rules
+from decisions.vehicles import AuthorisedVehicles
 from edge import __version__
+from edge.alerting import FACT_TYPES, Alarm, EdgeAlerting, Observation, Verdict
 from edge.config import AgentCore, cloud_command_key
 from edge.outbox import Outbox
 from edge.pipelines import load_pipelines
 from edge.publisher import Publisher, SessionAnnouncement, command_filter
 from edge.refusals import REFUSALS, RefusalMetrics
-from edge.rules_alarm import LocalAlarm
-from edge.rules_local import EdgeRules, alert_of
+from edge.siren import LocalSiren
+from edge.trackers.releases import COMMAND as RELEASES_COMMAND
+from edge.trackers.releases import parse_releases
 
 log = logging.getLogger(__name__)
+
+GATE_LIST_COMMAND = "authorised_vehicles"  # the camera pipeline reads the same command
+
+
+@dataclass(frozen=True, slots=True)
+class _Emitted:
+    msg_type: MessageType
+    body: BaseModel
+    at_us: int
 
 
 class Agent:
@@ -55,11 +72,18 @@ class Agent:
             fsync=config.outbox.fsync,
         )
         self._session_started_us = self.now_us()
-        self._command_handlers: dict[str, Callable[[bytes], None]] = {}
-        self.rules = EdgeRules() if config.local_rules else None
+        self._command_handlers: dict[str, list[Callable[[bytes], None]]] = {}
+        self._gate_list_file = config.data_dir / "authorised_vehicles.json"
+        self.alerting = EdgeAlerting(default_rules() if config.local_rules else None,
+                                     gate_list=self._stored_gate_list())
+        # What the judging loop has yet to hand the alerting stage, in emission order.
+        self._seen: asyncio.Queue[_Emitted | Observation] = asyncio.Queue()
+        self.on_command(GATE_LIST_COMMAND, self._gate_list_received)
+        self.on_command(RELEASES_COMMAND, self._releases_received)
         alarm = config.local_alarm
-        self._alarm = (LocalAlarm(alarm.host, alarm.port, self.site, self.gateway)
+        self._siren = (LocalSiren(alarm.host, alarm.port, self.site, self.gateway)
                        if alarm is not None else None)
+        self.alarms_sounded = 0
         self._alarm_tasks: set[asyncio.Task[None]] = set()
         self.publisher = Publisher(
             self.outbox,
@@ -93,43 +117,94 @@ class Agent:
             lambda seq: self._seal(seq, msg_type, fields, moment),
             is_event=channel is Channel.EVENTS,
         )
-        self._apply_rules(msg_type, body, moment)
+        if msg_type in FACT_TYPES:  # only what the stage reads waits for it (not tag reads)
+            self._seen.put_nowait(_Emitted(msg_type, body, int(moment.timestamp() * 1e6)))
         return seq
 
-    def _apply_rules(self, msg_type: MessageType, body: BaseModel, moment: datetime) -> None:
-        """The cloud's correlation rules on local facts, so an alarm exists without the cloud.
-
-        The engine always sees the facts (its windows must be current when the link drops), but
-        decides only while the cloud is unreachable: the gateway does not know release
-        approvals, so while connected the cloud's decision is the one that counts. Offline
-        decisions are emitted like any alert (the cloud absorbs them into the one active alert
-        per type and subject when the link returns) and sound the local alarm.
-        """
-        if self.rules is None or msg_type is MessageType.TAG_READS:
-            return
-        if msg_type is MessageType.ALERT and (body.evidence or {}).get("decided_at") == "edge":  # type: ignore[attr-defined]
-            return  # our own rule output: not a new fact
-        decisions = self.rules.on_emitted(msg_type, body, int(moment.timestamp() * 1e6))
-        cloud_unreachable = not self.publisher.stats.connected
-        for decision in decisions:
-            alert = alert_of(decision)
-            if alert is None or not cloud_unreachable:
-                continue
-            self.emit(MessageType.ALERT, alert)
-            if self._alarm is not None:
-                task = asyncio.ensure_future(self._sound(self._alarm, decision))
-                self._alarm_tasks.add(task)
-                task.add_done_callback(self._alarm_tasks.discard)
-
-    async def _sound(self, alarm: LocalAlarm, decision: object) -> None:
-        try:
-            await alarm.sound(decision)  # type: ignore[arg-type]
-        except (aiomqtt.MqttError, OSError) as err:
-            log.error("local alarm could not be sounded", extra={"alarm": repr(alarm),
-                                                                 "error": str(err)})
+    def observe(self, seen: Observation) -> None:
+        self._seen.put_nowait(seen)
 
     def on_command(self, name: str, handler: Callable[[bytes], None]) -> None:
-        self._command_handlers[name] = handler
+        # Several parts may follow one command (the gate list: cameras and alerting).
+        self._command_handlers.setdefault(name, []).append(handler)
+
+    def command(self, name: str, payload: bytes) -> None:
+        """Act on a ``cmd/{name}`` body the publisher verified as the cloud's."""
+        handlers = self._command_handlers.get(name)
+        if not handlers:
+            REFUSALS.refuse("cloud_command", "no_handler", f"cmd/{name}")
+            return
+        for handler in handlers:
+            try:
+                handler(payload)
+            except ValueError as err:  # signed by the cloud, yet not what this agent understands
+                REFUSALS.refuse("cloud_command", "bad_body", f"cmd/{name}: {err}")
+
+    # -- the alerting stage, fed outside emit --------------------------------------------------
+    def judge_seen(self) -> None:
+        """Hand the alerting stage everything emitted or observed since the last call, and
+        emit what it decides (its alerts come back here as facts for the rules)."""
+        while not self._seen.empty():
+            self._judge_one(self._seen.get_nowait())
+
+    def _judge_one(self, seen: _Emitted | Observation) -> None:
+        if isinstance(seen, _Emitted):
+            verdict = self.alerting.on_emitted(seen.msg_type, seen.body, seen.at_us,
+                                               cloud_reachable=self.publisher.stats.connected)
+        else:
+            verdict = self.alerting.on_observed(seen)
+        self._act(verdict)
+
+    async def _judge(self) -> None:
+        while True:
+            self._judge_one(await self._seen.get())
+            self.judge_seen()
+
+    def _act(self, verdict: Verdict) -> None:
+        for alert in verdict.alerts:
+            self.emit(MessageType.ALERT, alert)
+        if self._siren is None:
+            return
+        for alarm in verdict.alarms:
+            task = asyncio.ensure_future(self._sound(self._siren, alarm))
+            self._alarm_tasks.add(task)
+            task.add_done_callback(self._alarm_tasks.discard)
+
+    async def _sound(self, siren: LocalSiren, alarm: Alarm) -> None:
+        try:
+            await siren.sound(alarm)
+            self.alarms_sounded += 1
+        except (aiomqtt.MqttError, OSError) as err:
+            log.error("local alarm could not be sounded", extra={"siren": repr(siren),
+                                                                 "error": str(err)})
+
+    def _stored_gate_list(self) -> AuthorisedVehicles | None:
+        try:
+            return AuthorisedVehicles.load(self._gate_list_file)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValidationError) as err:
+            log.error("stored gate list unreadable; waiting for the cloud's",
+                      extra={"path": str(self._gate_list_file), "error": str(err)[:500]})
+            return None
+
+    def _gate_list_received(self, payload: bytes) -> None:
+        try:
+            vehicles = AuthorisedVehicles.model_validate_json(payload)
+        except ValidationError as err:
+            raise ValueError(f"gate list unreadable: {str(err)[:500]}") from None
+        if not self.alerting.gate_list_received(vehicles):
+            return
+        # Kept across a restart: without it every plate is unknown until the cloud resends.
+        self._gate_list_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._gate_list_file.with_suffix(".tmp")
+        tmp.write_bytes(vehicles.model_dump_json().encode())
+        os.replace(tmp, self._gate_list_file)
+
+    def _releases_received(self, payload: bytes) -> None:
+        self._act(self.alerting.releases_received(
+            parse_releases(payload), self.now_us(),
+            cloud_reachable=self.publisher.stats.connected))
 
     # -----------------------------------------------------------------------------------------
     def _seal(self, seq: int, msg_type: str, body: dict[str, Any], moment: datetime) -> bytes:
@@ -154,15 +229,7 @@ class Agent:
         )
 
     def _dispatch_command(self, topic: str, payload: bytes) -> None:
-        name = topic.rsplit("/cmd/", 1)[-1]
-        handler = self._command_handlers.get(name)
-        if handler is None:
-            REFUSALS.refuse("cloud_command", "no_handler", f"cmd/{name}")
-            return
-        try:
-            handler(payload)
-        except ValueError as err:  # signed by the cloud, yet not what this agent understands
-            REFUSALS.refuse("cloud_command", "bad_body", f"cmd/{name}: {err}")
+        self.command(topic.rsplit("/cmd/", 1)[-1], payload)
 
     def health(self) -> AgentHealthBody:
         return AgentHealthBody(
@@ -195,6 +262,7 @@ class Agent:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.publisher.run(), name="publisher")
                 group.create_task(self._report_health(), name="health")
+                group.create_task(self._judge(), name="alerting")
                 for name, pipeline in pipelines.items():
                     section = getattr(self.config, name, None)
                     if section is not None:
@@ -232,6 +300,10 @@ class AgentMetrics(Collector):
         yield CounterMetricFamily(
             "pw_edge_published", "Messages acknowledged by the broker",
             value=a.publisher.stats.published,
+        )
+        yield CounterMetricFamily(
+            "pw_edge_local_alarms", "Alarms sounded on the local siren",
+            value=a.alarms_sounded,
         )
         yield GaugeMetricFamily(
             "pw_edge_broker_connected", "1 when connected",

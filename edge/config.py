@@ -93,7 +93,7 @@ class AgentCore(_Section):
     broker: BrokerConfig = BrokerConfig()
     outbox: OutboxConfig = OutboxConfig()
     metrics: MetricsConfig = MetricsConfig()
-    # The cloud's correlation rules run here too, on what this gateway emits (edge/rules_local).
+    # The cloud's correlation rules run here too, on what this gateway emits (edge/alerting).
     local_rules: bool = True
     local_alarm: LocalAlarmConfig | None = None
     health_interval_s: float = Field(30, gt=0)

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from contract import MessageType
+from edge.alerting import Observation
 
 # Modules that define a PIPELINE. Add yours here.
 PIPELINE_MODULES: tuple[str, ...] = (
@@ -36,6 +37,10 @@ class EdgeContext(Protocol):
         self, msg_type: MessageType, body: BaseModel, *, observed_at: datetime | None = None
     ) -> int:
         """Durably queue a message (written to the outbox before this returns); its seq."""
+        ...
+
+    def observe(self, seen: Observation) -> None:
+        """Hand the alerting stage what is no message: presence changes, a reader's health."""
         ...
 
     def now_us(self) -> int:

@@ -1,31 +1,39 @@
-"""The agent runs the cloud's correlation rules on its own facts and sounds the local alarm
-while the cloud is unreachable (here: no broker at all)."""
+"""The agent's alerting stage runs the cloud's correlation rules on its own facts, against the
+gate list the cloud last sent, and sounds the local alarm while the cloud is unreachable (here:
+no broker at all for the uplink)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contract import MessageType, PresenceChangeBody, open_envelope, public_key_b64
+from contract.commands import seal_command
 from contract.messages import PlateReadBody
+from contract.topics import cmd_topic
+from decisions.vehicles import AuthorisedVehicle, AuthorisedVehicles
 from edge.__main__ import main as edge_main
 from edge.agent import Agent
 from edge.config import load_config
+from edge.rfid.presence import PresenceChange
+from edge.rfid.reader import ReaderHealth
 
 pytestmark = pytest.mark.integration
 T0_US = 1_764_136_000_000_000  # wire times lie in 2000..2100 (contract.bounds)
 
 
-async def test_unauthorised_plate_and_departed_tags_raise_theft_and_sound_the_alarm(
-    tmp_path: Path, mqtt_broker  # type: ignore[no-untyped-def]
-) -> None:
+def _agent(tmp_path: Path, cloud_key: Ed25519PrivateKey, extra: str = "") -> Agent:
     assert edge_main(["keygen", "--out", str(tmp_path / "gw.key")]) == 0
-    (tmp_path / "cloud.pub").write_text(public_key_b64(Ed25519PrivateKey.generate()))
+    (tmp_path / "cloud.pub").write_text(public_key_b64(cloud_key))
     config = tmp_path / "edge.toml"
     config.write_text(f"""
 site = "site-1"
@@ -34,30 +42,107 @@ key_file = "gw.key"
 data_dir = "data"
 [broker]
 url = "mqtt://127.0.0.1:1"
-[local_alarm]
-host = "127.0.0.1"
-port = {mqtt_broker.port}
-""")
-    agent = Agent(load_config(config))  # never connected: the cloud is unreachable
+{extra}""")
+    return Agent(load_config(config))  # never connected: the cloud is unreachable
+
+
+@contextlib.asynccontextmanager
+async def _running(agent: Agent) -> AsyncIterator[Agent]:
+    task = asyncio.create_task(agent.run())
+    try:
+        yield agent
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _plate(plate: str) -> PlateReadBody:
+    return PlateReadBody(camera="gate", plate=plate, region="cn", plate_format="cn_standard",
+                         confidence_pct=90, reads=3, direction="out", first_seen_us=T0_US,
+                         last_seen_us=T0_US + 1, box=(1, 1, 1, 1))
+
+
+def _departed(lot: str) -> PresenceChangeBody:
+    return PresenceChangeBody(lot=lot, epc="3034257BF7194E4000003030", state="missing",
+                              previous="present", last_seen_us=T0_US, reader="r1")
+
+
+def _alerts(agent: Agent) -> list[dict[str, Any]]:
+    stored = [open_envelope(m.payload) for m in agent.outbox.pending(after=0, limit=100)]
+    return [e.body for e in stored if e.type == "alert"]
+
+
+async def test_unauthorised_plate_and_departed_tags_raise_theft_and_sound_the_alarm(
+    tmp_path: Path, mqtt_broker  # type: ignore[no-untyped-def]
+) -> None:
+    agent = _agent(tmp_path, Ed25519PrivateKey.generate(),
+                   f'[local_alarm]\nhost = "127.0.0.1"\nport = {mqtt_broker.port}\n')
+    agent.alerting.gate_list_received(AuthorisedVehicles(version=1))  # nobody may take goods
     alarms: list[dict[str, object]] = []
-    async with aiomqtt.Client("127.0.0.1", mqtt_broker.port) as siren:
+    async with _running(agent), aiomqtt.Client("127.0.0.1", mqtt_broker.port) as siren:
         await siren.subscribe("pw/local/site-1/gw-1/alarm/#", qos=1)
-        agent.emit(MessageType.PLATE_READ, PlateReadBody(
-            camera="gate", plate="沪A12345", region="cn", plate_format="cn_standard",
-            confidence_pct=90, reads=3, direction="out", first_seen_us=T0_US,
-            last_seen_us=T0_US + 1,
-            box=(1, 1, 1, 1)))
-        agent.emit(MessageType.PRESENCE_CHANGE, PresenceChangeBody(
-            lot="LOT-A", epc="3034257BF7194E4000003030", state="missing", previous="present",
-            last_seen_us=T0_US, reader="r1"))
+        agent.emit(MessageType.PLATE_READ, _plate("沪A12345"))
+        agent.emit(MessageType.PRESENCE_CHANGE, _departed("LOT-A"))
         async with asyncio.timeout(10):
             async for message in siren.messages:
                 alarms.append(json.loads(bytes(message.payload)))  # type: ignore[arg-type]
                 break
+        raised = _alerts(agent)
     assert alarms[0]["state"] == "on"
     assert str(alarms[0]["alert_type"]).startswith("theft.")
-    stored = [open_envelope(m.payload) for m in agent.outbox.pending(after=0, limit=100)]
-    raised = [e.body for e in stored if e.type == "alert"]
     assert [(a["action"], a["subject"], a["evidence"]["decided_at"]) for a in raised] == [
         ("raise", "lot:LOT-A", "edge")]
-    agent.outbox.close()
+    assert agent.alarms_sounded == 1
+
+
+async def test_offline_a_truck_on_the_cloud_s_gate_list_takes_goods_without_a_theft_alert(
+    tmp_path: Path,
+) -> None:
+    # The bug: the agent's rules had no gate list, so offline any plate made a departure theft.
+    cloud_key = Ed25519PrivateKey.generate()
+    agent = _agent(tmp_path, cloud_key)
+    gate = AuthorisedVehicles(version=3, vehicles=[AuthorisedVehicle(plate="沪A12345")])
+    cameras: list[bytes] = []
+    agent.on_command("authorised_vehicles", cameras.append)  # the camera pipeline's copy
+    async with _running(agent):
+        # The gate list as the cloud sends it: signed, on cmd/authorised_vehicles.
+        agent.publisher.on_command_message(
+            cmd_topic("site-1", "gw-1", "authorised_vehicles"),
+            seal_command(cloud_key, site="site-1", gateway="gw-1", name="authorised_vehicles",
+                         body=gate.model_dump(mode="json"), issued_at_us=time.time_ns() // 1000))
+        assert [AuthorisedVehicles.model_validate_json(c) for c in cameras] == [gate]
+        agent.emit(MessageType.PLATE_READ, _plate("沪A12345"))
+        agent.emit(MessageType.PRESENCE_CHANGE, _departed("LOT-A"))
+        await asyncio.sleep(0.5)
+        assert _alerts(agent) == []
+        # Not a deaf stage: an unlisted truck at the gate makes the departure a theft.
+        agent.emit(MessageType.PLATE_READ, _plate("沪B55555"))
+        deadline = time.monotonic() + 5
+        while not _alerts(agent) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        raised = _alerts(agent)
+    assert [(a["action"], a["alert_type"], a["subject"]) for a in raised] == [
+        ("raise", "theft.unreleased_departure", "lot:LOT-A")]
+    assert "沪B55555" in raised[0]["explanation"]
+    # The list is kept across a restart of the agent.
+    restarted = Agent(agent.config)
+    assert restarted.alerting.gate_list == gate
+    restarted.outbox.close()
+
+
+async def test_what_the_rfid_pipeline_observes_becomes_the_gateway_s_alerts(
+    tmp_path: Path,
+) -> None:
+    agent = _agent(tmp_path, Ed25519PrivateKey.generate())
+    async with _running(agent):
+        agent.observe(ReaderHealth("dock-1", False, "connection refused", T0_US))
+        agent.observe([PresenceChange(lot="LOT-A", epc="E1", state="missing", previous="present",
+                                      last_seen_us=T0_US, reader="dock-2", at_us=T0_US + 1)])
+        deadline = time.monotonic() + 5
+        while len(_alerts(agent)) < 2 and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        raised = _alerts(agent)
+    assert [(a["action"], a["alert_type"], a["subject"]) for a in raised] == [
+        ("raise", "tamper.reader_offline", "reader:dock-1"),
+        ("raise", "theft.tag_missing", "lot:LOT-A")]

@@ -1,5 +1,6 @@
 """The RFID pipeline end to end with the simulated LLRP reader over TCP: reads become
-presence changes, zone changes, unexpected-tag reports and reader alerts."""
+presence changes, zone changes, unexpected-tag reports and, through the agent's alerting stage,
+reader and tag-missing alerts."""
 
 from __future__ import annotations
 
@@ -12,25 +13,32 @@ from pydantic import BaseModel
 
 from contract import MessageType
 from contract.messages import validate_body
+from edge.alerting import EdgeAlerting, Observation
 from edge.rfid.pipeline import RfidPipeline, RfidSection
 from firmware_sim.llrp_reader import LlrpReaderSim, ScriptedEvent, TagPopulation
 from firmware_sim.tags import lot_tags
 
 
 class RecordingContext:
-    """An EdgeContext that keeps what the pipeline emits, checked against the contract."""
+    """An EdgeContext that keeps what the pipeline emits, checked against the contract, and
+    what the agent's alerting stage makes of what the pipeline observes."""
 
     site = "site-1"
     gateway = "gw-1"
 
     def __init__(self) -> None:
         self.emitted: list[tuple[MessageType, BaseModel]] = []
+        self.alerting = EdgeAlerting(None)
 
     def emit(
         self, msg_type: MessageType, body: BaseModel, *, observed_at: datetime | None = None
     ) -> None:
         validate_body(msg_type, body.model_dump(mode="json"))
         self.emitted.append((msg_type, body))
+
+    def observe(self, seen: Observation) -> None:
+        for alert in self.alerting.on_observed(seen).alerts:
+            self.emit(MessageType.ALERT, alert)
 
     def now_us(self) -> int:
         return time.time_ns() // 1000

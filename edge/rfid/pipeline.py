@@ -1,8 +1,10 @@
-"""RFID pipeline: readers -> batched ``tag_reads`` telemetry, presence changes, local alerts.
+"""RFID pipeline: readers -> batched ``tag_reads`` telemetry, presence changes.
 
-Glue only: adapters produce observations, ``LotPresence`` and ``LocalAlerts`` decide, the
-context emits. Reads are batched (up to ``batch_max_reads`` or ``batch_max_ms``) so a busy
-reader does not cost one MQTT message per read.
+Glue only: adapters produce observations, ``LotPresence`` decides, the context emits; presence
+changes and reader health also go to the agent's alerting stage (``ctx.observe``,
+edge/alerting.py), which decides the tag-missing and reader-offline alerts. Reads are batched
+(up to ``batch_max_reads`` or ``batch_max_ms``) so a busy reader does not cost one MQTT
+message per read.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from contract import (
     TagReadsBody,
 )
 from contract.messages import TagZoneBody, UnexpectedTag, UnexpectedTagsBody
-from edge.local_alerts import LocalAlerts
 from edge.pipelines import EdgeContext, Pipeline
 from edge.rfid.epc import Gs1Pattern
 from edge.rfid.impinj import ImpinjIotReader, ImpinjIotReaderConfig
@@ -127,7 +128,6 @@ class RfidPipeline:
         self.presence = LotPresence(
             [lot.definition() for lot in section.lots], ctx.now_us(), policy=policy
         )
-        self._alerts = LocalAlerts()
         self._pending: dict[str, list[TagObservation]] = {}
         self.zones = (
             ZoneTracker(
@@ -147,8 +147,8 @@ class RfidPipeline:
                 last_seen_us=c.last_seen_us, reader=c.reader,
             )
             self._ctx.emit(MessageType.PRESENCE_CHANGE, body, observed_at=_time(c.at_us))
-        for alert in self._alerts.on_presence(changes):
-            self._ctx.emit(MessageType.ALERT, alert)
+        if changes:
+            self._ctx.observe(changes)
 
     def on_health(self, health: ReaderHealth) -> None:
         log.info(
@@ -159,7 +159,7 @@ class RfidPipeline:
             self.presence.reader_online(health.reader_id, health.at_us)
         else:
             self._emit_changes(self.presence.reader_offline(health.reader_id, health.at_us))
-        self._ctx.emit(MessageType.ALERT, self._alerts.on_reader_health(health))
+        self._ctx.observe(health)
 
     def on_observations(self, batch: list[TagObservation]) -> None:
         changes = self.presence.observe_batch(batch)
