@@ -46,6 +46,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    from cloud.gate_push import GatePush
     from cloud.ingest.consumer import Ingest, IngestOptions, serve_metrics
 
     settings = load_settings()
@@ -63,8 +64,16 @@ def _ingest(args: argparse.Namespace) -> int:
     ))
     if args.metrics_port:
         serve_metrics(ingest.metrics, args.metrics_port)
+
+    async def run() -> None:
+        # The gateways' gate list and released lots ride with ingest: one of the processes,
+        # holding a database lock, pushes them (cloud/gate_push.py).
+        async with GatePush(settings.database_url, settings.mqtt_url,
+                            username=settings.mqtt_username, password=settings.mqtt_password):
+            await ingest.run()
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(ingest.run())
+        asyncio.run(run())
     return 0
 
 

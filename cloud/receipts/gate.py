@@ -8,7 +8,6 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from cloud.apikeys import Principal
-from cloud.receipts import ledger
 from cloud.receipts.access import MANAGERS, managed_site_scope, require
 from cloud.receipts.rows import fetch_all, fetch_one
 from cloud.registry import NotFound
@@ -22,8 +21,7 @@ async def authorised_vehicles(
     """The site's authorised vehicles, in the edge's ``cmd/authorised_vehicles`` body shape.
 
     A vehicle is authorised when a lot at the site lists it, or when the pledgee approved a
-    release naming it in the last 24 hours. ``version`` is the ledger size: both inputs are
-    logged, so the list changes only when the ledger grows, and versions only increase.
+    release naming it in the last 24 hours.
     """
     if p.role == "gateway":
         allowed = await fetch_one(
@@ -39,6 +37,15 @@ async def authorised_vehicles(
         )
     if allowed is None:
         raise NotFound(f"no site {site_id!r}")
+    return await gate_list(conn, site_id, now)
+
+
+async def gate_list(conn: AsyncConnection[Any], site_id: str, now: datetime) -> dict[str, Any]:
+    """The gate list of a site, unchecked: the caller decided that it may be read.
+
+    ``version`` is the time it was computed (ms): a release expires without any write, and the
+    gateway keeps out a list whose version is not newer than the one it has.
+    """
     site = await fetch_one(conn, "SELECT timezone FROM sites WHERE id = %s", (site_id,))
     assert site is not None
     notes: dict[str, list[str]] = {}
@@ -59,7 +66,19 @@ async def authorised_vehicles(
             f"release {release['id']} of receipt {release['receipt_number']}"
         )
     return {
-        "version": await ledger.size(conn),
+        "version": int(now.timestamp() * 1000),
         "timezone": site["timezone"],
         "vehicles": [{"plate": plate, "note": "; ".join(n)} for plate, n in sorted(notes.items())],
     }
+
+
+async def released_lots(conn: AsyncConnection[Any], site_id: str, now: datetime) -> list[str]:
+    """The site's lots with a release approved in the pickup window (``cmd/lot_releases``)."""
+    rows = await fetch_all(
+        conn,
+        "SELECT DISTINCT r.lot_id FROM release_requests q JOIN receipts r"
+        " ON r.number = q.receipt_number JOIN lots l ON l.id = r.lot_id"
+        " WHERE l.site_id = %s AND q.state = 'approved' AND q.decided_at > %s ORDER BY 1",
+        (site_id, now - RELEASE_PICKUP),
+    )
+    return [row["lot_id"] for row in rows]
