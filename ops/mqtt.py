@@ -15,6 +15,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import aiomqtt
+from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -26,6 +27,12 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 RECEIVE_MAXIMUM = 1000
 
 ProtocolSetting = Literal["auto", "5", "3.1.1"]
+
+# The same versions as paho names them (ops/mqtt_acks.py talks to paho directly).
+PAHO_VERSIONS: dict[aiomqtt.ProtocolVersion, MQTTProtocolVersion] = {
+    aiomqtt.ProtocolVersion.V5: MQTTProtocolVersion.MQTTv5,
+    aiomqtt.ProtocolVersion.V311: MQTTProtocolVersion.MQTTv311,
+}
 
 
 def protocol_candidates(setting: ProtocolSetting) -> list[aiomqtt.ProtocolVersion]:
