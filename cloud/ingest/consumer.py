@@ -168,24 +168,25 @@ class Ingest:
         raise last
 
     async def _session(self, owner: Supervised) -> None:
-        conn = await self._open_db()
+        # Subscribe first: what gateways publish meanwhile waits in our queue, not nowhere.
+        subscriber = await self._connect()
         try:
-            subscriber = await self._connect()
+            shared = self.options.subscription == "shared" or (
+                self.options.subscription == "auto"
+                and subscriber.version is MQTTProtocolVersion.MQTTv5
+            )
+            topic = ingest_subscription(shared)
+            await subscriber.subscribe(topic, qos=1)
+            conn = await self._open_db()
             try:
-                shared = self.options.subscription == "shared" or (
-                    self.options.subscription == "auto"
-                    and subscriber.version is MQTTProtocolVersion.MQTTv5
-                )
-                topic = ingest_subscription(shared)
-                await subscriber.subscribe(topic, qos=1)
                 owner.up("subscribed")
                 log.info("ingest subscribed",
                          extra={"topic": topic, "protocol": subscriber.version.name})
                 await self._consume(conn, subscriber)
             finally:
-                await subscriber.close()
+                await conn.close()
         finally:
-            await conn.close()
+            await subscriber.close()
 
     async def _consume(self, conn: AsyncConnection, subscriber: AckingSubscriber) -> None:
         # A reader task moves messages into our queue, so a batch window can time out on an
