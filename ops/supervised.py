@@ -191,7 +191,7 @@ class BatchSource(Generic[T]):
             backoff=backoff or Backoff(initial_s=0.5, maximum_s=30.0), sleep=sleep,
             clock_us=clock_us, reason_of=self.reason_of,
         )
-        self._queue: asyncio.Queue[object] = asyncio.Queue(self.queue_size)
+        self._batch_queue: asyncio.Queue[object] = asyncio.Queue(self.queue_size)
         self._ending: asyncio.Task[None] | None = None
 
     async def session(self, owner: Supervised) -> None:
@@ -204,7 +204,7 @@ class BatchSource(Generic[T]):
         return None
 
     async def put(self, batch: T) -> None:
-        await self._queue.put(batch)
+        await self._batch_queue.put(batch)
 
     async def __aenter__(self) -> Self:
         await self.owner.__aenter__()
@@ -213,7 +213,7 @@ class BatchSource(Generic[T]):
         return self
 
     def _on_session_end(self, _task: asyncio.Task[None]) -> None:
-        self._ending = asyncio.get_running_loop().create_task(self._queue.put(_END))
+        self._ending = asyncio.get_running_loop().create_task(self._batch_queue.put(_END))
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -228,7 +228,7 @@ class BatchSource(Generic[T]):
 
     async def batches(self) -> AsyncIterator[T]:
         """Batches in the order the session put them; ends when the session has finished."""
-        queue = self._queue
+        queue = self._batch_queue
         while True:
             item = await queue.get()
             if item is _END:

@@ -112,7 +112,7 @@ async def test_impinj_stream_with_hostile_lines_keeps_reading_and_counts_refusal
 
     async def collect() -> None:
         async with adapter:
-            async for batch in adapter.observations():
+            async for batch in adapter.batches():
                 reads.extend(batch)
 
     async with server:
@@ -205,7 +205,7 @@ async def test_impinj_simulator_streams_vendor_defaults_and_the_adapter_reads_th
 
         async def collect() -> None:
             async with adapter:
-                async for batch in adapter.observations():
+                async for batch in adapter.batches():
                     reads.extend(batch)
 
         task = asyncio.create_task(collect())
