@@ -91,6 +91,7 @@ class Supervised:
         self.sessions = 0  # sessions started
         self.failures = 0  # sessions that ended in a retryable failure
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # -- what a session calls ---------------------------------------------------------------
     def up(self, reason: str = "connected") -> None:
@@ -111,6 +112,11 @@ class Supervised:
                 await self._session(self)
                 return
             except self._retry_on as err:
+                # A cancelled query can surface as a driver error (psycopg does): a stop
+                # asked for is a stop, not a lost connection to retry.
+                current = asyncio.current_task()
+                if self._stopping or (current is not None and current.cancelling()):
+                    raise asyncio.CancelledError from err
                 reason = self._reason_of(err)
             self.failures += 1
             self._report(False, reason)
@@ -133,6 +139,7 @@ class Supervised:
         task = self._task
         if task is None:
             return
+        self._stopping = True
         if not task.done():
             task.cancel()
         try:
