@@ -2,7 +2,7 @@
 
 The cache is reloaded when a gateway is unknown (at most every few seconds), every 30 s as a
 fallback, and at once when the database announces a change (``NOTIFY pw_gateways``, sent by a
-trigger on every registration, re-key and revocation; see :func:`watch_gateway_changes`), so a
+trigger on every registration, re-key and revocation; see :func:`gateway_change_listener`), so a
 revoked or re-keyed gateway's old key is refused by the next batch of every ingest process.
 """
 
