@@ -113,9 +113,9 @@ class Supervised:
                 return
             except self._retry_on as err:
                 # A cancelled query can surface as a driver error (psycopg does): a stop
-                # asked for is a stop, not a lost connection to retry.
-                current = asyncio.current_task()
-                if self._stopping or (current is not None and current.cancelling()):
+                # asked for is a stop, not a lost connection to retry. (Not judged by
+                # ``cancelling()``: Python 3.11's TaskGroup leaves it set after a child fails.)
+                if self._stopping:
                     raise asyncio.CancelledError from err
                 reason = self._reason_of(err)
             self.failures += 1

@@ -185,3 +185,45 @@ async def test_a_slow_consumer_holds_the_session_back() -> None:
         batches = source.batches()
         assert [await anext(batches) for _ in range(5)] == [0, 1, 2, 3, 4]
         await batches.aclose()
+
+
+async def test_a_session_whose_task_group_failed_is_retried_not_taken_for_a_stop() -> None:
+    sleep = FakeSleep()
+    runs = 0
+    second = asyncio.Event()
+
+    async def fail_soon() -> None:
+        raise OSError("link dropped")
+
+    async def session(owner: Supervised) -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(fail_soon())
+                    group.create_task(asyncio.Event().wait())
+            except* OSError as errors:
+                raise errors.exceptions[0] from None
+        second.set()
+        await asyncio.Event().wait()
+
+    async with Supervised("broker", session, sleep=sleep):
+        await asyncio.wait_for(second.wait(), 1)
+    assert runs == 2 and len(sleep.delays) == 1
+
+
+async def test_a_driver_error_raised_by_the_stop_itself_is_not_retried() -> None:
+    started = asyncio.Event()
+
+    async def session(owner: Supervised) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise OSError("query cancelled") from None  # what psycopg may do
+
+    sleep = FakeSleep()
+    async with Supervised("db", session, sleep=sleep) as owner:
+        await asyncio.wait_for(started.wait(), 1)
+    assert owner.sessions == 1 and sleep.delays == []
