@@ -142,16 +142,13 @@ class Supervised:
         self._stopping = True
         if not task.done():
             task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            # Our own cancellation of the task; a cancellation of the caller propagates.
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
-        except Exception:
-            if exc is None:  # an error inside the block matters more than the session's
-                raise
+        # wait() raises only when *this* task is cancelled, never with the session's outcome.
+        await asyncio.wait({task})
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None and exc is None:  # an error inside the block matters more
+            raise error
 
     @property
     def task(self) -> asyncio.Task[None]:
