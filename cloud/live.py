@@ -30,6 +30,7 @@ from psycopg.rows import dict_row, tuple_row
 
 from cloud.apikeys import Principal
 from ops.backoff import Backoff
+from ops.supervised import Health, Supervised
 
 log = logging.getLogger(__name__)
 
@@ -230,26 +231,25 @@ class LiveFeed:
         self._max_batches = max_batches
         self._subscribers: set[Subscription] = set()
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.position = START
         self.connected = False
-        self._stopping = False
+        self._owner = Supervised(
+            "live-feed", self._run, on_health=self._on_health, retry_on=(psycopg.Error, OSError),
+            backoff=Backoff(initial_s=0.2, maximum_s=5.0),
+        )
 
     async def __aenter__(self) -> LiveFeed:
-        self._task = asyncio.create_task(self._supervise(), name="live-feed")
+        await self._owner.__aenter__()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            # A cancelled query can surface as a psycopg error, which _supervise would take for
-            # a lost connection and retry: the flag tells it this is a stop.
-            self._stopping = True
-            self._task.cancel()
-            try:
-                await asyncio.wait_for(self._task, 10)
-            except (asyncio.CancelledError, TimeoutError, psycopg.Error, OSError) as err:
-                if not isinstance(err, asyncio.CancelledError):
-                    log.warning("live feed did not stop cleanly", extra={"error": repr(err)})
+        try:
+            await asyncio.wait_for(self._owner.__aexit__(None, None, None), 10)
+        except (TimeoutError, psycopg.Error, OSError) as err:
+            log.warning("live feed did not stop cleanly", extra={"error": repr(err)})
+
+    def _on_health(self, health: Health) -> None:
+        self.connected = health.online
 
     @contextlib.contextmanager
     def subscribe(self) -> Any:
@@ -260,29 +260,13 @@ class LiveFeed:
         finally:
             sub.close()
 
-    async def _supervise(self) -> None:
-        backoff = Backoff(initial_s=0.2, maximum_s=5.0)
-        while not self._stopping:
-            try:
-                await self._run()
-            except (psycopg.Error, OSError) as err:
-                self.connected = False
-                if self._stopping:
-                    return
-                delay = backoff.next_delay()
-                log.warning("live feed lost its database connection; retrying",
-                            extra={"error": str(err), "retry_s": round(delay, 2)})
-                await asyncio.sleep(delay)
-            else:
-                backoff.reset()
-
-    async def _run(self) -> None:
+    async def _run(self, owner: Supervised) -> None:
         async with await AsyncConnection.connect(self._url, autocommit=True) as listen, \
                 await AsyncConnection.connect(self._url, autocommit=True) as conn:
             await listen.execute(f"LISTEN {CHANNEL}")
             if self.position == START:
                 self.position = await head(conn)
-            self.connected = True
+            owner.up("listening")
             stop = asyncio.Event()
             waker = asyncio.create_task(self._listen(listen, stop))
             try:

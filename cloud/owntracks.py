@@ -21,16 +21,20 @@ import psycopg
 
 from cloud.settings import load_settings
 from cloud.tracking import CloudTracking
-from contract.owntracks import TOPIC_FILTER, NotALocation, parse_location
 from decisions.trackers.watch import TrackedAsset
 from geofences.fences import load_fence_file
-from ops.mqtt import device_messages
+from ops.owntracks import OwnTracksConfig, OwnTracksFeed
 
 log = logging.getLogger(__name__)
 
 
 def _now_us() -> int:
     return time.time_ns() // 1000
+
+
+def _refused(reason: str, detail: str) -> None:
+    if reason != "not_a_location":  # lwt, transition, card: valid, just not a position
+        log.warning("owntracks message refused", extra={"reason": reason, "detail": detail})
 
 
 async def follow(tracking: CloudTracking, mqtt_url: str, *, flush_s: float, client_id: str) -> None:
@@ -46,16 +50,13 @@ async def follow(tracking: CloudTracking, mqtt_url: str, *, flush_s: float, clie
 
     flusher = asyncio.create_task(flush_forever())
     try:
-        async for topic, payload in device_messages(mqtt_url, [TOPIC_FILTER], client_id=client_id):
-            try:
-                report = parse_location(topic, payload)
-            except NotALocation:
-                continue
-            except ValueError as err:
-                log.warning("owntracks message refused", extra={"topic": topic, "reason": str(err)})
-                continue
-            # Decisions are made at the flush; what add() returns (a cleared silence) is kept.
-            tracking.station_output(tracking.station.add(report.fix, report.battery_pct, _now_us()))
+        async with OwnTracksFeed(OwnTracksConfig(mqtt_url, client_id), on_refused=_refused) as feed:
+            async for batch in feed.batches():
+                for report in batch:
+                    # Decisions are made at the flush; what add() returns (a cleared silence)
+                    # is kept.
+                    tracking.station_output(
+                        tracking.station.add(report.fix, report.battery_pct, _now_us()))
     finally:
         flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -1,12 +1,13 @@
 """Sends what the outbox holds to the broker, in order; forgets it when the cloud confirms.
 
-One supervised task: connect (MQTT 5, falling back to 3.1.1), announce ``online`` (retained,
-with a last will that says ``offline``), then keep up to ``in_flight`` QoS 1 publishes
-outstanding. After a reconnect the backlog (everything stored before the connection came back)
-drains oldest first while messages produced since keep flowing: each round takes live messages
-first and fills the rest of the window from the backlog. Rows leave the outbox only on the
-cloud's ``cmd/stored`` confirmation (contract/confirmations.py); what a dropped connection or a
-forgetful broker lost is sent again, and the cloud absorbs duplicates by (gateway, seq).
+One supervised task (ops/supervised.py, which retries with backoff): connect (MQTT 5, falling
+back to 3.1.1), announce ``online`` (retained, with a last will that says ``offline``), then
+keep up to ``in_flight`` QoS 1 publishes outstanding. After a reconnect the backlog (everything
+stored before the connection came back) drains oldest first while messages produced since keep
+flowing: each round takes live messages first and fills the rest of the window from the backlog.
+Rows leave the outbox only on the cloud's ``cmd/stored`` confirmation
+(contract/confirmations.py); what a dropped connection or a forgetful broker lost is sent again,
+and the cloud absorbs duplicates by (gateway, seq).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from edge.config import BrokerConfig
 from edge.outbox import Outbox, OutboxMessage
 from edge.refusals import REFUSALS
 from ops.backoff import Backoff
-from ops.mqtt import connect_first, persistent_session_kwargs, protocol_candidates
+from ops.mqtt import first_accepted, persistent_session_kwargs, protocol_candidates
+from ops.supervised import Health, Supervised
 
 log = logging.getLogger(__name__)
 
@@ -94,23 +96,17 @@ class Publisher:
         self._silence_s = self._broker.confirm_silence_s
         self._quiet_since = time.monotonic()  # last confirmation, or last silence resend
         outbox.on_put(self._wake.set)
+        self.owner = Supervised(
+            "broker", self._session, on_health=self._on_health,
+            retry_on=(aiomqtt.MqttError,), backoff=Backoff(initial_s=0.2, maximum_s=15),
+        )
 
     async def run(self) -> None:
-        backoff = Backoff(initial_s=0.2, maximum_s=15)
-        while True:
-            try:
-                await self._session()
-            except aiomqtt.MqttError as err:
-                self.stats.connected = False
-                delay = backoff.next_delay()
-                log.warning(
-                    "broker connection lost; retrying",
-                    extra={"error": str(err), "retry_in_s": round(delay, 2)},
-                )
-                self.stats.reconnects += 1
-                await asyncio.sleep(delay)
-                continue
-            backoff.reset()
+        async with self.owner:
+            await self.owner.wait()
+
+    def _on_health(self, health: Health) -> None:
+        self.stats.connected = health.online
 
     def _client(self, protocol: aiomqtt.ProtocolVersion) -> aiomqtt.Client:
         will = aiomqtt.Will(
@@ -132,39 +128,42 @@ class Publisher:
         client.pending_calls_threshold = self._broker.in_flight + 10  # a full window is normal
         return client
 
-    async def _connect(self) -> aiomqtt.Client:
-        client, protocol = await connect_first(self._client, self._protocols)
-        if len(self._protocols) > 1 and protocol is not self._protocols[0]:
-            log.info("broker refused MQTT 5; using 3.1.1")
-            self._protocols = [protocol]  # remember what this broker speaks
-        return client
-
-    async def _session(self) -> None:
-        client = await self._connect()
+    async def _session(self, owner: Supervised) -> None:
+        if owner.sessions > 1:
+            self.stats.reconnects += 1
         try:
-            self.stats.connected = True
-            log.info("connected to broker", extra={"broker": self._broker.url})
-            await client.publish(
-                self._announcement.topic, self._announcement.online(), qos=1, retain=True
-            )
-            await client.subscribe(self._command_filter, qos=1)
-            resent = self._outbox.resend_unacked()
-            if resent:
-                log.info("unacknowledged messages will be sent again", extra={"count": resent})
+            async with first_accepted(self._client, self._protocols) as (client, protocol):
+                if len(self._protocols) > 1 and protocol is not self._protocols[0]:
+                    log.info("broker refused MQTT 5; using 3.1.1")
+                    self._protocols = [protocol]  # remember what this broker speaks
+                try:
+                    await self._announced_session(owner, client)
+                finally:
+                    if self.stats.connected:  # a clean stop: say so, not leave "online" retained
+                        with contextlib.suppress(aiomqtt.MqttError, OSError, TimeoutError):
+                            await asyncio.wait_for(client.publish(
+                                self._announcement.topic, self._announcement.offline(), qos=1,
+                                retain=True), 2)
+        finally:
+            self.stats.connected = False  # at once, even before the owner reports it
+
+    async def _announced_session(self, owner: Supervised, client: aiomqtt.Client) -> None:
+        await client.publish(
+            self._announcement.topic, self._announcement.online(), qos=1, retain=True
+        )
+        await client.subscribe(self._command_filter, qos=1)
+        owner.up("connected")
+        self.stats.connected = True
+        log.info("connected to broker", extra={"broker": self._broker.url})
+        resent = self._outbox.resend_unacked()
+        if resent:
+            log.info("unacknowledged messages will be sent again", extra={"count": resent})
+        try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._watch_commands(client))
                 group.create_task(self._drain(client))
         except* aiomqtt.MqttError as errors:
             raise errors.exceptions[0] from None
-        finally:
-            if self.stats.connected:  # a clean stop: say so rather than leave "online" retained
-                with contextlib.suppress(aiomqtt.MqttError, OSError, TimeoutError):
-                    await asyncio.wait_for(client.publish(
-                        self._announcement.topic, self._announcement.offline(), qos=1,
-                        retain=True), 2)
-            self.stats.connected = False
-            with contextlib.suppress(aiomqtt.MqttError, OSError):
-                await client.__aexit__(None, None, None)
 
     async def _watch_commands(self, client: aiomqtt.Client) -> None:
         # Iterating messages is also how a dropped connection surfaces (MqttError).

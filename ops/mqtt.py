@@ -8,24 +8,35 @@ the broker keeps QoS 1 messages for a client that is briefly away.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import aiomqtt
+from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ops.backoff import Backoff
+from ops.supervised import BatchSource, HealthCallback, Supervised
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SESSION_EXPIRY_S = 7 * 24 * 3600
 RECEIVE_MAXIMUM = 1000
 
 ProtocolSetting = Literal["auto", "5", "3.1.1"]
+
+# The same versions as paho names them (ops/mqtt_acks.py talks to paho directly).
+PAHO_VERSIONS: dict[aiomqtt.ProtocolVersion, MQTTProtocolVersion] = {
+    aiomqtt.ProtocolVersion.V5: MQTTProtocolVersion.MQTTv5,
+    aiomqtt.ProtocolVersion.V311: MQTTProtocolVersion.MQTTv311,
+}
 
 
 def protocol_candidates(setting: ProtocolSetting) -> list[aiomqtt.ProtocolVersion]:
@@ -45,20 +56,22 @@ def persistent_session_kwargs(protocol: aiomqtt.ProtocolVersion) -> dict[str, An
     return {"protocol": protocol, "clean_session": False}
 
 
-async def connect_first(
+@contextlib.asynccontextmanager
+async def first_accepted(
     make_client: Callable[[aiomqtt.ProtocolVersion], aiomqtt.Client],
     protocols: list[aiomqtt.ProtocolVersion],
-) -> tuple[aiomqtt.Client, aiomqtt.ProtocolVersion]:
-    """Connect with the first protocol the broker accepts; the last refusal if none."""
+) -> AsyncIterator[tuple[aiomqtt.Client, aiomqtt.ProtocolVersion]]:
+    """Connected with the first protocol the broker accepts; the last refusal if none."""
     last_error: aiomqtt.MqttError | None = None
-    for protocol in protocols:
-        client = make_client(protocol)
-        try:
-            await client.__aenter__()
-        except aiomqtt.MqttError as err:
-            last_error = err
-            continue
-        return client, protocol
+    async with contextlib.AsyncExitStack() as stack:
+        for protocol in protocols:
+            try:
+                client = await stack.enter_async_context(make_client(protocol))
+            except aiomqtt.MqttError as err:
+                last_error = err
+                continue
+            yield client, protocol
+            return
     assert last_error is not None, "no protocol to try"
     raise last_error
 
@@ -73,30 +86,58 @@ def broker_address(url: str) -> tuple[str, int, str | None, str | None]:
     return parts.hostname, parts.port or 1883, parts.username, parts.password
 
 
-async def device_messages(
-    url: str, topics: Sequence[str], *, client_id: str
-) -> AsyncIterator[tuple[str, bytes]]:
-    host, port, user, password = broker_address(url)
-    backoff = Backoff(initial_s=0.5, maximum_s=15.0)
-    while True:
-        try:
-            async with aiomqtt.Client(
-                host, port, identifier=client_id, username=user, password=password
-            ) as client:
-                for topic in topics:
-                    await client.subscribe(topic, qos=1)
-                if backoff.attempts:
-                    log.info("device broker reconnected", extra={"url": url})
-                backoff.reset()
-                async for message in client.messages:
-                    payload = message.payload
-                    if payload is None:
-                        payload = b""  # an empty message: the parser refuses it, by reason
-                    elif isinstance(payload, str | int | float):
-                        payload = str(payload).encode()
-                    yield str(message.topic), bytes(payload)
-        except aiomqtt.MqttError as err:
-            delay = backoff.next_delay()
-            if backoff.attempts == 1:
-                log.warning("device broker unreachable", extra={"url": url, "error": str(err)})
-            await asyncio.sleep(delay)
+@dataclass(frozen=True)
+class DeviceBroker:
+    """Where devices publish and what to read there."""
+
+    url: str
+    topics: tuple[str, ...]
+    client_id: str
+
+
+class DeviceMessages(BatchSource[list[T]]):
+    """Messages from devices on a broker, parsed by ``parse(topic, payload)`` into values;
+    each batch holds what one read of the broker found waiting. ``parse`` deals with bad
+    input itself (counts it, logs it) and returns no values for it."""
+
+    retry_on = (aiomqtt.MqttError,)
+
+    def __init__(
+        self, broker: DeviceBroker, on_health: HealthCallback | None,
+        parse: Callable[[str, bytes], Sequence[T]],
+    ) -> None:
+        super().__init__(broker.url, on_health, backoff=Backoff(initial_s=0.5, maximum_s=15.0))
+        self._address = broker_address(broker.url)
+        self._broker = broker
+        self._parse = parse
+
+    def reason_of(self, err: BaseException) -> str:
+        return f"MQTT: {err}"
+
+    async def session(self, owner: Supervised) -> None:
+        host, port, user, password = self._address
+        async with aiomqtt.Client(
+            host, port, identifier=self._broker.client_id, username=user, password=password
+        ) as client:
+            for topic in self._broker.topics:
+                await client.subscribe(topic, qos=1)
+            owner.up("subscribed")
+            messages, parse = client.messages, self._parse
+            async for message in messages:
+                batch = list(parse(*_pair(message)))
+                while len(messages) and len(batch) < MAX_DEVICE_BATCH:  # what already waits
+                    batch.extend(parse(*_pair(await anext(messages))))
+                if batch:
+                    await self.put(batch)
+
+
+MAX_DEVICE_BATCH = 256
+
+
+def _pair(message: aiomqtt.Message) -> tuple[str, bytes]:
+    payload = message.payload
+    if payload is None:
+        payload = b""  # an empty message: the parser refuses it, by reason
+    elif isinstance(payload, str | int | float):
+        payload = str(payload).encode()
+    return str(message.topic), bytes(payload)

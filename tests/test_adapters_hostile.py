@@ -21,7 +21,7 @@ from edge.rfid.llrp_session import LlrpReader
 from edge.rfid.reader import ReaderHealth
 from edge.rfid.zebra import ZebraIotReader, ZebraIotReaderConfig
 from edge.sensors.decisions import Reading
-from edge.sensors.mqtt_json import MqttJsonSensors
+from edge.sensors.mqtt_json import MqttJsonConfig, MqttJsonSensors
 from firmware_sim.impinj_reader import STREAM_PATH, SimulatedImpinjReader, TagField
 from firmware_sim.llrp_reader import LlrpReaderSim
 from firmware_sim.tags import lot_tags
@@ -112,7 +112,7 @@ async def test_impinj_stream_with_hostile_lines_keeps_reading_and_counts_refusal
 
     async def collect() -> None:
         async with adapter:
-            async for batch in adapter.observations():
+            async for batch in adapter.batches():
                 reads.extend(batch)
 
     async with server:
@@ -205,7 +205,7 @@ async def test_impinj_simulator_streams_vendor_defaults_and_the_adapter_reads_th
 
         async def collect() -> None:
             async with adapter:
-                async for batch in adapter.observations():
+                async for batch in adapter.batches():
                     reads.extend(batch)
 
         task = asyncio.create_task(collect())
@@ -239,14 +239,15 @@ async def test_llrp_session_refuses_a_huge_last_seen_and_keeps_reading() -> None
 async def test_sensor_json_over_mosquitto_with_hostile_payloads(
     mqtt_broker: MosquittoBroker,
 ) -> None:
-    sensors = MqttJsonSensors(mqtt_broker.url, client_id="pw-sensors-hostile")
+    sensors = MqttJsonSensors(MqttJsonConfig(mqtt_broker.url, client_id="pw-sensors-hostile"))
     readings: list[Reading] = []
     reasons = ("not_json", "time_out_of_range", "bad_value")
     before = {r: REFUSALS.count("sensor_json", r) for r in reasons}
 
     async def collect() -> None:
-        async for reading in sensors.readings():
-            readings.append(reading)
+        async with sensors:
+            async for batch in sensors.batches():
+                readings.extend(batch)
 
     task = asyncio.create_task(collect())
     try:

@@ -38,7 +38,7 @@ class Collector:
 
     async def _run(self) -> None:
         async with self.reader:
-            async for batch in self.reader.observations():
+            async for batch in self.reader.batches():
                 self.reads += batch
 
     def __enter__(self) -> Collector:

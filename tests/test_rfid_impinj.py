@@ -29,7 +29,7 @@ GOOD = {
 
 async def _collect(reader: ImpinjIotReader, reads: list[TagObservation]) -> None:
     async with reader:
-        async for batch in reader.observations():
+        async for batch in reader.batches():
             reads += batch
 
 

@@ -28,7 +28,7 @@ GOOD = json.dumps(
 async def _run_until(adapter: ImpinjIotReader, reads: list[TagObservation], want: int) -> None:
     async def collect() -> None:
         async with adapter:
-            async for batch in adapter.observations():
+            async for batch in adapter.batches():
                 reads.extend(batch)
 
     task = asyncio.create_task(collect())

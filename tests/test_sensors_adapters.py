@@ -14,11 +14,18 @@ import pytest
 from pydantic import BaseModel
 
 from contract import MessageType
-from edge.sensors.modbus import ModbusDevice, ModbusTcpSensor, RegisterMap, decode_registers
+from edge.sensors.modbus import (
+    ModbusDevice,
+    ModbusSensorConfig,
+    ModbusTcpSensor,
+    RegisterMap,
+    decode_registers,
+)
 from edge.sensors.mqtt_json import parse_sensor_message
 from edge.sensors.pipeline import SensorsSection
 from edge.sensors.pipeline import run as run_sensors
 from firmware_sim.modbus_loadcell import ModbusLoadCell, WeightScript
+from ops.supervised import Health
 
 
 def _free_port() -> int:
@@ -134,7 +141,8 @@ async def test_modbus_load_cell_drop_without_release_is_a_theft_candidate():
 
 
 async def test_modbus_device_that_is_down_is_retried_not_fatal():
-    sensor = ModbusTcpSensor(
+    health: list[Health] = []
+    sensor = ModbusTcpSensor(ModbusSensorConfig(
         "scale-x",
         ModbusDevice(
             host="127.0.0.1",
@@ -142,10 +150,13 @@ async def test_modbus_device_that_is_down_is_retried_not_fatal():
             poll_s=0.05,
             registers=[RegisterMap(quantity="weight", address=0, words=2, scale=0.1)],
         ),
-    )
-    readings = sensor.readings()
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(readings.__anext__(), 0.5)
+    ), health.append)
+    async with sensor:
+        batches = sensor.batches()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(batches.__anext__(), 0.5)
+        assert sensor.owner.failures >= 2  # retried, not given up
+    assert [(h.source, h.online) for h in health] == [("scale-x", False)]
 
 
 async def test_mqtt_sensor_excursions_over_real_mosquitto(mqtt_broker):

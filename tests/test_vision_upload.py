@@ -126,3 +126,30 @@ def test_evidence_table_accepts_images_by_hash_only(database_url: str) -> None:
         stored = conn.execute("SELECT data FROM evidence_images WHERE sha256 = %s",
                               (sha,)).fetchone()
     assert stored is not None and bytes(stored[0]) == data
+
+
+async def test_running_uploader_waits_out_a_refusing_cloud_then_hands_everything_over(
+    tmp_path: Path, cloud: CloudStandIn
+) -> None:
+    import asyncio
+
+    store = EvidenceStore(tmp_path)
+    shas = _images(store, 2)
+    cloud.refuse_with = 503
+    uploader = EvidenceUploader(store, base_url=cloud.url, api_key="pw_gw_secret",
+                                interval_s=0.02)
+    task = asyncio.create_task(uploader.run())
+    try:
+        await asyncio.sleep(0.1)
+        assert not task.done() and cloud.stored == {}  # refused: kept, retried, still running
+        cloud.refuse_with = None
+        for _ in range(500):  # the backoff is still short: a few tenths of a second
+            if len(cloud.stored) == 2:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert sorted(cloud.stored) == sorted(shas)
+    assert list(store.pending()) == []

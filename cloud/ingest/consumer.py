@@ -1,11 +1,12 @@
 """The ingest process: MQTT in, PostgreSQL out, acknowledgements only after commit.
 
 Messages are taken in batches (``batch_messages`` or ``batch_ms``), decided, stored in one
-transaction, and only then acknowledged to the broker (paho's manual acks; aiomqtt does not
-expose them, so we reach its paho client). A crash before the commit leaves the messages
-unacknowledged in the broker's persistent session: they come again and (gateway, seq) absorbs
-any that had in fact been stored. Several ingest processes split the stream through the shared
-subscription ``$share/ingest/pw/v1/#``.
+transaction, and only then acknowledged to the broker (ops/mqtt_acks.py: paho's public manual
+acknowledgements). One supervised session (ops/supervised.py) holds the database connection and
+the broker connection; either failing ends it, and it starts again after a backoff. A crash
+before the commit leaves the messages unacknowledged in the broker's persistent session: they
+come again and (gateway, seq) absorbs any that had in fact been stored. Several ingest
+processes split the stream through the shared subscription ``$share/ingest/pw/v1/#``.
 """
 
 from __future__ import annotations
@@ -16,19 +17,21 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import aiomqtt
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from paho.mqtt.enums import MQTTProtocolVersion
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from psycopg import AsyncConnection
 
 from cloud.command_key import load_command_key_from
 from cloud.ingest.decode import DEFAULT_MAX_CLOCK_SKEW_S, Decision, decide
-from cloud.ingest.gateways import GatewayDirectory, watch_gateway_changes
+from cloud.ingest.gateways import GatewayDirectory, gateway_change_listener
 from cloud.ingest.store import BatchResult, store_batch
 from contract import STORED_COMMAND, cmd_topic, ingest_subscription, seal_command, stored_body
 from ops.backoff import Backoff
-from ops.mqtt import connect_first, persistent_session_kwargs, protocol_candidates
+from ops.mqtt import PAHO_VERSIONS, protocol_candidates
+from ops.mqtt_acks import AckingSubscriber, BrokerLost, Received
+from ops.supervised import Health, Supervised
 
 log = logging.getLogger(__name__)
 
@@ -78,44 +81,39 @@ class Ingest:
         self.metrics = metrics or IngestMetrics()
         self.totals = BatchResult()
         self._gateways = GatewayDirectory()
-        self._conn: AsyncConnection | None = None
         self._command_key: Ed25519PrivateKey | None = None  # signs cmd/stored
         self._partitions_checked = float("-inf")
+        self._versions = [PAHO_VERSIONS[p] for p in protocol_candidates(
+            self.options.protocol)]  # type: ignore[arg-type]
+        # One session = one database connection + one broker connection. Either failing ends
+        # it; what it had not acknowledged stays with the broker and comes again.
+        self.owner = Supervised(
+            "ingest", self._session, on_health=self._on_health,
+            retry_on=(OSError, psycopg.OperationalError),
+            backoff=Backoff(initial_s=0.2, maximum_s=15),
+        )
 
     async def run(self) -> None:
-        backoff = Backoff(initial_s=0.2, maximum_s=15)
-        watcher = asyncio.create_task(
-            watch_gateway_changes(self.options.database_url, self._gateways))
-        try:
-            while True:
-                try:
-                    await self._session()
-                except aiomqtt.MqttError as err:
-                    self.metrics.connected.set(0)
-                    delay = backoff.next_delay()
-                    log.warning("broker connection lost; retrying",
-                                extra={"error": str(err), "retry_in_s": round(delay, 2)})
-                    await asyncio.sleep(delay)
-        finally:
-            watcher.cancel()
+        async with gateway_change_listener(self.options.database_url, self._gateways), \
+                self.owner:
+            await self.owner.wait()
+
+    def _on_health(self, health: Health) -> None:
+        self.metrics.connected.set(1 if health.online else 0)
 
     # -- database ------------------------------------------------------------------------------
-    async def _db(self) -> AsyncConnection:
-        backoff = Backoff(initial_s=0.2, maximum_s=10)
-        while self._conn is None or self._conn.closed:
-            try:
-                self._conn = await AsyncConnection.connect(self.options.database_url)
-                if self._command_key is None:
-                    self._command_key = await asyncio.to_thread(
-                        load_command_key_from, self.options.database_url)
-                await self._gateways.load(self._conn)
-                await self._conn.commit()
-            except psycopg.OperationalError as err:
-                delay = backoff.next_delay()
-                log.error("database unreachable; retrying",
-                          extra={"error": str(err).splitlines()[0], "retry_in_s": round(delay, 2)})
-                await asyncio.sleep(delay)
-        return self._conn
+    async def _open_db(self) -> AsyncConnection:
+        conn = await AsyncConnection.connect(self.options.database_url)
+        try:
+            if self._command_key is None:
+                self._command_key = await asyncio.to_thread(
+                    load_command_key_from, self.options.database_url)
+            await self._gateways.load(conn)
+            await conn.commit()
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
 
     async def _ensure_partitions(self, conn: AsyncConnection) -> None:
         if time.monotonic() - self._partitions_checked < 3600:
@@ -126,85 +124,89 @@ class Ingest:
             )
         self._partitions_checked = time.monotonic()
 
-    async def store(self, raw_messages: list[tuple[str, bytes]]) -> BatchResult:
-        """Decide and store; retries on a lost database until it is stored."""
-        while True:
-            conn = await self._db()
-            try:
-                gateways = {a.split("/")[3] for a, _ in raw_messages if a.count("/") >= 4}
-                if self._gateways.stale(gateways):
-                    await self._gateways.load(conn)
-                    await conn.commit()
-                await self._ensure_partitions(conn)
-                now_us = time.time_ns() // 1000
-                skew_us = int(self.options.max_clock_skew_s * 1_000_000)
-                decisions: list[Decision] = [
-                    decide(t, p, self._gateways, now_us=now_us, max_skew_us=skew_us)
-                    for t, p in raw_messages
-                ]
-                return await store_batch(conn, decisions)
-            except psycopg.OperationalError as err:
-                log.error("database error; batch will be retried",
-                          extra={"error": str(err).splitlines()[0]})
-                await conn.close()
-                await asyncio.sleep(0.5)
+    async def store(
+        self, conn: AsyncConnection, raw_messages: list[tuple[str, bytes]]
+    ) -> BatchResult:
+        """Decide and store in one transaction (a lost database raises: the session ends)."""
+        gateways = {a.split("/")[3] for a, _ in raw_messages if a.count("/") >= 4}
+        if self._gateways.stale(gateways):
+            await self._gateways.load(conn)
+            await conn.commit()
+        await self._ensure_partitions(conn)
+        now_us = time.time_ns() // 1000
+        skew_us = int(self.options.max_clock_skew_s * 1_000_000)
+        decisions: list[Decision] = [
+            decide(t, p, self._gateways, now_us=now_us, max_skew_us=skew_us)
+            for t, p in raw_messages
+        ]
+        return await store_batch(conn, decisions)
 
     # -- broker --------------------------------------------------------------------------------
-    def _client(self, protocol: aiomqtt.ProtocolVersion) -> aiomqtt.Client:
+    def _subscriber(self, version: MQTTProtocolVersion) -> AckingSubscriber:
         url = urlsplit(self.options.mqtt_url)
-        client = aiomqtt.Client(
-            url.hostname or "127.0.0.1", url.port or 1883,
-            username=self.options.mqtt_username, password=self.options.mqtt_password,
-            identifier=self.options.client_id, keepalive=30, timeout=10,
-            max_queued_incoming_messages=0,
-            **persistent_session_kwargs(protocol),
+        return AckingSubscriber(
+            url.hostname or "127.0.0.1", url.port or 1883, client_id=self.options.client_id,
+            version=version, username=self.options.mqtt_username,
+            password=self.options.mqtt_password, keepalive_s=30, timeout_s=10,
         )
-        # Acknowledge only after commit. aiomqtt 2.5 does not expose manual acks.
-        client._client.manual_ack_set(True)
-        return client
 
-    async def _connect(self) -> tuple[aiomqtt.Client, aiomqtt.ProtocolVersion]:
-        protocols = protocol_candidates(self.options.protocol)  # type: ignore[arg-type]
-        return await connect_first(self._client, protocols)
+    async def _connect(self) -> AckingSubscriber:
+        """Connect with the first protocol the broker accepts; the last refusal if none."""
+        last: BrokerLost | None = None
+        for version in self._versions:
+            subscriber = self._subscriber(version)
+            try:
+                await subscriber.connect()
+            except BrokerLost as err:
+                last = err
+                continue
+            if len(self._versions) > 1 and version is not self._versions[0]:
+                log.info("broker refused MQTT 5; using 3.1.1")
+                self._versions = [version]  # remember what this broker speaks
+            return subscriber
+        assert last is not None, "no protocol to try"
+        raise last
 
-    async def _session(self) -> None:
-        client, protocol = await self._connect()
+    async def _session(self, owner: Supervised) -> None:
+        # Subscribe first: what gateways publish meanwhile waits in our queue, not nowhere.
+        subscriber = await self._connect()
         try:
             shared = self.options.subscription == "shared" or (
-                self.options.subscription == "auto" and protocol is aiomqtt.ProtocolVersion.V5
+                self.options.subscription == "auto"
+                and subscriber.version is MQTTProtocolVersion.MQTTv5
             )
             topic = ingest_subscription(shared)
-            await client.subscribe(topic, qos=1)
-            self.metrics.connected.set(1)
-            log.info("ingest subscribed", extra={"topic": topic, "protocol": protocol.name})
-            await self._consume(client)
-        finally:
-            self.metrics.connected.set(0)
+            await subscriber.subscribe(topic, qos=1)
+            conn = await self._open_db()
             try:
-                await client.__aexit__(None, None, None)
-            except (aiomqtt.MqttError, OSError) as err:
-                log.debug("disconnect after failure", extra={"error": str(err)})
+                owner.up("subscribed")
+                log.info("ingest subscribed",
+                         extra={"topic": topic, "protocol": subscriber.version.name})
+                await self._consume(conn, subscriber)
+            finally:
+                await conn.close()
+        finally:
+            await subscriber.close()
 
-    async def _consume(self, client: aiomqtt.Client) -> None:
-        # A reader task moves messages into our queue. Timing out a wait on aiomqtt's iterator
-        # itself can drop a message that arrived at the moment of the timeout (never acked, so
-        # never redelivered on this connection); waiting on an asyncio.Queue cannot.
-        queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
+    async def _consume(self, conn: AsyncConnection, subscriber: AckingSubscriber) -> None:
+        # A reader task moves messages into our queue, so a batch window can time out on an
+        # asyncio.Queue (which cannot lose an item on timeout) rather than on the stream.
+        queue: asyncio.Queue[Received] = asyncio.Queue()
 
         async def read() -> None:
-            async for message in client.messages:
+            async for message in subscriber.messages():
                 queue.put_nowait(message)
 
         try:
             async with asyncio.TaskGroup() as group:
                 reader = group.create_task(read())
-                group.create_task(self._batches(client, queue, reader))
-        except* aiomqtt.MqttError as errors:
+                group.create_task(self._batches(conn, subscriber, queue, reader))
+        except* (OSError, psycopg.OperationalError) as errors:
             raise errors.exceptions[0] from None
 
     async def _batches(
-        self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message],
-        reader: asyncio.Task[None],
+        self, conn: AsyncConnection, subscriber: AckingSubscriber,
+        queue: asyncio.Queue[Received], reader: asyncio.Task[None],
     ) -> None:
         limit, window = self.options.batch_messages, self.options.batch_ms / 1000
         while not reader.done():
@@ -225,17 +227,14 @@ class Ingest:
                 except TimeoutError:
                     break
             started = time.perf_counter()
-            raw = [(m.topic.value, bytes(m.payload)) for m in batch]
-            result = await self.store(raw)
-            for message in batch:
-                if message.qos > 0:
-                    client._client.ack(message.mid, message.qos)
-            await self._confirm(client, result)
+            result = await self.store(conn, [(m.topic, m.payload) for m in batch])
+            for message in batch:  # only now: the batch is committed
+                subscriber.ack(message)
+            await self._confirm(subscriber, result)
             self.totals.add(result)
             self.metrics.record(result, time.perf_counter() - started)
 
-
-    async def _confirm(self, client: aiomqtt.Client, result: BatchResult) -> None:
+    async def _confirm(self, subscriber: AckingSubscriber, result: BatchResult) -> None:
         """Tell each gateway what is now committed, so it can forget it (cmd/stored)."""
         if not result.stored:
             return
@@ -243,7 +242,7 @@ class Ingest:
         assert key is not None  # loaded with the database connection that stored the batch
         now_us = time.time_ns() // 1000
         await asyncio.gather(*(
-            client.publish(
+            subscriber.publish(
                 cmd_topic(site, gateway, STORED_COMMAND),
                 seal_command(key, site=site, gateway=gateway, name=STORED_COMMAND,
                              body=stored_body(seqs), issued_at_us=now_us),

@@ -2,13 +2,12 @@
 
 The cache is reloaded when a gateway is unknown (at most every few seconds), every 30 s as a
 fallback, and at once when the database announces a change (``NOTIFY pw_gateways``, sent by a
-trigger on every registration, re-key and revocation; see :func:`watch_gateway_changes`), so a
+trigger on every registration, re-key and revocation; see :func:`gateway_change_listener`), so a
 revoked or re-keyed gateway's old key is refused by the next batch of every ingest process.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Iterator, Mapping
@@ -20,6 +19,7 @@ from cloud.ingest.decode import RegisteredGateway
 from contract import load_public_key
 from contract.envelope import time_us
 from ops.backoff import Backoff
+from ops.supervised import Supervised
 
 log = logging.getLogger(__name__)
 
@@ -74,20 +74,20 @@ class GatewayDirectory(Mapping[str, RegisteredGateway]):
         self._loaded_at = time.monotonic()
 
 
-async def watch_gateway_changes(database_url: str, directory: GatewayDirectory) -> None:
-    """LISTEN for gateway changes forever, invalidating ``directory`` on each (and on every
+def gateway_change_listener(database_url: str, directory: GatewayDirectory) -> Supervised:
+    """LISTEN for gateway changes while open, invalidating ``directory`` on each (and on every
     reconnect, since notifications sent while disconnected are lost)."""
-    backoff = Backoff(initial_s=0.2, maximum_s=10)
-    while True:
-        try:
-            async with await AsyncConnection.connect(database_url, autocommit=True) as conn:
-                await conn.execute(f"LISTEN {GATEWAYS_CHANNEL}")
+
+    async def listen(owner: Supervised) -> None:
+        async with await AsyncConnection.connect(database_url, autocommit=True) as conn:
+            await conn.execute(f"LISTEN {GATEWAYS_CHANNEL}")
+            directory.invalidate()
+            owner.up("listening")
+            async for _ in conn.notifies():
                 directory.invalidate()
-                backoff.reset()
-                async for _ in conn.notifies():
-                    directory.invalidate()
-        except psycopg.OperationalError as err:
-            delay = backoff.next_delay()
-            log.warning("gateway change listener lost the database; retrying",
-                        extra={"error": str(err).splitlines()[0], "retry_in_s": round(delay, 2)})
-            await asyncio.sleep(delay)
+
+    return Supervised(
+        "gateway-changes", listen, retry_on=(psycopg.OperationalError, OSError),
+        backoff=Backoff(initial_s=0.2, maximum_s=10),
+        reason_of=lambda err: str(err).splitlines()[0] if str(err) else type(err).__name__,
+    )

@@ -21,13 +21,14 @@ import time
 import psycopg
 from prometheus_client import start_http_server
 
+from cloud.jt808.feed import Jt808Listen, Jt808Terminals, settle
 from cloud.jt808.provisioning import ProvisioningError, load_terminals, provision
-from cloud.jt808.server import Jt808Server
 from cloud.jt808.service import Jt808Tracking
 from cloud.jt808.session import ProvisionedTerminal, ProvisionedTerminals, SessionEvent
 from cloud.registry import Conflict, NotFound
 from cloud.settings import load_settings
 from geofences.fences import load_fence_file
+from ops.supervised import Health
 
 log = logging.getLogger(__name__)
 
@@ -48,26 +49,36 @@ async def _serve(args: argparse.Namespace) -> None:
     authority = ProvisionedTerminals(terminals)
     tracking = Jt808Tracking(database_url, fences, terminals, name=args.name, now_us=_now_us())
 
-    async def sink(events: list[SessionEvent]) -> None:
+    async def store(events: list[SessionEvent]) -> None:
         await tracking.on_events(events, _now_us())
 
-    server = Jt808Server(authority, sink, idle_timeout_s=args.idle_timeout_s)
-    if args.metrics_port:
-        start_http_server(args.metrics_port, "127.0.0.1", server.registry)
     host, _, port = args.listen.rpartition(":")
-    await server.start(host or "0.0.0.0", int(port))
-    log.info("jt808 serving", extra={"site": fences.site, "terminals": len(terminals)})
-    last_reload = time.monotonic()
-    try:
+    listen = Jt808Listen(host or "0.0.0.0", int(port), idle_timeout_s=args.idle_timeout_s)
+    terminals_feed = Jt808Terminals(listen, _log_health, authority=authority)
+    if args.metrics_port:
+        start_http_server(args.metrics_port, "127.0.0.1", terminals_feed.server.registry)
+
+    async def upkeep_forever() -> None:
+        last_reload = time.monotonic()
         while True:
             await asyncio.sleep(args.silence_check_s)
             reload = time.monotonic() - last_reload >= args.reload_s
             ok = await upkeep(tracking, authority if reload else None, database_url, fences.site)
             if reload and ok:
                 last_reload = time.monotonic()
+
+    log.info("jt808 serving", extra={"site": fences.site, "terminals": len(terminals)})
+    try:
+        async with terminals_feed, asyncio.TaskGroup() as group:
+            group.create_task(upkeep_forever(), name="jt808-upkeep")
+            async for batch in terminals_feed.batches():
+                await settle(batch, store)
     finally:
-        await server.close()
         await tracking.close()
+
+
+def _log_health(health: Health) -> None:
+    log.info("jt808 listener health", extra={"online": health.online, "reason": health.reason})
 
 
 async def upkeep(

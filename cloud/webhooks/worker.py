@@ -29,6 +29,8 @@ from cloud import alerts
 from cloud.webhooks import policy, signing, ssrf
 from cloud.webhooks.outbox import CHANNEL
 from decisions.alert_types import AlertType
+from ops.backoff import Backoff
+from ops.supervised import Supervised
 
 log = logging.getLogger(__name__)
 
@@ -167,20 +169,31 @@ class WebhookSender:
             await disable_endpoint(conn, row["endpoint_id"], verdict.reason, now)
 
     async def run(self, poll_s: float = 1.0) -> None:
-        """Deliver until cancelled: woken by NOTIFY on commit, and every ``poll_s`` for retries."""
-        async with await AsyncConnection.connect(self.database_url, autocommit=True) as listen:
+        """Deliver until cancelled: woken by NOTIFY on commit, and every ``poll_s`` for retries.
+
+        One supervised task (ops/supervised.py) owns the connections; a lost database or a
+        failed round starts them again after a backoff."""
+
+        async def deliver(owner: Supervised) -> None:
+            await self._deliver_forever(owner, poll_s)
+
+        owner = Supervised(
+            "webhooks", deliver, retry_on=(OSError, psycopg.Error),
+            backoff=Backoff(initial_s=poll_s, maximum_s=max(poll_s, 30.0)),
+        )
+        async with owner:
+            await owner.wait()
+
+    async def _deliver_forever(self, owner: Supervised, poll_s: float) -> None:
+        async with await AsyncConnection.connect(self.database_url, autocommit=True) as listen, \
+                self._resources() as (http, conns):
             await listen.execute(f"LISTEN {CHANNEL}")
-            while True:
-                try:
-                    async with self._resources() as (http, conns):
-                        while True:  # connections kept between rounds: no setup per message
-                            await self._round(http, conns)
-                            with contextlib.suppress(TimeoutError):
-                                async for _ in listen.notifies(timeout=poll_s, stop_after=1):
-                                    pass
-                except (OSError, psycopg.Error):
-                    log.exception("webhook delivery failed; reconnecting")
-                    await asyncio.sleep(poll_s)
+            owner.up("listening")
+            while True:  # connections kept between rounds: no setup per message
+                await self._round(http, conns)
+                with contextlib.suppress(TimeoutError):
+                    async for _ in listen.notifies(timeout=poll_s, stop_after=1):
+                        pass
 
 
 async def disable_endpoint(

@@ -9,13 +9,11 @@ longer than ``stale_after_s`` is treated as a dead reader: reported offline, the
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,8 +22,9 @@ from contract import TagObservation, safejson
 from contract.safejson import JsonRefused
 from edge.refusals import REFUSALS, DeviceInputRefused
 from edge.rfid.checks import EPC_MAX_HEX, checked_epc, tag_read
-from edge.rfid.reader import HealthCallback, ReaderHealth
+from edge.rfid.reader import HealthCallback, reader_health
 from ops.backoff import Backoff
+from ops.supervised import BatchSource, SessionLost, Supervised, describe
 
 log = logging.getLogger(__name__)
 
@@ -185,35 +184,37 @@ def parse_event(line: bytes, reader_id: str) -> TagObservation | None:
     )
 
 
-class ImpinjIotReader:
+class ImpinjIotReader(BatchSource[list[TagObservation]]):
+    """`TagReader` for the Impinj IoT interface's HTTP event stream."""
+
+    retry_on = (httpx.HTTPError, OSError)
+
     def __init__(self, config: ImpinjIotReaderConfig, on_health: HealthCallback) -> None:
+        super().__init__(config.id, reader_health(on_health),
+                         backoff=Backoff(initial_s=0.5, maximum_s=30))
         self.reader_id = config.id
         self._config = config
-        self._on_health = on_health
-        self._online: bool | None = None
         self.garbage_lines = 0
         self._set_up_failed = False
         self._client: httpx.AsyncClient | None = None
 
-    async def __aenter__(self) -> ImpinjIotReader:
+    async def __aenter__(self) -> Self:
         auth = None
         if self._config.username is not None:
             auth = httpx.BasicAuth(self._config.username, self._config.password or "")
         self._client = httpx.AsyncClient(
             auth=auth, timeout=httpx.Timeout(10.0, read=self._config.stale_after_s)
         )
-        return self
+        return await super().__aenter__()
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def close(self) -> None:
         if self._client is not None:
             await self._client.aclose()
 
-    def _health(self, online: bool, reason: str) -> None:
-        if online == self._online:
-            return
-        self._online = online
-        now_us = int(datetime.now().timestamp() * 1_000_000)
-        self._on_health(ReaderHealth(self.reader_id, online, reason, now_us))
+    def reason_of(self, err: BaseException) -> str:
+        if isinstance(err, httpx.ReadTimeout):
+            return f"no data for {self._config.stale_after_s} s"
+        return describe(err)
 
     def _read_of(self, line: bytes) -> TagObservation | None:
         try:
@@ -249,39 +250,24 @@ class ImpinjIotReader:
             log.info("reader set-up applied", extra={"reader": self.reader_id})
         self._set_up_failed = False
 
-    async def observations(self) -> AsyncIterator[list[TagObservation]]:
+    async def session(self, owner: Supervised) -> None:
         assert self._client is not None, "use `async with` first"
-        backoff = Backoff(initial_s=0.5, maximum_s=30)
-        while True:
-            if self._config.set_up:
-                await self._set_up_reader()
-            try:
-                async with self._client.stream("GET", self._config.url) as response:
-                    response.raise_for_status()
-                    self._health(True, "stream connected")
-                    backoff.reset()
-                    splitter = LineSplitter()
-                    async for chunk in response.aiter_bytes():
-                        too_long = splitter.too_long
-                        batch = [
-                            read
-                            for line in splitter.feed(chunk)
-                            if (read := self._read_of(line)) is not None
-                        ]
-                        for _ in range(splitter.too_long - too_long):
-                            self.garbage_lines += 1
-                            REFUSALS.refuse(ADAPTER, "line_too_long", self.reader_id)
-                        if batch:
-                            yield batch
-                reason = "stream ended"
-            except httpx.ReadTimeout:
-                reason = f"no data for {self._config.stale_after_s} s"
-            except (httpx.HTTPError, OSError) as err:
-                reason = f"{type(err).__name__}: {err}"
-            self._health(False, reason)
-            delay = backoff.next_delay()
-            log.warning(
-                "reader stream lost; reconnecting",
-                extra={"reader": self.reader_id, "reason": reason, "retry_in_s": round(delay, 2)},
-            )
-            await asyncio.sleep(delay)
+        if self._config.set_up:
+            await self._set_up_reader()
+        async with self._client.stream("GET", self._config.url) as response:
+            response.raise_for_status()
+            owner.up("stream connected")
+            splitter = LineSplitter()
+            async for chunk in response.aiter_bytes():
+                too_long = splitter.too_long
+                batch = [
+                    read
+                    for line in splitter.feed(chunk)
+                    if (read := self._read_of(line)) is not None
+                ]
+                for _ in range(splitter.too_long - too_long):
+                    self.garbage_lines += 1
+                    REFUSALS.refuse(ADAPTER, "line_too_long", self.reader_id)
+                if batch:
+                    await self.put(batch)
+        raise SessionLost("stream ended")

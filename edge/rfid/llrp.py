@@ -21,7 +21,6 @@ byte with the top bit set and a fixed length per type; a TLV parameter has 6 res
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -365,13 +364,6 @@ def parse_ro_access_report(raw: bytes, start: int = HEADER_BYTES) -> list[TagRep
             layout = _layout(tuple(codes))
         pos = stop
     return reports
-
-
-def iter_tag_reports(data: bytes) -> Iterator[TagReport]:
-    """Tag reports of every RO_ACCESS_REPORT in a capture of LLRP messages."""
-    for frame in split_messages(data):
-        if frame.msg_type == RO_ACCESS_REPORT:
-            yield from parse_ro_access_report(frame.raw)
 
 
 # -- encoding: what the simulated reader sends, and test vectors ---------------------------

@@ -28,8 +28,9 @@ from contract import TagObservation
 from edge.refusals import REFUSALS, DeviceInputRefused
 from edge.rfid import llrp
 from edge.rfid.checks import tag_read
-from edge.rfid.reader import HealthCallback, ReaderHealth
+from edge.rfid.reader import HealthCallback, reader_health
 from ops.backoff import Backoff
+from ops.supervised import BatchSource, Supervised, describe
 
 log = logging.getLogger(__name__)
 
@@ -164,14 +165,16 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-class LlrpReader:
+class LlrpReader(BatchSource[list[TagObservation]]):
     """`TagReader` for LLRP readers. Health goes to ``on_health`` on every change."""
 
+    retry_on = (llrp.LlrpFrameError, LlrpSessionError, OSError, EOFError)  # OSError: timeouts
+
     def __init__(self, config: LlrpReaderConfig, on_health: HealthCallback) -> None:
+        super().__init__(config.id, reader_health(on_health),
+                         backoff=Backoff(initial_s=0.5, maximum_s=30))
         self.reader_id = config.id
         self._config = config
-        self._on_health = on_health
-        self._online: bool | None = None
         self._msg_id = 1000
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -189,50 +192,42 @@ class LlrpReader:
     def stale_after_s(self) -> float:
         return self._config.stale_after_s or 3 * self._config.keepalive_s
 
-    async def __aenter__(self) -> LlrpReader:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
+    async def close(self) -> None:
         await self._close(polite=True)
 
     def _health(self, online: bool, reason: str) -> None:
-        if online == self._online:
-            return
-        self._online = online
-        self._on_health(ReaderHealth(self.reader_id, online, reason, _now_us()))
+        if online:
+            self.owner.up(reason)
+        else:
+            self.owner.down(reason)
 
-    async def observations(self) -> AsyncIterator[list[TagObservation]]:
-        backoff = Backoff(initial_s=0.5, maximum_s=30)
-        while True:
-            try:
-                await self._open()
-                backoff.reset()
-                self.sessions += 1
-                self._health(True, "LLRP session established")
-                if self._early:
-                    early, self._early = self._early, []
-                    yield early
-                async for batch in self._stream():
-                    yield batch
-                reason = "reader closed the connection"
-            except TimeoutError:
-                reason = f"no message from the reader for {self.stale_after_s} s"
-            except llrp.LlrpFrameError as err:
-                log.error(
-                    "LLRP stream corrupt; reconnecting",
-                    extra={"reader": self.reader_id, "error": str(err)},
-                )
-                reason = f"corrupt LLRP stream: {err}"
-            except (LlrpSessionError, OSError, EOFError) as err:
-                reason = f"{type(err).__name__}: {err}"
-            await self._close(polite=False)
-            self._health(False, reason)
-            delay = backoff.next_delay()
-            log.warning(
-                "LLRP reader lost; reconnecting",
-                extra={"reader": self.reader_id, "reason": reason, "retry_in_s": round(delay, 2)},
+    def reason_of(self, err: BaseException) -> str:
+        if isinstance(err, TimeoutError):
+            return f"no message from the reader for {self.stale_after_s} s"
+        if isinstance(err, llrp.LlrpFrameError):
+            log.error(
+                "LLRP stream corrupt; reconnecting",
+                extra={"reader": self.reader_id, "error": str(err)},
             )
-            await asyncio.sleep(delay)
+            return f"corrupt LLRP stream: {err}"
+        return describe(err)
+
+    async def session(self, owner: Supervised) -> None:
+        try:
+            await self._open()
+            self.sessions += 1
+            owner.up("LLRP session established")
+            if self._early:
+                early, self._early = self._early, []
+                await self.put(early)
+            async for batch in self._stream():
+                await self.put(batch)
+        except asyncio.CancelledError:
+            await self._close(polite=True)  # we are stopping: say goodbye to the reader
+            raise
+        except BaseException:
+            await self._close(polite=False)
+            raise
 
     # -- session -------------------------------------------------------------------------
 

@@ -230,7 +230,7 @@ class RfidPipeline:
     async def _read(self, config: ReaderConfig) -> None:
         reader = READER_FACTORIES[config.kind](config, self.on_health)
         async with reader:
-            async for batch in reader.observations():
+            async for batch in reader.batches():
                 self.on_observations(batch)
 
     async def _every(self, seconds: float, action: Callable[[], None]) -> None:

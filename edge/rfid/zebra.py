@@ -16,7 +16,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -30,8 +29,9 @@ from contract.bounds import time_us_in_range
 from contract.safejson import JsonRefused
 from edge.refusals import REFUSALS, DeviceInputRefused
 from edge.rfid.checks import RSSI_CDBM_MAX, RSSI_CDBM_MIN, checked_epc, tag_read
-from edge.rfid.reader import HealthCallback, ReaderHealth
+from edge.rfid.reader import HealthCallback, reader_health
 from ops.backoff import Backoff
+from ops.supervised import BatchSource, Supervised, describe
 
 log = logging.getLogger(__name__)
 
@@ -182,28 +182,21 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-class ZebraIotReader:
+class ZebraIotReader(BatchSource[list[TagObservation]]):
     """`TagReader` for the Zebra IoT Connector's MQTT data interface."""
 
+    retry_on = (aiomqtt.MqttError,)
+
     def __init__(self, config: ZebraIotReaderConfig, on_health: HealthCallback) -> None:
+        super().__init__(config.id, reader_health(on_health),
+                         backoff=Backoff(initial_s=0.5, maximum_s=30))
         self.reader_id = config.id
         self._config = config
-        self._on_health = on_health
-        self._online: bool | None = None
         self._offset_us: int | None = None
         self.bad_events = 0
 
-    async def __aenter__(self) -> ZebraIotReader:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    def _health(self, online: bool, reason: str) -> None:
-        if online == self._online:
-            return
-        self._online = online
-        self._on_health(ReaderHealth(self.reader_id, online, reason, _now_us()))
+    def reason_of(self, err: BaseException) -> str:
+        return f"MQTT: {err}" if isinstance(err, aiomqtt.MqttError) else describe(err)
 
     def _client(self) -> aiomqtt.Client:
         url = urlsplit(self._config.broker_url)
@@ -241,45 +234,33 @@ class ZebraIotReader:
                 REFUSALS.refuse(ADAPTER, "time_out_of_range", f"{self.reader_id}: corrected")
         return shifted
 
-    async def observations(self) -> AsyncIterator[list[TagObservation]]:
-        backoff = Backoff(initial_s=0.5, maximum_s=30)
+    async def session(self, owner: Supervised) -> None:
         stale = self._config.stale_after_s
-        while True:
-            try:
-                async with self._client() as client:
-                    await client.subscribe(self._config.topic, qos=1)
-                    if self._config.command_topic is not None:
-                        command_id = f"pw-{self.reader_id}-{_now_us()}"
-                        for command in set_up_commands(self._config, command_id):
-                            await client.publish(
-                                self._config.command_topic, json.dumps(command).encode(), qos=1
-                            )
-                    self._offset_us = None  # measured again on this connection's first event
-                    backoff.reset()
-                    messages = aiter(client.messages)
-                    while True:
-                        try:
-                            message = await asyncio.wait_for(anext(messages), stale)
-                        except TimeoutError:
-                            self._health(False, f"no tag events for {stale} s")
-                            continue
-                        payload = message.payload
-                        raw = payload if isinstance(payload, bytes) else str(payload).encode()
-                        parsed = parse_message(raw, self.reader_id)
-                        for err in parsed.refused:
-                            self.bad_events += 1
-                            REFUSALS.refuse(ADAPTER, err.reason, f"{self.reader_id}: {err}")
-                        if parsed.heartbeats and not parsed.observations:
-                            self._health(True, "reader heartbeat")
-                        if parsed.observations:
-                            self._health(True, "tag events flowing")
-                            yield self._in_gateway_time(parsed.observations)
-            except aiomqtt.MqttError as err:
-                reason = f"MQTT: {err}"
-            self._health(False, reason)
-            delay = backoff.next_delay()
-            log.warning(
-                "Zebra data broker lost; reconnecting",
-                extra={"reader": self.reader_id, "reason": reason, "retry_in_s": round(delay, 2)},
-            )
-            await asyncio.sleep(delay)
+        async with self._client() as client:
+            await client.subscribe(self._config.topic, qos=1)
+            if self._config.command_topic is not None:
+                command_id = f"pw-{self.reader_id}-{_now_us()}"
+                for command in set_up_commands(self._config, command_id):
+                    await client.publish(
+                        self._config.command_topic, json.dumps(command).encode(), qos=1
+                    )
+            self._offset_us = None  # measured again on this connection's first event
+            owner.backoff.reset()  # connected; health waits for the reader's first word
+            messages = aiter(client.messages)
+            while True:
+                try:
+                    message = await asyncio.wait_for(anext(messages), stale)
+                except TimeoutError:
+                    owner.down(f"no tag events for {stale} s")
+                    continue
+                payload = message.payload
+                raw = payload if isinstance(payload, bytes) else str(payload).encode()
+                parsed = parse_message(raw, self.reader_id)
+                for err in parsed.refused:
+                    self.bad_events += 1
+                    REFUSALS.refuse(ADAPTER, err.reason, f"{self.reader_id}: {err}")
+                if parsed.heartbeats and not parsed.observations:
+                    owner.up("reader heartbeat")
+                if parsed.observations:
+                    owner.up("tag events flowing")
+                    await self.put(self._in_gateway_time(parsed.observations))

@@ -2,8 +2,8 @@
 
 A device is a host, port and unit (device id); each quantity is a holding-register address,
 one or two 16-bit words (big-endian word order), signed or not, and a scale (value = raw *
-scale). A failed poll is logged once per outage and retried at the next interval; pymodbus
-reconnects by itself.
+scale). A failed poll is reported (health, log) once per outage and retried with backoff
+(ops/supervised.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +21,8 @@ from pymodbus.exceptions import ModbusException
 from edge.refusals import REFUSALS, DeviceInputRefused
 from edge.sensors.decisions import Reading
 from edge.sensors.source import QUANTITY_UNITS
+from ops.backoff import Backoff
+from ops.supervised import BatchSource, HealthCallback, Supervised
 
 log = logging.getLogger(__name__)
 
@@ -64,36 +66,42 @@ def decode_registers(words: list[int], register: RegisterMap) -> float:
     return raw * register.scale
 
 
-class ModbusTcpSensor:
-    def __init__(self, sensor: str, device: ModbusDevice) -> None:
+@dataclass(frozen=True)
+class ModbusSensorConfig:
+    sensor: str
+    device: ModbusDevice
+
+
+class ModbusTcpSensor(BatchSource[list[Reading]]):
+    """One device polled every ``poll_s``; a failed poll ends the session (health offline,
+    logged once per outage) and the owner polls again after its backoff."""
+
+    retry_on = (ModbusException, OSError, ValueError)
+
+    def __init__(self, config: ModbusSensorConfig, on_health: HealthCallback | None = None) -> None:
+        device = config.device
         if any(r.quantity not in QUANTITY_UNITS for r in device.registers):
             raise ValueError("unknown quantity")
-        self.sensor = sensor
+        super().__init__(config.sensor, on_health, backoff=Backoff(
+            initial_s=device.poll_s, maximum_s=max(device.poll_s, 30.0)))
+        self.sensor = config.sensor
         self.device = device
 
-    async def readings(self) -> AsyncIterator[Reading]:
-        client = AsyncModbusTcpClient(self.device.host, port=self.device.port, timeout=2, retries=1)
-        failing = False
+    async def session(self, owner: Supervised) -> None:
+        device = self.device
+        client = AsyncModbusTcpClient(device.host, port=device.port, timeout=2, retries=1)
         try:
+            if not await client.connect():
+                raise ConnectionError(f"modbus device {device.host}:{device.port} unreachable")
             while True:
                 try:
-                    if not client.connected:
-                        await client.connect()
                     polled = await self._poll(client)
-                    if failing:
-                        log.info("modbus device answers again", extra={"sensor": self.sensor})
-                    failing = False
-                    for reading in polled:
-                        yield reading
                 except ModbusResponseRefused as err:
                     REFUSALS.refuse("modbus", err.reason, f"{self.sensor}: {err}")
-                except (ModbusException, OSError, ValueError) as err:
-                    if not failing:
-                        log.warning(
-                            "modbus poll failed", extra={"sensor": self.sensor, "error": str(err)}
-                        )
-                    failing = True
-                await asyncio.sleep(self.device.poll_s)
+                else:
+                    owner.up("device answers")
+                    await self.put(polled)
+                await asyncio.sleep(device.poll_s)
         finally:
             client.close()
 

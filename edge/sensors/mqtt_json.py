@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from contract import safejson
 from contract.bounds import TIME_US_MAX, TIME_US_MIN
@@ -17,7 +17,8 @@ from contract.safejson import JsonRefused
 from edge.refusals import REFUSALS, DeviceInputRefused
 from edge.sensors.decisions import Reading
 from edge.sensors.source import CONTACT_QUANTITIES, QUANTITY_UNITS
-from ops.mqtt import device_messages
+from ops.mqtt import DeviceBroker, DeviceMessages
+from ops.supervised import HealthCallback
 
 log = logging.getLogger(__name__)
 
@@ -79,22 +80,25 @@ def parse_sensor_message(topic: str, payload: bytes) -> list[Reading]:
     return readings
 
 
-class MqttJsonSensors:
+@dataclass(frozen=True)
+class MqttJsonConfig:
+    url: str
+    client_id: str
+    topic: str = TOPIC_FILTER
+
+
+def _readings_of(topic: str, payload: bytes) -> list[Reading]:
+    try:
+        return parse_sensor_message(topic, payload)
+    except SensorMessageRefused as err:
+        REFUSALS.refuse(ADAPTER, err.reason, f"{topic[:80]}: {err}")
+        return []
+
+
+class MqttJsonSensors(DeviceMessages[Reading]):
     """All MQTT JSON sensors on one broker."""
 
-    def __init__(self, url: str, *, client_id: str, topic: str = TOPIC_FILTER) -> None:
-        self._url = url
-        self._client_id = client_id
-        self._topic = topic
-
-    async def readings(self) -> AsyncIterator[Reading]:
-        async for topic, payload in device_messages(
-            self._url, [self._topic], client_id=self._client_id
-        ):
-            try:
-                batch = parse_sensor_message(topic, payload)
-            except SensorMessageRefused as err:
-                REFUSALS.refuse(ADAPTER, err.reason, f"{topic[:80]}: {err}")
-                continue
-            for reading in batch:
-                yield reading
+    def __init__(self, config: MqttJsonConfig, on_health: HealthCallback | None = None) -> None:
+        super().__init__(
+            DeviceBroker(config.url, (config.topic,), config.client_id), on_health, _readings_of
+        )

@@ -41,11 +41,12 @@ from edge.sensors.decisions import (
     SealMonitor,
     WeightWatch,
 )
-from edge.sensors.modbus import ModbusDevice, ModbusTcpSensor
-from edge.sensors.mqtt_json import MqttJsonSensors
+from edge.sensors.modbus import ModbusDevice, ModbusSensorConfig, ModbusTcpSensor
+from edge.sensors.mqtt_json import MqttJsonConfig, MqttJsonSensors
 from edge.sensors.source import QUANTITY_UNITS, SensorSource
 from edge.trackers.releases import on_releases
 from geofences.schedule import parse_schedule
+from ops.supervised import Health
 
 log = logging.getLogger(__name__)
 
@@ -180,12 +181,19 @@ class SensorStation:
         return out
 
 
+def on_health(health: Health) -> None:
+    log.info("sensor source health",
+             extra={"source": health.source, "online": health.online, "reason": health.reason})
+
+
 def sources(section: SensorsSection, gateway: str) -> list[SensorSource]:
     found: list[SensorSource] = [
-        ModbusTcpSensor(d.id, d.modbus) for d in section.devices if d.modbus is not None
+        ModbusTcpSensor(ModbusSensorConfig(d.id, d.modbus), on_health)
+        for d in section.devices if d.modbus is not None
     ]
     if section.mqtt_url is not None and any(d.modbus is None for d in section.devices):
-        found.append(MqttJsonSensors(section.mqtt_url, client_id=f"pw-sensors-{gateway}"))
+        found.append(MqttJsonSensors(
+            MqttJsonConfig(section.mqtt_url, client_id=f"pw-sensors-{gateway}"), on_health))
     return found
 
 
@@ -198,8 +206,10 @@ async def run(section: SensorsSection, ctx: EdgeContext) -> None:
             ctx.emit(msg_type, body)
 
     async def pump(source: SensorSource) -> None:
-        async for reading in source.readings():
-            emit(station.add(reading))
+        async with source:
+            async for batch in source.batches():
+                for reading in batch:
+                    emit(station.add(reading))
 
     async with asyncio.TaskGroup() as group:
         for source in sources(section, ctx.gateway):

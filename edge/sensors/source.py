@@ -1,9 +1,9 @@
-"""The one interface every sensor adapter has: an async iterator of ``Reading`` values."""
+"""The one shape every sensor adapter has (ops/supervised.py): batches of ``Reading`` values."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Protocol, Self
 
 from edge.sensors.decisions import Reading
 
@@ -21,6 +21,12 @@ CONTACT_QUANTITIES = frozenset({"door", "seal"})
 
 
 class SensorSource(Protocol):
-    def readings(self) -> AsyncIterator[Reading]:
-        """Readings as they arrive; reconnects are the adapter's business."""
+    """``async with source: async for batch in source.batches()``; reconnects are its own."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    def batches(self) -> AsyncIterator[list[Reading]]:
+        """Batches of readings as they arrive, for as long as the source runs."""
         ...

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contract.owntracks import TOPIC_FILTER, LocationRefused, NotALocation, parse_location
+from contract.owntracks import TOPIC_FILTER
 from decisions.outgoing import Outgoing
 from decisions.trackers.station import TrackerStation
 from decisions.trackers.watch import TrackedAsset
@@ -33,7 +33,8 @@ from edge.trackers.releases import on_releases
 from geofences.crossing import CrossingRules
 from geofences.fences import load_fence_file
 from geofences.update import COMMAND as FENCES_COMMAND
-from ops.mqtt import device_messages
+from ops.owntracks import OwnTracksConfig, OwnTracksFeed
+from ops.supervised import Health
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,11 @@ class TrackersSection(_Strict):
     silent_after_intervals: float = Field(3.0, gt=1)
 
 
+def _log_health(health: Health) -> None:
+    log.info("tracker broker health",
+             extra={"broker": health.source, "online": health.online, "reason": health.reason})
+
+
 def _emit_all(ctx: EdgeContext, messages: list[Outgoing]) -> None:
     for msg_type, body in messages:
         ctx.emit(msg_type, body)
@@ -99,20 +105,16 @@ async def run(section: TrackersSection, ctx: EdgeContext) -> None:
             await asyncio.sleep(section.flush_s)
             _emit_all(ctx, station.flush(ctx.now_us()))
 
+    feed = OwnTracksFeed(
+        OwnTracksConfig(section.mqtt_url, f"pw-trackers-{ctx.gateway}", section.topic),
+        _log_health, on_refused=lambda reason, detail: REFUSALS.refuse("owntracks", reason, detail),
+    )
     flusher = asyncio.create_task(flush_forever())
     try:
-        async for topic, payload in device_messages(
-            section.mqtt_url, [section.topic], client_id=f"pw-trackers-{ctx.gateway}"
-        ):
-            try:
-                report = parse_location(topic, payload)
-            except NotALocation as kind:  # lwt, transition, card: valid, but carry no fix
-                REFUSALS.refuse("owntracks", "not_a_location", f"{topic[:80]}: {kind}")
-                continue
-            except LocationRefused as err:
-                REFUSALS.refuse("owntracks", err.reason, f"{topic[:80]}: {err}")
-                continue
-            _emit_all(ctx, station.add(report.fix, report.battery_pct, ctx.now_us()))
+        async with feed:
+            async for batch in feed.batches():
+                for report in batch:
+                    _emit_all(ctx, station.add(report.fix, report.battery_pct, ctx.now_us()))
     finally:
         flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -22,6 +22,7 @@ import httpx
 
 from edge.vision.evidence import EvidenceStore
 from ops.backoff import Backoff
+from ops.supervised import Supervised
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +83,20 @@ class EvidenceUploader:
                          "reason": response.text[:200]})
 
     async def run(self) -> None:
-        """Upload forever: a pass every ``interval_s``, backing off while the cloud is away."""
-        backoff = Backoff(initial_s=self.interval_s, maximum_s=300.0)
+        """Upload until cancelled: a pass every ``interval_s``, backing off while the cloud is
+        away (one supervised task, ops/supervised.py)."""
+        owner = Supervised(
+            "evidence-upload", self._passes, retry_on=(UploadStopped,),
+            backoff=Backoff(initial_s=self.interval_s, maximum_s=300.0),
+        )
         try:
-            while True:
-                try:
-                    await self.upload_pending()
-                    backoff.reset()
-                    delay = self.interval_s
-                except UploadStopped as err:
-                    delay = backoff.next_delay()
-                    log.warning("evidence upload paused", extra={"error": str(err),
-                                                                  "retry_in_s": round(delay, 1)})
-                await asyncio.sleep(delay)
+            async with owner:
+                await owner.wait()
         finally:
             await self._client.aclose()
+
+    async def _passes(self, owner: Supervised) -> None:
+        while True:
+            await self.upload_pending()
+            owner.up("the cloud takes uploads")
+            await asyncio.sleep(self.interval_s)

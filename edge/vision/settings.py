@@ -1,0 +1,66 @@
+"""The ``cameras`` section of the agent's config: cameras, evidence, uploads, the gate list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from decisions.plate_format import RegionChoice
+
+DEFAULT_MODEL = Path(__file__).parent / "models" / "plate_detector.onnx"
+
+CameraName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LineSettings(_Settings):
+    """A counting line in frame fractions; crossing towards ``inside`` is "in"."""
+
+    x1: float = Field(ge=0, le=1)
+    y1: float = Field(ge=0, le=1)
+    x2: float = Field(ge=0, le=1)
+    y2: float = Field(ge=0, le=1)
+    inside: Literal["left", "right"] = "left"
+
+
+class LabelSpotSettings(_Settings):
+    lot: str = Field(min_length=1, max_length=128)
+    box: tuple[int, int, int, int]  # x, y, w, h in pixels
+
+
+class CameraSettings(_Settings):
+    name: CameraName
+    source: str = Field(min_length=1, description="rtsp://…, http://…, a video file, a folder, 0")
+    role: Literal["gate", "stack"] = "gate"
+    region: RegionChoice = "auto"
+    line: LineSettings | None = None
+    pace: bool = True  # play files at their own frame rate, as a live camera would deliver
+    labels: list[LabelSpotSettings] = Field(default_factory=list)
+    label_every_s: float = Field(default=30.0, gt=0)
+    label_unreadable_after_s: float = Field(default=600.0, gt=0)
+    blind_after_s: float = Field(default=10.0, gt=0)
+    passage_gap_s: float = Field(default=2.0, gt=0)
+    min_reads: int = Field(default=2, ge=1)
+
+
+class UploadSettings(_Settings):
+    """Where evidence images go (``PUT {url}/api/v1/evidence/{sha256}``, see upload.py)."""
+
+    url: str = Field(pattern=r"^https?://")
+    api_key_file: Path  # the gateway's API key, one line
+    interval_s: float = Field(default=5.0, gt=0)
+
+
+class VisionSettings(_Settings):
+    cameras: list[CameraSettings] = Field(min_length=1)
+    evidence_dir: Path = Path("var/edge/evidence")
+    upload: UploadSettings | None = None
+    authorised_vehicles_file: Path | None = None
+    model: Path = DEFAULT_MODEL
+    threads: int = Field(default=1, ge=1, le=16)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
