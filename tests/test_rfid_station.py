@@ -1,0 +1,92 @@
+"""The RFID station on values: reads in, messages out, with no reader, clock or broker."""
+
+from __future__ import annotations
+
+from contract import MessageType, TagObservation
+from edge.rfid.presence import LotDefinition
+from edge.rfid.reader import ReaderHealth
+from edge.rfid.smoothing import SmoothingPolicy
+from edge.rfid.station import RfidStation
+from edge.rfid.zones import ZoneDefinition
+
+T0 = 1_800_000_000_000_000
+EPCS = [f"E2801170000002{i:010X}" for i in range(4)]
+
+
+def _station(batch_max_reads: int = 500) -> RfidStation:
+    return RfidStation(
+        [LotDefinition(lot_id="LOT-A", epcs=frozenset(EPCS), absence_window_s=5.0,
+                       readers=frozenset({"dock-1"}))],
+        [ZoneDefinition("bay-1", frozenset({1}), None, None),
+         ZoneDefinition("door-1", frozenset({2}), None, None)],
+        T0,
+        policy=SmoothingPolicy(min_window_s=1.0, max_window_s=5.0),
+        batch_max_reads=batch_max_reads, zone_margin_cdbm=300, zone_confirm_reads=2,
+        zone_stale_s=10.0,
+    )
+
+
+def _round(
+    at_us: int, epcs: list[str], antenna: int = 1, rssi_cdbm: int = -5000
+) -> list[TagObservation]:
+    return [TagObservation(e, antenna, rssi_cdbm, at_us, "dock-1") for e in epcs]
+
+
+def test_reads_become_batches_presence_and_what_the_alerting_stage_sees() -> None:
+    station = _station()
+    out = station.on_observations(_round(T0, EPCS))
+    present = [b for t, b, _ in out.messages if t is MessageType.PRESENCE_CHANGE]
+    assert {b.epc for b in present} == set(EPCS) and {b.state for b in present} == {"present"}
+    assert out.observed == [out.observed[0]] and len(out.observed[0]) == 4  # one batch, seen once
+    assert not [t for t, _, _ in out.messages if t is MessageType.TAG_READS]  # waits for flush
+    [(kind, reads, at)] = station.flush().messages
+    assert kind is MessageType.TAG_READS and len(reads.reads) == 4  # type: ignore[attr-defined]
+    assert at is not None and at.timestamp() * 1e6 == T0
+    assert station.flush().messages == []
+
+
+def test_a_full_batch_goes_at_once() -> None:
+    station = _station(batch_max_reads=3)
+    out = station.on_observations(_round(T0, EPCS))
+    assert [t for t, _, _ in out.messages].count(MessageType.TAG_READS) == 1
+
+
+def test_a_silent_tag_goes_missing_but_a_dead_reader_makes_tags_unknown() -> None:
+    station = _station()
+    for i in range(12):  # a steady read rate teaches the departure window
+        station.on_observations(_round(T0 + i * 500_000, EPCS))
+    last = T0 + 11 * 500_000
+    for i in range(1, 30):  # the reader keeps reading three of four tags
+        station.on_observations(_round(last + i * 500_000, EPCS[1:]))
+    out = station.tick(last + 30 * 500_000)
+    gone = [b for t, b, _ in out.messages if t is MessageType.PRESENCE_CHANGE]
+    assert [(b.epc, b.state) for b in gone] == [(EPCS[0], "missing")]
+
+    offline = station.on_health(ReaderHealth("dock-1", False, "keepalive lost", last + 16_000_000))
+    states = {b.state for t, b, _ in offline.messages if t is MessageType.PRESENCE_CHANGE}
+    assert states == {"unknown"}
+    assert offline.observed[-1].online is False  # type: ignore[union-attr]
+
+
+def test_a_move_between_zones_is_reported_once_confirmed() -> None:
+    station = _station()
+    station.on_observations(_round(T0, EPCS[:1], antenna=1))
+    station.on_observations(_round(T0 + 100_000, EPCS[:1], antenna=1))
+    moves = []
+    for i in range(2, 6):
+        # The pallet at the door: heard louder there than in its bay.
+        out = station.on_observations(
+            _round(T0 + i * 100_000, EPCS[:1], antenna=2, rssi_cdbm=-4000)
+        )
+        moves += [b for t, b, _ in out.messages if t is MessageType.TAG_ZONE]
+    assert [(m.zone, m.lot) for m in moves][-1] == ("door-1", "LOT-A")
+    assert len([m for m in moves if m.zone == "door-1"]) == 1
+
+
+def test_counts_report_each_lot_and_tags_in_no_lot() -> None:
+    station = _station()
+    station.on_observations(_round(T0, [*EPCS, "300833B2DDD9014000000099"]))
+    kinds = [t for t, _, _ in station.counts().messages]
+    assert kinds == [MessageType.LOT_COUNT, MessageType.UNEXPECTED_TAGS]
+    again = station.counts().messages[1][1]
+    assert again.new == [] and again.total_tags == 1  # type: ignore[attr-defined]
