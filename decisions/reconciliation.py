@@ -157,7 +157,7 @@ class SourceReading:
         unit = UNIT.get(self.source, "")
         shown = f"{self.value:g} {unit}".strip()
         if self.expected is not None:
-            shown += f" (receipt {self.expected:g}, ±{self.allowed or 0:g})"
+            shown += f" (receipt {self.expected:g}, ±{round(self.allowed or 0, 1):g})"
         return f"{self.source}: {shown} at {self.at.isoformat()}, {self.state}"
 
 
@@ -240,11 +240,15 @@ def reconcile(
 class MismatchFinding:
     """A persistent disagreement: an ``integrity.count_mismatch`` or ``weight_mismatch``."""
 
-    lot: str
+    declaration: Declaration
     family: Family
     since: datetime
     at: datetime
     readings: tuple[SourceReading, ...]
+
+    @property
+    def lot(self) -> str:
+        return self.declaration.lot
 
     @property
     def alert_type(self) -> AlertType:
@@ -255,17 +259,31 @@ class MismatchFinding:
         return f"lot:{self.lot}"
 
     def explanation(self) -> str:
+        d = self.declaration
         head = f"lot {self.lot}: {self.family} disagrees since {self.since.isoformat()}"
         by_source = {r.source: r for r in self.readings}
         tags = by_source.get(Source.RFID)
         if self.family is Family.WEIGHT and tags is not None and tags.state is SourceState.AGREES:
             head += " while every tag is present (goods swapped?)"
-        return head + "; " + "; ".join(r.describe() for r in self.readings)
+        claim = f"receipt: {d.pieces} pieces, {d.expected_kg:g} kg"
+        if d.pallets is not None:
+            claim += f", {d.pallets} pallets"
+        claim += f" declared at {d.declared_at.isoformat()}"
+        sensors = [r.describe() for r in self.readings if r.source is not Source.RECEIPT]
+        return "; ".join([head, claim, *sensors])
 
     def evidence(self) -> dict[str, object]:
         return {
             "lot": self.lot,
             "family": str(self.family),
+            "declared": {
+                "pieces": self.declaration.pieces,
+                "unit_weight_kg": self.declaration.unit_weight_kg,
+                "expected_kg": self.declaration.expected_kg,
+                "pallets": self.declaration.pallets,
+                "tags": self.declaration.expected_tags,
+                "at": self.declaration.declared_at.isoformat(),
+            },
             "since": self.since.isoformat(),
             "sources": [
                 {
@@ -313,7 +331,9 @@ class LotWatch:
             began = min(r.at for r in disagreeing if r.at is not None)
             since = self.disagree_since.setdefault(family, began)
             if now - since >= self.tolerance.persist_for:
-                findings.append(MismatchFinding(self.lot, family, since, now, result.readings))
+                findings.append(
+                    MismatchFinding(self.declaration, family, since, now, result.readings)
+                )
         return result, findings
 
     @property
