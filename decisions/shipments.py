@@ -116,7 +116,7 @@ class FencePassage:
 class PlateRead:
     site: str
     plate: str
-    outbound: bool  # the gate's direction: leaving the site
+    outbound: bool | None  # leaving the site; None: a gate camera that cannot tell
     at: datetime
     camera: str = ""
 
@@ -271,7 +271,8 @@ def _plate_evidence(s: Shipment, facts: ShipmentFacts, rules: Plausibility) -> l
     ):
         if place.site is None:
             continue  # the counterparty's gate has no camera of ours
-        seen = [r for r in reads if r.site == place.site and r.outbound is outbound]
+        seen = [r for r in reads
+                if r.site == place.site and r.outbound in (outbound, None)]
         if seen:
             out.append(Evidence(leg, "plate", Outcome.SUPPORTS,
                                 f"{plate} read at {place.site}'s gate", seen[0].at))
