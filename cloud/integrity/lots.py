@@ -20,6 +20,7 @@ from psycopg import AsyncConnection
 
 from cloud import alerts
 from cloud.apikeys import Principal
+from cloud.integrity import rows
 from cloud.registry import NotFound
 from cloud.scope import lot_condition
 from decisions.reconciliation import (
@@ -86,7 +87,7 @@ async def record_figure(
 
 async def _lot_site(conn: AsyncConnection[Any], p: Principal, lot_id: str) -> str:
     cond, params = lot_condition(p)
-    cur = await conn.execute(f"SELECT site_id FROM lots WHERE id = %s AND {cond}",
+    cur = await rows.execute(conn, f"SELECT site_id FROM lots WHERE id = %s AND {cond}",
                              [lot_id, *params])
     row = await cur.fetchone()
     if row is None:
@@ -95,7 +96,7 @@ async def _lot_site(conn: AsyncConnection[Any], p: Principal, lot_id: str) -> st
 
 
 async def _watch(conn: AsyncConnection[Any], lot_id: str) -> tuple[LotWatch, str] | None:
-    cur = await conn.execute(
+    cur = await rows.execute(conn,
         "SELECT l.site_id, l.pieces, i.unit_weight_kg, i.tare_kg, i.pallets, i.tags,"
         " i.declared_at, i.tolerance FROM lots l JOIN lot_integrity i ON i.lot_id = l.id"
         " WHERE l.id = %s", (lot_id,))
@@ -105,21 +106,21 @@ async def _watch(conn: AsyncConnection[Any], lot_id: str) -> tuple[LotWatch, str
     site, pieces, unit, tare, pallets, tags, declared_at, tolerance = row
     watch = LotWatch(Declaration(lot_id, pieces, unit, declared_at, pallets, tags, tare),
                      tolerance_from_json(tolerance))
-    cur = await conn.execute(
+    cur = await rows.execute(conn,
         "SELECT present, observed_at FROM lot_counts WHERE lot_id = %s"
         " ORDER BY observed_at DESC LIMIT 1", (lot_id,))
     if (count := await cur.fetchone()) is not None:
         watch.observe(Figure(Source.RFID, float(count[0]), count[1]))
-    cur = await conn.execute(
+    cur = await rows.execute(conn,
         "SELECT value, unit, observed_at FROM sensor_readings WHERE lot_id = %s"
         " AND quantity = 'weight' ORDER BY observed_at DESC LIMIT 1", (lot_id,))
     if (weight := await cur.fetchone()) is not None and weight[1] in _KG:
         watch.observe(Figure(Source.LOAD_CELL, weight[0] * _KG[weight[1]], weight[2]))
-    cur = await conn.execute(
+    cur = await rows.execute(conn,
         "SELECT source, value, observed_at FROM lot_figures WHERE lot_id = %s", (lot_id,))
     for source, value, at in await cur.fetchall():
         watch.observe(Figure(Source(source), value, at))
-    cur = await conn.execute(
+    cur = await rows.execute(conn,
         "SELECT family, since FROM lot_disagreements WHERE lot_id = %s", (lot_id,))
     watch.disagree_since = {Family(f): since for f, since in await cur.fetchall()}
     return watch, str(site)
@@ -183,7 +184,7 @@ async def panel(
 
 async def reconcile_all(conn: AsyncConnection[Any], now: datetime) -> int:
     """The periodic pass over every lot with a claim; returns how many findings stand."""
-    cur = await conn.execute("SELECT lot_id FROM lot_integrity ORDER BY lot_id")
+    cur = await rows.execute(conn, "SELECT lot_id FROM lot_integrity ORDER BY lot_id")
     total = 0
     for (lot_id,) in await cur.fetchall():
         done = await reconcile_lot(conn, lot_id, now)
