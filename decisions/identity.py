@@ -107,6 +107,13 @@ class IdentityRegister:
     _bindings: dict[tuple[IdentityKind, str], _Binding] = field(default_factory=dict)
     _reported: set[tuple[object, ...]] = field(default_factory=set)
 
+    def bind(self, sighting: Sighting) -> None:
+        """A binding known from a register (the lot's tag list), not a sighting at a place:
+        it fixes lot and receipt, and says nothing about when the identity was where."""
+        key = (sighting.kind, sighting.value)
+        if key not in self._bindings:
+            self._bindings[key] = _Binding(sighting)
+
     def release(self, kind: IdentityKind, value: str) -> None:
         """The identity's goods left under a release: its next sighting binds it afresh."""
         self._bindings.pop((kind, value), None)

@@ -33,7 +33,8 @@ def seed(database_url: str) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("INSERT INTO lots (id, site_id, name, pieces, financier_id)"
                      " VALUES ('LOT-1', 'site-1', 'Copper cathodes', 100, 'bank-a')")
-        conn.execute("INSERT INTO gateways (id, site_id, public_key) VALUES ('gw-1', 'site-1', 'k')")
+        conn.execute("INSERT INTO gateways (id, site_id, public_key)"
+                     " VALUES ('gw-1', 'site-1', 'k'), ('gw-2', 'site-2', 'k')")
         conn.execute("INSERT INTO webhook_endpoints (id, financier_id, url)"
                      " VALUES ('ep-1', 'bank-a', 'https://bank-a.example/hooks')")
 
@@ -138,7 +139,7 @@ async def test_a_gps_gap_leaves_a_genuine_delivery_partly_corroborated(
     assert (await api_client.post("/api/v1/shipments", json=shipment_body(),
                                   headers=sup)).status_code == 201
     async with await AsyncConnection.connect(database_url, autocommit=True) as conn:
-        findings, changed = await run_pass(conn, NOW)
+        _, _, changed = await run_pass(conn, NOW)
     assert changed == 1
     shown = (await api_client.get("/api/v1/shipments/SHP-1", headers=sup)).json()
     assert shown["verdict"] == "partly"
@@ -234,3 +235,56 @@ async def test_the_judgement_functions_refuse_an_unknown_shipment(database_url: 
             assert "nope" in str(err)
         else:
             raise AssertionError("an unknown shipment was judged")
+
+
+async def test_a_cloned_epc_read_at_two_sites_raises_a_duplicate_identity_on_the_pledged_lot(
+    api_keys: dict[str, str], database_url: str
+) -> None:
+    seed(database_url)
+    cloned = EPCS[0]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO lot_tags (epc, lot_id) VALUES (%s, 'LOT-1')", (cloned,))
+        for k in range(10):
+            for gateway, offset in (("gw-1", 0), ("gw-2", 1)):
+                conn.execute(
+                    "INSERT INTO tag_observations (observed_at, gateway_id, reader, epc, antenna,"
+                    " seq) VALUES (%s, %s, 'r1', %s, 1, %s)",
+                    (NOW - timedelta(hours=2) + (3 * k + offset) * MIN, gateway, cloned, k))
+        # A tag read at one site only is no duplicate.
+        conn.execute("INSERT INTO tag_observations (observed_at, gateway_id, reader, epc, antenna,"
+                     " seq) VALUES (%s, 'gw-1', 'r1', %s, 1, 99)", (NOW - MIN, EPCS[1]))
+    async with await AsyncConnection.connect(database_url, autocommit=True) as conn:
+        _, duplicates, _ = await run_pass(conn, NOW)
+        assert duplicates >= 1
+        await run_pass(conn, NOW + MIN)  # the next pass repeats, it does not open another
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT subject, lot_id, site_id, count, explanation, evidence FROM alerts"
+            " WHERE alert_type = 'integrity.duplicate_identity'").fetchall()
+    assert len(rows) == 1
+    subject, lot, site, count, explanation, evidence = rows[0]
+    assert (subject, lot, site, count) == (f"epc:{cloned}", "LOT-1", "site-2", 2)
+    assert "site-1" in explanation and "site-2" in explanation
+    assert [s["site"] for s in evidence["sightings"]] == ["site-1", "site-2"]
+
+
+async def test_pallet_labels_read_under_a_lot_are_its_labels_figure(
+    api_client: httpx.AsyncClient, api_keys: dict[str, str], database_url: str
+) -> None:
+    seed(database_url)
+    sup = auth(api_keys["supervisor"])
+    await api_client.put("/api/v1/lots/LOT-1/integrity", headers=sup,
+                         json={"unit_weight_kg": 25.0, "pallets": 4})
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for n in range(4):
+            for repeat in range(2):  # each label read twice counts once
+                body = {"camera": "stack-1", "lot": "LOT-1", "symbology": "GS1-128",
+                        "text": "...", "gs1": {"00": f"00369{n:013d}", "01": "09506000134352",
+                                                "37": "20"}}
+                conn.execute(
+                    "INSERT INTO raw_events (observed_at, gateway_id, seq, type, body)"
+                    " VALUES (%s, 'gw-1', %s, 'label_read', %s)",
+                    (NOW - (5 - repeat) * MIN, 100 + 2 * n + repeat, json.dumps(body)))
+    panel = (await api_client.get("/api/v1/lots/LOT-1/integrity", headers=sup)).json()
+    labels = next(s for s in panel["sources"] if s["source"] == "labels")
+    assert (labels["value"], labels["state"]) == (80.0, "disagrees")

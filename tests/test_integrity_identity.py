@@ -88,3 +88,13 @@ def test_sightings_without_a_lot_do_not_conflict_with_one() -> None:
     register = IdentityRegister()
     register.observe(epc("site-a", T0, lot="LOT-1"))
     assert register.observe(epc("site-a", T0 + MIN, lot=None)) == []
+
+
+def test_a_register_binding_fixes_the_lot_but_not_a_place_and_time() -> None:
+    register = IdentityRegister(travel_time=timedelta(hours=1))
+    register.bind(epc("site-a", T0 + 5 * MIN, lot="LOT-1", receipt="WR-1", source="lot register"))
+    # Read at site B minutes after the binding's date: no two-sites claim from a register row.
+    assert register.observe(epc("site-b", T0 + 10 * MIN, lot=None)) == []
+    found = register.observe(epc("site-b", T0 + 11 * MIN, lot="LOT-9"))
+    assert [d.reason for d in found] == [DuplicateReason.TWO_LOTS]
+    assert found[0].first.source == "lot register"

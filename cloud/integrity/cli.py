@@ -1,4 +1,4 @@
-"""`python -m cloud integrity`: the periodic pass (reconcile lots, judge open shipments).
+"""`python -m cloud integrity`: the periodic pass (lots, duplicate identities, shipments).
 
 Each pass runs in one transaction per step under an advisory lock, so two workers started by
 mistake do not raise the same alert twice in a race; the second simply waits its turn.
@@ -14,30 +14,33 @@ from datetime import UTC, datetime
 
 from psycopg import AsyncConnection
 
-from cloud.integrity import lots, shipments
+from cloud.integrity import identity, lots, shipments
 from cloud.settings import load_settings
 
 log = logging.getLogger(__name__)
 _LOCK_KEY = 0x5057_494E  # "PWIN"
 
 
-async def run_pass(conn: AsyncConnection, now: datetime) -> tuple[int, int]:
-    """One pass at ``now``: (standing lot findings, shipment verdicts changed)."""
+async def run_pass(conn: AsyncConnection, now: datetime) -> tuple[int, int, int]:
+    """One pass at ``now``: (standing lot findings, duplicate identities, verdicts changed)."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
         findings = await lots.reconcile_all(conn, now)
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        duplicates = len(await identity.check(conn, now))
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
         changed = await shipments.judge_open(conn, now)
-    return findings, changed
+    return findings, duplicates, changed
 
 
 async def run_forever(database_url: str, every_s: float) -> None:
     async with await AsyncConnection.connect(database_url, autocommit=True) as conn:
         while True:
-            findings, changed = await run_pass(conn, datetime.now(UTC))
-            log.info("integrity pass: %d lot findings stand, %d verdicts changed",
-                     findings, changed)
+            findings, duplicates, changed = await run_pass(conn, datetime.now(UTC))
+            log.info("integrity pass: %d lot findings stand, %d duplicate identities,"
+                     " %d verdicts changed", findings, duplicates, changed)
             await asyncio.sleep(every_s)
 
 

@@ -2,8 +2,9 @@
 
 The receipt's claim is the lot's pieces plus ``lot_integrity`` (unit weight, tare, pallets,
 tags, tolerance). Figures: RFID from the latest ``lot_counts`` row, the load cell from the
-latest ``sensor_readings`` weight of the lot, pallet labels and the stack camera from
-``lot_figures`` (recorded through the API until their pipelines publish counts). The running
+latest ``sensor_readings`` weight of the lot, pallet labels from the ``label_read`` events of
+the lot (GS1 SSCC and count), and ``lot_figures`` for the stack camera's pallet count (recorded
+through the API until the camera publishes one) or any figure recorded by hand. The running
 disagreement onsets live in ``lot_disagreements``, so persistence survives a restart; a finding
 raises ``integrity.count_mismatch`` / ``weight_mismatch`` through ``cloud.alerts``, and a family
 that agrees again resolves its alert.
@@ -30,9 +31,11 @@ from decisions.reconciliation import (
     Figure,
     LotWatch,
     MismatchFinding,
+    PalletLabel,
     Reconciliation,
     Source,
     Tolerance,
+    labels_figure,
 )
 
 ACTOR = "integrity"
@@ -87,17 +90,19 @@ async def record_figure(
 
 async def _lot_site(conn: AsyncConnection[Any], p: Principal, lot_id: str) -> str:
     cond, params = lot_condition(p)
-    cur = await rows.execute(conn, f"SELECT site_id FROM lots WHERE id = %s AND {cond}",
-                             [lot_id, *params])
+    cur = await rows.execute(
+        conn, f"SELECT site_id FROM lots WHERE id = %s AND {cond}", [lot_id, *params])
     row = await cur.fetchone()
     if row is None:
         raise NotFound(f"no lot {lot_id}")
     return str(row[0])
 
 
-async def _watch(conn: AsyncConnection[Any], lot_id: str) -> tuple[LotWatch, str] | None:
-    cur = await rows.execute(conn,
-        "SELECT l.site_id, l.pieces, i.unit_weight_kg, i.tare_kg, i.pallets, i.tags,"
+async def _watch(
+    conn: AsyncConnection[Any], lot_id: str, now: datetime
+) -> tuple[LotWatch, str] | None:
+    cur = await rows.execute(
+        conn, "SELECT l.site_id, l.pieces, i.unit_weight_kg, i.tare_kg, i.pallets, i.tags,"
         " i.declared_at, i.tolerance FROM lots l JOIN lot_integrity i ON i.lot_id = l.id"
         " WHERE l.id = %s", (lot_id,))
     row = await cur.fetchone()
@@ -106,22 +111,35 @@ async def _watch(conn: AsyncConnection[Any], lot_id: str) -> tuple[LotWatch, str
     site, pieces, unit, tare, pallets, tags, declared_at, tolerance = row
     watch = LotWatch(Declaration(lot_id, pieces, unit, declared_at, pallets, tags, tare),
                      tolerance_from_json(tolerance))
-    cur = await rows.execute(conn,
-        "SELECT present, observed_at FROM lot_counts WHERE lot_id = %s"
+    cur = await rows.execute(
+        conn, "SELECT present, observed_at FROM lot_counts WHERE lot_id = %s"
         " ORDER BY observed_at DESC LIMIT 1", (lot_id,))
     if (count := await cur.fetchone()) is not None:
         watch.observe(Figure(Source.RFID, float(count[0]), count[1]))
-    cur = await rows.execute(conn,
-        "SELECT value, unit, observed_at FROM sensor_readings WHERE lot_id = %s"
+    cur = await rows.execute(
+        conn, "SELECT value, unit, observed_at FROM sensor_readings WHERE lot_id = %s"
         " AND quantity = 'weight' ORDER BY observed_at DESC LIMIT 1", (lot_id,))
     if (weight := await cur.fetchone()) is not None and weight[1] in _KG:
         watch.observe(Figure(Source.LOAD_CELL, weight[0] * _KG[weight[1]], weight[2]))
-    cur = await rows.execute(conn,
-        "SELECT source, value, observed_at FROM lot_figures WHERE lot_id = %s", (lot_id,))
+    # Pallet labels read under the lot: each SSCC's GS1 count (AI 37) once, freshest reads.
+    cur = await rows.execute(conn, """
+        SELECT DISTINCT ON (r.body -> 'gs1' ->> '00') r.body -> 'gs1' ->> '00',
+               r.body -> 'gs1' ->> '01', r.body -> 'gs1' ->> '37', r.observed_at
+        FROM raw_events r
+        WHERE r.type = 'label_read' AND r.body ->> 'lot' = %s AND r.observed_at >= %s
+          AND r.body -> 'gs1' ->> '00' IS NOT NULL AND r.body -> 'gs1' ->> '37' ~ '^[0-9]{1,8}$'
+        ORDER BY r.body -> 'gs1' ->> '00', r.observed_at DESC
+        """, (lot_id, now - watch.tolerance.stale_after))
+    read = await cur.fetchall()
+    if read:
+        labels = [PalletLabel(sscc, gtin or "", int(count)) for sscc, gtin, count, _ in read]
+        watch.observe(labels_figure(labels, max(at for *_, at in read)))
+    cur = await rows.execute(
+        conn, "SELECT source, value, observed_at FROM lot_figures WHERE lot_id = %s", (lot_id,))
     for source, value, at in await cur.fetchall():
         watch.observe(Figure(Source(source), value, at))
-    cur = await rows.execute(conn,
-        "SELECT family, since FROM lot_disagreements WHERE lot_id = %s", (lot_id,))
+    cur = await rows.execute(
+        conn, "SELECT family, since FROM lot_disagreements WHERE lot_id = %s", (lot_id,))
     watch.disagree_since = {Family(f): since for f, since in await cur.fetchall()}
     return watch, str(site)
 
@@ -130,7 +148,7 @@ async def reconcile_lot(
     conn: AsyncConnection[Any], lot_id: str, now: datetime
 ) -> tuple[Reconciliation, list[MismatchFinding]] | None:
     """Reconcile one lot now, keep its onsets, raise or resolve its alerts. None: no claim."""
-    found = await _watch(conn, lot_id)
+    found = await _watch(conn, lot_id, now)
     if found is None:
         return None
     watch, site = found
@@ -160,7 +178,7 @@ async def panel(
 ) -> dict[str, Any]:
     """The lot panel's sources side by side (read only: nothing is raised or stored)."""
     await _lot_site(conn, p, lot_id)
-    found = await _watch(conn, lot_id)
+    found = await _watch(conn, lot_id, now)
     if found is None:
         return {"lot": lot_id, "declared": None, "sources": []}
     watch, _ = found

@@ -88,13 +88,13 @@ def _visible(p: Principal) -> tuple[str, list[Any]]:
 
 async def create(conn: AsyncConnection[Any], p: Principal, new: NewShipment) -> dict[str, Any]:
     cond, params = site_condition(p, "id")
-    cur = await rows.execute(conn, f"SELECT 1 FROM sites WHERE id = %s AND {cond}",
-                             [new.site_id, *params])
+    cur = await rows.execute(
+        conn, f"SELECT 1 FROM sites WHERE id = %s AND {cond}", [new.site_id, *params])
     if not can_manage_site(p) or await cur.fetchone() is None:
         raise NotFound(f"no site {new.site_id}")
     if new.lot_id is not None:
-        cur = await rows.execute(conn, "SELECT 1 FROM lots WHERE id = %s AND site_id = %s",
-                                 (new.lot_id, new.site_id))
+        cur = await rows.execute(
+            conn, "SELECT 1 FROM lots WHERE id = %s AND site_id = %s", (new.lot_id, new.site_id))
         if await cur.fetchone() is None:
             raise NotFound(f"no lot {new.lot_id} at site {new.site_id}")
     await conn.execute(
@@ -151,16 +151,16 @@ async def gather_facts(
     sites = [site for site in (s.origin.site, s.destination.site) if site]
     fixes: list[TrackFix] = []
     if s.tracker:
-        cur = await rows.execute(conn,
-            "SELECT fix_at, lat, lon FROM tracker_positions"
+        cur = await rows.execute(
+            conn, "SELECT fix_at, lat, lon FROM tracker_positions"
             " WHERE tracker = %s AND fix_at BETWEEN %s AND %s ORDER BY fix_at LIMIT %s",
             (s.tracker, lo, hi, MAX_FIXES))
         fixes = [TrackFix(at, lat, lon) for at, lat, lon in await cur.fetchall()]
     plates: list[PlateRead] = []
     tags: list[TagMovement] = []
     if sites:
-        cur = await rows.execute(conn,
-            "SELECT r.observed_at, g.site_id, r.body ->> 'plate', r.body ->> 'direction',"
+        cur = await rows.execute(
+            conn, "SELECT r.observed_at, g.site_id, r.body ->> 'plate', r.body ->> 'direction',"
             " r.body ->> 'camera' FROM raw_events r JOIN gateways g ON g.id = r.gateway_id"
             " WHERE r.type = 'plate_read' AND r.observed_at BETWEEN %s AND %s"
             " AND g.site_id = ANY(%s)", (lo, hi, sites))
@@ -169,8 +169,8 @@ async def gather_facts(
             for at, site, plate, d, camera in await cur.fetchall()
         ]
     if sites and s.epcs:
-        cur = await rows.execute(conn,
-            "SELECT pc.epc, g.site_id, pc.state, pc.observed_at FROM presence_changes pc"
+        cur = await rows.execute(
+            conn, "SELECT pc.epc, g.site_id, pc.state, pc.observed_at FROM presence_changes pc"
             " JOIN gateways g ON g.id = pc.gateway_id"
             " WHERE pc.epc = ANY(%s) AND pc.observed_at BETWEEN %s AND %s"
             " AND g.site_id = ANY(%s)", (sorted(s.epcs), lo, hi, sites))
@@ -228,8 +228,8 @@ async def judge_and_record(
 
 async def judge_open(conn: AsyncConnection[Any], now: datetime, limit: int = 1000) -> int:
     """The periodic pass: judge shipments whose window has begun and whose verdict can change."""
-    cur = await rows.execute(conn,
-        "SELECT id FROM shipments WHERE verdict IS DISTINCT FROM 'contradicted'"
+    cur = await rows.execute(
+        conn, "SELECT id FROM shipments WHERE verdict IS DISTINCT FROM 'contradicted'"
         " AND window_start <= %s AND window_end >= %s ORDER BY window_end LIMIT %s",
         (now, now - Plausibility().grace - TRACK_TAIL, limit))
     changed = 0
