@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cloud.api.deps import CurrentPrincipal, DbConn, Manager
+from cloud.api.schemas import ApiTime
 from cloud.integrity import lots, shipments
 from decisions.reconciliation import Figure, Source
 from decisions.shipments import Direction, Place
@@ -17,7 +18,7 @@ Name = Annotated[str, Field(min_length=1, max_length=128)]
 
 
 class PlaceIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: Name
     lat: float = Field(ge=-90, le=90)
@@ -30,7 +31,7 @@ class PlaceIn(BaseModel):
 
 
 class ShipmentCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     id: Name
     site_id: Name
@@ -43,8 +44,8 @@ class ShipmentCreate(BaseModel):
     tracker: Name | None = None
     epcs: list[Annotated[str, Field(pattern=r"^[0-9A-F]{4,124}$")]] = Field(
         default_factory=list, max_length=100_000)
-    window_start: datetime
-    window_end: datetime
+    window_start: ApiTime
+    window_end: ApiTime
 
     @model_validator(mode="after")
     def _window(self) -> ShipmentCreate:
@@ -54,13 +55,13 @@ class ShipmentCreate(BaseModel):
 
 
 class LotDeclaration(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     unit_weight_kg: float = Field(ge=0, le=1e6)
     tare_kg: float = Field(default=0.0, ge=0, le=1e7)
     pallets: int | None = Field(default=None, ge=0, le=1_000_000)
     tags: int | None = Field(default=None, ge=0, le=10_000_000)
-    declared_at: datetime | None = None
+    declared_at: ApiTime | None = None
     tolerance: dict[Literal[
         "count_pieces", "count_fraction", "weight_kg", "weight_fraction",
         "drift_fraction_per_day", "max_drift_fraction", "persist_for", "stale_after",
@@ -68,11 +69,11 @@ class LotDeclaration(BaseModel):
 
 
 class FigureIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     source: Literal["labels", "camera"]
     value: float = Field(ge=0, le=1e9)
-    observed_at: datetime
+    observed_at: ApiTime
 
 
 router = APIRouter(prefix="/api/v1", tags=["integrity"])
