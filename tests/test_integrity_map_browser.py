@@ -1,6 +1,6 @@
 """The lot panel on the map shows every source side by side against the receipt (headless
 Chromium against the real API and PostgreSQL): a weight swap reads as the load cell disagreeing
-while tags, labels and the camera agree."""
+while tags and labels agree; the lot's shipments show their verdicts."""
 
 from __future__ import annotations
 
@@ -40,6 +40,16 @@ async def test_the_lot_panel_shows_the_sources_side_by_side(
         conn.execute("INSERT INTO raw_events (observed_at, gateway_id, seq, type, body)"
                      " VALUES (%s, %s, 1, 'label_read', %s)",
                      (now - timedelta(minutes=4), gw.gateway, json.dumps(label)))
+        place = json.dumps({"name": "yard", "lat": 31.7, "lon": 121.47, "radius_m": 300})
+        evidence = [{"leg": "arrival", "kind": "track", "outcome": "contradicts",
+                     "detail": "trk-7 never at yard", "at": None}]
+        conn.execute(
+            "INSERT INTO shipments (id, site_id, lot_id, direction, counterparty, origin,"
+            " destination, plate, window_start, window_end, created_by, verdict, evidence)"
+            " VALUES ('SHP-9', %s, 'LOT-A', 'outbound', 'Buyer Metals', %s, %s, 'AB123',"
+            " %s, %s, 'k', 'contradicted', %s)",
+            (SITE, place, place, now - timedelta(days=1), now - timedelta(hours=20),
+             json.dumps(evidence)))
     async with running_api(database_url, free_port()) as url, chromium(tmp_path / "p") as browser:
         page = await browser.new_page()
         await page.goto(f"{url}/map")
@@ -60,6 +70,9 @@ async def test_the_lot_panel_shows_the_sources_side_by_side(
         text = await page.inner_text("table.sources")
         assert "Load cell" in text and "212 kg" in text and "340 ± 5" in text
         assert "12 pieces · 340 kg · 1 pallets" in text
+        shipment = page.locator('table.shipments tr[data-shipment="SHP-9"]')
+        assert await shipment.get_attribute("data-verdict") == "contradicted"
+        assert "contradicted" in await shipment.inner_text()
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "map-lot-sources.png"))
         # The same panel in Chinese.

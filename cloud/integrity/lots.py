@@ -101,8 +101,10 @@ async def _lot_site(conn: AsyncConnection[Any], p: Principal, lot_id: str) -> st
 async def _watch(
     conn: AsyncConnection[Any], lot_id: str, now: datetime
 ) -> tuple[LotWatch, str] | None:
+    # The tags claimed: as declared, else the lot's registered tag set, else one per piece.
     cur = await rows.execute(
-        conn, "SELECT l.site_id, l.pieces, i.unit_weight_kg, i.tare_kg, i.pallets, i.tags,"
+        conn, "SELECT l.site_id, l.pieces, i.unit_weight_kg, i.tare_kg, i.pallets,"
+        " coalesce(i.tags, nullif((SELECT count(*) FROM lot_tags t WHERE t.lot_id = l.id), 0)),"
         " i.declared_at, i.tolerance FROM lots l JOIN lot_integrity i ON i.lot_id = l.id"
         " WHERE l.id = %s", (lot_id,))
     row = await cur.fetchone()

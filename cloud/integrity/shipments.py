@@ -120,13 +120,17 @@ async def get(conn: AsyncConnection[Any], p: Principal, shipment_id: str) -> dic
 
 
 async def list_shipments(
-    conn: AsyncConnection[Any], p: Principal, *, verdict: str | None = None, limit: int = 200
+    conn: AsyncConnection[Any], p: Principal, *, verdict: str | None = None,
+    lot_id: str | None = None, limit: int = 200,
 ) -> list[dict[str, Any]]:
     cond, params = _visible(p)
     where = [cond]
     if verdict is not None:
         where.append("s.verdict = %s")
         params = [*params, verdict]
+    if lot_id is not None:
+        where.append("s.lot_id = %s")
+        params = [*params, lot_id]
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             f"SELECT {', '.join('s.' + c.strip() for c in COLUMNS.split(','))} FROM shipments s"

@@ -97,9 +97,11 @@ async def create_shipment(
 async def list_shipments(
     conn: DbConn, principal: CurrentPrincipal,
     verdict: Literal["corroborated", "partly", "contradicted", "no_evidence"] | None = None,
+    lot_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     limit: int = Query(200, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
-    return await shipments.list_shipments(conn, principal, verdict=verdict, limit=limit)
+    return await shipments.list_shipments(conn, principal, verdict=verdict, lot_id=lot_id,
+                                          limit=limit)
 
 
 @router.get("/shipments/{shipment_id}")
