@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from decisions.alert_types import AlertType
 
@@ -86,7 +87,7 @@ class DuplicateIdentity:
             f" ({b.source or 'unknown source'})"
         )
 
-    def evidence(self) -> dict[str, object]:
+    def evidence(self) -> dict[str, Any]:
         return {
             "reason": str(self.reason),
             "sightings": [self.first.as_json(), self.second.as_json()],

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from decisions.alert_types import AlertType
 
@@ -272,7 +273,7 @@ class MismatchFinding:
         sensors = [r.describe() for r in self.readings if r.source is not Source.RECEIPT]
         return "; ".join([head, claim, *sensors])
 
-    def evidence(self) -> dict[str, object]:
+    def evidence(self) -> dict[str, Any]:
         return {
             "lot": self.lot,
             "family": str(self.family),

@@ -34,7 +34,7 @@ def test_integrity_routes_get_no_5xx_and_match_the_schema(
     @hypothesis.settings(max_examples=80, deadline=None, database=None, derandomize=True,
                          suppress_health_check=list(HealthCheck),
                          phases=[hypothesis.Phase.generate])
-    def check(case):  # type: ignore[no-untyped-def]
+    def check(case: schemathesis.Case) -> None:
         response = case.call(base_url=served_api, session=session, headers=headers, timeout=30)
         case.validate_response(response, checks=CHECKS)
 

@@ -51,7 +51,8 @@ def departure_facts(database_url: str, *, tracker_ends_at: tuple[float, float] |
             conn.execute(
                 "INSERT INTO presence_changes (observed_at, gateway_id, lot_id, epc, state, seq)"
                 " VALUES (%s, 'gw-1', 'LOT-1', %s, 'missing', %s)", (left + MIN, epc, 10 + i))
-        fixes = [(START + k * MIN, A["lat"], A["lon"]) for k in range(0, 10, 2)]
+        fixes: list[tuple[datetime, float, float]] = [
+            (START + k * MIN, 31.23, 121.47) for k in range(0, 10, 2)]  # inside warehouse-a
         if tracker_ends_at is not None:
             lat, lon = tracker_ends_at
             fixes += [(START + (12 + 10 * k) * MIN, lat, lon) for k in range(50)]

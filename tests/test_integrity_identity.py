@@ -29,7 +29,7 @@ def test_the_same_epc_at_two_sites_within_travel_time_is_a_clone_with_both_sight
     text = dup.explanation()
     assert "site-a" in text and "site-b" in text and "a/reader-1" in text and "b/reader-4" in text
     sightings = dup.evidence()["sightings"]
-    assert [s["site"] for s in sightings] == ["site-a", "site-b"]  # type: ignore[index]
+    assert [s["site"] for s in sightings] == ["site-a", "site-b"]
 
 
 def test_a_tag_that_moved_between_sites_slower_than_travel_time_is_no_duplicate() -> None:

@@ -129,7 +129,7 @@ def test_a_persistent_count_disagreement_is_a_count_mismatch_with_every_figure()
     for shown in ("receipt: 100 pieces", "rfid: 70 tags", "labels: 70 pieces",
                   "camera: 3 pallets", "load_cell: 1790 kg", T0.isoformat()):
         assert shown in text
-    sources = {s["source"]: s for s in count.evidence()["sources"]}  # type: ignore[index]
+    sources = {s["source"]: s for s in count.evidence()["sources"]}
     assert sources["rfid"]["value"] == 70 and sources["rfid"]["state"] == "disagrees"
     assert sources["rfid"]["at"] == (T0 + 25 * MIN).isoformat()
 

@@ -6,10 +6,13 @@ scores the same set; the raw-signal scenario format does not exist yet.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from benchmarks._integrity_stories import (
     STORIES,
+    StoryOutcome,
     epc_cloned_to_a_second_site,
     genuine_delivery_with_gps_gaps,
     phantom_delivery,
@@ -22,7 +25,7 @@ from decisions.shipments import Verdict
 
 
 @pytest.mark.parametrize("story", STORIES, ids=lambda s: s.__name__)
-def test_every_story_ends_as_expected(story) -> None:  # type: ignore[no-untyped-def]
+def test_every_story_ends_as_expected(story: Callable[[], StoryOutcome]) -> None:
     outcome = story()
     assert outcome.as_expected, outcome
     assert not outcome.false_alarm, outcome

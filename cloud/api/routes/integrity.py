@@ -130,7 +130,8 @@ async def declare_lot(
     await lots.declare(
         conn, principal, lot_id, unit_weight_kg=body.unit_weight_kg, tare_kg=body.tare_kg,
         pallets=body.pallets, tags=body.tags,
-        declared_at=body.declared_at or datetime.now(UTC), tolerance=dict(body.tolerance),
+        declared_at=body.declared_at or datetime.now(UTC),
+        tolerance={str(k): v for k, v in body.tolerance.items()},
     )
 
 
