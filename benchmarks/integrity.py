@@ -15,9 +15,10 @@ stories (benchmarks/_integrity_stories.py) are scored with them. ``false_verdict
 lot or shipment called a fraud, or a fraud called the wrong one; ``missed_frauds``: a fraud not
 caught.
 
-Baseline (the naive store): the same decisions, but each lot's and shipment's facts found by
-scanning every stored row, as a query on an unindexed table would. Its cost grows with the
-table, so it runs on a capped sample and its rate at full size is extrapolated (labelled so).
+Baseline (the naive store): the same decisions, but each lot's facts found by scanning every
+stored row, as a query on an unindexed table would. Its cost per lot grows with the table, so it
+runs for a capped time on the first lots against the full table: its per-lot rate is the rate at
+full size, measured, not extrapolated.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ the tags leaving and arriving. Each check is one :class:`Evidence` item that *su
   (a GPS gap) is *absent*, never a contradiction;
 - the plate read leaving the origin's gate and entering the destination's;
 - the tags leaving the origin site and arriving at the destination site; tags still read at the
-  origin after the vehicle left, or never arriving at a watched destination once the window and
-  its grace have passed, contradict.
+  origin after the vehicle left, or never arriving at a watched destination whose readers are
+  proven reading once the window and its grace have passed, contradict.
 
 Verdict: any contradiction makes it ``contradicted``; otherwise ``corroborated`` when both the
 departure and the arrival are supported, ``partly`` when only some evidence supports it, and
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -186,7 +186,9 @@ class ShipmentFacts:
     passages: Sequence[FencePassage] = ()
     plates: Sequence[PlateRead] = ()
     tags: Sequence[TagMovement] = ()
-    extra: dict[str, object] = field(default_factory=dict)
+    # Sites whose readers were proven reading after the window (any tag): only there can tags
+    # that never arrived contradict; a dead reader proves nothing (docs/rfid.md, presence).
+    readers_alive: frozenset[str] = frozenset()
 
 
 def _track_evidence(
@@ -313,10 +315,14 @@ def _tag_evidence(
             out.append(Evidence(Leg.ARRIVAL, "tags", Outcome.SUPPORTS,
                                 f"{len(arrived)} of {len(s.epcs)} tags arrived at "
                                 f"{s.destination.site}"))
-        elif now > hi + rules.grace:
+        elif now > hi + rules.grace and s.destination.site in facts.readers_alive:
             out.append(Evidence(Leg.ARRIVAL, "tags", Outcome.CONTRADICTS,
                                 f"only {len(arrived)} of {len(s.epcs)} tags arrived at "
                                 f"{s.destination.site}, the window is over"))
+        elif now > hi + rules.grace:
+            out.append(Evidence(Leg.ARRIVAL, "tags", Outcome.ABSENT,
+                                f"{len(arrived)} of {len(s.epcs)} tags arrived; readers at "
+                                f"{s.destination.site} not proven reading since"))
         else:
             out.append(Evidence(Leg.ARRIVAL, "tags", Outcome.ABSENT,
                                 f"{len(arrived)} of {len(s.epcs)} tags arrived so far"))

@@ -121,12 +121,20 @@ def test_tags_still_read_at_the_origin_after_departure_contradict() -> None:
 
 
 def test_tags_never_arriving_at_a_watched_destination_contradict_after_the_grace() -> None:
-    facts = ShipmentFacts(tags=[TagMovement(e, "site-a", True, T0 + 10 * MIN) for e in EPCS])
+    facts = ShipmentFacts(tags=[TagMovement(e, "site-a", True, T0 + 10 * MIN) for e in EPCS],
+                          readers_alive=frozenset({"site-b"}))
     early = judge(shipment(tracker=None), facts, T0 + timedelta(hours=4))
     assert early.verdict is Verdict.PARTLY
     late = judge(shipment(tracker=None), facts, LATER)
     assert late.verdict is Verdict.CONTRADICTED
     assert by_kind(late.evidence)[(Leg.ARRIVAL, "tags")] is Outcome.CONTRADICTS
+
+
+def test_tags_missing_at_a_destination_whose_readers_are_dead_prove_nothing() -> None:
+    facts = ShipmentFacts(tags=[TagMovement(e, "site-a", True, T0 + 10 * MIN) for e in EPCS])
+    late = judge(shipment(tracker=None), facts, LATER)
+    assert by_kind(late.evidence)[(Leg.ARRIVAL, "tags")] is Outcome.ABSENT
+    assert late.verdict is Verdict.PARTLY
 
 
 def test_a_few_tags_missed_by_the_reader_still_support() -> None:

@@ -180,7 +180,17 @@ async def gather_facts(
             " AND g.site_id = ANY(%s)", (sorted(s.epcs), lo, hi, sites))
         tags = [TagMovement(epc, site, state == "missing", at)
                 for epc, site, state, at in await cur.fetchall() if state != "unknown"]
-    return ShipmentFacts(fixes=fixes, plates=plates, tags=tags)
+    alive: set[str] = set()
+    if s.destination.site and s.epcs:
+        # Proven reading after the window: any tag read at the destination site since.
+        cur = await rows.execute(
+            conn, "SELECT EXISTS (SELECT 1 FROM tag_observations t JOIN gateways g"
+            " ON g.id = t.gateway_id WHERE g.site_id = %s AND t.observed_at > %s"
+            " AND t.observed_at <= %s)", (s.destination.site, s.window_end + rules.slack, now))
+        row = await cur.fetchone()
+        if row is not None and row[0]:
+            alive.add(s.destination.site)
+    return ShipmentFacts(fixes=fixes, plates=plates, tags=tags, readers_alive=frozenset(alive))
 
 
 async def judge_and_record(
