@@ -156,8 +156,9 @@ def score_lots(kinds: list[int], results: list[list[MismatchFinding]]) -> tuple[
 # Shipments ------------------------------------------------------------------------------------
 
 SHIPMENT_KINDS: list[tuple[str, float, bool]] = [  # name, share, is a fraud
-    ("genuine, full track", 0.80, False),
+    ("genuine, full track", 0.76, False),
     ("genuine, GPS gap", 0.08, False),
+    ("genuine, destination readers down", 0.04, False),
     ("phantom delivery", 0.06, True),
     ("goods never left", 0.03, True),
     ("spoofed track", 0.03, True),
@@ -191,6 +192,8 @@ def make_shipments(n: int, seed: int = 2) -> tuple[list[Shipment], list[Shipment
                                   ORIGIN.lon + (target[1] - ORIGIN.lon) * k / legs))
         arrive = fixes[-1].at
         fixes += [TrackFix(arrive + k * 5 * MIN, *target) for k in range(1, 13)]
+        if name == "phantom delivery":  # parked elsewhere, reporting all along
+            fixes += [TrackFix(arrive + k * 5 * MIN, *target) for k in range(13, 12 * 9)]
         fixes += [TrackFix(arrive + timedelta(hours=8) + k * 5 * MIN, *target) for k in range(6)]
         if name == "genuine, GPS gap":
             fixes = [f for f in fixes if not start + 30 * MIN < f.at < arrive + timedelta(hours=8)]
@@ -202,9 +205,13 @@ def make_shipments(n: int, seed: int = 2) -> tuple[list[Shipment], list[Shipment
             tags = [TagMovement(e, "site-a", False, start + timedelta(hours=9)) for e in epcs]
         elif name != "phantom delivery":
             plates.append(PlateRead(dest.site or "", s.plate, False, arrive))
-            tags += [TagMovement(e, dest.site or "", False, arrive + 5 * MIN) for e in epcs]
+            if name != "genuine, destination readers down":
+                tags += [TagMovement(e, dest.site or "", False, arrive + 5 * MIN) for e in epcs]
+        # The destination's readers are proven reading after the window, unless they are down.
+        alive = frozenset() if name == "genuine, destination readers down" else frozenset(
+            {dest.site or ""})
         shipments.append(s)
-        facts.append(ShipmentFacts(fixes=fixes, plates=plates, tags=tags))
+        facts.append(ShipmentFacts(fixes=fixes, plates=plates, tags=tags, readers_alive=alive))
         kinds.append(kind)
     return shipments, facts, kinds
 
