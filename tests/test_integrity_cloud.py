@@ -189,6 +189,10 @@ async def test_lot_panel_shows_every_source_and_a_weight_swap_raises_then_resolv
             "/api/v1/lots/LOT-1/integrity/figures", headers=sup,
             json={"source": source, "value": value, "observed_at": swapped_at.isoformat()})
         assert recorded.status_code == 204, recorded.text
+    # Recording a figure reconciles at once: the swap (20 minutes old) is already an alert.
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM alerts WHERE alert_type ="
+                            " 'integrity.weight_mismatch' AND state = 'open'").fetchone() == (1,)
 
     panel = (await api_client.get("/api/v1/lots/LOT-1/integrity",
                                   headers=auth(api_keys["bank-a"]))).json()

@@ -133,12 +133,15 @@ async def declare_lot(
         declared_at=body.declared_at or datetime.now(UTC),
         tolerance={str(k): v for k, v in body.tolerance.items()},
     )
+    await lots.reconcile_lot(conn, lot_id, datetime.now(UTC))
 
 
 @router.post("/lots/{lot_id}/integrity/figures", status_code=status.HTTP_204_NO_CONTENT)
 async def record_figure(lot_id: str, body: FigureIn, conn: DbConn, principal: Manager) -> None:
     await lots.record_figure(
         conn, principal, lot_id, Figure(Source(body.source), body.value, body.observed_at))
+    # Recomputed as the fact arrives, not only on the next periodic pass.
+    await lots.reconcile_lot(conn, lot_id, datetime.now(UTC))
 
 
 @router.get("/lots/{lot_id}/integrity")
