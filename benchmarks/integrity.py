@@ -193,7 +193,7 @@ def make_shipments(n: int, seed: int = 2) -> tuple[list[Shipment], list[Shipment
         arrive = fixes[-1].at
         fixes += [TrackFix(arrive + k * 5 * MIN, *target) for k in range(1, 13)]
         if name == "phantom delivery":  # parked elsewhere, reporting all along
-            fixes += [TrackFix(arrive + k * 5 * MIN, *target) for k in range(13, 12 * 9)]
+            fixes += [TrackFix(arrive + k * 5 * MIN, *target) for k in range(13, 12 * 11)]
         fixes += [TrackFix(arrive + timedelta(hours=8) + k * 5 * MIN, *target) for k in range(6)]
         if name == "genuine, GPS gap":
             fixes = [f for f in fixes if not start + 30 * MIN < f.at < arrive + timedelta(hours=8)]

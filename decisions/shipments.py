@@ -8,9 +8,9 @@ the tags leaving and arriving. Each check is one :class:`Evidence` item that *su
 *contradicts* or is *absent*:
 
 - the tracker inside the origin, then inside the destination, in a time a vehicle can make
-  (``max_speed_kmh``): arriving faster is a spoofed track; reporting well after the window and
-  never reaching the destination is a phantom delivery. A tracker that is simply not heard from
-  (a GPS gap) is *absent*, never a contradiction;
+  (``max_speed_kmh``): arriving faster is a spoofed track; tracked without a gap until past the
+  window, its slack and grace, and never at the destination, is a phantom delivery. A tracker
+  that is simply not heard from (a GPS gap) is *absent*, never a contradiction;
 - the plate read leaving the origin's gate and entering the destination's;
 - the tags leaving the origin site and arriving at the destination site; tags still read at the
   origin after the vehicle left, or never arriving at a watched destination whose readers are
@@ -234,12 +234,13 @@ def _track_evidence(
                                 f"{tracker} at {s.destination.name}", arrived_at))
         return out
     # Not seen arriving. A phantom delivery is proven only by a track that excludes a visit:
-    # fixes after the latest plausible arrival, and no pair of consecutive fixes far enough
-    # apart in time to have reached the destination and come back unseen. A GPS gap proves
-    # nothing either way.
-    if left_at is not None and now > hi:
+    # fixes past the latest plausible arrival (the window, its slack and the grace a late
+    # truck gets), and no pair of consecutive fixes far enough apart in time to have reached
+    # the destination and come back unseen. A GPS gap proves nothing either way.
+    latest = hi + rules.grace
+    if left_at is not None and now > latest:
         track = [f for f in fixes if f.at >= left_at]
-        after = next((i for i, f in enumerate(track) if f.at > hi), None)
+        after = next((i for i, f in enumerate(track) if f.at > latest), None)
         if after is not None and not any(
             _could_visit(track[i], track[i + 1], s.destination, rules.max_speed_kmh)
             for i in range(after)

@@ -17,7 +17,7 @@ from cloud.integrity.lots import reconcile_lot
 from cloud.integrity.shipments import judge_and_record
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-START = NOW - timedelta(hours=10)
+START = NOW - timedelta(hours=14)
 MIN = timedelta(minutes=1)
 A = {"name": "warehouse-a", "lat": 31.23, "lon": 121.47, "radius_m": 300, "site": "site-1"}
 YARD = {"name": "buyer-yard", "lat": 31.70, "lon": 121.47, "radius_m": 300}
@@ -55,7 +55,7 @@ def departure_facts(database_url: str, *, tracker_ends_at: tuple[float, float] |
             (START + k * MIN, 31.23, 121.47) for k in range(0, 10, 2)]  # inside warehouse-a
         if tracker_ends_at is not None:
             lat, lon = tracker_ends_at
-            fixes += [(START + (12 + 10 * k) * MIN, lat, lon) for k in range(50)]
+            fixes += [(START + (12 + 10 * k) * MIN, lat, lon) for k in range(70)]
         for at, lat, lon in fixes:
             conn.execute(
                 "INSERT INTO tracker_positions (fix_at, gateway_id, tracker, lon, lat, source)"

@@ -88,7 +88,7 @@ def test_an_arrival_faster_than_a_vehicle_is_a_spoofed_track() -> None:
 def test_a_continuous_track_that_never_reaches_the_destination_contradicts() -> None:
     # Parked 5 km from the origin, reporting every 10 minutes well past the window.
     parked = (31.23, 121.52)
-    fixes = [at(A, T0)] + [TrackFix(T0 + k * 10 * MIN, *parked) for k in range(1, 50)]
+    fixes = [at(A, T0)] + [TrackFix(T0 + k * 10 * MIN, *parked) for k in range(1, 80)]
     result = judge(shipment(YARD, epcs=frozenset()), ShipmentFacts(fixes=fixes), LATER)
     assert result.verdict is Verdict.CONTRADICTED
     assert by_kind(result.evidence)[(Leg.ARRIVAL, "track")] is Outcome.CONTRADICTS
@@ -101,6 +101,15 @@ def test_a_gap_long_enough_to_visit_the_destination_is_only_absent() -> None:
     result = judge(shipment(YARD, epcs=frozenset()), ShipmentFacts(fixes=fixes), LATER)
     assert by_kind(result.evidence)[(Leg.ARRIVAL, "track")] is Outcome.ABSENT
     assert result.verdict is Verdict.PARTLY
+
+
+def test_a_late_truck_still_on_its_way_is_not_a_phantom() -> None:
+    # Tracked without a gap, not there yet 3 hours after the window: late, not contradicted.
+    parked = (31.23, 121.52)
+    fixes = [at(A, T0)] + [TrackFix(T0 + k * 10 * MIN, *parked) for k in range(1, 37)]
+    result = judge(shipment(YARD, epcs=frozenset()), ShipmentFacts(fixes=fixes),
+                   T0 + timedelta(hours=6))
+    assert by_kind(result.evidence)[(Leg.ARRIVAL, "track")] is Outcome.ABSENT
 
 
 def test_before_the_window_is_over_a_missing_arrival_proves_nothing() -> None:
