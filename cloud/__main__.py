@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cloud.geofence_push",
     "cloud.owntracks",
     "cloud.webhooks.cli",
+    "cloud.integrity.cli",
 )
 
 

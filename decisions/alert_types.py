@@ -33,5 +33,10 @@ class AlertType(StrEnum):
     HUMIDITY = "damage.humidity"
     SHOCK = "damage.shock"
     LABEL_UNREADABLE = "damage.label_unreadable"
+    # integrity: the sources held against each other disagree (docs/integrity.md)
+    COUNT_MISMATCH = "integrity.count_mismatch"
+    WEIGHT_MISMATCH = "integrity.weight_mismatch"
+    DUPLICATE_IDENTITY = "integrity.duplicate_identity"
+    SHIPMENT_CONTRADICTED = "integrity.shipment_contradicted"
     # the platform's own delivery
     WEBHOOK_ENDPOINT_DISABLED = "webhook.endpoint_disabled"

@@ -301,13 +301,15 @@ async function openLot(lotId, refresh = false) {
     <td>${esc(s.sensor)}</td><td>${esc(s.quantity)}</td><td><b>${s.value} ${esc(s.unit)}</b></td>
     <td>${t("allowed")} ${s.min ?? "–"}…${s.max ?? "–"}</td><td>${s.ok ? "✓" : "✗"}</td></tr>`).join("")}</table>`
     : `<p class="muted">${t("no_sensors")}</p>`;
+  // Sources side by side (cloud/web/integrity.js); the panel works without it.
+  const sources = typeof integritySection === "function" ? await integritySection(lotId) : "";
   showDetail(`<h3 class="lot-title state-${state}" data-lot-panel="${esc(lotId)}">${t("lot")} ${esc(lot.id)}
       <span class="badge state-${state}">${t(`state_${state}`)}</span></h3>
     <p>${esc(lot.name)} · ${esc(lot.goods_kind)} · ${lot.pieces} ${t("pieces")}</p>
     <p class="counts"><b style="color:${COLORS.present}">${lot.present}</b> ${t("present")} ·
       <b style="color:${COLORS.missing}">${lot.missing}</b> ${t("missing")} ·
       <b style="color:${COLORS.unknown}">${lot.unknown}</b> ${t("unknown")} / ${lot.expected} ${t("expected")}</p>
-    <h4>${t("tag_counts")}</h4>${chart(p.counts, lot.expected)}
+    <h4>${t("tag_counts")}</h4>${chart(p.counts, lot.expected)}${sources}
     <h4>${t("receipts")}</h4>${receipts}
     <h4>${t("sensors")}</h4>${sensors}`, "lot");
   const entry = S.lotLayers.get(lotId);

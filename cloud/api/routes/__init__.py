@@ -11,6 +11,7 @@ from cloud.api.routes import (
     evidence,
     gateways,
     health,
+    integrity,
     lots,
     receipts,
     rules,
@@ -38,4 +39,5 @@ ROUTERS: list[APIRouter] = [
     trackers.router,
     apikeys.router,
     command_key.router,
+    integrity.router,
 ]
