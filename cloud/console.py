@@ -112,7 +112,8 @@ async def alert_history(
         where.append("state = %s")
         params = [*params, state]
     if start is not None:
-        where.append("coalesce(resolved_at, last_seen_at) >= %s")
+        # An alert still active at ``start`` overlaps the range, however old its last repeat.
+        where.append("(state <> 'resolved' OR coalesce(resolved_at, last_seen_at) >= %s)")
         params = [*params, start]
     if end is not None:
         where.append("first_seen_at <= %s")
