@@ -468,6 +468,7 @@ async function load() {
   document.getElementById("who").textContent = state.financier_id ? `${state.role} · ${state.financier_id}` : state.role;
   if (state.tile_url && !S.tiles) S.tiles = L.tileLayer(state.tile_url, { maxZoom: 20 }).addTo(S.map);
   for (const s of state.sites) { S.sites.set(s.id, s); drawSite(s); }
+  fitSites(); // a view first: a tracker's marker cannot be drawn on a map without one
   for (const a of state.alerts) S.alerts.set(a.id, a);
   for (const g of state.gateways) S.gateways.set(g.id, g);
   for (const r of state.readers) S.readers.set(`${r.gateway_id}/${r.reader}`, r);
@@ -476,7 +477,6 @@ async function load() {
   const select = document.getElementById("site-select");
   select.innerHTML = state.sites.map((s) => `<option value="${esc(s.id)}">${esc(s.name)}</option>`).join("");
   select.hidden = state.sites.length < 2;
-  fitSites();
   renderAll();
   connect();
 }
