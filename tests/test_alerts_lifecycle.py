@@ -11,8 +11,9 @@ import psycopg
 from psycopg import AsyncConnection
 
 from cloud import alerts
+from cloud.alerting.stage import AlertingStage
 from cloud.ingest.decode import Accepted
-from cloud.ingest.writers import WRITERS
+from cloud.ingest.store import write_accepted
 from contract import AlertBody, MessageType, PresenceChangeBody
 from contract.envelope import Envelope
 from contract.messages import PlateReadBody
@@ -129,7 +130,7 @@ def _accepted(msg_type: MessageType, body: Any, seq: int, gateway: str = "gw-1",
 async def _write(database_url: str, *items: Accepted) -> None:
     async with await AsyncConnection.connect(database_url) as conn:
         for item in items:
-            await WRITERS[MessageType(item.envelope.type)](conn, [item])
+            await write_accepted(conn, [item], AlertingStage())
         await conn.commit()
 
 

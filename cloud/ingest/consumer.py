@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from psycopg import AsyncConnection
 
+from cloud.alerting.stage import AlertingStage
 from cloud.command_key import load_command_key_from
 from cloud.ingest.decode import DEFAULT_MAX_CLOCK_SKEW_S, Decision, decide
 from cloud.ingest.gateways import GatewayDirectory, watch_gateway_changes
@@ -70,6 +71,8 @@ class IngestOptions:
     batch_ms: int = 50
     # How far ahead of the cloud's clock an observation may be before it is refused.
     max_clock_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S
+    # False: the site rules run elsewhere (the alerts benchmark's polling baseline).
+    rules_in_ingest: bool = True
 
 
 class Ingest:
@@ -81,6 +84,7 @@ class Ingest:
         self._conn: AsyncConnection | None = None
         self._command_key: Ed25519PrivateKey | None = None  # signs cmd/stored
         self._partitions_checked = float("-inf")
+        self._alerting = AlertingStage(run_rules=options.rules_in_ingest)
 
     async def run(self) -> None:
         backoff = Backoff(initial_s=0.2, maximum_s=15)
@@ -142,7 +146,7 @@ class Ingest:
                     decide(t, p, self._gateways, now_us=now_us, max_skew_us=skew_us)
                     for t, p in raw_messages
                 ]
-                return await store_batch(conn, decisions)
+                return await store_batch(conn, decisions, self._alerting)
             except psycopg.OperationalError as err:
                 log.error("database error; batch will be retried",
                           extra={"error": str(err).splitlines()[0]})

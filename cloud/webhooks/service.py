@@ -12,9 +12,9 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from cloud.alerts import CHANNEL, EVENT_TYPES
 from cloud.apikeys import Principal
 from cloud.webhooks import signing, ssrf
-from cloud.webhooks.outbox import CHANNEL, EVENT_TYPES
 
 ENDPOINT_COLUMNS = ("id, financier_id, url, event_types, lot_ids, receipt_numbers, enabled, "
                     "disabled_reason, disabled_at, failing_since, created_at")

@@ -26,8 +26,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from cloud import alerts
+from cloud.alerts import CHANNEL
 from cloud.webhooks import policy, signing, ssrf
-from cloud.webhooks.outbox import CHANNEL
 from decisions.alert_types import AlertType
 
 log = logging.getLogger(__name__)
