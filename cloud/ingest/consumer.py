@@ -193,11 +193,11 @@ class Ingest:
         # A reader task moves messages into our queue. Timing out a wait on aiomqtt's iterator
         # itself can drop a message that arrived at the moment of the timeout (never acked, so
         # never redelivered on this connection); waiting on an asyncio.Queue cannot.
-        queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
+        queue: asyncio.Queue[tuple[float, aiomqtt.Message]] = asyncio.Queue()
 
         async def read() -> None:
             async for message in client.messages:
-                queue.put_nowait(message)
+                queue.put_nowait((time.monotonic(), message))
 
         try:
             async with asyncio.TaskGroup() as group:
@@ -207,25 +207,28 @@ class Ingest:
             raise errors.exceptions[0] from None
 
     async def _batches(
-        self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message],
+        self, client: aiomqtt.Client, queue: asyncio.Queue[tuple[float, aiomqtt.Message]],
         reader: asyncio.Task[None],
     ) -> None:
         limit, window = self.options.batch_messages, self.options.batch_ms / 1000
         while not reader.done():
             try:
-                batch = [await asyncio.wait_for(queue.get(), 1.0)]
+                arrived, first = await asyncio.wait_for(queue.get(), 1.0)
             except TimeoutError:
                 continue
-            deadline = time.monotonic() + window
+            batch = [first]
+            # The window counts from the first message's arrival, not from when the previous
+            # batch let go of it: a message that already waited behind a store goes at once.
+            deadline = arrived + window
             while len(batch) < limit:
                 if not queue.empty():
-                    batch.append(queue.get_nowait())
+                    batch.append(queue.get_nowait()[1])
                     continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 try:
-                    batch.append(await asyncio.wait_for(queue.get(), remaining))
+                    batch.append((await asyncio.wait_for(queue.get(), remaining))[1])
                 except TimeoutError:
                     break
             started = time.perf_counter()
