@@ -41,6 +41,7 @@ from cloud.receipts.document import (
 from cloud.receipts.issuance import IssueCheck, LotVerification, check_issue
 from cloud.receipts.verification import BUNDLE_FORMAT
 from cloud.registry import Conflict, NotFound
+from cloud.scope import managed_site_condition, receipt_condition
 from contract import public_key_b64
 from contract.envelope import format_time
 
@@ -95,25 +96,11 @@ def _require(p: Principal, roles: tuple[str, ...], what: str) -> None:
 
 
 def _receipt_scope(p: Principal) -> tuple[str, list[Any]]:
-    if p.role == "admin":
-        return "TRUE", []
-    if p.role == "supervisor":
-        return (
-            "r.lot_id IN (SELECT l.id FROM lots l JOIN sites s ON s.id = l.site_id"
-            " WHERE s.operator_id = %s)",
-            [p.operator_id],
-        )
-    if p.role == "financier":
-        return "r.pledgee = %s", [p.financier_id]
-    return "FALSE", []
+    return receipt_condition(p, "r")
 
 
 def _lot_scope(p: Principal) -> tuple[str, list[Any]]:
-    if p.role == "admin":
-        return "TRUE", []
-    if p.role == "supervisor":
-        return "s.operator_id = %s", [p.operator_id]
-    return "FALSE", []
+    return managed_site_condition(p, "s.id")
 
 
 async def _rows(conn: AsyncConnection[Any], sql: str, params: Any = None) -> list[dict[str, Any]]:
