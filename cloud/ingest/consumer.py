@@ -27,7 +27,14 @@ from cloud.command_key import load_command_key_from
 from cloud.ingest.decode import DEFAULT_MAX_CLOCK_SKEW_S, Decision, decide
 from cloud.ingest.gateways import GatewayDirectory, watch_gateway_changes
 from cloud.ingest.store import BatchResult, store_batch
-from contract import STORED_COMMAND, cmd_topic, ingest_subscription, seal_command, stored_body
+from contract import (
+    STORED_COMMAND,
+    Channel,
+    cmd_topic,
+    ingest_subscription,
+    seal_command,
+    stored_body,
+)
 from ops.backoff import Backoff
 from ops.mqtt import connect_first, persistent_session_kwargs, protocol_candidates
 
@@ -217,20 +224,28 @@ class Ingest:
             except TimeoutError:
                 continue
             batch = [first]
+            # The window is for bulk telemetry (tag reads), to write it in fewer, larger
+            # transactions. An event (a departure, an edge alert, a plate) is what alerts are
+            # made of: it takes what is already queued and goes, it never waits for company.
             # The window counts from the first message's arrival, not from when the previous
             # batch let go of it: a message that already waited behind a store goes at once.
+            urgent = _is_event(first)
             deadline = arrived + window
             while len(batch) < limit:
                 if not queue.empty():
-                    batch.append(queue.get_nowait()[1])
+                    message = queue.get_nowait()[1]
+                    batch.append(message)
+                    urgent = urgent or _is_event(message)
                     continue
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if urgent or remaining <= 0:
                     break
                 try:
-                    batch.append((await asyncio.wait_for(queue.get(), remaining))[1])
+                    message = (await asyncio.wait_for(queue.get(), remaining))[1]
                 except TimeoutError:
                     break
+                batch.append(message)
+                urgent = _is_event(message)
             started = time.perf_counter()
             raw = [(m.topic.value, bytes(m.payload)) for m in batch]
             result = await self.store(raw)
@@ -259,6 +274,12 @@ class Ingest:
             for (site, gateway), seqs in result.stored.items()
         ))
         result.stored.clear()
+
+
+def _is_event(message: aiomqtt.Message) -> bool:
+    """On the events channel (``pw/v1/{site}/{gateway}/events``), by topic: no decoding."""
+    parts = message.topic.value.split("/", 5)
+    return len(parts) > 4 and parts[4] == Channel.EVENTS
 
 
 def serve_metrics(metrics: IngestMetrics, port: int, host: str = "127.0.0.1") -> None:
