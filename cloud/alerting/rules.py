@@ -84,7 +84,7 @@ async def run_rules(
 
 async def apply_decision(conn: AsyncConnection[Any], site_id: str, d: Decision, actor: str
                          ) -> None:
-    # The edge's own alert for this (type, subject) is already stored by ingest.
+    # The edge's own alert for this (type, subject) is already absorbed (stage, step 1).
     if d.alert_type is not None and any(
             f.attrs.get("edge_alert") == d.alert_type and f.subject == d.subject
             for f in d.facts):
