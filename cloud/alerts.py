@@ -255,28 +255,27 @@ def _jsonable(value: Any) -> Any:
 
 
 async def enqueue_alert_change(conn: AsyncConnection[Any], alert_id: int, event_type: str) -> int:
-    """Write one message and a pending delivery per matching endpoint. Returns deliveries."""
+    """Write one message and a pending delivery per matching endpoint. Returns deliveries.
+
+    Two statements (the alert with its matching endpoints; the message, its deliveries and
+    the wake-up): this runs inside ingest's batch transaction, where each round trip is
+    latency every alert of the batch waits for.
+    """
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            f"SELECT {', '.join('a.' + c for c in _PUBLIC)}, l.financier_id "
-            "FROM alerts a LEFT JOIN lots l ON l.id = a.lot_id WHERE a.id = %s", (alert_id,))
+            f"SELECT {', '.join('a.' + c for c in _PUBLIC)}, l.financier_id, ARRAY("
+            "  SELECT e.id FROM webhook_endpoints e WHERE e.financier_id = l.financier_id"
+            "  AND (cardinality(e.event_types) = 0 OR %(t)s = ANY(e.event_types))"
+            "  AND (e.lot_ids IS NULL OR a.lot_id = ANY(e.lot_ids))"
+            "  AND (e.receipt_numbers IS NULL OR e.receipt_numbers &&"
+            "       ARRAY(SELECT number FROM receipts WHERE lot_id = a.lot_id))"
+            ") AS endpoints FROM alerts a LEFT JOIN lots l ON l.id = a.lot_id WHERE a.id = %(a)s",
+            {"a": alert_id, "t": event_type})
         alert = await cur.fetchone()
-        if alert is None or alert["financier_id"] is None:
-            return 0  # only alerts about pledged goods go to a financier
-        await cur.execute(
-            """
-            SELECT id FROM webhook_endpoints
-            WHERE financier_id = %(f)s
-              AND (cardinality(event_types) = 0 OR %(t)s = ANY(event_types))
-              AND (lot_ids IS NULL OR %(lot)s = ANY(lot_ids))
-              AND (receipt_numbers IS NULL OR receipt_numbers &&
-                   ARRAY(SELECT number FROM receipts WHERE lot_id = %(lot)s))
-            """,
-            {"f": alert["financier_id"], "t": event_type, "lot": alert["lot_id"]},
-        )
-        endpoints = [r["id"] for r in await cur.fetchall()]
-        if not endpoints:
+        # Only alerts about pledged goods go to a financier.
+        if alert is None or alert["financier_id"] is None or not alert["endpoints"]:
             return 0
+        endpoints: list[str] = alert["endpoints"]
         now = datetime.now(UTC)
         payload = {
             "type": event_type,
@@ -284,16 +283,12 @@ async def enqueue_alert_change(conn: AsyncConnection[Any], alert_id: int, event_
             "data": {"alert": {k: _jsonable(alert[k]) for k in _PUBLIC}},
         }
         await cur.execute(
-            "INSERT INTO webhook_messages (msg_id, event_type, alert_id, payload) "
-            "VALUES (%s, %s, %s, %s) RETURNING seq",
-            (f"msg_{uuid.uuid4().hex}", event_type, alert_id, json.dumps(payload)),
+            "WITH m AS (INSERT INTO webhook_messages (msg_id, event_type, alert_id, payload) "
+            "VALUES (%s, %s, %s, %s) RETURNING seq), "
+            "d AS (INSERT INTO webhook_deliveries (endpoint_id, message_seq, next_attempt_at) "
+            "SELECT unnest(%s::text[]), m.seq, now() FROM m) "
+            "SELECT pg_notify(%s, '')",
+            (f"msg_{uuid.uuid4().hex}", event_type, alert_id, json.dumps(payload), endpoints,
+             CHANNEL),
         )
-        row = await cur.fetchone()
-        assert row is not None
-        await cur.execute(
-            "INSERT INTO webhook_deliveries (endpoint_id, message_seq, next_attempt_at) "
-            "SELECT unnest(%s::text[]), %s, now()",
-            (endpoints, row["seq"]),
-        )
-        await cur.execute(f"NOTIFY {CHANNEL}")
         return len(endpoints)
