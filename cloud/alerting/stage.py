@@ -74,6 +74,8 @@ class SiteBatch:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
+    """What the stage decided for a batch (the alerts themselves are already written)."""
+
     unreleased: list[UnreleasedMovement] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
 
@@ -86,6 +88,7 @@ class AlertingStage:
     run_rules: bool = True
 
     async def decide(self, conn: AsyncConnection[Any], batches: Iterable[SiteBatch]) -> Outcome:
+        """Every alert change the batch causes, in the caller's transaction."""
         outcome = Outcome()
         for batch in batches:
             await absorb_edge_alerts(conn, batch.site, batch.edge_alerts)
