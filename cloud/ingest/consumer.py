@@ -41,6 +41,10 @@ from ops.mqtt import connect_first, persistent_session_kwargs, protocol_candidat
 
 log = logging.getLogger(__name__)
 
+# An event's batch closes once no message has come for this long: the edge sends a burst (a
+# pallet's presence changes) back to back, well inside it.
+EVENT_BURST_GAP_S = 0.005
+
 
 class IngestMetrics:
     def __init__(self) -> None:
@@ -229,9 +233,10 @@ class Ingest:
                 batch = [first]
                 # The window is for bulk telemetry (tag reads), to write it in fewer, larger
                 # transactions. An event (a departure, an edge alert, a plate) is what alerts
-                # are made of: it takes what is already queued and goes, it never waits for
-                # company. The window counts from the first message's arrival, not from when
-                # the previous batch let go of it: a message that waited behind a store goes.
+                # are made of: it waits only for the rest of its burst (a pallet's tags leave
+                # together, and one batch makes them one departure), not for the window. The
+                # window counts from the first message's arrival, not from when the previous
+                # batch let go of it: a message that waited behind a store goes at once.
                 urgent = _is_event(first)
                 deadline = arrived + window
                 while len(batch) < limit:
@@ -241,14 +246,15 @@ class Ingest:
                         urgent = urgent or _is_event(message)
                         continue
                     remaining = deadline - time.monotonic()
-                    if urgent or remaining <= 0:
+                    if remaining <= 0:
                         break
+                    wait = min(remaining, EVENT_BURST_GAP_S) if urgent else remaining
                     try:
-                        message = (await asyncio.wait_for(queue.get(), remaining))[1]
+                        message = (await asyncio.wait_for(queue.get(), wait))[1]
                     except TimeoutError:
                         break
                     batch.append(message)
-                    urgent = _is_event(message)
+                    urgent = urgent or _is_event(message)
                 started = time.perf_counter()
                 raw = [(m.topic.value, bytes(m.payload)) for m in batch]
                 result = await self.store(raw)
