@@ -31,7 +31,7 @@ from contract import AlertBody, MessageType, PresenceChangeBody
 from contract.messages import PlateReadBody
 from decisions.alert_types import AlertType
 from decisions.rules import EDGE_ALERT_FACTS, Decision, Fact, RuleEngine, RuleSet
-from decisions.vehicles import AuthorisedVehicles, judge_exit
+from decisions.vehicles import AuthorisedVehicles, vehicle_authorised
 
 TAG_MISSING = AlertType.TAG_MISSING
 READER_OFFLINE = AlertType.READER_OFFLINE
@@ -208,7 +208,7 @@ class EdgeAlerting:
         """None while no gate list is known: unknown is neither authorised nor a thief."""
         if self.gate_list is None:
             return None
-        return judge_exit(plate, _time(at_us), self.gate_list).authorised
+        return vehicle_authorised(plate, _time(at_us), gate_list=self.gate_list).authorised
 
     def _correlate(self, facts: list[Fact], cloud_reachable: bool) -> Verdict:
         verdict = Verdict()

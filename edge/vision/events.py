@@ -20,7 +20,7 @@ from contract import MessageType
 from contract.messages import AlertBody, EvidenceRef, LabelReadBody, PlateReadBody
 from decisions.alert_types import AlertType
 from decisions.vehicles import ALERT_TYPE as UNAUTHORISED
-from decisions.vehicles import AuthorisedVehicles, judge_exit
+from decisions.vehicles import AuthorisedVehicles, vehicle_authorised
 from edge.pipelines import EdgeContext
 from edge.vision.evidence import EvidenceStore
 from edge.vision.label_watch import ALERT_TYPE as LABEL_UNREADABLE
@@ -71,7 +71,8 @@ def emit_passage(shared: VisionOutput, camera: str, passage: Passage) -> None:
     shared.ctx.emit(MessageType.PLATE_READ, body, observed_at=_observed(passage.best.at_us))
     if passage.direction != "out" or shared.authorised is None:
         return
-    verdict = judge_exit(passage.plate, _observed(passage.last_seen_us), shared.authorised)
+    verdict = vehicle_authorised(passage.plate, _observed(passage.last_seen_us),
+                                 gate_list=shared.authorised)
     if verdict.authorised:
         return
     alert = AlertBody(
