@@ -198,6 +198,10 @@ ALERT_TYPE_NAMES: dict[str, dict[str, str]] = {
     AlertType.LABEL_UNREADABLE: {"en": "Label unreadable", "zh": "标签无法识别"},
     AlertType.WEBHOOK_ENDPOINT_DISABLED: {"en": "Webhook endpoint disabled",
                                           "zh": "Webhook 端点已停用"},
+    AlertType.COUNT_MISMATCH: {"en": "Count mismatch", "zh": "数量不符"},
+    AlertType.WEIGHT_MISMATCH: {"en": "Weight mismatch", "zh": "重量不符"},
+    AlertType.DUPLICATE_IDENTITY: {"en": "Duplicate identity", "zh": "标识重复"},
+    AlertType.SHIPMENT_CONTRADICTED: {"en": "Shipment contradicted", "zh": "运输存疑"},
 }
 
 # cloud/migrations/0100_receipts.sql: warehouse_receipts.status
