@@ -112,7 +112,7 @@ function fillFilterChoices() {
   keep(form.elements.severity, `<option value="">${t("any")}</option>`
     + Object.keys(SEVERITY).map((s) => `<option value="${s}">${t(s)}</option>`).join(""));
   keep(form.elements.type, `<option value="">${t("any")}</option>`
-    + Object.keys(ALERT_TYPES.en).map((k) => `<option value="${esc(k)}">${esc(alertTypeLabel(k))}</option>`).join(""));
+    + Object.keys(CATALOGUE.alert_types).sort().map((k) => `<option value="${esc(k)}">${esc(alertTypeLabel(k))}</option>`).join(""));
   keep(form.elements.site, `<option value="">${t("any")}</option>`
     + [...S.sites.values()].map((s) => `<option value="${esc(s.id)}">${esc(s.name)}</option>`).join(""));
   keep(form.elements.state, `<option value="">${t("any")}</option>`
