@@ -213,3 +213,49 @@ async def test_missing_tags_and_the_incident_report(
     theirs = await api_client.get(f"/api/v1/incidents/{site['heat']}/report.pdf",
                                   headers=auth(api_keys["bank-a"]))
     assert theirs.status_code == 404
+
+
+async def test_the_incident_report_carries_the_evidence_images_and_the_ledger_proof(
+    api_client: httpx.AsyncClient, api_keys: dict[str, str], site: dict[str, int],
+    database_url: str,
+) -> None:
+    import hashlib
+
+    import cv2
+    import numpy as np
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from pypdf import PdfReader
+
+    from cloud.receipts import ledger, merkle
+
+    ok, encoded = cv2.imencode(".jpg", np.full((40, 120, 3), (200, 120, 20), np.uint8))
+    assert ok
+    crop = bytes(encoded)
+    sha = hashlib.sha256(crop).hexdigest()
+    now = datetime.now(UTC)
+    async with await AsyncConnection.connect(database_url, autocommit=False) as conn:
+        await conn.execute(
+            "INSERT INTO evidence_images (sha256, gateway_id, content_type, bytes, data) "
+            "VALUES (%s, 'gw-1', 'image/jpeg', %s, %s)", (sha, len(crop), crop))
+        plate, _ = await raise_alert(
+            conn, alert_type=AlertType.TAG_MISSING, subject="lot:LOT-B", severity="critical",
+            site_id="site-1", lot_id="LOT-B", explanation="LOT-B left on a truck",
+            evidence={"frame": {"kind": "frame", "sha256": sha}}, seen_at=now,
+            actor="gateway:gw-1")
+        index = await ledger.append(conn, ledger.make_entry(
+            "lot_verification", now, {"counted": 1}, lot="LOT-B"))
+        head = await ledger.publish_tree_head(conn, Ed25519PrivateKey.generate(), now)
+        proof = await ledger.inclusion_proof(conn, index, head.size)
+        await conn.commit()
+    report = await api_client.get(f"/api/v1/incidents/{plate}/report.pdf",
+                                  headers=auth(api_keys["supervisor"]))
+    assert report.status_code == 200, report.text
+    pages = PdfReader(io.BytesIO(report.content)).pages
+    text = "".join(page.extract_text() for page in pages)
+    assert sum(len(page.images) for page in pages) == 1  # the frame, embedded
+    assert f"size {head.size}, root {head.root.hex()}" in text
+    assert f"entry {index} (lot_verification)" in text
+    async with await AsyncConnection.connect(database_url) as conn:
+        entry = await ledger.entry_at(conn, index)
+    assert merkle.leaf_hash(entry.text.encode()).hex() in text.replace("\n", "")
+    assert all(h.hex() in text.replace("\n", "") for h in proof)
