@@ -84,6 +84,7 @@ function openHit(hit) {
 }
 
 function openPlate(hit) {
+  stopReplay();
   S.detail = { kind: "plate", id: hit.id };
   showDetail(`<h3 data-plate-panel="${esc(hit.id)}">${t("kind_plate")} <span class="vehicle"><span class="plate">${esc(hit.id)}</span></span></h3>
     <p>${t("plate_seen")}: ${stamp(hit.at)} · ${esc(hit.label)} · ${esc(hit.site_id)}</p>`, "plate");
@@ -136,6 +137,7 @@ function deviceTable(rows) {
 }
 
 async function openGateway(id, refresh = false) {
+  stopReplay();
   S.detail = { kind: "gateway", id };
   const g = await api(`/api/v1/devices/gateways/${encodeURIComponent(id)}`);
   const readers = g.readers.length ? `<h4>${t("readers")}</h4><table>${g.readers.map((r) => `<tr>
@@ -153,6 +155,7 @@ async function openGateway(id, refresh = false) {
 }
 
 async function openReader(gatewayId, reader) {
+  stopReplay();
   S.detail = { kind: "reader", id: `${gatewayId}/${reader}` };
   const r = await api(`/api/v1/devices/gateways/${encodeURIComponent(gatewayId)}/readers/${encodeURIComponent(reader)}`);
   const known = S.readers.get(`${gatewayId}/${reader}`);
@@ -228,6 +231,7 @@ function togglePlay() {
 
 // ---- hooks app.js calls -----------------------------------------------------------------------
 function afterLotShown(lotId) {
+  stopReplay(); // a replay belongs to its own panel
   document.getElementById("detail-body").insertAdjacentHTML("beforeend",
     `<p class="console-actions"><button type="button" class="export-series" data-lot="${esc(lotId)}">${t("export_series")}</button></p>`);
 }
@@ -241,6 +245,7 @@ function closeStrayTooltips() {
 }
 
 async function afterAlertShown(alert) {
+  stopReplay();
   closeStrayTooltips();
   const body = document.getElementById("detail-body");
   // The card's own buttons, mirrored at the top of the panel: in view on a tablet in portrait.
