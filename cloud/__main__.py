@@ -49,9 +49,10 @@ def _ingest(args: argparse.Namespace) -> int:
     from cloud.ingest.consumer import Ingest, IngestOptions, serve_metrics
 
     settings = load_settings()
-    ingest = Ingest(IngestOptions(
+    source = settings.broker or settings.mqtt_url
+    options = IngestOptions(
         database_url=settings.database_url,
-        mqtt_url=settings.mqtt_url,
+        mqtt_url=source,
         client_id=args.client_id or f"ingest-{socket.gethostname()}-1",
         mqtt_username=settings.mqtt_username,
         mqtt_password=settings.mqtt_password,
@@ -60,11 +61,19 @@ def _ingest(args: argparse.Namespace) -> int:
         batch_messages=settings.ingest_batch_messages,
         batch_ms=settings.ingest_batch_ms,
         max_clock_skew_s=settings.ingest_max_clock_skew_s,
-    ))
+    )
+    if source.startswith("nats://"):  # the clustered profile: one JetStream work queue
+        from cloud.ingest.jetstream import JetStreamIngest  # nats-py: the `cluster` extra
+
+        worker = JetStreamIngest(options)
+        metrics, run = worker.metrics, worker.run
+    else:
+        ingest = Ingest(options)
+        metrics, run = ingest.metrics, ingest.run
     if args.metrics_port:
-        serve_metrics(ingest.metrics, args.metrics_port)
+        serve_metrics(metrics, args.metrics_port)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(ingest.run())
+        asyncio.run(run())
     return 0
 
 

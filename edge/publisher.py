@@ -97,6 +97,7 @@ class Publisher:
 
     async def run(self) -> None:
         backoff = Backoff(initial_s=0.2, maximum_s=15)
+        urls = self._broker.urls
         while True:
             try:
                 await self._session()
@@ -108,6 +109,9 @@ class Publisher:
                     extra={"error": str(err), "retry_in_s": round(delay, 2)},
                 )
                 self.stats.reconnects += 1
+                if len(urls) > 1:  # a cluster: the next node, in turn
+                    self._broker = self._broker.at(urls[(urls.index(self._broker.url) + 1)
+                                                        % len(urls)])
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()

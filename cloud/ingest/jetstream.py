@@ -1,0 +1,227 @@
+"""Ingest from a NATS cluster: one durable work-queue consumer shared by every ingest worker.
+
+Gateways keep speaking MQTT, to any node of the cluster (NATS's MQTT listener). NATS maps the
+topic ``pw/v1/{site}/{gateway}/...`` to the subject ``pw.v1.{site}.{gateway}...``; the stream
+``PW_INGEST`` (replicated to ``replicas`` nodes, file storage, work-queue retention) captures
+events, status and telemetry, never ``cmd``. Workers pull batches from the durable consumer
+``ingest``, decide and store them through the same code as the MQTT consumer
+(:meth:`cloud.ingest.consumer.Ingest.store`), and acknowledge each message only after the
+commit. A worker that dies leaves its batch unacknowledged; JetStream delivers it again after
+``ack_wait`` to another worker and (gateway, seq) absorbs any that had in fact been stored.
+
+Confirmations (``cmd/stored``) go back as plain NATS publishes on the gateway's command subject;
+the node the gateway is connected to hands them to its MQTT subscription. A confirmation lost on
+the way costs only a resend from the edge, which the cloud confirms again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import nats
+import nats.errors
+import nats.js.errors
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+from cloud.command_key import load_command_key_from
+from cloud.ingest.consumer import Ingest, IngestMetrics, IngestOptions
+from cloud.ingest.gateways import watch_gateway_changes
+from cloud.ingest.store import BatchResult
+from contract import STORED_COMMAND, TOPIC_ROOT, cmd_topic, seal_command, stored_body
+from ops.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+STREAM = "PW_INGEST"
+DURABLE = "ingest"
+_ROOT = TOPIC_ROOT.replace("/", ".")
+# What gateways send to the cloud; cmd/ (cloud to edge) stays out of the work queue.
+INGEST_SUBJECTS = [f"{_ROOT}.*.*.events", f"{_ROOT}.*.*.status", f"{_ROOT}.*.*.telemetry.>"]
+
+
+def nats_servers(url: str) -> list[str]:
+    """``nats://a:4222,b:4222`` (or ``nats://a:4222,nats://b:4222``) -> one URL per node."""
+    servers = []
+    for part in url.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "://" not in part:
+            part = f"nats://{part}"
+        parts = urlsplit(part)
+        if parts.scheme not in ("nats", "tls") or not parts.hostname:
+            raise ValueError(f"broker URL {part!r} must look like nats://host:4222")
+        servers.append(part)
+    if not servers:
+        raise ValueError("no NATS server in the broker URL")
+    return servers
+
+
+def subject_to_topic(subject: str) -> str:
+    # Identifiers may hold '.', which NATS 2.9's MQTT listener refuses in a topic anyway; so a
+    # subject under pw.v1 has exactly one MQTT topic.
+    return subject.replace(".", "/")
+
+
+def topic_to_subject(topic: str) -> str:
+    return topic.replace("/", ".")
+
+
+@dataclass(frozen=True)
+class JetStreamOptions:
+    replicas: int = 3
+    ack_wait_s: float = 30.0
+    # Unacknowledged messages the consumer hands out at once, over all workers.
+    max_ack_pending: int = 20_000
+    max_age_s: float = 7 * 24 * 3600  # what no worker took within a week is dropped
+
+
+class JetStreamIngest:
+    """One ingest worker; run as many as needed with the same ``nats_url``."""
+
+    def __init__(self, options: IngestOptions, stream: JetStreamOptions | None = None,
+                 metrics: IngestMetrics | None = None) -> None:
+        self.options = options
+        self.stream = stream or JetStreamOptions()
+        self.servers = nats_servers(options.mqtt_url)
+        # The MQTT consumer's decide-and-store path, without its broker side.
+        self.ingest = Ingest(options, metrics)
+        self.metrics = self.ingest.metrics
+        self.totals = self.ingest.totals
+        self._command_key: Ed25519PrivateKey | None = None
+
+    async def run(self) -> None:
+        watcher = asyncio.create_task(
+            watch_gateway_changes(self.options.database_url, self.ingest._gateways))
+        nc: NatsClient | None = None
+        try:
+            nc = await self._connect()
+            backoff = Backoff(initial_s=0.2, maximum_s=5)
+            while True:
+                try:
+                    await self._consume(nc)
+                except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as err:
+                    # No stream leader for a moment (a node died), or the connection is moving
+                    # to another node: the client reconnects by itself; the batch in hand was
+                    # not acknowledged and comes again.
+                    self.metrics.connected.set(0)
+                    delay = backoff.next_delay()
+                    log.warning("jetstream unavailable; retrying",
+                                extra={"error": repr(err), "retry_in_s": round(delay, 2)})
+                    await asyncio.sleep(delay)
+        finally:
+            watcher.cancel()
+            self.metrics.connected.set(0)
+            if nc is not None:
+                with contextlib.suppress(nats.errors.Error, OSError):
+                    await nc.close()
+
+    async def _connect(self) -> NatsClient:
+        async def disconnected() -> None:
+            self.metrics.connected.set(0)
+            log.warning("disconnected from NATS")
+
+        async def reconnected() -> None:
+            log.info("reconnected to NATS", extra={"server": str(nc.connected_url)})
+
+        async def error(err: Exception) -> None:
+            log.debug("nats client error", extra={"error": repr(err)})
+
+        backoff = Backoff(initial_s=0.2, maximum_s=15)
+        while True:
+            try:
+                nc = await nats.connect(
+                    servers=self.servers, name=self.options.client_id,
+                    user=self.options.mqtt_username, password=self.options.mqtt_password,
+                    max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                    disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error,
+                )
+                return nc
+            except (nats.errors.Error, OSError) as err:
+                delay = backoff.next_delay()
+                log.warning("NATS unreachable; retrying",
+                            extra={"error": repr(err), "retry_in_s": round(delay, 2)})
+                await asyncio.sleep(delay)
+
+    async def ensure_stream(self, nc: NatsClient) -> None:
+        """Create the stream and the shared durable consumer if they are missing (idempotent)."""
+        js = nc.jetstream()
+        config = StreamConfig(
+            name=STREAM, subjects=INGEST_SUBJECTS, retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE, num_replicas=self.stream.replicas,
+            max_age=self.stream.max_age_s,
+        )
+        try:
+            await js.stream_info(STREAM)
+        except nats.js.errors.NotFoundError:
+            with contextlib.suppress(nats.js.errors.BadRequestError):  # another worker won
+                await js.add_stream(config)
+        try:
+            await js.consumer_info(STREAM, DURABLE)
+        except nats.js.errors.NotFoundError:
+            with contextlib.suppress(nats.js.errors.BadRequestError):
+                await js.add_consumer(STREAM, ConsumerConfig(
+                    durable_name=DURABLE, ack_policy=AckPolicy.EXPLICIT,
+                    deliver_policy=DeliverPolicy.ALL, ack_wait=self.stream.ack_wait_s,
+                    max_ack_pending=self.stream.max_ack_pending, max_deliver=-1,
+                ))
+
+    async def _consume(self, nc: NatsClient) -> None:
+        await self.ensure_stream(nc)
+        js = nc.jetstream()
+        pull = await js.pull_subscribe_bind(durable=DURABLE, stream=STREAM)
+        self.metrics.connected.set(1)
+        log.info("ingest subscribed", extra={"stream": STREAM, "consumer": DURABLE,
+                                             "server": str(nc.connected_url)})
+        try:
+            limit, window = self.options.batch_messages, max(self.options.batch_ms / 1000, 0.01)
+            while True:
+                try:
+                    batch = await pull.fetch(limit, timeout=max(window, 1.0))
+                except nats.errors.TimeoutError:
+                    continue
+                await self._handle(nc, batch)
+        finally:
+            with contextlib.suppress(nats.errors.Error, OSError):
+                await pull.unsubscribe()
+
+    async def _handle(self, nc: NatsClient, batch: list[Msg]) -> None:
+        started = time.perf_counter()
+        raw = [(subject_to_topic(m.subject), m.data) for m in batch]
+        result = await self.ingest.store(raw)  # committed (retries until it is)
+        for message in batch:
+            await message.ack()
+        await self._confirm(nc, result)
+        self.totals.add(result)
+        self.metrics.record(result, time.perf_counter() - started)
+
+    async def _confirm(self, nc: NatsClient, result: BatchResult) -> None:
+        """Tell each gateway what is now committed (cmd/stored), through the node it is on."""
+        if not result.stored:
+            return
+        if self._command_key is None:
+            self._command_key = await asyncio.to_thread(
+                load_command_key_from, self.options.database_url)
+        now_us = time.time_ns() // 1000
+        for (site, gateway), seqs in result.stored.items():
+            await nc.publish(
+                topic_to_subject(cmd_topic(site, gateway, STORED_COMMAND)),
+                seal_command(self._command_key, site=site, gateway=gateway, name=STORED_COMMAND,
+                             body=stored_body(seqs), issued_at_us=now_us),
+            )
+        result.stored.clear()

@@ -1,0 +1,127 @@
+"""A local NATS cluster on loopback: N ``nats-server`` processes with JetStream and MQTT.
+
+For tests, the scale-out benchmark and trying the cluster profile on one machine; production
+nodes use the same settings (docs/scaling.md). Every node has a client port (NATS), a route
+port (the cluster mesh) and an MQTT listener, so a gateway may connect to any node. MQTT in
+NATS needs JetStream and a ``server_name``; its QoS 1 sessions live in JetStream, replicated
+like any stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CLUSTER_NAME = "pw"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class NatsNode:
+    name: str
+    workdir: Path
+    client_port: int = field(default_factory=free_port)
+    route_port: int = field(default_factory=free_port)
+    mqtt_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://127.0.0.1:{self.client_port}"
+
+    @property
+    def mqtt_url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.mqtt_port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def config(self, routes: list[int]) -> str:
+        route_list = ", ".join(f"nats-route://127.0.0.1:{p}" for p in routes)
+        return (
+            f'server_name: "{self.name}"\n'
+            f"listen: 127.0.0.1:{self.client_port}\n"
+            # One gateway's burst of QoS 1 publishes must not trip the slow-consumer guard.
+            "max_pending: 256MB\n"
+            f'jetstream {{ store_dir: "{self.workdir}/js", max_memory_store: 256MB, '
+            "max_file_store: 4GB }\n"
+            f"cluster {{ name: {CLUSTER_NAME}, listen: 127.0.0.1:{self.route_port}, "
+            f"routes: [{route_list}] }}\n"
+            f"mqtt {{ listen: 127.0.0.1:{self.mqtt_port}, ack_wait: \"30s\" }}\n"
+        )
+
+
+class NatsCluster:
+    """``size`` nodes routed to each other; start() waits until JetStream has a leader."""
+
+    def __init__(self, workdir: Path, size: int = 3, binary: str = "nats-server") -> None:
+        self.workdir = workdir
+        self.binary = binary
+        self.nodes = [NatsNode(f"n{i + 1}", workdir / f"n{i + 1}") for i in range(size)]
+
+    @property
+    def nats_urls(self) -> list[str]:
+        return [n.nats_url for n in self.nodes]
+
+    @property
+    def mqtt_urls(self) -> list[str]:
+        return [n.mqtt_url for n in self.nodes]
+
+    def log(self, index: int) -> str:
+        path = self.nodes[index].workdir / "nats.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start(self, timeout_s: float = 30) -> None:
+        if shutil.which(self.binary) is None:
+            raise RuntimeError(f"{self.binary} is required (apt-get install nats-server)")
+        for index in range(len(self.nodes)):
+            self.start_node(index, wait=False)
+        for index in range(len(self.nodes)):
+            self._wait_listening(index, timeout_s)
+
+    def start_node(self, index: int, *, wait: bool = True, timeout_s: float = 30) -> None:
+        node = self.nodes[index]
+        node.workdir.mkdir(parents=True, exist_ok=True)
+        routes = [n.route_port for n in self.nodes if n is not node]
+        conf = node.workdir / "nats.conf"
+        conf.write_text(node.config(routes))
+        log = (node.workdir / "nats.log").open("ab")
+        node.process = subprocess.Popen([self.binary, "-c", str(conf)], stdout=log, stderr=log)
+        if wait:
+            self._wait_listening(index, timeout_s)
+
+    def _wait_listening(self, index: int, timeout_s: float) -> None:
+        node = self.nodes[index]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if node.process is None or node.process.poll() is not None:
+                break
+            with contextlib.suppress(OSError):
+                # The MQTT listener opens last, once JetStream is up on this node.
+                socket.create_connection(("127.0.0.1", node.mqtt_port), 0.2).close()
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"nats-server {node.name} did not start:\n{self.log(index)[-3000:]}")
+
+    def stop_node(self, index: int, sig: int = signal.SIGTERM) -> None:
+        node = self.nodes[index]
+        if node.process is not None and node.process.poll() is None:
+            node.process.send_signal(sig)
+            node.process.wait(15)
+        node.process = None
+
+    def stop(self) -> None:
+        for index in range(len(self.nodes)):
+            self.stop_node(index)
