@@ -90,6 +90,19 @@ class NatsCluster:
             self.start_node(index, wait=False)
         for index in range(len(self.nodes)):
             self._wait_listening(index, timeout_s)
+        for index in range(len(self.nodes)):
+            self.wait_mqtt_ready(index, timeout_s)
+
+    def wait_mqtt_ready(self, index: int, timeout_s: float = 30) -> None:
+        """Until the node accepts an MQTT session: the first one waits for a JetStream leader
+        and the MQTT streams, seconds after a fresh cluster starts."""
+        node = self.nodes[index]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if _mqtt_connack(node.mqtt_port) == 0:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"nats-server {node.name} refuses MQTT:\n{self.log(index)[-3000:]}")
 
     def start_node(self, index: int, *, wait: bool = True, timeout_s: float = 30) -> None:
         node = self.nodes[index]
@@ -125,3 +138,19 @@ class NatsCluster:
     def stop(self) -> None:
         for index in range(len(self.nodes)):
             self.stop_node(index)
+
+
+def _mqtt_connack(port: int) -> int | None:
+    """The CONNACK return code for a clean MQTT 3.1.1 session, or None without an answer."""
+    client_id = b"pw-ready-probe"
+    body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(client_id).to_bytes(2, "big") + client_id
+    packet = bytes([0x10, len(body)]) + body + b"\xe0\x00"  # CONNECT, then DISCONNECT
+    try:
+        with socket.create_connection(("127.0.0.1", port), 2) as conn:
+            conn.settimeout(5)
+            conn.sendall(packet[:-2])
+            answer = conn.recv(4)
+            conn.sendall(packet[-2:])
+    except OSError:
+        return None
+    return answer[3] if len(answer) == 4 and answer[0] == 0x20 else None

@@ -13,16 +13,23 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiomqtt
+import psycopg
 import pytest
 from pipeline_support import running_agent, scalar, wait_until, write_agent_config
 from test_pipeline_delivery import emit_reads, stored
 
+from cloud.command_key import load_command_key
+from cloud.geofence_push import publish_fences, store_fences
+from cloud.ingest.jetstream import nats_servers, subject_to_topic, topic_to_subject
+from contract import cmd_topic, open_command, telemetry_topic
 from ops.nats_cluster import NatsCluster
+from tests.geo_fixtures import square_site
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 # 20,000 readings (the issue's figure) in messages of 25: 800 messages over ~10 s.
 READINGS = 20_000
@@ -50,6 +57,44 @@ def start_worker(tmp_path: Path, name: str, database_url: str,
         cwd=ROOT, env=env, stdout=log, stderr=log)
 
 
+def test_broker_setting_lists_every_node() -> None:
+    assert nats_servers("nats://n1:4222,n2:4222, nats://n3:4222") == [
+        "nats://n1:4222", "nats://n2:4222", "nats://n3:4222"]
+    with pytest.raises(ValueError, match="nats://host"):
+        nats_servers("mqtt://n1:1883")
+
+
+def test_topics_and_subjects_map_one_to_one() -> None:
+    topic = telemetry_topic("site-1", "gw-1", "tag_reads")
+    assert topic_to_subject(topic) == "pw.v1.site-1.gw-1.telemetry.tag_reads"
+    assert subject_to_topic(topic_to_subject(topic)) == topic
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+async def test_a_cloud_command_sent_to_one_node_reaches_a_gateway_on_another(
+    database_url: str, register_gateway, nats_cluster: NatsCluster,  # type: ignore[no-untyped-def]
+) -> None:
+    """The cloud's other commands (here a geofence push, retained) speak MQTT to any node."""
+    register_gateway(site="site-1", gateway="gw-1")
+    with psycopg.connect(database_url) as conn:
+        fences = store_fences(conn, square_site(site="site-1"))
+        command_key = load_command_key(conn)
+    await publish_fences(nats_cluster.mqtt_urls[2], fences, ["gw-1"], command_key=command_key)
+    gateway_node = nats_cluster.nodes[0]
+    async with aiomqtt.Client("127.0.0.1", gateway_node.mqtt_port, identifier="gw-1") as client:
+        await client.subscribe(cmd_topic("site-1", "gw-1", "#"), qos=1)
+        async with asyncio.timeout(20):
+            async for message in client.messages:
+                signed = bytes(message.payload)  # type: ignore[arg-type]
+                break
+    command = open_command(signed, public_key=command_key.public_key(), site="site-1",
+                           gateway="gw-1", name="geofences", now_us=time.time_ns() // 1000)
+    assert command.body["version"] == fences.version
+
+
+@pytest.mark.integration
+@pytest.mark.slow
 @pytest.mark.parametrize("killed", [2, 0], ids=["another-node", "the-gateways-node"])
 async def test_cluster_loses_a_node_and_a_worker_and_stores_every_reading_once(
     database_url: str, register_gateway, tmp_path: Path,  # type: ignore[no-untyped-def]

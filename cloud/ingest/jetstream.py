@@ -57,16 +57,12 @@ INGEST_SUBJECTS = [f"{_ROOT}.*.*.events", f"{_ROOT}.*.*.status", f"{_ROOT}.*.*.t
 def nats_servers(url: str) -> list[str]:
     """``nats://a:4222,b:4222`` (or ``nats://a:4222,nats://b:4222``) -> one URL per node."""
     servers = []
-    for part in url.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "://" not in part:
-            part = f"nats://{part}"
-        parts = urlsplit(part)
+    for entry in filter(None, (p.strip() for p in url.split(","))):
+        server = entry if "://" in entry else f"nats://{entry}"
+        parts = urlsplit(server)
         if parts.scheme not in ("nats", "tls") or not parts.hostname:
-            raise ValueError(f"broker URL {part!r} must look like nats://host:4222")
-        servers.append(part)
+            raise ValueError(f"broker URL {server!r} must look like nats://host:4222")
+        servers.append(server)
     if not servers:
         raise ValueError("no NATS server in the broker URL")
     return servers
@@ -137,7 +133,7 @@ class JetStreamIngest:
             log.warning("disconnected from NATS")
 
         async def reconnected() -> None:
-            log.info("reconnected to NATS", extra={"server": str(nc.connected_url)})
+            log.info("reconnected to NATS", extra={"server": _netloc(nc)})
 
         async def error(err: Exception) -> None:
             log.debug("nats client error", extra={"error": repr(err)})
@@ -187,7 +183,7 @@ class JetStreamIngest:
         pull = await js.pull_subscribe_bind(durable=DURABLE, stream=STREAM)
         self.metrics.connected.set(1)
         log.info("ingest subscribed", extra={"stream": STREAM, "consumer": DURABLE,
-                                             "server": str(nc.connected_url)})
+                                             "server": _netloc(nc)})
         try:
             limit, window = self.options.batch_messages, max(self.options.batch_ms / 1000, 0.01)
             while True:
@@ -225,3 +221,8 @@ class JetStreamIngest:
                              body=stored_body(seqs), issued_at_us=now_us),
             )
         result.stored.clear()
+
+
+def _netloc(nc: NatsClient) -> str:
+    url = nc.connected_url
+    return url.netloc if url is not None else "-"
