@@ -63,9 +63,9 @@ def _ingest(args: argparse.Namespace) -> int:
         max_clock_skew_s=settings.ingest_max_clock_skew_s,
     )
     if source.startswith("nats://"):  # the clustered profile: one JetStream work queue
-        from cloud.ingest.jetstream import JetStreamIngest  # nats-py: the `cluster` extra
+        from cloud.ingest.jetstream import JetStreamIngest, JetStreamOptions  # `cluster` extra
 
-        worker = JetStreamIngest(options)
+        worker = JetStreamIngest(options, JetStreamOptions(replicas=settings.stream_replicas))
         metrics, run = worker.metrics, worker.run
     else:
         ingest = Ingest(options)

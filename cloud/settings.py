@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     # for the clustered profile (cloud/ingest/jetstream.py; docs/scaling.md). MQTT_URL stays
     # the MQTT listener for the cloud's other MQTT users (any node of the cluster).
     broker: str | None = None
+    # Copies of the ingest stream on the cluster (JetStream replicas; 1 on a single node).
+    stream_replicas: int = Field(3, ge=1, le=5)
     mqtt_username: str | None = None
     mqtt_password: str | None = None
     mqtt_protocol: str = "auto"

@@ -49,18 +49,20 @@ class NatsNode:
         return self.process is not None and self.process.poll() is None
 
     def config(self, routes: list[int]) -> str:
-        route_list = ", ".join(f"nats-route://127.0.0.1:{p}" for p in routes)
-        return (
-            f'server_name: "{self.name}"\n'
-            f"listen: 127.0.0.1:{self.client_port}\n"
-            # One gateway's burst of QoS 1 publishes must not trip the slow-consumer guard.
-            "max_pending: 256MB\n"
+        lines = [
+            f'server_name: "{self.name}"',
+            f"listen: 127.0.0.1:{self.client_port}",
+            # A worker pulling batches of a few hundred messages must not be cut off as slow.
+            "max_pending: 256MB",
             f'jetstream {{ store_dir: "{self.workdir}/js", max_memory_store: 256MB, '
-            "max_file_store: 4GB }\n"
-            f"cluster {{ name: {CLUSTER_NAME}, listen: 127.0.0.1:{self.route_port}, "
-            f"routes: [{route_list}] }}\n"
-            f"mqtt {{ listen: 127.0.0.1:{self.mqtt_port}, ack_wait: \"30s\" }}\n"
-        )
+            "max_file_store: 4GB }",
+            f'mqtt {{ listen: 127.0.0.1:{self.mqtt_port}, ack_wait: "30s" }}',
+        ]
+        if routes:  # one node alone is no cluster (JetStream refuses a cluster without routes)
+            route_list = ", ".join(f"nats-route://127.0.0.1:{p}" for p in routes)
+            lines.append(f"cluster {{ name: {CLUSTER_NAME}, listen: 127.0.0.1:{self.route_port},"
+                         f" routes: [{route_list}] }}")
+        return "\n".join(lines) + "\n"
 
 
 class NatsCluster:

@@ -187,10 +187,15 @@ class JetStreamIngest:
         try:
             limit, window = self.options.batch_messages, max(self.options.batch_ms / 1000, 0.01)
             while True:
+                # Idle, wait for one message; then take what else comes within the batch window
+                # (a pull for `limit` waits until it has them all or its time is up).
                 try:
-                    batch = await pull.fetch(limit, timeout=max(window, 1.0))
+                    batch = await pull.fetch(1, timeout=5.0)
                 except nats.errors.TimeoutError:
                     continue
+                if limit > 1:
+                    with contextlib.suppress(nats.errors.TimeoutError):
+                        batch += await pull.fetch(limit - 1, timeout=window)
                 await self._handle(nc, batch)
         finally:
             with contextlib.suppress(nats.errors.Error, OSError):
