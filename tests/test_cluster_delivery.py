@@ -13,8 +13,10 @@ import os
 import signal
 import subprocess
 import sys
+import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiomqtt
@@ -25,8 +27,22 @@ from test_pipeline_delivery import emit_reads, stored
 
 from cloud.command_key import load_command_key
 from cloud.geofence_push import publish_fences, store_fences
-from cloud.ingest.jetstream import nats_servers, subject_to_topic, topic_to_subject
-from contract import cmd_topic, open_command, telemetry_topic
+from cloud.ingest.consumer import IngestOptions
+from cloud.ingest.jetstream import (
+    JetStreamIngest,
+    nats_servers,
+    subject_to_topic,
+    topic_to_subject,
+)
+from contract import (
+    GatewayStatusBody,
+    MessageType,
+    cmd_topic,
+    open_command,
+    seal,
+    status_topic,
+    telemetry_topic,
+)
 from ops.nats_cluster import NatsCluster
 from tests.geo_fixtures import square_site
 
@@ -91,6 +107,57 @@ async def test_a_cloud_command_sent_to_one_node_reaches_a_gateway_on_another(
     command = open_command(signed, public_key=command_key.public_key(), site="site-1",
                            gateway="gw-1", name="geofences", now_us=time.time_ns() // 1000)
     assert command.body["version"] == fences.version
+
+
+@contextlib.asynccontextmanager
+async def in_process_workers(database_url: str, cluster: NatsCluster,
+                             count: int) -> AsyncIterator[list[JetStreamIngest]]:
+    workers = [JetStreamIngest(IngestOptions(
+        database_url=database_url, mqtt_url=",".join(cluster.nats_urls),
+        client_id=f"ingest-{i}", batch_ms=20)) for i in range(count)]
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        yield workers
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+async def test_two_workers_apply_a_gateways_status_in_the_order_the_broker_took_it(
+    database_url: str, register_gateway, nats_cluster: NatsCluster,  # type: ignore[no-untyped-def]
+) -> None:
+    """A last will is sealed when its connection starts, so only the broker's order tells
+    which status is the latest: 2 workers must not apply a gateway's status side by side."""
+    gw = register_gateway()
+    states = ["online", "offline"] * 20 + ["online", "offline"]  # ends offline
+
+    def status(seq: int, state: str) -> bytes:
+        body = GatewayStatusBody(state=state, agent_version="t",
+                                 session_started_us=time.time_ns() // 1000)
+        return seal(gw.key, site=gw.site, gateway=gw.gateway, seq=seq,
+                    type=MessageType.GATEWAY_STATUS, body=body.model_dump(mode="json"),
+                    observed_at=datetime.now(UTC))
+
+    def stored_statuses() -> int:
+        return int(scalar(database_url, "SELECT count(*) FROM raw_events "  # type: ignore[arg-type]
+                          "WHERE type = 'gateway_status'"))
+
+    async with in_process_workers(database_url, nats_cluster, 2):
+        async with aiomqtt.Client("127.0.0.1", nats_cluster.nodes[0].mqtt_port,
+                                  identifier="gw-1") as client:
+            # Seqs deliberately out of step with the order: the order is the broker's.
+            for i, state in enumerate(states):
+                await client.publish(status_topic(gw.site, gw.gateway), status(1000 - i, state),
+                                     qos=1)
+        await wait_until(lambda: stored_statuses() == len(states), 60,
+                         "every status to be stored")
+    assert scalar(database_url, "SELECT online FROM gateways WHERE id = %s",
+                  (gw.gateway,)) is False
 
 
 @pytest.mark.integration

@@ -1,13 +1,23 @@
-"""Ingest from a NATS cluster: one durable work-queue consumer shared by every ingest worker.
+"""Ingest from a NATS cluster: durable work-queue consumers shared by every ingest worker.
 
 Gateways keep speaking MQTT, to any node of the cluster (NATS's MQTT listener). NATS maps the
-topic ``pw/v1/{site}/{gateway}/...`` to the subject ``pw.v1.{site}.{gateway}...``; the stream
-``PW_INGEST`` (replicated to ``replicas`` nodes, file storage, work-queue retention) captures
-events, status and telemetry, never ``cmd``. Workers pull batches from the durable consumer
-``ingest``, decide and store them through the same code as the MQTT consumer
-(:meth:`cloud.ingest.consumer.Ingest.store`), and acknowledge each message only after the
-commit. A worker that dies leaves its batch unacknowledged; JetStream delivers it again after
-``ack_wait`` to another worker and (gateway, seq) absorbs any that had in fact been stored.
+topic ``pw/v1/{site}/{gateway}/...`` to the subject ``pw.v1.{site}.{gateway}...``. Two streams
+(replicated to ``replicas`` nodes, file storage, work-queue retention) capture what gateways
+send, never ``cmd``:
+
+- ``PW_INGEST``: events and telemetry. Workers pull batches from the one durable consumer
+  ``ingest`` in parallel. Every table they write is ordered by observation time or absorbs
+  repeats by (gateway, seq), so two workers storing one gateway's batches side by side (or a
+  batch coming again after a worker died) write the same rows.
+- ``PW_STATUS``: online/offline. The last will is sealed when its connection starts, so status
+  can only be applied in the order the broker took it (as the MQTT consumer does): its
+  consumer hands out one message at a time (``max_ack_pending=1``) over all workers, and the
+  next only after the previous was committed and acknowledged.
+
+Messages are decided and stored through the same code as the MQTT consumer
+(:meth:`cloud.ingest.consumer.Ingest.store`) and acknowledged only after the commit. A worker
+that dies leaves its batch unacknowledged; JetStream delivers it again after ``ack_wait`` to
+another worker and (gateway, seq) absorbs any that had in fact been stored.
 
 Confirmations (``cmd/stored``) go back as plain NATS publishes on the gateway's command subject;
 the node the gateway is connected to hands them to its MQTT subscription. A confirmation lost on
@@ -29,6 +39,7 @@ import nats.js.errors
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
@@ -47,11 +58,22 @@ from ops.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
-STREAM = "PW_INGEST"
-DURABLE = "ingest"
 _ROOT = TOPIC_ROOT.replace("/", ".")
-# What gateways send to the cloud; cmd/ (cloud to edge) stays out of the work queue.
-INGEST_SUBJECTS = [f"{_ROOT}.*.*.events", f"{_ROOT}.*.*.status", f"{_ROOT}.*.*.telemetry.>"]
+
+
+@dataclass(frozen=True)
+class WorkQueue:
+    stream: str
+    subjects: tuple[str, ...]
+    durable: str
+    in_order: bool  # one message at a time over all workers
+
+
+# What gateways send to the cloud; cmd/ (cloud to edge) stays out of the work queues.
+READINGS = WorkQueue("PW_INGEST", (f"{_ROOT}.*.*.events", f"{_ROOT}.*.*.telemetry.>"),
+                     "ingest", in_order=False)
+STATUS = WorkQueue("PW_STATUS", (f"{_ROOT}.*.*.status",), "status", in_order=True)
+WORK_QUEUES = (READINGS, STATUS)
 
 
 def nats_servers(url: str) -> list[str]:
@@ -100,6 +122,7 @@ class JetStreamIngest:
         self.metrics = self.ingest.metrics
         self.totals = self.ingest.totals
         self._command_key: Ed25519PrivateKey | None = None
+        self._storing = asyncio.Lock()
 
     async def run(self) -> None:
         watcher = asyncio.create_task(
@@ -136,7 +159,7 @@ class JetStreamIngest:
             log.info("reconnected to NATS", extra={"server": _netloc(nc)})
 
         async def error(err: Exception) -> None:
-            log.debug("nats client error", extra={"error": repr(err)})
+            log.warning("nats client error", extra={"error": repr(err)})
 
         backoff = Backoff(initial_s=0.2, maximum_s=15)
         while True:
@@ -154,62 +177,75 @@ class JetStreamIngest:
                             extra={"error": repr(err), "retry_in_s": round(delay, 2)})
                 await asyncio.sleep(delay)
 
-    async def ensure_stream(self, nc: NatsClient) -> None:
-        """Create the stream and the shared durable consumer if they are missing (idempotent)."""
+    async def ensure_streams(self, nc: NatsClient) -> None:
+        """Create the streams and their durable consumers if missing (idempotent)."""
         js = nc.jetstream()
-        config = StreamConfig(
-            name=STREAM, subjects=INGEST_SUBJECTS, retention=RetentionPolicy.WORK_QUEUE,
-            storage=StorageType.FILE, num_replicas=self.stream.replicas,
-            max_age=self.stream.max_age_s,
-        )
-        try:
-            await js.stream_info(STREAM)
-        except nats.js.errors.NotFoundError:
-            with contextlib.suppress(nats.js.errors.BadRequestError):  # another worker won
-                await js.add_stream(config)
-        try:
-            await js.consumer_info(STREAM, DURABLE)
-        except nats.js.errors.NotFoundError:
-            with contextlib.suppress(nats.js.errors.BadRequestError):
-                await js.add_consumer(STREAM, ConsumerConfig(
-                    durable_name=DURABLE, ack_policy=AckPolicy.EXPLICIT,
-                    deliver_policy=DeliverPolicy.ALL, ack_wait=self.stream.ack_wait_s,
-                    max_ack_pending=self.stream.max_ack_pending, max_deliver=-1,
-                ))
+        for queue in WORK_QUEUES:
+            try:
+                await js.stream_info(queue.stream)
+            except nats.js.errors.NotFoundError:
+                with contextlib.suppress(nats.js.errors.BadRequestError):  # another worker won
+                    await js.add_stream(StreamConfig(
+                        name=queue.stream, subjects=list(queue.subjects),
+                        retention=RetentionPolicy.WORK_QUEUE, storage=StorageType.FILE,
+                        num_replicas=self.stream.replicas, max_age=self.stream.max_age_s,
+                    ))
+            try:
+                await js.consumer_info(queue.stream, queue.durable)
+            except nats.js.errors.NotFoundError:
+                with contextlib.suppress(nats.js.errors.BadRequestError):
+                    await js.add_consumer(queue.stream, ConsumerConfig(
+                        durable_name=queue.durable, ack_policy=AckPolicy.EXPLICIT,
+                        deliver_policy=DeliverPolicy.ALL, ack_wait=self.stream.ack_wait_s,
+                        max_ack_pending=1 if queue.in_order else self.stream.max_ack_pending,
+                        max_deliver=-1,
+                    ))
 
     async def _consume(self, nc: NatsClient) -> None:
-        await self.ensure_stream(nc)
+        await self.ensure_streams(nc)
         js = nc.jetstream()
-        pull = await js.pull_subscribe_bind(durable=DURABLE, stream=STREAM)
+        pulls = [(queue, await js.pull_subscribe_bind(durable=queue.durable, stream=queue.stream))
+                 for queue in WORK_QUEUES]
         self.metrics.connected.set(1)
-        log.info("ingest subscribed", extra={"stream": STREAM, "consumer": DURABLE,
+        log.info("ingest subscribed", extra={"streams": [q.stream for q in WORK_QUEUES],
                                              "server": _netloc(nc)})
         try:
-            limit, window = self.options.batch_messages, max(self.options.batch_ms / 1000, 0.01)
-            while True:
-                # Idle, wait for one message; then take what else comes within the batch window
-                # (a pull for `limit` waits until it has them all or its time is up).
-                try:
-                    batch = await pull.fetch(1, timeout=5.0)
-                except nats.errors.TimeoutError:
-                    continue
-                if limit > 1:
-                    with contextlib.suppress(nats.errors.TimeoutError):
-                        batch += await pull.fetch(limit - 1, timeout=window)
-                await self._handle(nc, batch)
+            async with asyncio.TaskGroup() as group:
+                for queue, pull in pulls:
+                    group.create_task(self._pull(nc, queue, pull))
+        except* (nats.errors.Error, nats.js.errors.Error, TimeoutError) as errors:
+            raise errors.exceptions[0] from None
         finally:
-            with contextlib.suppress(nats.errors.Error, OSError):
-                await pull.unsubscribe()
+            for _, pull in pulls:
+                with contextlib.suppress(nats.errors.Error, OSError):
+                    await pull.unsubscribe()
+
+    async def _pull(self, nc: NatsClient, queue: WorkQueue,
+                    pull: JetStreamContext.PullSubscription) -> None:
+        limit = 1 if queue.in_order else self.options.batch_messages
+        window = max(self.options.batch_ms / 1000, 0.01)
+        while True:
+            # Idle, wait for one message; then take what else comes within the batch window
+            # (a pull for `limit` waits until it has them all or its time is up).
+            try:
+                batch = await pull.fetch(1, timeout=5.0)
+            except nats.errors.TimeoutError:
+                continue
+            if limit > 1:
+                with contextlib.suppress(nats.errors.TimeoutError):
+                    batch += await pull.fetch(limit - 1, timeout=window)
+            await self._handle(nc, batch)
 
     async def _handle(self, nc: NatsClient, batch: list[Msg]) -> None:
-        started = time.perf_counter()
-        raw = [(subject_to_topic(m.subject), m.data) for m in batch]
-        result = await self.ingest.store(raw)  # committed (retries until it is)
-        for message in batch:
-            await message.ack()
-        await self._confirm(nc, result)
-        self.totals.add(result)
-        self.metrics.record(result, time.perf_counter() - started)
+        async with self._storing:  # one database connection: one batch at a time
+            started = time.perf_counter()
+            raw = [(subject_to_topic(m.subject), m.data) for m in batch]
+            result = await self.ingest.store(raw)  # committed (retries until it is)
+            for message in batch:
+                await message.ack()
+            await self._confirm(nc, result)
+            self.totals.add(result)
+            self.metrics.record(result, time.perf_counter() - started)
 
     async def _confirm(self, nc: NatsClient, result: BatchResult) -> None:
         """Tell each gateway what is now committed (cmd/stored), through the node it is on."""
