@@ -9,11 +9,11 @@ to the next URL of its list).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -147,7 +147,9 @@ async def test_two_workers_apply_a_gateways_status_in_the_order_the_broker_took_
         return int(scalar(database_url, "SELECT count(*) FROM raw_events "  # type: ignore[arg-type]
                           "WHERE type = 'gateway_status'"))
 
-    async with in_process_workers(database_url, nats_cluster, 2):
+    async with in_process_workers(database_url, nats_cluster, 2) as workers:
+        # A stream keeps only what arrives once it exists (the edge's outbox covers the rest).
+        await wait_until(lambda: all(w.subscribed for w in workers), 60, "the streams")
         async with aiomqtt.Client("127.0.0.1", nats_cluster.nodes[0].mqtt_port,
                                   identifier="gw-1") as client:
             # Seqs deliberately out of step with the order: the order is the broker's.
@@ -158,6 +160,11 @@ async def test_two_workers_apply_a_gateways_status_in_the_order_the_broker_took_
                          "every status to be stored")
     assert scalar(database_url, "SELECT online FROM gateways WHERE id = %s",
                   (gw.gateway,)) is False
+    # Applied one after the other in the broker's order: each in a later transaction.
+    with psycopg.connect(database_url) as conn:
+        applied = conn.execute("SELECT seq FROM envelopes ORDER BY received_at, seq DESC"
+                               ).fetchall()
+    assert [seq for (seq,) in applied] == [1000 - i for i in range(len(states))]
 
 
 @pytest.mark.integration

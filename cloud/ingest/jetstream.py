@@ -123,6 +123,7 @@ class JetStreamIngest:
         self.totals = self.ingest.totals
         self._command_key: Ed25519PrivateKey | None = None
         self._storing = asyncio.Lock()
+        self.subscribed = False  # bound to the streams, which exist from then on
 
     async def run(self) -> None:
         watcher = asyncio.create_task(
@@ -207,6 +208,7 @@ class JetStreamIngest:
         pulls = [(queue, await js.pull_subscribe_bind(durable=queue.durable, stream=queue.stream))
                  for queue in WORK_QUEUES]
         self.metrics.connected.set(1)
+        self.subscribed = True
         log.info("ingest subscribed", extra={"streams": [q.stream for q in WORK_QUEUES],
                                              "server": _netloc(nc)})
         try:
