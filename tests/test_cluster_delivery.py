@@ -197,6 +197,9 @@ async def test_cluster_loses_a_node_and_a_worker_and_stores_every_reading_once(
                 if second == 4:
                     os.kill(workers[1].pid, signal.SIGKILL)  # batches in flight, unacked
                     workers[1].wait()
+                if second == 6 and killed == 0:
+                    # Its node is still dead: connected means connected to another node.
+                    assert agent.publisher.stats.connected
                 if second == 7:
                     nats_cluster.start_node(killed)
                 await asyncio.sleep(1)
