@@ -28,9 +28,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -56,7 +58,7 @@ class RunResult:
 
 
 @contextlib.contextmanager
-def _database(server: str) -> object:
+def _database(server: str) -> Iterator[str]:
     """A database of this run's own (a unique name), dropped afterwards."""
     name = f"pw_bench_scaleout_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server, autocommit=True) as conn:
@@ -69,6 +71,12 @@ def _database(server: str) -> object:
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _one(conn: psycopg.Connection[Any], sql: str) -> tuple[Any, ...]:
+    row = conn.execute(sql).fetchone()
+    assert row is not None
+    return row
 
 
 def _start_workers(count: int, env: dict[str, str], workdir: Path) -> list[subprocess.Popen[bytes]]:
@@ -132,17 +140,17 @@ async def _run(database_url: str, broker_urls: list[str], ingest_env: dict[str, 
             while time.monotonic() < deadline:
                 if acked_s != acked_s and agent.publisher.stats.published >= messages:
                     acked_s = (datetime.now(UTC) - started).total_seconds()
-                if conn.execute("SELECT count(*) FROM tag_observations").fetchone()[0] >= readings:
+                if _one(conn, "SELECT count(*) FROM tag_observations")[0] >= readings:
                     break
                 await asyncio.sleep(0.05)
-            last = conn.execute("SELECT max(received_at) FROM envelopes").fetchone()[0]
+            last = _one(conn, "SELECT max(received_at) FROM envelopes")[0]
             for _ in range(300):  # the edge forgets only what the cloud confirmed
                 if agent.outbox.depth == 0:
                     break
                 await asyncio.sleep(0.1)
             await asyncio.sleep(1)  # a duplicate would arrive now
-            total, distinct = conn.execute(
-                "SELECT count(*), count(DISTINCT observed_at) FROM tag_observations").fetchone()
+            total, distinct = _one(
+                conn, "SELECT count(*), count(DISTINCT observed_at) FROM tag_observations")
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
