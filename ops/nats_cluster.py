@@ -49,6 +49,11 @@ class NatsNode:
         return self.process is not None and self.process.poll() is None
 
     def config(self, routes: list[int]) -> str:
+        # MQTT's own streams (sessions, QoS 1 messages, retained) get as many copies as the
+        # cluster has nodes, up to 3. Left to itself NATS 2.9 may create them with 2 when the
+        # first MQTT client connects, and then losing one of those two nodes stalls every MQTT
+        # connect on the others ("NO quorum").
+        replicas = min(len(routes) + 1, 3)
         lines = [
             f'server_name: "{self.name}"',
             f"listen: 127.0.0.1:{self.client_port}",
@@ -56,7 +61,8 @@ class NatsNode:
             "max_pending: 256MB",
             f'jetstream {{ store_dir: "{self.workdir}/js", max_memory_store: 256MB, '
             "max_file_store: 4GB }",
-            f'mqtt {{ listen: 127.0.0.1:{self.mqtt_port}, ack_wait: "30s" }}',
+            f'mqtt {{ listen: 127.0.0.1:{self.mqtt_port}, ack_wait: "30s", '
+            f"stream_replicas: {replicas} }}",
         ]
         if routes:  # one node alone is no cluster (JetStream refuses a cluster without routes)
             route_list = ", ".join(f"nats-route://127.0.0.1:{p}" for p in routes)
