@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import sys
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
