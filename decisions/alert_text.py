@@ -153,8 +153,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "temperature of {subject} out of its limits: {facts}",
         "zh": "{subject} 的温度超出限值：{facts}",
     },
-    # Producers in files being rewritten elsewhere: entries ready for their conversion.
-    # cloud/receipts/release_guard.py
+    # cloud/alerting/release_guard.py
     "movement_without_release.raise": {
         "en": "{count} tags pledged to {pledgee} under receipt {receipt} left without an "
               "approved release",
@@ -166,7 +165,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "仓单 {receipt} 项下质押给 {pledgee} 的 {count} 个标签在未获放货批准时离开，"
               "并在 {seen_at} 被读到",
     },
-    # cloud/alerts.py, cloud/alerting/: the gateway's own heartbeat
+    # the gateway's own heartbeat (not raised by the cloud yet: its status is shown, not alerted)
     "gateway_offline.raise": {
         "en": "gateway {gateway} went offline",
         "zh": "网关 {gateway} 离线",
