@@ -16,6 +16,9 @@ from psycopg import AsyncConnection
 
 from cloud.alerts import raise_alert, transition
 from decisions.alert_types import AlertType
+from tests.receipts_fixtures import operator_key, world
+
+__all__ = ["operator_key", "world"]  # fixtures used by name
 
 pytestmark = pytest.mark.integration
 
@@ -259,3 +262,22 @@ async def test_the_incident_report_carries_the_evidence_images_and_the_ledger_pr
         entry = await ledger.entry_at(conn, index)
     assert merkle.leaf_hash(entry.text.encode()).hex() in text.replace("\n", "")
     assert all(h.hex() in text.replace("\n", "") for h in proof)
+
+
+async def test_search_finds_an_issued_receipt_for_its_holder_side_only(
+    api_client: httpx.AsyncClient, api_keys: dict[str, str], database_url: str,
+    operator_key: object, world: dict[str, str],
+) -> None:
+    from tests.receipts_fixtures import EPCS as RECEIPT_EPCS
+    from tests.receipts_fixtures import issue, make_lot, see_tags
+
+    await make_lot(api_client, api_keys)
+    see_tags(database_url, RECEIPT_EPCS)
+    await issue(api_client, api_keys, "WR-2026-77")
+    found = await api_client.get("/api/v1/search", params={"q": "wr-2026"},
+                                 headers=auth(api_keys["supervisor"]))
+    assert [(r["kind"], r["id"], r["lot_id"]) for r in found.json()] == [
+        ("receipt", "WR-2026-77", "LOT-1")]
+    other = await api_client.get("/api/v1/search", params={"q": "wr-2026"},
+                                 headers=auth(api_keys["supervisor-2"]))
+    assert other.json() == []
