@@ -307,6 +307,10 @@ function startConsole() {
     if (hit) openHit(CONSOLE.hits[Number(hit.dataset.i)]);
   });
   document.getElementById("lang").addEventListener("click", () => { consoleLabels(); renderHits(); });
+  document.addEventListener("click", (e) => {  // a click elsewhere closes the suggestions
+    if (!e.target.closest("#search-box")) document.getElementById("search-results").hidden = true;
+  });
+  input.addEventListener("focus", () => { if (input.value.trim().length >= 2) renderHits(); });
   document.getElementById("filter-toggle").addEventListener("click", () => {
     const form = document.getElementById("alert-filter");
     form.hidden = !form.hidden;
