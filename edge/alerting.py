@@ -139,7 +139,8 @@ class EdgeAlerting:
         return Verdict(alerts=[self.on_reader_health(seen)])
 
     def on_presence(self, changes: Iterable[PresenceSeen]) -> list[AlertBody]:
-        """A lot whose missing set grows raises (again); a lot whose tags are all back clears."""
+        """A lot whose missing set grows raises (again); a lot whose tags are all read again
+        clears."""
         touched: dict[str, bool] = {}  # lot -> did its missing set grow
         for change in changes:
             missing = self._missing.setdefault(change.lot, {})
@@ -147,7 +148,9 @@ class EdgeAlerting:
                 grew = change.epc not in missing
                 missing[change.epc] = change.last_seen_us
                 touched[change.lot] = touched.get(change.lot, False) or grew
-            elif change.epc in missing:
+            elif change.state == "present" and change.epc in missing:
+                # Only a read brings a tag back: a missing tag whose reader went down becomes
+                # "unknown", which is no evidence that it returned.
                 del missing[change.epc]
                 touched.setdefault(change.lot, False)
         alerts = []

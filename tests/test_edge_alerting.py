@@ -64,6 +64,16 @@ def test_unknown_is_not_missing() -> None:
     assert alerts.on_presence([_change("E1", "unknown")]) == []
 
 
+def test_a_missing_tag_whose_reader_dies_is_not_back() -> None:
+    # A reader cut right after a theft makes the stolen tags "unknown": the theft stays open
+    # until the tags are read again.
+    alerts = EdgeAlerting(None)
+    alerts.on_presence([_change("E1", "missing")])
+    assert alerts.on_presence([_change("E1", "unknown", previous="missing")]) == []
+    cleared = alerts.on_presence([_change("E1", "present", previous="unknown")])
+    assert [(a.action, a.subject) for a in cleared] == [("clear", "lot:LOT-A")]
+
+
 def test_reader_health_alerts_raise_and_clear() -> None:
     alerts = EdgeAlerting(None)
     down = alerts.on_reader_health(ReaderHealth("r1", False, "stream ended", 5))
