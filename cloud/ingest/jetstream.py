@@ -57,6 +57,7 @@ from cloud.ingest.gateways import gateway_change_listener
 from cloud.ingest.store import BatchResult
 from contract import STORED_COMMAND, TOPIC_ROOT, cmd_topic, seal_command, stored_body
 from ops.backoff import Backoff
+from ops.supervised import Health, Supervised
 
 log = logging.getLogger(__name__)
 
@@ -129,35 +130,34 @@ class JetStreamIngest:
         self.subscribed = False  # bound to the streams, which exist from then on
 
     async def run(self) -> None:
-        async with gateway_change_listener(self.options.database_url, self.ingest._gateways):
-            await self._run()
+        # One connection owner (ops/supervised.py), like the MQTT consumer: a session is a
+        # NATS connection (which moves between nodes by itself) and the consumption on it; the
+        # batch in hand when a session ends was not acknowledged and comes again.
+        owner = Supervised(
+            "jetstream", self._session, on_health=self._on_health,
+            retry_on=(OSError, TimeoutError, nats.errors.Error, nats.js.errors.Error,
+                      psycopg.OperationalError),
+            backoff=Backoff(initial_s=0.2, maximum_s=5),
+        )
+        async with gateway_change_listener(self.options.database_url, self.ingest._gateways), \
+                owner:
+            await owner.wait()
 
-    async def _run(self) -> None:
-        nc: NatsClient | None = None
+    def _on_health(self, health: Health) -> None:
+        self.metrics.connected.set(1 if health.online else 0)
+
+    async def _session(self, owner: Supervised) -> None:
+        nc = await self._connect()
         try:
-            nc = await self._connect()
-            backoff = Backoff(initial_s=0.2, maximum_s=5)
-            while True:
-                try:
-                    await self._consume(nc)
-                except (nats.errors.Error, nats.js.errors.Error, TimeoutError,
-                        psycopg.OperationalError) as err:
-                    # No stream leader for a moment (a node died), the connection is moving
-                    # to another node (the client reconnects by itself), or the database went
-                    # away: the batch in hand was not acknowledged and comes again.
-                    self.metrics.connected.set(0)
-                    delay = backoff.next_delay()
-                    log.warning("jetstream unavailable; retrying",
-                                extra={"error": repr(err), "retry_in_s": round(delay, 2)})
-                    await asyncio.sleep(delay)
+            await self._consume(nc, owner)
         finally:
             self.metrics.connected.set(0)
             if self._conn is not None:
-                await self._conn.close()
+                with contextlib.suppress(psycopg.Error):
+                    await self._conn.close()
                 self._conn = None
-            if nc is not None:
-                with contextlib.suppress(nats.errors.Error, OSError):
-                    await nc.close()
+            with contextlib.suppress(nats.errors.Error, OSError):
+                await nc.close()
 
     async def _connect(self) -> NatsClient:
         async def disconnected() -> None:
@@ -170,21 +170,13 @@ class JetStreamIngest:
         async def error(err: Exception) -> None:
             log.warning("nats client error", extra={"error": repr(err)})
 
-        backoff = Backoff(initial_s=0.2, maximum_s=15)
-        while True:
-            try:
-                nc = await nats.connect(
-                    servers=self.servers, name=self.options.client_id,
-                    user=self.options.mqtt_username, password=self.options.mqtt_password,
-                    max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                    disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error,
-                )
-                return nc
-            except (nats.errors.Error, OSError) as err:
-                delay = backoff.next_delay()
-                log.warning("NATS unreachable; retrying",
-                            extra={"error": repr(err), "retry_in_s": round(delay, 2)})
-                await asyncio.sleep(delay)
+        nc = await nats.connect(
+            servers=self.servers, name=self.options.client_id,
+            user=self.options.mqtt_username, password=self.options.mqtt_password,
+            max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+            disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error,
+        )
+        return nc
 
     async def ensure_streams(self, nc: NatsClient) -> None:
         """Create the streams and their durable consumers if missing (idempotent)."""
@@ -210,12 +202,12 @@ class JetStreamIngest:
                         max_deliver=-1,
                     ))
 
-    async def _consume(self, nc: NatsClient) -> None:
+    async def _consume(self, nc: NatsClient, owner: Supervised) -> None:
         await self.ensure_streams(nc)
         js = nc.jetstream()
         pulls = [(queue, await js.pull_subscribe_bind(durable=queue.durable, stream=queue.stream))
                  for queue in WORK_QUEUES]
-        self.metrics.connected.set(1)
+        owner.up("bound to the streams")
         self.subscribed = True
         log.info("ingest subscribed", extra={"streams": [q.stream for q in WORK_QUEUES],
                                              "server": _netloc(nc)})
