@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
+from psycopg import AsyncConnection
+from psycopg.rows import tuple_row
 
 from cloud import alerts
+from cloud.alert_condition import why_still_open
 from cloud.api.deps import CurrentPrincipal, DbConn, Manager
 from cloud.api.schemas import AlertAction
 from cloud.scope import alert_condition
@@ -29,20 +32,49 @@ async def get_alert(alert_id: int, conn: DbConn, principal: CurrentPrincipal) ->
     alert = await alerts.get_alert(conn, alert_condition(principal), alert_id)
     if alert is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id}")
+    return await _with_names(conn, alert)
+
+
+async def _with_names(conn: AsyncConnection, alert: dict[str, Any]) -> dict[str, Any]:
+    """People by the name their key was issued to (its label), not by the key's id; gateways
+    and the cloud's own passes keep their actor string."""
+    history = alert.get("history", [])
+    actors = {h["actor"] for h in history} | {alert.get("acknowledged_by"),
+                                              alert.get("resolved_by")}
+    actors.discard(None)
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute("SELECT id, label FROM api_keys WHERE id = ANY(%s) AND label <> ''",
+                          (sorted(actors),))
+        names = dict(await cur.fetchall())
+    for entry in history:
+        entry["actor_name"] = names.get(entry["actor"], entry["actor"])
+    for column in ("acknowledged_by", "resolved_by"):
+        if alert.get(column) is not None:
+            alert[f"{column}_name"] = names.get(alert[column], alert[column])
     return alert
 
 
 async def _transition(
     conn: DbConn, principal: Manager, alert_id: int, action: str, body: AlertAction
 ) -> dict[str, Any]:
-    if await alerts.get_alert(conn, alert_condition(principal), alert_id) is None:
+    current = await alerts.get_alert(conn, alert_condition(principal), alert_id)
+    if current is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id}")
+    if action == "resolve" and current["state"] != "resolved":
+        # Closing an alert says "this is over": it must say why, and it must be true.
+        if not body.comment.strip():
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                "resolving an alert needs a comment saying what was done")
+        reason = await why_still_open(conn, current)
+        if reason is not None:
+            raise HTTPException(status.HTTP_409_CONFLICT,
+                                f"cannot resolve: {reason}; acknowledge or snooze it instead")
     try:
         alert = await alerts.transition(conn, alert_id, action, principal.key_id, body.comment)
     except alerts.AlertTransitionError as err:
         raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from None
     assert alert is not None
-    return alert
+    return await _with_names(conn, alert)
 
 
 @router.post("/{alert_id}/acknowledge")
