@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
-from psycopg import AsyncConnection
-from psycopg.rows import tuple_row
 
 from cloud import alerts
+from cloud.actor_names import name_actors
 from cloud.alert_condition import why_still_open
 from cloud.api.deps import CurrentPrincipal, DbConn, Manager
 from cloud.api.schemas import AlertAction
@@ -32,26 +31,7 @@ async def get_alert(alert_id: int, conn: DbConn, principal: CurrentPrincipal) ->
     alert = await alerts.get_alert(conn, alert_condition(principal), alert_id)
     if alert is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id}")
-    return await _with_names(conn, alert)
-
-
-async def _with_names(conn: AsyncConnection, alert: dict[str, Any]) -> dict[str, Any]:
-    """People by the name their key was issued to (its label), not by the key's id; gateways
-    and the cloud's own passes keep their actor string."""
-    history = alert.get("history", [])
-    actors = {h["actor"] for h in history} | {alert.get("acknowledged_by"),
-                                              alert.get("resolved_by")}
-    actors.discard(None)
-    async with conn.cursor(row_factory=tuple_row) as cur:
-        await cur.execute("SELECT id, label FROM api_keys WHERE id = ANY(%s) AND label <> ''",
-                          (sorted(actors),))
-        names = dict(await cur.fetchall())
-    for entry in history:
-        entry["actor_name"] = names.get(entry["actor"], entry["actor"])
-    for column in ("acknowledged_by", "resolved_by"):
-        if alert.get(column) is not None:
-            alert[f"{column}_name"] = names.get(alert[column], alert[column])
-    return alert
+    return await name_actors(conn, alert)
 
 
 async def _transition(
@@ -74,7 +54,7 @@ async def _transition(
     except alerts.AlertTransitionError as err:
         raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from None
     assert alert is not None
-    return await _with_names(conn, alert)
+    return await name_actors(conn, alert)
 
 
 @router.post("/{alert_id}/acknowledge")
