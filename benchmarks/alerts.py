@@ -1,6 +1,6 @@
 """Alert latency end to end: a sensor event at the gateway -> webhook at the financier.
 
-Path: edge agent (signed, outbox) -> Mosquitto -> ingest (with the rules inside its batch
+Path: edge agent (signed, outbox) -> Mosquitto -> ingest (the alerting stage inside its batch
 transaction) -> alert + webhook outbox row in one commit -> NOTIFY -> webhook worker ->
 a local HTTP receiver. The event is a pledged lot's tags departing while an unauthorised
 truck is at the gate (theft.unreleased_departure). Meanwhile the same agent publishes
@@ -34,8 +34,9 @@ from psycopg import AsyncConnection
 
 from benchmarks._report import print_figures, print_table
 from benchmarks.ingest import ROOT, _fresh_database, _start_broker
+from cloud.alerting.stage import correlate
 from cloud.ingest.decode import Accepted
-from cloud.rules.runner import run_rules_on
+from cloud.ingest.facts import site_batches
 from contract import (
     MessageType,
     PresenceChangeBody,
@@ -117,8 +118,8 @@ async def _poll_rules(database_url: str, stop: asyncio.Event) -> None:
                                observed_at_text=at.isoformat(), clock_offset_ms=None,
                                type=msg_type, body=body, signature=b"")
                 items.append(Accepted(env, validate_body(msg_type, body), "", b""))
-            if items:
-                await run_rules_on(conn, items)
+            for batch in site_batches(items):
+                await correlate(conn, batch)
             await conn.commit()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(0.0, 1.0 - (time.monotonic() - started)))

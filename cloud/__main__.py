@@ -62,6 +62,7 @@ def _ingest(args: argparse.Namespace) -> int:
         batch_messages=settings.ingest_batch_messages,
         batch_ms=settings.ingest_batch_ms,
         max_clock_skew_s=settings.ingest_max_clock_skew_s,
+        rules_in_ingest=settings.rules_in_ingest,
     ))
     if args.metrics_port:
         serve_metrics(ingest.metrics, args.metrics_port)

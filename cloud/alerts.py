@@ -1,24 +1,28 @@
 """Alerts: one active alert per (site, type, subject); every step recorded with who and when.
 
-The SQL lives here; ingest, the rules engine and the API call these functions. Every change a
-financier should hear about (opened, acknowledged, resolved) writes its webhook message in the
-same transaction (cloud.webhooks.outbox); a repeat only counts, so an alert raised by the edge
-and by the cloud's rules (or redelivered) is one alert and one notification. An alert opened
-under a snooze of its (type, subject) or a maintenance window of its site is stored, with the
-reason in ``suppressed_by``, and notifies no one.
+The SQL lives here; the alerting stage (cloud.alerting), the API and the trackers call these
+functions. Every change a financier should hear about (opened, acknowledged, resolved) writes
+its webhook message and deliveries here, in the same transaction (the outbox the delivery
+worker in cloud.webhooks reads; it is woken by NOTIFY, which PostgreSQL delivers only on
+commit). A repeat only counts, so an alert raised by the edge and by the cloud's rules (or
+redelivered) is one alert and one notification. An alert opened under a snooze of its
+(type, subject) or a maintenance window of its site is stored, with the reason in
+``suppressed_by``, and notifies no one.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row, tuple_row
 
-from cloud.webhooks.outbox import enqueue_alert_change
-from contract import AlertBody
+# The webhook outbox: the delivery worker LISTENs on CHANNEL; these are the events it sends.
+CHANNEL = "pw_webhooks"
+EVENT_TYPES = ("alert.opened", "alert.acknowledged", "alert.resolved")
 
 ALERT_COLUMNS = (
     "id, alert_type, subject, severity, site_id, lot_id, state, explanation, evidence, count, "
@@ -155,26 +159,6 @@ async def clear_alert(
     return int(row[0])
 
 
-async def apply_edge_alert(
-    conn: AsyncConnection, body: AlertBody, *, gateway_id: str, site_id: str, seq: int,
-    observed_at: datetime,
-) -> None:
-    actor = f"gateway:{gateway_id}"
-    if body.action == "clear":
-        await clear_alert(
-            conn, alert_type=body.alert_type, subject=body.subject, actor=actor,
-            comment=body.explanation, site_id=site_id,
-        )
-        return
-    await raise_alert(
-        conn,
-        alert_type=body.alert_type, subject=body.subject, severity=body.severity,
-        site_id=site_id, lot_id=body.lot, explanation=body.explanation,
-        evidence={**body.evidence, "envelope": {"gateway": gateway_id, "seq": seq}},
-        seen_at=observed_at, actor=actor, source_gateway=gateway_id, source_seq=seq,
-    )
-
-
 async def transition(
     conn: AsyncConnection, alert_id: int, action: str, actor: str, comment: str
 ) -> dict[str, Any] | None:
@@ -259,3 +243,52 @@ async def get_alert(
             "WHERE alert_id = %s ORDER BY at, id", (alert_id,))
         alert["history"] = await cur.fetchall()
         return alert
+
+
+_PUBLIC = ("id", "alert_type", "subject", "severity", "site_id", "lot_id", "state",
+           "explanation", "evidence", "count", "first_seen_at", "last_seen_at",
+           "acknowledged_at", "acknowledged_by", "resolved_at", "resolved_by", "rule")
+
+
+def _jsonable(value: Any) -> Any:
+    return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
+
+
+async def enqueue_alert_change(conn: AsyncConnection[Any], alert_id: int, event_type: str) -> int:
+    """Write one message and a pending delivery per matching endpoint. Returns deliveries.
+
+    Two statements (the alert with its matching endpoints; the message, its deliveries and
+    the wake-up): this runs inside ingest's batch transaction, where each round trip is
+    latency every alert of the batch waits for.
+    """
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"SELECT {', '.join('a.' + c for c in _PUBLIC)}, l.financier_id, ARRAY("
+            "  SELECT e.id FROM webhook_endpoints e WHERE e.financier_id = l.financier_id"
+            "  AND (cardinality(e.event_types) = 0 OR %(t)s = ANY(e.event_types))"
+            "  AND (e.lot_ids IS NULL OR a.lot_id = ANY(e.lot_ids))"
+            "  AND (e.receipt_numbers IS NULL OR e.receipt_numbers &&"
+            "       ARRAY(SELECT number FROM receipts WHERE lot_id = a.lot_id))"
+            ") AS endpoints FROM alerts a LEFT JOIN lots l ON l.id = a.lot_id WHERE a.id = %(a)s",
+            {"a": alert_id, "t": event_type})
+        alert = await cur.fetchone()
+        # Only alerts about pledged goods go to a financier.
+        if alert is None or alert["financier_id"] is None or not alert["endpoints"]:
+            return 0
+        endpoints: list[str] = alert["endpoints"]
+        now = datetime.now(UTC)
+        payload = {
+            "type": event_type,
+            "timestamp": now.isoformat(),
+            "data": {"alert": {k: _jsonable(alert[k]) for k in _PUBLIC}},
+        }
+        await cur.execute(
+            "WITH m AS (INSERT INTO webhook_messages (msg_id, event_type, alert_id, payload) "
+            "VALUES (%s, %s, %s, %s) RETURNING seq), "
+            "d AS (INSERT INTO webhook_deliveries (endpoint_id, message_seq, next_attempt_at) "
+            "SELECT unnest(%s::text[]), m.seq, now() FROM m) "
+            "SELECT pg_notify(%s, '')",
+            (f"msg_{uuid.uuid4().hex}", event_type, alert_id, json.dumps(payload), endpoints,
+             CHANNEL),
+        )
+        return len(endpoints)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from psycopg import AsyncConnection, Connection
+from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 
 def connect(dsn: str) -> Connection:
     return Connection.connect(dsn, autocommit=True)
-
-
-async def connect_async(dsn: str) -> AsyncConnection:
-    return await AsyncConnection.connect(dsn)
 
 
 def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool:
@@ -24,8 +20,3 @@ def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnec
         kwargs={"row_factory": dict_row},
         open=False,
     )
-
-
-async def timescale_available(conn: AsyncConnection) -> bool:
-    cur = await conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
-    return await cur.fetchone() is not None

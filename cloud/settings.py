@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     ingest_batch_ms: int = 50
     # Observations further ahead of the cloud's clock than this are dead-lettered.
     ingest_max_clock_skew_s: float = Field(300.0, gt=0, le=86_400)
+    # PW_RULES_IN_INGEST=0: ingest leaves the site rules to another runner (a benchmark's).
+    rules_in_ingest: bool = True
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     map_tile_url: str | None = None  # e.g. https://tile.example/{z}/{x}/{y}.png; None: GeoJSON only

@@ -5,12 +5,17 @@ agent stores it (the camera pipeline reads it from the file named in its config,
 survives a restart). ``judge_exit`` is the decision: a plate leaving (direction ``out``) that is
 not on the list, or is on it outside all of its windows, is a ``theft.unauthorized_vehicle``
 candidate. Times are judged in the site's time zone.
+
+``vehicle_authorised`` is the one answer to "may this plate take goods out now?" from every list
+there is: the gate list above, the plates a lot lists, and the vehicles named by releases the
+pledgee approved in the last day. Callers keep their own sources and feed the lists in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -94,3 +99,34 @@ def judge_exit(plate: str, at: datetime, vehicles: AuthorisedVehicles) -> ExitVe
         return ExitVerdict(True, f"{plate} is authorised at {local:%a %H:%M}")
     when = f"{local:%a %H:%M} ({vehicles.timezone})"
     return ExitVerdict(False, f"{plate} is on the list but not authorised at {when}")
+
+
+# How long after approval a release's named vehicle may collect the goods.
+RELEASE_PICKUP = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovedRelease:
+    """A release the pledgee approved, naming the vehicle that collects the goods."""
+
+    vehicle: str
+    decided_at: datetime
+
+
+def vehicle_authorised(
+    plate: str, at: datetime, *, gate_list: AuthorisedVehicles | None = None,
+    lot_plates: Iterable[str] = (), releases: Iterable[ApprovedRelease] = (),
+) -> ExitVerdict:
+    """May ``plate`` take goods out at ``at`` (aware)? Listed on a lot: always; named by an
+    approved release: for ``RELEASE_PICKUP`` after the approval; on the gate list: inside its
+    windows. Plates compare in canonical form, so ``粤B-D12345`` is ``粤BD12345``."""
+    wanted = normalise(plate)
+    if any(normalise(p) == wanted for p in lot_plates):
+        return ExitVerdict(True, f"{plate} is listed on a lot of the site")
+    for release in releases:
+        if normalise(release.vehicle) == wanted and release.decided_at > at - RELEASE_PICKUP:
+            return ExitVerdict(True, f"{plate} collects a release approved at "
+                                     f"{release.decided_at:%Y-%m-%d %H:%M}")
+    if gate_list is not None:
+        return judge_exit(plate, at, gate_list)
+    return ExitVerdict(False, f"{plate} is on no authorised list")

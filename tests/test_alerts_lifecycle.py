@@ -11,8 +11,9 @@ import psycopg
 from psycopg import AsyncConnection
 
 from cloud import alerts
+from cloud.alerting.stage import AlertingStage
 from cloud.ingest.decode import Accepted
-from cloud.ingest.writers import WRITERS
+from cloud.ingest.store import write_accepted
 from contract import AlertBody, MessageType, PresenceChangeBody
 from contract.envelope import Envelope
 from contract.messages import PlateReadBody
@@ -129,7 +130,7 @@ def _accepted(msg_type: MessageType, body: Any, seq: int, gateway: str = "gw-1",
 async def _write(database_url: str, *items: Accepted) -> None:
     async with await AsyncConnection.connect(database_url) as conn:
         for item in items:
-            await WRITERS[MessageType(item.envelope.type)](conn, [item])
+            await write_accepted(conn, [item], AlertingStage())
         await conn.commit()
 
 
@@ -212,3 +213,54 @@ async def test_a_snooze_quiets_its_own_sites_alert_not_another_sites_of_the_same
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT suppressed_by FROM alerts WHERE id = %s", (other,)).fetchone()
     assert row == (None,)
+
+
+async def test_one_batch_is_decided_once_and_a_plate_a_lot_lists_is_no_theft(
+    database_url: str, api_keys: dict[str, str], api_client: httpx.AsyncClient
+) -> None:
+    pledge_lot(database_url)
+    pledge_lot(database_url, lot="L2")
+    with psycopg.connect(database_url, autocommit=True) as c:
+        # Listed with a separator: the gate's reading "QQ7" is the same plate.
+        c.execute("""UPDATE lots SET authorised_vehicles = '["QQ-7"]' WHERE id = 'L2'""")
+    await _endpoint(api_client, api_keys["bank-a"])
+    t0 = datetime.now(UTC)
+    earlier = t0 - timedelta(seconds=1000)  # outside the theft rule's 600 s window
+
+    def plate(text: str, at: datetime) -> PlateReadBody:
+        at_us = int(at.timestamp() * 1_000_000)
+        return PlateReadBody(camera="gate", plate=text, region="cn", plate_format="cn_blue",
+                             confidence_pct=90, reads=3, first_seen_us=at_us,
+                             last_seen_us=at_us, box=(0, 0, 1, 1))
+
+    def gone(lot: str, epc: str) -> PresenceChangeBody:
+        return PresenceChangeBody(lot=lot, epc=epc, state="missing", previous="present",
+                                  last_seen_us=None)
+
+    async def batch(*items: Accepted) -> None:
+        async with await AsyncConnection.connect(database_url) as conn:
+            await write_accepted(conn, list(items), AlertingStage())
+            await conn.commit()
+
+    # The authorised truck at the gate while L2's tags leave: no theft.
+    await batch(_accepted(MessageType.PLATE_READ, plate("QQ7", earlier), 1, at=earlier),
+                _accepted(MessageType.PRESENCE_CHANGE, gone("L2", "BBBB0001"), 2,
+                          at=earlier + timedelta(seconds=2)))
+    # An unknown plate, the departure and the edge's own verdict in one batch: one stage call.
+    edge = AlertBody(action="raise", alert_type="theft.unreleased_departure", subject="lot:L1",
+                     severity="critical", lot="L1", explanation="edge: tags left with ZZ1")
+    later = t0 + timedelta(seconds=2)
+    await batch(_accepted(MessageType.PLATE_READ, plate("ZZ1", t0), 3, at=t0),
+                _accepted(MessageType.PRESENCE_CHANGE, gone("L1", "AAAA0001"), 4, at=later),
+                _accepted(MessageType.ALERT, edge, 5, at=later))
+    with psycopg.connect(database_url) as c:
+        rows = c.execute("SELECT alert_type, subject, count FROM alerts ORDER BY id").fetchall()
+        sent = c.execute("SELECT m.event_type, a.subject FROM webhook_messages m "
+                         "JOIN alerts a ON a.id = m.alert_id ORDER BY m.seq").fetchall()
+        facts = c.execute("SELECT kind, subject FROM rule_facts WHERE kind LIKE 'vehicle%%' "
+                          "ORDER BY at, id").fetchall()
+    assert facts == [("vehicle_authorised", "vehicle:QQ7"),
+                     ("vehicle_unauthorised", "vehicle:ZZ1")]
+    # The edge's alert and the cloud's rule land on one alert: counted twice, sent once.
+    assert rows == [("theft.unreleased_departure", "lot:L1", 2)]
+    assert sent == [("alert.opened", "lot:L1")]

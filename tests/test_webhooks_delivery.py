@@ -332,3 +332,23 @@ async def test_the_connection_goes_to_the_address_that_was_checked(
     assert lookups == ["rebind.invalid"]
     assert [(r.path, r.headers["host"]) for r in target.received] == [
         ("/hooks", f"rebind.invalid:{target.port}")]
+
+
+async def test_an_endpoint_hears_only_its_event_types_and_receipts(
+    database_url: str, bank: dict[str, str], api_client: httpx.AsyncClient
+) -> None:
+    resolved = await make_endpoint(api_client, bank["bank-a"], "http://127.0.0.1:9/r",
+                                   event_types=["alert.resolved"])
+    await make_endpoint(api_client, bank["bank-a"], "http://127.0.0.1:9/w",
+                        receipt_numbers=["WR-9"])  # L1 stands behind no such receipt
+    await raise_one(database_url, "lot:L1")
+    with psycopg.connect(database_url) as c:
+        assert c.execute("SELECT count(*) FROM webhook_deliveries").fetchone() == (0,)
+    async with await AsyncConnection.connect(database_url) as conn:
+        await alerts.clear_alert(conn, alert_type="theft.tag_missing", subject="lot:L1",
+                                 actor="test", comment="back")
+        await conn.commit()
+    with psycopg.connect(database_url) as c:
+        rows = c.execute("SELECT d.endpoint_id, m.event_type FROM webhook_deliveries d "
+                         "JOIN webhook_messages m ON m.seq = d.message_seq").fetchall()
+    assert rows == [(resolved["id"], "alert.resolved")]

@@ -1,4 +1,8 @@
-"""Store one batch of decisions in one transaction: envelopes once, rows, dead letters.
+"""Store one batch of decisions in one transaction: envelopes once, rows, alerts, dead letters.
+
+Rows first (cloud.ingest.writers), then one call of the alerting stage with the facts of the
+batch (cloud.ingest.facts -> cloud.alerting.stage), in the same transaction: an alert and its
+webhook exist if and only if the messages that caused them are stored.
 
 If the batch fails on its data (a value PostgreSQL refuses), the messages are stored one by one
 so the offending message goes to the dead-letter table with the database's reason and the
@@ -15,7 +19,9 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import AsyncConnection
 
+from cloud.alerting.stage import AlertingStage
 from cloud.ingest.decode import Accepted, Decision, Rejected
+from cloud.ingest.facts import site_batches
 from cloud.ingest.scope import confine_to_sites
 from cloud.ingest.writers import writer_for
 from contract import MessageType
@@ -107,7 +113,23 @@ async def _claim_new(conn: AsyncConnection, accepted: list[Accepted]) -> list[Ac
     return kept
 
 
-async def _store(conn: AsyncConnection, decisions: list[Decision]) -> BatchResult:
+async def write_accepted(
+    conn: AsyncConnection, fresh: list[Accepted], alerting: AlertingStage
+) -> int:
+    """Rows of each message type, then the alerting stage once on what they say. Returns rows."""
+    by_type: dict[MessageType, list[Accepted]] = defaultdict(list)
+    for a in fresh:
+        by_type[MessageType(a.envelope.type)].append(a)
+    rows = 0
+    for msg_type, items in by_type.items():
+        rows += await writer_for(msg_type)(conn, items)
+    await alerting.decide(conn, site_batches(fresh))
+    return rows
+
+
+async def _store(
+    conn: AsyncConnection, decisions: list[Decision], alerting: AlertingStage
+) -> BatchResult:
     accepted = [d for d in decisions if isinstance(d, Accepted)]
     rejected = [d for d in decisions if isinstance(d, Rejected)]
     result = BatchResult(messages=len(decisions))
@@ -118,11 +140,7 @@ async def _store(conn: AsyncConnection, decisions: list[Decision]) -> BatchResul
         fresh = await _claim_new(conn, accepted)
         result.accepted = len(fresh)
         result.duplicates = len(accepted) - len(fresh)
-        by_type: dict[MessageType, list[Accepted]] = defaultdict(list)
-        for a in fresh:
-            by_type[MessageType(a.envelope.type)].append(a)
-        for msg_type, items in by_type.items():
-            result.rows += await writer_for(msg_type)(conn, items)
+        result.rows = await write_accepted(conn, fresh, alerting)
         if fresh:
             last: dict[str, int] = {}
             for a in fresh:
@@ -142,9 +160,11 @@ async def _store(conn: AsyncConnection, decisions: list[Decision]) -> BatchResul
     return result
 
 
-async def store_batch(conn: AsyncConnection, decisions: list[Decision]) -> BatchResult:
+async def store_batch(
+    conn: AsyncConnection, decisions: list[Decision], alerting: AlertingStage
+) -> BatchResult:
     try:
-        return await _store(conn, decisions)
+        return await _store(conn, decisions, alerting)
     except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as err:
         if len(decisions) == 1:
             only = decisions[0]
@@ -155,11 +175,11 @@ async def store_batch(conn: AsyncConnection, decisions: list[Decision]) -> Batch
                              "reason": reason})
             rejected = Rejected(only.topic, only.raw, reason, only.envelope.gateway,
                                 verified=only.envelope)
-            return await _store(conn, [rejected])
+            return await _store(conn, [rejected], alerting)
         log.warning("batch refused by the database; storing its messages one by one",
                     extra={"messages": len(decisions), "error": str(err).splitlines()[0]})
         total = BatchResult()
         for decision in decisions:
-            total.add(await store_batch(conn, [decision]))
+            total.add(await store_batch(conn, [decision], alerting))
         return total
 

@@ -3,6 +3,8 @@
 A writer gets the connection and the accepted messages of its type (already deduplicated by
 (gateway, seq)) and returns how many rows it wrote. Types without a writer of their own are
 kept whole: events in ``raw_events``, telemetry in ``telemetry``. Bulk rows go through COPY.
+Writers only store: what a batch means for alerts is decided afterwards, once per batch, by
+the alerting stage (cloud.alerting.stage; see cloud.ingest.store).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from datetime import UTC, datetime
 
 from psycopg import AsyncConnection
 
-from cloud.alerts import apply_edge_alert
 from cloud.ingest.decode import Accepted
 from cloud.ingest.geo_writers import (
     write_geofence_events,
@@ -21,11 +22,8 @@ from cloud.ingest.geo_writers import (
     write_sensor_readings,
     write_tracker_positions,
 )
-from cloud.receipts.release_guard import guarded
-from cloud.rules.runner import with_rules
 from contract import (
     CHANNEL_OF,
-    AlertBody,
     Channel,
     GatewayStatusBody,
     LotCountBody,
@@ -156,15 +154,6 @@ async def write_lot_counts(conn: AsyncConnection, items: list[Accepted]) -> int:
     return len(items)
 
 
-async def write_alerts(conn: AsyncConnection, items: list[Accepted]) -> int:
-    for item in sorted(items, key=lambda i: (i.envelope.gateway, i.envelope.seq)):
-        env = item.envelope
-        body: AlertBody = item.body  # type: ignore[assignment]
-        await apply_edge_alert(conn, body, gateway_id=env.gateway, site_id=env.site,
-                               seq=env.seq, observed_at=env.observed_at)
-    return await write_raw_events(conn, items) + len(items)
-
-
 async def write_gateway_status(conn: AsyncConnection, items: list[Accepted]) -> int:
     # Applied in arrival order: the last will is sealed at connect time, so its seq and
     # observation time are older than the session it ends.
@@ -200,13 +189,12 @@ async def write_telemetry(conn: AsyncConnection, items: list[Accepted]) -> int:
 
 
 WRITERS: dict[MessageType, Writer] = {
-    # Pledged goods that move without a release raise theft.movement_without_release.
-    MessageType.TAG_READS: guarded(write_tag_reads),
-    # Facts for the site's correlation rules (cloud/rules) come from these three.
-    MessageType.PRESENCE_CHANGE: with_rules(guarded(write_presence_changes)),
+    MessageType.TAG_READS: write_tag_reads,
+    MessageType.PRESENCE_CHANGE: write_presence_changes,
     MessageType.LOT_COUNT: write_lot_counts,
-    MessageType.ALERT: with_rules(write_alerts),
-    MessageType.PLATE_READ: with_rules(write_raw_events),
+    # The edge's alerts are kept whole here; the alerting stage absorbs them into ``alerts``.
+    MessageType.ALERT: write_raw_events,
+    MessageType.PLATE_READ: write_raw_events,
     MessageType.GATEWAY_STATUS: write_gateway_status,
     MessageType.AGENT_HEALTH: write_telemetry,
     MessageType.TRACKER_POSITIONS: write_tracker_positions,

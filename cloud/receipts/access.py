@@ -14,6 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud.apikeys import Principal
+from cloud.scope import managed_site_condition, receipt_condition
 
 MANAGERS = ("admin", "supervisor")
 
@@ -37,25 +38,11 @@ def require(p: Principal, roles: tuple[str, ...], what: str) -> None:
 
 
 def receipt_scope(p: Principal) -> tuple[str, list[Any]]:
-    """The receipts (table alias ``r``) the principal sees, as an SQL condition."""
-    if p.role == "admin":
-        return "TRUE", []
-    if p.role == "supervisor":
-        return (
-            "r.lot_id IN (SELECT l.id FROM lots l JOIN sites s ON s.id = l.site_id"
-            " WHERE s.operator_id = %s)",
-            [p.operator_id],
-        )
-    if p.role == "financier":
-        return "r.pledgee = %s", [p.financier_id]
-    return "FALSE", []
+    """The receipts (table alias ``r``) the principal sees (cloud/scope.py decides)."""
+    return receipt_condition(p, "r")
 
 
 def managed_site_scope(p: Principal) -> tuple[str, list[Any]]:
-    """The sites (table alias ``s``) whose lots the principal manages, as an SQL condition."""
-    if p.role == "admin":
-        return "TRUE", []
-    if p.role == "supervisor":
-        return "s.operator_id = %s", [p.operator_id]
-    return "FALSE", []
+    """The sites (table alias ``s``) whose lots the principal manages (cloud/scope.py)."""
+    return managed_site_condition(p, "s.id")
 

@@ -42,10 +42,8 @@ async def delete_window(conn: AsyncConnection[Any], site_id: str, window_id: int
 
 async def manages_site(conn: AsyncConnection[Any], p: Any, site_id: str) -> bool:
     """Admins manage every site, supervisors their operator's."""
-    from cloud.scope import site_condition
+    from cloud.scope import managed_site_condition
 
-    if p.role not in ("admin", "supervisor"):
-        return False
-    cond, params = site_condition(p, "id")
+    cond, params = managed_site_condition(p, "id")
     cur = await conn.execute(f"SELECT 1 FROM sites WHERE id = %s AND {cond}", [site_id, *params])
     return await cur.fetchone() is not None

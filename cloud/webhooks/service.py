@@ -12,9 +12,10 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from cloud.alerts import CHANNEL, EVENT_TYPES
 from cloud.apikeys import Principal
+from cloud.scope import endpoint_condition
 from cloud.webhooks import signing, ssrf
-from cloud.webhooks.outbox import CHANNEL, EVENT_TYPES
 
 ENDPOINT_COLUMNS = ("id, financier_id, url, event_types, lot_ids, receipt_numbers, enabled, "
                     "disabled_reason, disabled_at, failing_since, created_at")
@@ -26,14 +27,6 @@ class WebhookError(ValueError):
 
 class NotFound(LookupError):
     pass
-
-
-def _owner_condition(p: Principal, table: str = "webhook_endpoints") -> tuple[str, list[Any]]:
-    if p.role == "admin":
-        return "TRUE", []
-    if p.role == "financier":
-        return f"{table}.financier_id = %s", [p.financier_id]
-    return "FALSE", []
 
 
 def _check(url: str | None, event_types: list[str] | None) -> None:
@@ -71,7 +64,7 @@ async def create_endpoint(
 
 
 async def list_endpoints(conn: AsyncConnection[Any], p: Principal) -> list[dict[str, Any]]:
-    cond, params = _owner_condition(p)
+    cond, params = endpoint_condition(p)
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE {cond} "
                           "ORDER BY created_at", params)
@@ -80,7 +73,7 @@ async def list_endpoints(conn: AsyncConnection[Any], p: Principal) -> list[dict[
 
 async def get_endpoint(conn: AsyncConnection[Any], p: Principal, endpoint_id: str
                        ) -> dict[str, Any]:
-    cond, params = _owner_condition(p)
+    cond, params = endpoint_condition(p)
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints "
                           f"WHERE id = %s AND {cond}", [endpoint_id, *params])
@@ -152,7 +145,7 @@ async def list_deliveries(
 
 async def get_delivery(conn: AsyncConnection[Any], p: Principal, delivery_id: int
                        ) -> dict[str, Any]:
-    cond, params = _owner_condition(p, "e")
+    cond, params = endpoint_condition(p, "e")
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT d.*, m.msg_id, m.event_type, m.payload FROM webhook_deliveries d "

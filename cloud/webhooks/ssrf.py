@@ -12,6 +12,7 @@ to the address that was checked, so the connection cannot be re-pointed by a sec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Iterable
@@ -122,6 +123,8 @@ def pinned(url: str, address: str) -> PinnedTarget:
 
 
 async def resolve(host: str, port: int) -> list[str]:
+    with contextlib.suppress(ValueError):  # an address literal needs no resolver thread
+        return [str(ipaddress.ip_address(host.strip("[]")))]
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:

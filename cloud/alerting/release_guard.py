@@ -4,12 +4,12 @@ A tag stops being pledged only when the pledgee approves a release that names it
 then marks it no longer live on its receipt). So any live tag of a pledged receipt that is
 reported gone (presence ``missing``) or seen at another site is goods moving without a
 release. :func:`unreleased_movements` decides that from values; :func:`check_movements` is the
-adapter ingest calls after it stores presence changes and tag reads.
+adapter the alerting stage calls with the movements ingest extracted (cloud.ingest.facts).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,8 +18,6 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from cloud import alerts
-from cloud.ingest.decode import Accepted
-from contract import PresenceChangeBody, TagReadsBody
 from decisions.alert_types import AlertType
 
 ALERT_TYPE = AlertType.MOVEMENT_WITHOUT_RELEASE
@@ -113,36 +111,3 @@ async def check_movements(
             actor=actor,
         )
     return found
-
-
-IngestWriter = Callable[[AsyncConnection[Any], list[Accepted]], Awaitable[int]]
-
-
-def movements_in(items: list[Accepted]) -> list[TagMovement]:
-    """Movements reported by a batch: tags gone missing, and tags read by some site's reader."""
-    moves: dict[tuple[str, str, str | None], TagMovement] = {}
-    for item in items:
-        body = item.body
-        if isinstance(body, PresenceChangeBody) and body.state == "missing":
-            moves[(body.epc, "missing", None)] = TagMovement(body.epc, "missing", None)
-        elif isinstance(body, TagReadsBody):
-            site = item.envelope.site
-            for epc, *_ in body.reads:
-                moves[(epc, "seen_elsewhere", site)] = TagMovement(epc, "seen_elsewhere", site)
-    return list(moves.values())
-
-
-def guarded(writer: IngestWriter) -> IngestWriter:
-    """Wrap an ingest writer: after storing the batch, check it for unreleased movements."""
-
-    async def write(conn: AsyncConnection[Any], items: list[Accepted]) -> int:
-        written = await writer(conn, items)
-        by_gateway: dict[str, list[Accepted]] = {}
-        for item in items:
-            by_gateway.setdefault(item.envelope.gateway, []).append(item)
-        for gateway, batch in by_gateway.items():
-            seen_at = max(i.envelope.observed_at for i in batch)
-            await check_movements(conn, movements_in(batch), seen_at, f"gateway:{gateway}")
-        return written
-
-    return write

@@ -12,18 +12,21 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg import AsyncConnection
 
-from cloud.ingest.decode import Accepted
-from cloud.ingest.writers import WRITERS
-from cloud.receipts.release_guard import (
+from cloud.alerting.release_guard import (
     PledgedTag,
     TagMovement,
     UnreleasedMovement,
     unreleased_movements,
 )
+from cloud.alerting.stage import AlertingStage
+from cloud.ingest.decode import Accepted
+from cloud.ingest.store import write_accepted
 from contract import MessageType, events_topic, open_envelope, seal, validate_body
 from tests.receipts_fixtures import EPCS, auth, issue, make_lot, operator_key, see_tags, world
 
 __all__ = ["operator_key", "world"]  # fixtures used by name
+
+STAGE = AlertingStage()
 
 PLEDGED = {
     "E1": PledgedTag("WR-1", "LOT-1", "site-1", "bank-a"),
@@ -102,7 +105,7 @@ async def test_ingest_raises_movement_without_release_and_not_after_approval(
     sup = auth(world["supervisor"])
     # Not pledged yet: a tag going missing is the RFID rules' business, not this alert.
     async with await AsyncConnection.connect(database_url) as conn:
-        await WRITERS[MessageType.PRESENCE_CHANGE](conn, [missing(EPCS[0])])
+        await write_accepted(conn, [missing(EPCS[0])], STAGE)
         await conn.commit()
     assert await alerts_of(database_url) == []
 
@@ -119,15 +122,14 @@ async def test_ingest_raises_movement_without_release_and_not_after_approval(
     )
     async with await AsyncConnection.connect(database_url) as conn:
         # The released tag leaves: fine. Two pledged tags leave: one alert for the receipt.
-        await WRITERS[MessageType.PRESENCE_CHANGE](conn, [missing(EPCS[1])])
+        await write_accepted(conn, [missing(EPCS[1])], STAGE)
         await conn.commit()
         assert await alerts_of(database_url) == []
-        await WRITERS[MessageType.PRESENCE_CHANGE](conn, [missing(EPCS[2]), missing(EPCS[3])])
+        await write_accepted(conn, [missing(EPCS[2]), missing(EPCS[3])], STAGE)
         # ...and a pledged tag turns up at the other operator's site.
         reads = {"reader": "dock", "reads": [[EPCS[4], 1, -5500, 1_795_000_000_000_000]]}
-        await WRITERS[MessageType.TAG_READS](
-            conn, [accepted("site-2", "gw-2", MessageType.TAG_READS, reads)]
-        )
+        await write_accepted(
+            conn, [accepted("site-2", "gw-2", MessageType.TAG_READS, reads)], STAGE)
         await conn.commit()
     rows = await alerts_of(database_url)
     assert len(rows) == 1

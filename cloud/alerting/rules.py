@@ -3,41 +3,25 @@
 The engine is rebuilt per batch from the facts stored in ``rule_facts`` (with which rules
 each has fired), so any number of ingest workers agree and a restart forgets nothing.
 Decisions become alerts (``cloud.alerts``, which also writes the webhook outbox), clears
-(auto-resolve) or release movements.
+(auto-resolve) or release movements. Called by the alerting stage (cloud.alerting.stage).
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection
 
 from cloud import alerts
-from cloud.ingest.decode import Accepted
-from cloud.rules.facts import facts_from
 from cloud.rules.sets import active_rule_set
 from decisions.rules import Decision, Fact, RuleEngine, RuleSet
-
-RELEASE_PICKUP = timedelta(hours=24)
-IngestWriter = Callable[[AsyncConnection[Any], list[Accepted]], Awaitable[int]]
+from decisions.vehicles import RELEASE_PICKUP
 
 
 def _dt(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1e6, UTC)
-
-
-async def _authorised_plates(conn: AsyncConnection[Any], site_id: str, now: datetime) -> set[str]:
-    cur = await conn.execute(
-        "SELECT jsonb_array_elements_text(authorised_vehicles) FROM lots WHERE site_id = %s "
-        "UNION SELECT q.vehicle FROM release_requests q JOIN receipts r "
-        "ON r.number = q.receipt_number JOIN lots l ON l.id = r.lot_id "
-        "WHERE l.site_id = %s AND q.state = 'approved' AND q.vehicle IS NOT NULL "
-        "AND q.decided_at > %s", (site_id, site_id, now - RELEASE_PICKUP))
-    return {r[0] for r in await cur.fetchall()}
 
 
 async def _releases(conn: AsyncConnection[Any], lots: list[str], now: datetime) -> list[Fact]:
@@ -100,7 +84,7 @@ async def run_rules(
 
 async def apply_decision(conn: AsyncConnection[Any], site_id: str, d: Decision, actor: str
                          ) -> None:
-    # The edge's own alert for this (type, subject) is already stored by ingest.
+    # The edge's own alert for this (type, subject) is already absorbed (stage, step 1).
     if d.alert_type is not None and any(
             f.attrs.get("edge_alert") == d.alert_type and f.subject == d.subject
             for f in d.facts):
@@ -121,33 +105,3 @@ async def apply_decision(conn: AsyncConnection[Any], site_id: str, d: Decision, 
             conn, alert_type=d.alert_type, subject=d.subject, severity=d.severity,
             site_id=site_id, lot_id=d.lot, explanation=d.explanation, evidence=d.evidence(),
             seen_at=_dt(d.at_us), actor=f"{actor} {who}", rule=d.rule)
-
-
-def with_rules(writer: IngestWriter) -> IngestWriter:
-    """Wrap an ingest writer: after storing the batch, run each site's rules on its facts.
-
-    PW_RULES_IN_INGEST=0 turns this off (the benchmark's polling baseline runs them instead).
-    """
-
-    async def write(conn: AsyncConnection[Any], items: list[Accepted]) -> int:
-        written = await writer(conn, items)
-        if os.environ.get("PW_RULES_IN_INGEST", "1") == "0":
-            return written
-        await run_rules_on(conn, items)
-        return written
-
-    return write
-
-
-async def run_rules_on(conn: AsyncConnection[Any], items: list[Accepted]) -> list[Decision]:
-    """Each site's rules on the facts of these accepted messages."""
-    by_site: dict[str, list[Accepted]] = {}
-    for item in items:
-        by_site.setdefault(item.envelope.site, []).append(item)
-    decisions: list[Decision] = []
-    for site, batch in by_site.items():
-        plates = (await _authorised_plates(conn, site, datetime.now(UTC))
-                  if any(i.envelope.type == "plate_read" for i in batch) else set())
-        gateways = ",".join(sorted({i.envelope.gateway for i in batch}))
-        decisions += await run_rules(conn, site, facts_from(batch, plates), f"gateway:{gateways}")
-    return decisions
