@@ -62,3 +62,36 @@ async def test_resolve_is_refused_while_tags_are_missing_and_allowed_once_back(
     assert [(h["action"], h["actor_name"]) for h in detail["history"]] == [
         ("opened", "gateway:gw-1"), ("acknowledged", "Wang Fang"), ("resolved", "Wang Fang")]
     assert detail["resolved_by_name"] == "Wang Fang"
+
+
+async def test_an_alert_resolved_while_its_tags_are_missing_reopens_with_the_next_batch(
+    database_url: str, api_keys: dict[str, str]
+) -> None:
+    from cloud.alerting.stage import AlertingStage, SiteBatch
+
+    pledge_lot(database_url)
+    _tags(database_url, "present")
+    key_id = api_keys["supervisor"].split("_")[1]
+    async with await AsyncConnection.connect(database_url) as conn:
+        alert_id, _ = await alerts.raise_alert(
+            conn, alert_type=AlertType.TAG_MISSING, subject="lot:L1", severity="critical",
+            site_id="site-1", lot_id="L1", explanation="2 tags gone", evidence={},
+            seen_at=datetime.now(UTC), actor="gateway:gw-1")
+        # Resolved as the tags read again; then they go missing again before any new raise
+        # (what a race between the API and ingest, or a late presence change, looks like).
+        await alerts.transition(conn, alert_id, "resolve", key_id, "tags back")
+        await conn.commit()
+        stage = AlertingStage()
+        await stage.decide(conn, [SiteBatch(site="site-1", gateways=("gw-1",))])
+        await conn.commit()
+        assert await alerts.list_alerts(conn, ("true", []), state="active", limit=10) == []
+
+        _tags(database_url, "missing")
+        await stage.decide(conn, [SiteBatch(site="site-1", gateways=("gw-1",))])
+        await conn.commit()
+        active = await alerts.list_alerts(conn, ("true", []), state="active", limit=10)
+        assert len(active) == 1 and active[0]["id"] != alert_id
+        assert active[0]["explanation"].startswith("reopened: 2 tag(s) of lot:L1 are still")
+        await stage.decide(conn, [SiteBatch(site="site-1", gateways=("gw-1",))])
+        await conn.commit()  # once reopened, the next batch leaves it be
+        assert len(await alerts.list_alerts(conn, ("true", []), state="active", limit=10)) == 1
