@@ -1,5 +1,6 @@
 # One image for every Pledgewatch process (edge, ingest, API, workers, simulator).
-FROM python:3.11-slim
+# Pinned to the Debian release and Python minor the project is tested on (bookworm, 3.11).
+FROM python:3.11-slim-bookworm
 RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 nodejs npm \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 ARGS ?=
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-deps lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,14 @@ $(WEB_DEPS): cloud/web/package.json cloud/web/package-lock.json
 demo: $(VENV)/.runtime-installed $(WEB_DEPS)
 	$(PY) -m demo $(ARGS)
 
-test: $(VENV)/.dev-installed $(WEB_DEPS)
+# The system programs the tests need (Mosquitto, Chromium, npm, a CJK font, nats-server...):
+# installed here as root with apt-get, otherwise make stops with the one command to run.
+test-deps:
+	bash ops/install-test-deps.sh
+
+# test-deps first: npm and python3-venv may be what it installs.
+test: test-deps
+	$(MAKE) --no-print-directory $(VENV)/.dev-installed $(WEB_DEPS)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q $(ARGS)
 

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg import AsyncConnection
 
 from benchmarks._report import print_figures, print_table
-from benchmarks.ingest import ROOT, _fresh_database, _start_broker
+from benchmarks.ingest import ROOT, _fresh_database, _start_broker, drop_database
 from cloud.alerting.stage import correlate
 from cloud.ingest.decode import Accepted
 from cloud.ingest.facts import site_batches
@@ -221,8 +221,7 @@ async def _run(mode: str, server: str, args: argparse.Namespace, workdir: Path
                 p.kill()
         broker.terminate()
         broker.wait(10)
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "pw_bench_alerts_{mode}" WITH (FORCE)')
+        drop_database(server, database_url)
 
 
 async def _ingest_lag_ms(database_url: str) -> tuple[float, float]:

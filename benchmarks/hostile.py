@@ -32,7 +32,7 @@ import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from benchmarks._report import print_figures, print_table
-from benchmarks.ingest import BASE_US, _epc, _fresh_database, _start_broker, _start_ingest
+from benchmarks.ingest import _epc, _fresh_database, _start_broker, _start_ingest, base_us
 from contract import public_key_b64, seal, telemetry_topic
 
 
@@ -56,14 +56,15 @@ def _messages(key: Ed25519PrivateKey, other: Ed25519PrivateKey, readings: int,
     """(topic, payload) in publishing order; how many readings are good; how many poison."""
     topic = telemetry_topic("bench", "gw-1", "rfid")
     now = datetime.now(UTC)
+    first_us = base_us()
     good: list[tuple[str, bytes]] = []
     for seq, start in enumerate(range(0, readings, per_message), start=1):
-        rows = [[_epc(i, tags), 1 + i % 4, -5500 - i % 900, BASE_US + i]
+        rows = [[_epc(i, tags), 1 + i % 4, -5500 - i % 900, first_us + i]
                 for i in range(start, min(start + per_message, readings))]
         good.append((topic, seal(key, site="bench", gateway="gw-1", seq=seq, type="tag_reads",
                                  body={"reader": "dock-1", "reads": rows}, observed_at=now)))
     stranger = Ed25519PrivateKey.generate()
-    sample = [[_epc(i, tags), 1, -5500, BASE_US + i] for i in range(per_message)]
+    sample = [[_epc(i, tags), 1, -5500, first_us + i] for i in range(per_message)]
 
     def poison(n: int) -> tuple[str, bytes]:
         seq = 1_000_000 + n

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import os
 import shutil
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,7 +39,13 @@ from edge.agent import Agent
 from edge.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
-BASE_US = 1_764_136_000_000_000
+_CREATED: list[tuple[str, str]] = []  # (server, database) this run made, dropped at exit
+
+
+def base_us() -> int:
+    """Readings' first timestamp (µs): a minute ago, so they sit inside every retention window
+    and today's partitions whenever the benchmark runs."""
+    return time.time_ns() // 1000 - 60_000_000
 
 
 def _free_port() -> int:
@@ -62,14 +70,35 @@ def _start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     raise RuntimeError("mosquitto did not start")
 
 
-def _fresh_database(server: str, name: str) -> str:
+def _fresh_database(server: str, prefix: str) -> str:
+    """A new migrated database named ``prefix`` plus a unique suffix (two runs at once never
+    share one); dropped when this process exits, and only the ones this process made."""
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
+    if not _CREATED:
+        atexit.register(drop_created_databases)
+    _CREATED.append((server, name))
     url = server.rsplit("/", 1)[0] + f"/{name}"
     with psycopg.connect(url, autocommit=True) as conn:
         migrate(conn)
     return url
+
+
+def drop_database(server: str, url: str) -> None:
+    """Drop a database ``_fresh_database`` made (FORCE: our own ingest may still hold it)."""
+    name = url.rsplit("/", 1)[1]
+    if (server, name) not in _CREATED:
+        raise ValueError(f"{name} was not made by this run; not dropping it")
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _CREATED.remove((server, name))
+
+
+def drop_created_databases() -> None:
+    for server, name in list(_CREATED):
+        with contextlib.suppress(psycopg.Error):
+            drop_database(server, server.rsplit("/", 1)[0] + f"/{name}")
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -120,8 +149,9 @@ async def _run_pipeline(database_url: str, port: int, workdir: Path, readings: i
         task = asyncio.create_task(agent.run())
         await asyncio.sleep(0.5)
         started = datetime.now(UTC)
+        first_us = base_us()
         for start in range(0, readings, per_message):
-            rows = [(_epc(i, tags), 1 + i % 4, -5500 - i % 900, BASE_US + i)
+            rows = [(_epc(i, tags), 1 + i % 4, -5500 - i % 900, first_us + i)
                     for i in range(start, min(start + per_message, readings))]
             agent.emit(MessageType.TAG_READS, TagReadsBody(reader="dock-1", reads=rows))
             if start % (per_message * 20) == 0:
@@ -172,9 +202,10 @@ async def _run_baseline(database_url: str, port: int, readings: int, tags: int) 
     consumer = asyncio.create_task(consume())
     await subscribed.wait()
     started = time.perf_counter()
+    first_us = base_us()
     async with aiomqtt.Client("127.0.0.1", port, identifier="naive-pub") as client:
         for i in range(readings):
-            payload = f"{_epc(i, tags)},{1 + i % 4},{-5500 - i % 900},{BASE_US + i}"
+            payload = f"{_epc(i, tags)},{1 + i % 4},{-5500 - i % 900},{first_us + i}"
             await client.publish("naive/gw-1", payload, qos=1)
     await asyncio.wait_for(done.wait(), 600)
     elapsed = time.perf_counter() - started

@@ -38,10 +38,14 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 def _migrate(args: argparse.Namespace) -> int:
     from cloud.db import connect
-    from cloud.migrate import migrate
+    from cloud.migrate import MigrationRefused, migrate
 
     with connect(load_settings().database_url) as conn:
-        applied = migrate(conn)
+        try:
+            applied = migrate(conn)
+        except MigrationRefused as err:
+            print(f"migrate: {err}", file=sys.stderr)
+            return 2
     print(json.dumps({"applied": applied}))
     return 0
 

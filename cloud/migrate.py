@@ -1,14 +1,22 @@
 """Schema migrations: SQL files in cloud/migrations applied once each, in name order.
 
-``NNNN_name.sql`` always applies. ``NNNN_name.timescale.sql`` applies when the TimescaleDB
-extension is available (it is created then), ``NNNN_name.native.sql`` when it is not: the
-time-series path is chosen at migration time and recorded. Each file runs in its own
-transaction, under an advisory lock so concurrent starters do not race.
+``NNNN_name.sql`` always applies. ``NNNN_name.timescale.sql`` applies on the TimescaleDB path
+(the extension is created then), ``NNNN_name.native.sql`` on the native one (plain PostgreSQL
+partitions). The path is chosen at the first migration and recorded:
+
+- ``PW_TIMESERIES=timescale`` or ``native`` chooses it explicitly;
+- otherwise TimescaleDB when ``timescaledb`` is in ``shared_preload_libraries`` (the extension
+  cannot be created without it, so a server with the package merely installed stays native).
+
+A choice the server cannot honour, or one that contradicts the recorded path, is refused with
+a clear error before anything is changed. Each file runs in its own transaction, under an
+advisory lock so concurrent starters do not race.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,13 +48,64 @@ def plan(timescale: bool, directory: Path = MIGRATIONS) -> list[Migration]:
     return [chosen[v] for v in sorted(chosen)]
 
 
-def _timescale_installable(conn: Connection) -> bool:
-    cur = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
-    return cur.fetchone() is not None
+TIMESERIES_ENV = "PW_TIMESERIES"
 
 
-def migrate(conn: Connection) -> list[str]:
-    """Apply what is missing; returns the versions applied now. ``conn`` is autocommit."""
+class MigrationRefused(RuntimeError):
+    """The requested time-series path cannot be used on this server or database."""
+
+
+def choose_timeseries(
+    requested: str | None, *, preloaded: bool, available: bool, recorded: str | None = None,
+) -> str:
+    """``timescale`` or ``native``: the path to migrate on, from what was asked, what the
+    server offers and what the database already uses (``recorded``)."""
+    requested = (requested or "").strip().lower() or None
+    if requested not in (None, "auto", "timescale", "native"):
+        raise MigrationRefused(
+            f"{TIMESERIES_ENV}={requested!r}: use 'timescale', 'native' or leave it unset")
+    if recorded is not None:
+        if requested in ("timescale", "native") and requested != recorded:
+            raise MigrationRefused(
+                f"{TIMESERIES_ENV}={requested} but this database was migrated on the {recorded} "
+                f"path; the path cannot change after the first migration (unset {TIMESERIES_ENV})")
+        return recorded
+    if requested == "native":
+        return "native"
+    if requested == "timescale":
+        if not available:
+            raise MigrationRefused(
+                f"{TIMESERIES_ENV}=timescale but the timescaledb extension is not installed on "
+                "this server: install TimescaleDB 2.x for its PostgreSQL major, or set "
+                f"{TIMESERIES_ENV}=native")
+        if not preloaded:
+            raise MigrationRefused(
+                f"{TIMESERIES_ENV}=timescale but timescaledb is not in shared_preload_libraries: "
+                "add it in postgresql.conf (shared_preload_libraries = 'timescaledb') and "
+                f"restart PostgreSQL, or set {TIMESERIES_ENV}=native")
+        return "timescale"
+    if preloaded and not available:
+        raise MigrationRefused(
+            "timescaledb is in shared_preload_libraries but its extension files are missing: "
+            f"install the TimescaleDB package, or set {TIMESERIES_ENV}=native")
+    return "timescale" if preloaded else "native"
+
+
+def _server_offers(conn: Connection) -> tuple[bool, bool]:
+    """(preloaded, available) for the timescaledb extension on this server."""
+    row = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+    libraries = {lib.strip().strip('"') for lib in (row[0] if row else "").split(",")}
+    # The loader may be named with its version (timescaledb-2.17.2) in some packagings.
+    preloaded = any(lib == "timescaledb" or lib.startswith("timescaledb-") for lib in libraries)
+    available = conn.execute(
+        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone() is not None
+    return preloaded, available
+
+
+def migrate(conn: Connection, timeseries: str | None = None) -> list[str]:
+    """Apply what is missing; returns the versions applied now. ``conn`` is autocommit.
+    ``timeseries`` (else ``$PW_TIMESERIES``): ``timescale``, ``native`` or ``auto``."""
+    requested = timeseries if timeseries is not None else os.environ.get(TIMESERIES_ENV)
     conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
     try:
         conn.execute(
@@ -55,12 +114,12 @@ def migrate(conn: Connection) -> list[str]:
             " timeseries text NOT NULL)"
         )
         row = conn.execute("SELECT timeseries FROM schema_migrations LIMIT 1").fetchone()
-        if row is not None:
-            timescale = row[0] == "timescale"
-        else:
-            timescale = _timescale_installable(conn)
-            if timescale:
-                conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        preloaded, available = _server_offers(conn)
+        path = choose_timeseries(requested, preloaded=preloaded, available=available,
+                                 recorded=row[0] if row else None)
+        timescale = path == "timescale"
+        if timescale:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
         done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
         applied = []
         for migration in plan(timescale):

@@ -24,6 +24,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from decisions.alert_text import MESSAGES, AlertText, alert_text, placeholders
+
 DEFAULTS_FILE = Path(__file__).with_name("rules_defaults.json")
 
 # Alerts the gateway raises itself that are facts for correlation:
@@ -68,6 +70,10 @@ class Condition(_Model):
     same_subject: bool = False  # the trigger's subject (e.g. the same lot)
 
 
+# What a rule's explanation (and its catalogue message) may name.
+RULE_PARAMS = ("subject", "facts", "window_s", "rule")
+
+
 class Rule(_Model):
     name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.-]*$", max_length=64)]
     trigger: FactKind
@@ -80,6 +86,9 @@ class Rule(_Model):
     severity: Literal["critical", "major", "minor", "warning"] = "major"
     clear_on: list[FactKind] = Field(default_factory=list)  # same subject; resolves the alert
     explanation: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+    # The catalogue message (decisions/alert_text.py) readers see in their own language; the
+    # English ``explanation`` above stays what webhooks and logs carry.
+    message: str | None = None
 
     @model_validator(mode="after")
     def _alert_has_type(self) -> Rule:
@@ -90,6 +99,13 @@ class Rule(_Model):
         except (KeyError, IndexError, ValueError) as err:
             raise ValueError(f"rule {self.name}: explanation template: {err!r} (placeholders: "
                              "{subject}, {facts}, {window_s}, {rule})") from None
+        if self.message is not None:
+            if self.message not in MESSAGES:
+                raise ValueError(f"rule {self.name}: no message {self.message!r} in the catalogue")
+            extra = set().union(*map(placeholders, MESSAGES[self.message].values())) - set(
+                RULE_PARAMS)
+            if extra:
+                raise ValueError(f"rule {self.name}: message {self.message} needs {sorted(extra)}")
         return self
 
     @property
@@ -138,11 +154,12 @@ class Decision:
     explanation: str
     facts: tuple[Fact, ...]
     lot: str | None = None
+    message: AlertText | None = None  # the explanation as a catalogue message, when it is one
 
     def evidence(self) -> dict[str, Any]:
         return {"rule": self.rule, "facts": [
             {"kind": f.kind, "subject": f.subject, "at_us": f.at_us, "attrs": dict(f.attrs)}
-            for f in self.facts]}
+            for f in self.facts], **(self.message.evidence() if self.message else {})}
 
 
 @dataclass
@@ -166,9 +183,10 @@ class RuleEngine:
         decisions: list[Decision] = []
         for rule in self.rules.rules:
             if fact.kind in rule.clear_on and rule.outcome == "alert":
+                cleared = alert_text("rule.cleared", fact=fact.describe())
                 decisions.append(Decision(
                     "clear", rule.name, fact.subject, fact.at_us, rule.alert_type, rule.severity,
-                    f"cleared by {fact.describe()}", (fact,), fact.attrs.get("lot")))
+                    cleared.english(), (fact,), fact.attrs.get("lot"), cleared))
             if fact.kind == rule.trigger:
                 decisions.extend(self._check(rule, fact))
             elif fact.kind in {c.fact for c in (*rule.all_of, *rule.any_of)}:
@@ -220,9 +238,10 @@ class RuleEngine:
         self._fired.add((rule.name, trigger.key))
         unique = {f.key: f for f in fired_by}
         facts = tuple(sorted(unique.values(), key=lambda f: f.at_us))
-        text = rule.explanation.format(
-            subject=trigger.subject, rule=rule.name, window_s=f"{rule.window_s:g}",
-            facts="; ".join(f.describe() for f in facts))
+        params = {"subject": trigger.subject, "rule": rule.name, "window_s": f"{rule.window_s:g}",
+                  "facts": "; ".join(f.describe() for f in facts)}
+        text = rule.explanation.format(**params)
+        message = AlertText(rule.message, params) if rule.message else None
         return [Decision("raise" if rule.outcome == "alert" else "record", rule.name,
                          trigger.subject, trigger.at_us, rule.alert_type, rule.severity, text,
-                         facts, trigger.attrs.get("lot"))]
+                         facts, trigger.attrs.get("lot"), message)]

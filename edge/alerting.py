@@ -29,9 +29,10 @@ from typing import Any, Protocol
 
 from contract import AlertBody, MessageType, PresenceChangeBody
 from contract.messages import PlateReadBody
+from decisions.alert_text import alert_text
 from decisions.alert_types import AlertType
 from decisions.rules import EDGE_ALERT_FACTS, Decision, Fact, RuleEngine, RuleSet
-from decisions.vehicles import AuthorisedVehicles, judge_exit
+from decisions.vehicles import AuthorisedVehicles, vehicle_authorised
 
 TAG_MISSING = AlertType.TAG_MISSING
 READER_OFFLINE = AlertType.READER_OFFLINE
@@ -155,21 +156,24 @@ class EdgeAlerting:
             if grew:
                 alerts.append(self._tag_missing(lot, missing))
             elif not missing:
+                text = alert_text("tag_missing.clear", lot=lot)
                 alerts.append(AlertBody(
                     action="clear", alert_type=TAG_MISSING, subject=f"lot:{lot}",
-                    severity="critical", lot=lot,
-                    explanation=f"all tags of lot {lot} are read again"))
+                    severity="critical", lot=lot, explanation=text.english(),
+                    evidence=text.evidence()))
         return alerts
 
     def on_reader_health(self, health: ReaderSeen) -> AlertBody:
+        text = (alert_text("reader_offline.clear", reader=health.reader_id) if health.online
+                else alert_text("reader_offline.raise", reader=health.reader_id,
+                                reason=health.reason))
         return AlertBody(
             action="clear" if health.online else "raise",
             alert_type=READER_OFFLINE,
             subject=f"reader:{health.reader_id}",
             severity="major",
-            explanation=f"reader {health.reader_id} "
-            + ("is back online" if health.online else f"went offline: {health.reason}"),
-            evidence={"reason": health.reason, "at_us": health.at_us},
+            explanation=text.english(),
+            evidence={"reason": health.reason, "at_us": health.at_us, **text.evidence()},
         )
 
     # -- the decisions -------------------------------------------------------------------------
@@ -208,7 +212,7 @@ class EdgeAlerting:
         """None while no gate list is known: unknown is neither authorised nor a thief."""
         if self.gate_list is None:
             return None
-        return judge_exit(plate, _time(at_us), self.gate_list).authorised
+        return vehicle_authorised(plate, _time(at_us), gate_list=self.gate_list).authorised
 
     def _correlate(self, facts: list[Fact], cloud_reachable: bool) -> Verdict:
         verdict = Verdict()
@@ -237,16 +241,14 @@ class EdgeAlerting:
 
     def _tag_missing(self, lot: str, missing: dict[str, int | None]) -> AlertBody:
         epcs = sorted(missing)
+        text = alert_text("tag_missing.raise", count=len(epcs), lot=lot)
         return AlertBody(
             action="raise",
             alert_type=TAG_MISSING,
             subject=f"lot:{lot}",
             severity="critical",
             lot=lot,
-            explanation=(
-                f"{len(epcs)} tag(s) of pledged lot {lot} not read for longer than the "
-                "lot's absence window while their reader was online"
-            ),
+            explanation=text.english(),
             evidence={"missing_epcs": epcs[:200], "missing_count": len(epcs),
-                      "last_seen_us": {e: missing[e] for e in epcs[:200]}},
+                      "last_seen_us": {e: missing[e] for e in epcs[:200]}, **text.evidence()},
         )

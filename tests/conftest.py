@@ -65,9 +65,27 @@ def migrated_template() -> Iterator[str]:
 
     with psycopg.connect(_url_for(name), autocommit=True) as conn:
         migrate(conn)
+    close_template(admin, name)
     yield name
     admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()
+
+
+def close_template(admin: psycopg.Connection, name: str, wait_s: float = 30.0) -> None:
+    """Make ``name`` copyable at any time: refuse new connections, then end the sessions still
+    in it. CREATE DATABASE ... TEMPLATE fails while anyone is connected to the template, and
+    TimescaleDB's job scheduler connects by itself to every database with the extension."""
+    admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+    deadline = time.monotonic() + wait_s
+    while True:
+        row = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()", (name,)).fetchone()
+        if not row or row[0] == 0:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"sessions still hold the template database {name}")
+        time.sleep(0.1)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -49,11 +50,35 @@ async def running_api(database_url: str, port: int) -> AsyncIterator[str]:
         await task
 
 
+def cjk_font_installed() -> bool:
+    found = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True,
+                           check=False) if shutil.which("fc-list") else None
+    return bool(found and found.stdout.strip())
+
+
+# True when the page draws two different CJK characters differently in its own font: with no
+# font covering them both become the same "missing glyph" box.
+CJK_GLYPHS_DIFFER = """(() => {
+    const draw = (ch) => {
+        const c = document.createElement("canvas"); c.width = 40; c.height = 40;
+        const g = c.getContext("2d");
+        g.font = "32px " + getComputedStyle(document.body).fontFamily;
+        g.fillText(ch, 2, 34);
+        return Array.from(g.getImageData(0, 0, 40, 40).data).join(",");
+    };
+    return draw("告") !== draw("警") && draw("告") !== draw("\\uE000");
+})()"""
+
+
 @contextlib.asynccontextmanager
 async def chromium(profile: Path) -> AsyncIterator[Any]:
     """A fresh headless Chromium profile; fails (never skips) when the browser is missing."""
     if shutil.which(CHROMIUM) is None:
         pytest.fail(f"{CHROMIUM} is required for the browser tests (apt-get install chromium)")
+    if not cjk_font_installed():
+        # Without one the Chinese UI renders as boxes (make test installs it).
+        pytest.fail("a CJK font is required for the browser tests: ops/install-test-deps.sh "
+                    "(apt-get install fonts-noto-cjk)")
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:

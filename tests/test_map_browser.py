@@ -14,7 +14,7 @@ import pytest
 from firmware_sim.impinj_reader import STREAM_PATH, SimulatedImpinjReader, TagField
 from firmware_sim.tags import demo_lots
 from tests.conftest import free_port
-from tests.map_fixtures import ARTIFACTS, add_lots, chromium, running_api
+from tests.map_fixtures import ARTIFACTS, CJK_GLYPHS_DIFFER, add_lots, chromium, running_api
 from tests.pipeline_support import running_agent, running_ingest, write_agent_config
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
@@ -169,6 +169,7 @@ async def test_a_tracker_moves_with_its_trail_a_truck_shows_its_plate_and_eviden
     from cloud.alerts import raise_alert
     from cloud.ingest.geo_writers import store_geofence_events, store_positions
     from contract.messages import GeofenceEventBody, TrackerPositionsBody
+    from decisions.alert_text import alert_text
 
     register_gateway(SITE, GATEWAY)
     add_lots(database_url, SITE, {"LOT-B": ("bank-b", demo_lots(6)["LOT-B"])})
@@ -202,12 +203,14 @@ async def test_a_tracker_moves_with_its_trail_a_truck_shows_its_plate_and_eviden
                 "(now(), %s, 50, 'plate_read', %s)", (GATEWAY, json.dumps({
                     "camera": "gate-south-cam", "plate": "沪A12345", "direction": "out",
                     "confidence_pct": 93, "evidence": [{"kind": "plate_crop", "sha256": sha}]})))
+            # As the gateway's tracker watch words it: a catalogue message with parameters.
+            left = alert_text("geofence_exit.raise", tracker="coil-7", lot="LOT-B",
+                              fence="pz-lot-b")
             await raise_alert(
                 conn, alert_type="theft.geofence_exit", subject="tracker:coil-7",
-                severity="critical", site_id=SITE, lot_id="LOT-B",
-                explanation="coil-7 (pledged lot LOT-B, not released) left pledge zone B and "
-                            "the site through the south gate on truck 沪A12345",
-                evidence={"plate_crop": {"kind": "plate_crop", "sha256": sha}},
+                severity="critical", site_id=SITE, lot_id="LOT-B", explanation=left.english(),
+                evidence={"plate_crop": {"kind": "plate_crop", "sha256": sha},
+                          **left.evidence()},
                 seen_at=datetime.now(UTC), actor=f"gateway:{GATEWAY}")
             await raise_alert(  # newer but minor: listed after the critical one
                 conn, alert_type="damage.temperature", subject="sensor:t1", severity="minor",
@@ -224,11 +227,22 @@ async def test_a_tracker_moves_with_its_trail_a_truck_shows_its_plate_and_eviden
                                    ) == 120
         detail = await page.inner_text("#detail")
         assert "geofence_exit pz-lot-b" in detail and "5 fixes" in detail
+        assert "tracker coil-7 on pledged lot LOT-B left fence pz-lot-b" in detail
 
         await page.click("#lang")  # the same page in Chinese
         await page.wait_for_selector("#alerts-box h2 >> text=告警")
         assert "越界记录" in await page.inner_text("#detail")
         assert "驶出围栏" in await page.inner_text("#alerts")
+        # The explanation in Chinese, from the message and its parameters; an alert stored
+        # with English text only keeps it.
+        zh = "质押货批 LOT-B 上的定位器 coil-7 离开围栏 pz-lot-b，且该货批未放货"
+        assert zh in await page.inner_text("#detail .explanation")
+        assert zh in await page.inner_text('li.alert[data-type="theft.geofence_exit"] .expl')
+        assert await page.inner_text('li.alert[data-type="damage.temperature"] .expl') == (
+            "2 °C above the lot's range")
+        assert "温度异常" in await page.inner_text("#alerts")
+        # Real characters, not boxes: the page's font draws two different hanzi differently.
+        assert await page.evaluate(CJK_GLYPHS_DIFFER)
         await page.wait_for_timeout(800)
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "map-tracker-evidence-zh.png"))

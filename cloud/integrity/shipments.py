@@ -23,7 +23,7 @@ from cloud.apikeys import Principal
 from cloud.integrity import rows
 from cloud.receipts import ledger
 from cloud.registry import NotFound
-from cloud.scope import can_manage_site, lot_condition, site_condition
+from cloud.scope import lot_condition, managed_site_condition, site_condition
 from decisions.shipments import (
     ALERT_TYPE,
     Direction,
@@ -87,10 +87,10 @@ def _visible(p: Principal) -> tuple[str, list[Any]]:
 
 
 async def create(conn: AsyncConnection[Any], p: Principal, new: NewShipment) -> dict[str, Any]:
-    cond, params = site_condition(p, "id")
+    cond, params = managed_site_condition(p, "id")
     cur = await rows.execute(
         conn, f"SELECT 1 FROM sites WHERE id = %s AND {cond}", [new.site_id, *params])
-    if not can_manage_site(p) or await cur.fetchone() is None:
+    if await cur.fetchone() is None:
         raise NotFound(f"no site {new.site_id}")
     if new.lot_id is not None:
         cur = await rows.execute(

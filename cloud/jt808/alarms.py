@@ -15,6 +15,7 @@ from __future__ import annotations
 from contract import AlertBody
 from contract.jt808 import Location
 from contract.messages import Severity
+from decisions.alert_text import alert_text
 from decisions.alert_types import AlertType
 
 # alarm name (codec.ALARM_BITS) -> (alert type, severity)
@@ -54,6 +55,8 @@ class TerminalAlarms:
                 continue
             self._active[key] = now
             if now - before:
+                text = alert_text("terminal_alarm.raise", tracker=tracker,
+                                  alarms=", ".join(sorted(now)))
                 alerts.append(
                     AlertBody(
                         action="raise",
@@ -61,16 +64,19 @@ class TerminalAlarms:
                         subject=f"tracker:{tracker}",
                         severity=severity[alert_type],
                         lot=lot,
-                        explanation=f"terminal of {tracker} reports {', '.join(sorted(now))}",
+                        explanation=text.english(),
                         evidence={
                             "alarms": sorted(now),
                             "fix_t_us": location.t_us,
                             "lon": location.lon,
                             "lat": location.lat,
+                            **text.evidence(),
                         },
                     )
                 )
             elif not now and alert_type not in LATCHED:
+                text = alert_text("terminal_alarm.clear", tracker=tracker,
+                                  alarms=", ".join(sorted(before)))
                 alerts.append(
                     AlertBody(
                         action="clear",
@@ -78,10 +84,8 @@ class TerminalAlarms:
                         subject=f"tracker:{tracker}",
                         severity=WATCHED[next(iter(before))][1],
                         lot=lot,
-                        explanation=(
-                            f"terminal of {tracker} no longer reports {', '.join(sorted(before))}"
-                        ),
-                        evidence={"fix_t_us": location.t_us},
+                        explanation=text.english(),
+                        evidence={"fix_t_us": location.t_us, **text.evidence()},
                     )
                 )
         return alerts

@@ -1,5 +1,6 @@
--- Time series as TimescaleDB hypertables (docker-compose), with compression, retention and a
--- continuous aggregate for the API's and map's summaries. Same columns as the native variant.
+-- Time series as TimescaleDB hypertables (docker-compose), with compression and retention.
+-- Same columns as the native variant. (A continuous aggregate tag_reads_per_minute once
+-- created here was never read: 0700 drops it where it exists.)
 -- pw_ensure_partitions exists here too (a no-op) so callers need not know which path ran.
 CREATE FUNCTION pw_ensure_partitions(parent text, first_day date, last_day date)
 RETURNS integer LANGUAGE sql AS $$ SELECT 0 $$;
@@ -68,15 +69,3 @@ CREATE TABLE telemetry (
 SELECT create_hypertable('telemetry', by_range('observed_at', INTERVAL '7 days'));
 CREATE INDEX telemetry_gateway ON telemetry (gateway_id, kind, observed_at);
 SELECT add_retention_policy('telemetry', INTERVAL '90 days');
-
--- Reads per tag per minute: what the lot panel's presence chart and the API summarise.
-CREATE MATERIALIZED VIEW tag_reads_per_minute
-WITH (timescaledb.continuous) AS
-SELECT time_bucket(INTERVAL '1 minute', observed_at) AS bucket,
-       gateway_id, epc, count(*) AS reads, max(rssi_cdbm) AS max_rssi_cdbm
-FROM tag_observations
-GROUP BY bucket, gateway_id, epc
-WITH NO DATA;
-SELECT add_continuous_aggregate_policy('tag_reads_per_minute',
-    start_offset => INTERVAL '1 hour', end_offset => INTERVAL '1 minute',
-    schedule_interval => INTERVAL '1 minute');

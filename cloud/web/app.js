@@ -239,7 +239,7 @@ function renderAlerts() {
         <span class="when" title="${esc(a.last_seen_at)}">${ago(a.last_seen_at)}</span></div>
       <div class="row2">${esc(a.lot_id || a.subject)} · <span class="state">${t(a.state)}</span>
         ${a.count > 1 ? ` · ${a.count}${t("times")}` : ""}</div>
-      <div class="expl">${esc(a.explanation)}</div>
+      <div class="expl">${esc(alertExplanation(a))}</div>
       ${manage ? `<div class="actions">
         ${a.state === "open" ? `<button type="button" class="ack" data-id="${a.id}">${t("acknowledge")}</button>` : ""}
         <button type="button" class="resolve" data-id="${a.id}">${t("resolve")}</button></div>` : ""}
@@ -296,7 +296,7 @@ async function openLot(lotId, refresh = false) {
   const lot = p.lot;
   const state = lotState(S.lots.get(lotId) || lot);
   const receipts = p.receipts.length ? `<table><tr><th>#</th><th>${t("status")}</th><th>${t("pledgee")}</th></tr>
-    ${p.receipts.map((r) => `<tr><td>${esc(r.number)}</td><td>${esc(r.status)}</td><td>${esc(r.pledgee || r.holder || "")}</td></tr>`).join("")}
+    ${p.receipts.map((r) => `<tr><td>${esc(r.number)}</td><td data-status="${esc(r.status)}">${esc(receiptStatusLabel(r.status))}</td><td>${esc(r.pledgee || r.holder || "")}</td></tr>`).join("")}
     </table>` : `<p class="muted">${t("no_receipts")}</p>`;
   const sensors = p.sensors.length ? `<table>${p.sensors.map((s) => `<tr class="${s.ok ? "" : "bad"}">
     <td>${esc(s.sensor)}</td><td>${esc(s.quantity)}</td><td><b>${s.value} ${esc(s.unit)}</b></td>
@@ -357,7 +357,7 @@ async function openAlert(alertId, refresh = false) {
       <span class="sev">${t(a.severity)}</span> ${esc(alertTypeLabel(a.alert_type))}</h3>
     <p>${esc(a.subject)}${a.lot_id ? ` · ${t("lot")} <a href="#" class="lot-link" data-lot="${esc(a.lot_id)}">${esc(a.lot_id)}</a>` : ""}
       · <span class="state">${t(a.state)}</span> · ${t("seen")} ${clock(a.first_seen_at)}${a.count > 1 ? ` · ${a.count}${t("times")}` : ""}</p>
-    <h4>${t("explanation")}</h4><p class="explanation">${esc(a.explanation)}</p>
+    <h4>${t("explanation")}</h4><p class="explanation">${esc(alertExplanation(a))}</p>
     ${a.lot_id ? `<h4>${t("tag_counts")}</h4>${chart(ev.counts)}` : ""}
     ${images}${crossings}
     <h4>${t("history")}</h4><ul class="history">${history}</ul>`, "alert");

@@ -36,24 +36,10 @@ const LABELS = {
   },
 };
 
-const ALERT_TYPES = {
-  en: {
-    "theft.tag_missing": "Tags missing", "theft.geofence_exit": "Left the fence",
-    "theft.unauthorized_vehicle": "Unauthorised vehicle", "theft.movement_without_release": "Moved without release",
-    "tamper.reader_offline": "Reader offline", "tamper.camera_blocked": "Camera blocked",
-    "tamper.gateway_offline": "Gateway offline", "tamper.tracker_silent": "Tracker silent",
-    "damage.shock": "Shock", "damage.temperature": "Temperature", "damage.humidity": "Humidity",
-    "damage.label_unreadable": "Label unreadable",
-  },
-  zh: {
-    "theft.tag_missing": "标签缺失", "theft.geofence_exit": "驶出围栏",
-    "theft.unauthorized_vehicle": "未授权车辆", "theft.movement_without_release": "未放货即移动",
-    "tamper.reader_offline": "读写器离线", "tamper.camera_blocked": "摄像头遮挡",
-    "tamper.gateway_offline": "网关离线", "tamper.tracker_silent": "定位器失联",
-    "damage.shock": "冲击", "damage.temperature": "温度异常", "damage.humidity": "湿度异常",
-    "damage.label_unreadable": "标签无法识别",
-  },
-};
+// Alert type names, receipt statuses and alert explanations come from the catalogue the API
+// serves as /map/assets/messages.js (decisions/alert_text.py), loaded before this file.
+const CATALOGUE = (typeof PW_MESSAGES !== "undefined") ? PW_MESSAGES
+  : { messages: {}, alert_types: {}, receipt_statuses: {} };
 
 let lang = localStorage.getItem("pw.lang") || (navigator.language.startsWith("zh") ? "zh" : "en");
 
@@ -61,8 +47,39 @@ function t(key) {
   return (LABELS[lang] && LABELS[lang][key]) || LABELS.en[key] || key;
 }
 
+function named(table, key) {
+  const names = table[key];
+  return (names && (names[lang] || names.en)) || key;
+}
+
 function alertTypeLabel(type) {
-  return (ALERT_TYPES[lang] && ALERT_TYPES[lang][type]) || type;
+  return named(CATALOGUE.alert_types, type);
+}
+
+function receiptStatusLabel(status) {
+  return named(CATALOGUE.receipt_statuses, status);
+}
+
+// {name} placeholders filled from params; null when the template needs one it lacks.
+function fillTemplate(template, params) {
+  let complete = true;
+  const text = template.replace(/\{([a-z_][a-z0-9_]*)\}/g, (_, name) => {
+    if (params == null || params[name] === undefined || params[name] === null) { complete = false; return ""; }
+    return String(params[name]);
+  });
+  return complete ? text : null;
+}
+
+// An alert's explanation in the page's language, from the message its evidence names;
+// the stored (English) explanation when it names none, or one this page does not know.
+function alertExplanation(alert) {
+  const message = alert && alert.evidence && alert.evidence.message;
+  const templates = message && CATALOGUE.messages[message.id];
+  if (templates) {
+    const text = fillTemplate(templates[lang] || templates.en, message.params);
+    if (text !== null) return text;
+  }
+  return (alert && alert.explanation) || "";
 }
 
 function applyLabels() {

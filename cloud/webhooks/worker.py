@@ -28,6 +28,7 @@ from psycopg.rows import dict_row
 from cloud import alerts
 from cloud.alerts import CHANNEL
 from cloud.webhooks import policy, signing, ssrf
+from decisions.alert_text import alert_text
 from decisions.alert_types import AlertType
 from ops.backoff import Backoff
 from ops.supervised import Supervised
@@ -207,10 +208,10 @@ async def disable_endpoint(
     await conn.execute(
         "UPDATE webhook_endpoints SET enabled = false, disabled_reason = %s, disabled_at = %s "
         "WHERE id = %s", (reason, now, endpoint_id))
+    text = alert_text("webhook_disabled.raise", endpoint=endpoint_id, reason=reason)
     await alerts.raise_alert(
         conn, alert_type=ENDPOINT_DISABLED, subject=f"webhook:{endpoint_id}", severity="major",
-        site_id=None, lot_id=None,
-        explanation=f"webhook endpoint {endpoint_id} disabled: {reason}; its undelivered "
-                    "messages are kept and are sent once it is re-enabled",
-        evidence={"endpoint": endpoint_id, "reason": reason}, seen_at=now, actor="webhooks")
+        site_id=None, lot_id=None, explanation=text.english(),
+        evidence={"endpoint": endpoint_id, "reason": reason, **text.evidence()}, seen_at=now,
+        actor="webhooks")
     log.warning("webhook endpoint %s disabled: %s", endpoint_id, reason)

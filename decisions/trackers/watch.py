@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from contract import AlertBody
+from decisions.alert_text import alert_text
 from decisions.alert_types import AlertType
 from geofences.crossing import GeofenceCrossing
 
@@ -55,6 +56,8 @@ class TrackerWatch:
         }
         if crossing.kind == "geofence_exit" and asset.lot not in self.released:
             self._outside.add(key)
+            text = alert_text("geofence_exit.raise", tracker=crossing.tracker, lot=asset.lot,
+                              fence=crossing.fence_id)
             return [
                 AlertBody(
                     action="raise",
@@ -62,15 +65,14 @@ class TrackerWatch:
                     subject=f"tracker:{crossing.tracker}",
                     severity="critical",
                     lot=asset.lot,
-                    explanation=(
-                        f"tracker {crossing.tracker} on pledged lot {asset.lot} left fence "
-                        f"{crossing.fence_id} and the lot is not released"
-                    ),
-                    evidence=evidence,
+                    explanation=text.english(),
+                    evidence={**evidence, **text.evidence()},
                 )
             ]
         if crossing.kind == "geofence_enter" and key in self._outside:
             self._outside.discard(key)
+            text = alert_text("geofence_exit.clear", tracker=crossing.tracker,
+                              fence=crossing.fence_id)
             return [
                 AlertBody(
                     action="clear",
@@ -78,8 +80,8 @@ class TrackerWatch:
                     subject=f"tracker:{crossing.tracker}",
                     severity="critical",
                     lot=asset.lot,
-                    explanation=f"tracker {crossing.tracker} is back inside {crossing.fence_id}",
-                    evidence=evidence,
+                    explanation=text.english(),
+                    evidence={**evidence, **text.evidence()},
                 )
             ]
         return []
@@ -90,6 +92,7 @@ class TrackerWatch:
             return []
         self._silent.discard(tracker)
         asset = self._assets.get(tracker)
+        text = alert_text("tracker_silent.clear", tracker=tracker)
         return [
             AlertBody(
                 action="clear",
@@ -97,7 +100,8 @@ class TrackerWatch:
                 subject=f"tracker:{tracker}",
                 severity="major",
                 lot=asset.lot if asset else None,
-                explanation=f"tracker {tracker} reports again",
+                explanation=text.english(),
+                evidence=text.evidence(),
             )
         ]
 
@@ -109,6 +113,9 @@ class TrackerWatch:
             if tracker in self._silent or now_us - heard <= limit_us:
                 continue
             self._silent.add(tracker)
+            text = alert_text("tracker_silent.raise", tracker=tracker,
+                              silent_s=f"{(now_us - heard) / 1e6:.0f}",
+                              interval_s=f"{asset.report_interval_s:.0f}")
             alerts.append(
                 AlertBody(
                     action="raise",
@@ -116,12 +123,9 @@ class TrackerWatch:
                     subject=f"tracker:{tracker}",
                     severity="major",
                     lot=asset.lot,
-                    explanation=(
-                        f"nothing heard from tracker {tracker} for "
-                        f"{(now_us - heard) / 1e6:.0f} s (reports every "
-                        f"{asset.report_interval_s:.0f} s)"
-                    ),
-                    evidence={"last_heard_us": heard, "report_interval_s": asset.report_interval_s},
+                    explanation=text.english(),
+                    evidence={"last_heard_us": heard, "report_interval_s": asset.report_interval_s,
+                              **text.evidence()},
                 )
             )
         return alerts

@@ -23,6 +23,7 @@ from typing import Literal
 
 from contract import AlertBody
 from contract.messages import Severity
+from decisions.alert_text import alert_text
 from decisions.alert_types import AlertType
 from geofences.schedule import Schedule
 
@@ -110,14 +111,15 @@ class RangeMonitor:
         rule = self.rule
         low = "-inf" if rule.low is None else f"{rule.low:g}"
         high = "inf" if rule.high is None else f"{rule.high:g}"
-        limits = f"[{low}, {high}]"
         if action == "raise":
-            explanation = (
-                f"{self.subject}: {rule.alert_type.split('.')[1]} outside {limits}{rule.unit} "
-                f"for {(t_us - self._started_us) / 1e6:.0f} s (peak {self._peak:g}{rule.unit})"
-            )
+            text = alert_text(
+                "sensor_range.raise", subject=self.subject,
+                quantity=rule.alert_type.split(".")[1], low=low, high=high, unit=rule.unit,
+                duration_s=f"{(t_us - self._started_us) / 1e6:.0f}", peak=f"{self._peak:g}")
         else:
-            explanation = f"{self.subject}: back within {limits}{rule.unit} ({value:g}{rule.unit})"
+            text = alert_text("sensor_range.clear", subject=self.subject, low=low, high=high,
+                              unit=rule.unit, value=f"{value:g}")
+        explanation = text.english()
         return AlertBody(
             action=action,
             alert_type=rule.alert_type,
@@ -133,6 +135,7 @@ class RangeMonitor:
                 "low": rule.low,
                 "high": rule.high,
                 "min_duration_s": rule.min_duration_s,
+                **text.evidence(),
             },
         )
 
@@ -155,8 +158,9 @@ class DoorMonitor:
                 subject=self.subject,
                 severity="critical",
                 lot=self.lot,
-                explanation=f"{self.subject} opened outside its schedule",
-                evidence={"opened_at_us": t_us, "timezone": self.schedule.timezone},
+                explanation=(text := alert_text("door_open.raise", subject=self.subject)).english(),
+                evidence={"opened_at_us": t_us, "timezone": self.schedule.timezone,
+                          **text.evidence()},
             )
         if not is_open and self._raised:
             self._raised = False
@@ -166,8 +170,8 @@ class DoorMonitor:
                 subject=self.subject,
                 severity="critical",
                 lot=self.lot,
-                explanation=f"{self.subject} closed",
-                evidence={"closed_at_us": t_us},
+                explanation=(text := alert_text("door_open.clear", subject=self.subject)).english(),
+                evidence={"closed_at_us": t_us, **text.evidence()},
             )
         return None
 
@@ -184,14 +188,16 @@ class SealMonitor:
         if is_open == self._broken:
             return None
         self._broken = is_open
+        text = alert_text("seal_broken.raise" if is_open else "seal_broken.clear",
+                          subject=self.subject)
         return AlertBody(
             action="raise" if is_open else "clear",
             alert_type=SEAL_BROKEN,
             subject=self.subject,
             severity="critical",
             lot=self.lot,
-            explanation=f"{self.subject} " + ("reports open" if is_open else "is sealed again"),
-            evidence={"at_us": t_us},
+            explanation=text.english(),
+            evidence={"at_us": t_us, **text.evidence()},
         )
 
 

@@ -18,9 +18,10 @@ from typing import Any
 
 from contract import MessageType
 from contract.messages import AlertBody, EvidenceRef, LabelReadBody, PlateReadBody
+from decisions.alert_text import alert_text
 from decisions.alert_types import AlertType
 from decisions.vehicles import ALERT_TYPE as UNAUTHORISED
-from decisions.vehicles import AuthorisedVehicles, judge_exit
+from decisions.vehicles import AuthorisedVehicles, vehicle_authorised
 from edge.pipelines import EdgeContext
 from edge.vision.evidence import EvidenceStore
 from edge.vision.label_watch import ALERT_TYPE as LABEL_UNREADABLE
@@ -71,28 +72,31 @@ def emit_passage(shared: VisionOutput, camera: str, passage: Passage) -> None:
     shared.ctx.emit(MessageType.PLATE_READ, body, observed_at=_observed(passage.best.at_us))
     if passage.direction != "out" or shared.authorised is None:
         return
-    verdict = judge_exit(passage.plate, _observed(passage.last_seen_us), shared.authorised)
+    verdict = vehicle_authorised(passage.plate, _observed(passage.last_seen_us),
+                                 gate_list=shared.authorised)
     if verdict.authorised:
         return
+    text = alert_text("unauthorised_vehicle.raise", reason=verdict.reason, camera=camera,
+                      plate=passage.plate)
     alert = AlertBody(
         action="raise", alert_type=UNAUTHORISED, subject=f"vehicle:{passage.plate}",
-        severity="major", explanation=f"{verdict.reason}; seen leaving at camera {camera}",
+        severity="major", explanation=text.english(),
         evidence={"camera": camera, "plate": passage.plate, "images": [r.sha256 for r in refs],
-                  "last_seen_us": passage.last_seen_us},
+                  "last_seen_us": passage.last_seen_us, **text.evidence()},
     )
     shared.ctx.emit(MessageType.ALERT, alert, observed_at=_observed(passage.last_seen_us))
 
 
 def emit_blindness(shared: VisionOutput, camera: str, change: BlindnessChange, at_us: int) -> None:
-    explanation = (
-        f"camera {camera} is blind ({change.cause}) since {_observed(change.since_us):%H:%M:%S}Z"
-        if change.action == "raise" else f"camera {camera} sees again"
-    )
+    text = (alert_text("camera_blocked.raise", camera=camera, cause=change.cause,
+                       since=f"{_observed(change.since_us):%H:%M:%S}")
+            if change.action == "raise" else alert_text("camera_blocked.clear", camera=camera))
     alert = AlertBody(
         action=change.action, alert_type=CAMERA_BLOCKED, subject=f"camera:{camera}",
-        severity="major", explanation=explanation,
+        severity="major", explanation=text.english(),
         evidence={"cause": change.cause, "brightness": round(change.stats.brightness, 1),
-                  "detail": round(change.stats.detail, 2), "change": round(change.stats.change, 3)},
+                  "detail": round(change.stats.detail, 2), "change": round(change.stats.change, 3),
+                  **text.evidence()},
     )
     shared.ctx.emit(MessageType.ALERT, alert, observed_at=_observed(at_us))
 
@@ -110,13 +114,15 @@ def emit_outcome(shared: VisionOutput, camera: str, outcome: Any, at_us: int) ->
         ), observed_at=_observed(at_us))
     for verdict in getattr(outcome, "verdicts", []):
         minutes = verdict.unread_for_us / 60e6
+        text = (alert_text("label_unreadable.raise", lot=verdict.lot, camera=camera,
+                           minutes=f"{minutes:.0f}")
+                if verdict.action == "raise"
+                else alert_text("label_unreadable.clear", lot=verdict.lot))
         shared.ctx.emit(MessageType.ALERT, AlertBody(
             action=verdict.action, alert_type=LABEL_UNREADABLE, subject=f"lot:{verdict.lot}",
-            severity="minor", lot=verdict.lot,
-            explanation=(f"the label of lot {verdict.lot} has not been readable at camera "
-                         f"{camera} for {minutes:.0f} min" if verdict.action == "raise"
-                         else f"the label of lot {verdict.lot} is readable again"),
-            evidence={"camera": camera, "last_read_us": verdict.last_read_us},
+            severity="minor", lot=verdict.lot, explanation=text.english(),
+            evidence={"camera": camera, "last_read_us": verdict.last_read_us,
+                      **text.evidence()},
         ), observed_at=_observed(at_us))
 
 

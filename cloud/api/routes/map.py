@@ -3,6 +3,7 @@ lot panel and alert evidence it reads. Live changes come over /api/v1/live (rout
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from fastapi.responses import FileResponse
 
 from cloud import map_state
 from cloud.api.deps import AppSettings, CurrentPrincipal, DbConn
+from decisions.alert_text import catalogue
 
 WEB = Path(__file__).resolve().parent.parent.parent / "web"
 LEAFLET = WEB / "node_modules" / "leaflet" / "dist"
@@ -39,6 +41,15 @@ def _asset(base: Path, name: str) -> FileResponse:
 @router.get("/map", include_in_schema=False)
 async def page() -> FileResponse:
     return _asset(WEB, "index.html")
+
+
+@router.get("/map/assets/messages.js", include_in_schema=False)
+async def messages() -> Response:
+    """The alert text catalogue (decisions/alert_text.py) for i18n.js: one source for both."""
+    data = json.dumps(catalogue(), ensure_ascii=False)
+    body = f"\"use strict\";\nconst PW_MESSAGES = {data};\n"
+    return Response(body, media_type="text/javascript; charset=utf-8",
+                    headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/map/assets/{name}", include_in_schema=False)
