@@ -47,10 +47,6 @@ def alert_condition(p: Principal, alert_table: str = "alerts") -> tuple[str, lis
     return site_condition(p, f"{alert_table}.site_id")
 
 
-def can_manage_site(p: Principal) -> bool:
-    return p.role in ("admin", "supervisor")
-
-
 def receipt_condition(p: Principal, receipt_table: str = "r") -> tuple[str, list[Any]]:
     """A financier sees the receipts pledged to it; staff those of their lots."""
     if p.role == "financier":
