@@ -1,6 +1,7 @@
 """The supervisor's console in headless Chromium (issue 19, part A): /docs works with the
 internet blocked; a critical alert rings, notifies and counts in the tab title; resolving asks
-for a comment and shows the refusal while the lot's tags are still missing."""
+for a comment and shows the refusal while the lot's tags are still missing; snoozing stays
+possible."""
 
 from __future__ import annotations
 
@@ -107,8 +108,12 @@ async def test_critical_alert_rings_and_cannot_be_resolved_while_tags_are_missin
             "document.getElementById('resolve-error').textContent.includes('still missing')",
             timeout=5_000)
         assert "2 tag(s) of lot:LOT-A are still missing" in await error.inner_text()
-        await dialog.locator("button.cancel").click()
+        await dialog.locator("button.snooze").click()  # what a supervisor may do instead
+        await dialog.wait_for(state="hidden")
         assert await item.count() == 1  # still listed, still critical
+        history = await page.evaluate(
+            f"api('/api/v1/alerts/{alert_id}').then((a) => a.history.map((h) => h.action))")
+        assert history == ["opened", "snoozed"]
 
         await item.locator("button.ack").click()
         await page.wait_for_selector(f'li.alert[data-alert-id="{alert_id}"].st-acknowledged')

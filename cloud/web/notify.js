@@ -10,7 +10,7 @@ Object.assign(LABELS.en, {
   notify_desktop_title: "Show a desktop notification when a critical alert arrives",
   resolve_title: "Resolve alert", resolve_comment: "What was done? (required)",
   resolve_confirm: "Resolve", cancel: "Cancel", resolve_refused: "Not resolved",
-  critical_alert: "Critical alert",
+  critical_alert: "Critical alert", snooze_hour: "Snooze 1 h",
 });
 Object.assign(LABELS.zh, {
   notify_sound: "声音", notify_desktop: "桌面通知",
@@ -18,7 +18,7 @@ Object.assign(LABELS.zh, {
   notify_desktop_title: "严重告警到达时显示桌面通知",
   resolve_title: "解除告警", resolve_comment: "做了什么处理？（必填）",
   resolve_confirm: "解除", cancel: "取消", resolve_refused: "未能解除",
-  critical_alert: "严重告警",
+  critical_alert: "严重告警", snooze_hour: "静默 1 小时",
 });
 
 const NOTIFY = {
@@ -109,6 +109,7 @@ function resolveAlert(alertId) {
       <textarea id="resolve-comment" rows="3" required maxlength="2000"></textarea>
       <p id="resolve-error" class="error" role="alert"></p>
       <div class="buttons"><button type="button" class="cancel">${t("cancel")}</button>
+        <button type="button" class="snooze">${t("snooze_hour")}</button>
         <button type="submit" class="confirm">${t("resolve_confirm")}</button></div></form>`;
   dialog.dataset.alertId = String(alertId);
   return new Promise((done) => {
@@ -116,22 +117,26 @@ function resolveAlert(alertId) {
     const error = dialog.querySelector("#resolve-error");
     dialog.querySelector(".cancel").onclick = () => { dialog.close(); done(null); };
     dialog.oncancel = () => done(null);
-    form.onsubmit = async (e) => {
-      e.preventDefault();
+    // Snoozing is what a supervisor may do while the condition holds: its reopenings stay quiet.
+    const send = async (action) => {
       const comment = dialog.querySelector("#resolve-comment").value.trim();
       if (!comment) { error.textContent = t("resolve_comment"); return; }
-      const response = await fetch(`/api/v1/alerts/${alertId}/resolve`, {
-        method: "POST", body: JSON.stringify({ comment }),
+      const body = action === "snooze"
+        ? { until: new Date(Date.now() + 3600e3).toISOString(), comment } : { comment };
+      const response = await fetch(`/api/v1/alerts/${alertId}/${action}`, {
+        method: "POST", body: JSON.stringify(body),
         headers: { Authorization: `Bearer ${S.key}`, "Content-Type": "application/json" },
       });
-      const body = await response.json().catch(() => ({}));
+      const answer = await response.json().catch(() => ({}));
       if (!response.ok) {
-        error.textContent = `${t("resolve_refused")}: ${body.detail || response.status}`;
+        error.textContent = `${t("resolve_refused")}: ${answer.detail || response.status}`;
         return;
       }
       dialog.close();
-      done(body);
+      done(answer);
     };
+    dialog.querySelector(".snooze").onclick = () => send("snooze");
+    form.onsubmit = (e) => { e.preventDefault(); send("resolve"); };
     dialog.showModal();
     dialog.querySelector("#resolve-comment").focus();
   });
