@@ -55,9 +55,10 @@ def _ingest(args: argparse.Namespace) -> int:
     from cloud.ingest.consumer import Ingest, IngestOptions, serve_metrics
 
     settings = load_settings()
-    ingest = Ingest(IngestOptions(
+    source = settings.broker or settings.mqtt_url
+    options = IngestOptions(
         database_url=settings.database_url,
-        mqtt_url=settings.mqtt_url,
+        mqtt_url=source,
         client_id=args.client_id or f"ingest-{socket.gethostname()}-1",
         mqtt_username=settings.mqtt_username,
         mqtt_password=settings.mqtt_password,
@@ -67,16 +68,24 @@ def _ingest(args: argparse.Namespace) -> int:
         batch_ms=settings.ingest_batch_ms,
         max_clock_skew_s=settings.ingest_max_clock_skew_s,
         rules_in_ingest=settings.rules_in_ingest,
-    ))
+    )
+    if source.startswith("nats://"):  # the clustered profile: one JetStream work queue
+        from cloud.ingest.jetstream import JetStreamIngest, JetStreamOptions  # `cluster` extra
+
+        worker = JetStreamIngest(options, JetStreamOptions(replicas=settings.stream_replicas))
+        metrics, consume = worker.metrics, worker.run
+    else:
+        ingest = Ingest(options)
+        metrics, consume = ingest.metrics, ingest.run
     if args.metrics_port:
-        serve_metrics(ingest.metrics, args.metrics_port)
+        serve_metrics(metrics, args.metrics_port)
 
     async def run() -> None:
         # The gateways' gate list and released lots ride with ingest: one of the processes,
-        # holding a database lock, pushes them (cloud/gate_push.py).
+        # holding a database lock, pushes them over MQTT (cloud/gate_push.py).
         async with GatePush(settings.database_url, settings.mqtt_url,
                             username=settings.mqtt_username, password=settings.mqtt_password):
-            await ingest.run()
+            await consume()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())

@@ -16,6 +16,12 @@ class Settings(BaseSettings):
     mqtt_url: str = Field(
         "mqtt://127.0.0.1:1883", validation_alias=AliasChoices("MQTT_URL", "PW_MQTT_URL")
     )
+    # Where ingest takes gateway messages from, when not MQTT_URL: ``nats://n1:4222,n2:4222``
+    # for the clustered profile (cloud/ingest/jetstream.py; docs/scaling.md). MQTT_URL stays
+    # the MQTT listener for the cloud's other MQTT users (any node of the cluster).
+    broker: str | None = None
+    # Copies of the ingest stream on the cluster (JetStream replicas; 1 on a single node).
+    stream_replicas: int = Field(3, ge=1, le=5)
     mqtt_username: str | None = None
     mqtt_password: str | None = None
     mqtt_protocol: str = "auto"

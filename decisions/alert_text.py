@@ -153,8 +153,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "temperature of {subject} out of its limits: {facts}",
         "zh": "{subject} 的温度超出限值：{facts}",
     },
-    # Producers in files being rewritten elsewhere: entries ready for their conversion.
-    # cloud/receipts/release_guard.py
+    # cloud/alerting/release_guard.py
     "movement_without_release.raise": {
         "en": "{count} tags pledged to {pledgee} under receipt {receipt} left without an "
               "approved release",
@@ -166,7 +165,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "仓单 {receipt} 项下质押给 {pledgee} 的 {count} 个标签在未获放货批准时离开，"
               "并在 {seen_at} 被读到",
     },
-    # cloud/alerts.py, cloud/alerting/: the gateway's own heartbeat
+    # the gateway's own heartbeat (not raised by the cloud yet: its status is shown, not alerted)
     "gateway_offline.raise": {
         "en": "gateway {gateway} went offline",
         "zh": "网关 {gateway} 离线",
@@ -198,6 +197,10 @@ ALERT_TYPE_NAMES: dict[str, dict[str, str]] = {
     AlertType.LABEL_UNREADABLE: {"en": "Label unreadable", "zh": "标签无法识别"},
     AlertType.WEBHOOK_ENDPOINT_DISABLED: {"en": "Webhook endpoint disabled",
                                           "zh": "Webhook 端点已停用"},
+    AlertType.COUNT_MISMATCH: {"en": "Count mismatch", "zh": "数量不符"},
+    AlertType.WEIGHT_MISMATCH: {"en": "Weight mismatch", "zh": "重量不符"},
+    AlertType.DUPLICATE_IDENTITY: {"en": "Duplicate identity", "zh": "标识重复"},
+    AlertType.SHIPMENT_CONTRADICTED: {"en": "Shipment contradicted", "zh": "运输存疑"},
 }
 
 # cloud/migrations/0100_receipts.sql: warehouse_receipts.status

@@ -31,6 +31,9 @@ class _Section(BaseModel):
 
 class BrokerConfig(_Section):
     url: str = "mqtt://127.0.0.1:1883"
+    # Other nodes of a broker cluster (NATS's MQTT listeners, docs/scaling.md): after a lost
+    # connection the publisher tries the next URL in turn, ``url`` first.
+    failover_urls: tuple[str, ...] = ()
     username: str | None = None
     password: str | None = None
     client_id: str | None = None  # default: "{site}.{gateway}", stable for a persistent session
@@ -46,10 +49,21 @@ class BrokerConfig(_Section):
     @field_validator("url")
     @classmethod
     def _mqtt_url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError("must look like mqtt://host:1883 or mqtts://host:8883")
-        return url
+        return _check_mqtt_url(url)
+
+    @field_validator("failover_urls")
+    @classmethod
+    def _mqtt_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_mqtt_url(url) for url in urls)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every broker to try, in order."""
+        return (self.url, *(u for u in self.failover_urls if u != self.url))
+
+    def at(self, url: str) -> BrokerConfig:
+        """These settings pointed at another node of the cluster."""
+        return self.model_copy(update={"url": url})
 
     @property
     def host(self) -> str:
@@ -63,6 +77,13 @@ class BrokerConfig(_Section):
     @property
     def tls(self) -> bool:
         return urlsplit(self.url).scheme == "mqtts"
+
+
+def _check_mqtt_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError("must look like mqtt://host:1883 or mqtts://host:8883")
+    return url
 
 
 class OutboxConfig(_Section):

@@ -131,6 +131,10 @@ class Publisher:
     async def _session(self, owner: Supervised) -> None:
         if owner.sessions > 1:
             self.stats.reconnects += 1
+            urls = self._broker.urls
+            if len(urls) > 1:  # a cluster: after a lost connection, the next node in turn
+                self._broker = self._broker.at(urls[(urls.index(self._broker.url) + 1)
+                                                    % len(urls)])
         try:
             async with first_accepted(self._client, self._protocols) as (client, protocol):
                 if len(self._protocols) > 1 and protocol is not self._protocols[0]:

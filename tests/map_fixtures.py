@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import shutil
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,10 @@ async def chromium(profile: Path) -> AsyncIterator[Any]:
             str(profile), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
             viewport={"width": 1366, "height": 820}, locale="en-GB",
         )
+        # A script error would otherwise show only as a page that never gets ready: print it,
+        # so the failing test's output says why.
+        context.on("page", lambda page: page.on(
+            "pageerror", lambda err: print(f"page error: {err}", file=sys.stderr)))
         try:
             yield context
         finally:

@@ -59,6 +59,9 @@ def test_good_config_loads_with_paths_relative_to_the_file(config_dir: Path) -> 
         (('key_file = "gw.key"', 'key_file = "missing.key"'), "key_file", "does not exist"),
         (('site = "site-1"\n', ""), "site", "Field required"),
         (('[broker]', '[brokr]'), "brokr", "Extra inputs"),
+        (('url = "mqtt://127.0.0.1:1883"',
+          'url = "mqtt://127.0.0.1:1883"\nfailover_urls = ["mqtt://n2:1883", "nats://n3:4222"]'),
+         "broker.failover_urls", "mqtt://"),
         (('key_file = "gw.key"', 'key_file = "gw.key"\ncloud_public_key_file = "none.pub"'),
          "cloud_public_key_file", "No such file"),
         (('key_file = "gw.key"', 'key_file = "gw.key"\ncloud_public_key_file = "gw.key"'),
@@ -75,6 +78,19 @@ def test_bad_config_names_file_key_and_reason(
     assert caught.value.file == path
     assert caught.value.key == key
     assert reason in caught.value.reason
+
+
+def test_a_cluster_gives_the_broker_urls_to_try_in_turn(config_dir: Path) -> None:
+    path = config_dir / "edge.toml"
+    path.write_text(GOOD.replace(
+        'url = "mqtt://127.0.0.1:1883"',
+        'url = "mqtt://n1:1883"\n'
+        'failover_urls = ["mqtt://n1:1883", "mqtt://n2:1883", "mqtts://n3:8883"]'))
+    broker = load_config(path).broker
+    assert broker.urls == ("mqtt://n1:1883", "mqtt://n2:1883", "mqtts://n3:8883")
+    third = broker.at(broker.urls[2])
+    assert (third.host, third.port, third.tls) == ("n3", 8883, True)
+    assert third.in_flight == broker.in_flight  # the rest of the settings go along
 
 
 def test_unparseable_file_says_so(config_dir: Path) -> None:

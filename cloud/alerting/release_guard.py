@@ -18,6 +18,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from cloud import alerts
+from decisions.alert_text import alert_text
 from decisions.alert_types import AlertType
 
 ALERT_TYPE = AlertType.MOVEMENT_WITHOUT_RELEASE
@@ -94,7 +95,10 @@ async def check_movements(
     pledged = await pledged_tags(conn, sorted({m.epc for m in movements}))
     found = unreleased_movements(movements, pledged)
     for f in found:
-        where = f" and were read at {', '.join(f.seen_elsewhere)}" if f.seen_elsewhere else ""
+        common = {"count": len(f.epcs), "pledgee": f.pledgee, "receipt": f.receipt}
+        text = (alert_text("movement_without_release.raise_seen",
+                           seen_at=", ".join(f.seen_elsewhere), **common)
+                if f.seen_elsewhere else alert_text("movement_without_release.raise", **common))
         await alerts.raise_alert(
             conn,
             alert_type=ALERT_TYPE,
@@ -102,11 +106,9 @@ async def check_movements(
             severity="critical",
             site_id=f.site_id,
             lot_id=f.lot_id,
-            explanation=(
-                f"{len(f.epcs)} tags pledged to {f.pledgee} under receipt {f.receipt} left "
-                f"without an approved release{where}"
-            ),
-            evidence={"receipt": f.receipt, "pledgee": f.pledgee, "epcs": list(f.epcs)[:200]},
+            explanation=text.english(),
+            evidence={"receipt": f.receipt, "pledgee": f.pledgee, "epcs": list(f.epcs)[:200],
+                      **text.evidence()},
             seen_at=seen_at,
             actor=actor,
         )

@@ -118,7 +118,8 @@ class Ingest:
         self.metrics.connected.set(1 if health.online else 0)
 
     # -- database ------------------------------------------------------------------------------
-    async def _open_db(self) -> AsyncConnection:
+    async def open_database(self) -> AsyncConnection:
+        """A connection to store batches on, with the command key and gateways loaded."""
         conn = await AsyncConnection.connect(self.options.database_url)
         try:
             if self._command_key is None:
@@ -193,7 +194,7 @@ class Ingest:
             )
             topic = ingest_subscription(shared)
             await subscriber.subscribe(topic, qos=1)
-            conn = await self._open_db()
+            conn = await self.open_database()
             try:
                 owner.up("subscribed")
                 log.info("ingest subscribed",

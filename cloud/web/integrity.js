@@ -1,5 +1,6 @@
 // Integrity on the map (docs/integrity.md): the lot panel's sources side by side against the
-// receipt, and the integrity alert types' names. Loaded after i18n.js, before app.js.
+// receipt (the alert types' names come with the message catalogue). Loaded after i18n.js,
+// before app.js.
 "use strict";
 
 Object.assign(LABELS.en, {
@@ -25,16 +26,6 @@ Object.assign(LABELS.zh, {
   verdict_corroborated: "已印证", verdict_partly: "部分印证", verdict_contradicted: "相矛盾",
   verdict_no_evidence: "无证据", verdict_null: "尚未核验", dir_inbound: "入库", dir_outbound: "出库",
 });
-Object.assign(ALERT_TYPES.en, {
-  "integrity.count_mismatch": "Count mismatch", "integrity.weight_mismatch": "Weight mismatch",
-  "integrity.duplicate_identity": "Duplicate identity",
-  "integrity.shipment_contradicted": "Shipment contradicted",
-});
-Object.assign(ALERT_TYPES.zh, {
-  "integrity.count_mismatch": "数量不符", "integrity.weight_mismatch": "重量不符",
-  "integrity.duplicate_identity": "标识重复", "integrity.shipment_contradicted": "运输存疑",
-});
-
 const SOURCE_UNIT = { receipt: "pieces", rfid: "tags", labels: "pieces", load_cell: "kg", camera: "pallets" };
 
 function integrityNumber(value) {
