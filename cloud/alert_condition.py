@@ -78,15 +78,17 @@ async def why_still_open(conn: AsyncConnection, alert: dict[str, Any]) -> str | 
 
 
 REOPEN_ACTOR = "cloud:reopen"
+RECHECK = "15 minutes"
 
 
 async def reopen_standing(conn: AsyncConnection, site_id: str) -> list[int]:
-    """Open again the alerts a person resolved in the last hour whose condition holds now.
+    """Open again the alerts a person resolved lately whose condition holds now.
 
     The resolve itself is refused while the condition holds; this catches what came after it
     (a race with ingest, facts that arrived late) so a theft cannot stay silenced. Run by the
-    alerting stage for each site in a batch: one indexed query when nothing is to reopen.
-    Returns the new alerts' ids.
+    alerting stage for each site in a batch: one indexed query when nothing is to reopen, and
+    a fact query per alert resolved in the last ``RECHECK`` (a resolve that raced ingest shows
+    within seconds; later returns are raised by the gateway anew). Returns the new alerts' ids.
     """
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
@@ -95,12 +97,12 @@ async def reopen_standing(conn: AsyncConnection, site_id: str) -> list[int]:
             "a.source_gateway, a.resolved_by FROM alerts a "
             "JOIN api_keys k ON k.id = a.resolved_by "  # a person resolved it, not a clear
             "WHERE a.site_id = %s AND a.state = 'resolved' "
-            "AND a.resolved_at > now() - interval '1 hour' "
+            "AND a.resolved_at > now() - %s::interval "
             "AND NOT EXISTS (SELECT 1 FROM alerts b WHERE coalesce(b.site_id, '') = %s "
             "  AND b.alert_type = a.alert_type AND b.subject = a.subject "
             "  AND (b.state <> 'resolved' OR b.first_seen_at > a.resolved_at)) "
-            "ORDER BY a.alert_type, a.subject, a.resolved_at DESC",
-            (site_id, site_id))
+            "ORDER BY a.alert_type, a.subject, a.resolved_at DESC LIMIT 50",
+            (site_id, RECHECK, site_id))
         candidates = await cur.fetchall()
     reopened = []
     for alert in candidates:
