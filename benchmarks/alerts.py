@@ -47,7 +47,7 @@ from contract import (
 )
 from contract.envelope import Envelope
 from contract.messages import PlateReadBody
-from firmware_sim.scenario import WebhookInbox
+from firmware_sim.scenario.receiver import WebhookInbox
 
 
 def _seed(database_url: str, key: Ed25519PrivateKey, lots: int, workdir: Path) -> None:

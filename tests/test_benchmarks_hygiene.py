@@ -3,7 +3,9 @@ its own, drops only those, and dates its readings inside the retention window.""
 
 from __future__ import annotations
 
+import importlib
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -33,3 +35,17 @@ def test_two_runs_get_their_own_databases_and_drop_only_those() -> None:
 def test_readings_are_dated_now_not_on_a_fixed_day() -> None:
     now_us = time.time_ns() // 1000
     assert now_us - 120_000_000 < base_us() <= now_us
+
+
+BENCHMARKS = sorted(
+    p.stem for p in (Path(__file__).resolve().parent.parent / "benchmarks").glob("*.py")
+    if not p.stem.startswith("_")
+)
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_every_benchmark_still_imports(name: str) -> None:
+    # A module moved by a refactor must not leave `python -m benchmarks NAME` broken until
+    # someone runs it (the alerts benchmark once imported a name the scenario split had moved).
+    module = importlib.import_module(f"benchmarks.{name}")
+    assert callable(getattr(module, "main", None)), name

@@ -93,6 +93,7 @@ function drawSite(site) {
     (a, b) => order.indexOf(a.properties.kind) - order.indexOf(b.properties.kind));
   for (const feature of features) {
     const kind = feature.properties.kind;
+    if (typeof isFinancierOtherZone === "function" && isFinancierOtherZone(feature)) continue;
     const layer = L.geoJSON(feature, {
       style: () => ({ ...(FENCE_STYLE[kind] || { color: "#666", weight: 1 }),
         className: `fence fence-${kind} fence-id-${feature.properties.id}` }),
@@ -136,7 +137,7 @@ function drawLot(lot) {
   }
   if (entry.zone) entry.zone.setStyle({ color, fillColor: color, fillOpacity: state === "present" ? 0.3 : 0.5, weight: 3 });
   const el = entry.label.getElement();
-  const html = `<div class="lot-label state-${state}" data-lot="${esc(lot.id)}" data-state="${state}">
+  const html = `<div class="lot-label state-${state}" data-lot="${esc(lot.id)}" data-state="${state}" tabindex="0" role="button">
     <b>${esc(lot.id)}</b> <span class="n">${lot.present}/${lot.expected}</span>
     <small>${esc(t(`state_${state}`))}${lot.missing ? ` · ${t("missing")} ${lot.missing}` : ""}</small></div>`;
   if (el) el.innerHTML = html; else entry.label.setIcon(L.divIcon({ className: "lot-marker", html, iconSize: null }));
@@ -154,7 +155,7 @@ function drawGateway(gw) {
   const h = box.getNorth() - box.getSouth();
   const east = box.getEast() - (box.getEast() - box.getWest()) * 0.2;
   const pos = L.latLng(box.getSouth() + h * 0.3, east);
-  const html = `<div class="device gw ${gw.online ? "on" : "off"}" data-gateway="${esc(gw.id)}">
+  const html = `<div class="device gw ${gw.online ? "on" : "off"}" data-gateway="${esc(gw.id)}" tabindex="0" role="button">
     <span class="dot"></span>${esc(gw.id)} <small>${t(gw.online ? "online" : "offline")}</small></div>`;
   setMarker(`gw/${gw.id}`, pos, html);
   let i = 0;
@@ -162,7 +163,7 @@ function drawGateway(gw) {
     if (r.gateway_id !== gw.id) continue;
     const rpos = L.latLng(box.getSouth() + h * (0.3 - 0.17 * (i + 1)), east);
     setMarker(`reader/${gw.id}/${r.reader}`, rpos, `<div class="device reader ${r.online ? "on" : "off"}"
-      data-reader="${esc(r.reader)}"><span class="dot sq"></span>${esc(r.reader)} <small>${t(r.online ? "online" : "offline")}</small></div>`);
+      data-reader="${esc(r.reader)}" data-gw="${esc(gw.id)}" tabindex="0" role="button"><span class="dot sq"></span>${esc(r.reader)} <small>${t(r.online ? "online" : "offline")}</small></div>`);
     i += 1;
   }
 }
@@ -187,6 +188,7 @@ function drawTracker(tr) {
       dot: L.circleMarker([tr.lat, tr.lon], { radius: 7, color: "#fff", weight: 2, fillColor: "#5f3dc4", fillOpacity: 1,
         className: "tracker" }).addTo(S.map) };
     entry.dot.bindTooltip("", { direction: "top" });
+    if (typeof openTracker === "function") entry.dot.on("click", () => openTracker(tr.tracker));
     entry.points = (tr.trail || []).map(([lon, lat]) => [lat, lon]);
     S.trackers.set(tr.tracker, entry);
   }
@@ -313,6 +315,7 @@ async function openLot(lotId, refresh = false) {
     <h4>${t("tag_counts")}</h4>${chart(p.counts, lot.expected)}${sources}
     <h4>${t("receipts")}</h4>${receipts}
     <h4>${t("sensors")}</h4>${sensors}`, "lot");
+  if (typeof afterLotShown === "function") afterLotShown(lotId);
   const entry = S.lotLayers.get(lotId);
   if (entry && entry.zone && !refresh) S.map.flyToBounds(entry.zone.getBounds(), { maxZoom: 18, duration: 0.6, padding: [60, 60] });
 }
@@ -361,6 +364,7 @@ async function openAlert(alertId, refresh = false) {
     ${a.lot_id ? `<h4>${t("tag_counts")}</h4>${chart(ev.counts)}` : ""}
     ${images}${crossings}
     <h4>${t("history")}</h4><ul class="history">${history}</ul>`, "alert");
+  if (typeof afterAlertShown === "function") afterAlertShown(a, ev);
   // Images need the key too: fetch them as blobs rather than plain <img src>.
   for (const img of document.querySelectorAll("#detail img[data-src]")) {
     fetch(img.dataset.src, { headers: { Authorization: `Bearer ${S.key}` } })
@@ -462,11 +466,13 @@ async function load() {
   const state = await api("/api/v1/map/state");
   resetLayers();
   S.role = state.role;
+  document.body.classList.remove("signed-out");
+  for (const l of state.lots) S.lots.set(l.id, l); // before the sites: a financier's zones need them
   S.cursor = state.cursor;
   document.getElementById("who").textContent = state.financier_id ? `${state.role} · ${state.financier_id}` : state.role;
   if (state.tile_url && !S.tiles) S.tiles = L.tileLayer(state.tile_url, { maxZoom: 20 }).addTo(S.map);
   for (const s of state.sites) { S.sites.set(s.id, s); drawSite(s); }
-  for (const l of state.lots) S.lots.set(l.id, l);
+  fitSites(); // a view first: a tracker's marker cannot be drawn on a map without one
   for (const a of state.alerts) S.alerts.set(a.id, a);
   for (const g of state.gateways) S.gateways.set(g.id, g);
   for (const r of state.readers) S.readers.set(`${r.gateway_id}/${r.reader}`, r);
@@ -475,7 +481,6 @@ async function load() {
   const select = document.getElementById("site-select");
   select.innerHTML = state.sites.map((s) => `<option value="${esc(s.id)}">${esc(s.name)}</option>`).join("");
   select.hidden = state.sites.length < 2;
-  fitSites();
   renderAll();
   connect();
 }
@@ -488,6 +493,7 @@ function fitSites(siteId) {
 
 function showLogin(message) {
   document.getElementById("login").hidden = false;
+  document.body.classList.add("signed-out");
   document.getElementById("login-error").textContent = message || "";
 }
 
@@ -499,7 +505,8 @@ function start() {
     setLanguage(lang === "zh" ? "en" : "zh");
     renderAll();
     setConnected(Boolean(S.ws && S.ws.readyState === WebSocket.OPEN));
-    if (S.detail) (S.detail.kind === "lot" ? openLot : openAlert)(S.detail.id, true);
+    const openers = { lot: openLot, alert: openAlert, ...(typeof DETAIL_OPENERS === "object" ? DETAIL_OPENERS : {}) };
+    if (S.detail && openers[S.detail.kind]) openers[S.detail.kind](S.detail.id, true);
   };
   document.getElementById("logout").onclick = () => { localStorage.removeItem("pw.key"); location.reload(); };
   document.getElementById("detail-close").onclick = closeDetail;
