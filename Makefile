@@ -21,8 +21,8 @@ $(VENV)/.dev-installed: pyproject.toml | $(PY)
 	$(PIP) install --quiet -e '.[dev,embedded,train]'
 	touch $@ $(VENV)/.runtime-installed
 
-# The map's front-end libraries (Leaflet) and the receipt font (Noto Sans SC, OFL), from the npm
-# registry, served locally by the API.
+# The map's front-end libraries (Leaflet), /docs's Swagger UI and the receipt font (Noto Sans SC,
+# OFL), from the npm registry, served locally by the API.
 WEB_DEPS := cloud/web/node_modules/.package-lock.json
 $(WEB_DEPS): cloud/web/package.json cloud/web/package-lock.json
 	npm ci --prefix cloud/web --no-audit --no-fund

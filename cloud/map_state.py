@@ -17,6 +17,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from cloud import alerts, live, registry, telemetry
+from cloud.actor_names import name_actors
 from cloud.apikeys import Principal
 from cloud.receipts.lots import get_lot
 from cloud.receipts.records import list_receipts
@@ -198,6 +199,7 @@ async def alert_evidence(conn: AsyncConnection, p: Principal, alert_id: int) -> 
     alert = await alerts.get_alert(conn, alert_condition(p), alert_id)
     if alert is None:
         raise NotFound(f"no alert {alert_id}")
+    alert = await name_actors(conn, alert)
     start = alert["first_seen_at"] - timedelta(minutes=10)
     end = max(alert["last_seen_at"] + timedelta(minutes=2), start + timedelta(minutes=15))
     counts: list[dict[str, Any]] = []

@@ -3,6 +3,8 @@
 One site (demo-site), one gateway (gw-01), one simulated Impinj reader reading the tags of two
 pledged lots (LOT-A pledged to bank-a, LOT-B to bank-b). After ``--theft-after`` seconds some
 tags of LOT-A leave the field: the gateway raises ``theft.tag_missing`` and the API shows it.
+Besides the reader (demo.showcase): a receipt for each lot, GPS trackers (a coil of LOT-B is
+driven out), a gate camera read by the edge's vision pipeline, and MQTT sensors.
 Prints a line a second; Ctrl-C (or the end of ``--duration``) stops everything cleanly.
 """
 
@@ -21,6 +23,13 @@ import httpx
 import psycopg
 
 from demo.services import ROOT, Services, answers, find_broker, find_database, free_port
+from demo.showcase import (
+    DEVICES,
+    edge_sections,
+    gateway_api_key,
+    issue_receipts_later,
+    spawn_devices,
+)
 from demo.warehouse import GATEWAY, SITE, Demo, bootstrap, write_edge_config
 
 
@@ -113,7 +122,10 @@ def run(args: argparse.Namespace) -> int:
         demo.api_url = f"http://127.0.0.1:{api_port}"
         demo.sim_url = f"http://127.0.0.1:{sim_port}"
         run_id = f"{os.getpid()}"
-        config = write_edge_config(demo, lots, args.absence_window, run_id)
+        camera_port = free_port()
+        extra = "" if args.bare else edge_sections(
+            demo, f"http://127.0.0.1:{camera_port}/stream.mjpg", gateway_api_key(demo))
+        config = write_edge_config(demo, lots, args.absence_window, run_id, extra=extra)
         reader_args = ["-m", "firmware_sim", "impinj-reader", "--port", str(sim_port),
                        "--tags-per-lot", str(args.tags_per_lot)]
         if args.theft_after >= 0:
@@ -126,7 +138,12 @@ def run(args: argparse.Namespace) -> int:
         demo.spawn("reader", *reader_args)
         wait_http(f"{demo.api_url}/health", 30)
         wait_http(f"{demo.sim_url}/sim/state", 15)
+        if not args.bare:
+            spawn_devices(demo, camera_port)
         demo.spawn("edge", "-m", "edge", "run", "--config", str(config))
+        if not args.bare:
+            keys = json.loads((workdir / "api-keys.json").read_text())
+            issue_receipts_later(demo, keys["supervisor"], sorted(lots))
         print(f"demo: API {demo.api_url}  (OpenAPI docs: {demo.api_url}/docs)", flush=True)
         print(f"demo: live map {demo.api_url}/map  (log in with a key below)", flush=True)
         print(f"demo: API keys in {workdir / 'api-keys.json'}; logs in {workdir}", flush=True)
@@ -141,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         while not interrupted:
             time.sleep(1)
             for name, proc in (demo.procs or {}).items():
-                if proc.poll() is not None:
+                if proc.poll() is not None and (name not in DEVICES or proc.returncode):
                     raise RuntimeError(f"{name} exited with {proc.returncode}; "
                                        f"see {workdir / (name + '.log')}")
             s = summary(demo, started, int(s["readings_in"]))
@@ -173,6 +190,8 @@ def main() -> int:
                         help="seconds a present tag may go unread before it is missing")
     parser.add_argument("--tags-per-lot", type=int, default=40)
     parser.add_argument("--api-port", type=int, default=0)
+    parser.add_argument("--bare", action="store_true",
+                        help="the reader only: no receipts, trackers, camera or sensors")
     return run(parser.parse_args())
 
 

@@ -71,8 +71,10 @@ class Demo:
         self.services.close()
 
     def stop_processes(self) -> None:
-        # Edge first so its last messages can still be ingested, then the rest.
-        for name in ("edge", "reader", "api", "webhooks", "ingest"):
+        # Edge first so its last messages can still be ingested, then the rest; the simulated
+        # devices (demo.showcase) after the services.
+        order = ("edge", "reader", "api", "webhooks", "ingest")
+        for name in (*order, *sorted(set(self.procs or {}) - set(order))):
             proc = (self.procs or {}).get(name)
             if proc is None or proc.poll() is not None:
                 continue
@@ -95,7 +97,9 @@ def bootstrap(demo: Demo, tags_per_lot: int, absence_window_s: float) -> dict[st
                "Waigaoqiao bonded warehouse 3", "--tz", "Asia/Shanghai")
     demo.admin_key = demo.cloud("apikey", "--role", "admin", "--label", "demo admin")
     keys = {
-        "supervisor": demo.cloud("apikey", "--role", "supervisor", "--operator", "demo-operator"),
+        # The label is the person's name the console shows in an alert's history.
+        "supervisor": demo.cloud("apikey", "--role", "supervisor", "--operator", "demo-operator",
+                                 "--label", "Li Wei (supervisor)"),
         "bank-a": demo.cloud("apikey", "--role", "financier", "--financier", "bank-a"),
         "bank-b": demo.cloud("apikey", "--role", "financier", "--financier", "bank-b"),
     }
@@ -124,7 +128,8 @@ def bootstrap(demo: Demo, tags_per_lot: int, absence_window_s: float) -> dict[st
 
 
 def write_edge_config(demo: Demo, lots: dict[str, list[str]], absence_window_s: float,
-                      run_id: str, broker_auth: tuple[str, str] | None = None) -> Path:
+                      run_id: str, *, broker_auth: tuple[str, str] | None = None,
+                      extra: str = "") -> Path:
     lot_tables = "".join(
         f'\n[[rfid.lots]]\nid = "{lot}"\nabsence_window_s = {absence_window_s}\n'
         f"epcs = {json.dumps(epcs)}\n"
@@ -152,7 +157,7 @@ kind = "impinj_iot"
 id = "dock-reader-1"
 url = "{demo.sim_url}/api/v1/data/stream"
 stale_after_s = 5
-{lot_tables}""")
+{lot_tables}{extra}""")
     return config
 
 

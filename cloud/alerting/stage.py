@@ -6,6 +6,8 @@ built by cloud.ingest.facts); then, in the same transaction, it calls
 
 1. the edge's own alerts are absorbed: one active alert per (site, type, subject), a repeat
    only counts, a clear resolves it (cloud.alerts);
+   then an alert a person resolved while its condition still holds (tags still missing...)
+   is opened again (cloud.alert_condition.reopen_standing);
 2. the release guard: pledged goods that moved without a release (release_guard);
 3. the site's correlation rules (decisions.rules.RuleEngine, run by ``rules``), with each plate
    judged by decisions.vehicles.vehicle_authorised against the site's lists.
@@ -25,6 +27,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from cloud import alerts
+from cloud.alert_condition import reopen_standing
 from cloud.alerting.release_guard import TagMovement, UnreleasedMovement, check_movements
 from cloud.alerting.rules import run_rules
 from contract import AlertBody
@@ -92,6 +95,7 @@ class AlertingStage:
         outcome = Outcome()
         for batch in batches:
             await absorb_edge_alerts(conn, batch.site, batch.edge_alerts)
+            await reopen_standing(conn, batch.site)  # a resolve the facts now contradict
             for moved in batch.movements:
                 outcome.unreleased.extend(await check_movements(
                     conn, list(moved.movements), moved.seen_at, f"gateway:{moved.gateway}"))

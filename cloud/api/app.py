@@ -16,6 +16,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from cloud.api.alert_sound import sound_router
+from cloud.api.docs import docs_router
 from cloud.api.routes import ROUTERS
 from cloud.db import open_pool
 from cloud.registry import Conflict, NotFound
@@ -45,6 +47,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Pledged goods under watch: sites, gateways, lots, presence, alerts.",
         lifespan=lifespan,
         max_body_size=MAX_BODY_BYTES,
+        # FastAPI's own pages load Swagger UI and ReDoc from a CDN: blank without internet.
+        # /docs is served below from the npm copy instead; ReDoc is not offered.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     registry = CollectorRegistry()
@@ -98,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(docs_router)
+    app.include_router(sound_router)
     app.openapi = lambda: _declare_refusals(app)  # type: ignore[method-assign]
     return app
 

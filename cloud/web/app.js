@@ -248,6 +248,7 @@ function renderAlerts() {
     </li>`).join("");
   document.getElementById("alert-count").textContent = active.length ? String(active.length) : "";
   document.getElementById("no-alerts").hidden = active.length > 0;
+  notifyAlerts(active); // notify.js: sound, desktop notification, tab title
 }
 
 function renderAll() {
@@ -348,7 +349,7 @@ async function openAlert(alertId, refresh = false) {
   }
   const place = alertPlace(a, ev);
   if (place && !refresh) S.map.flyToBounds(place, { maxZoom: 18, duration: 0.6, padding: [60, 60] });
-  const history = a.history.map((h) => `<li>${clock(h.at)} · ${esc(h.action)} · ${t("by")} ${esc(h.actor)}
+  const history = a.history.map((h) => `<li>${clock(h.at)} · ${esc(h.action)} · ${t("by")} ${esc(h.actor_name || h.actor)}
     ${h.comment ? `· ${esc(h.comment)}` : ""}</li>`).join("");
   const images = ev.images.length ? `<h4>${t("images")}</h4><div class="images">${ev.images.map((i) =>
     `<figure><img alt="${esc(i.kind)}" data-src="${esc(i.url)}"><figcaption>${esc(i.kind)}</figcaption></figure>`).join("")}</div>` : "";
@@ -372,7 +373,10 @@ async function openAlert(alertId, refresh = false) {
 }
 
 async function act(alertId, action) {
-  const updated = await api(`/api/v1/alerts/${alertId}/${action}`, { method: "POST", body: "{}" });
+  // Resolving asks for a comment and shows a refusal (notify.js); null: nothing changed.
+  const updated = action === "resolve" ? await resolveAlert(alertId)
+    : await api(`/api/v1/alerts/${alertId}/${action}`, { method: "POST", body: "{}" });
+  if (!updated) return;
   S.alerts.set(updated.id, updated);
   renderAll();
   if (S.detail && S.detail.kind === "alert" && S.detail.id === updated.id) openAlert(updated.id, true);

@@ -7,6 +7,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 
 from cloud import alerts
+from cloud.actor_names import name_actors
+from cloud.alert_condition import why_still_open
 from cloud.api.deps import CurrentPrincipal, DbConn, Manager
 from cloud.api.schemas import AlertAction
 from cloud.scope import alert_condition
@@ -29,20 +31,30 @@ async def get_alert(alert_id: int, conn: DbConn, principal: CurrentPrincipal) ->
     alert = await alerts.get_alert(conn, alert_condition(principal), alert_id)
     if alert is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id}")
-    return alert
+    return await name_actors(conn, alert)
 
 
 async def _transition(
     conn: DbConn, principal: Manager, alert_id: int, action: str, body: AlertAction
 ) -> dict[str, Any]:
-    if await alerts.get_alert(conn, alert_condition(principal), alert_id) is None:
+    current = await alerts.get_alert(conn, alert_condition(principal), alert_id)
+    if current is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id}")
+    if action == "resolve" and current["state"] != "resolved":
+        # Closing an alert says "this is over": it must say why, and it must be true.
+        if not body.comment.strip():
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                "resolving an alert needs a comment saying what was done")
+        reason = await why_still_open(conn, current)
+        if reason is not None:
+            raise HTTPException(status.HTTP_409_CONFLICT,
+                                f"cannot resolve: {reason}; acknowledge or snooze it instead")
     try:
         alert = await alerts.transition(conn, alert_id, action, principal.key_id, body.comment)
     except alerts.AlertTransitionError as err:
         raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from None
     assert alert is not None
-    return alert
+    return await name_actors(conn, alert)
 
 
 @router.post("/{alert_id}/acknowledge")
