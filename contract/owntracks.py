@@ -81,9 +81,10 @@ def parse_location(topic: str, payload: bytes) -> TrackerReport:
         raise LocationRefused("bad_position", f"position ({lat}, {lon}) is outside WGS84 ranges")
     if acc is not None and acc < 0:
         raise LocationRefused("bad_accuracy", f"accuracy {acc} is negative")
-    t_us = round(tst * 1_000_000)
-    if not TIME_US_MIN <= t_us <= TIME_US_MAX:
+    # Range first: a finite tst like 1e303 overflows to infinity once scaled to microseconds.
+    if not TIME_US_MIN <= tst * 1_000_000 <= TIME_US_MAX:
         raise LocationRefused("time_out_of_range", f"tst {tst} is outside 2000-2100")
+    t_us = round(tst * 1_000_000)
     return TrackerReport(
         fix=Fix(tracker=tracker, t_us=t_us, lon=lon, lat=lat, accuracy_m=acc),
         battery_pct=None if batt is None or not 0 <= batt <= 100 else int(batt),

@@ -88,3 +88,17 @@ def test_owntracks_vendor_messages(example: dict[str, Any]) -> None:
         expected["accuracy_m"],
     )
     assert report.battery_pct == expected["battery_pct"]
+
+
+@pytest.mark.parametrize("huge", [1e303, -1e303, 1.7976931348623157e308])
+def test_a_finite_time_too_large_for_microseconds_is_refused_not_a_crash(huge: float) -> None:
+    # Found by the sensor fuzzer: ts * 1e6 overflows to infinity and round() raised.
+    from edge.sensors.mqtt_json import SensorMessageRefused, parse_sensor_message
+
+    with pytest.raises(SensorMessageRefused) as sensor:
+        parse_sensor_message("sensors/t-1", json.dumps({"ts": huge, "temperature": 4.0}).encode())
+    assert sensor.value.reason == "time_out_of_range"
+    location = {"_type": "location", "lat": 30.0, "lon": 120.0, "tst": huge}
+    with pytest.raises(LocationRefused) as fix:
+        parse_location("owntracks/u/d", json.dumps(location).encode())
+    assert fix.value.reason == "time_out_of_range"

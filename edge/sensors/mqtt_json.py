@@ -53,9 +53,10 @@ def parse_sensor_message(topic: str, payload: bytes) -> list[Reading]:
     unknown = sorted(set(data) - set(QUANTITY_UNITS) - {"ts"})
     if unknown:
         raise SensorMessageRefused("unknown_field", f"unknown fields {str(unknown)[:80]}")
-    t_us = round(ts * 1_000_000)
-    if not TIME_US_MIN <= t_us <= TIME_US_MAX:
+    # Range first: a finite ts like 1e303 overflows to infinity once scaled to microseconds.
+    if not TIME_US_MIN <= ts * 1_000_000 <= TIME_US_MAX:
         raise SensorMessageRefused("time_out_of_range", f"ts {ts} is outside 2000-2100")
+    t_us = round(ts * 1_000_000)
     readings = []
     for quantity in QUANTITY_UNITS:
         if quantity not in data:
