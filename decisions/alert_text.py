@@ -165,6 +165,45 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "仓单 {receipt} 项下质押给 {pledgee} 的 {count} 个标签在未获放货批准时离开，"
               "并在 {seen_at} 被读到",
     },
+    # decisions/reconciliation.py, decisions/identity.py, decisions/shipments.py (integrity);
+    # a source that reports nothing shows as "–"
+    "integrity_count.raise": {
+        "en": "lot {lot}: the sources disagree on the count since {since}; the receipt "
+              "declares {pieces} pieces; RFID {rfid} tags, labels {labels} pieces, camera "
+              "{camera} pallets",
+        "zh": "货批 {lot}：自 {since} 起各来源的数量不一致；仓单记载 {pieces} 件；RFID {rfid} "
+              "个标签，托盘标签 {labels} 件，摄像头 {camera} 托",
+    },
+    "integrity_weight.raise": {
+        "en": "lot {lot}: the weight disagrees since {since}; the receipt declares {kg} kg, "
+              "the load cell reads {load_cell} kg",
+        "zh": "货批 {lot}：自 {since} 起重量不一致；仓单记载 {kg} 千克，称重读数 {load_cell} 千克",
+    },
+    "integrity_weight.raise_swapped": {
+        "en": "lot {lot}: the weight disagrees since {since} while every tag is present (goods "
+              "swapped?); the receipt declares {kg} kg, the load cell reads {load_cell} kg",
+        "zh": "货批 {lot}：自 {since} 起重量不一致，而标签全部在位（货物被调包？）；仓单记载 "
+              "{kg} 千克，称重读数 {load_cell} 千克",
+    },
+    "duplicate_identity.two_sites": {
+        "en": "{kind} {value} seen at two sites: {first_site} at {first_at}, then {second_site} "
+              "at {second_at}",
+        "zh": "{kind} {value} 出现在两个站点：{first_at} 在 {first_site}，随后 {second_at} 在 "
+              "{second_site}",
+    },
+    "duplicate_identity.two_lots": {
+        "en": "{kind} {value} is under two lots: {first_lot} and {second_lot}",
+        "zh": "{kind} {value} 同时属于两个货批：{first_lot} 与 {second_lot}",
+    },
+    "duplicate_identity.two_receipts": {
+        "en": "{kind} {value} is pledged on two receipts: {first_receipt} and {second_receipt}",
+        "zh": "{kind} {value} 被两张仓单质押：{first_receipt} 与 {second_receipt}",
+    },
+    "shipment_contradicted.raise": {
+        "en": "shipment {shipment} is contradicted by what the sensors saw ({findings} "
+              "findings in its evidence)",
+        "zh": "运输 {shipment} 与传感器所见相矛盾（证据中 {findings} 条）",
+    },
     # the gateway's own heartbeat (not raised by the cloud yet: its status is shown, not alerted)
     "gateway_offline.raise": {
         "en": "gateway {gateway} went offline",

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from decisions.alert_text import AlertText, alert_text
 from decisions.alert_types import AlertType
 
 ALERT_TYPE = AlertType.DUPLICATE_IDENTITY
@@ -87,8 +88,23 @@ class DuplicateIdentity:
             f" ({b.source or 'unknown source'})"
         )
 
+    def text(self) -> AlertText:
+        """The explanation as a catalogue message, for the reader's language."""
+        a, b = self.first, self.second
+        common = {"kind": str(a.kind), "value": a.value}
+        if self.reason is DuplicateReason.TWO_SITES:
+            return alert_text("duplicate_identity.two_sites", **common, first_site=a.site,
+                              first_at=a.at.strftime("%Y-%m-%d %H:%M"), second_site=b.site,
+                              second_at=b.at.strftime("%Y-%m-%d %H:%M"))
+        if self.reason is DuplicateReason.TWO_LOTS:
+            return alert_text("duplicate_identity.two_lots", **common,
+                              first_lot=a.lot or "–", second_lot=b.lot or "–")
+        return alert_text("duplicate_identity.two_receipts", **common,
+                          first_receipt=a.receipt or "–", second_receipt=b.receipt or "–")
+
     def evidence(self) -> dict[str, Any]:
         return {
+            **self.text().evidence(),
             "reason": str(self.reason),
             "sightings": [self.first.as_json(), self.second.as_json()],
         }

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from decisions.alert_text import AlertText, alert_text
 from decisions.alert_types import AlertType
 
 
@@ -273,8 +274,29 @@ class MismatchFinding:
         sensors = [r.describe() for r in self.readings if r.source is not Source.RECEIPT]
         return "; ".join([head, claim, *sensors])
 
+    def text(self) -> AlertText:
+        """The explanation as a catalogue message, for the reader's language."""
+        by_source = {r.source: r for r in self.readings}
+
+        def figure(source: Source) -> str:
+            reading = by_source.get(source)
+            return "–" if reading is None or reading.value is None else f"{reading.value:g}"
+
+        since = self.since.strftime("%Y-%m-%d %H:%M")
+        if self.family is Family.COUNT:
+            return alert_text("integrity_count.raise", lot=self.lot, since=since,
+                              pieces=self.declaration.pieces, rfid=figure(Source.RFID),
+                              labels=figure(Source.LABELS), camera=figure(Source.CAMERA))
+        tags = by_source.get(Source.RFID)
+        swapped = tags is not None and tags.state is SourceState.AGREES
+        return alert_text("integrity_weight.raise_swapped" if swapped else
+                          "integrity_weight.raise", lot=self.lot, since=since,
+                          kg=f"{self.declaration.expected_kg:g}",
+                          load_cell=figure(Source.LOAD_CELL))
+
     def evidence(self) -> dict[str, Any]:
         return {
+            **self.text().evidence(),
             "lot": self.lot,
             "family": str(self.family),
             "declared": {

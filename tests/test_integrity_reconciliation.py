@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from decisions.alert_text import render, text_of
 from decisions.alert_types import AlertType
 from decisions.reconciliation import (
     Declaration,
@@ -141,6 +142,11 @@ def test_weight_down_with_every_tag_present_says_goods_swapped() -> None:
     _, findings = watch.evaluate(T0 + 11 * MIN)
     assert [f.alert_type for f in findings] == [AlertType.WEIGHT_MISMATCH]
     assert "every tag is present" in findings[0].explanation()
+    # The alert carries its message, so a Chinese console says it in Chinese.
+    message = text_of(findings[0].evidence())
+    assert message is not None and message.message_id == "integrity_weight.raise_swapped"
+    zh = render(message.message_id, message.params, "zh")
+    assert "调包" in zh and "LOT-1" in zh and "1800" in zh and "2540" in zh  # goods plus tare
 
 
 def test_facts_arriving_out_of_order_keep_the_newest_figure() -> None:

@@ -24,6 +24,7 @@ from cloud.integrity import rows
 from cloud.receipts import ledger
 from cloud.registry import NotFound
 from cloud.scope import lot_condition, managed_site_condition, site_condition
+from decisions.alert_text import alert_text
 from decisions.shipments import (
     ALERT_TYPE,
     Direction,
@@ -235,7 +236,10 @@ async def judge_and_record(
         await alerts.raise_alert(
             conn, alert_type=ALERT_TYPE, subject=f"shipment:{shipment.id}", severity="critical",
             site_id=shipment.site, lot_id=row["lot_id"], explanation=result.explanation(),
-            evidence={**body, "ledger_index": index}, seen_at=now, actor=ACTOR,
+            evidence={**body, "ledger_index": index, **alert_text(
+                "shipment_contradicted.raise", shipment=shipment.id,
+                findings=len(result.evidence)).evidence()},
+            seen_at=now, actor=ACTOR,
         )
     return result, True
 
