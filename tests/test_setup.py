@@ -46,8 +46,12 @@ def test_here_everything_the_tests_need_is_installed() -> None:
 
 
 def test_make_test_installs_first_and_ci_only_starts_services_and_calls_it() -> None:
-    plan = subprocess.run(["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60, check=False).stdout.splitlines()
+    # Run as CI runs it, from inside `make test`: a nested make would announce its directory
+    # and inherit the outer one's flags, so it gets neither.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    plan = subprocess.run(["make", "--no-print-directory", "-n", "test"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60,
+                          check=False).stdout.splitlines()
     assert plan[0] == "bash ops/install-test-deps.sh"
     ci = (ROOT / ".ci" / "run").read_text()
     assert "apt-get" not in ci and ci.rstrip().endswith("make test")
