@@ -18,8 +18,10 @@ import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from contract import AlertBody
+from contract.messages import Severity
 from decisions.alert_types import AlertType
 
 LANGUAGES = ("en", "zh")
@@ -280,6 +282,16 @@ class AlertText:
     def evidence(self) -> dict[str, Any]:
         """To merge into an alert's evidence: how the reader's language renders it."""
         return {MESSAGE_KEY: {"id": self.message_id, "params": dict(self.params)}}
+
+    def alert(
+        self, *, action: Literal["raise", "clear"], alert_type: str, subject: str,
+        severity: Severity, lot: str | None = None, evidence: Mapping[str, Any] | None = None,
+    ) -> AlertBody:
+        """The alert that says this: its explanation is the English text, and its evidence
+        carries the message for every other language."""
+        return AlertBody(action=action, alert_type=alert_type, subject=subject,
+                         severity=severity, lot=lot, explanation=self.english(),
+                         evidence={**(evidence or {}), **self.evidence()})
 
 
 def alert_text(message_id: str, **params: Param) -> AlertText:

@@ -160,23 +160,21 @@ class EdgeAlerting:
                 alerts.append(self._tag_missing(lot, missing))
             elif not missing:
                 text = alert_text("tag_missing.clear", lot=lot)
-                alerts.append(AlertBody(
+                alerts.append(text.alert(
                     action="clear", alert_type=TAG_MISSING, subject=f"lot:{lot}",
-                    severity="critical", lot=lot, explanation=text.english(),
-                    evidence=text.evidence()))
+                    severity="critical", lot=lot))
         return alerts
 
     def on_reader_health(self, health: ReaderSeen) -> AlertBody:
         text = (alert_text("reader_offline.clear", reader=health.reader_id) if health.online
                 else alert_text("reader_offline.raise", reader=health.reader_id,
                                 reason=health.reason))
-        return AlertBody(
+        return text.alert(
             action="clear" if health.online else "raise",
             alert_type=READER_OFFLINE,
             subject=f"reader:{health.reader_id}",
             severity="major",
-            explanation=text.english(),
-            evidence={"reason": health.reason, "at_us": health.at_us, **text.evidence()},
+            evidence={"reason": health.reason, "at_us": health.at_us},
         )
 
     # -- the decisions -------------------------------------------------------------------------
@@ -245,13 +243,12 @@ class EdgeAlerting:
     def _tag_missing(self, lot: str, missing: dict[str, int | None]) -> AlertBody:
         epcs = sorted(missing)
         text = alert_text("tag_missing.raise", count=len(epcs), lot=lot)
-        return AlertBody(
+        return text.alert(
             action="raise",
             alert_type=TAG_MISSING,
             subject=f"lot:{lot}",
             severity="critical",
             lot=lot,
-            explanation=text.english(),
             evidence={"missing_epcs": epcs[:200], "missing_count": len(epcs),
-                      "last_seen_us": {e: missing[e] for e in epcs[:200]}, **text.evidence()},
+                      "last_seen_us": {e: missing[e] for e in epcs[:200]}},
         )

@@ -58,19 +58,17 @@ class TerminalAlarms:
                 text = alert_text("terminal_alarm.raise", tracker=tracker,
                                   alarms=", ".join(sorted(now)))
                 alerts.append(
-                    AlertBody(
+                    text.alert(
                         action="raise",
                         alert_type=alert_type,
                         subject=f"tracker:{tracker}",
                         severity=severity[alert_type],
                         lot=lot,
-                        explanation=text.english(),
                         evidence={
                             "alarms": sorted(now),
                             "fix_t_us": location.t_us,
                             "lon": location.lon,
                             "lat": location.lat,
-                            **text.evidence(),
                         },
                     )
                 )
@@ -78,14 +76,13 @@ class TerminalAlarms:
                 text = alert_text("terminal_alarm.clear", tracker=tracker,
                                   alarms=", ".join(sorted(before)))
                 alerts.append(
-                    AlertBody(
+                    text.alert(
                         action="clear",
                         alert_type=alert_type,
                         subject=f"tracker:{tracker}",
                         severity=WATCHED[next(iter(before))][1],
                         lot=lot,
-                        explanation=text.english(),
-                        evidence={"fix_t_us": location.t_us, **text.evidence()},
+                        evidence={"fix_t_us": location.t_us},
                     )
                 )
         return alerts

@@ -59,14 +59,13 @@ class TrackerWatch:
             text = alert_text("geofence_exit.raise", tracker=crossing.tracker, lot=asset.lot,
                               fence=crossing.fence_id)
             return [
-                AlertBody(
+                text.alert(
                     action="raise",
                     alert_type=GEOFENCE_EXIT,
                     subject=f"tracker:{crossing.tracker}",
                     severity="critical",
                     lot=asset.lot,
-                    explanation=text.english(),
-                    evidence={**evidence, **text.evidence()},
+                    evidence=evidence,
                 )
             ]
         if crossing.kind == "geofence_enter" and key in self._outside:
@@ -74,14 +73,13 @@ class TrackerWatch:
             text = alert_text("geofence_exit.clear", tracker=crossing.tracker,
                               fence=crossing.fence_id)
             return [
-                AlertBody(
+                text.alert(
                     action="clear",
                     alert_type=GEOFENCE_EXIT,
                     subject=f"tracker:{crossing.tracker}",
                     severity="critical",
                     lot=asset.lot,
-                    explanation=text.english(),
-                    evidence={**evidence, **text.evidence()},
+                    evidence=evidence,
                 )
             ]
         return []
@@ -94,14 +92,12 @@ class TrackerWatch:
         asset = self._assets.get(tracker)
         text = alert_text("tracker_silent.clear", tracker=tracker)
         return [
-            AlertBody(
+            text.alert(
                 action="clear",
                 alert_type=TRACKER_SILENT,
                 subject=f"tracker:{tracker}",
                 severity="major",
                 lot=asset.lot if asset else None,
-                explanation=text.english(),
-                evidence=text.evidence(),
             )
         ]
 
@@ -117,15 +113,13 @@ class TrackerWatch:
                               silent_s=f"{(now_us - heard) / 1e6:.0f}",
                               interval_s=f"{asset.report_interval_s:.0f}")
             alerts.append(
-                AlertBody(
+                text.alert(
                     action="raise",
                     alert_type=TRACKER_SILENT,
                     subject=f"tracker:{tracker}",
                     severity="major",
                     lot=asset.lot,
-                    explanation=text.english(),
-                    evidence={"last_heard_us": heard, "report_interval_s": asset.report_interval_s,
-                              **text.evidence()},
+                    evidence={"last_heard_us": heard, "report_interval_s": asset.report_interval_s},
                 )
             )
         return alerts

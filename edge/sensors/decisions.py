@@ -119,14 +119,12 @@ class RangeMonitor:
         else:
             text = alert_text("sensor_range.clear", subject=self.subject, low=low, high=high,
                               unit=rule.unit, value=f"{value:g}")
-        explanation = text.english()
-        return AlertBody(
+        return text.alert(
             action=action,
             alert_type=rule.alert_type,
             subject=self.subject,
             severity=rule.severity,
             lot=self.lot,
-            explanation=explanation,
             evidence={
                 "value": value,
                 "peak": self._peak,
@@ -135,7 +133,6 @@ class RangeMonitor:
                 "low": rule.low,
                 "high": rule.high,
                 "min_duration_s": rule.min_duration_s,
-                **text.evidence(),
             },
         )
 
@@ -152,26 +149,23 @@ class DoorMonitor:
     def feed(self, is_open: bool, t_us: int) -> AlertBody | None:
         if is_open and not self._raised and not self.schedule.is_open(t_us):
             self._raised = True
-            return AlertBody(
+            return alert_text("door_open.raise", subject=self.subject).alert(
                 action="raise",
                 alert_type=DOOR_OPEN_OUTSIDE_HOURS,
                 subject=self.subject,
                 severity="critical",
                 lot=self.lot,
-                explanation=(text := alert_text("door_open.raise", subject=self.subject)).english(),
-                evidence={"opened_at_us": t_us, "timezone": self.schedule.timezone,
-                          **text.evidence()},
+                evidence={"opened_at_us": t_us, "timezone": self.schedule.timezone},
             )
         if not is_open and self._raised:
             self._raised = False
-            return AlertBody(
+            return alert_text("door_open.clear", subject=self.subject).alert(
                 action="clear",
                 alert_type=DOOR_OPEN_OUTSIDE_HOURS,
                 subject=self.subject,
                 severity="critical",
                 lot=self.lot,
-                explanation=(text := alert_text("door_open.clear", subject=self.subject)).english(),
-                evidence={"closed_at_us": t_us, **text.evidence()},
+                evidence={"closed_at_us": t_us},
             )
         return None
 
@@ -190,14 +184,13 @@ class SealMonitor:
         self._broken = is_open
         text = alert_text("seal_broken.raise" if is_open else "seal_broken.clear",
                           subject=self.subject)
-        return AlertBody(
+        return text.alert(
             action="raise" if is_open else "clear",
             alert_type=SEAL_BROKEN,
             subject=self.subject,
             severity="critical",
             lot=self.lot,
-            explanation=text.english(),
-            evidence={"at_us": t_us, **text.evidence()},
+            evidence={"at_us": t_us},
         )
 
 

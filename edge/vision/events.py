@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contract import MessageType
-from contract.messages import AlertBody, EvidenceRef, LabelReadBody, PlateReadBody
+from contract.messages import EvidenceRef, LabelReadBody, PlateReadBody
 from decisions.alert_text import alert_text
 from decisions.alert_types import AlertType
 from decisions.vehicles import ALERT_TYPE as UNAUTHORISED
@@ -78,11 +78,11 @@ def emit_passage(shared: VisionOutput, camera: str, passage: Passage) -> None:
         return
     text = alert_text("unauthorised_vehicle.raise", reason=verdict.reason, camera=camera,
                       plate=passage.plate)
-    alert = AlertBody(
+    alert = text.alert(
         action="raise", alert_type=UNAUTHORISED, subject=f"vehicle:{passage.plate}",
-        severity="major", explanation=text.english(),
+        severity="major",
         evidence={"camera": camera, "plate": passage.plate, "images": [r.sha256 for r in refs],
-                  "last_seen_us": passage.last_seen_us, **text.evidence()},
+                  "last_seen_us": passage.last_seen_us},
     )
     shared.ctx.emit(MessageType.ALERT, alert, observed_at=_observed(passage.last_seen_us))
 
@@ -91,12 +91,11 @@ def emit_blindness(shared: VisionOutput, camera: str, change: BlindnessChange, a
     text = (alert_text("camera_blocked.raise", camera=camera, cause=change.cause,
                        since=f"{_observed(change.since_us):%H:%M:%S}")
             if change.action == "raise" else alert_text("camera_blocked.clear", camera=camera))
-    alert = AlertBody(
+    alert = text.alert(
         action=change.action, alert_type=CAMERA_BLOCKED, subject=f"camera:{camera}",
-        severity="major", explanation=text.english(),
+        severity="major",
         evidence={"cause": change.cause, "brightness": round(change.stats.brightness, 1),
-                  "detail": round(change.stats.detail, 2), "change": round(change.stats.change, 3),
-                  **text.evidence()},
+                  "detail": round(change.stats.detail, 2), "change": round(change.stats.change, 3)},
     )
     shared.ctx.emit(MessageType.ALERT, alert, observed_at=_observed(at_us))
 
@@ -118,11 +117,10 @@ def emit_outcome(shared: VisionOutput, camera: str, outcome: Any, at_us: int) ->
                            minutes=f"{minutes:.0f}")
                 if verdict.action == "raise"
                 else alert_text("label_unreadable.clear", lot=verdict.lot))
-        shared.ctx.emit(MessageType.ALERT, AlertBody(
+        shared.ctx.emit(MessageType.ALERT, text.alert(
             action=verdict.action, alert_type=LABEL_UNREADABLE, subject=f"lot:{verdict.lot}",
-            severity="minor", lot=verdict.lot, explanation=text.english(),
-            evidence={"camera": camera, "last_read_us": verdict.last_read_us,
-                      **text.evidence()},
+            severity="minor", lot=verdict.lot,
+            evidence={"camera": camera, "last_read_us": verdict.last_read_us},
         ), observed_at=_observed(at_us))
 
 
