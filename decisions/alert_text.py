@@ -41,6 +41,28 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "all tags of lot {lot} are read again",
         "zh": "货批 {lot} 的全部标签已重新读到",
     },
+    # edge/alerting.py: a lot's departure incident (theft.unreleased_departure, one per lot)
+    "incident.raise": {
+        "en": "{count} tag(s) of pledged lot {lot} left with no release to cover them "
+              "({released} taken by an approved release), corroborated by {facts}",
+        "zh": "质押货批 {lot} 有 {count} 个标签在无放货覆盖时离开（另有 {released} 个属已批准"
+              "放货），佐证：{facts}",
+    },
+    "incident.raise_absent": {
+        "en": "{count} tag(s) of pledged lot {lot} left with no release to cover them "
+              "({released} taken by an approved release) and stayed unread for the lot's "
+              "absence window of {window_s} s",
+        "zh": "质押货批 {lot} 有 {count} 个标签在无放货覆盖时离开（另有 {released} 个属已批准"
+              "放货），且超过该货批 {window_s} 秒的缺席时限未被读到",
+    },
+    "incident.clear": {
+        "en": "every departed tag of lot {lot} is read again",
+        "zh": "货批 {lot} 离开的全部标签已重新读到",
+    },
+    "incident.absorbed": {
+        "en": "part of the departure incident of {subject} (alert {incident})",
+        "zh": "已并入 {subject} 的离开事件（告警 {incident}）",
+    },
     "reader_offline.raise": {
         "en": "reader {reader} went offline: {reason}",
         "zh": "读写器 {reader} 离线：{reason}",

@@ -130,3 +130,32 @@ def vehicle_authorised(
     if gate_list is not None:
         return judge_exit(plate, at, gate_list)
     return ExitVerdict(False, f"{plate} is on no authorised list")
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """An approved release as the gateway holds it (``cmd/lot_releases``): up to ``pieces`` of
+    ``lot`` may leave on one of ``vehicles`` between ``window_start_us`` and ``window_end_us``.
+    ``pieces`` None: not stated (a cloud that sends only the released lots); no ``vehicles``:
+    any vehicle the gate list authorises."""
+
+    lot: str
+    pieces: int | None
+    vehicles: tuple[str, ...]
+    window_start_us: int
+    window_end_us: int
+
+    def covers(self, at_us: int) -> bool:
+        return self.window_start_us <= at_us <= self.window_end_us
+
+    def names(self, plate: str) -> bool:
+        wanted = normalise(plate)
+        return any(normalise(v) == wanted for v in self.vehicles)
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasePlan:
+    """The body of ``cmd/lot_releases``: the released lots and what each release allows."""
+
+    released: frozenset[str]
+    releases: tuple[Release, ...] = ()

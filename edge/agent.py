@@ -10,6 +10,7 @@ decides anything about tags, plates or fences.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -46,10 +47,11 @@ from edge.publisher import Publisher, SessionAnnouncement, command_filter
 from edge.refusals import REFUSALS, RefusalMetrics
 from edge.siren import LocalSiren
 from edge.trackers.releases import COMMAND as RELEASES_COMMAND
-from edge.trackers.releases import parse_releases
+from edge.trackers.releases import parse_release_plan
 
 log = logging.getLogger(__name__)
 
+TICK_S = 1.0  # how often the alerting stage looks at absences without a new message
 GATE_LIST_COMMAND = "authorised_vehicles"  # the camera pipeline reads the same command
 
 
@@ -152,13 +154,19 @@ class Agent:
             verdict = self.alerting.on_emitted(seen.msg_type, seen.body, seen.at_us,
                                                cloud_reachable=self.publisher.stats.connected)
         else:
-            verdict = self.alerting.on_observed(seen)
+            verdict = self.alerting.on_observed(
+                seen, cloud_reachable=self.publisher.stats.connected)
         self._act(verdict)
 
     async def _judge(self) -> None:
         while True:
-            self._judge_one(await self._seen.get())
+            # Woken at least every TICK_S: an absence becomes theft when its window ends,
+            # with or without a new message.
+            with contextlib.suppress(TimeoutError):
+                self._judge_one(await asyncio.wait_for(self._seen.get(), TICK_S))
             self.judge_seen()
+            self._act(self.alerting.tick(self.now_us(),
+                                         cloud_reachable=self.publisher.stats.connected))
 
     def _act(self, verdict: Verdict) -> None:
         for alert in verdict.alerts:
@@ -203,7 +211,7 @@ class Agent:
 
     def _releases_received(self, payload: bytes) -> None:
         self._act(self.alerting.releases_received(
-            parse_releases(payload), self.now_us(),
+            parse_release_plan(payload), self.now_us(),
             cloud_reachable=self.publisher.stats.connected))
 
     # -----------------------------------------------------------------------------------------

@@ -12,16 +12,36 @@ no clock, no I/O. The agent feeds it outside ``emit`` (edge/agent.py) with:
   last sent them (``cmd/authorised_vehicles``, ``cmd/lot_releases``);
 - whether the cloud is reachable now.
 
-Tag-missing and reader-offline alerts are raised whatever the link (the cloud keeps one active
-alert per type and subject and counts a repeat). Correlation decisions are emitted, and sound
-the siren, only while the cloud is unreachable: the cloud knows more (releases, other
-gateways), so while connected its decision is the one that counts. The engine still sees every
-fact, so its windows are current when the link drops. A plate read is a vehicle fact only once
-a gate list is known: with none, the gateway cannot tell an authorised truck from a thief.
+The gateway's own departure decision is one incident per lot, ``theft.unreleased_departure``
+on ``lot:<id>`` (docs/alerts.md, "One incident, one alert"), decided whatever the link:
+
+- a tag of the lot declared missing is a *departure*. During an approved release that covers
+  it (window, and a plate of one of its vehicles read in the last ``PICKUP_VEHICLE_S``, or any
+  plate the gate list authorises when the release names none) departures up to the release's
+  pieces are release movements, no theft; only the excess departs.
+- a departure is theft at once when something corroborates it: a door opened after hours or
+  an unauthorised plate in the site's last ``CORROBORATION_S``, the lot's weight dropping, or
+  other tags of the lot departing with it (``CORROBORATING_TAGS``: the lot's count dropping by
+  more than one tag). An uncorroborated absence becomes theft once it lasted the lot's absence
+  window (``absence_window_s``, default 300 s; :meth:`EdgeAlerting.tick` checks it).
+- the incident counts every tag that departed since it began, not per batch; it is raised
+  again (an update) when that count grows, and cleared only when every departed tag was *read*
+  again (a tag that went missing -> unknown is no return).
+
+The local siren sounds for the incident while the cloud is unreachable (the gateway's own
+evidence), and is silenced when the incident clears. Reader-offline alerts are raised whatever
+the link (the cloud keeps one active alert per site, type and subject and counts a repeat).
+Other correlation decisions are emitted, and sound the siren, only while the cloud is
+unreachable: the cloud knows more (other gateways), so while connected its decision is the one
+that counts; the engine's own ``theft.unreleased_departure`` is left to the incident above.
+The engine still sees every fact, so its windows are current when the link drops. A plate read
+is a vehicle fact only once a gate list is known: with none, the gateway cannot tell an
+authorised truck from a thief.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,14 +51,24 @@ from contract import AlertBody, MessageType, PresenceChangeBody
 from contract.messages import PlateReadBody
 from decisions.alert_text import alert_text
 from decisions.alert_types import AlertType
+from decisions.plate_format import normalise
 from decisions.rules import EDGE_ALERT_FACTS, Decision, Fact, RuleEngine, RuleSet
-from decisions.vehicles import AuthorisedVehicles, vehicle_authorised
+from decisions.vehicles import AuthorisedVehicles, Release, ReleasePlan, vehicle_authorised
 
-TAG_MISSING = AlertType.TAG_MISSING
+TAG_MISSING = AlertType.TAG_MISSING  # older gateways raise it; the cloud still absorbs it
+INCIDENT = AlertType.UNRELEASED_DEPARTURE
 READER_OFFLINE = AlertType.READER_OFFLINE
 DECIDED_HERE = {"decided_at": "edge"}  # marks the rules' alerts (the cloud's rules decide too)
 # The messages that are facts here; the agent hands the stage no others (tag reads are many).
 FACT_TYPES = frozenset({MessageType.PRESENCE_CHANGE, MessageType.PLATE_READ, MessageType.ALERT})
+
+ABSENCE_WINDOW_S = 300.0  # a lot's default: how long an uncorroborated absence waits
+CORROBORATION_S = 600.0  # a door or plate this close to a departure corroborates it
+PICKUP_VEHICLE_S = 1800.0  # a release's vehicle read this long before its goods leave
+CORROBORATING_TAGS = 2  # this many departed tags of one lot corroborate each other
+CORROBORATING_KINDS = frozenset({"door_opened_after_hours", "vehicle_unauthorised"})
+MAX_REMEMBERED = 256  # facts and plate sightings kept (bounded whatever the gate sees)
+MAX_EVIDENCE_EPCS = 200
 
 
 class PresenceSeen(Protocol):
@@ -52,6 +82,8 @@ class PresenceSeen(Protocol):
     def state(self) -> str: ...
     @property
     def last_seen_us(self) -> int | None: ...
+    @property
+    def at_us(self) -> int: ...
 
 
 class ReaderSeen(Protocol):
@@ -97,16 +129,35 @@ def _time(at_us: int) -> datetime:
     return datetime.fromtimestamp(at_us / 1e6, UTC)
 
 
+@dataclass
+class LotIncident:
+    """What one lot's tags did since its incident began (values only)."""
+
+    departed: dict[str, int | None] = field(default_factory=dict)  # epc -> last seen
+    released: set[str] = field(default_factory=set)  # departures taken by a release
+    first_us: int | None = None  # the first departure not yet decided theft
+    corroboration: list[Fact] = field(default_factory=list)
+    raised_count: int = 0  # departed tags when last raised (0: not raised)
+    alarmed: bool = False  # the siren sounds for it
+
+
 class EdgeAlerting:
-    """``rules`` None: no correlation at the gateway (``local_rules = false``); the RFID
-    alerts are raised all the same."""
+    """``rules`` None: no correlation at the gateway (``local_rules = false``); the gateway's
+    own decisions (departure incidents, reader offline) are made all the same."""
 
     def __init__(self, rules: RuleSet | None, *, gate_list: AuthorisedVehicles | None = None,
-                 released_lots: Iterable[str] = ()) -> None:
+                 released_lots: Iterable[str] = (), absence_window_s: float = ABSENCE_WINDOW_S,
+                 absence_windows: dict[str, float] | None = None) -> None:
         self._engine = RuleEngine(rules) if rules is not None else None
         self.gate_list = gate_list
         self.released_lots: frozenset[str] = frozenset(released_lots)
-        self._missing: dict[str, dict[str, int | None]] = {}  # lot -> epc -> last seen
+        self.releases: tuple[Release, ...] = ()
+        self.absence_window_s = absence_window_s
+        self.absence_windows = dict(absence_windows or {})  # lot -> seconds
+        self.incidents: dict[str, LotIncident] = {}
+        self._release_used: dict[tuple[str, int, int], int] = {}  # release -> pieces taken
+        self._plates: deque[tuple[str, int]] = deque(maxlen=MAX_REMEMBERED)
+        self._corroborating: deque[Fact] = deque(maxlen=MAX_REMEMBERED)
 
     # -- what the cloud last sent --------------------------------------------------------------
     def gate_list_received(self, vehicles: AuthorisedVehicles) -> bool:
@@ -116,13 +167,21 @@ class EdgeAlerting:
         self.gate_list = vehicles
         return True
 
-    def releases_received(self, lots: Iterable[str], at_us: int, *,
+    def releases_received(self, plan: ReleasePlan | Iterable[str], at_us: int, *,
                           cloud_reachable: bool) -> Verdict:
-        """The full set of lots with an approved release; each new one is a
-        ``release_approved`` fact (a departure of its tags is then a release movement)."""
-        lots = frozenset(lots)
-        new = sorted(lots - self.released_lots)
-        self.released_lots = lots
+        """The full set of lots with an approved release and what each release allows; each
+        newly released lot is a ``release_approved`` fact for the rules."""
+        if not isinstance(plan, ReleasePlan):
+            plan = ReleasePlan(frozenset(plan))
+        new = sorted(plan.released - self.released_lots)
+        self.released_lots = plan.released
+        detailed = {r.lot for r in plan.releases}
+        # A lot released without details (an older cloud): its departures with an authorised
+        # vehicle are release movements, as the rules always treated them, uncapped.
+        self.releases = plan.releases + tuple(
+            Release(lot, None, (), 0, 2**62) for lot in sorted(plan.released - detailed))
+        keys = {_release_key(r) for r in self.releases}
+        self._release_used = {k: v for k, v in self._release_used.items() if k in keys}
         return self._correlate([Fact("release_approved", f"lot:{lot}", at_us, {"lot": lot})
                                 for lot in new], cloud_reachable)
 
@@ -130,40 +189,66 @@ class EdgeAlerting:
     def on_emitted(self, msg_type: MessageType, body: Any, at_us: int, *,
                    cloud_reachable: bool) -> Verdict:
         if msg_type is MessageType.ALERT and (body.evidence or {}).get("decided_at") == "edge":
-            return Verdict()  # the rules' own output: not a new fact
-        return self._correlate(self.facts_of(msg_type, body, at_us), cloud_reachable)
+            return Verdict()  # the stage's own output: not a new fact
+        if msg_type is MessageType.PLATE_READ and isinstance(body, PlateReadBody):
+            self._plates.append((normalise(body.plate), at_us))
+        facts = self.facts_of(msg_type, body, at_us)
+        verdict = self._correlate(facts, cloud_reachable)
+        news = [f for f in facts if f.kind in CORROBORATING_KINDS or f.kind == "weight_dropped"]
+        if news:
+            self._corroborating.extend(news)
+            verdict.extend(self._decide(at_us, cloud_reachable))
+        return verdict
 
-    def on_observed(self, seen: Observation) -> Verdict:
+    def on_observed(self, seen: Observation, *, cloud_reachable: bool = True,
+                    at_us: int | None = None) -> Verdict:
         if isinstance(seen, Sequence):
-            return Verdict(alerts=self.on_presence(seen))
+            return self.on_departures(seen, cloud_reachable=cloud_reachable, at_us=at_us)
         return Verdict(alerts=[self.on_reader_health(seen)])
 
     def on_presence(self, changes: Iterable[PresenceSeen]) -> list[AlertBody]:
-        """A lot whose missing set grows raises (again); a lot whose tags are all read again
-        clears."""
-        touched: dict[str, bool] = {}  # lot -> did its missing set grow
+        """The incident alerts a batch of presence changes causes (the link taken as up)."""
+        return self.on_departures(list(changes), cloud_reachable=True).alerts
+
+    def on_departures(self, changes: Sequence[PresenceSeen], *, cloud_reachable: bool,
+                      at_us: int | None = None) -> Verdict:
+        """Missing tags depart (or are taken by a release); only a read brings one back."""
+        if not changes:
+            return Verdict()
+        now = at_us if at_us is not None else max(c.at_us for c in changes)
+        verdict = Verdict()
+        returned: set[str] = set()
         for change in changes:
-            missing = self._missing.setdefault(change.lot, {})
+            incident = self.incidents.setdefault(change.lot, LotIncident())
             if change.state == "missing":
-                grew = change.epc not in missing
-                missing[change.epc] = change.last_seen_us
-                touched[change.lot] = touched.get(change.lot, False) or grew
-            elif change.state == "present" and change.epc in missing:
+                if change.epc in incident.departed or change.epc in incident.released:
+                    continue
+                release = self._release_for(change.lot, now)
+                if release is not None:
+                    incident.released.add(change.epc)
+                    key = _release_key(release)
+                    self._release_used[key] = self._release_used.get(key, 0) + 1
+                    continue
+                incident.departed[change.epc] = change.last_seen_us
+                if incident.first_us is None:
+                    incident.first_us = now
+            elif change.state == "present":
                 # Only a read brings a tag back: a missing tag whose reader went down becomes
                 # "unknown", which is no evidence that it returned.
-                del missing[change.epc]
-                touched.setdefault(change.lot, False)
-        alerts = []
-        for lot, grew in touched.items():
-            missing = self._missing[lot]
-            if grew:
-                alerts.append(self._tag_missing(lot, missing))
-            elif not missing:
-                text = alert_text("tag_missing.clear", lot=lot)
-                alerts.append(text.alert(
-                    action="clear", alert_type=TAG_MISSING, subject=f"lot:{lot}",
-                    severity="critical", lot=lot))
-        return alerts
+                if incident.departed.pop(change.epc, False) is not False:
+                    returned.add(change.lot)
+                elif change.epc in incident.released:
+                    incident.released.discard(change.epc)  # back on the floor: not taken
+        for lot in sorted(returned):
+            incident = self.incidents[lot]
+            if not incident.departed:
+                verdict.extend(self._clear(lot, incident, now))
+        verdict.extend(self._decide(now, cloud_reachable))
+        return verdict
+
+    def tick(self, now_us: int, *, cloud_reachable: bool) -> Verdict:
+        """Absences that have now lasted their lot's absence window become theft."""
+        return self._decide(now_us, cloud_reachable)
 
     def on_reader_health(self, health: ReaderSeen) -> AlertBody:
         text = (alert_text("reader_offline.clear", reader=health.reader_id) if health.online
@@ -210,10 +295,114 @@ class EdgeAlerting:
         return []
 
     def vehicle_authorised(self, plate: str, at_us: int) -> bool | None:
-        """None while no gate list is known: unknown is neither authorised nor a thief."""
+        """None while no gate list is known: unknown is neither authorised nor a thief. A
+        vehicle named by a release in its window is authorised whatever the list says."""
+        if any(r.covers(at_us) and r.names(plate) for r in self.releases):
+            return True
         if self.gate_list is None:
             return None
         return vehicle_authorised(plate, _time(at_us), gate_list=self.gate_list).authorised
+
+    def _release_for(self, lot: str, at_us: int) -> Release | None:
+        """The release that takes one more piece of ``lot`` leaving now, if any."""
+        for release in self.releases:
+            if release.lot != lot or not release.covers(at_us):
+                continue
+            if (release.pieces is not None
+                    and self._release_used.get(_release_key(release), 0) >= release.pieces):
+                continue
+            if self._pickup_vehicle_seen(release, at_us):
+                return release
+        return None
+
+    def _pickup_vehicle_seen(self, release: Release, at_us: int) -> bool:
+        since = at_us - int(PICKUP_VEHICLE_S * 1e6)
+        for plate, seen_us in reversed(self._plates):
+            if not since <= seen_us <= at_us:
+                continue
+            if release.vehicles:
+                if release.names(plate):
+                    return True
+            elif self.vehicle_authorised(plate, seen_us):
+                return True
+        return False
+
+    def _corroborated(self, lot: str, incident: LotIncident) -> list[Fact]:
+        """What corroborates the lot's departures (empty: nothing does)."""
+        assert incident.first_us is not None
+        near = int(CORROBORATION_S * 1e6)
+        found = [f for f in self._corroborating
+                 if f.at_us >= incident.first_us - near
+                 and (f.kind in CORROBORATING_KINDS or f.subject == f"lot:{lot}")]
+        if len(incident.departed) >= CORROBORATING_TAGS:
+            found.append(Fact("tags_departed", f"lot:{lot}", incident.first_us,
+                              {"tags": len(incident.departed)}))
+        return found
+
+    def _decide(self, now_us: int, cloud_reachable: bool) -> Verdict:
+        verdict = Verdict()
+        for lot in sorted(self.incidents):
+            incident = self.incidents[lot]
+            if not incident.departed:
+                continue
+            if incident.raised_count:  # already theft: more tags left is an update
+                if len(incident.departed) > incident.raised_count:
+                    verdict.extend(self._raise(lot, incident, now_us, cloud_reachable))
+                continue
+            window = self.absence_windows.get(lot, self.absence_window_s)
+            assert incident.first_us is not None
+            if (self._corroborated(lot, incident)
+                    or now_us - incident.first_us >= window * 1e6):
+                verdict.extend(self._raise(lot, incident, now_us, cloud_reachable))
+        return verdict
+
+    def _raise(self, lot: str, incident: LotIncident, now_us: int, cloud_reachable: bool
+               ) -> Verdict:
+        epcs = sorted(incident.departed)
+        incident.corroboration = self._corroborated(lot, incident)
+        first = incident.first_us or now_us
+        departed = Fact("tags_departed", f"lot:{lot}", first, {"tags": len(epcs)})
+        facts = [departed, *[f for f in incident.corroboration if f.kind != "tags_departed"]]
+        described = "; ".join(f.describe() for f in facts[:20])
+        window = self.absence_windows.get(lot, self.absence_window_s)
+        if incident.corroboration:
+            text = alert_text("incident.raise", count=len(epcs), lot=lot,
+                              released=len(incident.released), facts=described)
+        else:
+            text = alert_text("incident.raise_absent", count=len(epcs), lot=lot,
+                              released=len(incident.released), window_s=f"{window:g}")
+        incident.raised_count = len(epcs)
+        alert = text.alert(
+            action="raise", alert_type=INCIDENT, subject=f"lot:{lot}", severity="critical",
+            lot=lot,
+            evidence={"incident": {"departed_count": len(epcs),
+                                   "departed_epcs": epcs[:MAX_EVIDENCE_EPCS],
+                                   "released_count": len(incident.released),
+                                   "since_us": first,
+                                   "corroborated_by": [f.kind for f in facts[1:]],
+                                   "last_seen_us": {e: incident.departed[e]
+                                                    for e in epcs[:MAX_EVIDENCE_EPCS]}},
+                      "facts": [{"kind": f.kind, "subject": f.subject, "at_us": f.at_us,
+                                 "attrs": dict(f.attrs)} for f in facts[:20]],
+                      **DECIDED_HERE})
+        verdict = Verdict(alerts=[alert])
+        if not cloud_reachable or incident.alarmed:
+            incident.alarmed = True
+            verdict.alarms.append(Alarm(True, INCIDENT, f"lot:{lot}", "critical",
+                                        alert.explanation, now_us))
+        return verdict
+
+    def _clear(self, lot: str, incident: LotIncident, now_us: int) -> Verdict:
+        was_raised, alarmed = incident.raised_count > 0, incident.alarmed
+        self.incidents[lot] = LotIncident(released=incident.released)
+        if not was_raised:
+            return Verdict()
+        text = alert_text("incident.clear", lot=lot)
+        alert = text.alert(action="clear", alert_type=INCIDENT, subject=f"lot:{lot}",
+                           severity="critical", lot=lot, evidence=dict(DECIDED_HERE))
+        alarms = ([Alarm(False, INCIDENT, f"lot:{lot}", "critical", alert.explanation, now_us)]
+                  if alarmed else [])
+        return Verdict(alerts=[alert], alarms=alarms)
 
     def _correlate(self, facts: list[Fact], cloud_reachable: bool) -> Verdict:
         verdict = Verdict()
@@ -227,6 +416,8 @@ class EdgeAlerting:
         for d in decisions:
             if d.action == "record" or d.alert_type is None:
                 continue
+            if d.alert_type == INCIDENT:
+                continue  # the lot's incident is decided above, on the gateway's own evidence
             # The gateway's own alert for this fact is already emitted (reader, sensors).
             if any(f.attrs.get("edge_alert") == d.alert_type for f in d.facts):
                 continue
@@ -240,15 +431,6 @@ class EdgeAlerting:
                                         d.severity, d.explanation, d.at_us))
         return verdict
 
-    def _tag_missing(self, lot: str, missing: dict[str, int | None]) -> AlertBody:
-        epcs = sorted(missing)
-        text = alert_text("tag_missing.raise", count=len(epcs), lot=lot)
-        return text.alert(
-            action="raise",
-            alert_type=TAG_MISSING,
-            subject=f"lot:{lot}",
-            severity="critical",
-            lot=lot,
-            evidence={"missing_epcs": epcs[:200], "missing_count": len(epcs),
-                      "last_seen_us": {e: missing[e] for e in epcs[:200]}},
-        )
+
+def _release_key(release: Release) -> tuple[str, int, int]:
+    return (release.lot, release.window_start_us, release.window_end_us)

@@ -68,6 +68,14 @@ def _departed(lot: str) -> PresenceChangeBody:
                               previous="present", last_seen_us=T0_US, reader="r1")
 
 
+def _depart(agent: Agent, lot: str) -> None:
+    """A tag leaves, as the RFID pipeline reports it: the message and the observed change."""
+    body = _departed(lot)
+    agent.emit(MessageType.PRESENCE_CHANGE, body)
+    agent.observe([PresenceChange(lot=lot, epc=body.epc, state="missing", previous="present",
+                                  last_seen_us=T0_US, reader="r1", at_us=agent.now_us())])
+
+
 def _alerts(agent: Agent) -> list[dict[str, Any]]:
     stored = [open_envelope(m.payload) for m in agent.outbox.pending(after=0, limit=100)]
     return [e.body for e in stored if e.type == "alert"]
@@ -83,7 +91,7 @@ async def test_unauthorised_plate_and_departed_tags_raise_theft_and_sound_the_al
     async with _running(agent), aiomqtt.Client("127.0.0.1", mqtt_broker.port) as siren:
         await siren.subscribe("pw/local/site-1/gw-1/alarm/#", qos=1)
         agent.emit(MessageType.PLATE_READ, _plate("沪A12345"))
-        agent.emit(MessageType.PRESENCE_CHANGE, _departed("LOT-A"))
+        _depart(agent, "LOT-A")
         async with asyncio.timeout(10):
             async for message in siren.messages:
                 alarms.append(json.loads(bytes(message.payload)))  # type: ignore[arg-type]
@@ -113,7 +121,7 @@ async def test_offline_a_truck_on_the_cloud_s_gate_list_takes_goods_without_a_th
                          body=gate.model_dump(mode="json"), issued_at_us=time.time_ns() // 1000))
         assert [AuthorisedVehicles.model_validate_json(c) for c in cameras] == [gate]
         agent.emit(MessageType.PLATE_READ, _plate("沪A12345"))
-        agent.emit(MessageType.PRESENCE_CHANGE, _departed("LOT-A"))
+        _depart(agent, "LOT-A")
         await asyncio.sleep(0.5)
         assert _alerts(agent) == []
         # Not a deaf stage: an unlisted truck at the gate makes the departure a theft.
@@ -137,12 +145,31 @@ async def test_what_the_rfid_pipeline_observes_becomes_the_gateway_s_alerts(
     agent = _agent(tmp_path, Ed25519PrivateKey.generate())
     async with _running(agent):
         agent.observe(ReaderHealth("dock-1", False, "connection refused", T0_US))
-        agent.observe([PresenceChange(lot="LOT-A", epc="E1", state="missing", previous="present",
-                                      last_seen_us=T0_US, reader="dock-2", at_us=T0_US + 1)])
+        agent.observe([PresenceChange(lot="LOT-A", epc=e, state="missing", previous="present",
+                                      last_seen_us=T0_US, reader="dock-2", at_us=T0_US + 1)
+                       for e in ("E1", "E2")])
         deadline = time.monotonic() + 5
         while len(_alerts(agent)) < 2 and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         raised = _alerts(agent)
     assert [(a["action"], a["alert_type"], a["subject"]) for a in raised] == [
         ("raise", "tamper.reader_offline", "reader:dock-1"),
-        ("raise", "theft.tag_missing", "lot:LOT-A")]
+        ("raise", "theft.unreleased_departure", "lot:LOT-A")]
+
+
+async def test_an_uncorroborated_absence_becomes_theft_when_its_window_ends_without_a_message(
+    tmp_path: Path,
+) -> None:
+    agent = _agent(tmp_path, Ed25519PrivateKey.generate())
+    agent.alerting.absence_window_s = 0.5
+    async with _running(agent):
+        _depart(agent, "LOT-A")
+        await asyncio.sleep(0.2)
+        assert _alerts(agent) == []  # one tag, nothing corroborates it: not yet
+        deadline = time.monotonic() + 5
+        while not _alerts(agent) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        raised = _alerts(agent)
+    assert [(a["action"], a["alert_type"], a["subject"]) for a in raised] == [
+        ("raise", "theft.unreleased_departure", "lot:LOT-A")]
+    assert "absence window" in raised[0]["explanation"]

@@ -28,7 +28,8 @@ class RecordingContext:
 
     def __init__(self) -> None:
         self.emitted: list[tuple[MessageType, BaseModel]] = []
-        self.alerting = EdgeAlerting(None)
+        # No absence window: the one removed tag is the departure incident at once.
+        self.alerting = EdgeAlerting(None, absence_window_s=0)
 
     def emit(
         self, msg_type: MessageType, body: BaseModel, *, observed_at: datetime | None = None
@@ -120,7 +121,8 @@ async def test_pipeline_with_the_simulated_llrp_reader() -> None:
     alerts = ctx.of(MessageType.ALERT)
     offline = [a for a in alerts if a.alert_type == "tamper.reader_offline"]
     assert [a.action for a in offline][-2:] == ["raise", "clear"]
-    assert any(a.alert_type == "theft.tag_missing" and a.action == "raise" for a in alerts)
+    assert any(a.alert_type == "theft.unreleased_departure" and a.action == "raise"
+               for a in alerts)
 
     zones = ctx.of(MessageType.TAG_ZONE)
     moved = [z for z in zones if z.epc == lot_b[0] and z.zone == "door-3"]
