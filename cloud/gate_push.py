@@ -1,12 +1,14 @@
 """The gate list and the released lots, pushed to every gateway of a site as signed commands.
 
-Theory of operation. The gateway's alerting stage decides alone while the cloud is unreachable,
-and needs two things only the cloud knows: which vehicles may take goods out
+Theory of operation. The gateway's alerting stage decides alone while the cloud is unreachable, and
+needs two things only the cloud knows: which vehicles may take goods out
 (``cmd/authorised_vehicles``, an ``AuthorisedVehicles`` body) and which lots have an approved
-release (``cmd/lot_releases``, ``{"released": [...]}``). Both change on a write (a lot's
-vehicles, a release approved: a trigger sends ``NOTIFY pw_gate`` with the site) and without one
-(a release's pickup window ends), so every site is also recomputed every ``refresh_s``. A site's
-commands are published only when their content changed since this process last pushed them,
+release, with what each release allows (``cmd/lot_releases``, ``{"released": [...], "releases":
+[{"lot", "pieces", "vehicles", "window_start", "window_end"}]}``: a departure up to the released
+pieces on the release's truck is a release movement at the gateway too). Both change on a write (a
+lot's vehicles, a release approved: a trigger sends ``NOTIFY pw_gate`` with the site) and without
+one (a release's pickup window ends), so every site is also recomputed every ``refresh_s``. A
+site's commands are published only when their content changed since this process last pushed them,
 retained and signed with the cloud's command key, so a gateway that reconnects gets the current
 pair and a forged one is refused. The gate list's ``version`` is the time it was computed: the
 gateway keeps out a list that is not newer than the one it holds.
@@ -32,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg import AsyncConnection
 
 from cloud.command_key import load_command_key_from
-from cloud.receipts.gate import gate_list, released_lots
+from cloud.receipts.gate import gate_list, release_windows, released_lots
 from contract.commands import seal_command
 from contract.topics import cmd_topic
 from ops.mqtt import broker_address
@@ -52,11 +54,15 @@ class SiteCommands:
     site: str
     gate_list: dict[str, Any]
     released: tuple[str, ...]
+    releases: tuple[dict[str, Any], ...] = ()
 
     def content(self) -> str:
         """What the gateways act on: the version is left out, it changes at every computation."""
         listed = {k: v for k, v in self.gate_list.items() if k != "version"}
-        return json.dumps([listed, self.released], sort_keys=True)
+        return json.dumps([listed, self.released, self.releases], sort_keys=True)
+
+    def releases_body(self) -> dict[str, Any]:
+        return {"released": list(self.released), "releases": list(self.releases)}
 
 
 def to_push(last: dict[str, str], current: SiteCommands) -> bool:
@@ -69,6 +75,7 @@ async def site_commands(conn: AsyncConnection[Any], site: str, now: datetime) ->
         site=site,
         gate_list=await gate_list(conn, site, now),
         released=tuple(await released_lots(conn, site, now)),
+        releases=tuple(await release_windows(conn, site, now)),
     )
 
 
@@ -85,7 +92,7 @@ def site_messages(
 ) -> list[tuple[str, bytes]]:
     """(topic, signed payload) of both commands for every gateway of the site."""
     bodies = {GATE_LIST_COMMAND: commands.gate_list,
-              RELEASES_COMMAND: {"released": list(commands.released)}}
+              RELEASES_COMMAND: commands.releases_body()}
     return [
         (cmd_topic(commands.site, gateway, name),
          seal_command(key, site=commands.site, gateway=gateway, name=name, body=body,

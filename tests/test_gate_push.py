@@ -19,6 +19,7 @@ from contract import open_command
 from contract.topics import cmd_topic
 from decisions.vehicles import AuthorisedVehicles
 from edge.alerting import EdgeAlerting
+from edge.trackers.releases import parse_release_plan
 from tests.receipts_fixtures import EPCS, auth, issue, make_lot, operator_key, see_tags, world
 
 __all__ = ["operator_key", "world"]  # fixtures used by name
@@ -76,7 +77,7 @@ async def test_writes_reach_the_gateway_as_signed_retained_commands(
         # At start every site is pushed: nothing authorised, nothing released yet.
         at_start = await _commands(mqtt_broker.port, "gw-1", database_url, {
             "authorised_vehicles": lambda b: b is not None,
-            "lot_releases": lambda b: b == {"released": []},
+            "lot_releases": lambda b: b == {"released": [], "releases": []},
         })
         assert plates(at_start["authorised_vehicles"]) == set()
 
@@ -92,7 +93,7 @@ async def test_writes_reach_the_gateway_as_signed_retained_commands(
         assert approved.status_code == 200, approved.text
         after = await _commands(mqtt_broker.port, "gw-1", database_url, {
             "authorised_vehicles": lambda b: "沪A12345" in plates(b),
-            "lot_releases": lambda b: b == {"released": ["LOT-1"]},
+            "lot_releases": lambda b: b is not None and b["released"] == ["LOT-1"],
         })
         # A lot's own vehicles join the list on the supervisor's edit.
         edited = await api_client.put(
@@ -123,7 +124,13 @@ async def test_writes_reach_the_gateway_as_signed_retained_commands(
     assert gate.version > at_start["authorised_vehicles"]["version"]
     assert stage.vehicle_authorised("沪A12345", time.time_ns() // 1000) is True
     assert stage.vehicle_authorised("京C99999", time.time_ns() // 1000) is False
-    assert json.loads(json.dumps(after["lot_releases"])) == {"released": ["LOT-1"]}
+    # The releases, with their pieces, truck and window, as the gateway reads them.
+    plan = parse_release_plan(json.dumps(after["lot_releases"]).encode())
+    assert plan.released == {"LOT-1"}
+    [release] = plan.releases
+    assert (release.lot, release.pieces, release.vehicles) == ("LOT-1", 4, ("沪A12345",))
+    assert release.window_start_us <= time.time_ns() // 1000 <= release.window_end_us
+    assert release.window_end_us - release.window_start_us == 24 * 3600 * 1_000_000
 
 
 async def test_a_new_gateway_gets_its_sites_pair_without_any_other_write(
@@ -139,7 +146,7 @@ async def test_a_new_gateway_gets_its_sites_pair_without_any_other_write(
         })
         await asyncio.sleep(0.5)  # the counter moves just after the broker took the messages
         pushes = (leader.pushes, standby.pushes)
-    assert got["lot_releases"] == {"released": []}
+    assert got["lot_releases"] == {"released": [], "releases": []}
     assert sorted(pushes) == [0, 1]  # two ingest processes: one pushes
     with psycopg.connect(database_url) as conn:
         tz = conn.execute("SELECT timezone FROM sites WHERE id = 'site-1'").fetchone()

@@ -82,3 +82,23 @@ async def released_lots(conn: AsyncConnection[Any], site_id: str, now: datetime)
         (site_id, now - RELEASE_PICKUP),
     )
     return [row["lot_id"] for row in rows]
+
+
+async def release_windows(
+    conn: AsyncConnection[Any], site_id: str, now: datetime
+) -> list[dict[str, Any]]:
+    """The site's approved releases still in their pickup window, in the edge's
+    ``cmd/lot_releases`` ``releases`` shape: how many pieces of which lot may leave, on which
+    vehicle, from approval until the pickup window ends."""
+    rows = await fetch_all(
+        conn,
+        "SELECT q.id, r.lot_id, q.pieces, q.vehicle, q.decided_at FROM release_requests q"
+        " JOIN receipts r ON r.number = q.receipt_number JOIN lots l ON l.id = r.lot_id"
+        " WHERE l.site_id = %s AND q.state = 'approved' AND q.decided_at > %s ORDER BY q.id",
+        (site_id, now - RELEASE_PICKUP),
+    )
+    return [{"lot": row["lot_id"], "pieces": int(row["pieces"]),
+             "vehicles": [row["vehicle"]] if row["vehicle"] else [],
+             "window_start": row["decided_at"].isoformat(),
+             "window_end": (row["decided_at"] + RELEASE_PICKUP).isoformat()}
+            for row in rows]
