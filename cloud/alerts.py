@@ -8,21 +8,36 @@ commit). A repeat only counts, so an alert raised by the edge and by the cloud's
 redelivered) is one alert and one notification. An alert opened under a snooze of its
 (type, subject) or a maintenance window of its site is stored, with the reason in
 ``suppressed_by``, and notifies no one.
+
+A lot's departure incident (``decisions.incident``: ``theft.unreleased_departure`` on
+``lot:<id>``) is reported by several sources; each report is merged into what the alert holds
+(``merge_evidence``: the tags and facts of the whole incident), and a report that raises the
+count of departed tags is an escalation: one ``alert.updated`` webhook, not one per fact.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row, tuple_row
 
+from decisions.incident import (
+    FOLD_ACTIVE_S,
+    FOLD_BEFORE_S,
+    FOLDED_TYPES,
+    INCIDENT,
+    departed_count,
+    escalated,
+    merge_evidence,
+)
+
 # The webhook outbox: the delivery worker LISTENs on CHANNEL; these are the events it sends.
 CHANNEL = "pw_webhooks"
-EVENT_TYPES = ("alert.opened", "alert.acknowledged", "alert.resolved")
+EVENT_TYPES = ("alert.opened", "alert.updated", "alert.acknowledged", "alert.resolved")
 
 ALERT_COLUMNS = (
     "id, alert_type, subject, severity, site_id, lot_id, state, explanation, evidence, count, "
@@ -58,7 +73,27 @@ async def raise_alert(
     source_seq: int | None = None,
     rule: str | None = None,
 ) -> tuple[int, bool]:
-    """Open an alert, or count a repeat of the active one. Returns (alert id, opened now)."""
+    """Open an alert, or count a repeat of the active one. Returns (alert id, opened now).
+
+    A door, plate or weight alert while one of the site's lots has a departure incident is a
+    fact of that incident: folded into it (no alert of its own); returns (incident id, False).
+    """
+    if alert_type in FOLDED_TYPES:
+        incident = await _recent_incident(conn, site_id, seen_at)
+        if incident is not None:
+            await _fold(conn, incident, alert_type=alert_type, subject=subject,
+                        explanation=explanation, at=seen_at, actor=actor)
+            return int(incident["id"]), False
+    before: dict[str, Any] | None = None
+    if alert_type == INCIDENT:
+        active = await active_alert(conn, site_id, alert_type, subject, lock=True)
+        if active is not None:
+            before = active["evidence"] or {}
+            if departed_count(evidence) < departed_count(before):
+                # A report about fewer tags than the incident already counts (one batch, one
+                # source) keeps the incident's sentence, which counts them all.
+                explanation = active["explanation"]
+            evidence = merge_evidence(before, evidence)
     row = await _one(
         conn,
         """
@@ -89,9 +124,101 @@ async def raise_alert(
                                (suppressed, alert_id))
     await _history(conn, alert_id, "opened" if opened else "repeated", actor,
                    f"suppressed: {suppressed}" if suppressed else "", evidence=evidence)
+    if alert_type == INCIDENT:
+        await _fold_standing(conn, alert_id, site_id, seen_at)
     if opened and suppressed is None:
         await enqueue_alert_change(conn, alert_id, "alert.opened")
+    elif not opened and escalated(before, evidence):
+        await _history(conn, alert_id, "escalated", actor,
+                       f"{departed_count(before)} -> {departed_count(evidence)} tags departed")
+        if await _suppressed_by(conn, alert_id) is None:
+            await enqueue_alert_change(conn, alert_id, "alert.updated")
     return alert_id, opened
+
+
+async def active_alert(
+    conn: AsyncConnection, site_id: str | None, alert_type: str, subject: str, *,
+    lock: bool = False,
+) -> dict[str, Any] | None:
+    """The active alert of (site, type, subject), if any."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE coalesce(site_id, '') = coalesce(%s, '') "
+            "AND alert_type = %s AND subject = %s AND state <> 'resolved'"
+            + (" FOR UPDATE" if lock else ""), (site_id, alert_type, subject))
+        return await cur.fetchone()
+
+
+async def _recent_incident(
+    conn: AsyncConnection, site_id: str | None, at: datetime
+) -> dict[str, Any] | None:
+    """The site's active departure incident last seen within FOLD_ACTIVE_S of ``at``."""
+    if site_id is None:
+        return None
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE site_id = %s AND alert_type = %s "
+            "AND state <> 'resolved' AND last_seen_at >= %s ORDER BY last_seen_at DESC "
+            "LIMIT 1 FOR UPDATE",
+            (site_id, INCIDENT, at - timedelta(seconds=FOLD_ACTIVE_S)))
+        return await cur.fetchone()
+
+
+def _fact(alert_type: str, subject: str, explanation: str, at: datetime) -> dict[str, Any]:
+    return {"kind": alert_type, "subject": subject, "at_us": int(at.timestamp() * 1e6),
+            "attrs": {"explanation": explanation[:300]}}
+
+
+async def _fold(
+    conn: AsyncConnection, incident: dict[str, Any], *, alert_type: str, subject: str,
+    explanation: str, at: datetime, actor: str,
+) -> None:
+    """Add one alert's fact to the incident's evidence (no webhook: the count is unchanged)."""
+    evidence = merge_evidence(incident["evidence"] or {}, {
+        "facts": [_fact(alert_type, subject, explanation, at)],
+        "incident": {"corroborated_by": [alert_type]}})
+    await conn.execute("UPDATE alerts SET evidence = %s, last_seen_at = greatest(last_seen_at, "
+                       "%s) WHERE id = %s", (json.dumps(evidence), at, incident["id"]))
+    await _history(conn, incident["id"], "corroborated", actor, f"{alert_type} {subject}")
+
+
+async def _fold_standing(
+    conn: AsyncConnection, incident_id: int, site_id: str | None, at: datetime
+) -> None:
+    """Door, plate and weight alerts of the site that stood alone just before the incident
+    opened become its facts: resolved as part of it (they name no lot: no financier hears)."""
+    if site_id is None:
+        return
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "UPDATE alerts SET state = 'resolved', resolved_at = now(), resolved_by = %s "
+            "WHERE site_id = %s AND alert_type = ANY(%s) AND state <> 'resolved' "
+            "AND last_seen_at >= %s RETURNING id, alert_type, subject, explanation, "
+            "last_seen_at, suppressed_by",
+            (f"incident:{incident_id}", site_id, sorted(FOLDED_TYPES),
+             at - timedelta(seconds=FOLD_BEFORE_S)))
+        folded = await cur.fetchall()
+    if not folded:
+        return
+    row = await _one(conn, "SELECT evidence FROM alerts WHERE id = %s FOR UPDATE",
+                     (incident_id,))
+    assert row is not None
+    evidence = merge_evidence(row[0] or {}, {
+        "facts": [_fact(f["alert_type"], f["subject"], f["explanation"], f["last_seen_at"])
+                  for f in folded],
+        "incident": {"corroborated_by": sorted({f["alert_type"] for f in folded})}})
+    await conn.execute("UPDATE alerts SET evidence = %s WHERE id = %s",
+                       (json.dumps(evidence), incident_id))
+    for f in folded:
+        await _history(conn, f["id"], "resolved", f"incident:{incident_id}",
+                       f"part of departure incident {incident_id}")
+        if f["suppressed_by"] is None:
+            await enqueue_alert_change(conn, f["id"], "alert.resolved")
+
+
+async def _suppressed_by(conn: AsyncConnection, alert_id: int) -> str | None:
+    row = await _one(conn, "SELECT suppressed_by FROM alerts WHERE id = %s", (alert_id,))
+    return None if row is None else row[0]
 
 
 async def _suppression(

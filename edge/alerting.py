@@ -51,6 +51,7 @@ from contract import AlertBody, MessageType, PresenceChangeBody
 from contract.messages import PlateReadBody
 from decisions.alert_text import alert_text
 from decisions.alert_types import AlertType
+from decisions.incident import CORROBORATING_TAGS
 from decisions.plate_format import normalise
 from decisions.rules import EDGE_ALERT_FACTS, Decision, Fact, RuleEngine, RuleSet
 from decisions.vehicles import AuthorisedVehicles, Release, ReleasePlan, vehicle_authorised
@@ -65,7 +66,6 @@ FACT_TYPES = frozenset({MessageType.PRESENCE_CHANGE, MessageType.PLATE_READ, Mes
 ABSENCE_WINDOW_S = 300.0  # a lot's default: how long an uncorroborated absence waits
 CORROBORATION_S = 600.0  # a door or plate this close to a departure corroborates it
 PICKUP_VEHICLE_S = 1800.0  # a release's vehicle read this long before its goods leave
-CORROBORATING_TAGS = 2  # this many departed tags of one lot corroborate each other
 CORROBORATING_KINDS = frozenset({"door_opened_after_hours", "vehicle_unauthorised"})
 MAX_REMEMBERED = 256  # facts and plate sightings kept (bounded whatever the gate sees)
 MAX_EVIDENCE_EPCS = 200

@@ -1,4 +1,6 @@
-"""Pledged goods that move without a release raise theft.movement_without_release."""
+"""Pledged goods that move without a release are a fact of the lot's departure incident
+(theft.unreleased_departure on the lot): it opens the incident when corroborated on its own
+(two tags gone, or goods read at another site) and counts over the whole incident."""
 
 from __future__ import annotations
 
@@ -92,7 +94,7 @@ async def alerts_of(database_url: str) -> list[tuple[Any, ...]]:
         return await cur.fetchall()
 
 
-async def test_ingest_raises_movement_without_release_and_not_after_approval(
+async def test_unreleased_movements_open_and_grow_the_lots_incident_not_after_approval(
     api_client: httpx.AsyncClient,
     world: dict[str, str],
     database_url: str,
@@ -121,10 +123,13 @@ async def test_ingest_raises_movement_without_release_and_not_after_approval(
         f"/api/v1/receipts/WR-1/releases/{rid}/approve", headers=auth(world["bank-a"])
     )
     async with await AsyncConnection.connect(database_url) as conn:
-        # The released tag leaves: fine. Two pledged tags leave: one alert for the receipt.
+        # The released tag leaves: fine. One pledged tag alone: the gateway's absence window
+        # decides, not this guard.
         await write_accepted(conn, [missing(EPCS[1])], STAGE)
+        await write_accepted(conn, [missing(EPCS[5])], STAGE)
         await conn.commit()
         assert await alerts_of(database_url) == []
+        # Two pledged tags leave together: the lot's incident opens.
         await write_accepted(conn, [missing(EPCS[2]), missing(EPCS[3])], STAGE)
         # ...and a pledged tag turns up at the other operator's site.
         reads = {"reader": "dock", "reads": [[EPCS[4], 1, -5500, 1_795_000_000_000_000]]}
@@ -135,15 +140,23 @@ async def test_ingest_raises_movement_without_release_and_not_after_approval(
     assert len(rows) == 1
     alert_type, subject, lot_id, count, evidence = rows[0]
     assert (alert_type, subject, lot_id, count) == (
-        "theft.movement_without_release",
-        "receipt:WR-1",
+        "theft.unreleased_departure",
+        "lot:LOT-1",
         "LOT-1",
         2,
     )
-    assert evidence["epcs"] == [EPCS[4]] and evidence["pledgee"] == "bank-a"
+    # Counted over the incident, not the last batch: the tags gone alone before (one before
+    # the pledge, still missing) are in it.
+    assert evidence["incident"]["departed_count"] == 5
+    assert evidence["receipts"]["WR-1"] == {
+        "pledgee": "bank-a", "epcs": sorted([EPCS[0], *EPCS[2:6]]), "seen_at": ["site-2"]}
+    assert evidence["pledgee"] == "bank-a"
+    with psycopg.connect(database_url) as conn:
+        explanation = conn.execute("SELECT explanation FROM alerts").fetchone()
+    assert explanation is not None and explanation[0].startswith("5 tags pledged to bank-a")
     # The pledgee sees the alert on its lot.
     seen = await api_client.get("/api/v1/alerts", headers=auth(world["bank-a"]))
-    assert [a["alert_type"] for a in seen.json()] == ["theft.movement_without_release"]
+    assert [a["alert_type"] for a in seen.json()] == ["theft.unreleased_departure"]
     with psycopg.connect(database_url) as conn:
         history = conn.execute("SELECT action FROM alert_history ORDER BY id").fetchall()
-    assert history == [("opened",), ("repeated",)]
+    assert history == [("opened",), ("repeated",), ("escalated",)]

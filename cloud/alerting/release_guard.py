@@ -1,10 +1,19 @@
-"""Pledged goods that move without a release: ``theft.movement_without_release``.
+"""Pledged goods that move without a release: a fact of the lot's departure incident.
 
 A tag stops being pledged only when the pledgee approves a release that names it (the service
 then marks it no longer live on its receipt). So any live tag of a pledged receipt that is
 reported gone (presence ``missing``) or seen at another site is goods moving without a
 release. :func:`unreleased_movements` decides that from values; :func:`check_movements` is the
 adapter the alerting stage calls with the movements ingest extracted (cloud.ingest.facts).
+
+Such a movement is not an alert of its own (once it was ``theft.movement_without_release`` on
+the receipt, beside the gateway's alerts on the lot: three alerts for one theft, one of them
+counting only its last batch and never cleared). It is reported into the lot's incident
+(``decisions.incident``): merged into the active one, counted over the whole incident; or it
+opens the incident when it is corroborated on its own: goods read at another site, or
+``CORROBORATING_TAGS`` tags of the lot gone together. One tag gone alone waits for the
+gateway's decision (the lot's absence window). Its end is the incident's: every departed tag
+read again, or a person resolving it once the resolve guard lets them.
 """
 
 from __future__ import annotations
@@ -19,9 +28,9 @@ from psycopg.rows import dict_row
 
 from cloud import alerts
 from decisions.alert_text import alert_text
-from decisions.alert_types import AlertType
+from decisions.incident import CORROBORATING_TAGS, INCIDENT, MAX_EPCS, merge_evidence
 
-ALERT_TYPE = AlertType.MOVEMENT_WITHOUT_RELEASE
+ALERT_TYPE = INCIDENT  # the lot's departure incident; movements are its facts
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,30 +95,63 @@ async def pledged_tags(conn: AsyncConnection[Any], epcs: list[str]) -> dict[str,
     }
 
 
+async def _missing_live(conn: AsyncConnection[Any], receipt: str) -> list[str]:
+    cur = await conn.execute(
+        "SELECT t.epc FROM receipt_tags t JOIN tag_state s ON s.epc = t.epc "
+        "WHERE t.receipt_number = %s AND t.live AND s.presence = 'missing' ORDER BY t.epc "
+        "LIMIT %s", (receipt, MAX_EPCS))
+    return [row[0] for row in await cur.fetchall()]
+
+
 async def check_movements(
     conn: AsyncConnection[Any], movements: list[TagMovement], seen_at: datetime, actor: str
 ) -> list[UnreleasedMovement]:
-    """Raise (or repeat) one alert per receipt whose pledged goods moved without a release."""
+    """Report each receipt whose pledged goods moved without a release into its lot's
+    incident (opening it when the movement is corroborated on its own)."""
     if not movements:
         return []
     pledged = await pledged_tags(conn, sorted({m.epc for m in movements}))
     found = unreleased_movements(movements, pledged)
+    reported = []
     for f in found:
-        common = {"count": len(f.epcs), "pledgee": f.pledgee, "receipt": f.receipt}
-        text = (alert_text("movement_without_release.raise_seen",
-                           seen_at=", ".join(f.seen_elsewhere), **common)
-                if f.seen_elsewhere else alert_text("movement_without_release.raise", **common))
+        subject = f"lot:{f.lot_id}"
+        active = await alerts.active_alert(conn, f.site_id, ALERT_TYPE, subject)
+        if active is None and not f.seen_elsewhere and len(f.epcs) < CORROBORATING_TAGS:
+            continue  # one tag alone: the gateway decides after the lot's absence window
+        before = (active or {}).get("evidence") or {}
+        held = (before.get("receipts") or {}).get(f.receipt) or {}
+        # The incident's, not the batch's: every live tag of the receipt gone so far.
+        epcs = sorted({*f.epcs, *(e for e in held.get("epcs", []) if isinstance(e, str)),
+                       *await _missing_live(conn, f.receipt)})
+        sites = sorted({*f.seen_elsewhere, *(s for s in held.get("seen_at", [])
+                                             if isinstance(s, str))})
+        common = {"count": len(epcs), "pledgee": f.pledgee, "receipt": f.receipt}
+        text = (alert_text("movement_without_release.raise_seen", seen_at=", ".join(sites),
+                           **common)
+                if sites else alert_text("movement_without_release.raise", **common))
+        at_us = int(seen_at.timestamp() * 1e6)
+        report = {
+            "incident": {"departed_epcs": epcs[:MAX_EPCS], "departed_count": len(epcs),
+                         "corroborated_by": ["movement_without_release"]},
+            "receipts": {f.receipt: {"pledgee": f.pledgee, "epcs": epcs[:MAX_EPCS],
+                                     "seen_at": sites}},
+            "facts": [{"kind": "movement_without_release", "subject": f"receipt:{f.receipt}",
+                       "at_us": at_us, "attrs": {"tags": len(f.epcs), "seen_at": sites}}],
+            # kept for readers of the old alert's evidence
+            "receipt": f.receipt, "pledgee": f.pledgee, "epcs": epcs[:MAX_EPCS],
+            **text.evidence(),
+        }
         await alerts.raise_alert(
             conn,
             alert_type=ALERT_TYPE,
-            subject=f"receipt:{f.receipt}",
+            subject=subject,
             severity="critical",
             site_id=f.site_id,
             lot_id=f.lot_id,
             explanation=text.english(),
-            evidence={"receipt": f.receipt, "pledgee": f.pledgee, "epcs": list(f.epcs)[:200],
-                      **text.evidence()},
+            evidence=merge_evidence(None, report),
             seen_at=seen_at,
             actor=actor,
         )
-    return found
+        reported.append(f)
+    return reported

@@ -16,6 +16,7 @@ from psycopg import AsyncConnection
 
 from cloud import alerts
 from cloud.rules.sets import active_rule_set
+from decisions.incident import INCIDENT
 from decisions.rules import Decision, Fact, RuleEngine, RuleSet
 from decisions.vehicles import RELEASE_PICKUP
 
@@ -82,6 +83,13 @@ async def run_rules(
     return decisions
 
 
+async def _still_missing(conn: AsyncConnection[Any], lot: str) -> bool:
+    cur = await conn.execute(
+        "SELECT 1 FROM lot_tags t JOIN tag_state s ON s.epc = t.epc WHERE t.lot_id = %s "
+        "AND s.presence = 'missing' LIMIT 1", (lot,))
+    return await cur.fetchone() is not None
+
+
 async def apply_decision(conn: AsyncConnection[Any], site_id: str, d: Decision, actor: str
                          ) -> None:
     # The edge's own alert for this (type, subject) is already absorbed (stage, step 1).
@@ -97,6 +105,8 @@ async def apply_decision(conn: AsyncConnection[Any], site_id: str, d: Decision, 
             (site_id, d.subject, d.rule, _dt(d.at_us), json.dumps(d.evidence()), d.explanation))
     elif d.action == "clear":
         assert d.alert_type is not None
+        if d.alert_type == INCIDENT and d.lot and await _still_missing(conn, d.lot):
+            return  # one tag back is not the incident's end: only reads of them all are
         await alerts.clear_alert(conn, alert_type=d.alert_type, subject=d.subject, actor=who,
                                  comment=d.explanation, site_id=site_id)
     else:
