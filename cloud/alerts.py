@@ -26,7 +26,6 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row, tuple_row
 
 from decisions.incident import (
-    FOLD_ACTIVE_S,
     FOLD_BEFORE_S,
     FOLDED_TYPES,
     INCIDENT,
@@ -75,15 +74,9 @@ async def raise_alert(
 ) -> tuple[int, bool]:
     """Open an alert, or count a repeat of the active one. Returns (alert id, opened now).
 
-    A door, plate or weight alert while one of the site's lots has a departure incident is a
-    fact of that incident: folded into it (no alert of its own); returns (incident id, False).
+    A lot's departure incident that opens or grows takes in the site's door, plate and weight
+    alerts of the moments before (``decisions.incident.FOLDED_TYPES``): they become its facts.
     """
-    if alert_type in FOLDED_TYPES:
-        incident = await _recent_incident(conn, site_id, seen_at)
-        if incident is not None:
-            await _fold(conn, incident, alert_type=alert_type, subject=subject,
-                        explanation=explanation, at=seen_at, actor=actor)
-            return int(incident["id"]), False
     before: dict[str, Any] | None = None
     if alert_type == INCIDENT:
         active = await active_alert(conn, site_id, alert_type, subject, lock=True)
@@ -124,7 +117,7 @@ async def raise_alert(
                                (suppressed, alert_id))
     await _history(conn, alert_id, "opened" if opened else "repeated", actor,
                    f"suppressed: {suppressed}" if suppressed else "", evidence=evidence)
-    if alert_type == INCIDENT:
+    if alert_type == INCIDENT and (opened or escalated(before, evidence)):
         await _fold_standing(conn, alert_id, site_id, seen_at)
     if opened and suppressed is None:
         await enqueue_alert_change(conn, alert_id, "alert.opened")
@@ -149,44 +142,16 @@ async def active_alert(
         return await cur.fetchone()
 
 
-async def _recent_incident(
-    conn: AsyncConnection, site_id: str | None, at: datetime
-) -> dict[str, Any] | None:
-    """The site's active departure incident last seen within FOLD_ACTIVE_S of ``at``."""
-    if site_id is None:
-        return None
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE site_id = %s AND alert_type = %s "
-            "AND state <> 'resolved' AND last_seen_at >= %s ORDER BY last_seen_at DESC "
-            "LIMIT 1 FOR UPDATE",
-            (site_id, INCIDENT, at - timedelta(seconds=FOLD_ACTIVE_S)))
-        return await cur.fetchone()
-
-
 def _fact(alert_type: str, subject: str, explanation: str, at: datetime) -> dict[str, Any]:
     return {"kind": alert_type, "subject": subject, "at_us": int(at.timestamp() * 1e6),
             "attrs": {"explanation": explanation[:300]}}
 
 
-async def _fold(
-    conn: AsyncConnection, incident: dict[str, Any], *, alert_type: str, subject: str,
-    explanation: str, at: datetime, actor: str,
-) -> None:
-    """Add one alert's fact to the incident's evidence (no webhook: the count is unchanged)."""
-    evidence = merge_evidence(incident["evidence"] or {}, {
-        "facts": [_fact(alert_type, subject, explanation, at)],
-        "incident": {"corroborated_by": [alert_type]}})
-    await conn.execute("UPDATE alerts SET evidence = %s, last_seen_at = greatest(last_seen_at, "
-                       "%s) WHERE id = %s", (json.dumps(evidence), at, incident["id"]))
-    await _history(conn, incident["id"], "corroborated", actor, f"{alert_type} {subject}")
-
-
 async def _fold_standing(
     conn: AsyncConnection, incident_id: int, site_id: str | None, at: datetime
 ) -> None:
-    """Door, plate and weight alerts of the site that stood alone just before the incident
-    opened become its facts: resolved as part of it (they name no lot: no financier hears)."""
+    """Door, plate and weight alerts of the site that stood alone in the FOLD_BEFORE_S before
+    the incident opened or grew become its facts: resolved as part of it."""
     if site_id is None:
         return
     async with conn.cursor(row_factory=dict_row) as cur:

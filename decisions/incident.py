@@ -23,14 +23,13 @@ INCIDENT = AlertType.UNRELEASED_DEPARTURE
 # This many departed tags of one lot corroborate each other (the lot's count drops by more
 # than one tag): such a departure is theft at once, on either side.
 CORROBORATING_TAGS = 2
-# Alerts on other subjects that are facts of an incident: raised while one of the site's lots
-# has an active incident whose last fact is at most FOLD_ACTIVE_S old, they are folded into it
-# instead of standing alone (a slow theft opens the door every 30 minutes); standing when an
-# incident opens, they are folded in if seen in the FOLD_BEFORE_S before (the theft rule's
-# window: the door opened, then the tags left).
+# Alerts on other subjects that are facts of an incident: standing when a lot's incident opens
+# or grows, and seen in the FOLD_BEFORE_S before (the theft rule's window: the door opened,
+# then the tags left), they are folded into it. A door or a truck that comes while an incident
+# is open stands alone until the incident next grows: nothing ties it to one lot before that
+# (two lots of a site can be robbed within minutes of each other).
 FOLDED_TYPES = frozenset({AlertType.DOOR_OPEN_OUTSIDE_HOURS, AlertType.UNAUTHORISED_VEHICLE,
                           AlertType.WEIGHT_DROP})
-FOLD_ACTIVE_S = 3600.0
 FOLD_BEFORE_S = 600.0
 MAX_EPCS = 200
 MAX_FACTS = 50

@@ -194,6 +194,13 @@ class EdgeAlerting:
             self._plates.append((normalise(body.plate), at_us))
         facts = self.facts_of(msg_type, body, at_us)
         verdict = self._correlate(facts, cloud_reachable)
+        if msg_type is MessageType.PRESENCE_CHANGE and isinstance(body, PresenceChangeBody):
+            # The same change comes as an observation (the pipeline's batch), which decides
+            # for the whole batch at once; noted here too for a producer that only emits (the
+            # next tick decides then). Noting a tag twice changes nothing.
+            returned = self._note(body.lot, body.epc, body.state, body.last_seen_us, at_us)
+            if returned:
+                verdict.extend(self._clear(returned, self.incidents[returned], at_us))
         news = [f for f in facts if f.kind in CORROBORATING_KINDS or f.kind == "weight_dropped"]
         if news:
             self._corroborating.extend(news)
@@ -217,34 +224,37 @@ class EdgeAlerting:
             return Verdict()
         now = at_us if at_us is not None else max(c.at_us for c in changes)
         verdict = Verdict()
-        returned: set[str] = set()
-        for change in changes:
-            incident = self.incidents.setdefault(change.lot, LotIncident())
-            if change.state == "missing":
-                if change.epc in incident.departed or change.epc in incident.released:
-                    continue
-                release = self._release_for(change.lot, now)
-                if release is not None:
-                    incident.released.add(change.epc)
-                    key = _release_key(release)
-                    self._release_used[key] = self._release_used.get(key, 0) + 1
-                    continue
-                incident.departed[change.epc] = change.last_seen_us
-                if incident.first_us is None:
-                    incident.first_us = now
-            elif change.state == "present":
-                # Only a read brings a tag back: a missing tag whose reader went down becomes
-                # "unknown", which is no evidence that it returned.
-                if incident.departed.pop(change.epc, False) is not False:
-                    returned.add(change.lot)
-                elif change.epc in incident.released:
-                    incident.released.discard(change.epc)  # back on the floor: not taken
+        returned = {lot for c in changes
+                    if (lot := self._note(c.lot, c.epc, c.state, c.last_seen_us, now))}
         for lot in sorted(returned):
-            incident = self.incidents[lot]
-            if not incident.departed:
-                verdict.extend(self._clear(lot, incident, now))
+            verdict.extend(self._clear(lot, self.incidents[lot], now))
         verdict.extend(self._decide(now, cloud_reachable))
         return verdict
+
+    def _note(self, lot: str, epc: str, state: str, last_seen_us: int | None, at_us: int
+              ) -> str | None:
+        """One tag's change into its lot's incident; the lot when its last departed tag was
+        read again (the incident's end), else None."""
+        incident = self.incidents.setdefault(lot, LotIncident())
+        if state == "missing":
+            if epc in incident.departed or epc in incident.released:
+                return None
+            release = self._release_for(lot, at_us)
+            if release is not None:
+                incident.released.add(epc)
+                key = _release_key(release)
+                self._release_used[key] = self._release_used.get(key, 0) + 1
+                return None
+            incident.departed[epc] = last_seen_us
+            if incident.first_us is None:
+                incident.first_us = at_us
+        elif state == "present":
+            # Only a read brings a tag back: a missing tag whose reader went down becomes
+            # "unknown", which is no evidence that it returned.
+            if incident.departed.pop(epc, False) is not False:
+                return None if incident.departed else lot
+            incident.released.discard(epc)  # back on the floor: not taken after all
+        return None
 
     def tick(self, now_us: int, *, cloud_reachable: bool) -> Verdict:
         """Absences that have now lasted their lot's absence window become theft."""

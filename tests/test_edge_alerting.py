@@ -341,3 +341,19 @@ def test_the_gateways_own_alerts_are_facts_but_not_repeated_by_the_rules() -> No
 def test_without_rules_the_gateways_own_decisions_remain() -> None:
     alerting = EdgeAlerting(None, gate_list=_gate(AuthorisedVehicle(plate="沪A99999")))
     assert [a.alert_type for a in _truck_then_departure(alerting, "沪A12345").alerts] == [THEFT]
+
+
+def test_departures_only_emitted_as_messages_are_decided_at_the_next_tick_once() -> None:
+    # A producer that emits presence changes without handing over the batch: no raise per
+    # message (30 tags would be 29 updates), one decision at the next tick.
+    alerting = EdgeAlerting(None)
+    for i in range(30):
+        verdict = alerting.on_emitted(
+            MessageType.PRESENCE_CHANGE, _departed(epc=f"3034257BF7194E40000030{i:02X}"),
+            T0_US + i, cloud_reachable=False)
+        assert verdict.alerts == []
+    [theft] = alerting.tick(T0_US + S, cloud_reachable=False).alerts
+    assert theft.evidence["incident"]["departed_count"] == 30
+    # The pipeline's observation of the same changes adds nothing.
+    again = _gone(*[f"3034257BF7194E40000030{i:02X}" for i in range(30)], at_us=T0_US + 2 * S)
+    assert _observe(alerting, again).alerts == []
