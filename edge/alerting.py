@@ -67,6 +67,7 @@ ABSENCE_WINDOW_S = 300.0  # a lot's default: how long an uncorroborated absence 
 CORROBORATION_S = 600.0  # a door or plate this close to a departure corroborates it
 PICKUP_VEHICLE_S = 1800.0  # a release's vehicle read this long before its goods leave
 CORROBORATING_KINDS = frozenset({"door_opened_after_hours", "vehicle_unauthorised"})
+UPDATE_EVERY_S = 10.0  # an incident in progress is re-raised with its new count at most this often
 MAX_REMEMBERED = 256  # facts and plate sightings kept (bounded whatever the gate sees)
 MAX_EVIDENCE_EPCS = 200
 
@@ -138,6 +139,7 @@ class LotIncident:
     first_us: int | None = None  # the first departure not yet decided theft
     corroboration: list[Fact] = field(default_factory=list)
     raised_count: int = 0  # departed tags when last raised (0: not raised)
+    raised_us: int = 0
     alarmed: bool = False  # the siren sounds for it
 
 
@@ -293,9 +295,10 @@ class EdgeAlerting:
             kinds = EDGE_ALERT_FACTS.get(body.alert_type)
             if kinds is None:
                 return []
-            kind = kinds[0] if body.action == "raise" else kinds[1]
-            if kind is None:
+            fact_kind = kinds[0] if body.action == "raise" else kinds[1]
+            if fact_kind is None:
                 return []
+            kind = fact_kind
             attrs: dict[str, Any] = {"edge_alert": body.alert_type}
             subject = body.subject
             if body.lot:
@@ -356,7 +359,10 @@ class EdgeAlerting:
             if not incident.departed:
                 continue
             if incident.raised_count:  # already theft: more tags left is an update
-                if len(incident.departed) > incident.raised_count:
+                # (at most every UPDATE_EVERY_S: a pallet read out in ten batches is one
+                # update for the financier, not ten; the tick sends the rest)
+                if (len(incident.departed) > incident.raised_count
+                        and now_us - incident.raised_us >= UPDATE_EVERY_S * 1e6):
                     verdict.extend(self._raise(lot, incident, now_us, cloud_reachable))
                 continue
             window = self.absence_windows.get(lot, self.absence_window_s)
@@ -381,7 +387,7 @@ class EdgeAlerting:
         else:
             text = alert_text("incident.raise_absent", count=len(epcs), lot=lot,
                               released=len(incident.released), window_s=f"{window:g}")
-        incident.raised_count = len(epcs)
+        incident.raised_count, incident.raised_us = len(epcs), now_us
         alert = text.alert(
             action="raise", alert_type=INCIDENT, subject=f"lot:{lot}", severity="critical",
             lot=lot,
@@ -434,7 +440,7 @@ class EdgeAlerting:
             verdict.alerts.append(AlertBody(
                 action="raise" if d.action == "raise" else "clear",
                 alert_type=d.alert_type, subject=d.subject,
-                severity=d.severity,  # type: ignore[arg-type]
+                severity=d.severity,
                 lot=d.lot, explanation=d.explanation[:2000],
                 evidence={**d.evidence(), **DECIDED_HERE}))
             verdict.alarms.append(Alarm(d.action == "raise", d.alert_type, d.subject,

@@ -357,3 +357,13 @@ def test_departures_only_emitted_as_messages_are_decided_at_the_next_tick_once()
     # The pipeline's observation of the same changes adds nothing.
     again = _gone(*[f"3034257BF7194E40000030{i:02X}" for i in range(30)], at_us=T0_US + 2 * S)
     assert _observe(alerting, again).alerts == []
+
+
+def test_a_theft_in_progress_is_updated_at_most_every_ten_seconds() -> None:
+    alerting = EdgeAlerting(None)
+    raised = [a.evidence["incident"]["departed_count"]
+              for i in range(10)
+              for a in _observe(alerting, _gone(*_epcs(4, 4 * i), at_us=T0_US + i * S)).alerts]
+    assert raised == [4]  # the other nine batches came within 10 s
+    [update] = alerting.tick(T0_US + 10 * S, cloud_reachable=True).alerts
+    assert update.evidence["incident"]["departed_count"] == 40

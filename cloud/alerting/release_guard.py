@@ -125,7 +125,8 @@ async def check_movements(
                        *await _missing_live(conn, f.receipt)})
         sites = sorted({*f.seen_elsewhere, *(s for s in held.get("seen_at", [])
                                              if isinstance(s, str))})
-        common = {"count": len(epcs), "pledgee": f.pledgee, "receipt": f.receipt}
+        common: dict[str, str | int] = {"count": len(epcs), "pledgee": f.pledgee,
+                                        "receipt": f.receipt}
         text = (alert_text("movement_without_release.raise_seen", seen_at=", ".join(sites),
                            **common)
                 if sites else alert_text("movement_without_release.raise", **common))
