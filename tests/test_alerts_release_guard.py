@@ -160,3 +160,36 @@ async def test_unreleased_movements_open_and_grow_the_lots_incident_not_after_ap
     with psycopg.connect(database_url) as conn:
         history = conn.execute("SELECT action FROM alert_history ORDER BY id").fetchall()
     assert history == [("opened",), ("repeated",), ("escalated",)]
+
+
+async def test_a_release_naming_no_tags_takes_its_pieces_and_only_the_overrun_is_theft(
+    api_client: httpx.AsyncClient,
+    world: dict[str, str],
+    database_url: str,
+    operator_key: Any,
+    tmp_path: Path,
+) -> None:
+    # 3 pieces approved without naming tags; 5 tags leave, in two batches: the excess of 2 is
+    # the incident, counted over both batches.
+    await make_lot(api_client, world)
+    see_tags(database_url, EPCS)
+    await issue(api_client, world)
+    sup = auth(world["supervisor"])
+    await api_client.post("/api/v1/receipts/WR-1/pledge", json={"pledgee": "bank-a"}, headers=sup)
+    request = await api_client.post("/api/v1/receipts/WR-1/releases",
+                                    json={"quantity": "30", "pieces": 3}, headers=sup)
+    assert request.status_code == 201, request.text
+    approved = await api_client.post(
+        f"/api/v1/receipts/WR-1/releases/{request.json()['id']}/approve",
+        headers=auth(world["bank-a"]))
+    assert approved.status_code == 200, approved.text
+    async with await AsyncConnection.connect(database_url) as conn:
+        await write_accepted(conn, [missing(e) for e in EPCS[:3]], STAGE)
+        await conn.commit()
+        assert await alerts_of(database_url) == []  # the release's pieces
+        await write_accepted(conn, [missing(e) for e in EPCS[3:5]], STAGE)
+        await conn.commit()
+    [(alert_type, subject, _, _, evidence)] = await alerts_of(database_url)
+    assert (alert_type, subject) == ("theft.unreleased_departure", "lot:LOT-1")
+    assert evidence["incident"]["departed_count"] == 2
+    assert evidence["receipts"]["WR-1"]["epcs"] == sorted(EPCS[:5])

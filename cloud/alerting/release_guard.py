@@ -29,6 +29,7 @@ from psycopg.rows import dict_row
 from cloud import alerts
 from decisions.alert_text import alert_text
 from decisions.incident import CORROBORATING_TAGS, INCIDENT, MAX_EPCS, merge_evidence
+from decisions.vehicles import RELEASE_PICKUP
 
 ALERT_TYPE = INCIDENT  # the lot's departure incident; movements are its facts
 
@@ -103,6 +104,17 @@ async def _missing_live(conn: AsyncConnection[Any], receipt: str) -> list[str]:
     return [row[0] for row in await cur.fetchall()]
 
 
+async def _untagged_release_pieces(
+    conn: AsyncConnection[Any], receipt: str, at: datetime
+) -> int:
+    cur = await conn.execute(
+        "SELECT coalesce(sum(pieces), 0) FROM release_requests WHERE receipt_number = %s "
+        "AND state = 'approved' AND cardinality(tags) = 0 AND decided_at > %s",
+        (receipt, at - RELEASE_PICKUP))
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
 async def check_movements(
     conn: AsyncConnection[Any], movements: list[TagMovement], seen_at: datetime, actor: str
 ) -> list[UnreleasedMovement]:
@@ -123,16 +135,25 @@ async def check_movements(
         # The incident's, not the batch's: every live tag of the receipt gone so far.
         epcs = sorted({*f.epcs, *(e for e in held.get("epcs", []) if isinstance(e, str)),
                        *await _missing_live(conn, f.receipt)})
+        # A release in its pickup window that names no tags takes its pieces of any of them:
+        # that many gone are release movements, only the excess is the incident's.
+        allowed = await _untagged_release_pieces(conn, f.receipt, seen_at)
+        if allowed and len(epcs) <= allowed:
+            continue
+        excess = len(epcs) - allowed
         sites = sorted({*f.seen_elsewhere, *(s for s in held.get("seen_at", [])
                                              if isinstance(s, str))})
-        common: dict[str, str | int] = {"count": len(epcs), "pledgee": f.pledgee,
+        common: dict[str, str | int] = {"count": excess, "pledgee": f.pledgee,
                                         "receipt": f.receipt}
         text = (alert_text("movement_without_release.raise_seen", seen_at=", ".join(sites),
                            **common)
                 if sites else alert_text("movement_without_release.raise", **common))
         at_us = int(seen_at.timestamp() * 1e6)
         report = {
-            "incident": {"departed_epcs": epcs[:MAX_EPCS], "departed_count": len(epcs),
+            # Which of the receipt's tags were the release's is unknown when it named none:
+            # the count is the excess, the tags are listed under the receipt only.
+            "incident": {"departed_epcs": [] if allowed else epcs[:MAX_EPCS],
+                         "departed_count": excess,
                          "corroborated_by": ["movement_without_release"]},
             "receipts": {f.receipt: {"pledgee": f.pledgee, "epcs": epcs[:MAX_EPCS],
                                      "seen_at": sites}},
