@@ -77,7 +77,9 @@ class Agent:
         self._command_handlers: dict[str, list[Callable[[bytes], None]]] = {}
         self._gate_list_file = config.data_dir / "authorised_vehicles.json"
         self.alerting = EdgeAlerting(default_rules() if config.local_rules else None,
-                                     gate_list=self._stored_gate_list())
+                                     gate_list=self._stored_gate_list(),
+                                     absence_window_s=config.alerting.absence_window_s,
+                                     absence_windows=config.alerting.lots)
         # What the judging loop has yet to hand the alerting stage, in emission order.
         self._seen: asyncio.Queue[_Emitted | Observation] = asyncio.Queue()
         self.on_command(GATE_LIST_COMMAND, self._gate_list_received)

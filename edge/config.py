@@ -98,6 +98,22 @@ class LocalAlarmConfig(_Section):
     port: int = Field(1883, ge=1, le=65535)
 
 
+class AlertingConfig(_Section):
+    """The gateway's departure decisions (edge/alerting.py, docs/alerts.md): how long an
+    uncorroborated absence of a lot's tag waits before it is theft, by default and per lot."""
+
+    absence_window_s: float = Field(300, ge=0, le=86400)
+    lots: dict[str, float] = Field(default_factory=dict, max_length=10000)  # lot -> seconds
+
+    @field_validator("lots")
+    @classmethod
+    def _windows(cls, value: dict[str, float]) -> dict[str, float]:
+        for lot, seconds in value.items():
+            if not 0 < len(lot) <= 64 or not 0 <= seconds <= 86400:
+                raise ValueError(f"lot {lot[:64]!r}: absence window must be 0-86400 s")
+        return value
+
+
 class MetricsConfig(_Section):
     host: str = "127.0.0.1"
     port: int | None = Field(None, ge=0, le=65535)  # None: no /metrics endpoint
@@ -117,6 +133,7 @@ class AgentCore(_Section):
     # The cloud's correlation rules run here too, on what this gateway emits (edge/alerting).
     local_rules: bool = True
     local_alarm: LocalAlarmConfig | None = None
+    alerting: AlertingConfig = AlertingConfig()
     health_interval_s: float = Field(30, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -160,8 +160,10 @@ async def test_what_the_rfid_pipeline_observes_becomes_the_gateway_s_alerts(
 async def test_an_uncorroborated_absence_becomes_theft_when_its_window_ends_without_a_message(
     tmp_path: Path,
 ) -> None:
-    agent = _agent(tmp_path, Ed25519PrivateKey.generate())
-    agent.alerting.absence_window_s = 0.5
+    # The lot's own window, from the agent's file.
+    agent = _agent(tmp_path, Ed25519PrivateKey.generate(),
+                   '[alerting]\nabsence_window_s = 300\n[alerting.lots]\n"LOT-A" = 0.5\n')
+    assert agent.alerting.absence_windows == {"LOT-A": 0.5}
     async with _running(agent):
         _depart(agent, "LOT-A")
         await asyncio.sleep(0.2)
