@@ -51,13 +51,11 @@ from contract import AlertBody, MessageType, PresenceChangeBody
 from contract.messages import PlateReadBody
 from decisions.alert_text import alert_text
 from decisions.alert_types import AlertType
-from decisions.incident import CORROBORATING_TAGS
+from decisions.incident import CORROBORATING_TAGS, INCIDENT
 from decisions.plate_format import normalise
 from decisions.rules import EDGE_ALERT_FACTS, Decision, Fact, RuleEngine, RuleSet
 from decisions.vehicles import AuthorisedVehicles, Release, ReleasePlan, vehicle_authorised
 
-TAG_MISSING = AlertType.TAG_MISSING  # older gateways raise it; the cloud still absorbs it
-INCIDENT = AlertType.UNRELEASED_DEPARTURE
 READER_OFFLINE = AlertType.READER_OFFLINE
 DECIDED_HERE = {"decided_at": "edge"}  # marks the rules' alerts (the cloud's rules decide too)
 # The messages that are facts here; the agent hands the stage no others (tag reads are many).
