@@ -158,10 +158,12 @@ async def _fold_standing(
         await cur.execute(
             "UPDATE alerts SET state = 'resolved', resolved_at = now(), resolved_by = %s "
             "WHERE site_id = %s AND alert_type = ANY(%s) AND state <> 'resolved' "
-            "AND last_seen_at >= %s RETURNING id, alert_type, subject, explanation, "
-            "last_seen_at, suppressed_by",
+            "AND last_seen_at >= %s "
+            # another lot's weight drop is that lot's, not this incident's
+            "AND (lot_id IS NULL OR lot_id = (SELECT lot_id FROM alerts WHERE id = %s)) "
+            "RETURNING id, alert_type, subject, explanation, last_seen_at, suppressed_by",
             (f"incident:{incident_id}", site_id, sorted(FOLDED_TYPES),
-             at - timedelta(seconds=FOLD_BEFORE_S)))
+             at - timedelta(seconds=FOLD_BEFORE_S), incident_id))
         folded = await cur.fetchall()
     if not folded:
         return

@@ -222,10 +222,16 @@ async def test_the_same_plate_or_reader_at_two_sites_is_two_alerts(
     assert _rows(database_url, "SELECT site_id, state FROM alerts WHERE alert_type = "
                  "'tamper.reader_offline' ORDER BY site_id") == [("site-1", "open"),
                                                                  ("site-2", "resolved")]
-    # An incident at site-1 folds site-1's truck only.
+    # An incident at site-1 folds site-1's truck only, and not another lot's weight drop.
     pledge_lot(database_url)
+    pledge_lot(database_url, lot="L2")
+    weight = AlertBody(action="raise", alert_type="theft.weight_drop", subject="scale:bay-2",
+                       severity="critical", lot="L2", explanation="L2 lighter")
+    await _batch(database_url, _accepted(MessageType.ALERT, weight, at=at))
     await _batch(database_url, _accepted(MessageType.ALERT, _edge_incident(["CCCC0001",
                                                                            "CCCC0002"]), at=at))
     assert _rows(database_url, "SELECT site_id, state FROM alerts WHERE alert_type = "
                  "'theft.unauthorized_vehicle' ORDER BY site_id") == [("site-1", "resolved"),
                                                                       ("site-2", "open")]
+    assert _rows(database_url, "SELECT state FROM alerts WHERE alert_type = "
+                 "'theft.weight_drop'") == [("open",)]
