@@ -1,5 +1,6 @@
-"""The raw signals a simulated warehouse emits, in simulated time (microseconds since the
-scenario's epoch, ``t_us``). They are what devices would put on the wire, not conclusions: a
+"""The raw signals a simulated warehouse emits, in simulated time: ``t_us`` is the simulated
+Unix time in microseconds (the world's local start time in its site time zone, plus the
+offset). They are what devices would put on the wire, not conclusions: a
 tag read at an antenna, a reader's read cycle or keepalive, a door contact, a frame at the gate
 camera with a vehicle's plate in it, a sensor sample, a GPS fix, the uplink going down or up.
 
@@ -10,7 +11,7 @@ fed in-process) and the player that drives the real edge agent as its own proces
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,37 @@ class ReadCycle:
     t_us: int
     reader: str
     antennas: tuple[int, ...] = (1,)
+
+
+class TagSeen(NamedTuple):
+    """One tag in a `ReadReport`: how often it answered in the report's rounds and when last
+    (a tuple: a week of reports holds millions of them)."""
+
+    epc: str
+    antenna: int
+    count: int
+    last_us: int
+    rssi_cdbm: int = -5500
+
+
+@dataclass(frozen=True, slots=True)
+class ReadReport:
+    """What a reader sends at the end of a report period (LLRP: an RO_ACCESS_REPORT at the end
+    of each AISpec, one TagReportData per tag with TagSeenCount and LastSeenTimestamp): the
+    tags that answered in the ``rounds`` read rounds since ``since_us``, each once. ``rounds``
+    > 0 with no tags is still proof that the reader was alive and reading. A reader configured
+    to report every round sends one report per round (``rounds`` 1).
+
+    This is how the world speaks RFID: one value per reader per period, not one per read, so a
+    simulated week of a warehouse runs in seconds. `TagRead` and `ReadCycle` stay for players
+    that speak per read (``expand_report`` turns a report into them)."""
+
+    t_us: int
+    reader: str
+    since_us: int
+    rounds: int
+    antennas: tuple[int, ...]
+    tags: tuple[TagSeen, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,5 +137,16 @@ class LinkState:
     up: bool
 
 
-Signal = (TagRead | ReadCycle | ReaderKeepalive | ReaderPower | DoorContact | GateFrame
-          | LabelFrame | SensorSample | GpsFix | LinkState)
+Signal = (TagRead | ReadCycle | ReadReport | ReaderKeepalive | ReaderPower | DoorContact
+          | GateFrame | LabelFrame | SensorSample | GpsFix | LinkState)
+
+
+def expand_report(report: ReadReport) -> list[TagRead | ReadCycle]:
+    """A report as per-read signals: each tag's last read, then the round that ended the
+    period (the reader's own aggregation hides the earlier reads, as on the wire)."""
+    out: list[TagRead | ReadCycle] = [
+        TagRead(seen.last_us, report.reader, seen.antenna, seen.epc, seen.rssi_cdbm)
+        for seen in sorted(report.tags, key=lambda s: s.last_us)
+    ]
+    out.append(ReadCycle(report.t_us, report.reader, report.antennas))
+    return out
