@@ -44,7 +44,6 @@ from firmware_sim.world.signals import (
     ReadReport,
     SensorSample,
     Signal,
-    TagSeen,
 )
 
 US = 1_000_000
@@ -57,6 +56,7 @@ class Compiled:
     """The world without randomness: tags, antennas and per-reader change lists."""
 
     epcs: list[str]
+    epc_table: tuple[str, ...]
     lot_of: np.ndarray  # tag -> lot index
     base_p: np.ndarray  # tag -> read probability of its lot
     antennas: list[tuple[str, int]]  # global antenna index -> (reader, port)
@@ -145,7 +145,7 @@ def compile_world(world: World) -> Compiled:
                 at = t + k * step
                 set_from(tag, at, [(at, OUT)])
                 departed_at[tag] = at
-    return Compiled(epcs, np.array(lot_of, dtype=np.int64), np.array(base_p),
+    return Compiled(epcs, tuple(epcs), np.array(lot_of, dtype=np.int64), np.array(base_p),
                     antennas, positions, world.at_us(world.duration_s))
 
 
@@ -165,8 +165,10 @@ class _ReaderState:
     interference: dict[int, tuple[float, frozenset[int]]] = field(default_factory=dict)
     powered: bool = True
     networked: bool = True
-    carry: dict[int, tuple[int, int, dict[int, tuple[int, int, int]]]] = field(
-        default_factory=dict)  # report k -> (rounds, last round us, tag -> (count, last, port))
+    # Drawn, not yet reported: per stretch (period k, tag, count, last read, port) rows and
+    # (period k, rounds) rows.
+    parts: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    round_parts: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     keepalive_next: int = 0
     off_spans: list[tuple[int, int]] = field(default_factory=list)  # power off
     down_spans: list[tuple[int, int]] = field(default_factory=list)  # power off or net down
@@ -264,7 +266,7 @@ def _apply(st: _ReaderState, kind: int, payload: int) -> None:
 
 
 def _draw_stretch(st: _ReaderState, comp: Compiled, a: int, b: int) -> None:
-    """All rounds of [a, b) with the reader's state constant, into ``st.carry``."""
+    """All rounds of [a, b) with the reader's state constant, as arrays in ``st.parts``."""
     if not st.powered or b <= a:
         return
     spec = st.spec
@@ -275,71 +277,107 @@ def _draw_stretch(st: _ReaderState, comp: Compiled, a: int, b: int) -> None:
     if i1 <= i0:
         return
     interval = round(spec.report_interval_s * US)
-    rounds = np.arange(i0, i1, dtype=np.int64)
-    ks = -(-(rounds * dt) // interval) if interval > 0 else rounds
-    uk, first, n = np.unique(ks, return_index=True, return_counts=True)
-    last_round = rounds[first + n - 1]
-    last_t = e + last_round * dt
-    tags = np.fromiter(st.at_port, dtype=np.int64, count=len(st.at_port))
-    carry = st.carry
-    if len(tags):
-        ports = np.fromiter(st.at_port.values(), dtype=np.int64, count=len(tags))
-        p = comp.base_p[tags].copy()
-        for prob, where in st.interference.values():
-            hit = np.isin(ports, np.fromiter(where, dtype=np.int64))
-            p[hit] = np.minimum(p[hit], prob)
-        readable = p > 0
-        p_safe = np.where(readable, p, 0.5)
-        g = st.rng.geometric(p_safe, size=(len(uk), len(tags))) - 1
-        seen = (g < n[:, None]) & readable[None, :]
-        rows, cols = np.nonzero(seen)
-        gs = g[rows, cols]
-        counts = 1 + st.rng.binomial(n[rows] - 1 - gs, p_safe[cols])
-        lasts = last_t[rows] - gs * dt
-        seen_by_k: dict[int, list[tuple[int, int, int, int]]] = {}
-        for r, c, cnt, lt in zip(rows.tolist(), cols.tolist(), counts.tolist(),
-                                 lasts.tolist(), strict=True):
-            seen_by_k.setdefault(r, []).append((c, cnt, lt, 0))
+    if interval > 0:  # report k holds the rounds in (k-1, k] periods
+        k0 = -(-(i0 * dt) // interval)
+        k1 = -(-((i1 - 1) * dt) // interval)
+        uk = np.arange(k0, k1 + 1, dtype=np.int64)
+        # First round of period k: the first i with i*dt > (k-1)*interval.
+        first = np.maximum((uk - 1) * interval // dt + 1, i0)
+        last = np.minimum(uk * interval // dt, i1 - 1)
+        keep = last >= first
+        uk, first, last = uk[keep], first[keep], last[keep]
+        n = last - first + 1
     else:
-        seen_by_k = {}
-    tag_list = tags.tolist()
-    port_list = [st.at_port[t] for t in tag_list]
-    for r, (k, nk, lt) in enumerate(zip(uk.tolist(), n.tolist(), last_t.tolist(), strict=True)):
-        entry = carry.get(k)
-        if entry is None:
-            entry = carry[k] = (0, 0, {})
-        got = entry[2]
-        for c, cnt, last, _ in seen_by_k.get(r, ()):
-            tag = tag_list[c]
-            old = got.get(tag)
-            if old is None:
-                got[tag] = (cnt, last, port_list[c])
-            else:
-                got[tag] = (old[0] + cnt, max(old[1], last), port_list[c] if last > old[1]
-                            else old[2])
-        carry[k] = (entry[0] + nk, max(entry[1], lt), got)
+        uk = np.arange(i0, i1, dtype=np.int64)
+        last = uk
+        n = np.ones(len(uk), dtype=np.int64)
+    last_t = e + last * dt
+    st.round_parts.append((uk, n))
+    if not st.at_port:
+        return
+    tags = np.fromiter(st.at_port, dtype=np.int64, count=len(st.at_port))
+    ports = np.fromiter(st.at_port.values(), dtype=np.int64, count=len(tags))
+    p = comp.base_p[tags].copy()
+    for prob, where in st.interference.values():
+        hit = np.isin(ports, np.fromiter(where, dtype=np.int64))
+        p[hit] = np.minimum(p[hit], prob)
+    readable = p > 0
+    if not readable.any():
+        return
+    p_safe = np.where(readable, p, 0.5)
+    g = st.rng.geometric(p_safe, size=(len(uk), len(tags))) - 1
+    seen = (g < n[:, None]) & readable[None, :]
+    rows, cols = np.nonzero(seen)
+    gs = g[rows, cols]
+    counts = 1 + st.rng.binomial(n[rows] - 1 - gs, p_safe[cols])
+    st.parts.append((uk[rows], tags[cols], counts, last_t[rows] - gs * dt, ports[cols]))
 
 
 def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool) -> list[Signal]:
-    """Reports whose period ended before ``upto`` (all of them when ``final``)."""
+    """Reports whose period ended before ``upto`` (all of them when ``final``); the rest wait
+    in ``st.parts`` for the next chunk. Rows of one tag in one period drawn in two stretches
+    (a change mid-period) are merged: counts add, the later read wins."""
     spec = st.spec
     interval = round(spec.report_interval_s * US)
     dt = max(1, round(US / spec.rounds_per_s))
+    period = interval if interval > 0 else dt
+    if not st.round_parts:
+        return []
+    rk = np.concatenate([k for k, _ in st.round_parts])
+    rn = np.concatenate([n for _, n in st.round_parts])
+    cols = [np.concatenate(c) for c in zip(*st.parts, strict=True)] if st.parts else [
+        np.empty(0, np.int64)] * 5
+    k, tag, cnt, last, port = cols
+    at_k = st.epoch_us + rk * period
+    cut = np.full(len(rk), True) if final else at_k < upto
+    hold = ~cut
+    st.round_parts = [(rk[hold], rn[hold])] if hold.any() else []
+    done_k = rk[cut]
+    row_cut = np.isin(k, done_k) if len(k) else np.empty(0, bool)
+    if len(k) and (~row_cut).any():
+        keep = ~row_cut
+        st.parts = [(k[keep], tag[keep], cnt[keep], last[keep], port[keep])]
+    else:
+        st.parts = []
+    if not len(done_k):
+        return []
+    # Rounds per period (periods are drawn in time order, so rk is sorted).
+    dn = rn[cut]
+    starts = np.flatnonzero(np.r_[True, done_k[1:] != done_k[:-1]])
+    pk, pn = done_k[starts], np.add.reduceat(dn, starts)
+    # Tag rows, in period order already; only a period cut by a change (drawn in two
+    # stretches) can hold a tag twice: merge those few rows (counts add, later read wins).
+    k, tag, cnt, last, port = k[row_cut], tag[row_cut], cnt[row_cut], last[row_cut], port[row_cut]
+    split = done_k[1:][done_k[1:] == done_k[:-1]]
+    if len(split) and len(k):
+        dup = np.isin(k, split)
+        dk, dt_, dc, dl, dp = k[dup], tag[dup], cnt[dup], last[dup], port[dup]
+        order = np.lexsort((dl, dt_, dk))
+        dk, dt_, dc, dl, dp = dk[order], dt_[order], dc[order], dl[order], dp[order]
+        g = np.flatnonzero(np.r_[True, (dk[1:] != dk[:-1]) | (dt_[1:] != dt_[:-1])])
+        ends = np.r_[g[1:], len(dk)] - 1
+        keep = ~dup
+        k = np.concatenate([k[keep], dk[ends]])
+        tag = np.concatenate([tag[keep], dt_[ends]])
+        cnt = np.concatenate([cnt[keep], np.add.reduceat(dc, g)])
+        last = np.concatenate([last[keep], dl[ends]])
+        port = np.concatenate([port[keep], dp[ends]])
+        order = np.argsort(k, kind="stable")
+        k, tag, cnt, last, port = k[order], tag[order], cnt[order], last[order], port[order]
+    lo = np.searchsorted(k, pk, side="left")
+    hi = np.searchsorted(k, pk, side="right")
+    at = st.epoch_us + pk * period
+    # Sent only while the reader has power and network, and within the world's time.
+    sendable = at <= comp.end_us
+    for a, b in st.down_spans:
+        sendable &= ~((at >= a) & (at < b))
     out: list[Signal] = []
-    antennas = tuple(st.ports)
-    epcs = comp.epcs
-    rssi = spec.rssi_cdbm
-    for k in sorted(st.carry):
-        at = st.epoch_us + k * (interval if interval > 0 else dt)
-        if at >= upto and not final:
-            break
-        rounds, _last, got = st.carry.pop(k)
-        if at > comp.end_us or _inside(st.down_spans, at):
-            continue  # the reader is off or unheard when it would send it
-        since = at - (interval if interval > 0 else dt)
-        seen = tuple(TagSeen(epcs[t], port, cnt, last, rssi)
-                     for t, (cnt, last, port) in sorted(got.items(), key=lambda x: x[1][1]))
-        out.append(ReadReport(at, spec.name, since, rounds, antennas, seen))
+    name, antennas, epcs, rssi = spec.name, tuple(st.ports), comp.epc_table, spec.rssi_cdbm
+    pick = np.flatnonzero(sendable & (pn > 0))
+    for x, y, t, rounds in zip(lo[pick].tolist(), hi[pick].tolist(), at[pick].tolist(),
+                               pn[pick].tolist(), strict=True):
+        out.append(ReadReport(t, name, t - period, rounds, antennas, epcs, tag[x:y],
+                              port[x:y], cnt[x:y], last[x:y], rssi))
     return out
 
 

@@ -168,6 +168,11 @@ class Sensor(_M):
     noise: float = Field(0.1, ge=0, le=100)  # standard deviation per sample
     period_s: float = Field(30.0, ge=1, le=86400)
     excursions: list[Excursion] = Field(default_factory=list, max_length=1000)
+    # The site's setting for it: allowed range, how long outside before it counts, hysteresis.
+    low: float | None = Field(None, ge=-100, le=1000)
+    high: float | None = Field(None, ge=-100, le=1000)
+    min_duration_s: float = Field(0.0, ge=0, le=86400)
+    hysteresis: float = Field(0.0, ge=0, le=100)
 
 
 class Waypoint(_M):
@@ -182,6 +187,7 @@ class Tracker(_M):
     drifting error of ``noise_m`` standard deviation (AR(1), ``correlation`` per fix)."""
 
     name: Name
+    lot: Name | None = None  # the pledged asset it rides on
     waypoints: list[Waypoint] = Field(min_length=1, max_length=10_000)
     period_s: float = Field(30.0, ge=1, le=86400)
     accuracy_m: float = Field(10.0, gt=0, le=5000)
@@ -235,6 +241,8 @@ class World(_M):
     start: datetime = datetime(2026, 11, 27, 22, 0)  # local wall time at the site
     duration_s: float = Field(gt=0, le=90 * 86400)
     working_hours: tuple[int, int] = (7, 19)  # local hours doors may open without a reason
+    fences: Name | None = None  # the site's geofences (geofences/sites/<name>.geojson)
+    label_unreadable_after_s: float = Field(300.0, gt=0, le=86400)  # the site's setting
     readers: list[Reader] = Field(default_factory=list, max_length=64)
     lots: list[Lot] = Field(default_factory=list, max_length=200)
     interference: list[Interference] = Field(default_factory=list, max_length=10_000)
@@ -311,6 +319,8 @@ class World(_M):
         trackers = [t.name for t in self.trackers]
         if len(set(trackers)) != len(trackers):
             raise ValueError("tracker names must be unique")
+        if self.trackers and self.fences is None:
+            raise ValueError("trackers need the site's fences (fences)")
         for t in self.trackers:
             times = [w.at_s for w in t.waypoints]
             if times != sorted(times):

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
+import numpy as np
+
 
 @dataclass(frozen=True, slots=True)
 class TagRead:
@@ -46,24 +48,46 @@ class TagSeen(NamedTuple):
     rssi_cdbm: int = -5500
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)  # not frozen: a week has 10^5 of them; do not change one
 class ReadReport:
     """What a reader sends at the end of a report period (LLRP: an RO_ACCESS_REPORT at the end
     of each AISpec, one TagReportData per tag with TagSeenCount and LastSeenTimestamp): the
-    tags that answered in the ``rounds`` read rounds since ``since_us``, each once. ``rounds``
-    > 0 with no tags is still proof that the reader was alive and reading. A reader configured
-    to report every round sends one report per round (``rounds`` 1).
+    tags that answered in the ``rounds`` read rounds since ``since_us``, each once.
+    ``rounds`` > 0 with no tags is still proof that the reader was alive and reading. A
+    reader configured to report every round sends one report per round.
 
-    This is how the world speaks RFID: one value per reader per period, not one per read, so a
-    simulated week of a warehouse runs in seconds. `TagRead` and `ReadCycle` stay for players
-    that speak per read (``expand_report`` turns a report into them)."""
+    This is how the world speaks RFID: one value per reader per period, not one per read, and
+    its columns are numpy arrays (``tag`` indexes ``epcs``, the world's EPC table, shared by all
+    reports), so a simulated week of a warehouse is generated in seconds. ``tags`` gives the
+    rows as `TagSeen`; ``expand_report`` gives per-read `TagRead`/`ReadCycle` signals."""
 
     t_us: int
     reader: str
     since_us: int
     rounds: int
     antennas: tuple[int, ...]
-    tags: tuple[TagSeen, ...]
+    epcs: tuple[str, ...]
+    tag: np.ndarray  # int64 index into epcs
+    antenna: np.ndarray  # int64 port
+    count: np.ndarray  # int64 TagSeenCount
+    last_us: np.ndarray  # int64 last read, simulated Unix microseconds
+    rssi_cdbm: int = -5500
+
+    def __len__(self) -> int:
+        return len(self.tag)
+
+    @property
+    def tags(self) -> tuple[TagSeen, ...]:
+        epcs, rssi = self.epcs, self.rssi_cdbm
+        return tuple(TagSeen(epcs[t], a, c, last, rssi) for t, a, c, last in zip(
+            self.tag.tolist(), self.antenna.tolist(), self.count.tolist(),
+            self.last_us.tolist(), strict=True))
+
+    def key(self) -> tuple[object, ...]:
+        """Everything it says, comparable (arrays make ``==`` ambiguous)."""
+        return (self.t_us, self.reader, self.since_us, self.rounds, self.antennas,
+                self.tag.tolist(), self.antenna.tolist(), self.count.tolist(),
+                self.last_us.tolist(), self.rssi_cdbm)
 
 
 @dataclass(frozen=True, slots=True)
