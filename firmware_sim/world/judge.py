@@ -89,6 +89,22 @@ def judge(story: Story, outcome: Outcome) -> Verdict:
                 if first - t0 > e.within_s * US:
                     problems.append(f"raised {(first - t0) / US:.0f} s after {e.incident}, "
                                     f"not within {e.within_s:g} s")
+            if after and e.not_before_s is not None:
+                first = min(a.decided_us for a in after)
+                if first - t0 < e.not_before_s * US:
+                    problems.append(f"raised {(first - t0) / US:.0f} s after {e.incident}, "
+                                    f"before {e.not_before_s:g} s")
+        if hits and e.cleared is not None:
+            state = [a.cleared_us is not None for a in hits]
+            if e.cleared and not all(state):
+                problems.append("still active at the end")
+            if not e.cleared and any(state):
+                problems.append("cleared before the end")
+        if e.siren is not None:
+            sounded = any(on and (e.subject is None or subj == e.subject)
+                          for _at, _type, subj, on in outcome.alarms)
+            if sounded != e.siren:
+                problems.append("the siren " + ("never sounded" if e.siren else "sounded"))
         if hits and e.when != "any":
             during = [a for a in hits if _in_cut(outcome, a.site, a.decided_us)]
             if e.when == "during_link_cut" and not during:

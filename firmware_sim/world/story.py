@@ -39,13 +39,16 @@ class Expect(_M):
     pieces: int | None = Field(None, ge=0, le=5000)  # pieces its latest evidence counts
     incident: str | None = None  # the ground-truth label timing is measured from
     within_s: float | None = Field(None, gt=0, le=86400)
+    not_before_s: float | None = Field(None, gt=0, le=86400)  # and not sooner than this
     when: Literal["any", "during_link_cut", "after_link_cut"] = "any"
+    cleared: bool | None = None  # False: still active at the end; True: cleared by then
+    siren: bool | None = None  # True: the gateway's own siren sounded for its subject
     why: str = Field("", max_length=500)  # the reason, for the reader of the story
 
     @model_validator(mode="after")
     def _timed(self) -> Expect:
-        if self.within_s is not None and self.incident is None:
-            raise ValueError("within_s needs the incident it is measured from")
+        if (self.within_s is not None or self.not_before_s is not None) and not self.incident:
+            raise ValueError("within_s and not_before_s need the incident they count from")
         return self
 
 
