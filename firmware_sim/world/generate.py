@@ -24,7 +24,6 @@ sensor does not change the reads.
 from __future__ import annotations
 
 import bisect
-import heapq
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -172,6 +171,7 @@ class _ReaderState:
     keepalive_next: int = 0
     off_spans: list[tuple[int, int]] = field(default_factory=list)  # power off
     down_spans: list[tuple[int, int]] = field(default_factory=list)  # power off or net down
+    sent: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # last reports
 
 
 def _spans(changes: list[tuple[int, bool]], end_us: int) -> list[tuple[int, int]]:
@@ -374,10 +374,11 @@ def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool) -> list[S
     out: list[Signal] = []
     name, antennas, epcs, rssi = spec.name, tuple(st.ports), comp.epc_table, spec.rssi_cdbm
     pick = np.flatnonzero(sendable & (pn > 0))
+    block = (tag, port, cnt, last)
     for x, y, t, rounds in zip(lo[pick].tolist(), hi[pick].tolist(), at[pick].tolist(),
                                pn[pick].tolist(), strict=True):
-        out.append(ReadReport(t, name, t - period, rounds, antennas, epcs, tag[x:y],
-                              port[x:y], cnt[x:y], last[x:y], rssi))
+        out.append(ReadReport(t, name, t - period, rounds, antennas, epcs, block, x, y, rssi))
+    st.sent = at[pick]
     return out
 
 
@@ -399,11 +400,20 @@ def _reader_chunk(st: _ReaderState, comp: Compiled, c0: int, c1: int, final: boo
         st.next_change += 1
     _draw_stretch(st, comp, t, c1)
     out += _reports(st, comp, c1, final)
+    # Keepalives: every keepalive period in which the reader sent nothing else (any message
+    # proves it alive to the gateway, so the ones beside reports carry nothing and a week of
+    # them would cost as much as the reports).
     step = int(st.spec.keepalive_s * US)
-    while st.keepalive_next < c1:
-        if not _inside(st.down_spans, st.keepalive_next):
-            out.append(ReaderKeepalive(st.keepalive_next, st.spec.name))
-        st.keepalive_next += step
+    if st.keepalive_next < c1:
+        ticks = np.arange(st.keepalive_next, c1, step, dtype=np.int64)
+        st.keepalive_next = int(ticks[-1]) + step
+        sent = st.sent
+        recent = np.searchsorted(sent, ticks, side="right")
+        quiet = (recent == 0) | (ticks - sent[np.maximum(recent - 1, 0)] >= step) if len(
+            sent) else np.full(len(ticks), True)
+        for t in ticks[quiet].tolist():
+            if not _inside(st.down_spans, t):
+                out.append(ReaderKeepalive(t, st.spec.name))
     return out
 
 
@@ -519,7 +529,7 @@ def generate(world: World, seed: int, *, chunk_s: float = 3600.0) -> Iterator[Si
             j += 1
         parts.append(others[oi:j])
         oi = j
-        for part in parts:
-            part.sort(key=key)
-        yield from heapq.merge(*parts, key=key)
+        merged = [sig for part in parts for sig in part]
+        merged.sort(key=key)  # stable: ties keep the sources' fixed order
+        yield from merged
         c0_s = c1_s

@@ -67,14 +67,32 @@ class ReadReport:
     rounds: int
     antennas: tuple[int, ...]
     epcs: tuple[str, ...]
-    tag: np.ndarray  # int64 index into epcs
-    antenna: np.ndarray  # int64 port
-    count: np.ndarray  # int64 TagSeenCount
-    last_us: np.ndarray  # int64 last read, simulated Unix microseconds
+    # The generator's column block (tag index into epcs, antenna port, TagSeenCount, last read
+    # in simulated Unix µs; int64 arrays shared by many reports) and this report's rows in it:
+    # the columns are sliced only when read.
+    block: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    lo: int
+    hi: int
     rssi_cdbm: int = -5500
 
     def __len__(self) -> int:
-        return len(self.tag)
+        return self.hi - self.lo
+
+    @property
+    def tag(self) -> np.ndarray:
+        return self.block[0][self.lo:self.hi]
+
+    @property
+    def antenna(self) -> np.ndarray:
+        return self.block[1][self.lo:self.hi]
+
+    @property
+    def count(self) -> np.ndarray:
+        return self.block[2][self.lo:self.hi]
+
+    @property
+    def last_us(self) -> np.ndarray:
+        return self.block[3][self.lo:self.hi]
 
     @property
     def tags(self) -> tuple[TagSeen, ...]:
