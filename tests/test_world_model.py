@@ -186,3 +186,12 @@ def test_a_story_refuses_an_expectation_about_an_incident_that_never_happens() -
             {"alert_type": "theft.*", "incident": "ghost", "within_s": 60}]})
     with pytest.raises(ValidationError, match="must or must not"):
         Story.model_validate({"name": "s", "sites": [site]})
+
+
+def test_nothing_happens_after_the_world_ends() -> None:
+    w = world(doors=[{"at_s": 590, "door": "dock-1", "open_s": 60},
+                     {"at_s": 900, "door": "dock-1"}],
+              vehicles=[{"at_s": 1000, "plate": "ZZ99999"}])
+    sigs = list(w.signals(1))
+    assert max(s.t_us for s in sigs) <= w.at_us(600)
+    assert [s.open for s in sigs if isinstance(s, DoorContact)] == [True]

@@ -508,7 +508,9 @@ def generate(world: World, seed: int, *, chunk_s: float = 3600.0) -> Iterator[Si
         # The error starts where it would be after a long time: drawn at its full spread.
         ex, ey = tr.rng.normal(0.0, spec.noise_m, 2).tolist()
         tr.state = (ex, ey)
-    others = sorted(_other_sources(world, seeds), key=attrgetter("t_us"))
+    # What the world says happens after its end does not happen.
+    others = sorted((s for s in _other_sources(world, seeds) if s.t_us <= comp.end_us),
+                    key=attrgetter("t_us"))
     oi = 0
     key = attrgetter("t_us")
     end_s = world.duration_s
