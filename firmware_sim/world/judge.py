@@ -81,16 +81,16 @@ def judge(story: Story, outcome: Outcome) -> Verdict:
             problems.append(f"pieces {[a.pieces for a in hits]}, not {e.pieces}")
         if hits and e.incident is not None:
             _site, _lot, t0 = starts[e.incident]
-            after = [a for a in hits if a.decided_us >= t0]
-            if not after:
+            said = [t for t in (a.said_since(t0) for a in hits) if t is not None]
+            if not said:
                 problems.append(f"none at or after incident {e.incident}")
             elif e.within_s is not None:
-                first = min(a.decided_us for a in after)
+                first = min(said)
                 if first - t0 > e.within_s * US:
                     problems.append(f"raised {(first - t0) / US:.0f} s after {e.incident}, "
                                     f"not within {e.within_s:g} s")
-            if after and e.not_before_s is not None:
-                first = min(a.decided_us for a in after)
+            if said and e.not_before_s is not None:
+                first = min(said)
                 if first - t0 < e.not_before_s * US:
                     problems.append(f"raised {(first - t0) / US:.0f} s after {e.incident}, "
                                     f"before {e.not_before_s:g} s")
@@ -124,9 +124,9 @@ def judge(story: Story, outcome: Outcome) -> Verdict:
         kinds = {d.kind for w in story.sites for d in w.departures if d.incident == incident}
         if "theft" not in kinds:
             continue
-        hits = [a.decided_us for a in outcome.alerts if a.site == site
+        hits = [t for a in outcome.alerts if a.site == site
                 and a.alert_type.startswith("theft.") and a.subject == f"lot:{lot}"
-                and a.decided_us >= t0]
+                for t in [a.said_since(t0)] if t is not None]
         v.time_to_alert_s[incident] = round((min(hits) - t0) / US, 1) if hits else None
     return v
 

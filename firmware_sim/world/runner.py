@@ -96,6 +96,13 @@ class Alert:
     explanation: str
     updates: int = 0
     cleared_us: int | None = None
+    updated_us: list[int] = field(default_factory=list)  # decided moments of its updates
+
+    def said_since(self, t_us: int) -> int | None:
+        """The first moment at or after ``t_us`` it was raised or updated (a second theft
+        from a lot whose alert is still open shows as an update)."""
+        times = [x for x in (self.decided_us, *self.updated_us) if x >= t_us]
+        return min(times) if times else None
 
     @property
     def pieces(self) -> int | None:
@@ -419,6 +426,7 @@ class SiteRun:
                 self.outcome.alerts.append(alert)
             else:
                 active.updates += 1
+                active.updated_us.append(decided_us if decided_us is not None else at_us)
                 active.evidence = dict(body.evidence or {})
                 active.explanation = body.explanation
         elif active is not None:
