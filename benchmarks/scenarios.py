@@ -19,6 +19,9 @@ piece leaving to the first theft alert on its lot, raised or updated (``corrobor
 ``uncorroborated_p95_s`` split it; the targets are 60 s and the lot's absence window).
 ``precision``: explained alerts over all alerts; ``recall``: incidents detected over incidents.
 
+``generation_hours_per_s_by_report_s``: the generation rate of one day of the same warehouse
+with reports every 1, 2, 10 and 30 s (its cost is per report, not per read).
+
 Baseline, same run: the naive generation, one Python random draw per tag per read round and
 one ``TagRead`` per read, on a prefix of the week (``--baseline-hours``).
 """
@@ -171,12 +174,20 @@ def main(argv: list[str]) -> int:
     outcome = run_worlds([world], args.seed, tick_s=args.tick_s)
     run_s = time.perf_counter() - t0
     baseline = naive_hours_per_s(world, args.baseline_hours, args.seed)
+    # Generation cost is per report: how it scales with the report period (one day each).
+    by_period = {}
+    for period in (1.0, 2.0, 10.0, 30.0):
+        day = week_world(1, period, args.pieces, args.seed, args.absence_window_s)
+        t0 = time.perf_counter()
+        sum(1 for _ in day.signals(args.seed))
+        by_period[f"{period:g}"] = round(24 / (time.perf_counter() - t0), 1)
     figures: dict[str, Any] = {
         "simulated_hours_per_s": round(hours / gen_s, 1),
         "runner_simulated_hours_per_s": round(hours / run_s, 2),
         **score(world, outcome),
         "baseline_naive_generation_hours_per_s": round(baseline, 2),
         "speedup_generation": round(hours / gen_s / baseline, 1),
+        "generation_hours_per_s_by_report_s": by_period,
         "simulated_days": args.days,
         "tags": sum(lot.pieces for lot in world.lots),
         "signals": signals,

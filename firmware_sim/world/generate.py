@@ -31,7 +31,7 @@ from operator import attrgetter
 
 import numpy as np
 
-from firmware_sim.world.model import Reader, World, split_ref
+from firmware_sim.world.model import Departure, Move, Reader, World, split_ref
 from firmware_sim.world.signals import (
     DoorContact,
     GateFrame,
@@ -106,28 +106,28 @@ def compile_world(world: World) -> Compiled:
         i = bisect.bisect_right(pos, (t, math.inf)) - 1
         return pos[i][1] if i >= 0 else OUT
 
-    events: list[tuple[float, int, object]] = []
+    # Moves and departures in time order (moves first at the same moment).
+    events: list[tuple[float, int, Move | Departure]] = []
     for i, m in enumerate(world.moves):
         events.append((m.at_s, i, m))
     for i, d in enumerate(world.departures):
         events.append((d.at_s, 10_000 + i, d))
     events.sort(key=lambda e: (e[0], e[1]))
+    pieces = {lot.name: lot.pieces for lot in world.lots}
     for at_s, _, ev in events:
-        lot = world.lots[[x.name for x in world.lots].index(ev.lot)]  # type: ignore[attr-defined]
-        first = first_tag[lot.name]
+        first = first_tag[ev.lot]
         t = world.at_us(at_s)
-        alive = [first + k for k in range(lot.pieces) if departed_at[first + k] > t]
-        if hasattr(ev, "path"):  # a move
-            chosen = alive[ev.skip:]  # type: ignore[attr-defined]
-            if ev.pieces is not None:  # type: ignore[attr-defined]
-                chosen = chosen[:ev.pieces]  # type: ignore[attr-defined]
-            path = [index[ref] for ref in ev.path]  # type: ignore[attr-defined]
-            gap, dwell = int(ev.gap_s * US), int(ev.dwell_s * US)  # type: ignore[attr-defined]
-            every = int(ev.every_s * US)  # type: ignore[attr-defined]
+        alive = [first + k for k in range(pieces[ev.lot]) if departed_at[first + k] > t]
+        if isinstance(ev, Move):
+            chosen = alive[ev.skip:]
+            if ev.pieces is not None:
+                chosen = chosen[:ev.pieces]
+            path = [index[ref] for ref in ev.path]
+            gap, dwell, every = int(ev.gap_s * US), int(ev.dwell_s * US), int(ev.every_s * US)
             for tag in chosen:
                 origin = where(tag, t)
                 points: list[tuple[int, int]] = []
-                for r, tour in enumerate(_hops(origin, path, ev.repeat)):  # type: ignore[attr-defined]
+                for r, tour in enumerate(_hops(origin, path, ev.repeat)):
                     at = t + r * every
                     if points and at < points[-1][0]:
                         at = points[-1][0]  # a round starts once the last one is done
@@ -137,9 +137,9 @@ def compile_world(world: World) -> Compiled:
                         points.append((at, hop))
                         at += dwell
                 set_from(tag, t, points)
-        else:  # a departure
-            chosen = alive[:ev.pieces]  # type: ignore[attr-defined]
-            step = int(ev.spread_s * US / max(1, len(chosen)))  # type: ignore[attr-defined]
+        else:
+            chosen = alive[:ev.pieces]
+            step = int(ev.spread_s * US / max(1, len(chosen)))
             for k, tag in enumerate(chosen):
                 at = t + k * step
                 set_from(tag, at, [(at, OUT)])
@@ -162,6 +162,8 @@ class _ReaderState:
     next_change: int = 0
     at_port: dict[int, int] = field(default_factory=dict)  # tag -> port
     interference: dict[int, tuple[float, frozenset[int]]] = field(default_factory=dict)
+    # Per interference episode of the world: its probability and the ports it hits here.
+    interference_specs: list[tuple[float, frozenset[int]]] = field(default_factory=list)
     powered: bool = True
     networked: bool = True
     # Drawn, not yet reported: per stretch (period k, tag, count, last read, port) rows and
@@ -239,7 +241,7 @@ def _reader_states(world: World, comp: Compiled, seeds: list[np.random.SeedSeque
         st.off_spans = off
         st.down_spans = sorted(off + _spans(net, comp.end_us))
         st.keepalive_next = world.epoch_us + int(r.keepalive_s * US)
-        st.interference_specs = [  # type: ignore[attr-defined]
+        st.interference_specs = [
             (itf.read_probability, itf_ports[i].get(r.name, frozenset()))
             for i, itf in enumerate(world.interference)]
         states.append(st)
@@ -252,7 +254,7 @@ def _apply(st: _ReaderState, kind: int, payload: int) -> None:
     elif kind == 1:
         st.at_port.pop(payload, None)
     elif kind == 2:
-        st.interference[payload] = st.interference_specs[payload]  # type: ignore[attr-defined]
+        st.interference[payload] = st.interference_specs[payload]
     elif kind == 3:
         st.interference.pop(payload, None)
     elif kind == 4:
@@ -411,13 +413,14 @@ def _reader_chunk(st: _ReaderState, comp: Compiled, c0: int, c1: int, final: boo
         recent = np.searchsorted(sent, ticks, side="right")
         quiet = (recent == 0) | (ticks - sent[np.maximum(recent - 1, 0)] >= step) if len(
             sent) else np.full(len(ticks), True)
-        for t in ticks[quiet].tolist():
-            if not _inside(st.down_spans, t):
-                out.append(ReaderKeepalive(t, st.spec.name))
+        for a, b in st.down_spans:
+            quiet &= ~((ticks >= a) & (ticks < b))
+        name = st.spec.name
+        out += [ReaderKeepalive(t, name) for t in ticks[quiet].tolist()]
     return out
 
 
-def _other_sources(world: World, seeds: list[np.random.SeedSequence]) -> list[Signal]:
+def _other_sources(world: World) -> list[Signal]:
     """Doors, gate frames, link, cameras and labels: a few values per event, all at once."""
     out: list[Signal] = []
     for d in world.doors:
@@ -509,7 +512,7 @@ def generate(world: World, seed: int, *, chunk_s: float = 3600.0) -> Iterator[Si
         ex, ey = tr.rng.normal(0.0, spec.noise_m, 2).tolist()
         tr.state = (ex, ey)
     # What the world says happens after its end does not happen.
-    others = sorted((s for s in _other_sources(world, seeds) if s.t_us <= comp.end_us),
+    others = sorted((s for s in _other_sources(world) if s.t_us <= comp.end_us),
                     key=attrgetter("t_us"))
     oi = 0
     key = attrgetter("t_us")

@@ -29,7 +29,6 @@ raise while active is an update, a clear ends it. Pure: no I/O, no wall clock.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -398,7 +397,7 @@ class SiteRun:
     def _link(self, up: bool, at_us: int) -> None:
         cuts = self.outcome.link_cuts.setdefault(self.site, [])
         if not up and self.link_up:
-            cuts.append((at_us, 2**62))
+            cuts.append((at_us, 2**62))  # until it comes back (or for ever)
         elif up and not self.link_up and cuts:
             cuts[-1] = (cuts[-1][0], at_us)
         self.link_up = up
@@ -452,8 +451,4 @@ def run_worlds(worlds: Iterable[World], seed: int, *, tick_s: float = 1.0) -> Ou
             n += 1
         run.finish(run.world.at_us(run.world.duration_s))
         outcome.signals += n
-    for cuts in outcome.link_cuts.values():
-        for i, (a, b) in enumerate(cuts):
-            if b == 2**62:
-                cuts[i] = (a, math.inf)  # type: ignore[call-overload]
     return outcome
