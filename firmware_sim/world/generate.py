@@ -127,8 +127,8 @@ def compile_world(world: World) -> Compiled:
             for tag in chosen:
                 origin = where(tag, t)
                 points: list[tuple[int, int]] = []
-                for r, tour in enumerate(_hops(origin, path, ev.repeat)):
-                    at = t + r * every
+                for rnd, tour in enumerate(_hops(origin, path, ev.repeat)):
+                    at = t + rnd * every
                     if points and at < points[-1][0]:
                         at = points[-1][0]  # a round starts once the last one is done
                     for hop in tour:

@@ -124,10 +124,10 @@ def judge(story: Story, outcome: Outcome) -> Verdict:
         kinds = {d.kind for w in story.sites for d in w.departures if d.incident == incident}
         if "theft" not in kinds:
             continue
-        hits = [t for a in outcome.alerts if a.site == site
+        said = [t for a in outcome.alerts if a.site == site
                 and a.alert_type.startswith("theft.") and a.subject == f"lot:{lot}"
                 for t in [a.said_since(t0)] if t is not None]
-        v.time_to_alert_s[incident] = round((min(hits) - t0) / US, 1) if hits else None
+        v.time_to_alert_s[incident] = round((min(said) - t0) / US, 1) if said else None
     return v
 
 

@@ -332,7 +332,7 @@ class SiteRun:
         """The frames of one vehicle as the passage the gate pipeline would decide (plate
         recognition itself is the camera benchmark's; here the plate is read as shown)."""
         last = frames[-1]
-        best = PlateSighting(box=(10, 10, 40, 12), text=last.plate, confidence=0.95,  # type: ignore[arg-type]
+        best = PlateSighting(box=(10, 10, 40, 12), text=last.plate, confidence=0.95,
                              at_us=last.t_us, region="eu", plate_format="generic")
         passage = Passage(track=1, plate=last.plate or "", region="eu", plate_format="generic",
                           confidence=0.95, reads=len(frames), first_seen_us=frames[0].t_us,
@@ -389,8 +389,7 @@ class SiteRun:
             return  # the gateway's own alert stands for it
         body = AlertBody(action="raise" if d.action == "raise" else "clear",
                          alert_type=d.alert_type, subject=d.subject,
-                         severity=d.severity,  # type: ignore[arg-type]
-                         lot=d.lot, explanation=d.explanation[:2000],
+                         severity=d.severity, lot=d.lot, explanation=d.explanation[:2000],
                          evidence={**d.evidence(), "decided_at": "cloud"})
         self._deliver(body, self.now_us, "cloud")
 

@@ -43,7 +43,7 @@ class TagSeen(NamedTuple):
 
     epc: str
     antenna: int
-    count: int
+    seen_count: int
     last_us: int
     rssi_cdbm: int = -5500
 
