@@ -27,6 +27,7 @@ import bisect
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from operator import attrgetter
 
 import numpy as np
@@ -373,15 +374,15 @@ def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool) -> list[S
     sendable = at <= comp.end_us
     for a, b in st.down_spans:
         sendable &= ~((at >= a) & (at < b))
-    out: list[Signal] = []
     name, antennas, epcs, rssi = spec.name, tuple(st.ports), comp.epc_table, spec.rssi_cdbm
     pick = np.flatnonzero(sendable & (pn > 0))
     block = (tag, port, cnt, last)
-    for x, y, t, rounds in zip(lo[pick].tolist(), hi[pick].tolist(), at[pick].tolist(),
-                               pn[pick].tolist(), strict=True):
-        out.append(ReadReport(t, name, t - period, rounds, antennas, epcs, block, x, y, rssi))
-    st.sent = at[pick]
-    return out
+    sent = at[pick]
+    st.sent = sent
+    # One object per report, built without a Python-level loop body (a week has 10^6).
+    return list(map(ReadReport, sent.tolist(), repeat(name), (sent - period).tolist(),
+                    pn[pick].tolist(), repeat(antennas), repeat(epcs), repeat(block),
+                    lo[pick].tolist(), hi[pick].tolist(), repeat(rssi)))
 
 
 def _reader_chunk(st: _ReaderState, comp: Compiled, c0: int, c1: int, final: bool
