@@ -11,7 +11,7 @@ fed in-process) and the player that drives the real edge agent as its own proces
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import numpy as np
 
@@ -37,13 +37,13 @@ class ReadCycle:
     antennas: tuple[int, ...] = (1,)
 
 
-class TagSeen(NamedTuple):
-    """One tag in a `ReadReport`: how often it answered in the report's rounds and when last
-    (a tuple: a week of reports holds millions of them)."""
+@dataclass(frozen=True, slots=True)
+class TagSeen:
+    """One tag in a `ReadReport`: how often it answered in the report's rounds and when last."""
 
     epc: str
     antenna: int
-    seen_count: int
+    count: int
     last_us: int
     rssi_cdbm: int = -5500
 
