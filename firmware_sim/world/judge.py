@@ -102,8 +102,7 @@ def judge(story: Story, outcome: Outcome) -> Verdict:
                 problems.append("cleared before the end")
         if e.siren is not None:
             sounded = any(on and (e.subject is None or subj == e.subject)
-                          and (e.site is None or site == e.site)
-                          for site, _at, _type, subj, on in outcome.alarms)
+                          for _at, _type, subj, on in outcome.alarms)
             if sounded != e.siren:
                 problems.append("the siren " + ("never sounded" if e.siren else "sounded"))
         if hits and e.when != "any":

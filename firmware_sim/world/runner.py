@@ -122,8 +122,8 @@ class Outcome:
     """What one run produced: the alerts, the local alarms and the uplink's cuts."""
 
     alerts: list[Alert] = field(default_factory=list)
-    # The gateway's siren: (site, at, alert type, subject, on).
-    alarms: list[tuple[str, int, str, str, bool]] = field(default_factory=list)
+    # The gateway's siren: (at, alert type, subject, on); sirens of every site.
+    alarms: list[tuple[int, str, str, bool]] = field(default_factory=list)
     link_cuts: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     signals: int = 0
     simulated_s: float = 0.0
@@ -362,8 +362,8 @@ class SiteRun:
         for alert in verdict.alerts:
             self.emitted(MessageType.ALERT, alert, self.now_us)
         for alarm in verdict.alarms:
-            self.outcome.alarms.append((self.site, self.now_us, alarm.alert_type,
-                                        alarm.subject, alarm.on))
+            self.outcome.alarms.append((self.now_us, alarm.alert_type, alarm.subject,
+                                        alarm.on))
 
     # -- the cloud side ------------------------------------------------------------------------
     def _to_cloud(self, msg_type: MessageType, body: Any, at_us: int) -> None:
