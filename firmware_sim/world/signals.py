@@ -1,5 +1,6 @@
-"""The raw signals a simulated warehouse emits, in simulated time (microseconds since the
-scenario's epoch, ``t_us``). They are what devices would put on the wire, not conclusions: a
+"""The raw signals a simulated warehouse emits, in simulated time: ``t_us`` is the simulated
+Unix time in microseconds (the world's local start time in its site time zone, plus the
+offset). They are what devices would put on the wire, not conclusions: a
 tag read at an antenna, a reader's read cycle or keepalive, a door contact, a frame at the gate
 camera with a vehicle's plate in it, a sensor sample, a GPS fix, the uplink going down or up.
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+
+import numpy as np
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +35,77 @@ class ReadCycle:
     t_us: int
     reader: str
     antennas: tuple[int, ...] = (1,)
+
+
+@dataclass(frozen=True, slots=True)
+class TagSeen:
+    """One tag in a `ReadReport`: how often it answered in the report's rounds and when last."""
+
+    epc: str
+    antenna: int
+    count: int
+    last_us: int
+    rssi_cdbm: int = -5500
+
+
+@dataclass(slots=True, eq=False)  # not frozen: a week has 10^5 of them; do not change one
+class ReadReport:
+    """What a reader sends at the end of a report period (LLRP: an RO_ACCESS_REPORT at the end
+    of each AISpec, one TagReportData per tag with TagSeenCount and LastSeenTimestamp): the
+    tags that answered in the ``rounds`` read rounds since ``since_us``, each once.
+    ``rounds`` > 0 with no tags is still proof that the reader was alive and reading. A
+    reader configured to report every round sends one report per round.
+
+    This is how the world speaks RFID: one value per reader per period, not one per read, and
+    its columns are numpy arrays (``tag`` indexes ``epcs``, the world's EPC table, shared by all
+    reports), so a simulated week of a warehouse is generated in seconds. ``tags`` gives the
+    rows as `TagSeen`; ``expand_report`` gives per-read `TagRead`/`ReadCycle` signals."""
+
+    t_us: int
+    reader: str
+    since_us: int
+    rounds: int
+    antennas: tuple[int, ...]
+    epcs: tuple[str, ...]
+    # The generator's column block (tag index into epcs, antenna port, TagSeenCount, last read
+    # in simulated Unix µs; int64 arrays shared by many reports) and this report's rows in it:
+    # the columns are sliced only when read.
+    block: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    lo: int
+    hi: int
+    rssi_cdbm: int = -5500
+
+    def __len__(self) -> int:
+        return self.hi - self.lo
+
+    @property
+    def tag(self) -> np.ndarray:
+        return self.block[0][self.lo:self.hi]
+
+    @property
+    def antenna(self) -> np.ndarray:
+        return self.block[1][self.lo:self.hi]
+
+    @property
+    def count(self) -> np.ndarray:
+        return self.block[2][self.lo:self.hi]
+
+    @property
+    def last_us(self) -> np.ndarray:
+        return self.block[3][self.lo:self.hi]
+
+    @property
+    def tags(self) -> tuple[TagSeen, ...]:
+        epcs, rssi = self.epcs, self.rssi_cdbm
+        return tuple(TagSeen(epcs[t], a, c, last, rssi) for t, a, c, last in zip(
+            self.tag.tolist(), self.antenna.tolist(), self.count.tolist(),
+            self.last_us.tolist(), strict=True))
+
+    def key(self) -> tuple[object, ...]:
+        """Everything it says, comparable (arrays make ``==`` ambiguous)."""
+        return (self.t_us, self.reader, self.since_us, self.rounds, self.antennas,
+                self.tag.tolist(), self.antenna.tolist(), self.count.tolist(),
+                self.last_us.tolist(), self.rssi_cdbm)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,5 +179,16 @@ class LinkState:
     up: bool
 
 
-Signal = (TagRead | ReadCycle | ReaderKeepalive | ReaderPower | DoorContact | GateFrame
-          | LabelFrame | SensorSample | GpsFix | LinkState)
+Signal = (TagRead | ReadCycle | ReadReport | ReaderKeepalive | ReaderPower | DoorContact
+          | GateFrame | LabelFrame | SensorSample | GpsFix | LinkState)
+
+
+def expand_report(report: ReadReport) -> list[TagRead | ReadCycle]:
+    """A report as per-read signals: each tag's last read, then the round that ended the
+    period (the reader's own aggregation hides the earlier reads, as on the wire)."""
+    out: list[TagRead | ReadCycle] = [
+        TagRead(seen.last_us, report.reader, seen.antenna, seen.epc, seen.rssi_cdbm)
+        for seen in sorted(report.tags, key=lambda s: s.last_us)
+    ]
+    out.append(ReadCycle(report.t_us, report.reader, report.antennas))
+    return out

@@ -1,0 +1,453 @@
+"""The value-level runner: a world's raw signals fed, in process and on the simulated clock, to the
+edge's real decision objects, and the alerts that come out, as the cloud would hold them.
+
+Theory of operation. One ``SiteRun`` per site holds the gateway's decision objects, built the
+way the agent's pipelines build them, and a thin layer that does only what the glue between
+them does (edge/agent.py, edge/rfid/pipeline.py, edge/vision/events.py):
+
+- RFID: a ``ReadReport`` becomes one batch of ``TagObservation`` (each tag at its last read)
+  for ``RfidStation``; a reader heard from nothing (no report, no keepalive) for
+  ``stale_after_s`` (3 keepalive periods, the LLRP session's default) is reported offline, and
+  online again on its next message, as the adapter does. ``ReaderPower`` is never read: the
+  gateway only sees the silence. The station is ticked every ``tick_s`` of simulated time.
+- Everything the station emits or observes goes to ``EdgeAlerting`` exactly as the agent hands
+  it on; the alerts it decides are emitted and fed back as facts.
+- Doors (``DoorMonitor`` against the site's working hours), sensors (``RangeMonitor`` with the
+  sensor's limits), trackers (``TrackerStation`` on the site's fences), camera blindness
+  (``CameraBlindness`` on frames the world renders as small grey pictures), labels
+  (``LabelWatch``) and plates (a passage per vehicle, the gate list judging it) likewise.
+- The cloud: the approved releases and the gate list are sent to the gateway as the cloud
+  would (a release enters at its window's start, leaves at its end). While the uplink is up
+  the cloud's own rule engine (the same default rules, fed the same facts) decides the
+  correlation alerts; while it is cut the gateway's messages wait in its outbox and reach the
+  cloud when the link comes back, so an alert is *delivered* then, while the gateway's own
+  decision (and its siren) happened during the cut.
+
+The alerts are kept as the cloud keeps them: one active alert per (site, type, subject); a
+raise while active is an update, a clear ends it. Pure: no I/O, no wall clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from contract import AlertBody, MessageType, TagObservation
+from decisions.alert_types import AlertType
+from decisions.rules import Decision, Fact, RuleEngine, default_rules
+from decisions.trackers.station import TrackerStation
+from decisions.trackers.watch import TrackedAsset
+from decisions.vehicles import AuthorisedVehicle, AuthorisedVehicles
+from edge.alerting import FACT_TYPES, EdgeAlerting
+from edge.rfid.presence import LotDefinition
+from edge.rfid.reader import ReaderHealth
+from edge.rfid.smoothing import SmoothingPolicy
+from edge.rfid.station import RfidOutput, RfidStation
+from edge.rfid.zones import ZoneDefinition
+from edge.sensors.decisions import DoorMonitor, RangeMonitor, RangeRule
+from edge.vision.events import VisionOutput, emit_outcome, emit_passage
+from edge.vision.label_watch import LabelWatch
+from edge.vision.passages import Passage, PlateSighting
+from edge.vision.tamper import CameraBlindness, frame_stats
+from firmware_sim.world.model import World, split_ref
+from firmware_sim.world.signals import (
+    DoorContact,
+    GateFrame,
+    GpsFix,
+    LabelFrame,
+    LinkState,
+    ReaderKeepalive,
+    ReadReport,
+    SensorSample,
+    Signal,
+)
+from geofences.crossing import CrossingRules, Fix
+from geofences.fences import load_site
+from geofences.schedule import Schedule, WeeklyWindow
+
+US = 1_000_000
+# Where an alert's evidence says how many pieces it is about (the first key present counts).
+PIECE_KEYS = ("pieces", "excess_pieces", "missing_count", "departed", "tags")
+_RANGE_TYPES = {"temperature": AlertType.TEMPERATURE, "humidity": AlertType.HUMIDITY,
+                "shock": AlertType.SHOCK}
+
+
+def _time(us: int) -> datetime:
+    return datetime.fromtimestamp(us / US, UTC)
+
+
+@dataclass
+class Alert:
+    """One alert as the cloud holds it: raised, updated, maybe cleared."""
+
+    site: str
+    alert_type: str
+    subject: str
+    raised_us: int  # when the cloud got the raise
+    decided_us: int  # when it was decided (the gateway's moment, during a cut too)
+    decided_at: str  # "edge" or "cloud"
+    evidence: dict[str, Any]
+    explanation: str
+    updates: int = 0
+    cleared_us: int | None = None
+    updated_us: list[int] = field(default_factory=list)  # decided moments of its updates
+
+    def said_since(self, t_us: int) -> int | None:
+        """The first moment at or after ``t_us`` it was raised or updated (a second theft
+        from a lot whose alert is still open shows as an update)."""
+        times = [x for x in (self.decided_us, *self.updated_us) if x >= t_us]
+        return min(times) if times else None
+
+    @property
+    def pieces(self) -> int | None:
+        for key in PIECE_KEYS:
+            value = self.evidence.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            if isinstance(value, list):
+                return len(value)
+        return None
+
+    def describe(self) -> str:
+        return f"{self.alert_type} {self.subject}@{self.site}"
+
+
+@dataclass
+class Outcome:
+    """What one run produced: the alerts, the local alarms and the uplink's cuts."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    # The gateway's siren: (at, alert type, subject, on); sirens of every site.
+    alarms: list[tuple[int, str, str, bool]] = field(default_factory=list)
+    link_cuts: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    signals: int = 0
+    simulated_s: float = 0.0
+
+
+class _Context:
+    """What the decision glue emits into: an EdgeContext for edge/vision/events.py."""
+
+    def __init__(self, run: SiteRun) -> None:
+        self._run = run
+
+    def emit(self, msg_type: MessageType, body: Any, *, observed_at: datetime | None = None
+             ) -> int:
+        at = int(observed_at.timestamp() * US) if observed_at else self._run.now_us
+        self._run.emitted(msg_type, body, at)
+        return 0
+
+    def observe(self, seen: Any) -> None:
+        self._run.observed(seen)
+
+    def now_us(self) -> int:
+        return self._run.now_us
+
+    def on_command(self, name: str, handler: Any) -> None:  # commands come from the runner
+        del name, handler
+
+
+class SiteRun:
+    def __init__(self, world: World, outcome: Outcome, *, tick_s: float = 1.0) -> None:
+        self.world = world
+        self.site = world.site
+        self.outcome = outcome
+        self.now_us = world.epoch_us
+        self.tick_us = int(tick_s * US)
+        self._next_tick = self.now_us + self.tick_us
+        covering: dict[str, set[str]] = {}
+        for lot in world.lots:
+            covering[lot.name] = {split_ref(ref)[0] for ref in lot.at}
+        for m in world.moves:
+            covering[m.lot] |= {split_ref(ref)[0] for ref in m.path}
+        lots = [LotDefinition(lot.name, frozenset(world.epcs(lot.name)),
+                              absence_window_s=lot.absence_window_s,
+                              readers=frozenset(covering[lot.name]))
+                for lot in world.lots]
+        zones = [ZoneDefinition(f"{zone}", frozenset(a.port for a in r.antennas
+                                                    if a.zone == zone), r.name)
+                 for r in world.readers for zone in sorted({a.zone for a in r.antennas})]
+        self.station = RfidStation(lots, zones, world.epoch_us, policy=SmoothingPolicy(),
+                                   batch_max_reads=500, zone_margin_cdbm=300,
+                                   zone_confirm_reads=3, zone_stale_s=10.0)
+        vehicles = sorted({*world.authorised_vehicles,
+                           *(v for rel in world.releases for v in rel.vehicles)})
+        self.gate_list = AuthorisedVehicles(
+            version=1, timezone=world.timezone,
+            vehicles=[AuthorisedVehicle(plate=p) for p in vehicles])
+        self.alerting = EdgeAlerting(default_rules(), gate_list=self.gate_list)
+        self.cloud = RuleEngine(default_rules())
+        self.link_up = True
+        self._outbox: list[tuple[MessageType, Any, int]] = []  # waiting for the uplink
+        self._active: dict[tuple[str, str], Alert] = {}
+        self._ctx = _Context(self)
+        # Reader liveness as the adapter sees it.
+        self._stale_us = {r.name: int(3 * r.keepalive_s * US) for r in world.readers}
+        self._heard: dict[str, int] = dict.fromkeys(self._stale_us, world.epoch_us)
+        self._online: dict[str, bool] = dict.fromkeys(self._stale_us, True)
+        # Releases: (at, lot, entering) in time order.
+        self._release_events = sorted(
+            [(world.at_us(r.from_s), r.lot, True) for r in world.releases]
+            + [(world.at_us(r.to_s), r.lot, False) for r in world.releases])
+        self._released: dict[str, int] = {}
+        h0, h1 = world.working_hours
+        hours = Schedule(world.timezone, (WeeklyWindow(frozenset(range(7)), h0 * 60,
+                                                       h1 * 60),))
+        self._doors: dict[str, DoorMonitor] = {}
+        self._hours = hours
+        self._sensors = {
+            s.name: RangeMonitor(RangeRule(str(_RANGE_TYPES.get(s.kind, AlertType.TEMPERATURE)),
+                                           low=s.low, high=s.high, hysteresis=s.hysteresis,
+                                           min_duration_s=s.min_duration_s),
+                                 subject=f"sensor:{s.name}", lot=s.lot)
+            for s in world.sensors if s.low is not None or s.high is not None}
+        self._trackers = None
+        if world.fences is not None:
+            self._trackers = TrackerStation(
+                load_site(world.fences),
+                [TrackedAsset(t.name, t.lot, t.period_s) for t in world.trackers],
+                rules=CrossingRules(), source="owntracks", started_us=world.epoch_us)
+            self._trackers.watch.set_released(set())
+        self._cameras: dict[str, tuple[CameraBlindness, np.ndarray | None]] = {}
+        self._vision = VisionOutput(settings=None, ctx=self._ctx,  # type: ignore[arg-type]
+                                    evidence=None, authorised=self.gate_list)  # type: ignore[arg-type]
+        self._passages: dict[str, list[GateFrame]] = {}
+        labelled = sorted({lab.payload for lab in world.labels} & {x.name for x in world.lots})
+        self._labels = LabelWatch(labelled, unreadable_after_us=int(
+            world.label_unreadable_after_s * US), started_us=world.epoch_us)
+        self._rng = np.random.default_rng(0)  # the camera's scene texture: fixed
+        self._scene = self._rng.integers(40, 220, (48, 64)).astype(np.uint8)
+
+    # -- time ----------------------------------------------------------------------------------
+    def advance(self, t_us: int) -> None:
+        """Run the gateway's timers up to ``t_us``: releases, reader staleness, presence ticks,
+        passages that ended, tracker flushes."""
+        while self._next_tick <= t_us:
+            now = self._next_tick
+            self._step_to(now)
+            self._timers(now)
+            self._next_tick += self.tick_us
+        self._step_to(t_us)
+
+    def _step_to(self, t_us: int) -> None:
+        while self._release_events and self._release_events[0][0] <= t_us:
+            at, lot, entering = self._release_events.pop(0)
+            self.now_us = at
+            self._released[lot] = self._released.get(lot, 0) + (1 if entering else -1)
+            lots = {x for x, n in self._released.items() if n > 0}
+            self._act(self.alerting.releases_received(lots, at, cloud_reachable=self.link_up))
+            for x in lots:
+                self._to_cloud_fact(Fact("release_approved", f"lot:{x}", at, {"lot": x}))
+            if self._trackers is not None:
+                self._trackers.watch.set_released(lots)
+        self.now_us = max(self.now_us, t_us)
+
+    def _timers(self, now: int) -> None:
+        for reader, heard in self._heard.items():
+            if self._online[reader] and now - heard > self._stale_us[reader]:
+                self._online[reader] = False
+                self._rfid(self.station.on_health(ReaderHealth(
+                    reader, False, f"no message from the reader for "
+                    f"{self._stale_us[reader] / US:g} s", now)))
+        self._rfid(self.station.tick(now))
+        self._rfid(self.station.flush())
+        for camera, frames in list(self._passages.items()):
+            if frames and now - frames[-1].t_us > 2 * US:
+                self._passage(camera, frames)
+                del self._passages[camera]
+        if self._trackers is not None:
+            for msg_type, body in self._trackers.flush(now):
+                self.emitted(msg_type, body, now)
+
+    # -- signals -------------------------------------------------------------------------------
+    def feed(self, sig: Signal) -> None:
+        self.advance(sig.t_us)
+        if isinstance(sig, ReadReport):
+            self._heard_from(sig.reader, sig.t_us)
+            if len(sig):
+                epcs, rssi, reader = sig.epcs, sig.rssi_cdbm, sig.reader
+                # Each tag at its last read in the period: what the adapter yields per report.
+                batch = [TagObservation(epcs[t], a, rssi, last, reader) for t, a, last in zip(
+                    sig.tag.tolist(), sig.antenna.tolist(), sig.last_us.tolist(), strict=True)]
+                self._rfid(self.station.on_observations(batch))
+        elif isinstance(sig, ReaderKeepalive):
+            self._heard_from(sig.reader, sig.t_us)
+        elif isinstance(sig, DoorContact):
+            door = self._doors.get(sig.door)
+            if door is None:
+                door = self._doors[sig.door] = DoorMonitor(self._hours, subject=f"door:{sig.door}")
+            alert = door.feed(sig.open, sig.t_us)
+            if alert is not None:
+                self.emitted(MessageType.ALERT, alert, sig.t_us)
+        elif isinstance(sig, SensorSample):
+            monitor = self._sensors.get(sig.sensor)
+            if monitor is not None:
+                alert = monitor.feed(sig.value, sig.t_us)
+                if alert is not None:
+                    self.emitted(MessageType.ALERT, alert, sig.t_us)
+        elif isinstance(sig, GpsFix):
+            if self._trackers is not None:
+                fix = Fix(sig.tracker, sig.t_us, sig.lon, sig.lat, sig.accuracy_m)
+                for msg_type, body in self._trackers.add(fix, None, sig.t_us):
+                    self.emitted(msg_type, body, sig.t_us)
+        elif isinstance(sig, GateFrame):
+            self._frame(sig)
+        elif isinstance(sig, LabelFrame):
+            if sig.payload in {x.name for x in self.world.lots}:
+                verdict = self._labels.report(sig.payload, sig.readable, sig.t_us)
+                if verdict is not None:
+                    emit_outcome(self._vision, sig.camera,
+                                 SimpleNamespace(blindness=None, verdicts=[verdict]), sig.t_us)
+        elif isinstance(sig, LinkState):
+            self._link(sig.up, sig.t_us)
+        # ReaderPower, TagRead, ReadCycle: not what this gateway sees (see the module doc).
+
+    def _heard_from(self, reader: str, at: int) -> None:
+        self._heard[reader] = max(self._heard.get(reader, at), at)
+        if not self._online.get(reader, True):
+            self._online[reader] = True
+            self._rfid(self.station.on_health(ReaderHealth(reader, True, "answering", at)))
+
+    def _frame(self, sig: GateFrame) -> None:
+        blind, previous = self._cameras.get(sig.camera, (CameraBlindness(), None))
+        grey = (np.full((48, 64), 12, np.uint8) if sig.covered
+                else np.roll(self._scene, sig.t_us // 100_000 % 64, axis=1))
+        change = blind.feed(frame_stats(grey, previous), sig.t_us)
+        self._cameras[sig.camera] = (blind, grey)
+        if change is not None:
+            emit_outcome(self._vision, sig.camera,
+                         SimpleNamespace(blindness=change, verdicts=[]), sig.t_us)
+        if sig.plate is not None:
+            frames = self._passages.setdefault(sig.camera, [])
+            if frames and (frames[-1].plate != sig.plate or sig.t_us - frames[-1].t_us > 2 * US):
+                self._passage(sig.camera, frames)
+                frames = self._passages[sig.camera] = []
+            frames.append(sig)
+
+    def _passage(self, camera: str, frames: list[GateFrame]) -> None:
+        """The frames of one vehicle as the passage the gate pipeline would decide (plate
+        recognition itself is the camera benchmark's; here the plate is read as shown)."""
+        last = frames[-1]
+        best = PlateSighting(box=(10, 10, 40, 12), text=last.plate, confidence=0.95,
+                             at_us=last.t_us, region="eu", plate_format="generic")
+        passage = Passage(track=1, plate=last.plate or "", region="eu", plate_format="generic",
+                          confidence=0.95, reads=len(frames), first_seen_us=frames[0].t_us,
+                          last_seen_us=last.t_us, direction=last.direction, best=best)
+        emit_passage(self._vision, camera, passage)
+
+    # -- what the gateway's decisions produce --------------------------------------------------
+    def _rfid(self, out: RfidOutput) -> None:
+        for msg_type, body, at in out.messages:
+            self.emitted(msg_type, body, int(at.timestamp() * US) if at else self.now_us)
+        for seen in out.observed:
+            self.observed(seen)
+
+    def emitted(self, msg_type: MessageType, body: Any, at_us: int) -> None:
+        if msg_type not in FACT_TYPES:
+            return  # reads, counts, positions: not facts for any decision here
+        if msg_type is MessageType.ALERT:
+            self._deliver(body, self.now_us, "edge")
+        self._act(self.alerting.on_emitted(msg_type, body, self.now_us,
+                                           cloud_reachable=self.link_up))
+        self._to_cloud(msg_type, body, self.now_us)
+
+    def observed(self, seen: Any) -> None:
+        self._act(self.alerting.on_observed(seen))
+
+    def _act(self, verdict: Any) -> None:
+        for alert in verdict.alerts:
+            self.emitted(MessageType.ALERT, alert, self.now_us)
+        for alarm in verdict.alarms:
+            self.outcome.alarms.append((self.now_us, alarm.alert_type, alarm.subject,
+                                        alarm.on))
+
+    # -- the cloud side ------------------------------------------------------------------------
+    def _to_cloud(self, msg_type: MessageType, body: Any, at_us: int) -> None:
+        if self.link_up:
+            self._cloud_decides(msg_type, body, at_us)
+        else:
+            self._outbox.append((msg_type, body, at_us))
+
+    def _cloud_decides(self, msg_type: MessageType, body: Any, at_us: int) -> None:
+        if msg_type is MessageType.ALERT and (body.evidence or {}).get("decided_at") == "edge":
+            return  # delivered as it is (_deliver); not a fact
+        for fact in self.alerting.facts_of(msg_type, body, at_us):
+            self._to_cloud_fact(fact)
+
+    def _to_cloud_fact(self, fact: Fact) -> None:
+        for d in self.cloud.feed(fact):
+            self._cloud_decision(d)
+
+    def _cloud_decision(self, d: Decision) -> None:
+        if d.action == "record" or d.alert_type is None:
+            return
+        if any(f.attrs.get("edge_alert") == d.alert_type for f in d.facts):
+            return  # the gateway's own alert stands for it
+        body = AlertBody(action="raise" if d.action == "raise" else "clear",
+                         alert_type=d.alert_type, subject=d.subject,
+                         severity=d.severity, lot=d.lot, explanation=d.explanation[:2000],
+                         evidence={**d.evidence(), "decided_at": "cloud"})
+        self._deliver(body, self.now_us, "cloud")
+
+    def _link(self, up: bool, at_us: int) -> None:
+        cuts = self.outcome.link_cuts.setdefault(self.site, [])
+        if not up and self.link_up:
+            cuts.append((at_us, 2**62))  # until it comes back (or for ever)
+        elif up and not self.link_up and cuts:
+            cuts[-1] = (cuts[-1][0], at_us)
+        self.link_up = up
+        if up:
+            waiting, self._outbox = self._outbox, []
+            for msg_type, body, at in waiting:
+                if msg_type is MessageType.ALERT:
+                    self._deliver(body, at_us, "edge", decided_us=at)
+                self._cloud_decides(msg_type, body, at)
+
+    def _deliver(self, body: AlertBody, at_us: int, decided_at: str, *,
+                 decided_us: int | None = None) -> None:
+        """The cloud's active-alert book, keyed by site, type and subject."""
+        if decided_at == "edge" and not self.link_up and decided_us is None:
+            return  # waits in the outbox; delivered on reconnection (_link)
+        decided_at = str((body.evidence or {}).get("decided_at", decided_at))
+        key = (body.alert_type, body.subject)
+        active = self._active.get(key)
+        if body.action == "raise":
+            if active is None:
+                alert = Alert(self.site, body.alert_type, body.subject, at_us,
+                              decided_us if decided_us is not None else at_us, decided_at,
+                              dict(body.evidence or {}), body.explanation)
+                self._active[key] = alert
+                self.outcome.alerts.append(alert)
+            else:
+                active.updates += 1
+                active.updated_us.append(decided_us if decided_us is not None else at_us)
+                active.evidence = dict(body.evidence or {})
+                active.explanation = body.explanation
+        elif active is not None:
+            active.cleared_us = at_us
+            del self._active[key]
+
+    def finish(self, end_us: int) -> None:
+        self.advance(end_us)
+        self._rfid(self.station.flush())
+
+
+def run_worlds(worlds: Iterable[World], seed: int, *, tick_s: float = 1.0) -> Outcome:
+    """Every site's world on its own gateway, all in one simulated time line."""
+    outcome = Outcome()
+    runs: list[tuple[SiteRun, Iterator[Signal]]] = []
+    for world in worlds:
+        runs.append((SiteRun(world, outcome, tick_s=tick_s), world.signals(seed)))
+        outcome.simulated_s = max(outcome.simulated_s, world.duration_s)
+    for run, stream in runs:  # sites share no state: each runs its own time line
+        n = 0
+        for sig in stream:
+            run.feed(sig)
+            n += 1
+        run.finish(run.world.at_us(run.world.duration_s))
+        outcome.signals += n
+    return outcome
