@@ -97,10 +97,18 @@ class SmoothingPolicy:
         window = min(max(self.tail_multiplier * mean_gap_s, self.min_window_s), self.max_window_s)
         return math.exp(-window / mean_gap_s)
 
-    def detection_bound_s(self, mean_gap_s: float) -> float:
+    def detection_bound_s(
+        self, mean_gap_s: float, *, move_window_s: float = 0.0, cycles_per_s: float | None = None
+    ) -> float:
         """Longest silence before a removed tag (whose reads averaged ``mean_gap_s``) is
-        declared gone, excluding the tick interval."""
-        return min(max(self.tail_multiplier * mean_gap_s, self.min_window_s), self.max_window_s)
+        declared gone, excluding the tick interval: its window (never under the lot's move
+        window) or, when its reader cycles ``cycles_per_s``, the time to complete the proof
+        if that is longer."""
+        window = min(max(self.tail_multiplier * mean_gap_s, self.min_window_s), self.max_window_s)
+        window = max(window, move_window_s)
+        if cycles_per_s is None:
+            return window
+        return max(window, self.proof_cycles / cycles_per_s)
 
 
 def false_departure_probability(read_probability: float, rounds_in_window: float) -> float:
