@@ -6,10 +6,11 @@ ROSpec add/enable/start/stop/disable/delete, CLOSE_CONNECTION; anything else get
 M_UnsupportedMessage status), greets with a ConnectionAttemptEvent, sends KEEPALIVEs, and while
 an enabled ROSpec runs, sends one RO_ACCESS_REPORT per inventory round with a TagReportData per
 tag read and, when the client asked for AISpec event notifications, a READER_EVENT_NOTIFICATION
-with an end-of-AISpec AISpecEvent after every round, tags read or not. Each tag in front of an antenna is read per round with ``read_probability``; its RSSI
-is its own mean (drawn once around ``rssi_mean_dbm``) plus Gaussian noise. Scripted events
-change the world while it runs: tags removed or added, tags moved between antennas, the reader
-unplugged (connections dropped and refused) or slow (silent, sockets open).
+with an end-of-AISpec AISpecEvent after every round, tags read or not. Each tag in front of an
+antenna is read per round with ``read_probability``; its RSSI is its own mean (drawn once
+around ``rssi_mean_dbm``) plus Gaussian noise. Scripted events change the world while it runs:
+tags removed or added, tags moved between antennas, the reader unplugged (connections dropped
+and refused) or slow (silent, sockets open).
 
 Control messages are packed with pyllrp (slow but exact); reports with edge.rfid.llrp's encoder
 so a busy simulated reader stays cheap.

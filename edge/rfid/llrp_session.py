@@ -8,9 +8,9 @@ the keepalive and AISpec event notifications, delete old ROSpecs, add/enable our
 until something breaks; then report the reader offline, back off and start over. Every end of
 AISpec the reader announces is a completed read cycle (``on_cycle``): the proof presence needs
 before a silent tag is missing, sent whether or not a tag answered. A reader that announces no
-AISpec end falls back on its reports, one cycle per report interval at most. A reader that sends nothing (no report, no keepalive)
-for ``stale_after_s`` is treated as gone: the socket may still look open when a switch port or
-the reader's power died.
+AISpec end falls back on its reports, one cycle per report interval at most. A reader that
+sends nothing (no report, no keepalive) for ``stale_after_s`` is treated as gone: the socket may
+still look open when a switch port or the reader's power died.
 """
 
 from __future__ import annotations

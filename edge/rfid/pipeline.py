@@ -2,10 +2,10 @@
 
 Config + station + glue: adapters produce observations, ``RfidStation`` (edge/rfid/station.py)
 decides, the context emits; the readers' completed read cycles go to the station (the proof
-presence needs before a silent tag is missing); presence changes and reader health also go to the agent's alerting stage (``ctx.observe``,
-edge/alerting.py), which decides the tag-missing and reader-offline alerts. Reads are batched
-(up to ``batch_max_reads`` or ``batch_max_ms``) so a busy reader does not cost one MQTT
-message per read.
+presence needs before a silent tag is missing); presence changes and reader health also go to
+the agent's alerting stage (``ctx.observe``, edge/alerting.py), which decides the tag-missing
+and reader-offline alerts. Reads are batched (up to ``batch_max_reads`` or ``batch_max_ms``) so
+a busy reader does not cost one MQTT message per read.
 """
 
 from __future__ import annotations

@@ -326,12 +326,10 @@ class LotPresence:
                 tag.last_seen_us = max(tag.last_seen_us, now_us)
                 tag.mark = life.cycles_at(tag.antenna) if life is not None else 0
         for lot_id, lot in self._lots.items():
-            if not lot.readers or reader_id in lot.readers:
-                if now_us > self._unread_since_us[lot_id]:
-                    self._unread_since_us[lot_id] = now_us
-                    self._unread_marks[lot_id] = {
-                        rid: r.rounds for rid, r in self._readers.items()
-                    }
+            covers = not lot.readers or reader_id in lot.readers
+            if covers and now_us > self._unread_since_us[lot_id]:
+                self._unread_since_us[lot_id] = now_us
+                self._unread_marks[lot_id] = {rid: r.rounds for rid, r in self._readers.items()}
 
     # -- time ------------------------------------------------------------------------------
 
@@ -363,8 +361,7 @@ class LotPresence:
                     if tag.gaps >= warmup
                     else tag.warmup_window_us
                 )
-                if window < tag.floor_us:
-                    window = tag.floor_us
+                window = max(window, tag.floor_us)
                 if now_us - last <= window:
                     continue
                 life = readers.get(tag.reader)  # type: ignore[arg-type]
