@@ -26,12 +26,15 @@ report individually. Reads of tags in no lot are counted per EPC (``unexpected``
 dropped silently.
 
 Hot path: `observe_rows` costs one dictionary lookup and a few attribute updates per read;
-decoding and pattern matching happen once per distinct EPC. A read marks the tag with its
-reader's cycle count then, so "cycles since the last read" is one subtraction at tick time.
+decoding and pattern matching happen once per distinct EPC. The proof costs reads nothing:
+each reader keeps the times of its last N + 1 cycles, and a tick asks, only for a tag past its
+window, whether the oldest of them ended after the tag's last read.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -116,12 +119,10 @@ class UnexpectedTag:
 
 class _Tag:
     __slots__ = (
-        "antenna",
         "floor_us",
         "gaps",
         "last_seen_us",
         "lot",
-        "mark",
         "mean_gap_us",
         "reader",
         "state",
@@ -136,27 +137,47 @@ class _Tag:
         self.state: PresenceState = _UNKNOWN
         self.last_seen_us = 0  # 0: never read
         self.reader: str | None = None
-        self.antenna = 0
-        self.mark = 0  # the reader's cycle count (for this antenna) when it last read the tag
         self.gaps = 0
         self.mean_gap_us = 0.0
         self.was_missing = False
 
 
 class _ReaderLife:
-    """What a reader has proved: how many read cycles it completed, and when the last one."""
+    """What a reader has proved: the end times of its last read cycles (as many as a proof
+    needs), over all its antennas and, for cycles that covered only some, per antenna."""
 
-    __slots__ = ("all_cycles", "by_antenna", "last_cycle_us", "rounds")
+    __slots__ = ("all_antennas", "last_cycle_us", "need", "some_antennas")
 
-    def __init__(self) -> None:
-        self.all_cycles = 0  # cycles over all its antennas
-        self.by_antenna: dict[int, int] = {}  # cycles over some antennas only, per antenna
-        self.rounds = 0  # every cycle, whatever its antennas (for tags never read)
+    def __init__(self, need: int) -> None:
+        self.need = need
+        self.all_antennas: deque[int] = deque(maxlen=need)
+        self.some_antennas: dict[int, deque[int]] = {}
         self.last_cycle_us = 0
 
-    def cycles_at(self, antenna: int) -> int:
-        by_antenna = self.by_antenna
-        return self.all_cycles + by_antenna.get(antenna, 0) if by_antenna else self.all_cycles
+    def add(self, antennas: tuple[int, ...], at_us: int) -> None:
+        at_us = max(at_us, self.last_cycle_us)  # kept in order, so counting can bisect
+        self.last_cycle_us = at_us
+        if not antennas or 0 in antennas:
+            self.all_antennas.append(at_us)
+            return
+        for antenna in set(antennas):
+            ends = self.some_antennas.get(antenna)
+            if ends is None:
+                ends = self.some_antennas[antenna] = deque(maxlen=self.need)
+            ends.append(at_us)
+
+    def proved_since(self, since_us: int) -> bool:
+        """At least ``need`` cycles ended after ``since_us`` on every antenna it inventories
+        (a tag may have moved to any of them)."""
+        ends = self.all_antennas
+        need = self.need
+        if len(ends) == need and ends[0] > since_us:
+            return True
+        after = len(ends) - bisect_right(ends, since_us)
+        if not self.some_antennas:
+            return False
+        fewest = min(len(e) - bisect_right(e, since_us) for e in self.some_antennas.values())
+        return after + fewest >= need
 
 
 class _Unexpected:
@@ -186,10 +207,9 @@ class LotPresence:
     _offline_readers: set[str] = field(init=False, default_factory=set)
     _readers: dict[str, _ReaderLife] = field(init=False, default_factory=dict)
     _now_us: int = field(init=False, default=0)
-    # Per lot: since when its never-read tags have been given the chance to be read, and each
-    # reader's cycle count then (cycles since are the proof that they were looked for).
+    # Per lot: since when its never-read tags have been given the chance to be read.
     _unread_since_us: dict[str, int] = field(init=False, default_factory=dict)
-    _unread_marks: dict[str, dict[str, int]] = field(init=False, default_factory=dict)
+    _min_floor_us: int = field(init=False, default=0)  # the shortest floor of any lot
 
     def __post_init__(self) -> None:
         self._now_us = self.started_us
@@ -198,7 +218,6 @@ class LotPresence:
                 raise ValueError(f"lot {lot.lot_id!r} defined twice")
             self._lots[lot.lot_id] = lot
             self._unread_since_us[lot.lot_id] = self.started_us
-            self._unread_marks[lot.lot_id] = {}
             for epc in lot.epcs:
                 owner = self._tags.get(epc)
                 if owner is not None:
@@ -207,6 +226,8 @@ class LotPresence:
             for pattern in lot.patterns:
                 self._patterns.append((pattern, lot))
             self._pattern_members[lot.lot_id] = 0
+        floors = [self._new_tag(lot).floor_us for lot in self._lots.values()]
+        self._min_floor_us = min(floors, default=self.policy.min_window_us)
 
     def _new_tag(self, lot: LotDefinition) -> _Tag:
         floor = max(self.policy.min_window_us, lot.move_window_us)
@@ -238,21 +259,14 @@ class LotPresence:
         tags = self._tags
         changes: list[PresenceChange] = []
         span = GAP_AVERAGE_SPAN
-        life = self._readers.get(reader_id)
-        cycles = life.all_cycles if life is not None else 0
-        by_antenna = life.by_antenna if life is not None else None
         # A reader reported offline may still deliver reads (one antenna of four cut): those
         # tags turn present, while the silent ones stay unknown until the reader is online.
-        for epc, antenna, _rssi, at_us in rows:
+        for epc, _antenna, _rssi, at_us in rows:
             tag = tags.get(epc)
             if tag is None:
                 tag = self._first_read(epc, reader_id, at_us)
                 if tag is None:
                     continue
-            # Cycles are counted from here on. A cycle reported before the batch holding this
-            # read (the adapters report them as they come) is not counted: late, never early.
-            tag.mark = cycles + by_antenna.get(antenna, 0) if by_antenna else cycles
-            tag.antenna = antenna
             if tag.state is _PRESENT:
                 last = tag.last_seen_us
                 if at_us > last:
@@ -296,16 +310,10 @@ class LotPresence:
         """A reader finished an inventory round: proof that its silent tags were looked for."""
         life = self._readers.get(cycle.reader_id)
         if life is None:
-            life = self._readers[cycle.reader_id] = _ReaderLife()
-        antennas = cycle.antennas
-        if not antennas or 0 in antennas:
-            life.all_cycles += 1
-        else:
-            by_antenna = life.by_antenna
-            for antenna in set(antennas):
-                by_antenna[antenna] = by_antenna.get(antenna, 0) + 1
-        life.rounds += 1
-        life.last_cycle_us = max(life.last_cycle_us, cycle.at_us)
+            # The round that read a tag ends after the read, so it is among the cycles "after"
+            # it: one more than the proof's N.
+            life = self._readers[cycle.reader_id] = _ReaderLife(self.policy.proof_cycles + 1)
+        life.add(cycle.antennas, cycle.at_us)
 
     def reader_offline(self, reader_id: str, now_us: int) -> list[PresenceChange]:
         """Its present tags become unknown; missing ones stay missing (proven gone before)."""
@@ -318,18 +326,15 @@ class LotPresence:
 
     def reader_online(self, reader_id: str, now_us: int) -> None:
         self._offline_readers.discard(reader_id)
-        life = self._readers.get(reader_id)
         # Tags behind the returning reader get a fresh window before they can be missed,
         # and so do tags never read in the lots it covers (it has not inventoried them yet).
         for tag in self._tags.values():
             if tag.reader == reader_id and tag.state is _UNKNOWN:
                 tag.last_seen_us = max(tag.last_seen_us, now_us)
-                tag.mark = life.cycles_at(tag.antenna) if life is not None else 0
         for lot_id, lot in self._lots.items():
             covers = not lot.readers or reader_id in lot.readers
-            if covers and now_us > self._unread_since_us[lot_id]:
-                self._unread_since_us[lot_id] = now_us
-                self._unread_marks[lot_id] = {rid: r.rounds for rid, r in self._readers.items()}
+            if covers:
+                self._unread_since_us[lot_id] = max(self._unread_since_us[lot_id], now_us)
 
     # -- time ------------------------------------------------------------------------------
 
@@ -339,9 +344,9 @@ class LotPresence:
         self._now_us = max(self._now_us, now_us)
         changes: list[PresenceChange] = []
         policy = self.policy
+        floor = self._min_floor_us
         warmup = policy.warmup_gaps
         window_us = policy.window_us
-        proof = policy.proof_cycles
         silence = policy.cycle_silence_us
         offline = self._offline_readers
         readers = self._readers
@@ -351,7 +356,7 @@ class LotPresence:
             if state is _MISSING:
                 continue
             last = tag.last_seen_us
-            if now_us - last <= tag.floor_us:
+            if now_us - last <= floor or now_us - last <= tag.floor_us:
                 continue
             if state is _PRESENT:
                 if tag.reader in offline:
@@ -368,7 +373,7 @@ class LotPresence:
                 if (
                     life is not None
                     and life.last_cycle_us >= last + window
-                    and life.cycles_at(tag.antenna) - tag.mark >= proof
+                    and life.proved_since(last)
                 ):
                     changes.append(self._move(epc, tag, _MISSING, now_us))
                 elif life is None or now_us - life.last_cycle_us > silence:
@@ -398,7 +403,7 @@ class LotPresence:
             if (
                 life is not None
                 and life.last_cycle_us >= last + window
-                and life.cycles_at(tag.antenna) - tag.mark >= proof
+                and life.proved_since(last)
             ):
                 changes.append(self._move(epc, tag, _MISSING, now_us))
         return changes
@@ -413,16 +418,15 @@ class LotPresence:
         after the lot's window."""
         lot = self._lots[lot_id]
         since = self._unread_since_us[lot_id] + self._unread_window_us(lot)
-        marks = self._unread_marks[lot_id]
         covering = lot.readers or self._readers.keys()
         if not covering:
             return False
-        proof = self.policy.proof_cycles
+        start = self._unread_since_us[lot_id]
         for reader_id in covering:
             life = self._readers.get(reader_id)
             if life is None or life.last_cycle_us < since:
                 return False
-            if life.rounds - marks.get(reader_id, 0) < proof:
+            if not life.proved_since(start):
                 return False
         return True
 
