@@ -75,8 +75,8 @@ class Field:
                     for epc, spot in self.where.items()
                     if spot is not None and spot[0] == reader and self.rng.random() < self.p
                 ]
-                # As in the pipeline: the adapter reports the round's end at once, its reads
-                # wait in the batch queue (so the round that read a tag is not counted after).
+                # The round's end is reported with the time it ended (the pipeline hands it on
+                # at once, while the reads wait in the batch queue: the order does not matter).
                 presence.reader_cycle(ReaderCycle(reader, (0,), at_us))
                 self.changes += presence.observe_rows(reader, rows)
                 if self.zones is not None:

@@ -282,7 +282,7 @@ class ImpinjIotReader(BatchSource[list[TagObservation]]):
                     self.garbage_lines += 1
                     REFUSALS.refuse(ADAPTER, "line_too_long", self.reader_id)
                 if batch:
-                    # The cycle first: reads counted after it can only delay a departure.
+                    # A cycle is judged by its time, so it may go before the batch.
                     cycle = self._cycles.seen(batch, _now_us())
                     if cycle is not None and self._on_cycle is not None:
                         self._on_cycle(cycle)

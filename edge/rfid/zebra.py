@@ -273,7 +273,7 @@ class ZebraIotReader(BatchSource[list[TagObservation]]):
                 if parsed.observations:
                     owner.up("tag events flowing")
                     batch = self._in_gateway_time(parsed.observations)
-                    # The cycle first: reads counted after it can only delay a departure.
+                    # A cycle is judged by its time, so it may go before the batch.
                     cycle = self._cycles.seen(batch, _now_us())
                     if cycle is not None and self._on_cycle is not None:
                         self._on_cycle(cycle)
