@@ -152,8 +152,9 @@ def test_removed_tag_departs_within_the_documented_bound() -> None:
     assert [c.epc for c in departed] == [epcs[3]]
     delay_s = departed[0].at_us / S - removed_at
     # the window (23 x 1.67 s, over the lot's 30 s move window) or the 39 cycles of proof
+    # after the round that read it
     bound_s = policy.detection_bound_s(1 / (p * rate), move_window_s=30, cycles_per_s=rate)
-    assert bound_s == 39
+    assert bound_s == 40
     # the running mean is an estimate: allow it 50 % error, plus one tick
     assert 0 < delay_s <= 1.5 * bound_s + 1
     assert departed[0].previous == "present"

@@ -108,7 +108,8 @@ class SmoothingPolicy:
         window = max(window, move_window_s)
         if cycles_per_s is None:
             return window
-        return max(window, self.proof_cycles / cycles_per_s)
+        # N cycles after the round that read it, which may end at the read itself
+        return max(window, (self.proof_cycles + 1) / cycles_per_s)
 
 
 def false_departure_probability(read_probability: float, rounds_in_window: float) -> float:
