@@ -50,7 +50,7 @@ class ImpinjIotReaderConfig(BaseModel):
     rf_mode: int | None = Field(None, ge=0)  # None: the reader's default for its region
     # The stream reports no inventory rounds: a chunk with reads counts as one read cycle (the
     # proof presence needs, edge/rfid/presence.py), at most one per this many seconds.
-    min_cycle_s: float = Field(0.5, gt=0)
+    min_cycle_s: float = Field(0.25, gt=0)
 
 
 def inventory_preset(config: ImpinjIotReaderConfig) -> dict[str, Any]:

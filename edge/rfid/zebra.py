@@ -68,7 +68,7 @@ class ZebraIotReaderConfig(BaseModel):
     # Tag events carry no inventory round: a message with reads counts as one read cycle (the
     # proof presence needs, edge/rfid/presence.py), at most one per this many seconds.
     # Heartbeats prove the reader is up, not that it reads: they count for nothing.
-    min_cycle_s: float = Field(0.5, gt=0)
+    min_cycle_s: float = Field(0.25, gt=0)
 
 
 def set_up_commands(config: ZebraIotReaderConfig, command_id: str) -> list[dict[str, Any]]:
