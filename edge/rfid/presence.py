@@ -210,6 +210,7 @@ class LotPresence:
     # Per lot: since when its never-read tags have been given the chance to be read.
     _unread_since_us: dict[str, int] = field(init=False, default_factory=dict)
     _min_floor_us: int = field(init=False, default=0)  # the shortest floor of any lot
+    _windows: dict[str, tuple[int, int]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._now_us = self.started_us
@@ -217,6 +218,9 @@ class LotPresence:
             if lot.lot_id in self._lots:
                 raise ValueError(f"lot {lot.lot_id!r} defined twice")
             self._lots[lot.lot_id] = lot
+            # One pair of int objects per lot, shared by its tags (100,000 tags: 6 MB less).
+            floor = max(self.policy.min_window_us, lot.move_window_us)
+            self._windows[lot.lot_id] = (max(int(lot.absence_window_s * 1_000_000), floor), floor)
             self._unread_since_us[lot.lot_id] = self.started_us
             for epc in lot.epcs:
                 owner = self._tags.get(epc)
@@ -226,12 +230,11 @@ class LotPresence:
             for pattern in lot.patterns:
                 self._patterns.append((pattern, lot))
             self._pattern_members[lot.lot_id] = 0
-        floors = [self._new_tag(lot).floor_us for lot in self._lots.values()]
+        floors = [floor for _, floor in self._windows.values()]
         self._min_floor_us = min(floors, default=self.policy.min_window_us)
 
     def _new_tag(self, lot: LotDefinition) -> _Tag:
-        floor = max(self.policy.min_window_us, lot.move_window_us)
-        warmup = max(int(lot.absence_window_s * 1_000_000), floor)
+        warmup, floor = self._windows[lot.lot_id]
         return _Tag(lot.lot_id, warmup, floor)
 
     # -- reads ---------------------------------------------------------------------------
