@@ -262,7 +262,7 @@ class _ReaderConnection:
             self.keepalive_ms = keepalive.PeriodicTriggerValue if periodic else 0
         for state in m.getAllParametersByClass(P.EventNotificationState_Parameter):
             if state.EventType == P.NotificationEventType.AISpec_Event:
-                self.aispec_events = bool(state.NotificationState)
+                self.aispec_events = bool(state.NotificationState) and self.sim.announces_aispec
         await self._reply(m, P.SET_READER_CONFIG_RESPONSE_Message)
         return True
 
@@ -404,8 +404,10 @@ class LlrpReaderSim:
         max_antennas: int = 4,
         script: list[ScriptedEvent] | None = None,
         clock_offset_s: float = 0.0,
+        announces_aispec: bool = True,  # False: a reader that ignores AISpec event requests
     ) -> None:
         self.population = population
+        self.announces_aispec = announces_aispec
         self.rounds_per_s = rounds_per_s
         self.max_antennas = max_antennas
         self.script = sorted(script or [], key=lambda e: e.at_s)

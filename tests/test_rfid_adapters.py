@@ -79,9 +79,10 @@ async def test_llrp_session_against_the_simulated_reader() -> None:
         with Collector(reader, health) as c:
             await c.until(lambda: len(c.reads) > 50)
             await asyncio.sleep(0.7)  # a couple of keepalive periods
-        assert sim.received[:5] == [
+        assert sim.received[:6] == [
             "GET_READER_CAPABILITIES",
-            "SET_READER_CONFIG",
+            "SET_READER_CONFIG",  # keepalive
+            "SET_READER_CONFIG",  # AISpec event notifications: the read cycles
             "DELETE_ROSPEC",
             "ADD_ROSPEC",
             "ENABLE_ROSPEC",
@@ -126,6 +127,21 @@ async def test_the_session_reports_read_cycles_even_when_no_tag_answers() -> Non
             await asyncio.sleep(1.0)
             assert len(cycles) == quiet
             await c.until(lambda: len(cycles) > quiet + 5, timeout_s=5)
+
+
+async def test_a_reader_that_announces_no_aispec_end_proves_its_cycles_by_reports() -> None:
+    population = TagPopulation({1: lot_tags(0, 5)}, read_probability=0.9, rng=random.Random(4))
+    async with LlrpReaderSim(population, rounds_per_s=20, announces_aispec=False) as sim:
+        health: list[ReaderHealth] = []
+        cycles: list[ReaderCycle] = []
+        config = _llrp_config(sim.port, antennas=[1], report_interval_ms=200)
+        reader = LlrpReader(config, health.append, cycles.append)
+        with Collector(reader, health) as c:
+            await c.until(lambda: len(cycles) >= 5 and len(c.reads) > 40)
+        # 20 reports a second, but a report is not a round: one cycle per report interval
+        gaps = [b.at_us - a.at_us for a, b in itertools.pairwise(cycles)]
+        assert all(gap >= 200_000 for gap in gaps)
+        assert len(cycles) < len(c.reads) / 3
 
 
 def test_cycles_from_reads_are_bounded_in_rate_and_time() -> None:

@@ -290,27 +290,46 @@ class LlrpReader(BatchSource[list[TagObservation]]):
                 MessageID=self._next_id(),
                 ResetToFactoryDefault=False,
                 Parameters=[
-                    p.ReaderEventNotificationSpec_Parameter(
-                        Parameters=[
-                            # Each end of an AISpec: a read cycle, even when no tag answered.
-                            p.EventNotificationState_Parameter(
-                                EventType=p.NotificationEventType.AISpec_Event,
-                                NotificationState=True,
-                            )
-                        ]
-                    ),
                     p.KeepaliveSpec_Parameter(
                         KeepaliveTriggerType=p.KeepaliveTriggerType.Periodic,
                         PeriodicTriggerValue=int(cfg.keepalive_s * 1000),
-                    ),
+                    )
                 ],
             )
         )
+        await self._ask_for_aispec_events()
         # ROSpecID 0 = all: a previous session's (or another client's) spec would otherwise
         # keep running beside ours and double every read.
         await self._transact(p.DELETE_ROSPEC_Message(MessageID=self._next_id(), ROSpecID=0))
         await self._transact(add_rospec_message(cfg, self._next_id()))
         await self._transact(p.ENABLE_ROSPEC_Message(MessageID=self._next_id(), ROSpecID=ROSPEC_ID))
+
+    async def _ask_for_aispec_events(self) -> None:
+        """Each end of an AISpec is a read cycle, even when no tag answered. Asked for on its
+        own: a reader that refuses it is still read, proving its cycles by its reports."""
+        p = llrp_def
+        try:
+            await self._transact(
+                p.SET_READER_CONFIG_Message(
+                    MessageID=self._next_id(),
+                    ResetToFactoryDefault=False,
+                    Parameters=[
+                        p.ReaderEventNotificationSpec_Parameter(
+                            Parameters=[
+                                p.EventNotificationState_Parameter(
+                                    EventType=p.NotificationEventType.AISpec_Event,
+                                    NotificationState=True,
+                                )
+                            ]
+                        )
+                    ],
+                )
+            )
+        except LlrpSessionError as err:
+            log.warning(
+                "reader refused AISpec event notifications; its reports prove its cycles",
+                extra={"reader": self.reader_id, "error": str(err)},
+            )
 
     def _next_id(self) -> int:
         self._msg_id = (self._msg_id + 1) & 0xFFFFFFFF
