@@ -265,3 +265,28 @@ def test_a_real_departure_under_a_live_reader_is_still_detected(
         assert c.at_us - c.last_seen_us <= within_s * S
         assert c.at_us <= (300 + within_s) * S
     assert world.states(tags[8:]) == {"present"}
+
+
+# -- cycles of some antennas only ----------------------------------------------------------
+
+
+def test_cycles_of_some_antennas_prove_nothing_for_the_others() -> None:
+    """A reader that reports its rounds per antenna: the proof needs every antenna it reads
+    on, since a tag last read on one may have moved to another."""
+    policy = SmoothingPolicy(cycle_read_probability=0.5)  # N = 20
+    n = policy.proof_cycles
+    tag = lot_tags(0, 1)[0]
+    presence = LotPresence([LotDefinition("LOT-A", frozenset({tag}), absence_window_s=5)], 0,
+                           policy=policy)
+    presence.reader_cycle(ReaderCycle("r1", (2,), 0))  # the reader reports per antenna
+    presence.observe_rows("r1", [(tag, 1, -5000, 1 * S)])
+    for i in range(1, 4 * 59):  # only antenna 2 keeps cycling, four rounds a second
+        presence.reader_cycle(ReaderCycle("r1", (2,), S + i * S // 4))
+    # the reader is cycling, so not unknown; but not one round on antenna 1: not missing
+    assert presence.tick(60 * S) == []
+    for i in range(n):  # antenna 1 gets one short of N + 1 rounds after the read
+        presence.reader_cycle(ReaderCycle("r1", (1,), 61 * S + i * S // 4))
+    assert presence.tick(70 * S) == []
+    presence.reader_cycle(ReaderCycle("r1", (1, 2), 71 * S))
+    [gone] = presence.tick(72 * S)
+    assert (gone.epc, gone.state) == (tag, "missing")

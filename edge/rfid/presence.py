@@ -146,12 +146,15 @@ class _ReaderLife:
     """What a reader has proved: the end times of its last read cycles (as many as a proof
     needs), over all its antennas and, for cycles that covered only some, per antenna."""
 
-    __slots__ = ("all_antennas", "last_cycle_us", "need", "some_antennas")
+    __slots__ = ("all_antennas", "last_cycle_us", "need", "read_on", "some_antennas")
 
     def __init__(self, need: int) -> None:
         self.need = need
         self.all_antennas: deque[int] = deque(maxlen=need)
         self.some_antennas: dict[int, deque[int]] = {}
+        # Antennas it read tags on, noted only once it reports cycles of some antennas: a
+        # cycle of antenna 2 says nothing of a tag last read on antenna 1.
+        self.read_on: set[int] = set()
         self.last_cycle_us = 0
 
     def add(self, antennas: tuple[int, ...], at_us: int) -> None:
@@ -174,9 +177,13 @@ class _ReaderLife:
         if len(ends) == need and ends[0] > since_us:
             return True
         after = len(ends) - bisect_right(ends, since_us)
-        if not self.some_antennas:
+        some = self.some_antennas
+        if not some:
             return False
-        fewest = min(len(e) - bisect_right(e, since_us) for e in self.some_antennas.values())
+        fewest = need
+        for antenna in some.keys() | self.read_on:
+            ends = some.get(antenna)
+            fewest = min(fewest, 0 if ends is None else len(ends) - bisect_right(ends, since_us))
         return after + fewest >= need
 
 
@@ -262,6 +269,10 @@ class LotPresence:
         tags = self._tags
         changes: list[PresenceChange] = []
         span = GAP_AVERAGE_SPAN
+        life = self._readers.get(reader_id)
+        if life is not None and life.some_antennas:  # rare: cycles that cover some antennas
+            rows = list(rows)
+            life.read_on.update(row[1] for row in rows)
         # A reader reported offline may still deliver reads (one antenna of four cut): those
         # tags turn present, while the silent ones stay unknown until the reader is online.
         for epc, _antenna, _rssi, at_us in rows:
