@@ -6,9 +6,10 @@ rounds every 250 ms, reads in batches of 500 per reader as the pipeline hands th
 presence tick every simulated second.
 
 Fast path: `LotPresence.observe_rows` + `tick` (each distinct EPC decoded once, through the
-cache; adaptive per-tag windows), with the reader's end of each round (`reader_cycle`). Baseline, same stream: per read, decode with epcpy (no cache)
-and append to a list of recent reads; per tick, drop reads older than a fixed 30 s window and
-recompute every lot's present set from the list. The baseline is slow, so it runs on a prefix of
+cache; adaptive per-tag windows), with the reader's end of each round (`reader_cycle`).
+Baseline, same stream: per read, decode with epcpy (no cache) and append to a list of recent
+reads; per tick, drop reads older than a fixed 30 s window and recompute every lot's present
+set from the list. The baseline is slow, so it runs on a prefix of
 the stream (``--baseline-reads``) and its rate is reads over its own time.
 
 LLRP: TagReportData parameters/s from raw RO_ACCESS_REPORT bytes (100 tags per report with
