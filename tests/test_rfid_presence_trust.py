@@ -220,7 +220,7 @@ def test_interference_for_an_hour_is_no_departure(rounds_per_s: float) -> None:
     """200 tags on 3 readers, read probability 0.85, then 0.45 for 60 min, then 0.85."""
     tags = lot_tags(0, 200)
     presence = LotPresence([LotDefinition("LOT-A", frozenset(tags))], started_us=0)
-    world = Field(presence, rounds_per_s, p=0.85, seed=rounds_per_s)
+    world = Field(presence, rounds_per_s, p=0.85, seed=int(rounds_per_s))
     for i, reader in enumerate(("r1", "r2", "r3")):
         world.place(tags[i::3], reader, antenna=1 + i)
     world.run_until(600)

@@ -172,11 +172,11 @@ class _ReaderLife:
     def proved_since(self, since_us: int) -> bool:
         """At least ``need`` cycles ended after ``since_us`` on every antenna it inventories
         (a tag may have moved to any of them)."""
-        ends = self.all_antennas
+        every = self.all_antennas
         need = self.need
-        if len(ends) == need and ends[0] > since_us:
+        if len(every) == need and every[0] > since_us:
             return True
-        after = len(ends) - bisect_right(ends, since_us)
+        after = len(every) - bisect_right(every, since_us)
         some = self.some_antennas
         if not some:
             return False
