@@ -5,10 +5,12 @@ It answers the control messages a client needs (capabilities, reader config with
 ROSpec add/enable/start/stop/disable/delete, CLOSE_CONNECTION; anything else gets an
 M_UnsupportedMessage status), greets with a ConnectionAttemptEvent, sends KEEPALIVEs, and while
 an enabled ROSpec runs, sends one RO_ACCESS_REPORT per inventory round with a TagReportData per
-tag read. Each tag in front of an antenna is read per round with ``read_probability``; its RSSI
-is its own mean (drawn once around ``rssi_mean_dbm``) plus Gaussian noise. Scripted events
-change the world while it runs: tags removed or added, tags moved between antennas, the reader
-unplugged (connections dropped and refused) or slow (silent, sockets open).
+tag read and, when the client asked for AISpec event notifications, a READER_EVENT_NOTIFICATION
+with an end-of-AISpec AISpecEvent after every round, tags read or not. Each tag in front of an
+antenna is read per round with ``read_probability``; its RSSI is its own mean (drawn once
+around ``rssi_mean_dbm``) plus Gaussian noise. Scripted events change the world while it runs:
+tags removed or added, tags moved between antennas, the reader unplugged (connections dropped
+and refused) or slow (silent, sockets open).
 
 Control messages are packed with pyllrp (slow but exact); reports with edge.rfid.llrp's encoder
 so a busy simulated reader stays cheap.
@@ -143,6 +145,7 @@ class _ReaderConnection:
         self.rospecs: dict[int, dict[str, Any]] = {}
         self.keepalive_ms = 0
         self.keepalives_unacked = 0
+        self.aispec_events = False  # announce each round's end (SET_READER_CONFIG asked)
         self._msg_id = 1
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -257,6 +260,9 @@ class _ReaderConnection:
         if keepalive is not None:
             periodic = keepalive.KeepaliveTriggerType == P.KeepaliveTriggerType.Periodic
             self.keepalive_ms = keepalive.PeriodicTriggerValue if periodic else 0
+        for state in m.getAllParametersByClass(P.EventNotificationState_Parameter):
+            if state.EventType == P.NotificationEventType.AISpec_Event:
+                self.aispec_events = bool(state.NotificationState) and self.sim.announces_aispec
         await self._reply(m, P.SET_READER_CONFIG_RESPONSE_Message)
         return True
 
@@ -342,9 +348,29 @@ class _ReaderConnection:
         while True:
             await asyncio.sleep(1.0 / sim.rounds_per_s)
             await sim.wait_while_slow()
-            for spec in list(self.rospecs.values()):
+            for spec_id, spec in list(self.rospecs.items()):
                 if spec["enabled"] and spec["running"]:
                     await self._report(spec)
+                    if self.aispec_events:
+                        await self._aispec_end(spec_id)
+
+    async def _aispec_end(self, spec_id: int) -> None:
+        event = P.READER_EVENT_NOTIFICATION_Message(
+            MessageID=self.next_id(),
+            Parameters=[
+                P.ReaderEventNotificationData_Parameter(
+                    Parameters=[
+                        P.UTCTimestamp_Parameter(Microseconds=self.sim.reader_now_us()),
+                        P.AISpecEvent_Parameter(
+                            EventType=P.AISpecEventType.End_Of_AISpec,
+                            ROSpecID=spec_id,
+                            SpecIndex=1,
+                        ),
+                    ]
+                )
+            ],
+        )
+        await self.send(_pack(event))
 
     async def _report(self, spec: dict[str, Any]) -> None:
         reads = self.sim.population.read_round(spec["antennas"])
@@ -378,8 +404,10 @@ class LlrpReaderSim:
         max_antennas: int = 4,
         script: list[ScriptedEvent] | None = None,
         clock_offset_s: float = 0.0,
+        announces_aispec: bool = True,  # False: a reader that ignores AISpec event requests
     ) -> None:
         self.population = population
+        self.announces_aispec = announces_aispec
         self.rounds_per_s = rounds_per_s
         self.max_antennas = max_antennas
         self.script = sorted(script or [], key=lambda e: e.at_s)

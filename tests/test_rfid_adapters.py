@@ -4,6 +4,7 @@ Connector through a real Mosquitto, and the CLI on real bytes."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 import subprocess
@@ -17,7 +18,7 @@ from contract import TagObservation
 from edge.rfid import llrp
 from edge.rfid.llrp_session import LlrpReader, LlrpReaderConfig
 from edge.rfid.presence import LotDefinition, LotPresence
-from edge.rfid.reader import ReaderHealth
+from edge.rfid.reader import CyclesFromReads, ReaderCycle, ReaderHealth
 from edge.rfid.smoothing import SmoothingPolicy
 from edge.rfid.zebra import ZebraIotReader, ZebraIotReaderConfig, parse_message
 from firmware_sim.llrp_reader import LlrpReaderSim, ScriptedEvent, TagPopulation
@@ -78,9 +79,10 @@ async def test_llrp_session_against_the_simulated_reader() -> None:
         with Collector(reader, health) as c:
             await c.until(lambda: len(c.reads) > 50)
             await asyncio.sleep(0.7)  # a couple of keepalive periods
-        assert sim.received[:5] == [
+        assert sim.received[:6] == [
             "GET_READER_CAPABILITIES",
-            "SET_READER_CONFIG",
+            "SET_READER_CONFIG",  # keepalive
+            "SET_READER_CONFIG",  # AISpec event notifications: the read cycles
             "DELETE_ROSPEC",
             "ADD_ROSPEC",
             "ENABLE_ROSPEC",
@@ -101,6 +103,62 @@ async def test_a_reader_clock_that_is_off_is_corrected() -> None:
     now_us = time.time_ns() // 1000
     # without the correction these would be two minutes old and every tag "missing"
     assert all(abs(r.observed_at_us - now_us) < 5_000_000 for r in c.reads)
+
+
+async def test_the_session_reports_read_cycles_even_when_no_tag_answers() -> None:
+    """The alive proof presence needs: every end of AISpec, announced by the reader because the
+    session asked for AISpec events, is a cycle; a reader gone quiet sends none."""
+    population = TagPopulation({1: lot_tags(0, 5)}, read_probability=0.7, rng=random.Random(3))
+    async with LlrpReaderSim(population, rounds_per_s=20) as sim:
+        health: list[ReaderHealth] = []
+        cycles: list[ReaderCycle] = []
+        # antenna 2 has no tag in front of it: not one read, but rounds all the same
+        reader = LlrpReader(_llrp_config(sim.port, antennas=[2]), health.append, cycles.append)
+        with Collector(reader, health) as c:
+            await c.until(lambda: len(cycles) >= 10)
+            assert c.reads == []
+            assert next(iter(sim._connections)).aispec_events
+            assert {(cy.reader_id, cy.antennas) for cy in cycles} == {("dock-1", (2,))}
+            stamps = [cy.at_us for cy in cycles]
+            assert stamps == sorted(stamps) and stamps[-1] <= time.time_ns() // 1000
+            sim.slow(1.5)  # socket open, nothing sent: no cycle proves anything
+            await asyncio.sleep(0.2)
+            quiet = len(cycles)
+            await asyncio.sleep(1.0)
+            assert len(cycles) == quiet
+            await c.until(lambda: len(cycles) > quiet + 5, timeout_s=5)
+
+
+async def test_a_reader_that_announces_no_aispec_end_proves_its_cycles_by_reports() -> None:
+    population = TagPopulation({1: lot_tags(0, 5)}, read_probability=0.9, rng=random.Random(4))
+    async with LlrpReaderSim(population, rounds_per_s=20, announces_aispec=False) as sim:
+        health: list[ReaderHealth] = []
+        cycles: list[ReaderCycle] = []
+        config = _llrp_config(sim.port, antennas=[1], report_interval_ms=200)
+        reader = LlrpReader(config, health.append, cycles.append)
+        with Collector(reader, health) as c:
+            await c.until(lambda: len(cycles) >= 5 and len(c.reads) > 40)
+        # 20 reports a second, but a report is not a round: one cycle per report interval
+        gaps = [b.at_us - a.at_us for a, b in itertools.pairwise(cycles)]
+        assert all(gap >= 200_000 for gap in gaps)
+        assert len(cycles) < len(c.reads) / 3
+
+
+def test_cycles_from_reads_are_bounded_in_rate_and_time() -> None:
+    """Impinj IoT and Zebra report no rounds: reads stand in, at most one cycle per interval,
+    never dated after they were received (a reader clock ahead vouches for nothing)."""
+    cycles = CyclesFromReads("fx-1", (0,), min_cycle_s=0.5)
+
+    def batch(at_us: int) -> list[TagObservation]:
+        return [TagObservation("3034257BF7194E4000003039", 1, None, at_us, "fx-1")]
+
+    assert cycles.seen([], 1_000_000) is None
+    first = cycles.seen(batch(1_000_000), 1_000_000)
+    assert first == ReaderCycle("fx-1", (0,), 1_000_000)
+    assert cycles.seen(batch(1_200_000), 1_200_000) is None  # the same round, or close to it
+    assert cycles.seen(batch(1_600_000), 1_600_000) is not None
+    ahead = cycles.seen(batch(99_000_000), 2_200_000)
+    assert ahead is not None and ahead.at_us == 2_200_000
 
 
 async def test_keepalives_are_acknowledged_and_silence_means_offline() -> None:
@@ -137,7 +195,8 @@ async def test_unplugged_reader_goes_offline_comes_back_and_tags_are_never_missi
             else:
                 changes.extend(presence.reader_offline(h.reader_id, h.at_us))
 
-        reader = LlrpReader(_llrp_config(sim.port), on_health)
+        # the reader's cycles reach presence too: the proof is there before and after the cut
+        reader = LlrpReader(_llrp_config(sim.port), on_health, presence.reader_cycle)
         with Collector(reader, health) as c:
             seen = 0
             deadline = time.monotonic() + 8
@@ -175,7 +234,8 @@ async def test_cut_antenna_cable_makes_its_tags_unknown_not_missing() -> None:
             else:
                 changes.extend(presence.reader_offline(h.reader_id, h.at_us))
 
-        reader = LlrpReader(_llrp_config(sim.port), on_health)
+        # the reader's cycles reach presence too: the proof is there before and after the cut
+        reader = LlrpReader(_llrp_config(sim.port), on_health, presence.reader_cycle)
         with Collector(reader, health) as c:
             seen = 0
             deadline = time.monotonic() + 6
@@ -294,7 +354,8 @@ async def test_zebra_stream_through_mosquitto(mqtt_broker: MosquittoBroker) -> N
     config = ZebraIotReaderConfig(
         kind="zebra_iot", id="fx-1", broker_url=url, topic=topic, stale_after_s=0.6
     )
-    reader = ZebraIotReader(config, health.append)
+    cycles: list[ReaderCycle] = []
+    reader = ZebraIotReader(config, health.append, cycles.append)
     with Collector(reader, health) as c:
         await asyncio.sleep(0.5)  # subscribed before the stream starts
         stream = asyncio.create_task(sim.run())
@@ -314,6 +375,10 @@ async def test_zebra_stream_through_mosquitto(mqtt_broker: MosquittoBroker) -> N
     epcs = set(lot_tags(0, 10) + lot_tags(1, 10))
     assert {r.epc for r in c.reads} <= epcs
     assert all(r.rssi_cdbm is not None and r.antenna in (1, 2) for r in c.reads)
+    # messages with reads stand in for read cycles, at most one per min_cycle_s (0.25 s)
+    assert cycles and {cy.reader_id for cy in cycles} == {"fx-1"}
+    gaps = [b.at_us - a.at_us for a, b in itertools.pairwise(cycles)]
+    assert all(gap >= 250_000 for gap in gaps)
 
 
 async def test_zebra_reader_clock_offset_is_corrected(mqtt_broker: MosquittoBroker) -> None:

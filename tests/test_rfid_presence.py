@@ -9,6 +9,7 @@ import pytest
 from contract import TagObservation
 from edge.rfid.epc import EpcDecoder, EpcError, Gs1Pattern, decode_epc, normalize_epc
 from edge.rfid.presence import LotDefinition, LotPresence
+from edge.rfid.reader import ReaderCycle
 from edge.rfid.smoothing import SmoothingPolicy, false_departure_probability
 from edge.rfid.zones import ZoneDefinition, ZoneTracker
 from firmware_sim.tags import sgtin96
@@ -114,6 +115,7 @@ def _simulate(
             if (e not in removed or t < removed[e]) and rng.random() < p
         ]
         changes += presence.observe_rows("r1", rows)
+        presence.reader_cycle(ReaderCycle("r1", (0,), int(t * S)))  # the round ended
         t += step
         if t >= next_tick:
             changes += presence.tick(int(t * S))
@@ -149,7 +151,10 @@ def test_removed_tag_departs_within_the_documented_bound() -> None:
     departed = [c for c in changes if c.event == "tag_departed"]
     assert [c.epc for c in departed] == [epcs[3]]
     delay_s = departed[0].at_us / S - removed_at
-    bound_s = policy.detection_bound_s(1 / (p * rate))
+    # the window (23 x 1.67 s, over the lot's 30 s move window) or the 39 cycles of proof
+    # after the round that read it
+    bound_s = policy.detection_bound_s(1 / (p * rate), move_window_s=30, cycles_per_s=rate)
+    assert bound_s == 40
     # the running mean is an estimate: allow it 50 % error, plus one tick
     assert 0 < delay_s <= 1.5 * bound_s + 1
     assert departed[0].previous == "present"
@@ -157,17 +162,31 @@ def test_removed_tag_departs_within_the_documented_bound() -> None:
 
 def test_window_adapts_to_each_tags_read_rate() -> None:
     fast, slow = "AAAA0001", "AAAA0002"
-    presence = LotPresence([LotDefinition("L", frozenset({fast, slow}))], 0)
+    presence = LotPresence(
+        [LotDefinition("L", frozenset({fast, slow}), absence_window_s=5.0)], 0
+    )
     for i in range(200):
         presence.observe_rows("r1", [(fast, 1, None, S + i * 33_000)])
     for i in range(30):
         presence.observe_rows("r1", [(slow, 1, None, S + i * 20 * S)])
     fast_window, slow_window = presence.window_of(fast), presence.window_of(slow)
-    assert fast_window == SmoothingPolicy().min_window_s  # 23 x 33 ms, floored at 5 s
+    assert fast_window == 5.0  # 23 x 33 ms, floored at the lot's 5 s move window
     assert 400 < slow_window <= 600  # 23 x 20 s = 460 s
-    # the slow tag survives a 6-minute silence that would condemn the fast one
-    changes = presence.tick(S + 29 * 20 * S + 360 * S)
+    # the slow tag survives a 6-minute silence that would condemn the fast one (the reader
+    # cycling once a second all along)
+    end = S + 29 * 20 * S + 360 * S
+    for t in range(S, end + 1, S):
+        presence.reader_cycle(ReaderCycle("r1", (0,), t))
+    changes = presence.tick(end)
     assert [(c.epc, c.state) for c in changes] == [(fast, "missing")]
+
+
+def _cycles(presence: LotPresence, from_s: float, to_s: float, per_s: float = 4.0) -> None:
+    """The reader completes rounds (no tag answering) from ``from_s`` to ``to_s``."""
+    t = from_s
+    while t <= to_s:
+        presence.reader_cycle(ReaderCycle("r1", (0,), int(t * S)))
+        t += 1 / per_s
 
 
 def test_returned_and_unknown_semantics() -> None:
@@ -176,6 +195,7 @@ def test_returned_and_unknown_semantics() -> None:
     assert presence.state_of(epc) == "unknown"
     [seen] = presence.observe(TagObservation(epc, 1, -5000, 1 * S, "r1"))
     assert (seen.event, seen.previous) == ("tag_seen", "unknown")
+    _cycles(presence, 1.25, 20)
     [gone] = presence.tick(20 * S)
     assert gone.event == "tag_departed"
     [back] = presence.observe(TagObservation(epc, 1, -5000, 21 * S, "r1"))
@@ -185,9 +205,27 @@ def test_returned_and_unknown_semantics() -> None:
     assert unknown.state == "unknown" and unknown.event == "tag_unknown"
     assert presence.tick(3600 * S) == []
     presence.reader_online("r1", 3600 * S)
+    _cycles(presence, 3600, 3605)
     assert presence.tick(3605 * S) == []  # a fresh window after the reader returns
+    _cycles(presence, 3605.25, 3650)
     [after] = presence.tick(3650 * S)
     assert after.state == "missing"
+
+
+def test_a_missing_tag_stays_missing_when_its_reader_goes_down() -> None:
+    """Missing -> unknown would read as a return to whoever counts the missing; only a read is
+    one."""
+    epc = "AAAA0001"
+    presence = LotPresence([LotDefinition("L", frozenset({epc}), absence_window_s=10)], 0)
+    presence.observe(TagObservation(epc, 1, -5000, 1 * S, "r1"))
+    _cycles(presence, 1.25, 20)
+    [gone] = presence.tick(20 * S)
+    assert gone.state == "missing"
+    assert presence.reader_offline("r1", 21 * S) == []
+    assert presence.tick(3600 * S) == [] and presence.state_of(epc) == "missing"
+    presence.reader_online("r1", 3600 * S)
+    [back] = presence.observe(TagObservation(epc, 1, -5000, 3601 * S, "r1"))
+    assert (back.event, back.previous) == ("tag_returned", "missing")
 
 
 def test_never_read_tags_go_missing_after_the_lot_window_unless_a_reader_is_down() -> None:
@@ -196,7 +234,11 @@ def test_never_read_tags_go_missing_after_the_lot_window_unless_a_reader_is_down
     assert presence.tick(100 * S) == []
     presence.reader_online("r1", 100 * S)
     # the returning reader gets the lot's window to inventory it before anything is missed
+    _cycles(presence, 100, 101)
     assert presence.tick(101 * S) == []
+    # a window later, but the reader has not proved it was reading: still unknown
+    assert presence.tick(131 * S) == []
+    _cycles(presence, 101.25, 131)
     [missing] = presence.tick(131 * S)
     assert missing.previous == "unknown" and missing.state == "missing"
 
@@ -225,6 +267,7 @@ def test_pattern_lot_counts_members_never_read() -> None:
     [count] = presence.counts()
     assert (count.expected, count.present, count.unknown, count.missing) == (10, 7, 3, 0)
     presence.observe_rows("r1", [(e, 1, None, 30 * S) for e, *_ in rows[:7]])
+    _cycles(presence, 0, 35)
     assert presence.tick(35 * S) == []  # past the lot's window: the 3 never read are missing
     [count] = presence.counts()
     assert (count.expected, count.present, count.missing) == (10, 7, 3)
@@ -270,7 +313,8 @@ def test_inline_running_mean_matches_the_documented_rule() -> None:
     from edge.rfid.smoothing import updated_mean_gap
 
     policy = SmoothingPolicy(warmup_gaps=1, min_window_s=0.001)
-    presence = LotPresence([LotDefinition("L", frozenset({"AAAA0001"}))], 0, policy=policy)
+    lot = LotDefinition("L", frozenset({"AAAA0001"}), absence_window_s=0.001)
+    presence = LotPresence([lot], 0, policy=policy)
     rng = random.Random(11)
     t = S
     presence.observe_rows("r1", [("AAAA0001", 1, None, t)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contract import MessageType, TagObservation
 from edge.rfid.presence import LotDefinition
-from edge.rfid.reader import ReaderHealth
+from edge.rfid.reader import ReaderCycle, ReaderHealth
 from edge.rfid.smoothing import SmoothingPolicy
 from edge.rfid.station import RfidStation
 from edge.rfid.zones import ZoneDefinition
@@ -20,7 +20,8 @@ def _station(batch_max_reads: int = 500) -> RfidStation:
         [ZoneDefinition("bay-1", frozenset({1}), None, None),
          ZoneDefinition("door-1", frozenset({2}), None, None)],
         T0,
-        policy=SmoothingPolicy(min_window_s=1.0, max_window_s=5.0),
+        # 6 cycles of proof: a tag read 9 times in 10 per cycle is missed by all with p <= 1e-6
+        policy=SmoothingPolicy(min_window_s=1.0, max_window_s=5.0, cycle_read_probability=0.9),
         batch_max_reads=batch_max_reads, zone_margin_cdbm=300, zone_confirm_reads=2,
         zone_stale_s=10.0,
     )
@@ -51,21 +52,41 @@ def test_a_full_batch_goes_at_once() -> None:
     assert [t for t, _, _ in out.messages].count(MessageType.TAG_READS) == 1
 
 
+def _cycle(station: RfidStation, at_us: int) -> None:
+    station.on_cycle(ReaderCycle("dock-1", (0,), at_us))
+
+
 def test_a_silent_tag_goes_missing_but_a_dead_reader_makes_tags_unknown() -> None:
     station = _station()
     for i in range(12):  # a steady read rate teaches the departure window
         station.on_observations(_round(T0 + i * 500_000, EPCS))
+        _cycle(station, T0 + i * 500_000)
     last = T0 + 11 * 500_000
-    for i in range(1, 30):  # the reader keeps reading three of four tags
+    for i in range(1, 30):  # the reader keeps reading three of four tags, every round counted
         station.on_observations(_round(last + i * 500_000, EPCS[1:]))
+        _cycle(station, last + i * 500_000)
     out = station.tick(last + 30 * 500_000)
     gone = [b for t, b, _ in out.messages if t is MessageType.PRESENCE_CHANGE]
     assert [(b.epc, b.state) for b in gone] == [(EPCS[0], "missing")]
 
     offline = station.on_health(ReaderHealth("dock-1", False, "keepalive lost", last + 16_000_000))
-    states = {b.state for t, b, _ in offline.messages if t is MessageType.PRESENCE_CHANGE}
-    assert states == {"unknown"}
+    changed = {(b.epc, b.state) for t, b, _ in offline.messages
+               if t is MessageType.PRESENCE_CHANGE}
+    # the three present become unknown; the one proven gone stays missing
+    assert changed == {(e, "unknown") for e in EPCS[1:]}
     assert offline.observed[-1].online is False  # type: ignore[union-attr]
+
+
+def test_the_same_silence_without_read_cycles_is_unknown_not_missing() -> None:
+    station = _station()
+    for i in range(12):
+        station.on_observations(_round(T0 + i * 500_000, EPCS))
+        _cycle(station, T0 + i * 500_000)
+    last = T0 + 11 * 500_000
+    # The reader's power is cut: no read, no cycle, and the adapter has not noticed yet.
+    out = station.tick(last + 30 * 500_000)
+    changed = [(b.epc, b.state) for t, b, _ in out.messages if t is MessageType.PRESENCE_CHANGE]
+    assert sorted(changed) == sorted((e, "unknown") for e in EPCS)
 
 
 def test_a_move_between_zones_is_reported_once_confirmed() -> None:

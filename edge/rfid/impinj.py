@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Self
 
@@ -22,7 +23,7 @@ from contract import TagObservation, safejson
 from contract.safejson import JsonRefused
 from edge.refusals import REFUSALS, DeviceInputRefused
 from edge.rfid.checks import EPC_MAX_HEX, checked_epc, tag_read
-from edge.rfid.reader import HealthCallback, reader_health
+from edge.rfid.reader import CycleCallback, CyclesFromReads, HealthCallback, reader_health
 from ops.backoff import Backoff
 from ops.supervised import BatchSource, SessionLost, Supervised, describe
 
@@ -47,6 +48,9 @@ class ImpinjIotReaderConfig(BaseModel):
     preset_id: str = Field("pledgewatch", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     antenna_ports: list[int] = Field(default_factory=lambda: [1, 2, 3, 4], min_length=1)
     rf_mode: int | None = Field(None, ge=0)  # None: the reader's default for its region
+    # The stream reports no inventory rounds: a chunk with reads counts as one read cycle (the
+    # proof presence needs, edge/rfid/presence.py), at most one per this many seconds.
+    min_cycle_s: float = Field(0.25, gt=0)
 
 
 def inventory_preset(config: ImpinjIotReaderConfig) -> dict[str, Any]:
@@ -184,16 +188,25 @@ def parse_event(line: bytes, reader_id: str) -> TagObservation | None:
     )
 
 
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
 class ImpinjIotReader(BatchSource[list[TagObservation]]):
     """`TagReader` for the Impinj IoT interface's HTTP event stream."""
 
     retry_on = (httpx.HTTPError, OSError)
 
-    def __init__(self, config: ImpinjIotReaderConfig, on_health: HealthCallback) -> None:
+    def __init__(
+        self, config: ImpinjIotReaderConfig, on_health: HealthCallback,
+        on_cycle: CycleCallback | None = None,
+    ) -> None:
         super().__init__(config.id, reader_health(on_health),
                          backoff=Backoff(initial_s=0.5, maximum_s=30))
         self.reader_id = config.id
         self._config = config
+        self._on_cycle = on_cycle
+        self._cycles = CyclesFromReads(config.id, (0,), config.min_cycle_s)
         self.garbage_lines = 0
         self._set_up_failed = False
         self._client: httpx.AsyncClient | None = None
@@ -269,5 +282,9 @@ class ImpinjIotReader(BatchSource[list[TagObservation]]):
                     self.garbage_lines += 1
                     REFUSALS.refuse(ADAPTER, "line_too_long", self.reader_id)
                 if batch:
+                    # A cycle is judged by its time, so it may go before the batch.
+                    cycle = self._cycles.seen(batch, _now_us())
+                    if cycle is not None and self._on_cycle is not None:
+                        self._on_cycle(cycle)
                     await self.put(batch)
         raise SessionLost("stream ended")

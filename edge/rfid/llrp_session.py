@@ -3,11 +3,14 @@
 Control messages are built and read with `pyllrp` (it knows every LLRP parameter and checks our
 ROSpec against the spec); the tag stream (RO_ACCESS_REPORT) goes through the fast parser in
 llrp.py. One session: wait for the reader's ConnectionAttemptEvent, read its capabilities, set
-the keepalive, delete old ROSpecs, add/enable our ROSpec (antennas and report content from the
-config), then read reports and acknowledge KEEPALIVEs until something breaks; then report the
-reader offline, back off and start over. A reader that sends nothing (no report, no keepalive)
-for ``stale_after_s`` is treated as gone: the socket may still look open when a switch port or
-the reader's power died.
+the keepalive and AISpec event notifications, delete old ROSpecs, add/enable our ROSpec
+(antennas and report content from the config), then read reports and acknowledge KEEPALIVEs
+until something breaks; then report the reader offline, back off and start over. Every end of
+AISpec the reader announces is a completed read cycle (``on_cycle``): the proof presence needs
+before a silent tag is missing, sent whether or not a tag answered. A reader that announces no
+AISpec end falls back on its reports, one cycle per report interval at most. A reader that
+sends nothing (no report, no keepalive) for ``stale_after_s`` is treated as gone: the socket may
+still look open when a switch port or the reader's power died.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from contract import TagObservation
 from edge.refusals import REFUSALS, DeviceInputRefused
 from edge.rfid import llrp
 from edge.rfid.checks import tag_read
-from edge.rfid.reader import HealthCallback, reader_health
+from edge.rfid.reader import CycleCallback, HealthCallback, ReaderCycle, reader_health
 from ops.backoff import Backoff
 from ops.supervised import BatchSource, Supervised, describe
 
@@ -170,11 +173,19 @@ class LlrpReader(BatchSource[list[TagObservation]]):
 
     retry_on = (llrp.LlrpFrameError, LlrpSessionError, OSError, EOFError)  # OSError: timeouts
 
-    def __init__(self, config: LlrpReaderConfig, on_health: HealthCallback) -> None:
+    def __init__(
+        self, config: LlrpReaderConfig, on_health: HealthCallback,
+        on_cycle: CycleCallback | None = None,
+    ) -> None:
         super().__init__(config.id, reader_health(on_health),
                          backoff=Backoff(initial_s=0.5, maximum_s=30))
         self.reader_id = config.id
         self._config = config
+        self._on_cycle = on_cycle
+        self._antennas = tuple(config.antennas)
+        self._aispec_events = False  # the reader announces AISpec ends (this session)
+        self._last_report_cycle_us: int | None = None
+        self.cycles = 0
         self._msg_id = 1000
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -237,6 +248,7 @@ class LlrpReader(BatchSource[list[TagObservation]]):
         self._queue.clear()
         self._broken = None
         self._antennas_down.clear()
+        self._aispec_events = False
         self._reader, self._writer = await asyncio.wait_for(
             asyncio.open_connection(cfg.host, cfg.port), cfg.connect_timeout_s
         )
@@ -285,11 +297,39 @@ class LlrpReader(BatchSource[list[TagObservation]]):
                 ],
             )
         )
+        await self._ask_for_aispec_events()
         # ROSpecID 0 = all: a previous session's (or another client's) spec would otherwise
         # keep running beside ours and double every read.
         await self._transact(p.DELETE_ROSPEC_Message(MessageID=self._next_id(), ROSpecID=0))
         await self._transact(add_rospec_message(cfg, self._next_id()))
         await self._transact(p.ENABLE_ROSPEC_Message(MessageID=self._next_id(), ROSpecID=ROSPEC_ID))
+
+    async def _ask_for_aispec_events(self) -> None:
+        """Each end of an AISpec is a read cycle, even when no tag answered. Asked for on its
+        own: a reader that refuses it is still read, proving its cycles by its reports."""
+        p = llrp_def
+        try:
+            await self._transact(
+                p.SET_READER_CONFIG_Message(
+                    MessageID=self._next_id(),
+                    ResetToFactoryDefault=False,
+                    Parameters=[
+                        p.ReaderEventNotificationSpec_Parameter(
+                            Parameters=[
+                                p.EventNotificationState_Parameter(
+                                    EventType=p.NotificationEventType.AISpec_Event,
+                                    NotificationState=True,
+                                )
+                            ]
+                        )
+                    ],
+                )
+            )
+        except LlrpSessionError as err:
+            log.warning(
+                "reader refused AISpec event notifications; its reports prove its cycles",
+                extra={"reader": self.reader_id, "error": str(err)},
+            )
 
     def _next_id(self) -> int:
         self._msg_id = (self._msg_id + 1) & 0xFFFFFFFF
@@ -351,6 +391,8 @@ class LlrpReader(BatchSource[list[TagObservation]]):
         """Reports and keepalives are dealt with here; anything else is returned parsed."""
         if frame.msg_type == llrp.RO_ACCESS_REPORT:
             self._early += self._observations(frame)
+            if not self._aispec_events:
+                self._report_cycle()
             return None
         if frame.msg_type == llrp.KEEPALIVE:
             await self._send(llrp.encode_message(llrp.KEEPALIVE_ACK, frame.msg_id))
@@ -383,10 +425,38 @@ class LlrpReader(BatchSource[list[TagObservation]]):
                 batch, self._early = self._early, []
                 yield batch
 
+    def _cycle(self, at_us: int) -> None:
+        self.cycles += 1
+        if self._on_cycle is not None:
+            self._on_cycle(ReaderCycle(self.reader_id, self._antennas, at_us))
+
+    def _report_cycle(self) -> None:
+        """A reader that announces no AISpec end: a report proves it was reading, counted once
+        per report interval at most (a report of N tags may come mid-AISpec)."""
+        now = _now_us()
+        last = self._last_report_cycle_us
+        if last is not None and now - last < self._config.report_interval_ms * 1000:
+            return
+        self._last_report_cycle_us = now
+        self._cycle(now)
+
+    def _aispec_ended(self, message: Any) -> None:
+        # The reader's time, corrected, but never after we received it: a reader clock ahead
+        # would otherwise vouch for cycles that have not happened yet.
+        received = _now_us()
+        stamp = message.getFirstParameterByClass(llrp_def.UTCTimestamp_Parameter)
+        at_us = received if stamp is None else min(stamp.Microseconds + self._offset_us, received)
+        self._aispec_events = True
+        self._cycle(at_us)
+
     def _on_event(self, message: Any) -> None:
         p = llrp_def
         if message.getFirstParameterByClass(p.ConnectionCloseEvent_Parameter) is not None:
             raise LlrpSessionError("reader announced it is closing the connection")
+        aispec = message.getFirstParameterByClass(p.AISpecEvent_Parameter)
+        if aispec is not None and aispec.EventType == p.AISpecEventType.End_Of_AISpec:
+            self._aispec_ended(message)
+            return
         for antenna in message.getAllParametersByClass(p.AntennaEvent_Parameter):
             self._on_antenna(antenna.AntennaID, antenna.EventType)
         found = message.getFirstParameterByClass(p.ReaderExceptionEvent_Parameter)

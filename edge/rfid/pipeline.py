@@ -1,11 +1,11 @@
 """RFID pipeline: readers -> batched ``tag_reads`` telemetry, presence changes.
 
 Config + station + glue: adapters produce observations, ``RfidStation`` (edge/rfid/station.py)
-decides, the context emits; presence
-changes and reader health also go to the agent's alerting stage (``ctx.observe``,
-edge/alerting.py), which decides the tag-missing and reader-offline alerts. Reads are batched
-(up to ``batch_max_reads`` or ``batch_max_ms``) so a busy reader does not cost one MQTT
-message per read.
+decides, the context emits; the readers' completed read cycles go to the station (the proof
+presence needs before a silent tag is missing); presence changes and reader health also go to
+the agent's alerting stage (``ctx.observe``, edge/alerting.py), which decides the tag-missing
+and reader-offline alerts. Reads are batched (up to ``batch_max_reads`` or ``batch_max_ms``) so
+a busy reader does not cost one MQTT message per read.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from edge.rfid.epc import Gs1Pattern
 from edge.rfid.impinj import ImpinjIotReader, ImpinjIotReaderConfig
 from edge.rfid.llrp_session import LlrpReader, LlrpReaderConfig
 from edge.rfid.presence import LotDefinition
-from edge.rfid.reader import HealthCallback, ReaderHealth, TagReader
+from edge.rfid.reader import CycleCallback, HealthCallback, ReaderCycle, ReaderHealth, TagReader
 from edge.rfid.smoothing import SmoothingPolicy
 from edge.rfid.station import RfidOutput, RfidStation
 from edge.rfid.zebra import ZebraIotReader, ZebraIotReaderConfig
@@ -34,7 +34,7 @@ ReaderConfig = Annotated[
     ImpinjIotReaderConfig | LlrpReaderConfig | ZebraIotReaderConfig, Field(discriminator="kind")
 ]
 
-READER_FACTORIES: dict[str, Callable[[Any, HealthCallback], TagReader]] = {
+READER_FACTORIES: dict[str, Callable[[Any, HealthCallback, CycleCallback], TagReader]] = {
     "impinj_iot": ImpinjIotReader,
     "llrp": LlrpReader,
     "zebra_iot": ZebraIotReader,
@@ -49,6 +49,9 @@ class LotConfig(BaseModel):
     # GS1 id patterns, e.g. urn:epc:idpat:sgtin:0614141.812345.[1-500] (edge/rfid/epc.py)
     patterns: list[str] = Field(default_factory=list)
     absence_window_s: float = Field(30.0, gt=0)
+    # Longest unread move between antennas of the lot's zone (forklift trip); None: the
+    # absence window. No tag of the lot is declared missing sooner (docs/rfid.md).
+    move_window_s: float | None = Field(None, gt=0)
     # Readers covering the lot: while one is offline its never-read tags stay unknown.
     readers: list[str] = Field(default_factory=list)
 
@@ -65,6 +68,7 @@ class LotConfig(BaseModel):
             lot_id=self.id,
             epcs=frozenset(e.upper() for e in self.epcs),
             absence_window_s=self.absence_window_s,
+            move_window_s=self.move_window_s,
             patterns=tuple(Gs1Pattern.parse(p) for p in self.patterns),
             readers=frozenset(self.readers),
         )
@@ -99,6 +103,12 @@ class RfidSection(BaseModel):
     departure_tail_multiplier: float = Field(23.0, gt=0)
     min_window_s: float = Field(5.0, gt=0)
     max_window_s: float = Field(600.0, gt=0)
+    # The reader's proof before a silent tag is missing (edge/rfid/smoothing.py): read cycles
+    # enough that a tag read with this probability per cycle is missed by all of them with at
+    # most this probability; a reader without a cycle for cycle_silence_s proves nothing.
+    cycle_read_probability: float = Field(0.3, gt=0, lt=1)
+    false_missing_bound: float = Field(1e-6, gt=0, lt=1)
+    cycle_silence_s: float = Field(5.0, gt=0)
     batch_max_reads: int = Field(500, ge=1, le=10_000)
     batch_max_ms: int = Field(100, ge=1)
     tick_interval_s: float = Field(1.0, gt=0)
@@ -119,6 +129,9 @@ class RfidPipeline:
                 tail_multiplier=section.departure_tail_multiplier,
                 min_window_s=section.min_window_s,
                 max_window_s=section.max_window_s,
+                cycle_read_probability=section.cycle_read_probability,
+                false_missing_bound=section.false_missing_bound,
+                cycle_silence_s=section.cycle_silence_s,
             ),
             batch_max_reads=section.batch_max_reads,
             zone_margin_cdbm=section.zone_margin_cdbm,
@@ -139,8 +152,11 @@ class RfidPipeline:
         )
         self._hand_on(self.station.on_health(health))
 
+    def on_cycle(self, cycle: ReaderCycle) -> None:
+        self.station.on_cycle(cycle)
+
     async def _read(self, config: ReaderConfig) -> None:
-        reader = READER_FACTORIES[config.kind](config, self.on_health)
+        reader = READER_FACTORIES[config.kind](config, self.on_health, self.on_cycle)
         async with reader:
             async for batch in reader.batches():
                 self._hand_on(self.station.on_observations(batch))

@@ -1,12 +1,23 @@
 """Which tags of which lot are present, missing or unknown: a pure state machine.
 
-Theory of operation: every expected tag starts ``unknown``. A read makes it ``present``. A
-present tag that has not been read for longer than its own adaptive window (smoothing.py: a
-multiple of the mean gap between its reads, so rarely-read and often-read tags are judged
-alike) becomes ``missing`` (a ``tag_departed``); a read of a missing tag is a
-``tag_returned``. While the reader that last saw a tag is offline, the tag is ``unknown``, never
-``missing``: the absence of reads proves nothing then. Time is passed in (microseconds, in the
-gateway's clock), so tests drive it without sleeping.
+Theory of operation: every expected tag starts ``unknown``. A read, at any antenna of any
+reader, makes it ``present``. A present tag becomes ``missing`` (a ``tag_departed``) only when
+two things hold after its last read:
+
+- its window has passed: its own adaptive window (smoothing.py: a multiple of the mean gap
+  between its reads), never shorter than the lot's move window (a forklift trip between two
+  antennas of the lot's zone, whatever the read rate), and
+- the reader that last read it proved it was watching: it completed at least
+  ``policy.proof_cycles`` read cycles since that read (an inventory round that ended, whether
+  or not the tag answered: `reader_cycle`), the last of them after the window's end.
+
+A tag whose window has passed without that proof (its reader stopped cycling: power, network,
+a crashed reader still answering keepalives) becomes ``unknown``, never ``missing``, whatever
+the adapter's stale timer says; once the reader proves the rest, it goes on to ``missing``. A
+reader reported offline makes its present tags unknown at once. A missing tag stays missing
+until it is read (``tag_returned``): a reader going down proves nothing about a tag already
+proven gone. Time is passed in (microseconds, in the gateway's clock), so tests drive it
+without sleeping.
 
 Lots name their tags by an explicit EPC list, by GS1 id patterns (epc.py), or both. A pattern
 member becomes a tracked tag on its first read; members of a bounded pattern never read at all
@@ -15,11 +26,15 @@ report individually. Reads of tags in no lot are counted per EPC (``unexpected``
 dropped silently.
 
 Hot path: `observe_rows` costs one dictionary lookup and a few attribute updates per read;
-decoding and pattern matching happen once per distinct EPC.
+decoding and pattern matching happen once per distinct EPC. The proof costs reads nothing:
+each reader keeps the times of its last N + 1 cycles, and a tick asks, only for a tag past its
+window, whether the oldest of them ended after the tag's last read.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -27,6 +42,7 @@ from typing import Literal
 from contract import TagObservation
 from contract.messages import PresenceState
 from edge.rfid.epc import EpcDecoder, Gs1Pattern
+from edge.rfid.reader import ReaderCycle
 from edge.rfid.smoothing import GAP_AVERAGE_SPAN, SmoothingPolicy
 
 PresenceEvent = Literal["tag_departed", "tag_returned", "tag_seen", "tag_unknown"]
@@ -47,6 +63,20 @@ class LotDefinition:
     # Readers that cover the lot: while one is offline, tags of the lot never read are unknown.
     # Empty: any offline reader makes them unknown.
     readers: frozenset[str] = frozenset()
+    # The longest a tag of the lot may go unread while it is moved between antennas of the
+    # lot's zone (a forklift trip, docs/rfid.md): no tag is declared missing sooner, however
+    # fast its reader reads. None: the lot's absence window.
+    move_window_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.absence_window_s <= 0 or (self.move_window_s is not None
+                                          and self.move_window_s <= 0):
+            raise ValueError(f"lot {self.lot_id!r}: windows must be positive")
+
+    @property
+    def move_window_us(self) -> int:
+        window = self.absence_window_s if self.move_window_s is None else self.move_window_s
+        return int(window * 1_000_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +119,7 @@ class UnexpectedTag:
 
 class _Tag:
     __slots__ = (
+        "floor_us",
         "gaps",
         "last_seen_us",
         "lot",
@@ -99,15 +130,61 @@ class _Tag:
         "was_missing",
     )
 
-    def __init__(self, lot: str, warmup_window_us: int) -> None:
+    def __init__(self, lot: str, warmup_window_us: int, floor_us: int) -> None:
         self.lot = lot
         self.warmup_window_us = warmup_window_us
+        self.floor_us = floor_us  # never missing sooner: the lot's move window (or the policy's)
         self.state: PresenceState = _UNKNOWN
         self.last_seen_us = 0  # 0: never read
         self.reader: str | None = None
         self.gaps = 0
         self.mean_gap_us = 0.0
         self.was_missing = False
+
+
+class _ReaderLife:
+    """What a reader has proved: the end times of its last read cycles (as many as a proof
+    needs), over all its antennas and, for cycles that covered only some, per antenna."""
+
+    __slots__ = ("all_antennas", "last_cycle_us", "need", "read_on", "some_antennas")
+
+    def __init__(self, need: int) -> None:
+        self.need = need
+        self.all_antennas: deque[int] = deque(maxlen=need)
+        self.some_antennas: dict[int, deque[int]] = {}
+        # Antennas it read tags on, noted only once it reports cycles of some antennas: a
+        # cycle of antenna 2 says nothing of a tag last read on antenna 1.
+        self.read_on: set[int] = set()
+        self.last_cycle_us = 0
+
+    def add(self, antennas: tuple[int, ...], at_us: int) -> None:
+        at_us = max(at_us, self.last_cycle_us)  # kept in order, so counting can bisect
+        self.last_cycle_us = at_us
+        if not antennas or 0 in antennas:
+            self.all_antennas.append(at_us)
+            return
+        for antenna in set(antennas):
+            ends = self.some_antennas.get(antenna)
+            if ends is None:
+                ends = self.some_antennas[antenna] = deque(maxlen=self.need)
+            ends.append(at_us)
+
+    def proved_since(self, since_us: int) -> bool:
+        """At least ``need`` cycles ended after ``since_us`` on every antenna it inventories
+        (a tag may have moved to any of them)."""
+        every = self.all_antennas
+        need = self.need
+        if len(every) == need and every[0] > since_us:
+            return True
+        after = len(every) - bisect_right(every, since_us)
+        some = self.some_antennas
+        if not some:
+            return False
+        fewest = need
+        for antenna in some.keys() | self.read_on:
+            ends = some.get(antenna)
+            fewest = min(fewest, 0 if ends is None else len(ends) - bisect_right(ends, since_us))
+        return after + fewest >= need
 
 
 class _Unexpected:
@@ -135,9 +212,12 @@ class LotPresence:
     _pattern_members: dict[str, int] = field(init=False, default_factory=dict)
     _unexpected: dict[str, _Unexpected] = field(init=False, default_factory=dict)
     _offline_readers: set[str] = field(init=False, default_factory=set)
+    _readers: dict[str, _ReaderLife] = field(init=False, default_factory=dict)
     _now_us: int = field(init=False, default=0)
     # Per lot: since when its never-read tags have been given the chance to be read.
     _unread_since_us: dict[str, int] = field(init=False, default_factory=dict)
+    _min_floor_us: int = field(init=False, default=0)  # the shortest floor of any lot
+    _windows: dict[str, tuple[int, int]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._now_us = self.started_us
@@ -145,16 +225,24 @@ class LotPresence:
             if lot.lot_id in self._lots:
                 raise ValueError(f"lot {lot.lot_id!r} defined twice")
             self._lots[lot.lot_id] = lot
+            # One pair of int objects per lot, shared by its tags (100,000 tags: 6 MB less).
+            floor = max(self.policy.min_window_us, lot.move_window_us)
+            self._windows[lot.lot_id] = (max(int(lot.absence_window_s * 1_000_000), floor), floor)
             self._unread_since_us[lot.lot_id] = self.started_us
-            window = int(lot.absence_window_s * 1_000_000)
             for epc in lot.epcs:
                 owner = self._tags.get(epc)
                 if owner is not None:
                     raise ValueError(f"EPC {epc} is in lots {owner.lot!r} and {lot.lot_id!r}")
-                self._tags[epc] = _Tag(lot.lot_id, window)
+                self._tags[epc] = self._new_tag(lot)
             for pattern in lot.patterns:
                 self._patterns.append((pattern, lot))
             self._pattern_members[lot.lot_id] = 0
+        floors = [floor for _, floor in self._windows.values()]
+        self._min_floor_us = min(floors, default=self.policy.min_window_us)
+
+    def _new_tag(self, lot: LotDefinition) -> _Tag:
+        warmup, floor = self._windows[lot.lot_id]
+        return _Tag(lot.lot_id, warmup, floor)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -181,6 +269,10 @@ class LotPresence:
         tags = self._tags
         changes: list[PresenceChange] = []
         span = GAP_AVERAGE_SPAN
+        life = self._readers.get(reader_id)
+        if life is not None and life.some_antennas:  # rare: cycles that cover some antennas
+            rows = list(rows)
+            life.read_on.update(row[1] for row in rows)
         # A reader reported offline may still deliver reads (one antenna of four cut): those
         # tags turn present, while the silent ones stay unknown until the reader is online.
         for epc, _antenna, _rssi, at_us in rows:
@@ -213,8 +305,7 @@ class LotPresence:
             decoded = self.decoder.decode(epc)
             for pattern, lot in self._patterns:
                 if pattern.matches(decoded):
-                    tag = _Tag(lot.lot_id, int(lot.absence_window_s * 1_000_000))
-                    self._tags[epc] = tag
+                    tag = self._tags[epc] = self._new_tag(lot)
                     self._pattern_members[lot.lot_id] += 1
                     return tag
         self.unexpected_reads += 1
@@ -229,12 +320,22 @@ class LotPresence:
 
     # -- reader health ---------------------------------------------------------------------
 
+    def reader_cycle(self, cycle: ReaderCycle) -> None:
+        """A reader finished an inventory round: proof that its silent tags were looked for."""
+        life = self._readers.get(cycle.reader_id)
+        if life is None:
+            # The round that read a tag ends after the read, so it is among the cycles "after"
+            # it: one more than the proof's N.
+            life = self._readers[cycle.reader_id] = _ReaderLife(self.policy.proof_cycles + 1)
+        life.add(cycle.antennas, cycle.at_us)
+
     def reader_offline(self, reader_id: str, now_us: int) -> list[PresenceChange]:
+        """Its present tags become unknown; missing ones stay missing (proven gone before)."""
         self._offline_readers.add(reader_id)
         return [
             self._move(epc, tag, _UNKNOWN, now_us)
             for epc, tag in self._tags.items()
-            if tag.reader == reader_id and tag.state is not _UNKNOWN
+            if tag.reader == reader_id and tag.state is _PRESENT
         ]
 
     def reader_online(self, reader_id: str, now_us: int) -> None:
@@ -245,26 +346,31 @@ class LotPresence:
             if tag.reader == reader_id and tag.state is _UNKNOWN:
                 tag.last_seen_us = max(tag.last_seen_us, now_us)
         for lot_id, lot in self._lots.items():
-            if not lot.readers or reader_id in lot.readers:
+            covers = not lot.readers or reader_id in lot.readers
+            if covers:
                 self._unread_since_us[lot_id] = max(self._unread_since_us[lot_id], now_us)
 
     # -- time ------------------------------------------------------------------------------
 
     def tick(self, now_us: int) -> list[PresenceChange]:
-        """Declare departures: tags silent for longer than their window."""
+        """Declare departures (window passed, reader proven watching) and unknowns (window
+        passed, reader not proven watching)."""
         self._now_us = max(self._now_us, now_us)
         changes: list[PresenceChange] = []
         policy = self.policy
-        floor = policy.min_window_us
+        floor = self._min_floor_us
         warmup = policy.warmup_gaps
         window_us = policy.window_us
+        silence = policy.cycle_silence_us
         offline = self._offline_readers
+        readers = self._readers
+        unread_proven: dict[str, bool] = {}
         for epc, tag in self._tags.items():
             state = tag.state
             if state is _MISSING:
                 continue
             last = tag.last_seen_us
-            if now_us - last <= floor:
+            if now_us - last <= floor or now_us - last <= tag.floor_us:
                 continue
             if state is _PRESENT:
                 if tag.reader in offline:
@@ -274,22 +380,69 @@ class LotPresence:
                     if tag.gaps >= warmup
                     else tag.warmup_window_us
                 )
-                if now_us - last > window:
+                window = max(window, tag.floor_us)
+                if now_us - last <= window:
+                    continue
+                life = readers.get(tag.reader)  # type: ignore[arg-type]
+                if (
+                    life is not None
+                    and life.last_cycle_us >= last + window
+                    and life.proved_since(last)
+                ):
                     changes.append(self._move(epc, tag, _MISSING, now_us))
+                elif life is None or now_us - life.last_cycle_us > silence:
+                    # Silent past its window, but its reader has stopped proving that it reads:
+                    # the silence says nothing about the tag. (A reader still cycling is given
+                    # the time to complete the proof.)
+                    changes.append(self._move(epc, tag, _UNKNOWN, now_us))
                 continue
-            # unknown: never read, or its reader was offline
+            # unknown: never read, or its reader was offline or silent
             if tag.reader is None:
                 if offline and self._covered_by_offline(tag.lot):
                     continue
-                if now_us - self._unread_since_us[tag.lot] > tag.warmup_window_us:
+                if now_us - self._unread_since_us[tag.lot] <= tag.warmup_window_us:
+                    continue
+                proven = unread_proven.get(tag.lot)
+                if proven is None:
+                    proven = unread_proven[tag.lot] = self._unread_proven(tag.lot)
+                if proven:
                     changes.append(self._move(epc, tag, _MISSING, now_us))
                 continue
             if tag.reader in offline:
                 continue
             window = max(window_us(tag.mean_gap_us, tag.gaps, 0), tag.warmup_window_us)
-            if now_us - last > window:
+            if now_us - last <= window:
+                continue
+            life = readers.get(tag.reader)
+            if (
+                life is not None
+                and life.last_cycle_us >= last + window
+                and life.proved_since(last)
+            ):
                 changes.append(self._move(epc, tag, _MISSING, now_us))
         return changes
+
+    def _unread_window_us(self, lot: LotDefinition) -> int:
+        return max(int(lot.absence_window_s * 1_000_000), lot.move_window_us,
+                   self.policy.min_window_us)
+
+    def _unread_proven(self, lot_id: str) -> bool:
+        """Every reader covering the lot (its ``readers``, or every reader known) completed the
+        proof since the lot's never-read tags were last given their chance, the last cycle
+        after the lot's window."""
+        lot = self._lots[lot_id]
+        since = self._unread_since_us[lot_id] + self._unread_window_us(lot)
+        covering = lot.readers or self._readers.keys()
+        if not covering:
+            return False
+        start = self._unread_since_us[lot_id]
+        for reader_id in covering:
+            life = self._readers.get(reader_id)
+            if life is None or life.last_cycle_us < since:
+                return False
+            if not life.proved_since(start):
+                return False
+        return True
 
     def _covered_by_offline(self, lot_id: str) -> bool:
         readers = self._lots[lot_id].readers
@@ -307,8 +460,9 @@ class LotPresence:
             if unseen:
                 lot = self._lots[lot_id]
                 since = self._unread_since_us[lot_id]
-                late = self._now_us - since > int(lot.absence_window_s * 1_000_000)
-                if late and not (self._offline_readers and self._covered_by_offline(lot_id)):
+                late = self._now_us - since > self._unread_window_us(lot)
+                if (late and not (self._offline_readers and self._covered_by_offline(lot_id))
+                        and self._unread_proven(lot_id)):
                     c[_MISSING] += unseen
                 else:
                     c[_UNKNOWN] += unseen
@@ -346,7 +500,8 @@ class LotPresence:
         tag = self._tags.get(epc)
         if tag is None:
             return None
-        return self.policy.window_us(tag.mean_gap_us, tag.gaps, tag.warmup_window_us) / 1e6
+        window = self.policy.window_us(tag.mean_gap_us, tag.gaps, tag.warmup_window_us)
+        return max(window, tag.floor_us) / 1e6
 
     @property
     def tracked_tags(self) -> int:

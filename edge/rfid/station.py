@@ -2,7 +2,8 @@
 
 Theory of operation. The station holds the pure deciders (``LotPresence`` for present, missing
 and unknown; ``ZoneTracker`` for zone moves) and the read batches not yet sent. Each call takes
-values (a batch of observations, a reader's health, the time) and returns an ``RfidOutput``:
+values (a batch of observations, a reader's health or completed read cycle, the time) and
+returns an ``RfidOutput``:
 the messages to emit, each with the moment it is about, and what the agent's alerting stage
 must see that is not a message (presence changes, reader health; edge/alerting.py). The glue
 (edge/rfid/pipeline.py) runs the readers and the timers and hands the output to the context.
@@ -25,7 +26,7 @@ from contract import (
 from contract.messages import TagZoneBody, UnexpectedTag, UnexpectedTagsBody
 from edge.alerting import Observation
 from edge.rfid.presence import LotDefinition, LotPresence, PresenceChange
-from edge.rfid.reader import ReaderHealth
+from edge.rfid.reader import ReaderCycle, ReaderHealth
 from edge.rfid.smoothing import SmoothingPolicy
 from edge.rfid.zones import ZoneDefinition, ZoneTracker
 
@@ -89,6 +90,10 @@ class RfidStation:
             out = self._changes(self.presence.reader_offline(health.reader_id, health.at_us))
         out.observed.append(health)
         return out
+
+    def on_cycle(self, cycle: ReaderCycle) -> None:
+        """A reader's completed read cycle: nothing to emit, the proof presence waits for."""
+        self.presence.reader_cycle(cycle)
 
     def on_observations(self, batch: list[TagObservation]) -> RfidOutput:
         changes = self.presence.observe_batch(batch)

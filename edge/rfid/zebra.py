@@ -29,7 +29,7 @@ from contract.bounds import time_us_in_range
 from contract.safejson import JsonRefused
 from edge.refusals import REFUSALS, DeviceInputRefused
 from edge.rfid.checks import RSSI_CDBM_MAX, RSSI_CDBM_MIN, checked_epc, tag_read
-from edge.rfid.reader import HealthCallback, reader_health
+from edge.rfid.reader import CycleCallback, CyclesFromReads, HealthCallback, reader_health
 from ops.backoff import Backoff
 from ops.supervised import BatchSource, Supervised, describe
 
@@ -65,6 +65,10 @@ class ZebraIotReaderConfig(BaseModel):
     # every connect sends ``set_mode`` (SIMPLE, EPC format, the metadata below) and ``start``.
     command_topic: str | None = None
     tag_metadata: list[TagMetadata] = Field(default_factory=lambda: list(DEFAULT_TAG_METADATA))
+    # Tag events carry no inventory round: a message with reads counts as one read cycle (the
+    # proof presence needs, edge/rfid/presence.py), at most one per this many seconds.
+    # Heartbeats prove the reader is up, not that it reads: they count for nothing.
+    min_cycle_s: float = Field(0.25, gt=0)
 
 
 def set_up_commands(config: ZebraIotReaderConfig, command_id: str) -> list[dict[str, Any]]:
@@ -187,11 +191,16 @@ class ZebraIotReader(BatchSource[list[TagObservation]]):
 
     retry_on = (aiomqtt.MqttError,)
 
-    def __init__(self, config: ZebraIotReaderConfig, on_health: HealthCallback) -> None:
+    def __init__(
+        self, config: ZebraIotReaderConfig, on_health: HealthCallback,
+        on_cycle: CycleCallback | None = None,
+    ) -> None:
         super().__init__(config.id, reader_health(on_health),
                          backoff=Backoff(initial_s=0.5, maximum_s=30))
         self.reader_id = config.id
         self._config = config
+        self._on_cycle = on_cycle
+        self._cycles = CyclesFromReads(config.id, (0,), config.min_cycle_s)
         self._offset_us: int | None = None
         self.bad_events = 0
 
@@ -263,4 +272,9 @@ class ZebraIotReader(BatchSource[list[TagObservation]]):
                     owner.up("reader heartbeat")
                 if parsed.observations:
                     owner.up("tag events flowing")
-                    await self.put(self._in_gateway_time(parsed.observations))
+                    batch = self._in_gateway_time(parsed.observations)
+                    # A cycle is judged by its time, so it may go before the batch.
+                    cycle = self._cycles.seen(batch, _now_us())
+                    if cycle is not None and self._on_cycle is not None:
+                        self._on_cycle(cycle)
+                    await self.put(batch)
