@@ -1,7 +1,7 @@
 """Gate camera throughput: motion-gated detection + plate OCR vs. full-frame OCR on every frame.
 
     python -m benchmarks camera [--frames 300] [--baseline-frames 12] [--seed 0]
-                                [--label-photos 20] [--labels-only]
+                                [--label-photos 20] [--labels-only] [--real DIR | --no-real]
 
 A 1280x720 gate video is rendered (80 % of frames static: empty gate with sensor noise), written
 as an MJPEG AVI and decoded with OpenCV, as a camera stream would be. Ours: ``GateWatch`` on every
@@ -19,8 +19,12 @@ zxing-cpp's encoder and degraded as a camera does: perspective, rotation, blur, 
 contrast, JPEG; firmware_sim/camera/label_photos.py), read by ``edge.vision.labels`` and, as the
 baseline in the same run, by the reader it replaced (zxing-cpp restricted to Code 128,
 DataMatrix, QR and EAN/UPC, its default options) and by zxing-cpp with default options and all
-formats. Figures: share read exactly, CPU ms p50/p95 per picture, per symbology too. Last line:
-one JSON object.
+formats. Figures: share read exactly, CPU ms p50/p95 per picture, per symbology too.
+
+Real plates: when the real photographs are on this machine (``--real DIR``, by default where
+``training.evaluate_plates`` looks), the detector's recall and precision and the read time on
+their validation split, per source (``python -m training.evaluate_plates --real`` reports more).
+Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -94,6 +98,29 @@ def _labels(per_symbology: int, seed: int) -> dict[str, Any]:
     return out
 
 
+def _real(data: Path | None) -> dict[str, Any]:
+    """The detector on the real photographs' validation split, if they are on this machine."""
+    from training.evaluate_plates import DEFAULT_MODEL, REAL_DATA, evaluate_real
+
+    data = data or REAL_DATA
+    if not (data / "labels.jsonl").exists():
+        print(f"camera: no real photographs at {data}: real figures left out")
+        return {}
+    report = evaluate_real(DEFAULT_MODEL, data)
+    rows: list[tuple[str, Any]] = []
+    figures: dict[str, Any] = {}
+    for source, f in report["by_source"].items():
+        rows.append((source, f))
+        if "detector_recall_iou50" in f:
+            figures[f"real_{source}_recall"] = f["detector_recall_iou50"]
+            figures[f"real_{source}_precision"] = f["detector_precision_iou50"]
+        if "read_exactly" in f:
+            figures[f"real_{source}_read"] = f["read_exactly"]
+        figures[f"real_{source}_read_ms_p95"] = f["read_ms_p50_p95"][1]
+    print_table(f"camera: real photographs, validation split ({report['images']} images)", rows)
+    return figures
+
+
 def _print_labels(figures: dict[str, Any]) -> None:
     rows: list[tuple[str, Any]] = [("photos", figures["photos"])]
     for name in ("ours", "old", "zxing_default"):
@@ -114,6 +141,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--label-photos", type=int, default=20, help="per symbology")
     parser.add_argument("--labels-only", action="store_true", help="skip the gate video")
+    parser.add_argument("--real", type=Path, default=None, metavar="DIR",
+                        help="the real plate photographs (default: training.evaluate_plates')")
+    parser.add_argument("--no-real", action="store_true", help="skip the real photographs")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     labels = _labels(args.label_photos, args.seed) if args.label_photos > 0 else None
@@ -132,6 +162,7 @@ def main(argv: list[str]) -> int:
     if args.labels_only:
         print_figures({**label_figures, "peak_rss_mb": peak_rss_mb()})
         return 0
+    real_figures = {} if args.no_real else _real(args.real)
 
     from decisions.plate_format import match
     from edge.vision.capture import VideoSource
@@ -225,6 +256,7 @@ def main(argv: list[str]) -> int:
         "ratio": round(fps / baseline_fps, 1),
         "plate_ms_p95": round(p95, 1) if plate_ms else None,
         **label_figures,
+        **real_figures,
         "peak_rss_mb": peak_rss_mb(),
     })
     return 0
