@@ -27,6 +27,7 @@ of eight or more digits: an SSCC or GTIN, or a batch/expiry line).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -83,7 +84,10 @@ _ENLARGE = 2.0  # 1.5 read fewer, 2.5 no more and slower (benchmarks camera, 280
 _CROP_SIDE = 1400  # an enlarged crop stays below this many pixels a side
 
 
-def _patches(grey: np.ndarray) -> list[tuple[tuple[float, float], tuple[float, float], float]]:
+Rect = tuple[Sequence[float], Sequence[float], float]  # OpenCV's rotated rectangle
+
+
+def _patches(grey: np.ndarray) -> list[Rect]:
     """Rotated rectangles (centre, size, angle) around the largest patches of dense edges."""
     if min(grey.shape[:2]) < 32:
         return []
@@ -105,8 +109,7 @@ def _patches(grey: np.ndarray) -> list[tuple[tuple[float, float], tuple[float, f
     return rects
 
 
-def _upright(grey: np.ndarray, rect: tuple[tuple[float, float], tuple[float, float], float]
-             ) -> tuple[np.ndarray, np.ndarray]:
+def _upright(grey: np.ndarray, rect: Rect) -> tuple[np.ndarray, np.ndarray]:
     """The patch cut out with a margin, turned upright and enlarged; and the way back."""
     (cx, cy), (w, h), angle = rect
     w, h = w * 1.3 + 16, h * 1.3 + 16

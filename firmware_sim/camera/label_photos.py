@@ -128,7 +128,7 @@ def photograph(label: np.ndarray, module: int, rng: random.Random, strength: flo
     cell over 2.5 to 5 (less is out of any reader's reach); the label stays inside the picture.
     """
     width, height = size
-    img = _background(rng, width, height).astype(np.float32)
+    img: np.ndarray = _background(rng, width, height).astype(np.float32)
     lh, lw = label.shape[:2]
     scale = (rng.uniform(2.5, 5.0) if matrix else rng.uniform(1.6, 3.5)) / module
     scale = min(scale, 0.9 * min(width, height) / max(lh, lw))
@@ -165,7 +165,7 @@ def photograph(label: np.ndarray, module: int, rng: random.Random, strength: flo
         img = cv2.GaussianBlur(img, (0, 0), sigma)
     if rng.random() < 0.25 * strength:  # the pallet or the hand moved
         k = rng.randint(3, 7)
-        kernel = np.zeros((k, k), np.float32)
+        kernel: np.ndarray = np.zeros((k, k), np.float32)
         kernel[k // 2, :] = 1 / k
         kernel = cv2.warpAffine(kernel, cv2.getRotationMatrix2D(((k - 1) / 2, (k - 1) / 2),
                                                                 rng.uniform(0, 180), 1.0), (k, k))
