@@ -22,8 +22,8 @@ DataMatrix, QR and EAN/UPC, its default options) and by zxing-cpp with default o
 formats. Figures: share read exactly, CPU ms p50/p95 per picture, per symbology too.
 
 Real plates: when the real photographs are on this machine (``--real DIR``, by default where
-``training.evaluate_plates`` looks), the detector's recall and precision and the read time on
-their validation split, per source (``python -m training.evaluate_plates --real`` reports more).
+``edge.vision.evaluate`` looks), the detector's recall and precision and the read time on
+their validation split, per source (``python -m edge.vision.evaluate --real`` reports more).
 Last line: one JSON object.
 """
 
@@ -100,7 +100,8 @@ def _labels(per_symbology: int, seed: int) -> dict[str, Any]:
 
 def _real(data: Path | None) -> dict[str, Any]:
     """The detector on the real photographs' validation split, if they are on this machine."""
-    from training.evaluate_plates import DEFAULT_MODEL, REAL_DATA, evaluate_real
+    from edge.vision.detector import DEFAULT_MODEL
+    from edge.vision.evaluate import REAL_DATA, evaluate_real
 
     data = data or REAL_DATA
     if not (data / "labels.jsonl").exists():
@@ -142,7 +143,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--label-photos", type=int, default=20, help="per symbology")
     parser.add_argument("--labels-only", action="store_true", help="skip the gate video")
     parser.add_argument("--real", type=Path, default=None, metavar="DIR",
-                        help="the real plate photographs (default: training.evaluate_plates')")
+                        help="the real plate photographs (default: edge.vision.evaluate's)")
     parser.add_argument("--no-real", action="store_true", help="skip the real photographs")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)

@@ -11,10 +11,11 @@ from pathlib import Path
 import cv2
 import pytest
 
+from edge.vision import evaluate
+from edge.vision.detector import DEFAULT_MODEL
+from edge.vision.evaluate import REAL_DATA, SPLIT_FILE, evaluate_real, validation_split
 from firmware_sim.camera.plates import PlateSpec
 from firmware_sim.camera.scenes import gate_scene
-from training import evaluate_plates
-from training.evaluate_plates import REAL_DATA, SPLIT_FILE, evaluate_real, validation_split
 
 _VIDEO = re.compile(r"(?:train|valid)_((?:day|night)ride_type\d+_\d+)\.mp4")
 
@@ -61,9 +62,9 @@ def test_evaluate_real_reports_per_source_with_boxes_and_texts(
          "boxes": [list(scene.plates[0].box)], "texts": ["AB123CD"]},
     ]
     (tmp_path / "labels.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    monkeypatch.setattr(evaluate_plates, "validation_split",
+    monkeypatch.setattr(evaluate, "validation_split",
                         lambda: {"images/a/scene.jpg", "images/a/nothing.jpg"})
-    report = evaluate_real(evaluate_plates.DEFAULT_MODEL, tmp_path)
+    report = evaluate_real(DEFAULT_MODEL, tmp_path)
     assert report["images"] == 2  # the file outside the split is not looked at
     figures = report["by_source"]["a"]
     assert report["by_region"]["eu"] == figures  # one source, one region: the same figures

@@ -26,7 +26,6 @@ from firmware_sim.camera.scenes import Scene, closeup_scene, gate_scene
 log = logging.getLogger(__name__)
 
 MODEL_YAML = Path(__file__).with_name("plate_detector.yaml")
-SPLIT_FILE = Path(__file__).with_name("plates_real_split.json")  # never trained on
 DEFAULT_OUT = Path(__file__).parent / "models" / "plate_detector.onnx"
 
 
@@ -150,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--real", type=Path, default=None, metavar="DIR",
                         help="add the real photographs in DIR (labels.jsonl), less the "
-                             "validation split of training/plates_real_split.json")
+                             "validation split of edge/vision/plates_real_split.json")
     parser.add_argument("--hours", type=float, default=None, help="stop training after this")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep the dataset and run here (default: a temporary folder)")
@@ -161,9 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         data = render_dataset(workdir / "data", args.train_images, args.val_images, args.seed)
         if args.real is not None:
-            split = json.loads(SPLIT_FILE.read_text(encoding="utf-8"))["validation"]
+            from edge.vision.evaluate import validation_split
+
             log.info("real photographs added", extra={
-                "count": add_real(workdir / "data", args.real, set(split))})
+                "count": add_real(workdir / "data", args.real, validation_split())})
         out = train(data, out=args.out, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
                     workdir=workdir, threads=args.threads, hours=args.hours)
     print(json.dumps({"model": str(out), "bytes": out.stat().st_size}))
