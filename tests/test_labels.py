@@ -4,8 +4,12 @@ the OCR fallback kept off the frame loop."""
 
 from __future__ import annotations
 
+import json
 import random
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,6 +20,8 @@ from edge.vision.ocr import OcrBudget, TextLine
 from edge.vision.stack import LabelSpot, StackWatch
 from firmware_sim.camera.label_photos import SYMBOLOGIES, label_photos, symbol
 from firmware_sim.camera.scenes import stack_scene
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _read(image: np.ndarray, truth: str) -> bool:
@@ -150,3 +156,19 @@ def test_a_readable_label_never_calls_ocr() -> None:
                                                                    second * 1_000_000).readings}
     assert reader.calls == []
     assert symbologies == {"Code128", "DataMatrix", "QRCode", "EAN13"}
+
+
+def test_cli_reads_label_text_only_when_asked(tmp_path: Path) -> None:
+    torn = tmp_path / "torn.png"
+    cv2.imwrite(str(torn), stack_scene(random.Random(2), 1280, 720, damaged=True).image)
+
+    def labels(*args: str) -> list[dict[str, str]]:
+        done = subprocess.run([sys.executable, "-m", "edge", "recognize", "--labels-only", *args,
+                               str(torn)], cwd=REPO, capture_output=True, text=True, timeout=240,
+                              check=True)
+        return json.loads(done.stdout)["labels"]
+
+    assert labels() == []  # no symbol reads, and the slow text detector is not run
+    printed = labels("--label-text")
+    assert printed and {label["format"] for label in printed} == {"text"}
+    assert any("SSCC" in label["text"].upper() for label in printed)
