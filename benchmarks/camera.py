@@ -1,6 +1,7 @@
 """Gate camera throughput: motion-gated detection + plate OCR vs. full-frame OCR on every frame.
 
     python -m benchmarks camera [--frames 300] [--baseline-frames 12] [--seed 0]
+                                [--label-photos 20] [--labels-only] [--real DIR | --no-real]
 
 A 1280x720 gate video is rendered (80 % of frames static: empty gate with sensor noise), written
 as an MJPEG AVI and decoded with OpenCV, as a camera stream would be. Ours: ``GateWatch`` on every
@@ -11,8 +12,19 @@ Baseline: RapidOCR detection + recognition on the whole frame, every frame, plat
 Figures: effective frames/s per core (frames / CPU seconds of this process, ONNX Runtime and
 OpenCV on one thread), ms per plate read (detection on the full frame + OCR of the plate, timed
 on every frame that shows a vehicle; CPU time of the thread, so that other load on the machine
-does not count, wall clock shown too) p50/p95, passages read correctly, peak RSS. Last line: one
-JSON object.
+does not count, wall clock shown too) p50/p95, passages read correctly, peak RSS.
+
+Labels: ``--label-photos`` photographs per symbology (14 symbologies, 960x720, made by
+zxing-cpp's encoder and degraded as a camera does: perspective, rotation, blur, glare, low
+contrast, JPEG; firmware_sim/camera/label_photos.py), read by ``edge.vision.labels`` and, as the
+baseline in the same run, by the reader it replaced (zxing-cpp restricted to Code 128,
+DataMatrix, QR and EAN/UPC, its default options) and by zxing-cpp with default options and all
+formats. Figures: share read exactly, CPU ms p50/p95 per picture, per symbology too.
+
+Real plates: when the real photographs are on this machine (``--real DIR``, by default where
+``edge.vision.evaluate`` looks), the detector's recall and precision and the read time on
+their validation split, per source (``python -m edge.vision.evaluate --real`` reports more).
+Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -21,7 +33,10 @@ import argparse
 import random
 import tempfile
 import time
+from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -39,13 +54,116 @@ def _render(path: Path, frames: int, seed: int) -> tuple[list[str], set[int]]:
     return [p.plate.text for p in script], visible
 
 
+_OLD_LABEL_FORMATS = "Code128,DataMatrix,QRCode,EAN13,EAN8,UPCA,UPCE"  # before issue 12
+
+
+def _labels(per_symbology: int, seed: int) -> dict[str, Any]:
+    """Photographed labels read by ours and by the two baselines; figures per reader."""
+    import zxingcpp
+
+    from edge.vision.labels import read_symbols
+    from firmware_sim.camera.label_photos import label_photos
+
+    old_formats = zxingcpp.barcode_formats_from_str(_OLD_LABEL_FORMATS)
+    readers: dict[str, Callable[[np.ndarray], list[str]]] = {
+        "ours": lambda img: [r.text for r in read_symbols(img)],
+        "old": lambda img: [b.text for b in zxingcpp.read_barcodes(img, formats=old_formats)],
+        "zxing_default": lambda img: [b.text for b in zxingcpp.read_barcodes(img)],
+    }
+    right: dict[str, dict[str, int]] = {name: defaultdict(int) for name in readers}
+    ms: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in readers}
+    count: dict[str, int] = defaultdict(int)
+    for photo in label_photos(per_symbology, seed=seed):
+        count[photo.symbology] += 1
+        for name, read in readers.items():
+            started = time.thread_time()
+            texts = read(photo.image)
+            ms[name][photo.symbology].append((time.thread_time() - started) * 1000)
+            right[name][photo.symbology] += photo.truth in texts
+    total = sum(count.values())
+    out: dict[str, Any] = {"photos": total}
+    for name in readers:
+        every = [t for times in ms[name].values() for t in times]
+        out[name] = {
+            "read": round(sum(right[name].values()) / total, 3),
+            "ms_p50": round(float(np.percentile(every, 50)), 1),
+            "ms_p95": round(float(np.percentile(every, 95)), 1),
+            "per_symbology": {
+                s: {"read": f"{right[name][s]}/{count[s]}",
+                    "ms_p50": round(float(np.percentile(ms[name][s], 50)), 1),
+                    "ms_p95": round(float(np.percentile(ms[name][s], 95)), 1)}
+                for s in count
+            },
+        }
+    return out
+
+
+def _real(data: Path | None) -> dict[str, Any]:
+    """The detector on the real photographs' validation split, if they are on this machine."""
+    from edge.vision.detector import DEFAULT_MODEL
+    from edge.vision.evaluate import REAL_DATA, evaluate_real
+
+    data = data or REAL_DATA
+    if not (data / "labels.jsonl").exists():
+        print(f"camera: no real photographs at {data}: real figures left out")
+        return {}
+    report = evaluate_real(DEFAULT_MODEL, data)
+    rows: list[tuple[str, Any]] = []
+    figures: dict[str, Any] = {}
+    for source, f in report["by_source"].items():
+        rows.append((source, f))
+        if "detector_recall_iou50" in f:
+            figures[f"real_{source}_recall"] = f["detector_recall_iou50"]
+            figures[f"real_{source}_precision"] = f["detector_precision_iou50"]
+        if "read_exactly" in f:
+            figures[f"real_{source}_read"] = f["read_exactly"]
+        figures[f"real_{source}_read_ms_p95"] = f["read_ms_p50_p95"][1]
+    print_table(f"camera: real photographs, validation split ({report['images']} images)", rows)
+    return figures
+
+
+def _print_labels(figures: dict[str, Any]) -> None:
+    rows: list[tuple[str, Any]] = [("photos", figures["photos"])]
+    for name in ("ours", "old", "zxing_default"):
+        f = figures[name]
+        rows.append((f"{name}: read / p50 ms / p95 ms",
+                     f"{f['read']:.3f} / {f['ms_p50']} / {f['ms_p95']}"))
+    for s in figures["ours"]["per_symbology"]:
+        cells = [figures[n]["per_symbology"][s] for n in ("ours", "old", "zxing_default")]
+        rows.append((f"  {s} (ours | old | default)",
+                     " | ".join(f"{c['read']} {c['ms_p50']}/{c['ms_p95']} ms" for c in cells)))
+    print_table("camera: photographed pallet labels, 960x720 (read, CPU ms p50/p95)", rows)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks camera", description=__doc__)
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--baseline-frames", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--label-photos", type=int, default=20, help="per symbology")
+    parser.add_argument("--labels-only", action="store_true", help="skip the gate video")
+    parser.add_argument("--real", type=Path, default=None, metavar="DIR",
+                        help="the real plate photographs (default: edge.vision.evaluate's)")
+    parser.add_argument("--no-real", action="store_true", help="skip the real photographs")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
+    labels = _labels(args.label_photos, args.seed) if args.label_photos > 0 else None
+    if labels is not None:
+        _print_labels(labels)
+    label_figures = {} if labels is None else {
+        "labels_read": labels["ours"]["read"],
+        "labels_ms_p50": labels["ours"]["ms_p50"],
+        "labels_ms_p95": labels["ours"]["ms_p95"],
+        "labels_baseline_read": labels["old"]["read"],
+        "labels_baseline_ms_p95": labels["old"]["ms_p95"],
+        "labels_zxing_default_read": labels["zxing_default"]["read"],
+        "labels_zxing_default_ms_p95": labels["zxing_default"]["ms_p95"],
+        "labels_per_symbology": {s: v["read"] for s, v in labels["ours"]["per_symbology"].items()},
+    }
+    if args.labels_only:
+        print_figures({**label_figures, "peak_rss_mb": peak_rss_mb()})
+        return 0
+    real_figures = {} if args.no_real else _real(args.real)
 
     from decisions.plate_format import match
     from edge.vision.capture import VideoSource
@@ -138,6 +256,8 @@ def main(argv: list[str]) -> int:
         "baseline_fps": round(baseline_fps, 2),
         "ratio": round(fps / baseline_fps, 1),
         "plate_ms_p95": round(p95, 1) if plate_ms else None,
+        **label_figures,
+        **real_figures,
         "peak_rss_mb": peak_rss_mb(),
     })
     return 0

@@ -41,3 +41,28 @@ def test_one_epoch_trains_and_exports_an_onnx_the_gateway_loads(tmp_path: Path) 
     for det in detector.detect(np.zeros((120, 200, 3), np.uint8)):
         x, y, w, h = det.box
         assert x >= 0 and y >= 0 and x + w <= 200 and y + h <= 120
+
+
+def test_real_photographs_join_the_training_half_except_the_validation_split(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    import cv2
+
+    from training.train_plates import add_real
+
+    data = tmp_path / "real"
+    (data / "images" / "s").mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        cv2.imwrite(str(data / "images" / "s" / f"{name}.jpg"), np.zeros((100, 200, 3), np.uint8))
+    rows = [{"file": "images/s/a.jpg", "boxes": [[20, 10, 40, 20]]},
+            {"file": "images/s/b.jpg", "boxes": [[0, 0, 10, 10]]},   # held out for validation
+            {"file": "images/s/c.jpg", "boxes": []}]                # nothing to learn from
+    (data / "labels.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    root = tmp_path / "yolo"
+    render_dataset(root, n_train=1, n_val=1, seed=1)
+    assert add_real(root, data, skip={"images/s/b.jpg"}) == 1
+    label = (root / "labels" / "train" / "real_00000.txt").read_text().split()
+    assert label == ["0", "0.200000", "0.200000", "0.200000", "0.200000"]
+    assert (root / "images" / "train" / "real_00000.jpg").exists()

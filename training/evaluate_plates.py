@@ -1,11 +1,15 @@
 """Measure the plate detector and the recogniser on held-out rendered scenes (MODEL_CARD.md).
 
     python -m training.evaluate_plates [--scenes 200] [--seed 1000] [--model PATH] [--photos DIR]
+                                       [--real [DIR]]
 
 Detector: recall and precision at IoU >= 0.5 over gate scenes rendered with a seed the training
 never used. Recogniser (detector + OCR + format): share of scripted plates read exactly, per
 region and style, on the same scenes and on tight crops. ``--photos`` adds real photographs:
 each file named ``<PLATE>.jpg`` (or with ``_`` for unknown text), reported one by one.
+
+``--real`` adds the real photographs' validation split, per source and region, as
+``python -m edge.vision.evaluate --real`` reports it (see there), next to the renderings.
 """
 
 from __future__ import annotations
@@ -22,19 +26,11 @@ from typing import Any
 import numpy as np
 
 from edge.vision.detector import DEFAULT_MODEL, PlateDetector
+from edge.vision.evaluate import REAL_DATA, evaluate_real, iou
 from edge.vision.ocr import TextReader
 from edge.vision.recognizer import PlateRecognizer
 from firmware_sim.camera.plates import Region, random_plate, render_plate
 from firmware_sim.camera.scenes import gate_scene
-
-
-def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0, min(ax1, bx1) - max(a[0], b[0]))
-    ih = max(0, min(ay1, by1) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union else 0.0
 
 
 def evaluate(model: Path, scenes: int, seed: int) -> dict[str, object]:
@@ -103,8 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenes", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--photos", type=Path, default=None)
+    parser.add_argument("--real", type=Path, nargs="?", const=REAL_DATA, default=None,
+                        metavar="DIR", help="add the real photographs' validation split")
     args = parser.parse_args(argv)
-    report: dict[str, object] = evaluate(args.model, args.scenes, args.seed)
+    report: dict[str, object] = {"renderings": evaluate(args.model, args.scenes, args.seed)}
+    if args.real is not None:
+        report["real_validation"] = evaluate_real(args.model, args.real)
     if args.photos is not None:
         report["photos"] = photos(args.model, args.photos)
     print(json.dumps(report, ensure_ascii=False, indent=1))

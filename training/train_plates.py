@@ -46,6 +46,29 @@ def render_dataset(root: Path, n_train: int, n_val: int, seed: int) -> Path:
     return data
 
 
+def add_real(root: Path, data: Path, skip: set[str]) -> int:
+    """Add the real photographs with boxes, except those in ``skip`` (the validation split),
+    to the training half of the YOLO dataset under ``root``; returns how many."""
+    added = 0
+    for line in (data / "labels.jsonl").read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if row["file"] in skip or not row["boxes"]:
+            continue
+        image = cv2.imread(str(data / row["file"]))
+        if image is None:
+            continue
+        h, w = image.shape[:2]
+        name = f"real_{added:05d}"
+        shutil.copyfile(data / row["file"], root / "images" / "train" / f"{name}.jpg")
+        rows = [f"0 {(x + bw / 2) / w:.6f} {(y + bh / 2) / h:.6f} {bw / w:.6f} {bh / h:.6f}"
+                for x, y, bw, bh in row["boxes"]]
+        (root / "labels" / "train" / f"{name}.txt").write_text("\n".join(rows), encoding="utf-8")
+        added += 1
+    return added
+
+
 def _training_scene(rng: random.Random) -> Scene:
     roll = rng.random()
     if roll < 0.15:
@@ -73,6 +96,7 @@ def train(
     batch: int,
     workdir: Path,
     threads: int,
+    hours: float | None = None,
 ) -> Path:
     import torch
     from ultralytics import YOLO
@@ -103,6 +127,7 @@ def train(
         verbose=False,
         seed=0,
         deterministic=False,
+        **({"time": hours} if hours else {}),  # a time limit overrides epochs
     )
     best = workdir / "run" / "weights" / "best.pt"
     exported = YOLO(str(best)).export(format="onnx", imgsz=imgsz, opset=17, simplify=True,
@@ -122,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--real", type=Path, default=None, metavar="DIR",
+                        help="add the real photographs in DIR (labels.jsonl), less the "
+                             "validation split of edge/vision/plates_real_split.json")
+    parser.add_argument("--hours", type=float, default=None, help="stop training after this")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep the dataset and run here (default: a temporary folder)")
     args = parser.parse_args(argv)
@@ -130,8 +159,13 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         data = render_dataset(workdir / "data", args.train_images, args.val_images, args.seed)
+        if args.real is not None:
+            from edge.vision.evaluate import validation_split
+
+            log.info("real photographs added", extra={
+                "count": add_real(workdir / "data", args.real, validation_split())})
         out = train(data, out=args.out, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
-                    workdir=workdir, threads=args.threads)
+                    workdir=workdir, threads=args.threads, hours=args.hours)
     print(json.dumps({"model": str(out), "bytes": out.stat().st_size}))
     return 0
 

@@ -45,6 +45,8 @@ def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--plates-only", action="store_true")
     only.add_argument("--labels-only", action="store_true")
+    parser.add_argument("--label-text", action="store_true",
+                        help="when no label symbol reads, read the printed text by OCR (slow)")
     parser.add_argument("--region", choices=("cn", "eu", "us", "auto"), default="auto")
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help="plate detector (ONNX)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for inference")

@@ -1,7 +1,8 @@
 """Text reading with RapidOCR (PP-OCR models shipped in the rapidocr-onnxruntime wheel).
 
 Two uses: a plate crop is one line of text, so only the recogniser runs on it (tens of
-milliseconds); a label or a whole frame needs the text detector first (hundreds).
+milliseconds); a label or a whole frame needs the text detector first (hundreds). The second is
+kept off a camera's frame loop by ``OcrBudget``: when it may run at all, and on how many pixels.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 log = logging.getLogger(__name__)
@@ -39,17 +41,46 @@ class TextReader:
         text, score = result[0][0], float(result[0][1])
         return TextLine(text, score, None) if text else None
 
-    def read_lines(self, image: np.ndarray) -> list[TextLine]:
-        """All text lines in an image (detector, then recogniser), top to bottom."""
+    def read_lines(self, image: np.ndarray, *, max_side: int | None = None) -> list[TextLine]:
+        """All text lines in an image (detector, then recogniser), top to bottom.
+
+        ``max_side`` shrinks a larger image first: the detector's cost follows the pixels, so
+        this bounds the time of one call (boxes are given in the original's pixels)."""
         if image.size == 0:
             return []
+        scale = 1.0
+        if max_side is not None and max(image.shape[:2]) > max_side:
+            scale = max_side / max(image.shape[:2])
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         result, _ = self._engine(image, use_cls=False)
         lines: list[TextLine] = []
         for quad, text, score in result or []:
-            pts = np.asarray(quad, dtype=np.float32)
+            pts = np.asarray(quad, dtype=np.float32) / scale
             x0, y0 = pts.min(axis=0)
             x1, y1 = pts.max(axis=0)
             box = (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
             lines.append(TextLine(str(text), float(score), box))
         lines.sort(key=lambda line: (line.box[1], line.box[0]) if line.box else (0, 0))
         return lines
+
+
+class OcrBudget:
+    """When a camera may spend the text detector on a label nobody can scan, and on how much.
+
+    The detector costs 0.3-1 s a call on one core, in the camera's loop: run on every frame
+    whose label did not scan, it would stop the camera. So it runs at most once every
+    ``every_us`` of picture time per camera (the caller also asks only once per unreadable
+    stretch of a lot), on at most ``max_side`` pixels a side. Pure: the caller gives the time.
+    """
+
+    def __init__(self, *, every_us: int, max_side: int = 640) -> None:
+        self.every_us = every_us
+        self.max_side = max_side
+        self._next_us: int | None = None
+
+    def take(self, at_us: int) -> bool:
+        """True (and the budget is spent until ``at_us + every_us``) if a call may run now."""
+        if self._next_us is not None and at_us < self._next_us:
+            return False
+        self._next_us = at_us + self.every_us
+        return True

@@ -44,6 +44,8 @@ class Recognize:
     def __init__(self, args: argparse.Namespace) -> None:
         self.want_plates = not args.labels_only
         self.want_labels = not args.plates_only
+        # The text detector costs 0.3-1 s a picture: label text is read only when asked for.
+        self.label_text = args.label_text
         self.reader = TextReader(threads=args.threads)
         self.plates = PlateRecognizer(
             PlateDetector(Path(args.model), threads=args.threads), self.reader, region=args.region
@@ -54,8 +56,8 @@ class Recognize:
         plates = self.plates.read(image) if self.plates else []
         labels: list[LabelRead] = []
         if self.want_labels:
-            # Label text by OCR only when no symbol is readable and the image is not a plate.
-            labels = read_labels(image, None if plates else self.reader)
+            # Label text by OCR only when asked, no symbol is readable and it is not a plate.
+            labels = read_labels(image, self.reader if self.label_text and not plates else None)
         return {
             "plates": [{"text": r.plate.text, "confidence": r.confidence, "box": list(r.box)}
                        for r in plates],

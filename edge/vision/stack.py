@@ -4,6 +4,11 @@
 there or when its scheduled look is due (a still stack costs a motion check per frame). A spot
 is read with zxing-cpp; a changed reading is reported once; the result feeds ``LabelWatch``
 (the ``damage.label_unreadable`` decision) and the blindness check runs on every frame.
+
+The printed text of a label whose symbol does not scan is read by OCR, once per unreadable
+stretch of a lot and within the camera's ``OcrBudget`` (at most one call every
+``ocr_every_us``, on a shrunk crop): a torn label still says what it was, and the frame loop
+keeps its pace. A lot refused by the budget is tried again at a later look.
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge.vision.label_watch import LabelVerdict, LabelWatch
-from edge.vision.labels import LabelRead, read_labels
+from edge.vision.labels import LabelRead, label_lines, read_symbols
 from edge.vision.motion import MotionGate
-from edge.vision.ocr import TextReader
+from edge.vision.ocr import OcrBudget, TextReader
 from edge.vision.tamper import BlindnessChange, CameraBlindness, frame_stats
 
 Box = tuple[int, int, int, int]
@@ -56,9 +61,11 @@ class StackWatch:
         look_every_us: int = 30_000_000,
         unreadable_after_us: int = 600_000_000,
         blind_hold_us: int = 10_000_000,
+        ocr_every_us: int = 60_000_000,
     ) -> None:
         self.spots = spots
         self.reader = reader
+        self.ocr_budget = OcrBudget(every_us=ocr_every_us)
         self.look_every_us = look_every_us
         self.motion = MotionGate()
         self.blindness = CameraBlindness(hold_us=blind_hold_us)
@@ -66,7 +73,7 @@ class StackWatch:
                                  started_us=started_us)
         self._next_look: dict[str, int] = {s.lot: started_us for s in spots}
         self._last_text: dict[str, str] = {}
-        # OCR of a label costs about a second: once per unreadable stretch of a lot is enough.
+        # OCR of a label costs up to a second: once per unreadable stretch of a lot is enough.
         self._ocr_tried: set[str] = set()
         self._previous_grey: np.ndarray | None = None
 
@@ -87,13 +94,14 @@ class StackWatch:
             outcome.looked.append(spot.lot)
             x, y, w, h = spot.box
             crop = image[max(0, y) : y + h, max(0, x) : x + w]
-            reader = None if spot.lot in self._ocr_tried else self.reader
-            reads = read_labels(crop, reader)
-            symbol = next((r for r in reads if r.symbology != "text"), None)
-            if symbol is None:
-                self._ocr_tried.add(spot.lot)
-            else:
+            reads = read_symbols(crop)
+            symbol = reads[0] if reads else None
+            if symbol is not None:
                 self._ocr_tried.discard(spot.lot)
+            elif (self.reader is not None and spot.lot not in self._ocr_tried
+                  and self.ocr_budget.take(at_us)):
+                self._ocr_tried.add(spot.lot)
+                reads = label_lines(crop, self.reader, max_side=self.ocr_budget.max_side)
             shown = symbol or (reads[0] if reads else None)
             if shown is not None and self._last_text.get(spot.lot) != shown.text:
                 self._last_text[spot.lot] = shown.text

@@ -1,0 +1,136 @@
+"""The plate detector and recogniser on real photographs: the validation split, per source.
+
+    python -m edge.vision.evaluate --real [DIR] [--model PATH]
+
+The split is fixed in ``plates_real_split.json`` beside this file (the training never reads
+those files): the Romanian dash-cam videos ``dayride_type1_003`` and ``nightride_type3_001``
+whole (frames of one video are near-duplicates), Open Images photos whose image ID hashes to 0
+mod 5, and every Chinese scene and crop (no boxes, or crops with texts: evaluation only).
+Reported per source and per region: detector recall and precision at IoU >= 0.5 where the
+source has boxes, plates read exactly where it has texts, how many images got a detection, and
+CPU ms per image on one core (detection; detection + OCR) p50/p95. DIR is the data set
+(``labels.jsonl``, ``images/``): by default ``$PLATES_REAL``, else ``../shared/data/plates-real``
+beside the repo. The same figures next to the renderings: ``python -m training.evaluate_plates
+--real`` (renderings need firmware_sim, which the gateway does not import).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.vision.detector import DEFAULT_MODEL, PlateDetector
+from edge.vision.ocr import TextReader
+from edge.vision.recognizer import PlateRecognizer
+
+
+def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    iw = max(0, min(ax1, bx1) - max(a[0], b[0]))
+    ih = max(0, min(ay1, by1) - max(a[1], b[1]))
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union else 0.0
+
+
+SPLIT_FILE = Path(__file__).with_name("plates_real_split.json")
+# The photographs are not in the repo (licences, size): beside it, or where PLATES_REAL says.
+REAL_DATA = Path(os.environ.get(
+    "PLATES_REAL", Path(__file__).resolve().parents[3] / "shared" / "data" / "plates-real"))
+# The recogniser's region per source region ("other": Open Images, mostly US and EU plates).
+_RECOGNISER_REGION: dict[str, str] = {"cn": "cn", "eu": "eu", "other": "auto"}
+
+
+def validation_split() -> set[str]:
+    """The real photographs kept for evaluation (paths as in ``labels.jsonl``)."""
+    return set(json.loads(SPLIT_FILE.read_text(encoding="utf-8"))["validation"])
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 1) if values else None
+
+
+def evaluate_real(model: Path, data: Path) -> dict[str, Any]:
+    """The validation split of the real photographs, per source and region (see the module)."""
+    from edge.vision.capture import decode_image
+
+    keep = validation_split()
+    rows = [json.loads(line) for line in (data / "labels.jsonl").read_text(encoding="utf-8")
+            .splitlines() if line.strip()]
+    rows = [r for r in rows if r["file"] in keep]
+    detector = PlateDetector(model)
+    reader = TextReader()
+    recognizers = {region: PlateRecognizer(detector, reader, region=choice)  # type: ignore[arg-type]
+                   for region, choice in _RECOGNISER_REGION.items()}
+    groups: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: {
+        "images": 0, "plates": 0, "found": 0, "detections": 0, "true_detections": 0,
+        "texts": 0, "read_exactly": 0, "images_with_a_detection": 0,
+        "detect_ms": [], "read_ms": []})
+    for row in rows:
+        image = decode_image(data / row["file"])
+        boxes = [(b[0], b[1], b[2], b[3]) for b in row["boxes"]]
+        started = time.thread_time()
+        found = detector.detect(image)
+        detect_ms = (time.thread_time() - started) * 1000
+        recognizer = recognizers.get(row["region"], recognizers["other"])
+        started = time.thread_time()
+        read = {r.plate.text for r in recognizer.read(image)}
+        read_ms = (time.thread_time() - started) * 1000
+        texts = row.get("texts") or []
+        for key in (("source", row["source"]), ("region", row["region"])):
+            g = groups[key]
+            g["detect_ms"].append(detect_ms)
+            g["read_ms"].append(read_ms)
+            g["images"] += 1
+            g["images_with_a_detection"] += bool(found)
+            g["plates"] += len(boxes)
+            g["found"] += sum(1 for t in boxes if any(iou(d.box, t) >= 0.5 for d in found))
+            if boxes:  # a detection on a source without boxes is neither right nor wrong
+                g["detections"] += len(found)
+                g["true_detections"] += sum(1 for d in found
+                                            if any(iou(d.box, t) >= 0.5 for t in boxes))
+            g["texts"] += len(texts)
+            g["read_exactly"] += sum(1 for t in texts if t in read)
+    report: dict[str, Any] = {"images": len(rows), "split": SPLIT_FILE.name,
+                              "by_source": {}, "by_region": {}}
+    for (kind, name), g in sorted(groups.items()):
+        entry: dict[str, Any] = {"images": g["images"],
+                                 "images_with_a_detection": g["images_with_a_detection"]}
+        if g["plates"]:
+            entry["plates"] = g["plates"]
+            entry["detector_recall_iou50"] = round(g["found"] / g["plates"], 3)
+            entry["detector_precision_iou50"] = (round(g["true_detections"] / g["detections"], 3)
+                                                 if g["detections"] else None)
+        if g["texts"]:
+            entry["read_exactly"] = f"{g['read_exactly']}/{g['texts']}"
+        entry["detect_ms_p50_p95"] = [_pct(g["detect_ms"], 50), _pct(g["detect_ms"], 95)]
+        entry["read_ms_p50_p95"] = [_pct(g["read_ms"], 50), _pct(g["read_ms"], 95)]
+        report[f"by_{kind}"][name] = entry
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edge.vision.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--real", type=Path, nargs="?", const=REAL_DATA, required=True,
+                        metavar="DIR", help="the real photographs (labels.jsonl, images/)")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    args = parser.parse_args(argv)
+    if not (args.real / "labels.jsonl").exists():
+        print(f"edge.vision.evaluate: no labels.jsonl in {args.real}", file=sys.stderr)
+        return 2
+    print(json.dumps({"real_validation": evaluate_real(args.model, args.real)},
+                     ensure_ascii=False, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

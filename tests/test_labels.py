@@ -1,0 +1,174 @@
+"""Pallet labels in every symbology a warehouse label carries, made by zxing-cpp's own encoder
+and photographed (perspective, rotation, blur, glare, low contrast, JPEG); GS1 content parsed;
+the OCR fallback kept off the frame loop."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import zxingcpp
+
+from edge.vision.labels import read_symbols
+from edge.vision.ocr import OcrBudget, TextLine
+from edge.vision.stack import LabelSpot, StackWatch
+from firmware_sim.camera.label_photos import SYMBOLOGIES, label_photos, symbol
+from firmware_sim.camera.scenes import stack_scene
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _read(image: np.ndarray, truth: str) -> bool:
+    return any(r.text == truth for r in read_symbols(image))
+
+
+def test_every_symbology_reads_on_photographed_labels() -> None:
+    right: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for photo in label_photos(6, seed=3, strength=0.5):
+        total[photo.symbology] += 1
+        right[photo.symbology] += _read(photo.image, photo.truth)
+    assert set(total) == set(SYMBOLOGIES) and len(SYMBOLOGIES) == 14
+    for name in SYMBOLOGIES:
+        assert right[name] >= 4, (name, right[name], total[name])
+    assert sum(right.values()) / sum(total.values()) >= 0.85
+
+
+def _on_canvas(image: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """The symbol on a grey 800x600 picture, turned by ``angle``; and where its centre is."""
+    label = np.full((image.shape[0] + 40, image.shape[1] + 40), 250, np.uint8)
+    label[20:-20, 20:-20] = image
+    canvas = np.full((600, 800), 120, np.uint8)
+    y, x = (600 - label.shape[0]) // 2, (800 - label.shape[1]) // 2
+    canvas[y : y + label.shape[0], x : x + label.shape[1]] = label
+    turn = cv2.getRotationMatrix2D((400, 300), angle, 1.0)
+    return cv2.warpAffine(canvas, turn, (800, 600), borderValue=120), np.array([400, 300])
+
+
+def test_a_diagonal_barcode_is_read_by_the_second_pass_and_located_in_the_picture() -> None:
+    image, truth, _ = symbol("GS1-128", random.Random(4))
+    for angle in (40, -50, 135):
+        picture, centre = _on_canvas(image, angle)
+        # zxing-cpp's own search alone (90° steps) misses a bar code at this angle.
+        code128 = zxingcpp.barcode_formats_from_str("Code128")
+        assert not zxingcpp.read_barcodes(picture, formats=code128, try_invert=False)
+        reads = [r for r in read_symbols(picture) if r.text == truth]
+        assert reads, angle
+        x, y, w, h = reads[0].box  # type: ignore[misc]
+        assert abs(x + w / 2 - centre[0]) < 40 and abs(y + h / 2 - centre[1]) < 40
+
+
+def test_light_on_dark_symbols_are_read() -> None:
+    image, truth, _ = symbol("QRCode", random.Random(5))
+    picture, _ = _on_canvas(image, 10)
+    assert _read(255 - picture, truth)
+
+
+def test_gs1_content_is_parsed_per_symbology() -> None:
+    rng = random.Random(6)
+    parsed = {}
+    for name in ("GS1-128", "ITF-14", "DataBar", "DataBarExpanded", "DataMatrix"):
+        image, truth, _ = symbol(name, rng)
+        picture, _ = _on_canvas(image, 0)
+        read = next(r for r in read_symbols(picture) if r.text == truth)
+        parsed[name] = read.gs1
+    assert parsed["GS1-128"] is not None and len(parsed["GS1-128"]["00"]) == 18
+    assert parsed["ITF-14"] is not None and len(parsed["ITF-14"]["01"]) == 14
+    assert parsed["DataBar"] is not None and list(parsed["DataBar"]) == ["01"]
+    assert parsed["DataBarExpanded"] is not None
+    assert list(parsed["DataBarExpanded"]) == ["01", "10", "17"]
+    assert parsed["DataMatrix"] is not None
+    assert list(parsed["DataMatrix"]) == ["01", "10", "17", "21"]
+
+
+def test_plain_symbols_carry_no_gs1_and_a_bad_itf_check_digit_is_not_a_gtin() -> None:
+    rng = random.Random(7)
+    for name in ("Code128", "Code39", "QRCode", "PDF417", "Aztec"):
+        image, truth, _ = symbol(name, rng)
+        picture, _ = _on_canvas(image, 0)
+        assert [r.gs1 for r in read_symbols(picture) if r.text == truth] == [None], name
+    itf = zxingcpp.create_barcode("10012345678903", zxingcpp.BarcodeFormat.ITF)  # check is 2
+    picture, _ = _on_canvas(np.asarray(zxingcpp.write_barcode_to_image(itf, scale=3)), 0)
+    reads = read_symbols(picture)
+    assert [r.text for r in reads] == ["10012345678903"] and reads[0].gs1 is None
+
+
+def test_pictures_that_are_no_pictures_read_nothing() -> None:
+    for image in (np.zeros((0, 0, 3), np.uint8), np.zeros((1, 1), np.uint8),
+                  np.zeros((4, 4, 3, 2), np.uint8),
+                  np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)):
+        assert read_symbols(image) == []
+
+
+# --- the OCR fallback stays off the frame loop ----------------------------------------------
+
+
+def test_ocr_budget_allows_one_call_per_period() -> None:
+    budget = OcrBudget(every_us=60_000_000)
+    taken = [t for t in range(0, 180_000_000, 5_000_000) if budget.take(t)]
+    assert taken == [0, 60_000_000, 120_000_000]
+
+
+class CountingReader:
+    """Stands in for RapidOCR: counts the calls and the pixels it was given."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+
+    def read_lines(self, image: np.ndarray, *, max_side: int | None = None) -> list[TextLine]:
+        self.calls.append((max(image.shape[:2]), max_side or 0))
+        return [TextLine("SSCC 012345678901234567", 0.9, (0, 0, 10, 10)),
+                TextLine("handle with care", 0.9, (0, 20, 10, 10))]
+
+
+def test_torn_labels_cost_one_ocr_call_per_period_not_one_per_frame() -> None:
+    torn = stack_scene(random.Random(2), 1280, 720, damaged=True).image
+    spots = [LabelSpot(f"LOT-{i}", ((i % 2) * 640, (i // 2) * 360, 640, 360)) for i in range(4)]
+    reader = CountingReader()
+    watch = StackWatch(spots, reader=reader, started_us=0,  # type: ignore[arg-type]
+                       look_every_us=1_000_000, ocr_every_us=30_000_000,
+                       blind_hold_us=10**12)  # a still picture is "frozen"; not the subject here
+    texts = []
+    for second in range(0, 150):  # 150 s of a still stack, one frame a second
+        outcome = watch.process(torn, second * 1_000_000)
+        texts += [(r.lot, r.label.text) for r in outcome.readings]
+    # Four lots unreadable for 150 s: one OCR call per 30 s, each lot once, not one per look.
+    assert len(reader.calls) == 4
+    assert all(side <= limit == watch.ocr_budget.max_side for side, limit in reader.calls)
+    assert sorted(texts) == [(f"LOT-{i}", "SSCC 012345678901234567") for i in range(4)]
+
+
+def test_a_readable_label_never_calls_ocr() -> None:
+    scene = stack_scene(random.Random(1), 1280, 720)
+    spots = [LabelSpot(f"LOT-{i}", ((i % 2) * 640, (i // 2) * 360, 640, 360)) for i in range(4)]
+    reader = CountingReader()
+    watch = StackWatch(spots, reader=reader, started_us=0,  # type: ignore[arg-type]
+                       look_every_us=1_000_000, ocr_every_us=1)
+    symbologies = set()
+    for second in range(5):
+        symbologies |= {r.label.symbology for r in watch.process(scene.image,
+                                                                   second * 1_000_000).readings}
+    assert reader.calls == []
+    assert symbologies == {"Code128", "DataMatrix", "QRCode", "EAN13"}
+
+
+def test_cli_reads_label_text_only_when_asked(tmp_path: Path) -> None:
+    torn = tmp_path / "torn.png"
+    cv2.imwrite(str(torn), stack_scene(random.Random(2), 1280, 720, damaged=True).image)
+
+    def labels(*args: str) -> list[dict[str, str]]:
+        done = subprocess.run([sys.executable, "-m", "edge", "recognize", "--labels-only", *args,
+                               str(torn)], cwd=REPO, capture_output=True, text=True, timeout=240,
+                              check=True)
+        return json.loads(done.stdout)["labels"]
+
+    assert labels() == []  # no symbol reads, and the slow text detector is not run
+    printed = labels("--label-text")
+    assert printed and {label["format"] for label in printed} == {"text"}
+    assert any("SSCC" in label["text"].upper() for label in printed)

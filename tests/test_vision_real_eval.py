@@ -1,0 +1,75 @@
+"""The real-photograph evaluation of the plate detector: a fixed validation split, split by
+video where frames are near-duplicates, and figures per source and region."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import cv2
+import pytest
+
+from edge.vision import evaluate
+from edge.vision.detector import DEFAULT_MODEL
+from edge.vision.evaluate import REAL_DATA, SPLIT_FILE, evaluate_real, validation_split
+from firmware_sim.camera.plates import PlateSpec
+from firmware_sim.camera.scenes import gate_scene
+
+_VIDEO = re.compile(r"(?:train|valid)_((?:day|night)ride_type\d+_\d+)\.mp4")
+
+
+def test_the_split_holds_out_whole_videos_and_every_source() -> None:
+    split = validation_split()
+    rule = json.loads(SPLIT_FILE.read_text(encoding="utf-8"))["rule"]
+    held = set(re.findall(r"(?:day|night)ride_type\d+_\d+", rule["robertlucian_ro"]))
+    assert held == {"dayride_type1_003", "nightride_type3_001"}
+    sources = {f.split("/")[1] for f in split}
+    assert sources == {"robertlucian_ro", "openimages_plates_rf", "ccpd_demo",
+                       "hyperlpr_scenes", "hyperlpr_crops"}
+    for f in split:
+        if "/robertlucian_ro/" in f:
+            match = _VIDEO.search(f)
+            assert match and match.group(1) in held, f
+    labels = REAL_DATA / "labels.jsonl"
+    if not labels.exists():  # the photographs live beside the repo, not in it
+        pytest.skip(f"{labels} is not on this machine")
+    rows = [json.loads(line) for line in labels.read_text(encoding="utf-8").splitlines()]
+    assert split <= {r["file"] for r in rows}
+    # No video on both sides: the training half has none of the held-out videos' frames.
+    train_videos = {m.group(1) for r in rows if r["file"] not in split
+                    and (m := _VIDEO.search(r["file"]))}
+    assert not train_videos & held and train_videos
+
+
+def test_evaluate_real_reports_per_source_with_boxes_and_texts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plate = PlateSpec("AB123CD", "AB-123-CD", "eu", "eu_fr")
+    scene = gate_scene(random.Random(4), 1280, 720, plates=[plate], degrade_strength=0.2)
+    empty = gate_scene(random.Random(5), 1280, 720, plates=[])
+    (tmp_path / "images" / "a").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "images" / "a" / "scene.jpg"), scene.image)
+    cv2.imwrite(str(tmp_path / "images" / "a" / "nothing.jpg"), empty.image)
+    cv2.imwrite(str(tmp_path / "images" / "a" / "left_out.jpg"), scene.image)
+    rows = [
+        {"file": "images/a/scene.jpg", "source": "a", "region": "eu",
+         "boxes": [list(scene.plates[0].box)], "texts": ["AB123CD"]},
+        {"file": "images/a/nothing.jpg", "source": "a", "region": "eu",
+         "boxes": [[10, 10, 80, 20]], "texts": []},  # a box where nothing is: a miss
+        {"file": "images/a/left_out.jpg", "source": "a", "region": "eu",
+         "boxes": [list(scene.plates[0].box)], "texts": ["AB123CD"]},
+    ]
+    (tmp_path / "labels.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    monkeypatch.setattr(evaluate, "validation_split",
+                        lambda: {"images/a/scene.jpg", "images/a/nothing.jpg"})
+    report = evaluate_real(DEFAULT_MODEL, tmp_path)
+    assert report["images"] == 2  # the file outside the split is not looked at
+    figures = report["by_source"]["a"]
+    assert report["by_region"]["eu"] == figures  # one source, one region: the same figures
+    assert figures["plates"] == 2
+    assert figures["detector_recall_iou50"] == 0.5
+    assert figures["read_exactly"] == "1/1"
+    p50, p95 = figures["read_ms_p50_p95"]
+    assert 0 < p50 <= p95
