@@ -12,6 +12,12 @@ unplugged (connections dropped and refused) or slow (silent, sockets open).
 
 Control messages are packed with pyllrp (slow but exact); reports with edge.rfid.llrp's encoder
 so a busy simulated reader stays cheap.
+
+Driven (``driven=True``): no inventory or keepalive of its own; a scenario player sends each
+read cycle's report (``report``, stamped with the simulated time it happened), each keepalive
+(``keepalive``), cuts power or network (``set_power``, ``set_network``), and waits until the
+client has read everything sent so far (``barrier``: a KEEPALIVE the client must acknowledge,
+and an LLRP client handles a connection's messages in order).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -143,6 +150,8 @@ class _ReaderConnection:
         self.rospecs: dict[int, dict[str, Any]] = {}
         self.keepalive_ms = 0
         self.keepalives_unacked = 0
+        self.acked = asyncio.Event()  # a KEEPALIVE_ACK came (driven: the barrier)
+        self.ready = asyncio.Event()  # greeted: reports may follow
         self._msg_id = 1
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -171,10 +180,11 @@ class _ReaderConnection:
             ],
         )
         await self.send(_pack(greeting))
-        self._tasks = [
+        self._tasks = [] if self.sim.driven else [
             asyncio.create_task(self._inventory()),
             asyncio.create_task(self._keepalive()),
         ]
+        self.ready.set()
         framer = llrp.LlrpFramer()
         try:
             while True:
@@ -194,6 +204,7 @@ class _ReaderConnection:
     async def _on_message(self, frame: llrp.LlrpFrame) -> bool:
         if frame.msg_type == llrp.KEEPALIVE_ACK:
             self.keepalives_unacked = 0
+            self.acked.set()
             return True
         try:
             message = P.UnpackMessage(bitstring.ConstBitStream(bytes=frame.raw))
@@ -346,12 +357,15 @@ class _ReaderConnection:
                 if spec["enabled"] and spec["running"]:
                     await self._report(spec)
 
-    async def _report(self, spec: dict[str, Any]) -> None:
-        reads = self.sim.population.read_round(spec["antennas"])
+    async def _report(self, spec: dict[str, Any],
+                      reads: list[tuple[str, int, int]] | None = None,
+                      at_us: int | None = None) -> None:
+        if reads is None:
+            reads = self.sim.population.read_round(spec["antennas"])
         if not reads:
             return
         sel = spec["selector"]
-        now = self.sim.reader_now_us()
+        now = self.sim.reader_now_us() if at_us is None else at_us
         params = [
             llrp.encode_tag_report_data(
                 epc,
@@ -378,7 +392,14 @@ class LlrpReaderSim:
         max_antennas: int = 4,
         script: list[ScriptedEvent] | None = None,
         clock_offset_s: float = 0.0,
+        driven: bool = False,
+        clock_us: Callable[[], int] | None = None,
     ) -> None:
+        self.driven = driven
+        # The reader's own clock: a driven reader lives in the player's simulated time.
+        self._clock_us = clock_us or (lambda: time.time_ns() // 1000)
+        self.powered = True  # driven: False drops connections and refuses new ones
+        self.networked = True  # driven: False keeps sockets open but sends nothing
         self.population = population
         self.rounds_per_s = rounds_per_s
         self.max_antennas = max_antennas
@@ -398,7 +419,7 @@ class LlrpReaderSim:
         self._script_task: asyncio.Task[None] | None = None
 
     def reader_now_us(self) -> int:
-        return time.time_ns() // 1000 + self.clock_offset_us
+        return self._clock_us() + self.clock_offset_us
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self._server = await asyncio.start_server(self._accept, host, port)
@@ -421,6 +442,63 @@ class LlrpReaderSim:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    # -- driven by a player ----------------------------------------------------------------
+
+    def _live(self) -> list[_ReaderConnection]:
+        return [c for c in self._connections if c.ready.is_set()]
+
+    async def report(self, reads: list[tuple[str, int, int]], at_us: int) -> int:
+        """One read cycle's reads (epc, antenna, peak RSSI dBm) at ``at_us`` to every client
+        whose ROSpec runs on those antennas; how many reads went out."""
+        if not self.networked:
+            return 0
+        sent = 0
+        for connection in self._live():
+            for spec in list(connection.rospecs.values()):
+                if not (spec["enabled"] and spec["running"]):
+                    continue
+                wanted = spec["antennas"]
+                mine = [r for r in reads if 0 in wanted or r[1] in wanted]
+                await connection._report(spec, mine, at_us)
+                sent += len(mine)
+        return sent
+
+    async def keepalive(self) -> None:
+        if not self.networked:
+            return
+        for connection in self._live():
+            if connection.keepalive_ms:
+                await connection.send(llrp.encode_message(llrp.KEEPALIVE, connection.next_id()))
+
+    async def barrier(self, timeout_s: float = 10.0) -> None:
+        """Until every client acknowledged a keepalive sent after everything before it."""
+        if not self.networked:
+            return
+        for connection in self._live():
+            connection.acked.clear()
+            await connection.send(llrp.encode_message(llrp.KEEPALIVE, connection.next_id()))
+            with contextlib.suppress(TimeoutError):  # a client that went away: nothing to wait
+                await asyncio.wait_for(connection.acked.wait(), timeout_s)
+
+    def set_power(self, on: bool) -> None:
+        """Off: every connection drops and new ones are refused until power comes back."""
+        self.powered = on
+        if not on:
+            for task in list(self._sessions):
+                task.cancel()
+
+    def set_network(self, up: bool) -> None:
+        """Down: the sockets stay open but nothing reaches the client (a dead switch port)."""
+        self.networked = up
+
+    async def connected(self, timeout_s: float = 10.0) -> None:
+        """Until a client has an enabled, running ROSpec."""
+        async with asyncio.timeout(timeout_s):
+            # The ROSpec is set by the client's messages; nothing here to wait on but a poll.
+            while not any(s["enabled"] and s["running"] for c in self._live()  # noqa: ASYNC110
+                          for s in c.rospecs.values()):
+                await asyncio.sleep(0.01)
 
     # -- scripted world changes ------------------------------------------------------------
 
@@ -494,7 +572,7 @@ class LlrpReaderSim:
             self.apply(event)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if time.monotonic() < self._unplugged_until:
+        if time.monotonic() < self._unplugged_until or not self.powered:
             writer.close()
             return
         self.connections += 1
