@@ -61,11 +61,15 @@ class _Emitted:
 
 
 class Agent:
-    def __init__(self, config: AgentCore, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, config: AgentCore, *, clock: Clock = SYSTEM_CLOCK,
+                 delivery_clock: Clock | None = None) -> None:
         self.config = config
         # Every decision in the agent and its pipelines reads this clock (ops/clock.py): the
         # system's in production, a simulated one when a scenario player drives the gateway.
+        # The uplink's pacing (outbox sent times, resends) reads ``delivery_clock`` (default:
+        # the same); on a simulated clock it stays real, as the broker and cloud answer in it.
         self.clock = clock
+        delivery = delivery_clock or clock
         self.site = config.site
         self.gateway = config.gateway
         self._key = load_private_key(config.key_file)
@@ -73,7 +77,7 @@ class Agent:
             config.data_dir / "outbox.db",
             max_bytes=int(config.outbox.max_mb * 1024 * 1024),
             fsync=config.outbox.fsync,
-            clock_us=clock.now_us,
+            clock_us=delivery.now_us,
         )
         self._session_started_us = self.now_us()
         self._command_handlers: dict[str, list[Callable[[bytes], None]]] = {}
@@ -104,6 +108,7 @@ class Agent:
             gateway=self.gateway,
             on_command=self._dispatch_command,
             clock=clock,
+            delivery_clock=delivery,
         )
 
     # -- EdgeContext -------------------------------------------------------------------------

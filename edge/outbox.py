@@ -69,7 +69,7 @@ class Outbox:
         row = self._db.execute("SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox")
         self.depth, self.bytes = row.fetchone()
         self._listeners: list[Callable[[], None]] = []
-        # When a row was written and sent, on the agent's clock: the publisher's loss check
+        # When a row was written and sent, on the uplink's clock: the publisher's loss check
         # compares sent times with its own reading of that clock.
         self._clock_us = clock_us
         self.max_confirmed = 0  # highest seq the cloud confirmed (since this process started)

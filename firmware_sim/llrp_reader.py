@@ -152,6 +152,7 @@ class _ReaderConnection:
         self.keepalives_unacked = 0
         self.acked = asyncio.Event()  # a KEEPALIVE_ACK came (driven: the barrier)
         self.ready = asyncio.Event()  # greeted: reports may follow
+        self.silent = False  # driven: the reader lost power under this connection
         self._msg_id = 1
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -161,6 +162,8 @@ class _ReaderConnection:
 
     async def send(self, raw: bytes) -> None:
         await self.sim.wait_while_slow()
+        if self.silent or not self.sim.networked:  # driven: dead or cut off, nothing arrives
+            return
         self.writer.write(raw)
         await self.writer.drain()
 
@@ -413,6 +416,7 @@ class LlrpReaderSim:
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
         self._connections: set[_ReaderConnection] = set()
+        self._session_of: dict[asyncio.Task[None], _ReaderConnection] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._unplugged_until = 0.0
         self._slow_until = 0.0
@@ -446,7 +450,11 @@ class LlrpReaderSim:
     # -- driven by a player ----------------------------------------------------------------
 
     def _live(self) -> list[_ReaderConnection]:
-        return [c for c in self._connections if c.ready.is_set()]
+        return [c for c in self._connections if c.ready.is_set() and not c.silent]
+
+    def live_clients(self) -> int:
+        """Clients greeted and not cut off."""
+        return len(self._live()) if self.networked else 0
 
     async def report(self, reads: list[tuple[str, int, int]], at_us: int) -> int:
         """One read cycle's reads (epc, antenna, peak RSSI dBm) at ``at_us`` to every client
@@ -482,11 +490,16 @@ class LlrpReaderSim:
                 await asyncio.wait_for(connection.acked.wait(), timeout_s)
 
     def set_power(self, on: bool) -> None:
-        """Off: every connection drops and new ones are refused until power comes back."""
+        """Off: the reader goes silent under its connections (a dead host sends no FIN) and
+        refuses new ones; on: it boots with no memory of them (they are dropped)."""
         self.powered = on
-        if not on:
-            for task in list(self._sessions):
-                task.cancel()
+        for connection in list(self._connections):
+            if not on:
+                connection.silent = True
+        if on:
+            for task, connection in list(self._session_of.items()):
+                if connection.silent:
+                    task.cancel()
 
     def set_network(self, up: bool) -> None:
         """Down: the sockets stay open but nothing reaches the client (a dead switch port)."""
@@ -572,7 +585,7 @@ class LlrpReaderSim:
             self.apply(event)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if time.monotonic() < self._unplugged_until or not self.powered:
+        if time.monotonic() < self._unplugged_until or not (self.powered and self.networked):
             writer.close()
             return
         self.connections += 1
@@ -581,6 +594,7 @@ class LlrpReaderSim:
         self._sessions.add(task)
         connection = _ReaderConnection(self, reader, writer)
         self._connections.add(connection)
+        self._session_of[task] = connection
         try:
             await connection.run()
         except (ConnectionError, asyncio.CancelledError):
@@ -588,6 +602,7 @@ class LlrpReaderSim:
         finally:
             self._sessions.discard(task)
             self._connections.discard(connection)
+            self._session_of.pop(task, None)
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:

@@ -122,6 +122,10 @@ class ClockController:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Let the follower go (it stops: its time would never move again)."""
         assert self._server is not None and self._peer is not None
         self._server.close()
         if self._peer.done() and not self._peer.cancelled():

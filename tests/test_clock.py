@@ -196,6 +196,7 @@ async def test_llrp_reader_goes_stale_after_its_silence_on_the_agents_clock() ->
 
 
 def _publisher(outbox: Outbox, clock: SimulatedClock) -> Publisher:
+    """A publisher whose decisions and pacing both read ``clock`` (the agent's default)."""
     return Publisher(
         outbox, BrokerConfig(confirm_silence_s=120), client_id="t",
         announcement=SessionAnnouncement("s", lambda: b"", lambda: b""),

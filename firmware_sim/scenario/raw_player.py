@@ -1,0 +1,346 @@
+"""The raw-signal player: the real edge agent as its own process, on a simulated clock, fed by
+simulated devices through the real device paths, against the running cloud.
+
+The player registers a gateway and the scenario's lots through the API, starts one driven LLRP
+reader simulator per reader (firmware_sim/llrp_reader.py; the agent's own LLRP adapter connects
+to it), a cuttable link to the broker (link.py), and ``python -m edge run --clock sim:...``
+attached to its clock controller (ops/clock_control.py). Then it walks the world's signals in
+simulated time, one step at a time:
+
+1. every signal of the step goes to its device: a read cycle's tag reads become one
+   RO_ACCESS_REPORT stamped with the cycle's time, a keepalive a KEEPALIVE, a power cut drops
+   the reader's connections (and refuses new ones), a network cut silences them, a link cut
+   cuts the gateway's uplink;
+2. each live reader's barrier: a KEEPALIVE the agent must acknowledge, so it has read
+   everything sent before (an LLRP client reads a connection in order);
+3. the agent's clock moves to the end of the step; the answer comes when every timer due on the
+   way has fired and the agent has settled (its stale timers, windows, ticks, flushes).
+
+The cloud's decisions read the same simulated time (``ControllerTime``, handed to ingest), so
+the envelopes' times fall inside its skew window and alerts carry simulated times: the judge's
+time to alert is simulated seconds. Signals with no device path here yet (sensor samples, gate
+frames, labels, GPS fixes, doors) are counted in ``unplayed`` and reported, never dropped
+silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import Field
+
+from contract import private_key_pem, public_key_b64
+from firmware_sim.llrp_reader import LlrpReaderSim, TagPopulation
+from firmware_sim.scenario.judge import Verdict, judge
+from firmware_sim.scenario.link import CuttableLink
+from firmware_sim.scenario.receiver import WebhookInbox
+from firmware_sim.scenario.schema import _M, Expected, LotSpec, RunNames
+from firmware_sim.world.signals import (
+    LinkState,
+    ReadCycle,
+    ReaderKeepalive,
+    ReaderPower,
+    Signal,
+    TagRead,
+)
+from ops.clock_control import ClockController
+
+REPO = Path(__file__).resolve().parents[2]
+# A reader that is powered and networked but has no session yet (the agent is reconnecting
+# after its backoff): how long one step waits, in real time, for the session to come back.
+RECONNECT_WAIT_S = 0.5
+
+
+class RawReader(_M):
+    id: str = Field(pattern=r"^[a-z0-9-]{1,40}$")
+    antennas: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    keepalive_s: float = Field(5.0, gt=0)
+
+
+class RawLot(LotSpec):
+    """A lot, its tags ``LOT:0`` .. ``LOT:n-1`` in the signals, and the readers covering it."""
+
+    readers: list[str] = Field(min_length=1)
+    absence_window_s: float = Field(30.0, gt=0)
+
+
+class RawScenario(_M):
+    """What a raw-signal story says beside its signals (which the world produces)."""
+
+    name: str = Field(pattern=r"^[a-z0-9_-]+$")
+    description: str = ""
+    lots: list[RawLot]
+    readers: list[RawReader] = Field(min_length=1)
+    must: list[Expected] = Field(default_factory=list)
+    must_not: list[Expected] = Field(default_factory=list)
+    step_s: float = Field(1.0, gt=0, le=60)  # simulated time per barrier
+    # Simulated time played after the last signal: the world says nothing then (no reads, no
+    # keepalives), so keep it short or let the world's stream run on.
+    settle_s: float = Field(0.0, ge=0)
+
+
+@dataclass
+class RawRun:
+    verdict: Verdict
+    simulated_s: float
+    wall_s: float
+    unplayed: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def simulated_per_wall(self) -> float:
+        return self.simulated_s / self.wall_s if self.wall_s else 0.0
+
+
+@dataclass
+class _Stage:
+    """One run's devices and bookkeeping."""
+
+    sc: RawScenario
+    readers: dict[str, LlrpReaderSim]
+    link: CuttableLink
+    start_us: int
+    broker: tuple[str, int]
+    pending: dict[str, list[tuple[str, int, int, int]]] = field(
+        default_factory=lambda: defaultdict(list))  # reads of a cycle not yet reported
+    unplayed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @property
+    def lots(self) -> dict[str, RawLot]:
+        return {lot.id: lot for lot in self.sc.lots}
+
+
+class ControllerTime:
+    """The cloud's clock during a run: the controller's simulated now (what the gateway's
+    clock says at the last barrier); its waits stay real (they pace I/O, not decisions)."""
+
+    def __init__(self, controller: ClockController) -> None:
+        self._controller = controller
+
+    def now_us(self) -> int:
+        return self._controller.now_us
+
+    def now(self) -> Any:
+        from datetime import UTC, datetime
+
+        return datetime.fromtimestamp(self._controller.now_us / 1e6, UTC)
+
+    def monotonic(self) -> float:
+        return self._controller.now_us / 1e6
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def wait_for(self, awaitable: Any, timeout_s: float) -> Any:
+        return await asyncio.wait_for(awaitable, timeout_s)
+
+
+@dataclass
+class RawPlayer:
+    api: httpx.AsyncClient
+    admin_key: str
+    financier_key: str
+    financier: str
+    site: str
+    broker_url: str
+    work_dir: Path
+    controller: ClockController
+    names: RunNames = field(default_factory=RunNames)
+
+    def _auth(self, key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    async def _post(self, path: str, key: str, body: Any = None, method: str = "POST") -> Any:
+        r = await self.api.request(method, path, json=body, headers=self._auth(key))
+        if r.status_code >= 300:
+            raise RuntimeError(f"{method} {path}: {r.status_code} {r.text}")
+        return r.json() if r.content else None
+
+    def epc(self, logical: str, lots: dict[str, RawLot]) -> str:
+        """``LOT:i`` is that lot's i-th tag in this run; anything else is a foreign tag."""
+        lot, _, index = logical.partition(":")
+        if lot in lots and index.isdigit() and int(index) < lots[lot].tags:
+            return self.names.epcs(lots[lot])[int(index)]
+        return logical
+
+    async def run(self, sc: RawScenario, signals: Iterable[Signal]) -> RawRun:
+        """Play ``signals`` (``t_us`` relative to the scenario's start) and judge the alerts."""
+        ordered = sorted(signals, key=lambda s: s.t_us)
+        gateway = f"raw-{self.names.run_id}"
+        key = Ed25519PrivateKey.generate()
+        key_file = self.work_dir / f"{gateway}.pem"
+        key_file.write_bytes(private_key_pem(key))
+        await self._post("/api/v1/gateways", self.admin_key,
+                         {"id": gateway, "site_id": self.site, "public_key": public_key_b64(key)})
+        command_key = await self._post("/api/v1/command-key", self.admin_key, method="GET")
+        (self.work_dir / "cloud.pub").write_text(command_key["public_key"])
+        for lot in sc.lots:
+            await self._post("/api/v1/lots", self.admin_key, {
+                "id": self.names.lot_id(lot.id), "site_id": self.site,
+                "name": f"{sc.name} {lot.id}", "pieces": lot.tags,
+                "financier_id": self.financier, "epcs": self.names.epcs(lot)})
+        start_us = self.controller.now_us
+        readers = {r.id: LlrpReaderSim(TagPopulation({}), driven=True,
+                                       clock_us=lambda: self.controller.now_us)
+                   for r in sc.readers}
+        broker = urlsplit(self.broker_url)
+        host, port = broker.hostname or "127.0.0.1", broker.port or 1883
+        inbox = WebhookInbox()
+        wall_started = time.monotonic()
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(inbox.serving())
+            link = await stack.enter_async_context(CuttableLink(host, port))
+            for sim in readers.values():
+                await stack.enter_async_context(sim)
+            stage = _Stage(sc, readers, link, start_us, (host, port))
+            await self._post("/api/v1/webhooks/endpoints", self.financier_key,
+                             {"url": f"http://127.0.0.1:{inbox.port}/hooks"})
+            data_dir = self.work_dir / gateway
+            config = self.work_dir / f"{gateway}.toml"
+            config.write_text(self._config(stage, gateway, key_file, data_dir))
+            agent = await self._start_agent(config)
+            try:
+                await self.controller.attached()
+                for sim in readers.values():
+                    await sim.connected(timeout_s=30)
+                await self._play(stage, ordered)
+                await self._drained(data_dir / "outbox.db", link)
+            finally:
+                await self._stop_agent(agent)
+            rows = await self.api.get("/api/v1/alerts", params={"limit": 1000},
+                                      headers=self._auth(self.admin_key))
+            rows.raise_for_status()
+        verdict = judge(sc, self.names, rows.json(), started=start_us / 1e6,
+                        webhooks=inbox.received, local_alarms=0)
+        return RawRun(verdict, (self.controller.now_us - start_us) / 1e6,
+                      time.monotonic() - wall_started, dict(stage.unplayed))
+
+    def _config(self, stage: _Stage, gateway: str, key_file: Path, data_dir: Path) -> str:
+        sc, link, readers = stage.sc, stage.link, stage.readers
+        host, port = stage.broker
+        lines = [
+            f'site = "{self.site}"', f'gateway = "{gateway}"', f'key_file = "{key_file}"',
+            f'data_dir = "{data_dir}"', "health_interval_s = 3600", 'log_level = "WARNING"', "",
+            "[broker]", f'url = "mqtt://127.0.0.1:{link.local_port}"', "keepalive_s = 5", "",
+            "[local_alarm]", f'host = "{host}"', f"port = {port}", "",
+            "[rfid]", "tick_interval_s = 1.0", "",
+        ]
+        for r in sc.readers:
+            lines += ["[[rfid.readers]]", 'kind = "llrp"', f'id = "{r.id}"',
+                      'host = "127.0.0.1"', f"port = {readers[r.id].port}",
+                      f"antennas = {r.antennas}", f"keepalive_s = {r.keepalive_s}", ""]
+        for lot in sc.lots:
+            epcs = ", ".join(f'"{e}"' for e in self.names.epcs(lot))
+            lines += ["[[rfid.lots]]", f'id = "{self.names.lot_id(lot.id)}"',
+                      f"epcs = [{epcs}]", f"readers = {lot.readers!r}".replace("'", '"'),
+                      f"absence_window_s = {lot.absence_window_s}", ""]
+        return "\n".join(lines)
+
+    async def _start_agent(self, config: Path) -> asyncio.subprocess.Process:
+        log = (self.work_dir / "agent.log").open("wb")
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "edge", "run", "--config", str(config),
+            "--clock", self.controller.spec, cwd=REPO, env=env,
+            stdout=log, stderr=asyncio.subprocess.STDOUT)
+
+    async def _stop_agent(self, agent: asyncio.subprocess.Process) -> None:
+        await self.controller.close()  # the agent stops when its clock's controller goes
+        try:
+            await asyncio.wait_for(agent.wait(), 10)
+        except TimeoutError:
+            agent.kill()
+            await agent.wait()
+
+    async def _play(self, stage: _Stage, signals: list[Signal]) -> None:
+        sc, readers, start_us, pending = stage.sc, stage.readers, stage.start_us, stage.pending
+        step_us = round(sc.step_s * 1_000_000)
+        end_us = start_us + (signals[-1].t_us if signals else 0) + round(sc.settle_s * 1e6)
+        pending: dict[str, list[tuple[str, int, int, int]]] = defaultdict(list)
+        i = 0
+        now = start_us
+        while now < end_us:
+            step_end = min(now + step_us, end_us)
+            while i < len(signals) and start_us + signals[i].t_us <= step_end:
+                await self._signal(stage, signals[i])
+                i += 1
+            for reader in list(pending):  # reads whose cycle end the world did not state
+                await self._report(readers, reader, pending.pop(reader))
+            for sim in readers.values():
+                await sim.barrier()
+            await self.controller.advance_to(step_end)
+            now = step_end
+            await self._reconnected(readers)
+            # Nothing until the next signal: one jump (every timer still fires on the way).
+            upcoming = start_us + signals[i].t_us if i < len(signals) else end_us
+            if upcoming - step_us > now:
+                now = min(upcoming - step_us, end_us)
+                await self.controller.advance_to(now)
+                await self._reconnected(readers)
+
+    async def _reconnected(self, readers: dict[str, LlrpReaderSim]) -> None:
+        """A reader up but without a session: the agent may be connecting after its backoff
+        woke (real I/O); give it a moment, so the reads that follow are not lost to timing."""
+        for sim in readers.values():
+            if sim.powered and sim.networked and not sim.live_clients():
+                with contextlib.suppress(TimeoutError):
+                    await sim.connected(timeout_s=RECONNECT_WAIT_S)
+
+    async def _report(self, readers: dict[str, LlrpReaderSim], reader: str,
+                      reads: list[tuple[str, int, int, int]]) -> None:
+        sim = readers.get(reader)
+        if sim is None or not reads:
+            return
+        by_time: dict[int, list[tuple[str, int, int]]] = defaultdict(list)
+        for epc, antenna, rssi, at_us in reads:
+            by_time[at_us].append((epc, antenna, rssi))
+        for at_us in sorted(by_time):
+            await sim.report(by_time[at_us], at_us)
+
+    async def _signal(self, stage: _Stage, s: Signal) -> None:
+        readers, link, pending = stage.readers, stage.link, stage.pending
+        at_us = stage.start_us + s.t_us
+        if isinstance(s, TagRead):
+            pending[s.reader].append(
+                (self.epc(s.epc, stage.lots), s.antenna, round(s.rssi_cdbm / 100), at_us))
+        elif isinstance(s, ReadCycle):
+            await self._report(readers, s.reader, pending.pop(s.reader, []))
+        elif isinstance(s, ReaderKeepalive):
+            if s.reader in readers:
+                await readers[s.reader].keepalive()
+        elif isinstance(s, ReaderPower):
+            sim = readers.get(s.reader)
+            if sim is not None:
+                if s.cause == "power":
+                    sim.set_power(s.on)
+                else:
+                    sim.set_network(s.on)
+        elif isinstance(s, LinkState):
+            if s.up:
+                link.up = True
+            else:
+                link.down()
+        else:
+            stage.unplayed[type(s).__name__] += 1
+
+    async def _drained(self, outbox: Path, link: CuttableLink, timeout_s: float = 30) -> None:
+        """Until the cloud confirmed everything the agent stored (its outbox is empty)."""
+        deadline = time.monotonic() + timeout_s
+        while link.up and time.monotonic() < deadline:
+            with contextlib.closing(sqlite3.connect(f"file:{outbox}?mode=ro", uri=True)) as db:
+                (depth,) = db.execute("SELECT count(*) FROM outbox").fetchone()
+            if depth == 0:
+                return
+            await asyncio.sleep(0.2)
