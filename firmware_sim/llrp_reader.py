@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 import bitstring
 from pyllrp import pyllrp as P
@@ -125,6 +125,16 @@ class TagPopulation:
                 rssi = round(self._rssi[epc] + rng.gauss(0.0, self.rssi_noise_db))
                 reads.append((epc, antenna, max(-128, min(-1, rssi))))
         return reads
+
+
+class Seen(NamedTuple):
+    """A tag in a driven report: where, how strong, when last read, how often."""
+
+    epc: str
+    antenna: int
+    rssi_dbm: int
+    last_us: int
+    count: int = 1
 
 
 def _pack(message: Any) -> bytes:
@@ -360,15 +370,30 @@ class _ReaderConnection:
                 if spec["enabled"] and spec["running"]:
                     await self._report(spec)
 
-    async def _report(self, spec: dict[str, Any],
-                      reads: list[tuple[str, int, int]] | None = None,
-                      at_us: int | None = None) -> None:
-        if reads is None:
-            reads = self.sim.population.read_round(spec["antennas"])
+    async def send_seen(self, spec: dict[str, Any], rows: list[Seen]) -> None:
+        """A report of these tags, each with its own last read time and seen count."""
+        sel = spec["selector"]
+        params = [
+            llrp.encode_tag_report_data(
+                r.epc,
+                antenna=r.antenna if sel is None or sel.EnableAntennaID else None,
+                peak_rssi_dbm=r.rssi_dbm if sel is not None and sel.EnablePeakRSSI else None,
+                first_seen_us=r.last_us if sel is None or sel.EnableFirstSeenTimestamp else None,
+                last_seen_us=r.last_us if sel is not None and sel.EnableLastSeenTimestamp
+                else None,
+                seen_count=r.count if sel is not None and sel.EnableTagSeenCount else None,
+            )
+            for r in rows
+        ]
+        self.sim.reads_sent += len(params)
+        await self.send(llrp.encode_ro_access_report(self.next_id(), params))
+
+    async def _report(self, spec: dict[str, Any]) -> None:
+        reads = self.sim.population.read_round(spec["antennas"])
         if not reads:
             return
         sel = spec["selector"]
-        now = self.sim.reader_now_us() if at_us is None else at_us
+        now = self.sim.reader_now_us()
         params = [
             llrp.encode_tag_report_data(
                 epc,
@@ -456,19 +481,24 @@ class LlrpReaderSim:
         """Clients greeted and not cut off."""
         return len(self._live()) if self.networked else 0
 
-    async def report(self, reads: list[tuple[str, int, int]], at_us: int) -> int:
-        """One read cycle's reads (epc, antenna, peak RSSI dBm) at ``at_us`` to every client
-        whose ROSpec runs on those antennas; how many reads went out."""
+    async def report(self, reads: list[tuple[str, int, int]] | list[Seen], at_us: int, *,
+                     empty: bool = False) -> int:
+        """One report period's reads at ``at_us`` to every client whose ROSpec runs on their
+        antennas: (epc, antenna, peak RSSI dBm), or `Seen` rows with each tag's own last read
+        and seen count. ``empty``: send the report even with no reads (rounds ran, nothing
+        answered: a reader's end-of-AISpec report). How many reads went out."""
         if not self.networked:
             return 0
+        rows = [r if isinstance(r, Seen) else Seen(r[0], r[1], r[2], at_us, 1) for r in reads]
         sent = 0
         for connection in self._live():
             for spec in list(connection.rospecs.values()):
                 if not (spec["enabled"] and spec["running"]):
                     continue
                 wanted = spec["antennas"]
-                mine = [r for r in reads if 0 in wanted or r[1] in wanted]
-                await connection._report(spec, mine, at_us)
+                mine = [r for r in rows if 0 in wanted or r.antenna in wanted]
+                if mine or empty:
+                    await connection.send_seen(spec, mine)
                 sent += len(mine)
         return sent
 

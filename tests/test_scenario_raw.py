@@ -18,11 +18,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cloud.ingest.consumer import Ingest, IngestOptions
 from cloud.webhooks.worker import WebhookSender
 from contract import private_key_pem
+from firmware_sim.scenario.judge import Verdict
 from firmware_sim.scenario.raw_player import (
     ControllerTime,
     RawPlayer,
     RawRun,
     RawScenario,
+    SiteSpec,
+    judge_scenario,
+    start_for,
 )
 from firmware_sim.world.signals import ReadCycle, ReaderKeepalive, ReaderPower, Signal, TagRead
 from ops.clock_control import ClockController
@@ -91,19 +95,20 @@ async def cloud_on(controller: ClockController, database_url: str, broker_url: s
 
 
 async def play(sc: RawScenario, signals: list[Signal], tmp_path: Path, database_url: str,
-               broker_url: str, api_keys: dict[str, str]) -> RawRun:
-    # Simulated time starts now: after the gateway's registration, as the cloud requires.
-    start_us = time.time_ns() // 1000
-    async with ClockController(start_us) as controller, \
+               broker_url: str, api_keys: dict[str, str]) -> tuple[Verdict, RawRun]:
+    site = SiteSpec.from_scenario(sc)
+    # Simulated time starts after the gateway's registration, as the cloud requires.
+    async with ClockController(start_for(site.epoch_us, time.time_ns() // 1000)) as controller, \
             cloud_on(controller, database_url, broker_url) as api:
         work = tmp_path / sc.name
         work.mkdir()
         player = RawPlayer(api, api_keys["admin"], api_keys["bank-a"], "bank-a", "site-1",
                            broker_url, work, controller)
-        run = await player.run(sc, signals)
-    print(sc.name, run.verdict, f"{run.simulated_s:.0f} s simulated in {run.wall_s:.1f} s",
+        run = await player.run(site, signals)
+    verdict = judge_scenario(sc, run)
+    print(sc.name, verdict, f"{run.simulated_s:.0f} s simulated in {run.wall_s:.1f} s",
           (work / "agent.log").read_text()[-3000:])
-    return run
+    return verdict, run
 
 
 @pytest.fixture
@@ -125,8 +130,7 @@ async def test_tags_that_leave_a_live_reader_become_a_theft_alert_in_simulated_t
                   must_not=[{"alert_type": "theft.tag_missing", "subject": "lot:B"},
                             {"alert_type": "tamper.reader_offline"}])
     signals = warehouse(600, seed=1, gone={300: [f"A:{i}" for i in range(5)]})
-    run = await play(sc, signals, tmp_path, database_url, mqtt_broker.url, api_keys)
-    v = run.verdict
+    v, run = await play(sc, signals, tmp_path, database_url, mqtt_broker.url, api_keys)
     assert v.passed, (v.missing, v.forbidden_seen, v.timings)
     assert run.simulated_s >= 600
     (theft,) = [t for t in v.timings if t["alert"] == "theft.tag_missing lot:A"]
@@ -145,8 +149,7 @@ async def test_a_reader_without_power_goes_offline_by_its_stale_timer_in_simulat
                   must=[{"alert_type": "tamper.reader_offline", "subject": "reader:dock-1"}],
                   must_not=[])
     signals = warehouse(600, seed=2, dark=(120, 420))
-    run = await play(sc, signals, tmp_path, database_url, mqtt_broker.url, api_keys)
-    v = run.verdict
+    v, _ = await play(sc, signals, tmp_path, database_url, mqtt_broker.url, api_keys)
     assert v.passed, (v.missing, v.forbidden_seen, v.timings)
     (offline,) = [t for t in v.timings if t["alert"].startswith("tamper.reader_offline")]
     # Last message from the reader just before 120 s; 3 keepalive periods (15 s) of silence.

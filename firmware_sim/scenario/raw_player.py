@@ -32,10 +32,11 @@ import sqlite3
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -43,7 +44,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import Field
 
 from contract import private_key_pem, public_key_b64
-from firmware_sim.llrp_reader import LlrpReaderSim, TagPopulation
+from firmware_sim.llrp_reader import LlrpReaderSim, Seen, TagPopulation
 from firmware_sim.scenario.judge import Verdict, judge
 from firmware_sim.scenario.link import CuttableLink
 from firmware_sim.scenario.receiver import WebhookInbox
@@ -58,7 +59,9 @@ from firmware_sim.world.signals import (
 )
 from ops.clock_control import ClockController
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
+WEEK_US = 7 * 86400 * 1_000_000
 # A reader that is powered and networked but has no session yet (the agent is reconnecting
 # after its backoff): how long one step waits, in real time, for the session to come back.
 RECONNECT_WAIT_S = 0.5
@@ -68,6 +71,7 @@ class RawReader(_M):
     id: str = Field(pattern=r"^[a-z0-9-]{1,40}$")
     antennas: list[int] = Field(default_factory=lambda: [1], min_length=1)
     keepalive_s: float = Field(5.0, gt=0)
+    zones: dict[int, str] = Field(default_factory=dict)  # antenna -> zone (bays, docks)
 
 
 class RawLot(LotSpec):
@@ -78,7 +82,8 @@ class RawLot(LotSpec):
 
 
 class RawScenario(_M):
-    """What a raw-signal story says beside its signals (which the world produces)."""
+    """A hand-written raw-signal story's site and expectations (its signals come beside it;
+    the world's stories, firmware_sim/world, are played by stories.py)."""
 
     name: str = Field(pattern=r"^[a-z0-9_-]+$")
     description: str = ""
@@ -92,9 +97,43 @@ class RawScenario(_M):
     settle_s: float = Field(0.0, ge=0)
 
 
+@dataclass(frozen=True)
+class SiteSpec:
+    """What the player sets up: the readers, and each lot with its tags as the signals name
+    them (the player gives every tag a run-unique EPC, so runs in one cloud do not meet)."""
+
+    name: str
+    readers: list[RawReader]
+    lots: list[tuple[RawLot, list[str]]]
+    epoch_us: int = 0  # the signals' time at the story's start
+    step_s: float = 1.0
+    settle_s: float = 0.0
+
+    @classmethod
+    def from_scenario(cls, sc: RawScenario) -> SiteSpec:
+        return cls(sc.name, sc.readers, [(lot, [f"{lot.id}:{i}" for i in range(lot.tags)])
+                                         for lot in sc.lots], 0, sc.step_s, sc.settle_s)
+
+
+def start_for(epoch_us: int, now_us: int) -> int:
+    """Where simulated time starts: the story's start moved on by whole weeks to at or after
+    ``now_us`` (the cloud refuses envelopes dated before the gateway was registered), so the
+    time of day and the weekday a story depends on stay what it says."""
+    weeks = max(0, -(-(now_us - epoch_us) // WEEK_US))
+    return epoch_us + weeks * WEEK_US
+
+
 @dataclass
 class RawRun:
-    verdict: Verdict
+    """What a run left: the cloud's alerts (API rows), the financier's webhooks, the link cuts
+    in simulated µs, and how fast it went."""
+
+    names: RunNames
+    start_us: int
+    shift_us: int  # simulated time minus the signals' time
+    alerts: list[dict[str, Any]]
+    webhooks: list[tuple[float, dict[str, str], bytes]]
+    link_cuts: list[tuple[int, int]]
     simulated_s: float
     wall_s: float
     unplayed: dict[str, int] = field(default_factory=dict)
@@ -103,23 +142,43 @@ class RawRun:
     def simulated_per_wall(self) -> float:
         return self.simulated_s / self.wall_s if self.wall_s else 0.0
 
+    def reader_id(self, logical: str) -> str:
+        return f"{logical}-{self.names.run_id}"
+
+
+def judge_scenario(sc: RawScenario, run: RawRun) -> Verdict:
+    """The conclusion-level judge on a hand-written raw scenario's run (times: simulated s)."""
+    alerts = [{**a, "subject": _logical_reader(a["subject"], run)} for a in run.alerts]
+    verdict = judge(sc, run.names, alerts, started=run.start_us / 1e6, webhooks=run.webhooks,
+                    local_alarms=0)
+    for timing in verdict.timings:  # a webhook arrives in real time: no simulated delay
+        timing["webhook_s"] = None
+    return verdict
+
+
+def _logical_reader(subject: str, run: RawRun) -> str:
+    suffix = f"-{run.names.run_id}"
+    if subject.startswith("reader:") and subject.endswith(suffix):
+        return subject.removesuffix(suffix)
+    return subject
+
 
 @dataclass
 class _Stage:
     """One run's devices and bookkeeping."""
 
-    sc: RawScenario
+    site: SiteSpec
     readers: dict[str, LlrpReaderSim]
     link: CuttableLink
     start_us: int
+    shift_us: int
     broker: tuple[str, int]
+    epcs: dict[str, str]  # the signals' name of a tag -> its EPC in this run
     pending: dict[str, list[tuple[str, int, int, int]]] = field(
         default_factory=lambda: defaultdict(list))  # reads of a cycle not yet reported
     unplayed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-
-    @property
-    def lots(self) -> dict[str, RawLot]:
-        return {lot.id: lot for lot in self.sc.lots}
+    cut_at: int | None = None
+    link_cuts: list[tuple[int, int]] = field(default_factory=list)
 
 
 class ControllerTime:
@@ -132,9 +191,7 @@ class ControllerTime:
     def now_us(self) -> int:
         return self._controller.now_us
 
-    def now(self) -> Any:
-        from datetime import UTC, datetime
-
+    def now(self) -> datetime:
         return datetime.fromtimestamp(self._controller.now_us / 1e6, UTC)
 
     def monotonic(self) -> float:
@@ -143,7 +200,7 @@ class ControllerTime:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
-    async def wait_for(self, awaitable: Any, timeout_s: float) -> Any:
+    async def wait_for(self, awaitable: Awaitable[T], timeout_s: float) -> T:
         return await asyncio.wait_for(awaitable, timeout_s)
 
 
@@ -168,15 +225,8 @@ class RawPlayer:
             raise RuntimeError(f"{method} {path}: {r.status_code} {r.text}")
         return r.json() if r.content else None
 
-    def epc(self, logical: str, lots: dict[str, RawLot]) -> str:
-        """``LOT:i`` is that lot's i-th tag in this run; anything else is a foreign tag."""
-        lot, _, index = logical.partition(":")
-        if lot in lots and index.isdigit() and int(index) < lots[lot].tags:
-            return self.names.epcs(lots[lot])[int(index)]
-        return logical
-
-    async def run(self, sc: RawScenario, signals: Iterable[Signal]) -> RawRun:
-        """Play ``signals`` (``t_us`` relative to the scenario's start) and judge the alerts."""
+    async def run(self, site: SiteSpec, signals: Iterable[Signal]) -> RawRun:
+        """Play ``signals`` (dated from ``site.epoch_us``, moved to the controller's start)."""
         ordered = sorted(signals, key=lambda s: s.t_us)
         gateway = f"raw-{self.names.run_id}"
         key = Ed25519PrivateKey.generate()
@@ -186,15 +236,18 @@ class RawPlayer:
                          {"id": gateway, "site_id": self.site, "public_key": public_key_b64(key)})
         command_key = await self._post("/api/v1/command-key", self.admin_key, method="GET")
         (self.work_dir / "cloud.pub").write_text(command_key["public_key"])
-        for lot in sc.lots:
+        epcs: dict[str, str] = {}
+        for lot, tags in site.lots:
+            run_epcs = self.names.epcs(lot)
+            epcs.update(zip(tags, run_epcs, strict=True))
             await self._post("/api/v1/lots", self.admin_key, {
                 "id": self.names.lot_id(lot.id), "site_id": self.site,
-                "name": f"{sc.name} {lot.id}", "pieces": lot.tags,
-                "financier_id": self.financier, "epcs": self.names.epcs(lot)})
+                "name": f"{site.name} {lot.id}", "pieces": lot.tags,
+                "financier_id": self.financier, "epcs": run_epcs})
         start_us = self.controller.now_us
         readers = {r.id: LlrpReaderSim(TagPopulation({}), driven=True,
                                        clock_us=lambda: self.controller.now_us)
-                   for r in sc.readers}
+                   for r in site.readers}
         broker = urlsplit(self.broker_url)
         host, port = broker.hostname or "127.0.0.1", broker.port or 1883
         inbox = WebhookInbox()
@@ -204,7 +257,8 @@ class RawPlayer:
             link = await stack.enter_async_context(CuttableLink(host, port))
             for sim in readers.values():
                 await stack.enter_async_context(sim)
-            stage = _Stage(sc, readers, link, start_us, (host, port))
+            stage = _Stage(site, readers, link, start_us, start_us - site.epoch_us,
+                           (host, port), epcs)
             await self._post("/api/v1/webhooks/endpoints", self.financier_key,
                              {"url": f"http://127.0.0.1:{inbox.port}/hooks"})
             data_dir = self.work_dir / gateway
@@ -222,13 +276,14 @@ class RawPlayer:
             rows = await self.api.get("/api/v1/alerts", params={"limit": 1000},
                                       headers=self._auth(self.admin_key))
             rows.raise_for_status()
-        verdict = judge(sc, self.names, rows.json(), started=start_us / 1e6,
-                        webhooks=inbox.received, local_alarms=0)
-        return RawRun(verdict, (self.controller.now_us - start_us) / 1e6,
+        if stage.cut_at is not None:
+            stage.link_cuts.append((stage.cut_at, self.controller.now_us))
+        return RawRun(self.names, start_us, stage.shift_us, rows.json(), inbox.received,
+                      stage.link_cuts, (self.controller.now_us - start_us) / 1e6,
                       time.monotonic() - wall_started, dict(stage.unplayed))
 
     def _config(self, stage: _Stage, gateway: str, key_file: Path, data_dir: Path) -> str:
-        sc, link, readers = stage.sc, stage.link, stage.readers
+        site, link, readers = stage.site, stage.link, stage.readers
         host, port = stage.broker
         lines = [
             f'site = "{self.site}"', f'gateway = "{gateway}"', f'key_file = "{key_file}"',
@@ -237,16 +292,29 @@ class RawPlayer:
             "[local_alarm]", f'host = "{host}"', f"port = {port}", "",
             "[rfid]", "tick_interval_s = 1.0", "",
         ]
-        for r in sc.readers:
-            lines += ["[[rfid.readers]]", 'kind = "llrp"', f'id = "{r.id}"',
+        for r in site.readers:
+            lines += ["[[rfid.readers]]", 'kind = "llrp"', f'id = "{self._reader(r.id)}"',
                       'host = "127.0.0.1"', f"port = {readers[r.id].port}",
-                      f"antennas = {r.antennas}", f"keepalive_s = {r.keepalive_s}", ""]
-        for lot in sc.lots:
+                      f"antennas = {r.antennas}", f"keepalive_s = {r.keepalive_s}",
+                      "last_seen = true", ""]
+        for r in site.readers:
+            by_zone: dict[str, list[int]] = defaultdict(list)
+            for antenna, zone in sorted(r.zones.items()):
+                by_zone[zone].append(antenna)
+            for zone, antennas in by_zone.items():
+                lines += ["[[rfid.zones]]", f'name = "{zone}"', f"antennas = {antennas}",
+                          f'reader = "{self._reader(r.id)}"', ""]
+        for lot, _ in site.lots:
             epcs = ", ".join(f'"{e}"' for e in self.names.epcs(lot))
+            covering = ", ".join(f'"{self._reader(r)}"' for r in lot.readers)
             lines += ["[[rfid.lots]]", f'id = "{self.names.lot_id(lot.id)}"',
-                      f"epcs = [{epcs}]", f"readers = {lot.readers!r}".replace("'", '"'),
+                      f"epcs = [{epcs}]", f"readers = [{covering}]",
                       f"absence_window_s = {lot.absence_window_s}", ""]
         return "\n".join(lines)
+
+    def _reader(self, logical: str) -> str:
+        """Reader ids are run-unique too: their alerts' subjects must not meet other runs'."""
+        return f"{logical}-{self.names.run_id}"
 
     async def _start_agent(self, config: Path) -> asyncio.subprocess.Process:
         log = (self.work_dir / "agent.log").open("wb")
@@ -265,15 +333,16 @@ class RawPlayer:
             await agent.wait()
 
     async def _play(self, stage: _Stage, signals: list[Signal]) -> None:
-        sc, readers, start_us, pending = stage.sc, stage.readers, stage.start_us, stage.pending
-        step_us = round(sc.step_s * 1_000_000)
-        end_us = start_us + (signals[-1].t_us if signals else 0) + round(sc.settle_s * 1e6)
-        pending: dict[str, list[tuple[str, int, int, int]]] = defaultdict(list)
+        site, readers, pending = stage.site, stage.readers, stage.pending
+        step_us = round(site.step_s * 1_000_000)
+        shift = stage.shift_us
+        end_us = (max(stage.start_us, signals[-1].t_us + shift) if signals else stage.start_us
+                  ) + round(site.settle_s * 1e6)
         i = 0
-        now = start_us
+        now = stage.start_us
         while now < end_us:
             step_end = min(now + step_us, end_us)
-            while i < len(signals) and start_us + signals[i].t_us <= step_end:
+            while i < len(signals) and signals[i].t_us + shift <= step_end:
                 await self._signal(stage, signals[i])
                 i += 1
             for reader in list(pending):  # reads whose cycle end the world did not state
@@ -284,7 +353,7 @@ class RawPlayer:
             now = step_end
             await self._reconnected(readers)
             # Nothing until the next signal: one jump (every timer still fires on the way).
-            upcoming = start_us + signals[i].t_us if i < len(signals) else end_us
+            upcoming = signals[i].t_us + shift if i < len(signals) else end_us
             if upcoming - step_us > now:
                 now = min(upcoming - step_us, end_us)
                 await self.controller.advance_to(now)
@@ -309,12 +378,22 @@ class RawPlayer:
         for at_us in sorted(by_time):
             await sim.report(by_time[at_us], at_us)
 
+
+
     async def _signal(self, stage: _Stage, s: Signal) -> None:
         readers, link, pending = stage.readers, stage.link, stage.pending
-        at_us = stage.start_us + s.t_us
-        if isinstance(s, TagRead):
+        at_us = s.t_us + stage.shift_us
+        if _is_report(s):
+            sim = readers.get(s.reader)  # type: ignore[union-attr]
+            if sim is not None:
+                await sim.report([Seen(stage.epcs.get(t.epc, t.epc), t.antenna,
+                                       round(t.rssi_cdbm / 100), t.last_us + stage.shift_us,
+                                       t.count)
+                                  for t in s.tags],  # type: ignore[union-attr]
+                                 at_us, empty=s.rounds > 0)  # type: ignore[union-attr]
+        elif isinstance(s, TagRead):
             pending[s.reader].append(
-                (self.epc(s.epc, stage.lots), s.antenna, round(s.rssi_cdbm / 100), at_us))
+                (stage.epcs.get(s.epc, s.epc), s.antenna, round(s.rssi_cdbm / 100), at_us))
         elif isinstance(s, ReadCycle):
             await self._report(readers, s.reader, pending.pop(s.reader, []))
         elif isinstance(s, ReaderKeepalive):
@@ -330,8 +409,12 @@ class RawPlayer:
         elif isinstance(s, LinkState):
             if s.up:
                 link.up = True
+                if stage.cut_at is not None:
+                    stage.link_cuts.append((stage.cut_at, at_us))
+                    stage.cut_at = None
             else:
                 link.down()
+                stage.cut_at = at_us if stage.cut_at is None else stage.cut_at
         else:
             stage.unplayed[type(s).__name__] += 1
 
@@ -344,3 +427,9 @@ class RawPlayer:
             if depth == 0:
                 return
             await asyncio.sleep(0.2)
+
+
+def _is_report(s: object) -> bool:
+    """The world's `ReadReport` (one per reader per report period), recognised by shape: the
+    per-read signals (`TagRead`, `ReadCycle`) are played too."""
+    return hasattr(s, "rounds") and hasattr(s, "tags") and hasattr(s, "since_us")
