@@ -1,0 +1,61 @@
+"""The world's raw-signal stories through the real edge agent as its own process (simulated
+clock, driven LLRP readers) and the running cloud, judged by the world's judge.
+
+``RFID_STORIES`` are the stories whose every signal has a device path in the raw player (reads,
+keepalives, reader power and network, link cuts); they must pass. Set ``PW_STORIES`` to a
+comma-separated list of names (or ``all``) to play others and print their verdicts."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from firmware_sim.scenario.raw_player import RawPlayer, start_for
+from firmware_sim.scenario.stories import NotPlayable, outcome, site_spec
+from ops.clock_control import ClockController
+from tests.test_scenario_raw import cloud_on, operator_key  # noqa: F401 - a fixture
+
+world_story = pytest.importorskip("firmware_sim.world.story")  # the world (issue 13)
+
+pytestmark = pytest.mark.usefixtures("operator_key")
+
+RFID_STORIES = ["reader_power_cycle_theft", "reader_network_loss", "uncorroborated_theft"]
+
+
+def _chosen() -> list[str]:
+    wanted = os.environ.get("PW_STORIES")
+    if not wanted:
+        return RFID_STORIES
+    if wanted == "all":
+        return sorted(p.stem for p in world_story.RAW_STORIES.glob("*.json"))
+    return wanted.split(",")
+
+
+@pytest.mark.parametrize("name", _chosen())
+async def test_story_through_the_agent_process(
+    name: str, database_url: str, mqtt_broker, api_keys: dict[str, str],  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    from firmware_sim.world.judge import judge
+
+    story = world_story.load_story(name)
+    try:
+        site = site_spec(story)
+    except NotPlayable as err:
+        pytest.skip(str(err))
+    signals = list(story.sites[0].signals(story.seed))
+    start = start_for(site.epoch_us, time.time_ns() // 1000)
+    async with ClockController(start) as controller, \
+            cloud_on(controller, database_url, mqtt_broker.url) as api:
+        player = RawPlayer(api, api_keys["admin"], api_keys["bank-a"], "bank-a", "site-1",
+                           mqtt_broker.url, tmp_path, controller)
+        run = await player.run(site, signals)
+    verdict = judge(story, outcome(story, run))
+    print(json.dumps({**verdict.as_dict(), "simulated_s": run.simulated_s,
+                      "wall_s": round(run.wall_s, 1), "unplayed": run.unplayed}))
+    if name in RFID_STORIES:
+        assert verdict.passed, verdict.as_dict()
