@@ -477,6 +477,12 @@ class LlrpReaderSim:
     def _live(self) -> list[_ReaderConnection]:
         return [c for c in self._connections if c.ready.is_set() and not c.silent]
 
+    def connecting(self) -> bool:
+        """A client connected but has no running ROSpec yet (its handshake is under way)."""
+        return any(not c.silent and not any(s["enabled"] and s["running"]
+                                             for s in c.rospecs.values())
+                   for c in self._connections)
+
     def live_clients(self) -> int:
         """Clients greeted and not cut off."""
         return len(self._live()) if self.networked else 0

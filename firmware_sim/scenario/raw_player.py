@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sqlite3
 import sys
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import aiomqtt
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import Field
@@ -65,6 +67,9 @@ WEEK_US = 7 * 86400 * 1_000_000
 # A reader that is powered and networked but has no session yet (the agent is reconnecting
 # after its backoff): how long one step waits, in real time, for the session to come back.
 RECONNECT_WAIT_S = 0.5
+# ...and how long it looks for the agent's connection attempt at all (its backoff may still
+# be sleeping in simulated time: then the reads of the next step are lost, as on a real site).
+CONNECT_GRACE_S = 0.005
 
 
 class RawReader(_M):
@@ -137,6 +142,8 @@ class RawRun:
     simulated_s: float
     wall_s: float
     unplayed: dict[str, int] = field(default_factory=dict)
+    # The gateway's local siren: (its time, alert type, subject, on) as it published them.
+    alarms: list[tuple[int, str, str, bool]] = field(default_factory=list)
 
     @property
     def simulated_per_wall(self) -> float:
@@ -264,6 +271,10 @@ class RawPlayer:
             data_dir = self.work_dir / gateway
             config = self.work_dir / f"{gateway}.toml"
             config.write_text(self._config(stage, gateway, key_file, data_dir))
+            alarms: list[tuple[int, str, str, bool]] = []
+            listening = asyncio.create_task(self._listen_siren(host, port, gateway, alarms))
+            stack.push_async_callback(_cancelled, listening)
+            await asyncio.sleep(0.2)  # subscribed before the agent can sound anything
             agent = await self._start_agent(config)
             try:
                 await self.controller.attached()
@@ -271,6 +282,7 @@ class RawPlayer:
                     await sim.connected(timeout_s=30)
                 await self._play(stage, ordered)
                 await self._drained(data_dir / "outbox.db", link)
+                await asyncio.sleep(0.5)  # a siren call in flight (one connection per alarm)
             finally:
                 await self._stop_agent(agent)
             rows = await self.api.get("/api/v1/alerts", params={"limit": 1000},
@@ -280,7 +292,19 @@ class RawPlayer:
             stage.link_cuts.append((stage.cut_at, self.controller.now_us))
         return RawRun(self.names, start_us, stage.shift_us, rows.json(), inbox.received,
                       stage.link_cuts, (self.controller.now_us - start_us) / 1e6,
-                      time.monotonic() - wall_started, dict(stage.unplayed))
+                      time.monotonic() - wall_started, dict(stage.unplayed), alarms)
+
+    async def _listen_siren(self, host: str, port: int, gateway: str,
+                            alarms: list[tuple[int, str, str, bool]]) -> None:
+        """What the gateway's siren is told, on the site's own broker (edge/siren.py)."""
+        async with aiomqtt.Client(host, port) as client:
+            await client.subscribe(f"pw/local/{self.site}/{gateway}/alarm/#", qos=1)
+            async for message in client.messages:
+                if not isinstance(message.payload, bytes | bytearray):
+                    continue
+                alarm = json.loads(message.payload)
+                alarms.append((int(alarm["at_us"]), str(alarm["alert_type"]),
+                               str(alarm["subject"]), alarm["state"] == "on"))
 
     def _config(self, stage: _Stage, gateway: str, key_file: Path, data_dir: Path) -> str:
         site, link, readers = stage.site, stage.link, stage.readers
@@ -364,8 +388,10 @@ class RawPlayer:
         woke (real I/O); give it a moment, so the reads that follow are not lost to timing."""
         for sim in readers.values():
             if sim.powered and sim.networked and not sim.live_clients():
-                with contextlib.suppress(TimeoutError):
-                    await sim.connected(timeout_s=RECONNECT_WAIT_S)
+                await asyncio.sleep(CONNECT_GRACE_S)  # a backoff that just woke connects now
+                if sim.connecting():
+                    with contextlib.suppress(TimeoutError):
+                        await sim.connected(timeout_s=RECONNECT_WAIT_S)
 
     async def _report(self, readers: dict[str, LlrpReaderSim], reader: str,
                       reads: list[tuple[str, int, int, int]]) -> None:
@@ -427,6 +453,12 @@ class RawPlayer:
             if depth == 0:
                 return
             await asyncio.sleep(0.2)
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _is_report(s: object) -> bool:

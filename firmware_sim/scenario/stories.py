@@ -70,7 +70,10 @@ def outcome(story: Story, run: RawRun) -> Outcome:
             cleared_us=(_us(row["last_seen_at"]) - run.shift_us
                         if row["state"] == "resolved" else None)))
     cuts = [(a - run.shift_us, b - run.shift_us) for a, b in run.link_cuts]
-    return Outcome(alerts=alerts, link_cuts={world.site: cuts} if cuts else {},
+    alarms = [(at - run.shift_us, alert_type, subject, on)
+              for at, alert_type, raw, on in run.alarms
+              if (subject := _logical(raw, lots, readers)) is not None]
+    return Outcome(alerts=alerts, alarms=alarms, link_cuts={world.site: cuts} if cuts else {},
                    simulated_s=run.simulated_s)
 
 
