@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -56,6 +56,7 @@ from firmware_sim.world.signals import (
     ReadCycle,
     ReaderKeepalive,
     ReaderPower,
+    SensorSample,
     Signal,
     TagRead,
 )
@@ -70,6 +71,11 @@ RECONNECT_WAIT_S = 0.5
 # ...and how long it looks for the agent's connection attempt at all (its backoff may still
 # be sleeping in simulated time: then the reads of the next step are lost, as on a real site).
 CONNECT_GRACE_S = 0.005
+# Sensor samples reach the agent through the site's broker, which gives no acknowledgement of
+# the agent's reading: a step that published samples waits this long (real time) before the
+# agent's time moves on. The samples are dated by their own ``ts``, so a late one still counts
+# at its time; only the alert's own date can be a step late.
+SAMPLE_GRACE_S = 0.02
 
 
 class RawReader(_M):
@@ -77,6 +83,19 @@ class RawReader(_M):
     antennas: list[int] = Field(default_factory=lambda: [1], min_length=1)
     keepalive_s: float = Field(5.0, gt=0)
     zones: dict[int, str] = Field(default_factory=dict)  # antenna -> zone (bays, docks)
+
+
+class RawSensor(_M):
+    """A sensor publishing MQTT JSON to the site's broker (edge/sensors/mqtt_json.py) and the
+    site's limits for it."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,60}$")
+    kind: Literal["temperature", "humidity", "shock"] = "temperature"
+    lot: str | None = None
+    low: float | None = None
+    high: float | None = None
+    min_duration_s: float = Field(0.0, ge=0)
+    hysteresis: float = Field(0.0, ge=0)
 
 
 class RawLot(LotSpec):
@@ -113,6 +132,7 @@ class SiteSpec:
     epoch_us: int = 0  # the signals' time at the story's start
     step_s: float = 1.0
     settle_s: float = 0.0
+    sensors: list[RawSensor] = field(default_factory=list)
 
     @classmethod
     def from_scenario(cls, sc: RawScenario) -> SiteSpec:
@@ -164,8 +184,9 @@ def judge_scenario(sc: RawScenario, run: RawRun) -> Verdict:
 
 
 def _logical_reader(subject: str, run: RawRun) -> str:
+    """Readers and sensors are named per run; their alerts' subjects back to the story's."""
     suffix = f"-{run.names.run_id}"
-    if subject.startswith("reader:") and subject.endswith(suffix):
+    if subject.startswith(("reader:", "sensor:")) and subject.endswith(suffix):
         return subject.removesuffix(suffix)
     return subject
 
@@ -186,6 +207,8 @@ class _Stage:
     unplayed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     cut_at: int | None = None
     link_cuts: list[tuple[int, int]] = field(default_factory=list)
+    sensors: aiomqtt.Client | None = None  # publishes the sensors' samples
+    sampled: bool = False  # a sample went out in this step
 
 
 class ControllerTime:
@@ -266,6 +289,8 @@ class RawPlayer:
                 await stack.enter_async_context(sim)
             stage = _Stage(site, readers, link, start_us, start_us - site.epoch_us,
                            (host, port), epcs)
+            if site.sensors:
+                stage.sensors = await stack.enter_async_context(aiomqtt.Client(host, port))
             await self._post("/api/v1/webhooks/endpoints", self.financier_key,
                              {"url": f"http://127.0.0.1:{inbox.port}/hooks"})
             data_dir = self.work_dir / gateway
@@ -314,8 +339,9 @@ class RawPlayer:
             f'data_dir = "{data_dir}"', "health_interval_s = 3600", 'log_level = "WARNING"', "",
             "[broker]", f'url = "mqtt://127.0.0.1:{link.local_port}"', "keepalive_s = 5", "",
             "[local_alarm]", f'host = "{host}"', f"port = {port}", "",
-            "[rfid]", "tick_interval_s = 1.0", "",
         ]
+        if site.readers:
+            lines += ["[rfid]", "tick_interval_s = 1.0", ""]
         for r in site.readers:
             lines += ["[[rfid.readers]]", 'kind = "llrp"', f'id = "{self._reader(r.id)}"',
                       'host = "127.0.0.1"', f"port = {readers[r.id].port}",
@@ -334,10 +360,25 @@ class RawPlayer:
             lines += ["[[rfid.lots]]", f'id = "{self.names.lot_id(lot.id)}"',
                       f"epcs = [{epcs}]", f"readers = [{covering}]",
                       f"absence_window_s = {lot.absence_window_s}", ""]
+        if site.sensors:
+            lines += ["[sensors]", f'mqtt_url = "mqtt://{host}:{port}"', "flush_s = 5.0", ""]
+        lots = {lot.id for lot, _ in site.lots}
+        for sensor in site.sensors:
+            lines += ["[[sensors.devices]]", f'id = "{self._reader(sensor.id)}"']
+            if sensor.lot in lots:
+                lines.append(f'lot = "{self.names.lot_id(sensor.lot)}"')
+            lines += [f"[sensors.devices.{sensor.kind}]",
+                      f"min_duration_s = {sensor.min_duration_s}",
+                      f"hysteresis = {sensor.hysteresis}"]
+            lines += [f"{name} = {value}" for name, value in (("low", sensor.low),
+                                                                ("high", sensor.high))
+                      if value is not None]
+            lines.append("")
         return "\n".join(lines)
 
     def _reader(self, logical: str) -> str:
-        """Reader ids are run-unique too: their alerts' subjects must not meet other runs'."""
+        """Reader and sensor ids are run-unique too: their alerts' subjects must not meet
+        other runs' (nor their topics on the site's broker)."""
         return f"{logical}-{self.names.run_id}"
 
     async def _start_agent(self, config: Path) -> asyncio.subprocess.Process:
@@ -371,6 +412,9 @@ class RawPlayer:
                 i += 1
             for reader in list(pending):  # reads whose cycle end the world did not state
                 await self._report(readers, reader, pending.pop(reader))
+            if stage.sampled:  # samples go through the broker: let them reach the agent
+                await asyncio.sleep(SAMPLE_GRACE_S)
+                stage.sampled = False
             for sim in readers.values():
                 await sim.barrier()
             await self.controller.advance_to(step_end)
@@ -432,6 +476,12 @@ class RawPlayer:
                     sim.set_power(s.on)
                 else:
                     sim.set_network(s.on)
+        elif isinstance(s, SensorSample) and stage.sensors is not None and any(
+                x.id == s.sensor and x.kind == s.kind for x in stage.site.sensors):
+            # The sample carries its own time (the device's clock, in simulated time).
+            payload = json.dumps({"ts": at_us / 1e6, s.kind: s.value})
+            await stage.sensors.publish(f"sensors/{self._reader(s.sensor)}", payload, qos=1)
+            stage.sampled = True
         elif isinstance(s, LinkState):
             if s.up:
                 link.up = True

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from firmware_sim.scenario.raw_player import RawLot, RawReader, RawRun, SiteSpec
+from firmware_sim.scenario.raw_player import RawLot, RawReader, RawRun, RawSensor, SiteSpec
 
 if TYPE_CHECKING:
     from firmware_sim.world.runner import Outcome
@@ -42,7 +42,10 @@ def site_spec(story: Story) -> SiteSpec:
         covering = sorted({split_ref(ref)[0] for ref in refs})
         lots.append((RawLot(id=lot.name, tags=lot.pieces, readers=covering,
                             absence_window_s=lot.absence_window_s), world.epcs(lot.name)))
-    return SiteSpec(story.name, readers, lots, epoch_us=world.epoch_us)
+    sensors = [RawSensor(id=x.name, kind=x.kind, lot=x.lot, low=x.low, high=x.high,
+                         min_duration_s=x.min_duration_s, hysteresis=x.hysteresis)
+               for x in world.sensors if x.kind != "weight"]  # weight: not played yet
+    return SiteSpec(story.name, readers, lots, epoch_us=world.epoch_us, sensors=sensors)
 
 
 def outcome(story: Story, run: RawRun) -> Outcome:
@@ -53,6 +56,7 @@ def outcome(story: Story, run: RawRun) -> Outcome:
     world = story.sites[0]
     lots = {run.names.lot_id(lot.name): lot.name for lot in world.lots}
     readers = {f"reader:{run.reader_id(r.name)}": f"reader:{r.name}" for r in world.readers}
+    readers |= {f"sensor:{run.reader_id(x.name)}": f"sensor:{x.name}" for x in world.sensors}
     alerts = []
     for row in run.alerts:
         subject = _logical(row["subject"], lots, readers)
@@ -83,7 +87,7 @@ def _logical(subject: str, lots: dict[str, str], readers: dict[str, str]) -> str
     kind, _, name = subject.partition(":")
     if kind == "lot":
         return f"lot:{lots[name]}" if name in lots else None
-    return None if kind == "reader" else subject
+    return None if kind in ("reader", "sensor") else subject
 
 
 def _us(stamp: Any) -> int:
