@@ -28,7 +28,14 @@ from firmware_sim.scenario.raw_player import (
     judge_scenario,
     start_for,
 )
-from firmware_sim.world.signals import ReadCycle, ReaderKeepalive, ReaderPower, Signal, TagRead
+from firmware_sim.world.signals import (
+    ReadCycle,
+    ReaderKeepalive,
+    ReaderPower,
+    SensorSample,
+    Signal,
+    TagRead,
+)
 from ops.clock_control import ClockController
 
 S = 1_000_000
@@ -155,3 +162,25 @@ async def test_a_reader_without_power_goes_offline_by_its_stale_timer_in_simulat
     # Last message from the reader just before 120 s; 3 keepalive periods (15 s) of silence.
     assert 130 <= offline["first_seen_s"] <= 140, offline
     assert offline["state"] == "resolved", offline
+
+
+async def test_a_long_warm_spell_in_a_cold_room_is_a_temperature_alert_in_simulated_time(
+    database_url: str, mqtt_broker, api_keys: dict[str, str],  # type: ignore[no-untyped-def]
+    tmp_path: Path, operator_key: None,
+) -> None:
+    """A fridge (limit 8 C, 5 min outside allowed) publishes a sample every 30 s over MQTT
+    JSON: 12 C from 10 min to 20 min. The gateway's sensor decision raises at 5 min into the
+    spell, dated in simulated time, and clears when the room is cold again."""
+    sc = RawScenario.model_validate({
+        "name": "raw_cold_room",
+        "sensors": [{"id": "fridge", "kind": "temperature", "high": 8.0,
+                     "min_duration_s": 300, "hysteresis": 0.5}],
+        "must": [{"alert_type": "damage.temperature", "subject": "sensor:fridge"}]})
+    signals: list[Signal] = [
+        SensorSample(t * S, "fridge", "temperature", 12.0 if 600 <= t < 1200 else 4.0)
+        for t in range(30, 1801, 30)]
+    v, _ = await play(sc, signals, tmp_path, database_url, mqtt_broker.url, api_keys)
+    assert v.passed, (v.missing, v.forbidden_seen, v.timings)
+    (warm,) = [t for t in v.timings if t["alert"] == "damage.temperature sensor:fridge"]
+    assert 900 <= warm["first_seen_s"] <= 935, warm  # 600 s + 300 s, a sample and a step late
+    assert warm["state"] == "resolved", warm

@@ -74,7 +74,7 @@ CONNECT_GRACE_S = 0.005
 # Sensor samples reach the agent through the site's broker, which gives no acknowledgement of
 # the agent's reading: a step that published samples waits this long (real time) before the
 # agent's time moves on. The samples are dated by their own ``ts``, so a late one still counts
-# at its time; only the alert's own date can be a step late.
+# at its time; only the alert's own date (the agent's time) can be a step late.
 SAMPLE_GRACE_S = 0.02
 
 
@@ -111,8 +111,9 @@ class RawScenario(_M):
 
     name: str = Field(pattern=r"^[a-z0-9_-]+$")
     description: str = ""
-    lots: list[RawLot]
-    readers: list[RawReader] = Field(min_length=1)
+    lots: list[RawLot] = Field(default_factory=list)
+    readers: list[RawReader] = Field(default_factory=list)
+    sensors: list[RawSensor] = Field(default_factory=list)
     must: list[Expected] = Field(default_factory=list)
     must_not: list[Expected] = Field(default_factory=list)
     step_s: float = Field(1.0, gt=0, le=60)  # simulated time per barrier
@@ -137,7 +138,8 @@ class SiteSpec:
     @classmethod
     def from_scenario(cls, sc: RawScenario) -> SiteSpec:
         return cls(sc.name, sc.readers, [(lot, [f"{lot.id}:{i}" for i in range(lot.tags)])
-                                         for lot in sc.lots], 0, sc.step_s, sc.settle_s)
+                                         for lot in sc.lots], 0, sc.step_s, sc.settle_s,
+                   sc.sensors)
 
 
 def start_for(epoch_us: int, now_us: int) -> int:
@@ -208,7 +210,7 @@ class _Stage:
     cut_at: int | None = None
     link_cuts: list[tuple[int, int]] = field(default_factory=list)
     sensors: aiomqtt.Client | None = None  # publishes the sensors' samples
-    sampled: bool = False  # a sample went out in this step
+    samples: list[SensorSample] = field(default_factory=list)  # of this step, not yet sent
 
 
 class ControllerTime:
@@ -412,13 +414,11 @@ class RawPlayer:
                 i += 1
             for reader in list(pending):  # reads whose cycle end the world did not state
                 await self._report(readers, reader, pending.pop(reader))
-            if stage.sampled:  # samples go through the broker: let them reach the agent
-                await asyncio.sleep(SAMPLE_GRACE_S)
-                stage.sampled = False
             for sim in readers.values():
                 await sim.barrier()
             await self.controller.advance_to(step_end)
             now = step_end
+            await self._sampled(stage)
             await self._reconnected(readers)
             # Nothing until the next signal: one jump (every timer still fires on the way).
             upcoming = signals[i].t_us + shift if i < len(signals) else end_us
@@ -426,6 +426,17 @@ class RawPlayer:
                 now = min(upcoming - step_us, end_us)
                 await self.controller.advance_to(now)
                 await self._reconnected(readers)
+
+    async def _sampled(self, stage: _Stage) -> None:
+        """The step's sensor samples, sent once the agent's time has reached them (a sample
+        cannot be read before it is taken), each carrying its own time (the device's clock)."""
+        if not stage.samples or stage.sensors is None:
+            return
+        for s in stage.samples:
+            payload = json.dumps({"ts": (s.t_us + stage.shift_us) / 1e6, s.kind: s.value})
+            await stage.sensors.publish(f"sensors/{self._reader(s.sensor)}", payload, qos=1)
+        stage.samples.clear()
+        await asyncio.sleep(SAMPLE_GRACE_S)  # through the broker: let them reach the agent
 
     async def _reconnected(self, readers: dict[str, LlrpReaderSim]) -> None:
         """A reader up but without a session: the agent may be connecting after its backoff
@@ -478,10 +489,7 @@ class RawPlayer:
                     sim.set_network(s.on)
         elif isinstance(s, SensorSample) and stage.sensors is not None and any(
                 x.id == s.sensor and x.kind == s.kind for x in stage.site.sensors):
-            # The sample carries its own time (the device's clock, in simulated time).
-            payload = json.dumps({"ts": at_us / 1e6, s.kind: s.value})
-            await stage.sensors.publish(f"sensors/{self._reader(s.sensor)}", payload, qos=1)
-            stage.sampled = True
+            stage.samples.append(s)
         elif isinstance(s, LinkState):
             if s.up:
                 link.up = True
