@@ -52,6 +52,7 @@ from firmware_sim.scenario.link import CuttableLink
 from firmware_sim.scenario.receiver import WebhookInbox
 from firmware_sim.scenario.schema import _M, Expected, LotSpec, RunNames
 from firmware_sim.world.signals import (
+    DoorContact,
     LinkState,
     ReadCycle,
     ReaderKeepalive,
@@ -134,6 +135,10 @@ class SiteSpec:
     step_s: float = 1.0
     settle_s: float = 0.0
     sensors: list[RawSensor] = field(default_factory=list)
+    # Door contacts (MQTT JSON, the agent's door monitor) and the site's working hours.
+    doors: list[str] = field(default_factory=list)
+    timezone: str = "UTC"
+    working_hours: tuple[int, int] = (0, 24)
 
     @classmethod
     def from_scenario(cls, sc: RawScenario) -> SiteSpec:
@@ -210,7 +215,8 @@ class _Stage:
     cut_at: int | None = None
     link_cuts: list[tuple[int, int]] = field(default_factory=list)
     sensors: aiomqtt.Client | None = None  # publishes the sensors' samples
-    samples: list[SensorSample] = field(default_factory=list)  # of this step, not yet sent
+    # (time, device, quantity, value) of this step, not yet sent
+    samples: list[tuple[int, str, str, float | str]] = field(default_factory=list)
 
 
 class ControllerTime:
@@ -291,7 +297,7 @@ class RawPlayer:
                 await stack.enter_async_context(sim)
             stage = _Stage(site, readers, link, start_us, start_us - site.epoch_us,
                            (host, port), epcs)
-            if site.sensors:
+            if site.sensors or site.doors:
                 stage.sensors = await stack.enter_async_context(aiomqtt.Client(host, port))
             await self._post("/api/v1/webhooks/endpoints", self.financier_key,
                              {"url": f"http://127.0.0.1:{inbox.port}/hooks"})
@@ -362,8 +368,13 @@ class RawPlayer:
             lines += ["[[rfid.lots]]", f'id = "{self.names.lot_id(lot.id)}"',
                       f"epcs = [{epcs}]", f"readers = [{covering}]",
                       f"absence_window_s = {lot.absence_window_s}", ""]
-        if site.sensors:
+        if site.sensors or site.doors:
             lines += ["[sensors]", f'mqtt_url = "mqtt://{host}:{port}"', "flush_s = 5.0", ""]
+        h0, h1 = site.working_hours
+        for door in site.doors:
+            lines += ["[[sensors.devices]]", f'id = "{self._reader(door)}"',
+                      "[sensors.devices.door_schedule]", f'timezone = "{site.timezone}"',
+                      f'open = ["mon-sun {h0:02d}:00-{h1:02d}:00"]', ""]
         lots = {lot.id for lot, _ in site.lots}
         for sensor in site.sensors:
             lines += ["[[sensors.devices]]", f'id = "{self._reader(sensor.id)}"']
@@ -432,9 +443,9 @@ class RawPlayer:
         cannot be read before it is taken), each carrying its own time (the device's clock)."""
         if not stage.samples or stage.sensors is None:
             return
-        for s in stage.samples:
-            payload = json.dumps({"ts": (s.t_us + stage.shift_us) / 1e6, s.kind: s.value})
-            await stage.sensors.publish(f"sensors/{self._reader(s.sensor)}", payload, qos=1)
+        for t_us, device, quantity, value in stage.samples:
+            payload = json.dumps({"ts": (t_us + stage.shift_us) / 1e6, quantity: value})
+            await stage.sensors.publish(f"sensors/{self._reader(device)}", payload, qos=1)
         stage.samples.clear()
         await asyncio.sleep(SAMPLE_GRACE_S)  # through the broker: let them reach the agent
 
@@ -489,7 +500,9 @@ class RawPlayer:
                     sim.set_network(s.on)
         elif isinstance(s, SensorSample) and stage.sensors is not None and any(
                 x.id == s.sensor and x.kind == s.kind for x in stage.site.sensors):
-            stage.samples.append(s)
+            stage.samples.append((s.t_us, s.sensor, s.kind, s.value))
+        elif isinstance(s, DoorContact) and s.door in stage.site.doors:
+            stage.samples.append((s.t_us, s.door, "door", "open" if s.open else "closed"))
         elif isinstance(s, LinkState):
             if s.up:
                 link.up = True

@@ -45,7 +45,10 @@ def site_spec(story: Story) -> SiteSpec:
     sensors = [RawSensor(id=x.name, kind=x.kind, lot=x.lot, low=x.low, high=x.high,
                          min_duration_s=x.min_duration_s, hysteresis=x.hysteresis)
                for x in world.sensors if x.kind != "weight"]  # weight: not played yet
-    return SiteSpec(story.name, readers, lots, epoch_us=world.epoch_us, sensors=sensors)
+    doors = sorted({d.door for d in world.doors})
+    return SiteSpec(story.name, readers, lots, epoch_us=world.epoch_us, sensors=sensors,
+                    doors=doors, timezone=world.timezone,
+                    working_hours=tuple(world.working_hours))  # type: ignore[arg-type]
 
 
 def outcome(story: Story, run: RawRun) -> Outcome:
@@ -57,6 +60,8 @@ def outcome(story: Story, run: RawRun) -> Outcome:
     lots = {run.names.lot_id(lot.name): lot.name for lot in world.lots}
     readers = {f"reader:{run.reader_id(r.name)}": f"reader:{r.name}" for r in world.readers}
     readers |= {f"sensor:{run.reader_id(x.name)}": f"sensor:{x.name}" for x in world.sensors}
+    # The gateway names a door contact's alerts after its sensor; the world after the door.
+    readers |= {f"sensor:{run.reader_id(d.door)}": f"door:{d.door}" for d in world.doors}
     alerts = []
     for row in run.alerts:
         subject = _logical(row["subject"], lots, readers)
