@@ -80,7 +80,7 @@ SAMPLE_GRACE_S = 0.02
 
 
 class RawReader(_M):
-    id: str = Field(pattern=r"^[a-z0-9-]{1,40}$")
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")
     antennas: list[int] = Field(default_factory=lambda: [1], min_length=1)
     keepalive_s: float = Field(5.0, gt=0)
     zones: dict[int, str] = Field(default_factory=dict)  # antenna -> zone (bays, docks)
