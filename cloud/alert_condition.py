@@ -81,7 +81,8 @@ REOPEN_ACTOR = "cloud:reopen"
 RECHECK = "15 minutes"
 
 
-async def reopen_standing(conn: AsyncConnection, site_id: str) -> list[int]:
+async def reopen_standing(conn: AsyncConnection, site_id: str, *,
+                          now: datetime | None = None) -> list[int]:
     """Open again the alerts a person resolved lately whose condition holds now.
 
     The resolve itself is refused while the condition holds; this catches what came after it
@@ -114,7 +115,7 @@ async def reopen_standing(conn: AsyncConnection, site_id: str) -> list[int]:
             severity=alert["severity"], site_id=alert["site_id"], lot_id=alert["lot_id"],
             explanation=f"reopened: {reason} (alert {alert['id']} was resolved)",
             evidence={**(alert["evidence"] or {}), "reopens": alert["id"]},
-            seen_at=datetime.now(UTC), actor=REOPEN_ACTOR,
+            seen_at=now or datetime.now(UTC), actor=REOPEN_ACTOR,
             source_gateway=alert["source_gateway"])
         reopened.append(new_id)
     return reopened

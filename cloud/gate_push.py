@@ -23,9 +23,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import aiomqtt
@@ -37,6 +36,7 @@ from cloud.command_key import load_command_key_from
 from cloud.receipts.gate import gate_list, release_windows, released_lots
 from contract.commands import seal_command
 from contract.topics import cmd_topic
+from ops.clock import SYSTEM_CLOCK, Clock
 from ops.mqtt import broker_address
 from ops.supervised import Supervised
 
@@ -106,8 +106,10 @@ class GatePush:
 
     def __init__(
         self, database_url: str, mqtt_url: str, *, username: str | None = None,
-        password: str | None = None, refresh_s: float = 300.0,
+        password: str | None = None, refresh_s: float = 300.0, clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        # "Now" for which releases' pickup windows are still open, and for the commands' dates.
+        self.clock = clock
         self.database_url = database_url
         self.mqtt_url = mqtt_url
         self.username = username
@@ -191,14 +193,14 @@ class GatePush:
     async def _push(
         self, conn: AsyncConnection[Any], key: Ed25519PrivateKey, sites: set[str] | None,
     ) -> None:
-        now = datetime.now(UTC)
+        now = self.clock.now()
         gateways = await gateways_by_site(conn)
         for site in sorted(gateways if sites is None else sites & gateways.keys()):
             commands = await site_commands(conn, site, now)
             if not to_push(self._pushed, commands):
                 continue
             await self._publish(site_messages(key, commands, gateways[site],
-                                              time.time_ns() // 1000))
+                                              self.clock.now_us()))
             self._pushed[site] = commands.content()
             self.pushes += 1
             log.info("gate list pushed", extra={"site": site, "gateways": len(gateways[site]),

@@ -13,10 +13,9 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import aiomqtt
@@ -48,6 +47,7 @@ from edge.refusals import REFUSALS, RefusalMetrics
 from edge.siren import LocalSiren
 from edge.trackers.releases import COMMAND as RELEASES_COMMAND
 from edge.trackers.releases import parse_release_plan
+from ops.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,15 @@ class _Emitted:
 
 
 class Agent:
-    def __init__(self, config: AgentCore) -> None:
+    def __init__(self, config: AgentCore, *, clock: Clock = SYSTEM_CLOCK,
+                 delivery_clock: Clock | None = None) -> None:
         self.config = config
+        # Every decision in the agent and its pipelines reads this clock (ops/clock.py): the
+        # system's in production, a simulated one when a scenario player drives the gateway.
+        # The uplink's pacing (outbox sent times, resends) reads ``delivery_clock`` (default:
+        # the same); on a simulated clock it stays real, as the broker and cloud answer in it.
+        self.clock = clock
+        delivery = delivery_clock or clock
         self.site = config.site
         self.gateway = config.gateway
         self._key = load_private_key(config.key_file)
@@ -72,6 +79,7 @@ class Agent:
             config.data_dir / "outbox.db",
             max_bytes=int(config.outbox.max_mb * 1024 * 1024),
             fsync=config.outbox.fsync,
+            clock_us=delivery.now_us,
         )
         self._session_started_us = self.now_us()
         self._command_handlers: dict[str, list[Callable[[bytes], None]]] = {}
@@ -103,11 +111,13 @@ class Agent:
             site=self.site,
             gateway=self.gateway,
             on_command=self._dispatch_command,
+            clock=clock,
+            delivery_clock=delivery,
         )
 
     # -- EdgeContext -------------------------------------------------------------------------
     def now_us(self) -> int:
-        return time.time_ns() // 1000
+        return self.clock.now_us()
 
     def emit(
         self, msg_type: MessageType, body: BaseModel, *, observed_at: datetime | None = None
@@ -115,7 +125,7 @@ class Agent:
         channel, subtopic = CHANNEL_OF[msg_type]
         topic = topic_for(self.site, self.gateway, channel, subtopic)
         fields = body.model_dump(mode="json")
-        moment = observed_at or datetime.now(UTC)
+        moment = observed_at or self.clock.now()
         seq = self.outbox.put(
             topic,
             lambda seq: self._seal(seq, msg_type, fields, moment),
@@ -235,7 +245,7 @@ class Agent:
             session_started_us=self._session_started_us,
         ).model_dump(mode="json")
         return self._seal(
-            self.outbox.allocate_seq(), MessageType.GATEWAY_STATUS, body, datetime.now(UTC)
+            self.outbox.allocate_seq(), MessageType.GATEWAY_STATUS, body, self.clock.now()
         )
 
     def _dispatch_command(self, topic: str, payload: bytes) -> None:
@@ -254,7 +264,7 @@ class Agent:
 
     async def _report_health(self) -> None:
         while True:
-            await asyncio.sleep(self.config.health_interval_s)
+            await self.clock.sleep(self.config.health_interval_s)
             self.emit(MessageType.AGENT_HEALTH, self.health())
 
     async def run(self) -> None:

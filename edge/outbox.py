@@ -21,10 +21,11 @@ lose one). The drop counter is persisted and published in the agent's health tel
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from ops.clock import SYSTEM_CLOCK
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -54,7 +55,8 @@ class OutboxMessage:
 
 
 class Outbox:
-    def __init__(self, path: Path, *, max_bytes: int = 256 * 1024 * 1024, fsync: bool = False):
+    def __init__(self, path: Path, *, max_bytes: int = 256 * 1024 * 1024, fsync: bool = False,
+                 clock_us: Callable[[], int] = SYSTEM_CLOCK.now_us):
         path.parent.mkdir(parents=True, exist_ok=True)
         # The agent's event loop is the only writer; autocommit off, explicit transactions.
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -67,6 +69,9 @@ class Outbox:
         row = self._db.execute("SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox")
         self.depth, self.bytes = row.fetchone()
         self._listeners: list[Callable[[], None]] = []
+        # When a row was written and sent, on the uplink's clock: the publisher's loss check
+        # compares sent times with its own reading of that clock.
+        self._clock_us = clock_us
         self.max_confirmed = 0  # highest seq the cloud confirmed (since this process started)
         self.beyond_allocated = 0  # confirmations naming seqs never allocated (suspicious)
 
@@ -105,7 +110,7 @@ class Outbox:
             self._db.execute(
                 "INSERT INTO outbox (seq, topic, payload, is_event, retain, created_us) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (seq, topic, payload, int(is_event), int(retain), time.time_ns() // 1000),
+                (seq, topic, payload, int(is_event), int(retain), self._clock_us()),
             )
             self._db.execute("UPDATE counters SET value = ? WHERE name = 'last_seq'", (seq,))
         self._last_seq = seq
@@ -153,7 +158,7 @@ class Outbox:
 
     def mark_sent(self, seqs: list[int]) -> None:
         if seqs:
-            now = time.time_ns() // 1000
+            now = self._clock_us()
             with self._transaction():
                 self._db.executemany("UPDATE outbox SET sent_us = ? WHERE seq = ?",
                                      [(now, s) for s in seqs])

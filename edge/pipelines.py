@@ -4,7 +4,8 @@ Each pipeline module (RFID, cameras, trackers, sensors) exposes ``PIPELINE``: th
 section in the agent's config file, the pydantic model of that section (``extra="forbid"``, so a
 typo fails at start) and ``run(section, context)``, a coroutine that runs until cancelled and
 hands everything it produces to ``context.emit``. The agent supervises these coroutines; the
-pipelines never see MQTT, the outbox or the signing key.
+pipelines never see MQTT, the outbox or the signing key. Their timers (flushes, stale checks,
+ticks) sleep on the context's clock (``clock_of``), so a simulated clock drives them too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 
 from contract import MessageType
 from edge.alerting import Observation
+from ops.clock import SYSTEM_CLOCK, Clock
 
 # Modules that define a PIPELINE. Add yours here.
 PIPELINE_MODULES: tuple[str, ...] = (
@@ -32,6 +34,7 @@ PIPELINE_MODULES: tuple[str, ...] = (
 class EdgeContext(Protocol):
     site: str
     gateway: str
+    clock: Clock  # what every decision and timer of a pipeline reads (ops/clock.py)
 
     def emit(
         self, msg_type: MessageType, body: BaseModel, *, observed_at: datetime | None = None
@@ -44,12 +47,18 @@ class EdgeContext(Protocol):
         ...
 
     def now_us(self) -> int:
-        """Wall-clock time, microseconds since the Unix epoch (UTC)."""
+        """The context's clock: microseconds since the Unix epoch (UTC)."""
         ...
 
     def on_command(self, name: str, handler: Callable[[bytes], None]) -> None:
         """Call ``handler(payload)`` for messages on ``cmd/{name}`` from the cloud."""
         ...
+
+
+def clock_of(ctx: object) -> Clock:
+    """The context's clock; a context without one (a test's minimal fake) reads the system's."""
+    clock: Clock = getattr(ctx, "clock", SYSTEM_CLOCK)
+    return clock
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ import contextlib
 import json
 import logging
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,6 +35,7 @@ from edge.config import BrokerConfig
 from edge.outbox import Outbox, OutboxMessage
 from edge.refusals import REFUSALS
 from ops.backoff import Backoff
+from ops.clock import SYSTEM_CLOCK, Clock
 from ops.mqtt import first_accepted, persistent_session_kwargs, protocol_candidates
 from ops.supervised import Health, Supervised
 
@@ -80,7 +80,15 @@ class Publisher:
         site: str,
         gateway: str,
         on_command: Callable[[str, bytes], None] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        delivery_clock: Clock | None = None,
     ) -> None:
+        # The agent's clock dates what a command may be (not from the future). The pacing of
+        # resends (confirmation silence and grace) is ``delivery_clock``, by default the same:
+        # a gateway on a simulated clock still talks to a broker and a cloud that answer in
+        # real time, and must not resend because simulated minutes flew by.
+        self._clock = clock
+        self._delivery = delivery_clock or clock
         self._outbox = outbox
         self._broker = broker
         self._client_id = client_id
@@ -94,7 +102,7 @@ class Publisher:
         self._protocols = protocol_candidates(broker.protocol)
         self.stats = PublisherStats()
         self._silence_s = self._broker.confirm_silence_s
-        self._quiet_since = time.monotonic()  # last confirmation, or last silence resend
+        self._quiet_since = self._delivery.monotonic()  # last confirmation, or last silence resend
         outbox.on_put(self._wake.set)
         self.owner = Supervised(
             "broker", self._session, on_health=self._on_health,
@@ -183,7 +191,7 @@ class Publisher:
         try:
             command = open_command(
                 payload, public_key=self._command_key, site=self._site, gateway=self._gateway,
-                name=name, now_us=time.time_ns() // 1000,
+                name=name, now_us=self._clock.now_us(),
             )
             if name == STORED_COMMAND:
                 self._on_confirmation(decode_stored(command.body))
@@ -200,21 +208,21 @@ class Publisher:
 
     def _on_confirmation(self, ranges: list[tuple[int, int]]) -> None:
         self.stats.confirmed += self._outbox.confirm(ranges)
-        self._quiet_since = time.monotonic()
+        self._quiet_since = self._delivery.monotonic()
         self._silence_s = self._broker.confirm_silence_s
 
     async def _drain(self, client: aiomqtt.Client) -> None:
         window = self._broker.in_flight
         backlog_end = self._outbox.last_seq  # stored before this connection: the backlog
         in_flight: set[asyncio.Task[int]] = set()
-        next_loss_check = time.monotonic() + LOSS_CHECK_EVERY_S
+        next_loss_check = self._delivery.monotonic() + LOSS_CHECK_EVERY_S
         try:
             while True:
                 # Clear before looking: a put after this point wakes the wait below.
                 self._wake.clear()
-                if time.monotonic() >= next_loss_check:
+                if self._delivery.monotonic() >= next_loss_check:
                     self._resend_lost()
-                    next_loss_check = time.monotonic() + LOSS_CHECK_EVERY_S
+                    next_loss_check = self._delivery.monotonic() + LOSS_CHECK_EVERY_S
                 room = window - len(in_flight)
                 if room > 0:
                     batch = self._outbox.pending(after=backlog_end, limit=room)
@@ -239,16 +247,16 @@ class Publisher:
                 task.cancel()
 
     def _resend_lost(self) -> None:
-        if time.monotonic() - self._quiet_since > self._silence_s:
+        if self._delivery.monotonic() - self._quiet_since > self._silence_s:
             again = self._outbox.resend_awaiting()
-            self._quiet_since = time.monotonic()
+            self._quiet_since = self._delivery.monotonic()
             self._silence_s = min(self._silence_s * 2, SILENCE_RESEND_MAX_S)
             if again:
                 self.stats.resent_lost += again
                 log.warning("no delivery confirmation from the cloud lately; resending",
                             extra={"count": again, "next_after_s": self._silence_s})
             return
-        cutoff_us = time.time_ns() // 1000 - int(self._broker.confirm_grace_s * 1_000_000)
+        cutoff_us = self._delivery.now_us() - int(self._broker.confirm_grace_s * 1_000_000)
         lost = self._outbox.resend_lost(cutoff_us)
         if lost:
             self.stats.resent_lost += lost

@@ -14,6 +14,12 @@ and refused) or slow (silent, sockets open).
 
 Control messages are packed with pyllrp (slow but exact); reports with edge.rfid.llrp's encoder
 so a busy simulated reader stays cheap.
+
+Driven (``driven=True``): no inventory or keepalive of its own; a scenario player sends each
+read cycle's report (``report``, stamped with the simulated time it happened), each keepalive
+(``keepalive``), cuts power or network (``set_power``, ``set_network``), and waits until the
+client has read everything sent so far (``barrier``: a KEEPALIVE the client must acknowledge,
+and an LLRP client handles a connection's messages in order).
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 import bitstring
 from pyllrp import pyllrp as P
@@ -122,6 +129,16 @@ class TagPopulation:
         return reads
 
 
+class Seen(NamedTuple):
+    """A tag in a driven report: where, how strong, when last read, how often."""
+
+    epc: str
+    antenna: int
+    rssi_dbm: int
+    last_us: int
+    count: int = 1
+
+
 def _pack(message: Any) -> bytes:
     return bytes(message.pack(bitstring.BitStream()).tobytes())
 
@@ -146,6 +163,9 @@ class _ReaderConnection:
         self.keepalive_ms = 0
         self.keepalives_unacked = 0
         self.aispec_events = False  # announce each round's end (SET_READER_CONFIG asked)
+        self.acked = asyncio.Event()  # a KEEPALIVE_ACK came (driven: the barrier)
+        self.ready = asyncio.Event()  # greeted: reports may follow
+        self.silent = False  # driven: the reader lost power under this connection
         self._msg_id = 1
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -155,6 +175,8 @@ class _ReaderConnection:
 
     async def send(self, raw: bytes) -> None:
         await self.sim.wait_while_slow()
+        if self.silent or not self.sim.networked:  # driven: dead or cut off, nothing arrives
+            return
         self.writer.write(raw)
         await self.writer.drain()
 
@@ -174,10 +196,11 @@ class _ReaderConnection:
             ],
         )
         await self.send(_pack(greeting))
-        self._tasks = [
+        self._tasks = [] if self.sim.driven else [
             asyncio.create_task(self._inventory()),
             asyncio.create_task(self._keepalive()),
         ]
+        self.ready.set()
         framer = llrp.LlrpFramer()
         try:
             while True:
@@ -197,6 +220,7 @@ class _ReaderConnection:
     async def _on_message(self, frame: llrp.LlrpFrame) -> bool:
         if frame.msg_type == llrp.KEEPALIVE_ACK:
             self.keepalives_unacked = 0
+            self.acked.set()
             return True
         try:
             message = P.UnpackMessage(bitstring.ConstBitStream(bytes=frame.raw))
@@ -372,6 +396,24 @@ class _ReaderConnection:
         )
         await self.send(_pack(event))
 
+    async def send_seen(self, spec: dict[str, Any], rows: list[Seen]) -> None:
+        """A report of these tags, each with its own last read time and seen count."""
+        sel = spec["selector"]
+        params = [
+            llrp.encode_tag_report_data(
+                r.epc,
+                antenna=r.antenna if sel is None or sel.EnableAntennaID else None,
+                peak_rssi_dbm=r.rssi_dbm if sel is not None and sel.EnablePeakRSSI else None,
+                first_seen_us=r.last_us if sel is None or sel.EnableFirstSeenTimestamp else None,
+                last_seen_us=r.last_us if sel is not None and sel.EnableLastSeenTimestamp
+                else None,
+                seen_count=r.count if sel is not None and sel.EnableTagSeenCount else None,
+            )
+            for r in rows
+        ]
+        self.sim.reads_sent += len(params)
+        await self.send(llrp.encode_ro_access_report(self.next_id(), params))
+
     async def _report(self, spec: dict[str, Any]) -> None:
         reads = self.sim.population.read_round(spec["antennas"])
         if not reads:
@@ -405,7 +447,14 @@ class LlrpReaderSim:
         script: list[ScriptedEvent] | None = None,
         clock_offset_s: float = 0.0,
         announces_aispec: bool = True,  # False: a reader that ignores AISpec event requests
+        driven: bool = False,
+        clock_us: Callable[[], int] | None = None,
     ) -> None:
+        self.driven = driven
+        # The reader's own clock: a driven reader lives in the player's simulated time.
+        self._clock_us = clock_us or (lambda: time.time_ns() // 1000)
+        self.powered = True  # driven: False drops connections and refuses new ones
+        self.networked = True  # driven: False keeps sockets open but sends nothing
         self.population = population
         self.announces_aispec = announces_aispec
         self.rounds_per_s = rounds_per_s
@@ -420,13 +469,14 @@ class LlrpReaderSim:
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
         self._connections: set[_ReaderConnection] = set()
+        self._session_of: dict[asyncio.Task[None], _ReaderConnection] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._unplugged_until = 0.0
         self._slow_until = 0.0
         self._script_task: asyncio.Task[None] | None = None
 
     def reader_now_us(self) -> int:
-        return time.time_ns() // 1000 + self.clock_offset_us
+        return self._clock_us() + self.clock_offset_us
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self._server = await asyncio.start_server(self._accept, host, port)
@@ -449,6 +499,83 @@ class LlrpReaderSim:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    # -- driven by a player ----------------------------------------------------------------
+
+    def _live(self) -> list[_ReaderConnection]:
+        return [c for c in self._connections if c.ready.is_set() and not c.silent]
+
+    def connecting(self) -> bool:
+        """A client connected but has no running ROSpec yet (its handshake is under way)."""
+        return any(not c.silent and not any(s["enabled"] and s["running"]
+                                             for s in c.rospecs.values())
+                   for c in self._connections)
+
+    def live_clients(self) -> int:
+        """Clients greeted and not cut off."""
+        return len(self._live()) if self.networked else 0
+
+    async def report(self, reads: list[tuple[str, int, int]] | list[Seen], at_us: int, *,
+                     empty: bool = False) -> int:
+        """One report period's reads at ``at_us`` to every client whose ROSpec runs on their
+        antennas: (epc, antenna, peak RSSI dBm), or `Seen` rows with each tag's own last read
+        and seen count. ``empty``: send the report even with no reads (rounds ran, nothing
+        answered: a reader's end-of-AISpec report). How many reads went out."""
+        if not self.networked:
+            return 0
+        rows = [r if isinstance(r, Seen) else Seen(r[0], r[1], r[2], at_us, 1) for r in reads]
+        sent = 0
+        for connection in self._live():
+            for spec in list(connection.rospecs.values()):
+                if not (spec["enabled"] and spec["running"]):
+                    continue
+                wanted = spec["antennas"]
+                mine = [r for r in rows if 0 in wanted or r.antenna in wanted]
+                if mine or empty:
+                    await connection.send_seen(spec, mine)
+                sent += len(mine)
+        return sent
+
+    async def keepalive(self) -> None:
+        if not self.networked:
+            return
+        for connection in self._live():
+            if connection.keepalive_ms:
+                await connection.send(llrp.encode_message(llrp.KEEPALIVE, connection.next_id()))
+
+    async def barrier(self, timeout_s: float = 10.0) -> None:
+        """Until every client acknowledged a keepalive sent after everything before it."""
+        if not self.networked:
+            return
+        for connection in self._live():
+            connection.acked.clear()
+            await connection.send(llrp.encode_message(llrp.KEEPALIVE, connection.next_id()))
+            with contextlib.suppress(TimeoutError):  # a client that went away: nothing to wait
+                await asyncio.wait_for(connection.acked.wait(), timeout_s)
+
+    def set_power(self, on: bool) -> None:
+        """Off: the reader goes silent under its connections (a dead host sends no FIN) and
+        refuses new ones; on: it boots with no memory of them (they are dropped)."""
+        self.powered = on
+        for connection in list(self._connections):
+            if not on:
+                connection.silent = True
+        if on:
+            for task, connection in list(self._session_of.items()):
+                if connection.silent:
+                    task.cancel()
+
+    def set_network(self, up: bool) -> None:
+        """Down: the sockets stay open but nothing reaches the client (a dead switch port)."""
+        self.networked = up
+
+    async def connected(self, timeout_s: float = 10.0) -> None:
+        """Until a client has an enabled, running ROSpec."""
+        async with asyncio.timeout(timeout_s):
+            # The ROSpec is set by the client's messages; nothing here to wait on but a poll.
+            while not any(s["enabled"] and s["running"] for c in self._live()  # noqa: ASYNC110
+                          for s in c.rospecs.values()):
+                await asyncio.sleep(0.01)
 
     # -- scripted world changes ------------------------------------------------------------
 
@@ -522,7 +649,7 @@ class LlrpReaderSim:
             self.apply(event)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if time.monotonic() < self._unplugged_until:
+        if time.monotonic() < self._unplugged_until or not (self.powered and self.networked):
             writer.close()
             return
         self.connections += 1
@@ -531,6 +658,7 @@ class LlrpReaderSim:
         self._sessions.add(task)
         connection = _ReaderConnection(self, reader, writer)
         self._connections.add(connection)
+        self._session_of[task] = connection
         try:
             await connection.run()
         except (ConnectionError, asyncio.CancelledError):
@@ -538,6 +666,7 @@ class LlrpReaderSim:
         finally:
             self._sessions.discard(task)
             self._connections.discard(connection)
+            self._session_of.pop(task, None)
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:

@@ -33,6 +33,7 @@ from cloud.alerting.rules import run_rules
 from contract import AlertBody
 from decisions.rules import Decision, Fact
 from decisions.vehicles import RELEASE_PICKUP, ApprovedRelease, vehicle_authorised
+from ops.clock import SYSTEM_CLOCK, Clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +90,15 @@ class AlertingStage:
     alerts benchmark's polling baseline); the edge's alerts and the release guard still run."""
 
     run_rules: bool = True
+    clock: Clock = SYSTEM_CLOCK  # "now" for the stage's own time reads (ops/clock.py)
 
     async def decide(self, conn: AsyncConnection[Any], batches: Iterable[SiteBatch]) -> Outcome:
         """Every alert change the batch causes, in the caller's transaction."""
         outcome = Outcome()
         for batch in batches:
             await absorb_edge_alerts(conn, batch.site, batch.edge_alerts)
-            await reopen_standing(conn, batch.site)  # a resolve the facts now contradict
+            await reopen_standing(conn, batch.site,  # a resolve the facts now contradict
+                                  now=self.clock.now())
             for moved in batch.movements:
                 outcome.unreleased.extend(await check_movements(
                     conn, list(moved.movements), moved.seen_at, f"gateway:{moved.gateway}"))

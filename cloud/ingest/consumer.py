@@ -38,6 +38,7 @@ from contract import (
     stored_body,
 )
 from ops.backoff import Backoff
+from ops.clock import SYSTEM_CLOCK, Clock
 from ops.mqtt import PAHO_VERSIONS, protocol_candidates
 from ops.mqtt_acks import AckingSubscriber, BrokerLost, Received
 from ops.supervised import Health, Supervised
@@ -88,6 +89,9 @@ class IngestOptions:
     max_clock_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S
     # False: the site rules run elsewhere (the alerts benchmark's polling baseline).
     rules_in_ingest: bool = True
+    # The cloud's clock for its decisions (skew window, alerting): a scenario player on a
+    # simulated clock hands the same time it gives the gateways (ops/clock.py).
+    clock: Clock = SYSTEM_CLOCK
 
 
 class Ingest:
@@ -107,7 +111,7 @@ class Ingest:
             retry_on=(OSError, psycopg.OperationalError),
             backoff=Backoff(initial_s=0.2, maximum_s=15),
         )
-        self._alerting = AlertingStage(run_rules=options.rules_in_ingest)
+        self._alerting = AlertingStage(run_rules=options.rules_in_ingest, clock=options.clock)
 
     async def run(self) -> None:
         async with gateway_change_listener(self.options.database_url, self._gateways), \
@@ -150,7 +154,7 @@ class Ingest:
             await self._gateways.load(conn)
             await conn.commit()
         await self._ensure_partitions(conn)
-        now_us = time.time_ns() // 1000
+        now_us = self.options.clock.now_us()
         skew_us = int(self.options.max_clock_skew_s * 1_000_000)
         decisions: list[Decision] = [
             decide(t, p, self._gateways, now_us=now_us, max_skew_us=skew_us)
@@ -286,7 +290,7 @@ class Ingest:
             return
         key = self._command_key
         assert key is not None  # loaded with the database connection that stored the batch
-        now_us = time.time_ns() // 1000
+        now_us = self.options.clock.now_us()
         await asyncio.gather(*(
             subscriber.publish(
                 cmd_topic(site, gateway, STORED_COMMAND),

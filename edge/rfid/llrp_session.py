@@ -10,7 +10,10 @@ AISpec the reader announces is a completed read cycle (``on_cycle``): the proof 
 before a silent tag is missing, sent whether or not a tag answered. A reader that announces no
 AISpec end falls back on its reports, one cycle per report interval at most. A reader that
 sends nothing (no report, no keepalive) for ``stale_after_s`` is treated as gone: the socket may
-still look open when a switch port or the reader's power died.
+still look open when a switch port or the reader's power died. That silence, the cycles, the
+reader's timestamps' correction and the backoff before a reconnect are measured on the agent's
+clock (decisions); the TCP connect and the handshake's timeouts guard real I/O and stay on the
+real clock.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any, Literal
@@ -33,6 +35,7 @@ from edge.rfid import llrp
 from edge.rfid.checks import tag_read
 from edge.rfid.reader import CycleCallback, HealthCallback, ReaderCycle, reader_health
 from ops.backoff import Backoff
+from ops.clock import SYSTEM_CLOCK, Clock
 from ops.supervised import BatchSource, Supervised, describe
 
 log = logging.getLogger(__name__)
@@ -164,10 +167,6 @@ def reports_to_observations(
     return out
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
-
 class LlrpReader(BatchSource[list[TagObservation]]):
     """`TagReader` for LLRP readers. Health goes to ``on_health`` on every change."""
 
@@ -175,10 +174,12 @@ class LlrpReader(BatchSource[list[TagObservation]]):
 
     def __init__(
         self, config: LlrpReaderConfig, on_health: HealthCallback,
-        on_cycle: CycleCallback | None = None,
+        on_cycle: CycleCallback | None = None, *, clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         super().__init__(config.id, reader_health(on_health),
-                         backoff=Backoff(initial_s=0.5, maximum_s=30))
+                         backoff=Backoff(initial_s=0.5, maximum_s=30), sleep=clock.sleep,
+                         clock_us=clock.now_us)
+        self._clock = clock
         self.reader_id = config.id
         self._config = config
         self._on_cycle = on_cycle
@@ -263,7 +264,7 @@ class LlrpReader(BatchSource[list[TagObservation]]):
         stamp = greeting.getFirstParameterByClass(llrp_def.UTCTimestamp_Parameter)
         self._offset_us = 0
         if stamp is not None:
-            offset = _now_us() - stamp.Microseconds
+            offset = self._clock.now_us() - stamp.Microseconds
             if abs(offset) > cfg.clock_skew_tolerance_s * 1_000_000:
                 log.warning(
                     "reader clock differs from the gateway's; correcting its timestamps",
@@ -335,12 +336,15 @@ class LlrpReader(BatchSource[list[TagObservation]]):
         self._msg_id = (self._msg_id + 1) & 0xFFFFFFFF
         return self._msg_id
 
-    async def _next_frame(self, timeout_s: float) -> llrp.LlrpFrame:
+    async def _next_frame(self, timeout_s: float, *, stale: bool = False) -> llrp.LlrpFrame:
+        """``stale``: the timeout is the reader's silence limit, on the agent's clock; else a
+        guard on the handshake's I/O, on the real one."""
         assert self._reader is not None
+        wait_for = self._clock.wait_for if stale else asyncio.wait_for
         while not self._queue:
             if self._broken is not None:
                 raise self._broken
-            data = await asyncio.wait_for(self._reader.read(65536), timeout_s)
+            data = await wait_for(self._reader.read(65536), timeout_s)
             if not data:
                 raise EOFError("connection closed by the reader")
             try:
@@ -407,7 +411,7 @@ class LlrpReader(BatchSource[list[TagObservation]]):
             return None
 
     def _observations(self, frame: llrp.LlrpFrame) -> list[TagObservation]:
-        received = _now_us()
+        received = self._clock.now_us()
         try:
             reports = llrp.parse_ro_access_report(frame.raw)
         except llrp.LlrpReportError as err:
@@ -418,7 +422,7 @@ class LlrpReader(BatchSource[list[TagObservation]]):
 
     async def _stream(self) -> AsyncIterator[list[TagObservation]]:
         while True:
-            control = await self._handle(await self._next_frame(self.stale_after_s))
+            control = await self._handle(await self._next_frame(self.stale_after_s, stale=True))
             if control is not None:
                 self._on_event(control)
             if self._early and not self._queue:
@@ -433,7 +437,7 @@ class LlrpReader(BatchSource[list[TagObservation]]):
     def _report_cycle(self) -> None:
         """A reader that announces no AISpec end: a report proves it was reading, counted once
         per report interval at most (a report of N tags may come mid-AISpec)."""
-        now = _now_us()
+        now = self._clock.now_us()
         last = self._last_report_cycle_us
         if last is not None and now - last < self._config.report_interval_ms * 1000:
             return
@@ -443,7 +447,7 @@ class LlrpReader(BatchSource[list[TagObservation]]):
     def _aispec_ended(self, message: Any) -> None:
         # The reader's time, corrected, but never after we received it: a reader clock ahead
         # would otherwise vouch for cycles that have not happened yet.
-        received = _now_us()
+        received = self._clock.now_us()
         stamp = message.getFirstParameterByClass(llrp_def.UTCTimestamp_Parameter)
         at_us = received if stamp is None else min(stamp.Microseconds + self._offset_us, received)
         self._aispec_events = True

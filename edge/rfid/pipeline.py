@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edge.pipelines import EdgeContext, Pipeline
+from edge.pipelines import EdgeContext, Pipeline, clock_of
 from edge.rfid.epc import Gs1Pattern
 from edge.rfid.impinj import ImpinjIotReader, ImpinjIotReaderConfig
 from edge.rfid.llrp_session import LlrpReader, LlrpReaderConfig
@@ -121,6 +121,7 @@ class RfidPipeline:
     def __init__(self, section: RfidSection, ctx: EdgeContext) -> None:
         self._section = section
         self._ctx = ctx
+        self._clock = clock_of(ctx)  # the ticks, flushes and the LLRP stale timer run on it
         self.station = RfidStation(
             [lot.definition() for lot in section.lots],
             [z.definition() for z in section.zones],
@@ -156,14 +157,16 @@ class RfidPipeline:
         self.station.on_cycle(cycle)
 
     async def _read(self, config: ReaderConfig) -> None:
-        reader = READER_FACTORIES[config.kind](config, self.on_health, self.on_cycle)
+        reader = (LlrpReader(config, self.on_health, self.on_cycle, clock=self._clock)
+                  if isinstance(config, LlrpReaderConfig)
+                  else READER_FACTORIES[config.kind](config, self.on_health, self.on_cycle))
         async with reader:
             async for batch in reader.batches():
                 self._hand_on(self.station.on_observations(batch))
 
     async def _every(self, seconds: float, produce: Callable[[], RfidOutput]) -> None:
         while True:
-            await asyncio.sleep(seconds)
+            await self._clock.sleep(seconds)
             self._hand_on(produce())
 
     async def run(self) -> None:

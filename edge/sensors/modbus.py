@@ -8,9 +8,7 @@ scale). A failed poll is reported (health, log) once per outage and retried with
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,6 +20,7 @@ from edge.refusals import REFUSALS, DeviceInputRefused
 from edge.sensors.decisions import Reading
 from edge.sensors.source import QUANTITY_UNITS
 from ops.backoff import Backoff
+from ops.clock import SYSTEM_CLOCK, Clock
 from ops.supervised import BatchSource, HealthCallback, Supervised
 
 log = logging.getLogger(__name__)
@@ -78,12 +77,15 @@ class ModbusTcpSensor(BatchSource[list[Reading]]):
 
     retry_on = (ModbusException, OSError, ValueError)
 
-    def __init__(self, config: ModbusSensorConfig, on_health: HealthCallback | None = None) -> None:
+    def __init__(self, config: ModbusSensorConfig, on_health: HealthCallback | None = None,
+                 *, clock: Clock = SYSTEM_CLOCK) -> None:
         device = config.device
         if any(r.quantity not in QUANTITY_UNITS for r in device.registers):
             raise ValueError("unknown quantity")
         super().__init__(config.sensor, on_health, backoff=Backoff(
             initial_s=device.poll_s, maximum_s=max(device.poll_s, 30.0)))
+        # The device has no clock of its own: a sample is dated, and polled, on the agent's.
+        self._clock = clock
         self.sensor = config.sensor
         self.device = device
 
@@ -101,13 +103,13 @@ class ModbusTcpSensor(BatchSource[list[Reading]]):
                 else:
                     owner.up("device answers")
                     await self.put(polled)
-                await asyncio.sleep(device.poll_s)
+                await self._clock.sleep(device.poll_s)
         finally:
             client.close()
 
     async def _poll(self, client: AsyncModbusTcpClient) -> list[Reading]:
         readings = []
-        t_us = time.time_ns() // 1000  # the device has no clock of its own
+        t_us = self._clock.now_us()
         for register in self.device.registers:
             response = await client.read_holding_registers(
                 register.address, count=register.words, device_id=self.device.unit

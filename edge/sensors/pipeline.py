@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from contract import AlertBody, MessageType
 from contract.messages import SensorReadingsBody
 from decisions.outgoing import Outgoing
-from edge.pipelines import EdgeContext, Pipeline
+from edge.pipelines import EdgeContext, Pipeline, clock_of
 from edge.sensors.decisions import (
     DoorMonitor,
     RangeMonitor,
@@ -46,6 +46,7 @@ from edge.sensors.mqtt_json import MqttJsonConfig, MqttJsonSensors
 from edge.sensors.source import QUANTITY_UNITS, SensorSource
 from edge.trackers.releases import on_releases
 from geofences.schedule import parse_schedule
+from ops.clock import SYSTEM_CLOCK, Clock
 from ops.supervised import Health
 
 log = logging.getLogger(__name__)
@@ -186,9 +187,10 @@ def on_health(health: Health) -> None:
              extra={"source": health.source, "online": health.online, "reason": health.reason})
 
 
-def sources(section: SensorsSection, gateway: str) -> list[SensorSource]:
+def sources(section: SensorsSection, gateway: str,
+            clock: Clock = SYSTEM_CLOCK) -> list[SensorSource]:
     found: list[SensorSource] = [
-        ModbusTcpSensor(ModbusSensorConfig(d.id, d.modbus), on_health)
+        ModbusTcpSensor(ModbusSensorConfig(d.id, d.modbus), on_health, clock=clock)
         for d in section.devices if d.modbus is not None
     ]
     if section.mqtt_url is not None and any(d.modbus is None for d in section.devices):
@@ -212,11 +214,11 @@ async def run(section: SensorsSection, ctx: EdgeContext) -> None:
                     emit(station.add(reading))
 
     async with asyncio.TaskGroup() as group:
-        for source in sources(section, ctx.gateway):
+        for source in sources(section, ctx.gateway, clock_of(ctx)):
             group.create_task(pump(source))
         try:
             while True:
-                await asyncio.sleep(section.flush_s)
+                await clock_of(ctx).sleep(section.flush_s)
                 emit(station.flush())
         finally:
             emit(station.flush())

@@ -27,7 +27,7 @@ from contract.owntracks import TOPIC_FILTER
 from decisions.outgoing import Outgoing
 from decisions.trackers.station import TrackerStation
 from decisions.trackers.watch import TrackedAsset
-from edge.pipelines import EdgeContext, Pipeline
+from edge.pipelines import EdgeContext, Pipeline, clock_of
 from edge.refusals import REFUSALS
 from edge.trackers.releases import on_releases
 from geofences.crossing import CrossingRules
@@ -102,7 +102,7 @@ async def run(section: TrackersSection, ctx: EdgeContext) -> None:
 
     async def flush_forever() -> None:
         while True:
-            await asyncio.sleep(section.flush_s)
+            await clock_of(ctx).sleep(section.flush_s)
             _emit_all(ctx, station.flush(ctx.now_us()))
 
     feed = OwnTracksFeed(

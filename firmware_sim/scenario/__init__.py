@@ -6,6 +6,10 @@
 - ``player``: registers a gateway and its lots, runs the edge's real ``Agent`` and plays the
   steps into it (the agent's own alerting stage decides, and sounds the local siren);
 - ``judge``: found, missing and forbidden alerts, timings, precision and recall;
+- ``raw_player``: raw signals into the real agent as its own process on a simulated clock
+  (``python -m edge run --clock sim:...``), through driven device simulators (docs/clock.md);
+- ``stories``: the world's raw stories (firmware_sim/world) played by it and judged by the
+  world's judge;
 - ``cli``: ``python -m firmware_sim scenario NAME|FILE|all --against URL``.
 """
 

@@ -5,11 +5,26 @@ Pure: fed the API's alert rows, no I/O."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from firmware_sim.scenario.schema import Expected, RunNames, Scenario
+from firmware_sim.scenario.schema import Expected, LotSpec, RunNames
+
+
+class Judged(Protocol):
+    """What the judge reads of a scenario, conclusion-level (schema.Scenario) or raw-signal
+    (raw_player.RawScenario)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def lots(self) -> Sequence[LotSpec]: ...
+    @property
+    def must(self) -> Sequence[Expected]: ...
+    @property
+    def must_not(self) -> Sequence[Expected]: ...
 
 
 @dataclass
@@ -29,7 +44,7 @@ class Verdict:
         return self.skipped is None and not self.missing and not self.forbidden_seen
 
 
-def judge(sc: Scenario, names: RunNames, alerts: list[dict[str, Any]], *, started: float,
+def judge(sc: Judged, names: RunNames, alerts: list[dict[str, Any]], *, started: float,
           webhooks: list[tuple[float, dict[str, str], bytes]], local_alarms: int) -> Verdict:
     """``alerts``: the API's rows; ``started``: the run's start (Unix s); ``webhooks``: what the
     receiver got (time, headers, body); ``local_alarms``: how often the gateway's siren

@@ -1,0 +1,538 @@
+"""The raw-signal player: the real edge agent as its own process, on a simulated clock, fed by
+simulated devices through the real device paths, against the running cloud.
+
+The player registers a gateway and the scenario's lots through the API, starts one driven LLRP
+reader simulator per reader (firmware_sim/llrp_reader.py; the agent's own LLRP adapter connects
+to it), a cuttable link to the broker (link.py), and ``python -m edge run --clock sim:...``
+attached to its clock controller (ops/clock_control.py). Then it walks the world's signals in
+simulated time, one step at a time:
+
+1. every signal of the step goes to its device: a read cycle's tag reads become one
+   RO_ACCESS_REPORT stamped with the cycle's time, a keepalive a KEEPALIVE, a power cut drops
+   the reader's connections (and refuses new ones), a network cut silences them, a link cut
+   cuts the gateway's uplink;
+2. each live reader's barrier: a KEEPALIVE the agent must acknowledge, so it has read
+   everything sent before (an LLRP client reads a connection in order);
+3. the agent's clock moves to the end of the step; the answer comes when every timer due on the
+   way has fired and the agent has settled (its stale timers, windows, ticks, flushes).
+
+The cloud's decisions read the same simulated time (``ControllerTime``, handed to ingest), so
+the envelopes' times fall inside its skew window and alerts carry simulated times: the judge's
+time to alert is simulated seconds. Signals with no device path here yet (sensor samples, gate
+frames, labels, GPS fixes, doors) are counted in ``unplayed`` and reported, never dropped
+silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sqlite3
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import aiomqtt
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import Field
+
+from contract import private_key_pem, public_key_b64
+from firmware_sim.llrp_reader import LlrpReaderSim, Seen, TagPopulation
+from firmware_sim.scenario.judge import Verdict, judge
+from firmware_sim.scenario.link import CuttableLink
+from firmware_sim.scenario.receiver import WebhookInbox
+from firmware_sim.scenario.schema import _M, Expected, LotSpec, RunNames
+from firmware_sim.world.signals import (
+    DoorContact,
+    LinkState,
+    ReadCycle,
+    ReaderKeepalive,
+    ReaderPower,
+    SensorSample,
+    Signal,
+    TagRead,
+)
+from ops.clock_control import ClockController
+
+T = TypeVar("T")
+REPO = Path(__file__).resolve().parents[2]
+WEEK_US = 7 * 86400 * 1_000_000
+# A reader that is powered and networked but has no session yet (the agent is reconnecting
+# after its backoff): how long one step waits, in real time, for the session to come back.
+RECONNECT_WAIT_S = 0.5
+# ...and how long it looks for the agent's connection attempt at all (its backoff may still
+# be sleeping in simulated time: then the reads of the next step are lost, as on a real site).
+CONNECT_GRACE_S = 0.005
+# Sensor samples reach the agent through the site's broker, which gives no acknowledgement of
+# the agent's reading: a step that published samples waits this long (real time) before the
+# agent's time moves on. The samples are dated by their own ``ts``, so a late one still counts
+# at its time; only the alert's own date (the agent's time) can be a step late.
+SAMPLE_GRACE_S = 0.02
+
+
+class RawReader(_M):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    antennas: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    keepalive_s: float = Field(5.0, gt=0)
+    zones: dict[int, str] = Field(default_factory=dict)  # antenna -> zone (bays, docks)
+
+
+class RawSensor(_M):
+    """A sensor publishing MQTT JSON to the site's broker (edge/sensors/mqtt_json.py) and the
+    site's limits for it."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,60}$")
+    kind: Literal["temperature", "humidity", "shock"] = "temperature"
+    lot: str | None = None
+    low: float | None = None
+    high: float | None = None
+    min_duration_s: float = Field(0.0, ge=0)
+    hysteresis: float = Field(0.0, ge=0)
+
+
+class RawLot(LotSpec):
+    """A lot, its tags ``LOT:0`` .. ``LOT:n-1`` in the signals, and the readers covering it."""
+
+    readers: list[str] = Field(min_length=1)
+    absence_window_s: float = Field(30.0, gt=0)
+
+
+class RawScenario(_M):
+    """A hand-written raw-signal story's site and expectations (its signals come beside it;
+    the world's stories, firmware_sim/world, are played by stories.py)."""
+
+    name: str = Field(pattern=r"^[a-z0-9_-]+$")
+    description: str = ""
+    lots: list[RawLot] = Field(default_factory=list)
+    readers: list[RawReader] = Field(default_factory=list)
+    sensors: list[RawSensor] = Field(default_factory=list)
+    must: list[Expected] = Field(default_factory=list)
+    must_not: list[Expected] = Field(default_factory=list)
+    step_s: float = Field(1.0, gt=0, le=60)  # simulated time per barrier
+    # Simulated time played after the last signal: the world says nothing then (no reads, no
+    # keepalives), so keep it short or let the world's stream run on.
+    settle_s: float = Field(0.0, ge=0)
+
+
+@dataclass(frozen=True)
+class SiteSpec:
+    """What the player sets up: the readers, and each lot with its tags as the signals name
+    them (the player gives every tag a run-unique EPC, so runs in one cloud do not meet)."""
+
+    name: str
+    readers: list[RawReader]
+    lots: list[tuple[RawLot, list[str]]]
+    epoch_us: int = 0  # the signals' time at the story's start
+    step_s: float = 1.0
+    settle_s: float = 0.0
+    sensors: list[RawSensor] = field(default_factory=list)
+    # Door contacts (MQTT JSON, the agent's door monitor) and the site's working hours.
+    doors: list[str] = field(default_factory=list)
+    timezone: str = "UTC"
+    working_hours: tuple[int, int] = (0, 24)
+
+    @classmethod
+    def from_scenario(cls, sc: RawScenario) -> SiteSpec:
+        return cls(sc.name, sc.readers, [(lot, [f"{lot.id}:{i}" for i in range(lot.tags)])
+                                         for lot in sc.lots], 0, sc.step_s, sc.settle_s,
+                   sc.sensors)
+
+
+def start_for(epoch_us: int, now_us: int) -> int:
+    """Where simulated time starts: the story's start moved on by whole weeks to at or after
+    ``now_us`` (the cloud refuses envelopes dated before the gateway was registered), so the
+    time of day and the weekday a story depends on stay what it says."""
+    weeks = max(0, -(-(now_us - epoch_us) // WEEK_US))
+    return epoch_us + weeks * WEEK_US
+
+
+@dataclass
+class RawRun:
+    """What a run left: the cloud's alerts (API rows), the financier's webhooks, the link cuts
+    in simulated µs, and how fast it went."""
+
+    names: RunNames
+    start_us: int
+    shift_us: int  # simulated time minus the signals' time
+    alerts: list[dict[str, Any]]
+    webhooks: list[tuple[float, dict[str, str], bytes]]
+    link_cuts: list[tuple[int, int]]
+    simulated_s: float
+    wall_s: float
+    unplayed: dict[str, int] = field(default_factory=dict)
+    # The gateway's local siren: (its time, alert type, subject, on) as it published them.
+    alarms: list[tuple[int, str, str, bool]] = field(default_factory=list)
+
+    @property
+    def simulated_per_wall(self) -> float:
+        return self.simulated_s / self.wall_s if self.wall_s else 0.0
+
+    def reader_id(self, logical: str) -> str:
+        return f"{logical}-{self.names.run_id}"
+
+
+def judge_scenario(sc: RawScenario, run: RawRun) -> Verdict:
+    """The conclusion-level judge on a hand-written raw scenario's run (times: simulated s)."""
+    alerts = [{**a, "subject": _logical_reader(a["subject"], run)} for a in run.alerts]
+    verdict = judge(sc, run.names, alerts, started=run.start_us / 1e6, webhooks=run.webhooks,
+                    local_alarms=0)
+    for timing in verdict.timings:  # a webhook arrives in real time: no simulated delay
+        timing["webhook_s"] = None
+    return verdict
+
+
+def _logical_reader(subject: str, run: RawRun) -> str:
+    """Readers and sensors are named per run; their alerts' subjects back to the story's."""
+    suffix = f"-{run.names.run_id}"
+    if subject.startswith(("reader:", "sensor:")) and subject.endswith(suffix):
+        return subject.removesuffix(suffix)
+    return subject
+
+
+@dataclass
+class _Stage:
+    """One run's devices and bookkeeping."""
+
+    site: SiteSpec
+    readers: dict[str, LlrpReaderSim]
+    link: CuttableLink
+    start_us: int
+    shift_us: int
+    broker: tuple[str, int]
+    epcs: dict[str, str]  # the signals' name of a tag -> its EPC in this run
+    pending: dict[str, list[tuple[str, int, int, int]]] = field(
+        default_factory=lambda: defaultdict(list))  # reads of a cycle not yet reported
+    unplayed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    cut_at: int | None = None
+    link_cuts: list[tuple[int, int]] = field(default_factory=list)
+    sensors: aiomqtt.Client | None = None  # publishes the sensors' samples
+    # (time, device, quantity, value) of this step, not yet sent
+    samples: list[tuple[int, str, str, float | str]] = field(default_factory=list)
+
+
+class ControllerTime:
+    """The cloud's clock during a run: the controller's simulated now (what the gateway's
+    clock says at the last barrier); its waits stay real (they pace I/O, not decisions)."""
+
+    def __init__(self, controller: ClockController) -> None:
+        self._controller = controller
+
+    def now_us(self) -> int:
+        return self._controller.now_us
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._controller.now_us / 1e6, UTC)
+
+    def monotonic(self) -> float:
+        return self._controller.now_us / 1e6
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def wait_for(self, awaitable: Awaitable[T], timeout_s: float) -> T:
+        return await asyncio.wait_for(awaitable, timeout_s)
+
+
+@dataclass
+class RawPlayer:
+    api: httpx.AsyncClient
+    admin_key: str
+    financier_key: str
+    financier: str
+    site: str
+    broker_url: str
+    work_dir: Path
+    controller: ClockController
+    names: RunNames = field(default_factory=RunNames)
+
+    def _auth(self, key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    async def _post(self, path: str, key: str, body: Any = None, method: str = "POST") -> Any:
+        r = await self.api.request(method, path, json=body, headers=self._auth(key))
+        if r.status_code >= 300:
+            raise RuntimeError(f"{method} {path}: {r.status_code} {r.text}")
+        return r.json() if r.content else None
+
+    async def run(self, site: SiteSpec, signals: Iterable[Signal]) -> RawRun:
+        """Play ``signals`` (dated from ``site.epoch_us``, moved to the controller's start)."""
+        ordered = sorted(signals, key=lambda s: s.t_us)
+        gateway = f"raw-{self.names.run_id}"
+        key = Ed25519PrivateKey.generate()
+        key_file = self.work_dir / f"{gateway}.pem"
+        key_file.write_bytes(private_key_pem(key))
+        await self._post("/api/v1/gateways", self.admin_key,
+                         {"id": gateway, "site_id": self.site, "public_key": public_key_b64(key)})
+        command_key = await self._post("/api/v1/command-key", self.admin_key, method="GET")
+        (self.work_dir / "cloud.pub").write_text(command_key["public_key"])
+        epcs: dict[str, str] = {}
+        for lot, tags in site.lots:
+            run_epcs = self.names.epcs(lot)
+            epcs.update(zip(tags, run_epcs, strict=True))
+            await self._post("/api/v1/lots", self.admin_key, {
+                "id": self.names.lot_id(lot.id), "site_id": self.site,
+                "name": f"{site.name} {lot.id}", "pieces": lot.tags,
+                "financier_id": self.financier, "epcs": run_epcs})
+        start_us = self.controller.now_us
+        readers = {r.id: LlrpReaderSim(TagPopulation({}), driven=True,
+                                       clock_us=lambda: self.controller.now_us)
+                   for r in site.readers}
+        broker = urlsplit(self.broker_url)
+        host, port = broker.hostname or "127.0.0.1", broker.port or 1883
+        inbox = WebhookInbox()
+        wall_started = time.monotonic()
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(inbox.serving())
+            link = await stack.enter_async_context(CuttableLink(host, port))
+            for sim in readers.values():
+                await stack.enter_async_context(sim)
+            stage = _Stage(site, readers, link, start_us, start_us - site.epoch_us,
+                           (host, port), epcs)
+            if site.sensors or site.doors:
+                stage.sensors = await stack.enter_async_context(aiomqtt.Client(host, port))
+            await self._post("/api/v1/webhooks/endpoints", self.financier_key,
+                             {"url": f"http://127.0.0.1:{inbox.port}/hooks"})
+            data_dir = self.work_dir / gateway
+            config = self.work_dir / f"{gateway}.toml"
+            config.write_text(self._config(stage, gateway, key_file, data_dir))
+            alarms: list[tuple[int, str, str, bool]] = []
+            listening = asyncio.create_task(self._listen_siren(host, port, gateway, alarms))
+            stack.push_async_callback(_cancelled, listening)
+            await asyncio.sleep(0.2)  # subscribed before the agent can sound anything
+            agent = await self._start_agent(config)
+            try:
+                await self.controller.attached()
+                for sim in readers.values():
+                    await sim.connected(timeout_s=30)
+                await self._play(stage, ordered)
+                await self._drained(data_dir / "outbox.db", link)
+                await asyncio.sleep(0.5)  # a siren call in flight (one connection per alarm)
+            finally:
+                await self._stop_agent(agent)
+            rows = await self.api.get("/api/v1/alerts", params={"limit": 1000},
+                                      headers=self._auth(self.admin_key))
+            rows.raise_for_status()
+        if stage.cut_at is not None:
+            stage.link_cuts.append((stage.cut_at, self.controller.now_us))
+        return RawRun(self.names, start_us, stage.shift_us, rows.json(), inbox.received,
+                      stage.link_cuts, (self.controller.now_us - start_us) / 1e6,
+                      time.monotonic() - wall_started, dict(stage.unplayed), alarms)
+
+    async def _listen_siren(self, host: str, port: int, gateway: str,
+                            alarms: list[tuple[int, str, str, bool]]) -> None:
+        """What the gateway's siren is told, on the site's own broker (edge/siren.py)."""
+        async with aiomqtt.Client(host, port) as client:
+            await client.subscribe(f"pw/local/{self.site}/{gateway}/alarm/#", qos=1)
+            async for message in client.messages:
+                if not isinstance(message.payload, bytes | bytearray):
+                    continue
+                alarm = json.loads(message.payload)
+                alarms.append((int(alarm["at_us"]), str(alarm["alert_type"]),
+                               str(alarm["subject"]), alarm["state"] == "on"))
+
+    def _config(self, stage: _Stage, gateway: str, key_file: Path, data_dir: Path) -> str:
+        site, link, readers = stage.site, stage.link, stage.readers
+        host, port = stage.broker
+        lines = [
+            f'site = "{self.site}"', f'gateway = "{gateway}"', f'key_file = "{key_file}"',
+            f'data_dir = "{data_dir}"', "health_interval_s = 3600", 'log_level = "WARNING"', "",
+            "[broker]", f'url = "mqtt://127.0.0.1:{link.local_port}"', "keepalive_s = 5", "",
+            "[local_alarm]", f'host = "{host}"', f"port = {port}", "",
+        ]
+        if site.readers:
+            lines += ["[rfid]", "tick_interval_s = 1.0", ""]
+        for r in site.readers:
+            lines += ["[[rfid.readers]]", 'kind = "llrp"', f'id = "{self._reader(r.id)}"',
+                      'host = "127.0.0.1"', f"port = {readers[r.id].port}",
+                      f"antennas = {r.antennas}", f"keepalive_s = {r.keepalive_s}",
+                      "last_seen = true", ""]
+        for r in site.readers:
+            by_zone: dict[str, list[int]] = defaultdict(list)
+            for antenna, zone in sorted(r.zones.items()):
+                by_zone[zone].append(antenna)
+            for zone, antennas in by_zone.items():
+                lines += ["[[rfid.zones]]", f'name = "{zone}"', f"antennas = {antennas}",
+                          f'reader = "{self._reader(r.id)}"', ""]
+        for lot, _ in site.lots:
+            epcs = ", ".join(f'"{e}"' for e in self.names.epcs(lot))
+            covering = ", ".join(f'"{self._reader(r)}"' for r in lot.readers)
+            lines += ["[[rfid.lots]]", f'id = "{self.names.lot_id(lot.id)}"',
+                      f"epcs = [{epcs}]", f"readers = [{covering}]",
+                      f"absence_window_s = {lot.absence_window_s}", ""]
+        if site.sensors or site.doors:
+            lines += ["[sensors]", f'mqtt_url = "mqtt://{host}:{port}"', "flush_s = 5.0", ""]
+        h0, h1 = site.working_hours
+        for door in site.doors:
+            lines += ["[[sensors.devices]]", f'id = "{self._reader(door)}"',
+                      "[sensors.devices.door_schedule]", f'timezone = "{site.timezone}"',
+                      f'open = ["mon-sun {h0:02d}:00-{h1:02d}:00"]', ""]
+        lots = {lot.id for lot, _ in site.lots}
+        for sensor in site.sensors:
+            lines += ["[[sensors.devices]]", f'id = "{self._reader(sensor.id)}"']
+            if sensor.lot in lots:
+                lines.append(f'lot = "{self.names.lot_id(sensor.lot)}"')
+            lines += [f"[sensors.devices.{sensor.kind}]",
+                      f"min_duration_s = {sensor.min_duration_s}",
+                      f"hysteresis = {sensor.hysteresis}"]
+            lines += [f"{name} = {value}" for name, value in (("low", sensor.low),
+                                                                ("high", sensor.high))
+                      if value is not None]
+            lines.append("")
+        return "\n".join(lines)
+
+    def _reader(self, logical: str) -> str:
+        """Reader and sensor ids are run-unique too: their alerts' subjects must not meet
+        other runs' (nor their topics on the site's broker)."""
+        return f"{logical}-{self.names.run_id}"
+
+    async def _start_agent(self, config: Path) -> asyncio.subprocess.Process:
+        log = (self.work_dir / "agent.log").open("wb")
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "edge", "run", "--config", str(config),
+            "--clock", self.controller.spec, cwd=REPO, env=env,
+            stdout=log, stderr=asyncio.subprocess.STDOUT)
+
+    async def _stop_agent(self, agent: asyncio.subprocess.Process) -> None:
+        await self.controller.close()  # the agent stops when its clock's controller goes
+        try:
+            await asyncio.wait_for(agent.wait(), 10)
+        except TimeoutError:
+            agent.kill()
+            await agent.wait()
+
+    async def _play(self, stage: _Stage, signals: list[Signal]) -> None:
+        site, readers, pending = stage.site, stage.readers, stage.pending
+        step_us = round(site.step_s * 1_000_000)
+        shift = stage.shift_us
+        end_us = (max(stage.start_us, signals[-1].t_us + shift) if signals else stage.start_us
+                  ) + round(site.settle_s * 1e6)
+        i = 0
+        now = stage.start_us
+        while now < end_us:
+            step_end = min(now + step_us, end_us)
+            while i < len(signals) and signals[i].t_us + shift <= step_end:
+                await self._signal(stage, signals[i])
+                i += 1
+            for reader in list(pending):  # reads whose cycle end the world did not state
+                await self._report(readers, reader, pending.pop(reader))
+            for sim in readers.values():
+                await sim.barrier()
+            await self.controller.advance_to(step_end)
+            now = step_end
+            await self._sampled(stage)
+            await self._reconnected(readers)
+            # Nothing until the next signal: one jump (every timer still fires on the way).
+            upcoming = signals[i].t_us + shift if i < len(signals) else end_us
+            if upcoming - step_us > now:
+                now = min(upcoming - step_us, end_us)
+                await self.controller.advance_to(now)
+                await self._reconnected(readers)
+
+    async def _sampled(self, stage: _Stage) -> None:
+        """The step's sensor samples, sent once the agent's time has reached them (a sample
+        cannot be read before it is taken), each carrying its own time (the device's clock)."""
+        if not stage.samples or stage.sensors is None:
+            return
+        for t_us, device, quantity, value in stage.samples:
+            payload = json.dumps({"ts": (t_us + stage.shift_us) / 1e6, quantity: value})
+            await stage.sensors.publish(f"sensors/{self._reader(device)}", payload, qos=1)
+        stage.samples.clear()
+        await asyncio.sleep(SAMPLE_GRACE_S)  # through the broker: let them reach the agent
+
+    async def _reconnected(self, readers: dict[str, LlrpReaderSim]) -> None:
+        """A reader up but without a session: the agent may be connecting after its backoff
+        woke (real I/O); give it a moment, so the reads that follow are not lost to timing."""
+        for sim in readers.values():
+            if sim.powered and sim.networked and not sim.live_clients():
+                await asyncio.sleep(CONNECT_GRACE_S)  # a backoff that just woke connects now
+                if sim.connecting():
+                    with contextlib.suppress(TimeoutError):
+                        await sim.connected(timeout_s=RECONNECT_WAIT_S)
+
+    async def _report(self, readers: dict[str, LlrpReaderSim], reader: str,
+                      reads: list[tuple[str, int, int, int]]) -> None:
+        sim = readers.get(reader)
+        if sim is None or not reads:
+            return
+        by_time: dict[int, list[tuple[str, int, int]]] = defaultdict(list)
+        for epc, antenna, rssi, at_us in reads:
+            by_time[at_us].append((epc, antenna, rssi))
+        for at_us in sorted(by_time):
+            await sim.report(by_time[at_us], at_us)
+
+
+
+    async def _signal(self, stage: _Stage, s: Signal) -> None:
+        readers, link, pending = stage.readers, stage.link, stage.pending
+        at_us = s.t_us + stage.shift_us
+        if _is_report(s):
+            sim = readers.get(s.reader)  # type: ignore[union-attr]
+            if sim is not None:
+                await sim.report([Seen(stage.epcs.get(t.epc, t.epc), t.antenna,
+                                       round(t.rssi_cdbm / 100), t.last_us + stage.shift_us,
+                                       t.count)
+                                  for t in s.tags],  # type: ignore[union-attr]
+                                 at_us, empty=s.rounds > 0)  # type: ignore[union-attr]
+        elif isinstance(s, TagRead):
+            pending[s.reader].append(
+                (stage.epcs.get(s.epc, s.epc), s.antenna, round(s.rssi_cdbm / 100), at_us))
+        elif isinstance(s, ReadCycle):
+            await self._report(readers, s.reader, pending.pop(s.reader, []))
+        elif isinstance(s, ReaderKeepalive):
+            if s.reader in readers:
+                await readers[s.reader].keepalive()
+        elif isinstance(s, ReaderPower):
+            sim = readers.get(s.reader)
+            if sim is not None:
+                if s.cause == "power":
+                    sim.set_power(s.on)
+                else:
+                    sim.set_network(s.on)
+        elif isinstance(s, SensorSample) and stage.sensors is not None and any(
+                x.id == s.sensor and x.kind == s.kind for x in stage.site.sensors):
+            stage.samples.append((s.t_us, s.sensor, s.kind, s.value))
+        elif isinstance(s, DoorContact) and s.door in stage.site.doors:
+            stage.samples.append((s.t_us, s.door, "door", "open" if s.open else "closed"))
+        elif isinstance(s, LinkState):
+            if s.up:
+                link.up = True
+                if stage.cut_at is not None:
+                    stage.link_cuts.append((stage.cut_at, at_us))
+                    stage.cut_at = None
+            else:
+                link.down()
+                stage.cut_at = at_us if stage.cut_at is None else stage.cut_at
+        else:
+            stage.unplayed[type(s).__name__] += 1
+
+    async def _drained(self, outbox: Path, link: CuttableLink, timeout_s: float = 30) -> None:
+        """Until the cloud confirmed everything the agent stored (its outbox is empty)."""
+        deadline = time.monotonic() + timeout_s
+        while link.up and time.monotonic() < deadline:
+            with contextlib.closing(sqlite3.connect(f"file:{outbox}?mode=ro", uri=True)) as db:
+                (depth,) = db.execute("SELECT count(*) FROM outbox").fetchone()
+            if depth == 0:
+                return
+            await asyncio.sleep(0.2)
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _is_report(s: object) -> bool:
+    """The world's `ReadReport` (one per reader per report period), recognised by shape: the
+    per-read signals (`TagRead`, `ReadCycle`) are played too."""
+    return hasattr(s, "rounds") and hasattr(s, "tags") and hasattr(s, "since_us")

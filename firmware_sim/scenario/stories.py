@@ -1,0 +1,100 @@
+"""The world's raw-signal stories (firmware_sim/world, firmware_sim/scenarios/raw/) played
+through the real edge agent as its own process and the running cloud, and judged by the world's
+own judge (counts, pieces, time from the labelled incident, during or after a link cut).
+
+``site_spec`` turns a story's site into what the raw player sets up (readers, their zones, lots
+and the EPCs the world gives their pieces); ``outcome`` turns the cloud's alert rows back into
+the world's `Outcome`, in the world's time and names. One site per story here (the raw player
+runs one gateway); a two-site story is reported as not played. The world's modules are
+imported when a story is played.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from firmware_sim.scenario.raw_player import RawLot, RawReader, RawRun, RawSensor, SiteSpec
+
+if TYPE_CHECKING:
+    from firmware_sim.world.runner import Outcome
+    from firmware_sim.world.story import Story
+
+US = 1_000_000
+
+
+class NotPlayable(ValueError):
+    """A story this player cannot stage (several sites)."""
+
+
+def site_spec(story: Story) -> SiteSpec:
+    from firmware_sim.world.model import split_ref
+
+    if len(story.sites) != 1:
+        raise NotPlayable(f"{story.name}: {len(story.sites)} sites; the player runs one gateway")
+    world = story.sites[0]
+    readers = [RawReader(id=r.name, antennas=[a.port for a in r.antennas],
+                         keepalive_s=r.keepalive_s, zones={a.port: a.zone for a in r.antennas})
+               for r in world.readers]
+    lots = []
+    for lot in world.lots:
+        refs = [*lot.at, *(ref for m in world.moves if m.lot == lot.name for ref in m.path)]
+        covering = sorted({split_ref(ref)[0] for ref in refs})
+        lots.append((RawLot(id=lot.name, tags=lot.pieces, readers=covering,
+                            absence_window_s=lot.absence_window_s), world.epcs(lot.name)))
+    sensors = [RawSensor(id=x.name, kind=x.kind, lot=x.lot, low=x.low, high=x.high,
+                         min_duration_s=x.min_duration_s, hysteresis=x.hysteresis)
+               for x in world.sensors if x.kind != "weight"]  # weight: not played yet
+    doors = sorted({d.door for d in world.doors})
+    return SiteSpec(story.name, readers, lots, epoch_us=world.epoch_us, sensors=sensors,
+                    doors=doors, timezone=world.timezone,
+                    working_hours=tuple(world.working_hours))  # type: ignore[arg-type]
+
+
+def outcome(story: Story, run: RawRun) -> Outcome:
+    """The cloud's alerts of this run as the world's judge reads them: world time (the run's
+    shift taken off), logical subjects, the story's site."""
+    from firmware_sim.world.runner import Alert, Outcome
+
+    world = story.sites[0]
+    lots = {run.names.lot_id(lot.name): lot.name for lot in world.lots}
+    readers = {f"reader:{run.reader_id(r.name)}": f"reader:{r.name}" for r in world.readers}
+    readers |= {f"sensor:{run.reader_id(x.name)}": f"sensor:{x.name}" for x in world.sensors}
+    # The gateway names a door contact's alerts after its sensor; the world after the door.
+    readers |= {f"sensor:{run.reader_id(d.door)}": f"door:{d.door}" for d in world.doors}
+    alerts = []
+    for row in run.alerts:
+        subject = _logical(row["subject"], lots, readers)
+        if subject is None:
+            continue  # another run's
+        decided = _us(row["first_seen_at"]) - run.shift_us
+        if decided < world.epoch_us:
+            continue
+        alerts.append(Alert(
+            site=world.site, alert_type=row["alert_type"], subject=subject,
+            raised_us=decided, decided_us=decided,
+            decided_at="cloud" if row.get("rule") else "edge",
+            evidence=row.get("evidence") or {}, explanation=row.get("explanation") or "",
+            updates=max(0, int(row.get("count") or 1) - 1),
+            cleared_us=(_us(row["last_seen_at"]) - run.shift_us
+                        if row["state"] == "resolved" else None)))
+    cuts = [(a - run.shift_us, b - run.shift_us) for a, b in run.link_cuts]
+    alarms = [(at - run.shift_us, alert_type, subject, on)
+              for at, alert_type, raw, on in run.alarms
+              if (subject := _logical(raw, lots, readers)) is not None]
+    return Outcome(alerts=alerts, alarms=alarms, link_cuts={world.site: cuts} if cuts else {},
+                   simulated_s=run.simulated_s)
+
+
+def _logical(subject: str, lots: dict[str, str], readers: dict[str, str]) -> str | None:
+    if subject in readers:
+        return readers[subject]
+    kind, _, name = subject.partition(":")
+    if kind == "lot":
+        return f"lot:{lots[name]}" if name in lots else None
+    return None if kind in ("reader", "sensor") else subject
+
+
+def _us(stamp: Any) -> int:
+    moment = stamp if isinstance(stamp, datetime) else datetime.fromisoformat(str(stamp))
+    return int(moment.timestamp() * US)
