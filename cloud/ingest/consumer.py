@@ -1,12 +1,13 @@
 """The ingest process: MQTT in, PostgreSQL out, acknowledgements only after commit.
 
-Messages are taken in batches (``batch_messages`` or ``batch_ms``), decided, stored in one
-transaction, and only then acknowledged to the broker (ops/mqtt_acks.py: paho's public manual
-acknowledgements). One supervised session (ops/supervised.py) holds the database connection and
-the broker connection; either failing ends it, and it starts again after a backoff. A crash
-before the commit leaves the messages unacknowledged in the broker's persistent session: they
-come again and (gateway, seq) absorbs any that had in fact been stored. Several ingest
-processes split the stream through the shared subscription ``$share/ingest/pw/v1/#``.
+Messages are taken in batches, events before bulk (cloud.ingest.lanes: an event never waits
+behind queued tag reads), decided, stored in one transaction, and only then acknowledged to the
+broker, in arrival order (ops/mqtt_acks.py: paho's public manual acknowledgements). One
+supervised session (ops/supervised.py) holds the database connection and the broker
+connection; either failing ends it, and it starts again after a backoff. A crash before the
+commit leaves the messages unacknowledged in the broker's persistent session: they come again
+and (gateway, seq) absorbs any that had in fact been stored. Several ingest processes split the
+stream through the shared subscription ``$share/ingest/pw/v1/#``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from cloud.alerting.stage import AlertingStage
 from cloud.command_key import load_command_key_from
 from cloud.ingest.decode import DEFAULT_MAX_CLOCK_SKEW_S, Decision, decide
 from cloud.ingest.gateways import GatewayDirectory, gateway_change_listener
+from cloud.ingest.lanes import Lanes
 from cloud.ingest.store import BatchResult, store_batch
 from contract import (
     STORED_COMMAND,
@@ -44,7 +46,7 @@ from ops.supervised import Health, Supervised
 
 log = logging.getLogger(__name__)
 
-# An event's batch closes once no message has come for this long: the edge sends a burst (a
+# An event's batch closes once no event has come for this long: the edge sends a burst (a
 # pallet's presence changes) back to back, well inside it.
 EVENT_BURST_GAP_S = 0.005
 
@@ -206,61 +208,45 @@ class Ingest:
             await subscriber.close()
 
     async def _consume(self, conn: AsyncConnection, subscriber: AckingSubscriber) -> None:
-        # A reader task moves messages into our queue, so a batch window can time out on an
-        # asyncio.Queue (which cannot lose an item on timeout) rather than on the stream.
-        queue: asyncio.Queue[tuple[float, Received]] = asyncio.Queue()
+        # A reader task moves messages into the lanes as they come; the batcher takes from
+        # there, so what it waits on is a timeout on an event, not on the stream.
+        lanes: Lanes[Received] = Lanes(limit=self.options.batch_messages,
+                                       window_s=self.options.batch_ms / 1000,
+                                       burst_gap_s=EVENT_BURST_GAP_S)
+        arrived = asyncio.Event()
 
         async def read() -> None:
             async for message in subscriber.messages():
-                queue.put_nowait((time.monotonic(), message))
+                lanes.arrive(message, event=_is_event(message), at=time.monotonic())
+                arrived.set()
 
         try:
             async with asyncio.TaskGroup() as group:
                 reader = group.create_task(read())
-                group.create_task(self._batches(conn, subscriber, queue, reader))
+                group.create_task(self._batches(conn, subscriber, lanes, arrived, reader))
         except* (OSError, psycopg.OperationalError) as errors:
             raise errors.exceptions[0] from None
 
     async def _batches(
-        self, conn: AsyncConnection, subscriber: AckingSubscriber,
-        queue: asyncio.Queue[tuple[float, Received]], reader: asyncio.Task[None],
+        self, conn: AsyncConnection, subscriber: AckingSubscriber, lanes: Lanes[Received],
+        arrived: asyncio.Event, reader: asyncio.Task[None],
     ) -> None:
-        limit, window = self.options.batch_messages, self.options.batch_ms / 1000
+        """Store what the lanes hand out (events before bulk: cloud.ingest.lanes), and
+        acknowledge each message once it and everything that arrived before it committed."""
         confirming: asyncio.Task[None] | None = None
         try:
             while not reader.done():
-                try:
-                    arrived, first = await asyncio.wait_for(queue.get(), 1.0)
-                except TimeoutError:
+                arrived.clear()  # before looking: an arrival after this wakes the wait below
+                batch = lanes.next_batch(time.monotonic())
+                if not isinstance(batch, list):
+                    wait = 1.0 if batch is None else max(0.0, batch - time.monotonic())
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(arrived.wait(), wait)
                     continue
-                batch = [first]
-                # The window is for bulk telemetry (tag reads), to write it in fewer, larger
-                # transactions. An event (a departure, an edge alert, a plate) is what alerts
-                # are made of: it waits only for the rest of its burst (a pallet's tags leave
-                # together, and one batch makes them one departure), not for the window. The
-                # window counts from the first message's arrival, not from when the previous
-                # batch let go of it: a message that waited behind a store goes at once.
-                urgent = _is_event(first)
-                deadline = arrived + window
-                while len(batch) < limit:
-                    if not queue.empty():
-                        message = queue.get_nowait()[1]
-                        batch.append(message)
-                        urgent = urgent or _is_event(message)
-                        continue
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    wait = min(remaining, EVENT_BURST_GAP_S) if urgent else remaining
-                    try:
-                        message = (await asyncio.wait_for(queue.get(), wait))[1]
-                    except TimeoutError:
-                        break
-                    batch.append(message)
-                    urgent = urgent or _is_event(message)
                 started = time.perf_counter()
-                result = await self.store(conn, [(m.topic, m.payload) for m in batch])
-                for message in batch:  # only now: the batch is committed
+                result = await self.store(conn, [(t.message.topic, t.message.payload)
+                                                 for t in batch])
+                for message in lanes.committed(batch):  # only now: committed
                     subscriber.ack(message)
                 # A confirmation waits for the broker's PUBACK (17 ms at p50 under the alerts
                 # benchmark's load): it overlaps the next batch instead of holding it up. One
