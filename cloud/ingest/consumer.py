@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -29,7 +30,7 @@ from cloud.alerting.stage import AlertingStage
 from cloud.command_key import load_command_key_from
 from cloud.ingest.decode import DEFAULT_MAX_CLOCK_SKEW_S, Decision, decide
 from cloud.ingest.gateways import GatewayDirectory, gateway_change_listener
-from cloud.ingest.lanes import Lanes
+from cloud.ingest.lanes import Lanes, Taken
 from cloud.ingest.store import BatchResult, store_batch
 from contract import (
     STORED_COMMAND,
@@ -49,6 +50,12 @@ log = logging.getLogger(__name__)
 # An event's batch closes once no event has come for this long: the edge sends a burst (a
 # pallet's presence changes) back to back, well inside it.
 EVENT_BURST_GAP_S = 0.005
+# Deciding is CPU (a signature, JSON, validation: ~1 ms for 100 tag reads); a large bulk batch
+# lets the event lane in this often rather than hold the loop for its whole batch.
+DECIDE_BETWEEN_YIELDS = 4
+# A batch PostgreSQL rolled back (a deadlock with another transaction) is stored again this often.
+DEADLOCK_RETRIES = 3
+ROLLED_BACK = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
 
 class IngestMetrics:
@@ -100,6 +107,7 @@ class Ingest:
         self._gateways = GatewayDirectory()
         self._command_key: Ed25519PrivateKey | None = None  # signs cmd/stored
         self._partitions_checked = float("-inf")
+        self._partitioning = asyncio.Lock()
         self._versions = [PAHO_VERSIONS[p] for p in protocol_candidates(
             self.options.protocol)]  # type: ignore[arg-type]
         # One session = one database connection + one broker connection. Either failing ends
@@ -137,11 +145,14 @@ class Ingest:
     async def _ensure_partitions(self, conn: AsyncConnection) -> None:
         if time.monotonic() - self._partitions_checked < 3600:
             return
-        async with conn.transaction():
-            await conn.execute(
-                "SELECT pw_ensure_all_partitions(current_date - 1, current_date + 7)"
-            )
-        self._partitions_checked = time.monotonic()
+        async with self._partitioning:  # both lanes come here: one creates, the other waits
+            if time.monotonic() - self._partitions_checked < 3600:
+                return
+            async with conn.transaction():
+                await conn.execute(
+                    "SELECT pw_ensure_all_partitions(current_date - 1, current_date + 7)"
+                )
+            self._partitions_checked = time.monotonic()
 
     async def store(
         self, conn: AsyncConnection, raw_messages: list[tuple[str, bytes]]
@@ -154,11 +165,25 @@ class Ingest:
         await self._ensure_partitions(conn)
         now_us = time.time_ns() // 1000
         skew_us = int(self.options.max_clock_skew_s * 1_000_000)
-        decisions: list[Decision] = [
-            decide(t, p, self._gateways, now_us=now_us, max_skew_us=skew_us)
-            for t, p in raw_messages
-        ]
-        return await store_batch(conn, decisions, self._alerting)
+        decisions: list[Decision] = []
+        for i, (topic, payload) in enumerate(raw_messages):
+            if i and i % DECIDE_BETWEEN_YIELDS == 0:
+                await asyncio.sleep(0)  # the other lane's event does not wait for all of these
+            decisions.append(decide(topic, payload, self._gateways, now_us=now_us,
+                                    max_skew_us=skew_us))
+        attempt = 1
+        while True:
+            try:
+                return await store_batch(conn, decisions, self._alerting)
+            except ROLLED_BACK as err:
+                # The lanes' transactions lock rows in one order (cloud.ingest.writers), but a
+                # status message or a second ingest process can still cross them: PostgreSQL
+                # then rolls one back whole, and storing it again is safe.
+                if attempt >= DEADLOCK_RETRIES:
+                    raise
+                attempt += 1
+                log.warning("batch rolled back by the database; storing it again",
+                            extra={"messages": len(decisions), "error": str(err).splitlines()[0]})
 
     # -- broker --------------------------------------------------------------------------------
     def _subscriber(self, version: MQTTProtocolVersion) -> AckingSubscriber:
@@ -196,52 +221,63 @@ class Ingest:
             )
             topic = ingest_subscription(shared)
             await subscriber.subscribe(topic, qos=1)
-            conn = await self.open_database()
-            try:
+            async with contextlib.AsyncExitStack() as stack:
+                # One connection per lane: an event is stored while a bulk batch is written.
+                events = await self.open_database()
+                stack.push_async_callback(events.close)
+                bulk = await self.open_database()
+                stack.push_async_callback(bulk.close)
                 owner.up("subscribed")
                 log.info("ingest subscribed",
                          extra={"topic": topic, "protocol": subscriber.version.name})
-                await self._consume(conn, subscriber)
-            finally:
-                await conn.close()
+                await self._consume(events, bulk, subscriber)
         finally:
             await subscriber.close()
 
-    async def _consume(self, conn: AsyncConnection, subscriber: AckingSubscriber) -> None:
-        # A reader task moves messages into the lanes as they come; the batcher takes from
-        # there, so what it waits on is a timeout on an event, not on the stream.
+    async def _consume(
+        self, events: AsyncConnection, bulk: AsyncConnection, subscriber: AckingSubscriber
+    ) -> None:
+        # A reader task sorts messages into the lanes as they come; each lane's batcher takes
+        # from there, so what it waits on is a timeout on an event, not on the stream.
         lanes: Lanes[Received] = Lanes(limit=self.options.batch_messages,
                                        window_s=self.options.batch_ms / 1000,
                                        burst_gap_s=EVENT_BURST_GAP_S)
-        arrived = asyncio.Event()
+        event_came, bulk_came = asyncio.Event(), asyncio.Event()
 
         async def read() -> None:
             async for message in subscriber.messages():
-                lanes.arrive(message, event=_is_event(message), at=time.monotonic())
-                arrived.set()
+                event = _is_event(message)
+                lanes.arrive(message, event=event, at=time.monotonic())
+                (event_came if event else bulk_came).set()
 
         try:
             async with asyncio.TaskGroup() as group:
                 reader = group.create_task(read())
-                group.create_task(self._batches(conn, subscriber, lanes, arrived, reader))
+                group.create_task(self._lane(events, subscriber, lanes=lanes,
+                                             take=lanes.next_events, came=event_came,
+                                             reader=reader))
+                group.create_task(self._lane(bulk, subscriber, lanes=lanes,
+                                             take=lanes.next_bulk, came=bulk_came,
+                                             reader=reader))
         except* (OSError, psycopg.OperationalError) as errors:
             raise errors.exceptions[0] from None
 
-    async def _batches(
-        self, conn: AsyncConnection, subscriber: AckingSubscriber, lanes: Lanes[Received],
-        arrived: asyncio.Event, reader: asyncio.Task[None],
+    async def _lane(
+        self, conn: AsyncConnection, subscriber: AckingSubscriber, *, lanes: Lanes[Received],
+        take: Callable[[float], list[Taken[Received]] | float | None], came: asyncio.Event,
+        reader: asyncio.Task[None],
     ) -> None:
-        """Store what the lanes hand out (events before bulk: cloud.ingest.lanes), and
-        acknowledge each message once it and everything that arrived before it committed."""
+        """Store what one lane hands out, and acknowledge each message once it and everything
+        that arrived before it is committed (cloud.ingest.lanes)."""
         confirming: asyncio.Task[None] | None = None
         try:
             while not reader.done():
-                arrived.clear()  # before looking: an arrival after this wakes the wait below
-                batch = lanes.next_batch(time.monotonic())
+                came.clear()  # before looking: an arrival after this wakes the wait below
+                batch = take(time.monotonic())
                 if not isinstance(batch, list):
                     wait = 1.0 if batch is None else max(0.0, batch - time.monotonic())
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(arrived.wait(), wait)
+                        await asyncio.wait_for(came.wait(), wait)
                     continue
                 started = time.perf_counter()
                 result = await self.store(conn, [(t.message.topic, t.message.payload)

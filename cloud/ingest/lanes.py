@@ -2,20 +2,21 @@
 
 Theory of operation. Messages arrive numbered in arrival order, each in one of two lanes:
 *events* (what alerts are made of: a departure, a plate, the edge's alert) and *bulk* (tag
-reads, telemetry). The next batch is taken from the event lane whenever it holds anything, so
-an event never waits behind the tag reads queued before it, nor inside their transaction (at
-10,000 readings/s a batch that carries five tag-read messages takes three times as long to
-store as the departure alone). An event batch closes once no event has come for
+reads, telemetry). Ingest stores each lane on its own connection, so an event never waits
+behind the tag reads queued before it, nor inside their transaction, nor for one that is
+being written (at 10,000 readings/s a batch of five tag-read messages takes three times as
+long to store as the departure alone). An event batch closes once no event has come for
 ``burst_gap_s`` (a pallet's tags leave together, and one batch makes them one departure); a
 bulk batch once it holds ``limit`` messages or its first message is ``window_s`` old, so bulk
 is written in few, large transactions.
 
 Reordering is safe because the cloud's state is ordered by observation time, not by when a row
 was written (tag state and presence keep the latest observation; rules read facts by their
-time), and within one batch order never counted. What must stay in arrival order is the
-acknowledgement to the broker (MQTT's rule for PUBACKs): :meth:`Lanes.committed` hands back
-only the messages every earlier arrival of which is committed too, so an event stored ahead of
-the bulk before it is acknowledged right after that bulk.
+time), within one batch order never counted, and events keep their order among themselves.
+What must stay in arrival order is the acknowledgement to the broker (MQTT's rule for
+PUBACKs): :meth:`Lanes.committed` hands back only the messages every earlier arrival of which
+is committed too, so an event stored ahead of the bulk before it is acknowledged right after
+that bulk.
 
 Pure: fed messages and clock values, no broker, no database, no sleeping.
 """
@@ -68,21 +69,25 @@ class Lanes(Generic[T]):
         self._arrived += 1
         (self._events if event else self._bulk).append((at, taken))
 
-    def next_batch(self, now: float) -> list[Taken[T]] | float | None:
-        """A batch to store now; else the clock value at which one will be due (unless
-        something arrives first); else None when nothing waits."""
-        if self._events:
-            first, last = self._events[0][0], self._events[-1][0]
-            due = min(last + self.burst_gap_s, first + self.window_s)
-            if len(self._events) >= self.limit or now >= due:
-                return self._take(self._events)
-            return due
-        if self._bulk:
-            due = self._bulk[0][0] + self.window_s
-            if len(self._bulk) >= self.limit or now >= due:
-                return self._take(self._bulk)
-            return due
-        return None
+    def next_events(self, now: float) -> list[Taken[T]] | float | None:
+        """An event batch to store now; else the clock value at which one will be due (unless
+        another event comes first); else None when no event waits."""
+        if not self._events:
+            return None
+        first, last = self._events[0][0], self._events[-1][0]
+        due = min(last + self.burst_gap_s, first + self.window_s)
+        if len(self._events) >= self.limit or now >= due:
+            return self._take(self._events)
+        return due
+
+    def next_bulk(self, now: float) -> list[Taken[T]] | float | None:
+        """The same for bulk: due when full or when its first message is ``window_s`` old."""
+        if not self._bulk:
+            return None
+        due = self._bulk[0][0] + self.window_s
+        if len(self._bulk) >= self.limit or now >= due:
+            return self._take(self._bulk)
+        return due
 
     def _take(self, lane: deque[tuple[float, Taken[T]]]) -> list[Taken[T]]:
         batch = [lane.popleft()[1] for _ in range(min(self.limit, len(lane)))]

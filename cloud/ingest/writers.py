@@ -89,7 +89,9 @@ async def write_tag_reads(conn: AsyncConnection, items: list[Accepted]) -> int:
         "FROM STDIN"
     ) as copy:
         await copy.write("".join(lines))
-    epcs = list(latest)
+    # Rows are locked in EPC order, as the presence writer locks them: the event lane's
+    # transaction and this one then never wait for each other in a circle (a deadlock).
+    epcs = sorted(latest)
     await conn.execute(
         """
         INSERT INTO tag_state (epc, gateway_id, reader, antenna, rssi_cdbm, last_seen_at)
@@ -115,6 +117,11 @@ async def write_tag_reads(conn: AsyncConnection, items: list[Accepted]) -> int:
     return len(lines)
 
 
+def _tag_then_time(item: Accepted) -> tuple[str, datetime]:
+    body: PresenceChangeBody = item.body  # type: ignore[assignment]
+    return body.epc, item.envelope.observed_at
+
+
 async def write_presence_changes(conn: AsyncConnection, items: list[Accepted]) -> int:
     async with conn.cursor().copy(
         "COPY presence_changes (observed_at, gateway_id, lot_id, epc, state, previous, "
@@ -126,7 +133,9 @@ async def write_presence_changes(conn: AsyncConnection, items: list[Accepted]) -
                 item.envelope.observed_at, item.envelope.gateway, b.lot, b.epc, b.state,
                 b.previous, _us_to_dt(b.last_seen_us), item.envelope.seq,
             ))
-    for item in sorted(items, key=lambda i: i.envelope.observed_at):
+    # In EPC order, as write_tag_reads locks them (no deadlock between the lanes); one tag's
+    # changes in the order they happened.
+    for item in sorted(items, key=_tag_then_time):
         b = item.body  # type: ignore[assignment]
         await conn.execute(
             """
