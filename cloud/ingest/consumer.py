@@ -50,9 +50,8 @@ log = logging.getLogger(__name__)
 # An event's batch closes once no event has come for this long: the edge sends a burst (a
 # pallet's presence changes) back to back, well inside it.
 EVENT_BURST_GAP_S = 0.005
-# Deciding is CPU (a signature, JSON, validation: ~1 ms for 100 tag reads); a large bulk batch
-# lets the event lane in this often rather than hold the loop for its whole batch.
-DECIDE_BETWEEN_YIELDS = 4
+# Batches of more messages than this are decided in a thread (see Ingest.store).
+DECIDE_INLINE_MAX = 4
 # A batch PostgreSQL rolled back (a deadlock with another transaction) is stored again this often.
 DEADLOCK_RETRIES = 3
 ROLLED_BACK = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
@@ -165,12 +164,16 @@ class Ingest:
         await self._ensure_partitions(conn)
         now_us = time.time_ns() // 1000
         skew_us = int(self.options.max_clock_skew_s * 1_000_000)
-        decisions: list[Decision] = []
-        for i, (topic, payload) in enumerate(raw_messages):
-            if i and i % DECIDE_BETWEEN_YIELDS == 0:
-                await asyncio.sleep(0)  # the other lane's event does not wait for all of these
-            decisions.append(decide(topic, payload, self._gateways, now_us=now_us,
-                                    max_skew_us=skew_us))
+        def decide_all() -> list[Decision]:
+            return [decide(t, p, self._gateways, now_us=now_us, max_skew_us=skew_us)
+                    for t, p in raw_messages]
+
+        # Deciding is CPU (a signature, JSON, validation). A bulk batch decides in a thread: it
+        # still holds the interpreter lock, but hands it back every few milliseconds, so an
+        # event on the other lane is not held up for the whole batch. A small batch (an
+        # event's) decides at once: a thread hop would only add to its latency.
+        decisions = (decide_all() if len(raw_messages) <= DECIDE_INLINE_MAX
+                     else await asyncio.to_thread(decide_all))
         attempt = 1
         while True:
             try:
