@@ -96,8 +96,12 @@ def _tag_read_rows(items: list[Accepted]) -> tuple[str, int, Latest]:
     return "".join(lines), len(lines), latest
 
 
+def _tag_read_bodies(items: list[Accepted]) -> list[TagReadsBody]:
+    return [i.body for i in items]  # type: ignore[misc]  # the writer of TAG_READS only
+
+
 async def write_tag_reads(conn: AsyncConnection, items: list[Accepted]) -> int:
-    reads = sum(len(i.body.reads) for i in items)  # type: ignore[attr-defined]
+    reads = sum(len(body.reads) for body in _tag_read_bodies(items))
     text, rows, latest = (_tag_read_rows(items) if reads <= INLINE_READS_MAX
                           else await asyncio.to_thread(_tag_read_rows, items))
     async with conn.cursor().copy(
