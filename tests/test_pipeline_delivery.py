@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from pipeline_support import running_agent, running_ingest, scalar, wait_until, write_agent_config
 
-from contract import MessageType, TagReadsBody
+from contract import MessageType, PresenceChangeBody, TagReadsBody
 from edge.agent import Agent
 
 pytestmark = pytest.mark.integration
@@ -129,3 +129,62 @@ async def test_ingest_sigkilled_mid_stream_loses_and_doubles_nothing(
         ingest.wait()
     assert stored(database_url) == (17_000, 17_000)
     assert "dropped" not in mqtt_broker.log().lower()
+
+
+def emit_departures(agent: Agent, first: int, count: int) -> None:
+    """``count`` presence changes (events), each a tag of its own."""
+    for n in range(first, first + count):
+        agent.emit(MessageType.PRESENCE_CHANGE, PresenceChangeBody(
+            lot="L1", epc=f"BEEF{n:08X}", state="missing", previous="present",
+            last_seen_us=None))
+
+
+def stored_departures(database_url: str) -> tuple[int, int]:
+    total = scalar(database_url, "SELECT count(*) FROM presence_changes")
+    distinct = scalar(database_url, "SELECT count(DISTINCT epc) FROM presence_changes")
+    return int(total), int(distinct)  # type: ignore[arg-type]
+
+
+async def test_events_and_bulk_through_a_killed_ingest_lose_and_double_nothing(
+    database_url: str, mqtt_broker, register_gateway, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    """Events go on their own connection ahead of queued bulk, and are acknowledged only after
+    every earlier message is committed: a kill in between loses and doubles neither kind."""
+    gw = register_gateway()
+    config = write_agent_config(tmp_path / "edge.toml", site=gw.site, gateway=gw.gateway,
+                                key_file=gw.key_file, broker_url=mqtt_broker.url)
+    env = {**os.environ, "DATABASE_URL": database_url, "MQTT_URL": mqtt_broker.url}
+    command = [sys.executable, "-m", "cloud", "ingest",
+               "--client-id", "ingest-lanes", "--metrics-port", "0"]
+    log = (tmp_path / "ingest.log").open("ab")
+
+    def start_ingest() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+
+    ingest = start_ingest()
+    await wait_until(lambda: "ingest subscribed" in (tmp_path / "ingest.log").read_text(), 30,
+                     "ingest to subscribe")
+    try:
+        async with running_agent(config) as agent:
+            for round_ in range(30):  # bulk and events interleaved, as at a busy dock
+                emit_reads(agent, round_ * 100, 100, 10)
+                emit_departures(agent, round_, 1)
+                await asyncio.sleep(0.02)
+            await wait_until(lambda: stored_departures(database_url)[0] > 3, 30,
+                             "ingest to store events")
+            os.kill(ingest.pid, signal.SIGKILL)  # batches of both lanes in flight, unacked
+            ingest.wait()
+            for round_ in range(30, 60):
+                emit_reads(agent, round_ * 100, 100, 10)
+                emit_departures(agent, round_, 1)
+            ingest = start_ingest()
+            await wait_until(lambda: stored(database_url)[0] >= 6000, 90, "6,000 readings")
+            await wait_until(lambda: stored_departures(database_url)[0] >= 60, 30,
+                             "60 departures")
+            await wait_until(lambda: agent.outbox.depth == 0, 30, "every message confirmed")
+            await asyncio.sleep(1.5)  # anything doubled would arrive now
+    finally:
+        ingest.kill()
+        ingest.wait()
+    assert stored(database_url) == (6000, 6000)
+    assert stored_departures(database_url) == (60, 60)

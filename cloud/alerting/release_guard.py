@@ -88,7 +88,7 @@ async def pledged_tags(conn: AsyncConnection[Any], epcs: list[str]) -> dict[str,
         "SELECT t.epc, r.number, r.lot_id, l.site_id, r.pledgee FROM receipt_tags t"
         " JOIN receipts r ON r.number = t.receipt_number JOIN lots l ON l.id = r.lot_id"
         " WHERE t.live AND t.epc = ANY(%s) AND r.status IN ('pledged', 'partly_released')",
-        (epcs,),
+        (epcs,), binary=True,  # a text array quotes each EPC by regex: 10x the CPU
     )
     return {
         row["epc"]: PledgedTag(row["number"], row["lot_id"], row["site_id"], row["pledgee"])

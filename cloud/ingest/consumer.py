@@ -1,12 +1,13 @@
 """The ingest process: MQTT in, PostgreSQL out, acknowledgements only after commit.
 
-Messages are taken in batches (``batch_messages`` or ``batch_ms``), decided, stored in one
-transaction, and only then acknowledged to the broker (ops/mqtt_acks.py: paho's public manual
-acknowledgements). One supervised session (ops/supervised.py) holds the database connection and
-the broker connection; either failing ends it, and it starts again after a backoff. A crash
-before the commit leaves the messages unacknowledged in the broker's persistent session: they
-come again and (gateway, seq) absorbs any that had in fact been stored. Several ingest
-processes split the stream through the shared subscription ``$share/ingest/pw/v1/#``.
+Messages are taken in batches, events before bulk (cloud.ingest.lanes: an event never waits
+behind queued tag reads), decided, stored in one transaction, and only then acknowledged to the
+broker, in arrival order (ops/mqtt_acks.py: paho's public manual acknowledgements). One
+supervised session (ops/supervised.py) holds the database connection and the broker
+connection; either failing ends it, and it starts again after a backoff. A crash before the
+commit leaves the messages unacknowledged in the broker's persistent session: they come again
+and (gateway, seq) absorbs any that had in fact been stored. Several ingest processes split the
+stream through the shared subscription ``$share/ingest/pw/v1/#``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -28,6 +30,7 @@ from cloud.alerting.stage import AlertingStage
 from cloud.command_key import load_command_key_from
 from cloud.ingest.decode import DEFAULT_MAX_CLOCK_SKEW_S, Decision, decide
 from cloud.ingest.gateways import GatewayDirectory, gateway_change_listener
+from cloud.ingest.lanes import Lanes, Taken
 from cloud.ingest.store import BatchResult, store_batch
 from contract import (
     STORED_COMMAND,
@@ -45,9 +48,14 @@ from ops.supervised import Health, Supervised
 
 log = logging.getLogger(__name__)
 
-# An event's batch closes once no message has come for this long: the edge sends a burst (a
+# An event's batch closes once no event has come for this long: the edge sends a burst (a
 # pallet's presence changes) back to back, well inside it.
 EVENT_BURST_GAP_S = 0.005
+# Batches of more messages than this are decided in a thread (see Ingest.store).
+DECIDE_INLINE_MAX = 4
+# A batch PostgreSQL rolled back (a deadlock with another transaction) is stored again this often.
+DEADLOCK_RETRIES = 3
+ROLLED_BACK = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
 
 class IngestMetrics:
@@ -102,6 +110,7 @@ class Ingest:
         self._gateways = GatewayDirectory()
         self._command_key: Ed25519PrivateKey | None = None  # signs cmd/stored
         self._partitions_checked = float("-inf")
+        self._partitioning = asyncio.Lock()
         self._versions = [PAHO_VERSIONS[p] for p in protocol_candidates(
             self.options.protocol)]  # type: ignore[arg-type]
         # One session = one database connection + one broker connection. Either failing ends
@@ -139,11 +148,14 @@ class Ingest:
     async def _ensure_partitions(self, conn: AsyncConnection) -> None:
         if time.monotonic() - self._partitions_checked < 3600:
             return
-        async with conn.transaction():
-            await conn.execute(
-                "SELECT pw_ensure_all_partitions(current_date - 1, current_date + 7)"
-            )
-        self._partitions_checked = time.monotonic()
+        async with self._partitioning:  # both lanes come here: one creates, the other waits
+            if time.monotonic() - self._partitions_checked < 3600:
+                return
+            async with conn.transaction():
+                await conn.execute(
+                    "SELECT pw_ensure_all_partitions(current_date - 1, current_date + 7)"
+                )
+            self._partitions_checked = time.monotonic()
 
     async def store(
         self, conn: AsyncConnection, raw_messages: list[tuple[str, bytes]]
@@ -156,11 +168,29 @@ class Ingest:
         await self._ensure_partitions(conn)
         now_us = self.options.clock.now_us()
         skew_us = int(self.options.max_clock_skew_s * 1_000_000)
-        decisions: list[Decision] = [
-            decide(t, p, self._gateways, now_us=now_us, max_skew_us=skew_us)
-            for t, p in raw_messages
-        ]
-        return await store_batch(conn, decisions, self._alerting)
+        def decide_all() -> list[Decision]:
+            return [decide(t, p, self._gateways, now_us=now_us, max_skew_us=skew_us)
+                    for t, p in raw_messages]
+
+        # Deciding is CPU (a signature, JSON, validation). A bulk batch decides in a thread: it
+        # still holds the interpreter lock, but hands it back every few milliseconds, so an
+        # event on the other lane is not held up for the whole batch. A small batch (an
+        # event's) decides at once: a thread hop would only add to its latency.
+        decisions = (decide_all() if len(raw_messages) <= DECIDE_INLINE_MAX
+                     else await asyncio.to_thread(decide_all))
+        attempt = 1
+        while True:
+            try:
+                return await store_batch(conn, decisions, self._alerting)
+            except ROLLED_BACK as err:
+                # The lanes' transactions lock rows in one order (cloud.ingest.writers), but a
+                # status message or a second ingest process can still cross them: PostgreSQL
+                # then rolls one back whole, and storing it again is safe.
+                if attempt >= DEADLOCK_RETRIES:
+                    raise
+                attempt += 1
+                log.warning("batch rolled back by the database; storing it again",
+                            extra={"messages": len(decisions), "error": str(err).splitlines()[0]})
 
     # -- broker --------------------------------------------------------------------------------
     def _subscriber(self, version: MQTTProtocolVersion) -> AckingSubscriber:
@@ -198,73 +228,68 @@ class Ingest:
             )
             topic = ingest_subscription(shared)
             await subscriber.subscribe(topic, qos=1)
-            conn = await self.open_database()
-            try:
+            async with contextlib.AsyncExitStack() as stack:
+                # One connection per lane: an event is stored while a bulk batch is written.
+                events = await self.open_database()
+                stack.push_async_callback(events.close)
+                bulk = await self.open_database()
+                stack.push_async_callback(bulk.close)
                 owner.up("subscribed")
                 log.info("ingest subscribed",
                          extra={"topic": topic, "protocol": subscriber.version.name})
-                await self._consume(conn, subscriber)
-            finally:
-                await conn.close()
+                await self._consume(events, bulk, subscriber)
         finally:
             await subscriber.close()
 
-    async def _consume(self, conn: AsyncConnection, subscriber: AckingSubscriber) -> None:
-        # A reader task moves messages into our queue, so a batch window can time out on an
-        # asyncio.Queue (which cannot lose an item on timeout) rather than on the stream.
-        queue: asyncio.Queue[tuple[float, Received]] = asyncio.Queue()
+    async def _consume(
+        self, events: AsyncConnection, bulk: AsyncConnection, subscriber: AckingSubscriber
+    ) -> None:
+        # A reader task sorts messages into the lanes as they come; each lane's batcher takes
+        # from there, so what it waits on is a timeout on an event, not on the stream.
+        lanes: Lanes[Received] = Lanes(limit=self.options.batch_messages,
+                                       window_s=self.options.batch_ms / 1000,
+                                       burst_gap_s=EVENT_BURST_GAP_S)
+        event_came, bulk_came = asyncio.Event(), asyncio.Event()
 
         async def read() -> None:
             async for message in subscriber.messages():
-                queue.put_nowait((time.monotonic(), message))
+                event = _is_event(message)
+                lanes.arrive(message, event=event, at=time.monotonic())
+                (event_came if event else bulk_came).set()
 
         try:
             async with asyncio.TaskGroup() as group:
                 reader = group.create_task(read())
-                group.create_task(self._batches(conn, subscriber, queue, reader))
+                group.create_task(self._lane(events, subscriber, lanes=lanes,
+                                             take=lanes.next_events, came=event_came,
+                                             reader=reader))
+                group.create_task(self._lane(bulk, subscriber, lanes=lanes,
+                                             take=lanes.next_bulk, came=bulk_came,
+                                             reader=reader))
         except* (OSError, psycopg.OperationalError) as errors:
             raise errors.exceptions[0] from None
 
-    async def _batches(
-        self, conn: AsyncConnection, subscriber: AckingSubscriber,
-        queue: asyncio.Queue[tuple[float, Received]], reader: asyncio.Task[None],
+    async def _lane(
+        self, conn: AsyncConnection, subscriber: AckingSubscriber, *, lanes: Lanes[Received],
+        take: Callable[[float], list[Taken[Received]] | float | None], came: asyncio.Event,
+        reader: asyncio.Task[None],
     ) -> None:
-        limit, window = self.options.batch_messages, self.options.batch_ms / 1000
+        """Store what one lane hands out, and acknowledge each message once it and everything
+        that arrived before it is committed (cloud.ingest.lanes)."""
         confirming: asyncio.Task[None] | None = None
         try:
             while not reader.done():
-                try:
-                    arrived, first = await asyncio.wait_for(queue.get(), 1.0)
-                except TimeoutError:
+                came.clear()  # before looking: an arrival after this wakes the wait below
+                batch = take(time.monotonic())
+                if not isinstance(batch, list):
+                    wait = 1.0 if batch is None else max(0.0, batch - time.monotonic())
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(came.wait(), wait)
                     continue
-                batch = [first]
-                # The window is for bulk telemetry (tag reads), to write it in fewer, larger
-                # transactions. An event (a departure, an edge alert, a plate) is what alerts
-                # are made of: it waits only for the rest of its burst (a pallet's tags leave
-                # together, and one batch makes them one departure), not for the window. The
-                # window counts from the first message's arrival, not from when the previous
-                # batch let go of it: a message that waited behind a store goes at once.
-                urgent = _is_event(first)
-                deadline = arrived + window
-                while len(batch) < limit:
-                    if not queue.empty():
-                        message = queue.get_nowait()[1]
-                        batch.append(message)
-                        urgent = urgent or _is_event(message)
-                        continue
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    wait = min(remaining, EVENT_BURST_GAP_S) if urgent else remaining
-                    try:
-                        message = (await asyncio.wait_for(queue.get(), wait))[1]
-                    except TimeoutError:
-                        break
-                    batch.append(message)
-                    urgent = urgent or _is_event(message)
                 started = time.perf_counter()
-                result = await self.store(conn, [(m.topic, m.payload) for m in batch])
-                for message in batch:  # only now: the batch is committed
+                result = await self.store(conn, [(t.message.topic, t.message.payload)
+                                                 for t in batch])
+                for message in lanes.committed(batch):  # only now: committed
                     subscriber.ack(message)
                 # A confirmation waits for the broker's PUBACK (17 ms at p50 under the alerts
                 # benchmark's load): it overlaps the next batch instead of holding it up. One

@@ -145,6 +145,7 @@ async def _store(
             last: dict[str, int] = {}
             for a in fresh:
                 last[a.envelope.gateway] = max(last.get(a.envelope.gateway, 0), a.envelope.seq)
+            last = dict(sorted(last.items()))  # gateway rows locked in one order by every batch
             await conn.execute(
                 "UPDATE gateways g SET last_seen_at = now(), "
                 "last_seq = greatest(coalesce(g.last_seq, 0), u.seq) "

@@ -9,6 +9,7 @@ the alerting stage (cloud.alerting.stage; see cloud.ingest.store).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -69,9 +70,17 @@ def _copy_text(value: str) -> str:
     return value.translate(_COPY_ESCAPES)
 
 
-async def write_tag_reads(conn: AsyncConnection, items: list[Accepted]) -> int:
+Latest = dict[str, tuple[int, str, str, int, int | None]]
+
+# Above this many reads the COPY text is built in a thread: the interpreter lock is handed back
+# every few milliseconds, so an event on ingest's other lane does not wait for all of it.
+INLINE_READS_MAX = 1000
+
+
+def _tag_read_rows(items: list[Accepted]) -> tuple[str, int, Latest]:
+    """COPY text for ``tag_observations``, its row count, and each EPC's latest read."""
     lines: list[str] = []
-    latest: dict[str, tuple[int, str, str, int, int | None]] = {}
+    latest: Latest = {}
     for item in items:
         body: TagReadsBody = item.body  # type: ignore[assignment]
         gateway, seq = item.envelope.gateway, item.envelope.seq
@@ -84,12 +93,25 @@ async def write_tag_reads(conn: AsyncConnection, items: list[Accepted]) -> int:
             seen = latest.get(epc)
             if seen is None or at_us > seen[0]:
                 latest[epc] = (at_us, gateway, body.reader, antenna, rssi)
+    return "".join(lines), len(lines), latest
+
+
+def _tag_read_bodies(items: list[Accepted]) -> list[TagReadsBody]:
+    return [i.body for i in items]  # type: ignore[misc]  # the writer of TAG_READS only
+
+
+async def write_tag_reads(conn: AsyncConnection, items: list[Accepted]) -> int:
+    reads = sum(len(body.reads) for body in _tag_read_bodies(items))
+    text, rows, latest = (_tag_read_rows(items) if reads <= INLINE_READS_MAX
+                          else await asyncio.to_thread(_tag_read_rows, items))
     async with conn.cursor().copy(
         "COPY tag_observations (observed_at, gateway_id, reader, epc, antenna, rssi_cdbm, seq) "
         "FROM STDIN"
     ) as copy:
-        await copy.write("".join(lines))
-    epcs = list(latest)
+        await copy.write(text)
+    # Rows are locked in EPC order, as the presence writer locks them: the event lane's
+    # transaction and this one then never wait for each other in a circle (a deadlock).
+    epcs = sorted(latest)
     await conn.execute(
         """
         INSERT INTO tag_state (epc, gateway_id, reader, antenna, rssi_cdbm, last_seen_at)
@@ -112,7 +134,12 @@ async def write_tag_reads(conn: AsyncConnection, items: list[Accepted]) -> int:
         ),
         binary=True,  # binary arrays: text arrays are quoted element by element (regex per EPC)
     )
-    return len(lines)
+    return rows
+
+
+def _tag_then_time(item: Accepted) -> tuple[str, datetime]:
+    body: PresenceChangeBody = item.body  # type: ignore[assignment]
+    return body.epc, item.envelope.observed_at
 
 
 async def write_presence_changes(conn: AsyncConnection, items: list[Accepted]) -> int:
@@ -126,7 +153,9 @@ async def write_presence_changes(conn: AsyncConnection, items: list[Accepted]) -
                 item.envelope.observed_at, item.envelope.gateway, b.lot, b.epc, b.state,
                 b.previous, _us_to_dt(b.last_seen_us), item.envelope.seq,
             ))
-    for item in sorted(items, key=lambda i: i.envelope.observed_at):
+    # In EPC order, as write_tag_reads locks them (no deadlock between the lanes); one tag's
+    # changes in the order they happened.
+    for item in sorted(items, key=_tag_then_time):
         b = item.body  # type: ignore[assignment]
         await conn.execute(
             """
