@@ -93,7 +93,7 @@ async def test_supervisor_sees_theft_acknowledges_it_and_a_financier_sees_only_t
 
                 field.remove("LOT-A", 4)  # a theft: four cathodes leave the reader's field
                 stolen_at = time.monotonic()
-                item = page.locator('li.alert[data-type="theft.tag_missing"]')
+                item = page.locator('li.alert[data-type="theft.unreleased_departure"]')
                 await item.wait_for(timeout=20_000)
                 seen_after_s = time.monotonic() - stolen_at
                 # The absence window is 2 s; the alert reaches the page within seconds of it.
