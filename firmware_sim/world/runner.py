@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from contract import AlertBody, MessageType, TagObservation
+from contract import AlertBody, MessageType
 from decisions.alert_types import AlertType
 from decisions.incident import (
     FOLD_BEFORE_S,
@@ -186,7 +186,8 @@ class SiteRun:
         # how long an uncorroborated departure waits before it is theft. Presence keeps its
         # own defaults (edge/rfid/pipeline.py), as a site configures them.
         lots = [LotDefinition(lot.name, frozenset(world.epcs(lot.name)),
-                              readers=frozenset(covering[lot.name]))
+                              readers=frozenset(covering[lot.name]),
+                              move_window_s=lot.move_window_s)
                 for lot in world.lots]
         zones = [ZoneDefinition(f"{zone}", frozenset(a.port for a in r.antennas
                                                     if a.zone == zone), r.name)
@@ -303,11 +304,9 @@ class SiteRun:
         if isinstance(sig, ReadReport):
             self._heard_from(sig.reader, sig.t_us)
             if len(sig):
-                epcs, rssi, reader = sig.epcs, sig.rssi_cdbm, sig.reader
-                # Each tag at its last read in the period: what the adapter yields per report.
-                batch = [TagObservation(epcs[t], a, rssi, last, reader) for t, a, last in zip(
-                    sig.tag.tolist(), sig.antenna.tolist(), sig.last_us.tolist(), strict=True)]
-                self._rfid(self.station.on_observations(batch))
+                # One aggregated row per tag (seen count, first and last read): the station's
+                # report path, which decides as its per-read path would on the same reads.
+                self._rfid(self.station.on_report(sig.reader, sig.seen_rows()))
             self._cycles(sig)
         elif isinstance(sig, ReaderKeepalive):
             self._heard_from(sig.reader, sig.t_us)
