@@ -51,6 +51,9 @@ TagRow = tuple[str, int, int | None, int]  # epc, antenna, rssi_cdbm, observed_a
 # LastSeenTimestamp, TagSeenCount): epc, antenna, peak rssi_cdbm, first, last, seen count.
 SeenRow = tuple[str, int, int | None, int, int, int]
 
+# (1 - 1/span) ** m: the weight left to the old mean after m equal gaps (observe_seen).
+_KEEPS = tuple((1.0 - 1.0 / GAP_AVERAGE_SPAN) ** m for m in range(64))
+
 _PRESENT: PresenceState = "present"
 _MISSING: PresenceState = "missing"
 _UNKNOWN: PresenceState = "unknown"
@@ -312,16 +315,16 @@ class LotPresence:
         changes: list[PresenceChange] = []
         span = GAP_AVERAGE_SPAN
         keep = 1.0 - 1.0 / span
+        keeps = _KEEPS
         life = self._readers.get(reader_id)
         if life is not None and life.some_antennas:
             rows = list(rows)
             life.read_on.update(row[1] for row in rows)
         for epc, _antenna, _rssi, first_us, last, seen in rows:
-            first = min(first_us, last)  # an untrusted report: nothing after its last read
-            count = max(1, seen)
+            first = first_us if first_us <= last else last  # untrusted: nothing after the last
             tag = tags.get(epc)
             if tag is None:
-                tag = self._first_read(epc, reader_id, first, count, last)
+                tag = self._first_read(epc, reader_id, first, max(1, seen), last)
                 if tag is None:
                     continue
             if tag.state is not _PRESENT:
@@ -330,9 +333,16 @@ class LotPresence:
                 changes.append(self._move(epc, tag, _PRESENT, first))
             else:
                 tag.reader = reader_id
-                self._one_gap(tag, first)  # the gap since its last report
-            inner = count - 1
-            if inner == 0 or last <= tag.last_seen_us:
+                prior = tag.last_seen_us
+                if first > prior:  # the gap since its last report (_one_gap, inlined)
+                    gaps = tag.gaps + 1
+                    tag.gaps = gaps
+                    mean = tag.mean_gap_us
+                    tag.mean_gap_us = mean + (first - prior - mean) / (
+                        gaps if gaps < span else span)
+                    tag.last_seen_us = first
+            inner = seen - 1
+            if inner <= 0 or last <= tag.last_seen_us:
                 continue
             gap = (last - first) / inner
             if first < tag.last_seen_us:
@@ -348,7 +358,7 @@ class LotPresence:
                 inner -= 1
             if inner:  # then each gap weighs 1/span: m equal gaps, in one step
                 gaps += inner
-                mean = gap + (mean - gap) * keep**inner
+                mean = gap + (mean - gap) * (keeps[inner] if inner < 64 else keep**inner)
             tag.gaps, tag.mean_gap_us, tag.last_seen_us = gaps, mean, last
         return changes
 

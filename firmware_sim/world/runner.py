@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from contract import AlertBody, MessageType
+from contract import AlertBody, MessageType, TagObservation
 from decisions.alert_types import AlertType
 from decisions.incident import (
     FOLD_BEFORE_S,
@@ -170,8 +170,12 @@ class _Context:
 
 
 class SiteRun:
-    def __init__(self, world: World, outcome: Outcome, *, tick_s: float = 1.0) -> None:
+    def __init__(self, world: World, outcome: Outcome, *, tick_s: float = 1.0,
+                 per_read: bool = False) -> None:
         self.world = world
+        # The naive feed, for the benchmark's baseline: each row expanded into its reads (evenly
+        # spaced from first to last seen) through the station's per-read path.
+        self.per_read = per_read
         self.site = world.site
         self.outcome = outcome
         self.now_us = world.epoch_us
@@ -303,7 +307,9 @@ class SiteRun:
         self.advance(sig.t_us)
         if isinstance(sig, ReadReport):
             self._heard_from(sig.reader, sig.t_us)
-            if len(sig):
+            if len(sig) and self.per_read:
+                self._rfid(self.station.on_observations(_reads(sig)))
+            elif len(sig):
                 # One aggregated row per tag (seen count, first and last read): the station's
                 # report path, which decides as its per-read path would on the same reads.
                 self._rfid(self.station.on_report(sig.reader, sig.seen_rows()))
@@ -347,8 +353,8 @@ class SiteRun:
         Only the last ones can matter: presence keeps as many as its proof needs."""
         n, since, span = report.rounds, report.since_us, report.t_us - report.since_us
         for i in range(max(0, n - self._proof_rounds), n):
-            self.station.on_cycle(ReaderCycle(report.reader, report.antennas,
-                                              since + span * (i + 1) // n))
+            # () : all its antennas, which each report covers (its ``antennas``).
+            self.station.on_cycle(ReaderCycle(report.reader, (), since + span * (i + 1) // n))
 
     def _heard_from(self, reader: str, at: int) -> None:
         self._heard[reader] = max(self._heard.get(reader, at), at)
@@ -505,12 +511,25 @@ class SiteRun:
         self._rfid(self.station.flush())
 
 
-def run_worlds(worlds: Iterable[World], seed: int, *, tick_s: float = 1.0) -> Outcome:
+def _reads(report: ReadReport) -> list[TagObservation]:
+    """A report's rows as the reads they stand for, in time order (the per-read baseline)."""
+    reads = []
+    for epc, antenna, rssi, first, last, count in report.seen_rows():
+        step = (last - first) / (count - 1) if count > 1 else 0.0
+        reads += [TagObservation(epc, antenna, rssi, first + round(i * step), report.reader)
+                  for i in range(count)]
+    reads.sort(key=lambda o: o.observed_at_us)
+    return reads
+
+
+def run_worlds(worlds: Iterable[World], seed: int, *, tick_s: float = 1.0,
+               per_read: bool = False) -> Outcome:
     """Every site's world on its own gateway, all in one simulated time line."""
     outcome = Outcome()
     runs: list[tuple[SiteRun, Iterator[Signal]]] = []
     for world in worlds:
-        runs.append((SiteRun(world, outcome, tick_s=tick_s), world.signals(seed)))
+        runs.append((SiteRun(world, outcome, tick_s=tick_s, per_read=per_read),
+                     world.signals(seed)))
         outcome.simulated_s = max(outcome.simulated_s, world.duration_s)
     for run, stream in runs:  # sites share no state: each runs its own time line
         n = 0
