@@ -11,10 +11,11 @@ odd ones. Each theft is a labelled incident.
 
 Figures: ``simulated_hours_per_s`` is the world's generation rate (``World.signals`` fully
 consumed: every report drawn and built); ``runner_simulated_hours_per_s`` is generation plus
-the value-level runner (every report through RfidStation, EdgeAlerting and the rest), bound by
-the edge's per-read cost. ``false_alarms_per_warehouse_day``: alerts not explained by a theft
-under way (a theft.* alert on a stolen lot, or the door/plate of that theft, within an hour of
-it) per simulated day. ``theft_detect_p95_s``: p95 over incidents of the time from the first
+the value-level runner (every report through RfidStation's aggregated path, one row per tag,
+EdgeAlerting and the rest), its cost per report and tag row, not per read.
+``false_alarms_per_warehouse_day``: alerts not explained by a theft under way (a theft.* alert
+on a stolen lot, or the door/plate of that theft, within an hour of it) per simulated day.
+``theft_detect_p95_s``: p95 over incidents of the time from the first
 piece leaving to the first theft alert on its lot, raised or updated (``corroborated_p95_s`` and
 ``uncorroborated_p95_s`` split it; the targets are 60 s and the lot's absence window).
 ``precision``: explained alerts over all alerts; ``recall``: incidents detected over incidents.
@@ -22,8 +23,11 @@ piece leaving to the first theft alert on its lot, raised or updated (``corrobor
 ``generation_hours_per_s_by_report_s``: the generation rate of one day of the same warehouse
 with reports every 1, 2, 10 and 30 s (its cost is per report, not per read).
 
-Baseline, same run: the naive generation, one Python random draw per tag per read round and
-one ``TagRead`` per read, on a prefix of the week (``--baseline-hours``).
+Baselines, same run, on a prefix of the week (``--baseline-hours``): the naive generation, one
+Python random draw per tag per read round and one ``TagRead`` per read; and the naive runner,
+each report's rows expanded into their reads through the station's per-read path
+(``runner_per_read_hours_per_s``), beside the report path on the same prefix
+(``runner_prefix_hours_per_s``).
 """
 
 from __future__ import annotations
@@ -174,6 +178,12 @@ def main(argv: list[str]) -> int:
     outcome = run_worlds([world], args.seed, tick_s=args.tick_s)
     run_s = time.perf_counter() - t0
     baseline = naive_hours_per_s(world, args.baseline_hours, args.seed)
+    prefix = world.model_copy(update={"duration_s": args.baseline_hours * HOUR})
+    runner_rates = {}
+    for naive in (True, False):
+        t0 = time.perf_counter()
+        run_worlds([prefix], args.seed, tick_s=args.tick_s, per_read=naive)
+        runner_rates[naive] = round(args.baseline_hours / (time.perf_counter() - t0), 2)
     # Generation cost is per report: how it scales with the report period (one day each).
     by_period = {}
     for period in (1.0, 2.0, 10.0, 30.0):
@@ -190,6 +200,9 @@ def main(argv: list[str]) -> int:
         **score(world, outcome),
         "baseline_naive_generation_hours_per_s": round(baseline, 2),
         "speedup_generation": round(hours / gen_s / baseline, 1),
+        "runner_per_read_hours_per_s": runner_rates[True],
+        "runner_prefix_hours_per_s": runner_rates[False],
+        "speedup_runner": round(runner_rates[False] / runner_rates[True], 1),
         "generation_hours_per_s_by_report_s": by_period,
         "simulated_days": args.days,
         "tags": sum(lot.pieces for lot in world.lots),
@@ -202,6 +215,8 @@ def main(argv: list[str]) -> int:
         ("generation, simulated h/s", figures["simulated_hours_per_s"]),
         ("naive generation, simulated h/s", figures["baseline_naive_generation_hours_per_s"]),
         ("generation + runner, simulated h/s", figures["runner_simulated_hours_per_s"]),
+        ("naive per-read runner (prefix), h/s", figures["runner_per_read_hours_per_s"]),
+        ("report-path runner (prefix), h/s", figures["runner_prefix_hours_per_s"]),
         ("false alarms per warehouse-day", figures["false_alarms_per_warehouse_day"]),
         ("theft detection p95 (s)", figures["theft_detect_p95_s"]),
         ("precision", figures["precision"]),

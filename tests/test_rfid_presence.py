@@ -326,3 +326,99 @@ def test_inline_running_mean_matches_the_documented_rule() -> None:
         mean = updated_mean_gap(mean, gaps_before, gap)
         expected = policy.window_us(mean, gaps_before + 1, 0) / 1e6
         assert presence.window_of("AAAA0001") == pytest.approx(expected, rel=1e-9)
+
+
+# -- the aggregated report path (one row per tag per report) ------------------------------
+
+
+def _both_paths(reads_of: dict[int, list[tuple[str, int]]], rounds: int, round_us: int,
+                per_report: int, lot: LotDefinition, policy: SmoothingPolicy, ticks_s: int
+                ) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, int]],
+                           LotPresence, LotPresence]:
+    """The same stream (reads per round) fed per read and as aggregated reports, with the same
+    cycles and ticks; the decisions each path made, in order."""
+    per_read = LotPresence([lot], 0, policy=policy)
+    by_report = LotPresence([lot], 0, policy=policy)
+    seen: list[list[tuple[str, str, int]]] = [[], []]
+    next_tick = S
+    for start in range(0, rounds, per_report):
+        ends = [(r + 1) * round_us for r in range(start, min(start + per_report, rounds))]
+        report_us = ends[-1]
+        while next_tick <= report_us:  # the gateway's ticks before the report arrives
+            for i, p in enumerate((per_read, by_report)):
+                seen[i] += [(c.epc, c.state, c.at_us) for c in p.tick(next_tick)]
+            next_tick += S
+        reads = sorted((t, epc) for r in range(start, start + len(ends))
+                       for epc, t in reads_of.get(r, []))
+        changes = per_read.observe_rows("r1", [(epc, 1, -5000, t) for t, epc in reads])
+        rows: dict[str, list[int]] = {}
+        for t, epc in reads:
+            row = rows.setdefault(epc, [t, t, 0])
+            row[1], row[2] = t, row[2] + 1
+        changes2 = by_report.observe_seen(
+            "r1", [(epc, 1, -5000, f, last, n) for epc, (f, last, n) in rows.items()])
+        seen[0] += [(c.epc, c.state, c.at_us) for c in changes]
+        seen[1] += [(c.epc, c.state, c.at_us) for c in changes2]
+        for end in ends:
+            for p in (per_read, by_report):
+                p.reader_cycle(ReaderCycle("r1", (), end))
+    while next_tick <= ticks_s * S:
+        for i, p in enumerate((per_read, by_report)):
+            seen[i] += [(c.epc, c.state, c.at_us) for c in p.tick(next_tick)]
+        next_tick += S
+    return seen[0], seen[1], per_read, by_report
+
+
+def test_aggregated_reports_decide_as_the_same_reads_one_by_one() -> None:
+    # Evenly spaced reads (each tag every other round, then every round), a window the read
+    # rate sets (no floor binds): the same departures at the same ticks, and the same learned
+    # window as the rate changes.
+    epcs = [sgtin96("0614141", "812345", n) for n in range(4)]
+    lot = LotDefinition("L", frozenset(epcs), absence_window_s=2.0, move_window_s=0.1)
+    policy = SmoothingPolicy(min_window_s=0.1, cycle_read_probability=0.5,
+                             false_missing_bound=1e-3)
+    round_us, rounds = 100_000, 600  # 10 rounds/s for 60 s
+    gone = {epcs[0]: 300, epcs[1]: 450}  # last round each is read in
+    reads_of: dict[int, list[tuple[str, int]]] = {}
+    for r in range(rounds):
+        if r % 2 == 0 or r >= 500:
+            reads_of[r] = [(e, (r + 1) * round_us - 50_000) for e in epcs
+                           if r <= gone.get(e, r)]
+    a, b, per_read, by_report = _both_paths(reads_of, rounds, round_us, 10, lot, policy, 70)
+    assert [x for x in a if x[1] == "missing"], "the test must see departures"
+    assert a == b
+    for e in epcs[2:]:
+        assert by_report.window_of(e) == pytest.approx(per_read.window_of(e), rel=1e-9)
+        # k x a mean on its way from the 0.2 s gap to the 0.1 s one
+        assert 23 * 0.1 < by_report.window_of(e) < 23 * 0.2
+
+
+def test_aggregated_reports_decide_as_random_reads_one_by_one() -> None:
+    # Reads drawn per round (p 0.4-0.9), tags leaving at random: the report path hides
+    # when the inner reads were, yet decides the same departures at the same moments.
+    rng = random.Random(7)
+    epcs = [sgtin96("0614141", "812345", n) for n in range(30)]
+    p_of = {e: rng.uniform(0.4, 0.9) for e in epcs}
+    gone = {e: rng.randrange(200, 900) for e in rng.sample(epcs, 10)}
+    lot = LotDefinition("L", frozenset(epcs), absence_window_s=20.0)
+    round_us, rounds = 250_000, 1600  # 4 rounds/s for 400 s, a report per 8 rounds
+    reads_of = {r: [(e, r * round_us + rng.randrange(1, round_us)) for e in epcs
+                    if r <= gone.get(e, rounds) and rng.random() < p_of[e]]
+                for r in range(rounds)}
+    a, b, _, _ = _both_paths(reads_of, rounds, round_us, 8, lot, SmoothingPolicy(), 420)
+    assert len([x for x in a if x[1] == "missing"]) == 10
+    assert a == b
+
+
+def test_aggregated_report_is_bounded_whatever_its_count_says() -> None:
+    # An untrusted report: a count of 10^9 costs one row, a first read after the last is
+    # taken as the last, and a tag in no lot counts every read it claims.
+    tag = sgtin96("0614141", "812345", 1)
+    stranger = sgtin96("0614141", "812345", 99)
+    p = LotPresence([LotDefinition("L", frozenset({tag}))], 0)
+    changes = p.observe_seen("r1", [(tag, 1, None, 9 * S, 5 * S, 10**9),
+                                    (stranger, 1, None, S, 2 * S, 7)])
+    assert [(c.state, c.at_us) for c in changes] == [("present", 5 * S)]
+    assert p.unexpected_reads == 7
+    assert p.unexpected()[0].last_seen_us == 2 * S
+    assert p.window_of(tag) == pytest.approx(30.0)  # warm-up: the lot's window

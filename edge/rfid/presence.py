@@ -47,6 +47,12 @@ from edge.rfid.smoothing import GAP_AVERAGE_SPAN, SmoothingPolicy
 
 PresenceEvent = Literal["tag_departed", "tag_returned", "tag_seen", "tag_unknown"]
 TagRow = tuple[str, int, int | None, int]  # epc, antenna, rssi_cdbm, observed_at_us
+# One tag in a reader's aggregated report (LLRP TagReportData: FirstSeenTimestamp,
+# LastSeenTimestamp, TagSeenCount): epc, antenna, peak rssi_cdbm, first, last, seen count.
+SeenRow = tuple[str, int, int | None, int, int, int]
+
+# (1 - 1/span) ** m: the weight left to the old mean after m equal gaps (observe_seen).
+_KEEPS = tuple((1.0 - 1.0 / GAP_AVERAGE_SPAN) ** m for m in range(64))
 
 _PRESENT: PresenceState = "present"
 _MISSING: PresenceState = "missing"
@@ -298,7 +304,77 @@ class LotPresence:
                 changes.append(self._move(epc, tag, _PRESENT, at_us))
         return changes
 
-    def _first_read(self, epc: str, reader_id: str, at_us: int) -> _Tag | None:
+    def observe_seen(self, reader_id: str, rows: Iterable[SeenRow]) -> list[PresenceChange]:
+        """One reader's aggregated report, one row per tag: decided as ``observe_rows`` decides
+        the same tag's ``count`` reads, the first at ``first``, the last at ``last`` and the
+        ones between evenly spaced (the report does not say when they were; their gaps are
+        the only thing presence learns from them). Costs per row, not per read: ``count``
+        equal gaps update the running mean in closed form once it weighs by the span.
+        Rows of a tag keep their order; a tag appears at most once per report."""
+        tags = self._tags
+        changes: list[PresenceChange] = []
+        span = GAP_AVERAGE_SPAN
+        keep = 1.0 - 1.0 / span
+        keeps = _KEEPS
+        life = self._readers.get(reader_id)
+        if life is not None and life.some_antennas:
+            rows = list(rows)
+            life.read_on.update(row[1] for row in rows)
+        for epc, _antenna, _rssi, first_us, last, seen in rows:
+            first = first_us if first_us <= last else last  # untrusted: nothing after the last
+            tag = tags.get(epc)
+            if tag is None:
+                tag = self._first_read(epc, reader_id, first, max(1, seen), last)
+                if tag is None:
+                    continue
+            if tag.state is not _PRESENT:
+                tag.last_seen_us = max(tag.last_seen_us, first)
+                tag.reader = reader_id
+                changes.append(self._move(epc, tag, _PRESENT, first))
+            else:
+                tag.reader = reader_id
+                prior = tag.last_seen_us
+                if first > prior:  # the gap since its last report (_one_gap, inlined)
+                    gaps = tag.gaps + 1
+                    tag.gaps = gaps
+                    mean = tag.mean_gap_us
+                    tag.mean_gap_us = mean + (first - prior - mean) / (
+                        gaps if gaps < span else span)
+                    tag.last_seen_us = first
+            inner = seen - 1
+            if inner <= 0 or last <= tag.last_seen_us:
+                continue
+            gap = (last - first) / inner
+            if first < tag.last_seen_us:
+                # Its last read was dated later (a reader came back online): the reads at or
+                # before it are no gap, as on the per-read path; the first after it is one.
+                skip = int((tag.last_seen_us - first) // gap) + 1
+                self._one_gap(tag, first + round(skip * gap))
+                inner -= skip
+            gaps, mean = tag.gaps, tag.mean_gap_us
+            while inner and gaps + 1 < span:  # the plain average of the first few gaps
+                gaps += 1
+                mean += (gap - mean) / gaps
+                inner -= 1
+            if inner:  # then each gap weighs 1/span: m equal gaps, in one step
+                gaps += inner
+                mean = gap + (mean - gap) * (keeps[inner] if inner < 64 else keep**inner)
+            tag.gaps, tag.mean_gap_us, tag.last_seen_us = gaps, mean, last
+        return changes
+
+    @staticmethod
+    def _one_gap(tag: _Tag, at_us: int) -> None:
+        last = tag.last_seen_us
+        if at_us > last:
+            gaps = tag.gaps + 1
+            tag.gaps = gaps
+            mean = tag.mean_gap_us
+            span = GAP_AVERAGE_SPAN
+            tag.mean_gap_us = mean + (at_us - last - mean) / (gaps if gaps < span else span)
+            tag.last_seen_us = at_us
+
+    def _first_read(self, epc: str, reader_id: str, at_us: int, reads: int = 1,
+                    last_us: int | None = None) -> _Tag | None:
         """A read of an EPC not tracked yet: a pattern member, or an unexpected tag."""
         seen = self._unexpected.get(epc)
         if seen is None and self._patterns:
@@ -308,13 +384,13 @@ class LotPresence:
                     tag = self._tags[epc] = self._new_tag(lot)
                     self._pattern_members[lot.lot_id] += 1
                     return tag
-        self.unexpected_reads += 1
+        self.unexpected_reads += reads
         if seen is None:
             if len(self._unexpected) >= self.max_unexpected_tags:
                 return None  # still counted in unexpected_reads
             seen = self._unexpected[epc] = _Unexpected(at_us, reader_id)
-        seen.reads += 1
-        seen.last_seen_us = max(seen.last_seen_us, at_us)
+        seen.reads += reads
+        seen.last_seen_us = max(seen.last_seen_us, at_us if last_us is None else last_us)
         seen.reader = reader_id
         return None
 

@@ -11,6 +11,7 @@ must see that is not a message (presence changes, reader health; edge/alerting.p
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -25,7 +26,7 @@ from contract import (
 )
 from contract.messages import TagZoneBody, UnexpectedTag, UnexpectedTagsBody
 from edge.alerting import Observation
-from edge.rfid.presence import LotDefinition, LotPresence, PresenceChange
+from edge.rfid.presence import LotDefinition, LotPresence, PresenceChange, SeenRow, TagRow
 from edge.rfid.reader import ReaderCycle, ReaderHealth
 from edge.rfid.smoothing import SmoothingPolicy
 from edge.rfid.zones import ZoneDefinition, ZoneTracker
@@ -68,7 +69,7 @@ class RfidStation:
             if zones else None
         )
         self.batch_max_reads = batch_max_reads
-        self._pending: dict[str, list[TagObservation]] = {}
+        self._pending: dict[str, list[TagRow]] = {}  # per reader: rows for tag_reads
 
     def _changes(self, changes: list[PresenceChange]) -> RfidOutput:
         out = RfidOutput()
@@ -100,22 +101,45 @@ class RfidStation:
         out = RfidOutput()
         for obs in batch:
             pending = self._pending.setdefault(obs.reader_id, [])
-            pending.append(obs)
+            pending.append(obs.as_row())
             if len(pending) >= self.batch_max_reads:
                 out.extend(self.flush(obs.reader_id))
         if changes:
             out.extend(self._changes(changes))
         if self.zones is not None:
-            out.extend(self._zone_moves(batch))
+            out.extend(self._zone_moves(
+                (o.reader_id, o.epc, o.antenna, o.rssi_cdbm, o.observed_at_us) for o in batch))
         return out
 
-    def _zone_moves(self, batch: list[TagObservation]) -> RfidOutput:
+    def on_report(self, reader_id: str, rows: list[SeenRow]) -> RfidOutput:
+        """A reader's aggregated report, one row per tag (LLRP TagReportData with its seen
+        count, first and last read): presence decides it as the per-read path decides the same
+        reads (``LotPresence.observe_seen``); zones and ``tag_reads`` take each tag at its last
+        read with its peak RSSI, which is what an adapter yields per report."""
+        out = RfidOutput()
+        changes = self.presence.observe_seen(reader_id, rows)
+        pending = self._pending.setdefault(reader_id, [])
+        for epc, antenna, rssi, _first, last, _count in rows:
+            pending.append((epc, antenna, rssi, last))
+            if len(pending) >= self.batch_max_reads:
+                out.extend(self.flush(reader_id))
+                pending = self._pending.setdefault(reader_id, [])
+        if changes:
+            out.extend(self._changes(changes))
+        if self.zones is not None:
+            out.extend(self._zone_moves(
+                (reader_id, epc, antenna, rssi, last)
+                for epc, antenna, rssi, _first, last, _count in rows))
+        return out
+
+    def _zone_moves(self, reads: Iterable[tuple[str, str, int, int | None, int]]
+                    ) -> RfidOutput:
+        """Reads as (reader, epc, antenna, rssi, at) through the zone tracker."""
         assert self.zones is not None
         out = RfidOutput()
-        for obs in batch:
-            moved = self.zones.observe(
-                obs.reader_id, obs.epc, obs.antenna, obs.rssi_cdbm, obs.observed_at_us
-            )
+        observe = self.zones.observe
+        for reader_id, epc, antenna, rssi, at_us in reads:
+            moved = observe(reader_id, epc, antenna, rssi, at_us)
             if moved is not None:
                 body = TagZoneBody(
                     epc=moved.epc, zone=moved.zone, previous=moved.previous,
@@ -131,10 +155,8 @@ class RfidStation:
         for rid in [reader_id] if reader_id else list(self._pending):
             reads = self._pending.pop(rid, [])
             if reads:
-                body = TagReadsBody(reader=rid, reads=[o.as_row() for o in reads])
-                out.messages.append(
-                    (MessageType.TAG_READS, body, _time(reads[-1].observed_at_us))
-                )
+                body = TagReadsBody(reader=rid, reads=reads)
+                out.messages.append((MessageType.TAG_READS, body, _time(reads[-1][3])))
         return out
 
     def tick(self, now_us: int) -> RfidOutput:

@@ -312,8 +312,18 @@ def _draw_stretch(st: _ReaderState, comp: Compiled, a: int, b: int) -> None:
     seen = (g < n[:, None]) & readable[None, :]
     rows, cols = np.nonzero(seen)
     gs = g[rows, cols]
-    counts = 1 + st.rng.binomial(n[rows] - 1 - gs, p_safe[cols])
-    st.parts.append((uk[rows], tags[cols], counts, last_t[rows] - gs * dt, ports[cols]))
+    before = n[rows] - 1 - gs  # rounds of the period before its last read
+    counts = 1 + st.rng.binomial(before, p_safe[cols])
+    # Its first read: the earliest of the count - 1 earlier reads, which fall on the rounds
+    # before the last uniformly; drawn as the minimum of that many uniforms on them (the
+    # continuous form of the discrete draw), the last read itself when it was the only one.
+    others = counts - 1
+    u = st.rng.random(len(rows))
+    ahead = np.floor(before * (1.0 - u ** (1.0 / np.maximum(others, 1)))).astype(np.int64)
+    ahead = np.where(others > 0, np.minimum(ahead, before - 1), before)
+    last_read = last_t[rows] - gs * dt
+    st.parts.append((uk[rows], tags[cols], counts, last_read, ports[cols],
+                     last_read - (before - ahead) * dt))
 
 
 def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool) -> list[Signal]:
@@ -329,8 +339,8 @@ def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool) -> list[S
     rk = np.concatenate([k for k, _ in st.round_parts])
     rn = np.concatenate([n for _, n in st.round_parts])
     cols = [np.concatenate(c) for c in zip(*st.parts, strict=True)] if st.parts else [
-        np.empty(0, np.int64)] * 5
-    k, tag, cnt, last, port = cols
+        np.empty(0, np.int64)] * 6
+    k, tag, cnt, last, port, first = cols
     at_k = st.epoch_us + rk * period
     cut = np.full(len(rk), True) if final else at_k < upto
     hold = ~cut
@@ -339,7 +349,7 @@ def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool) -> list[S
     row_cut = np.isin(k, done_k) if len(k) else np.empty(0, bool)
     if len(k) and (~row_cut).any():
         keep = ~row_cut
-        st.parts = [(k[keep], tag[keep], cnt[keep], last[keep], port[keep])]
+        st.parts = [(k[keep], tag[keep], cnt[keep], last[keep], port[keep], first[keep])]
     else:
         st.parts = []
     if not len(done_k):
@@ -350,13 +360,15 @@ def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool) -> list[S
     pk, pn = done_k[starts], np.add.reduceat(dn, starts)
     # Tag rows, in period order already; only a period cut by a change (drawn in two
     # stretches) can hold a tag twice: merge those few rows (counts add, later read wins).
-    k, tag, cnt, last, port = k[row_cut], tag[row_cut], cnt[row_cut], last[row_cut], port[row_cut]
+    k, tag, cnt, last, port, first = (k[row_cut], tag[row_cut], cnt[row_cut], last[row_cut],
+                                      port[row_cut], first[row_cut])
     split = done_k[1:][done_k[1:] == done_k[:-1]]
     if len(split) and len(k):
         dup = np.isin(k, split)
-        dk, dt_, dc, dl, dp = k[dup], tag[dup], cnt[dup], last[dup], port[dup]
+        dk, dt_, dc, dl, dp, df = k[dup], tag[dup], cnt[dup], last[dup], port[dup], first[dup]
         order = np.lexsort((dl, dt_, dk))
-        dk, dt_, dc, dl, dp = dk[order], dt_[order], dc[order], dl[order], dp[order]
+        dk, dt_, dc, dl, dp, df = (dk[order], dt_[order], dc[order], dl[order], dp[order],
+                                   df[order])
         g = np.flatnonzero(np.r_[True, (dk[1:] != dk[:-1]) | (dt_[1:] != dt_[:-1])])
         ends = np.r_[g[1:], len(dk)] - 1
         keep = ~dup
@@ -365,8 +377,10 @@ def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool) -> list[S
         cnt = np.concatenate([cnt[keep], np.add.reduceat(dc, g)])
         last = np.concatenate([last[keep], dl[ends]])
         port = np.concatenate([port[keep], dp[ends]])
+        first = np.concatenate([first[keep], np.minimum.reduceat(df, g)])
         order = np.argsort(k, kind="stable")
-        k, tag, cnt, last, port = k[order], tag[order], cnt[order], last[order], port[order]
+        k, tag, cnt, last, port, first = (k[order], tag[order], cnt[order], last[order],
+                                          port[order], first[order])
     lo = np.searchsorted(k, pk, side="left")
     hi = np.searchsorted(k, pk, side="right")
     at = st.epoch_us + pk * period
@@ -376,7 +390,7 @@ def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool) -> list[S
         sendable &= ~((at >= a) & (at < b))
     name, antennas, epcs, rssi = spec.name, tuple(st.ports), comp.epc_table, spec.rssi_cdbm
     pick = np.flatnonzero(sendable & (pn > 0))
-    block = (tag, port, cnt, last)
+    block = (tag, port, cnt, last, first)
     sent = at[pick]
     st.sent = sent
     # One object per report, built without a Python-level loop body (a week has 10^6).

@@ -113,12 +113,15 @@ def judge(story: Story, outcome: Outcome) -> Verdict:
                 problems.append("decided during the link cut")
         (v.missing if problems else v.found).append(
             _label(e) + (f": {'; '.join(problems)}" if problems else ""))
+    # A door, plate or weight alert the cloud folded into a lot's incident is that incident's
+    # evidence, resolved by it (docs/alerts.md): not an alert of its own.
+    standing = [a for a in outcome.alerts if a.folded_into is None]
     for e in story.must_not:
-        for a in outcome.alerts:
+        for a in standing:
             if matches(e, a):
                 v.forbidden_seen.append(a.describe() + (f" ({e.why})" if e.why else ""))
     named = (*story.must, *story.must_not)
-    v.other = [a.describe() for a in outcome.alerts if not any(matches(e, a) for e in named)]
+    v.other = [a.describe() for a in standing if not any(matches(e, a) for e in named)]
     for incident, (site, lot, t0) in starts.items():
         kinds = {d.kind for w in story.sites for d in w.departures if d.incident == incident}
         if "theft" not in kinds:

@@ -92,6 +92,9 @@ class Lot(_M):
     at: list[AntennaRef] = Field(min_length=1, max_length=32)
     read_probability: Probability = 0.85  # per round, for its tags, before interference
     absence_window_s: float = Field(30.0, gt=0, le=86400)  # the site's setting for the lot
+    # The site's presence setting for the lot (edge/rfid/pipeline.py, docs/rfid.md): the
+    # longest trip of a piece between the lot's antennas. None: the gateway's default.
+    move_window_s: float | None = Field(None, gt=0, le=86400)
     company_prefix: str = Field("0614141", pattern=r"^[0-9]{6,12}$")
 
 

@@ -39,13 +39,21 @@ import numpy as np
 
 from contract import AlertBody, MessageType, TagObservation
 from decisions.alert_types import AlertType
+from decisions.incident import (
+    FOLD_BEFORE_S,
+    FOLDED_TYPES,
+    INCIDENT,
+    departed_count,
+    escalated,
+    merge_evidence,
+)
 from decisions.rules import Decision, Fact, RuleEngine, default_rules
 from decisions.trackers.station import TrackerStation
 from decisions.trackers.watch import TrackedAsset
-from decisions.vehicles import AuthorisedVehicle, AuthorisedVehicles
+from decisions.vehicles import AuthorisedVehicle, AuthorisedVehicles, Release, ReleasePlan
 from edge.alerting import FACT_TYPES, EdgeAlerting
 from edge.rfid.presence import LotDefinition
-from edge.rfid.reader import ReaderHealth
+from edge.rfid.reader import ReaderCycle, ReaderHealth
 from edge.rfid.smoothing import SmoothingPolicy
 from edge.rfid.station import RfidOutput, RfidStation
 from edge.rfid.zones import ZoneDefinition
@@ -96,6 +104,10 @@ class Alert:
     updates: int = 0
     cleared_us: int | None = None
     updated_us: list[int] = field(default_factory=list)  # decided moments of its updates
+    # The lot's incident it became a fact of (cloud/alerts.py folds door, plate and weight
+    # alerts standing when an incident opens or grows): no alert of its own any more.
+    folded_into: str | None = None
+    lot: str | None = None
 
     def said_since(self, t_us: int) -> int | None:
         """The first moment at or after ``t_us`` it was raised or updated (a second theft
@@ -104,7 +116,13 @@ class Alert:
         return min(times) if times else None
 
     @property
+    def last_said_us(self) -> int:
+        return max([self.decided_us, *self.updated_us])
+
+    @property
     def pieces(self) -> int | None:
+        if self.alert_type == INCIDENT:  # counted over the incident (decisions/incident.py)
+            return departed_count(self.evidence) or None
         for key in PIECE_KEYS:
             value = self.evidence.get(key)
             if isinstance(value, int) and not isinstance(value, bool):
@@ -152,8 +170,12 @@ class _Context:
 
 
 class SiteRun:
-    def __init__(self, world: World, outcome: Outcome, *, tick_s: float = 1.0) -> None:
+    def __init__(self, world: World, outcome: Outcome, *, tick_s: float = 1.0,
+                 per_read: bool = False) -> None:
         self.world = world
+        # The naive feed, for the benchmark's baseline: each row expanded into its reads (evenly
+        # spaced from first to last seen) through the station's per-read path.
+        self.per_read = per_read
         self.site = world.site
         self.outcome = outcome
         self.now_us = world.epoch_us
@@ -164,14 +186,19 @@ class SiteRun:
             covering[lot.name] = {split_ref(ref)[0] for ref in lot.at}
         for m in world.moves:
             covering[m.lot] |= {split_ref(ref)[0] for ref in m.path}
+        # The lot's absence window is the site's [alerting] setting for it (edge/config.py):
+        # how long an uncorroborated departure waits before it is theft. Presence keeps its
+        # own defaults (edge/rfid/pipeline.py), as a site configures them.
         lots = [LotDefinition(lot.name, frozenset(world.epcs(lot.name)),
-                              absence_window_s=lot.absence_window_s,
-                              readers=frozenset(covering[lot.name]))
+                              readers=frozenset(covering[lot.name]),
+                              move_window_s=lot.move_window_s)
                 for lot in world.lots]
         zones = [ZoneDefinition(f"{zone}", frozenset(a.port for a in r.antennas
                                                     if a.zone == zone), r.name)
                  for r in world.readers for zone in sorted({a.zone for a in r.antennas})]
-        self.station = RfidStation(lots, zones, world.epoch_us, policy=SmoothingPolicy(),
+        policy = SmoothingPolicy()
+        self._proof_rounds = policy.proof_cycles + 1
+        self.station = RfidStation(lots, zones, world.epoch_us, policy=policy,
                                    batch_max_reads=500, zone_margin_cdbm=300,
                                    zone_confirm_reads=3, zone_stale_s=10.0)
         vehicles = sorted({*world.authorised_vehicles,
@@ -179,7 +206,9 @@ class SiteRun:
         self.gate_list = AuthorisedVehicles(
             version=1, timezone=world.timezone,
             vehicles=[AuthorisedVehicle(plate=p) for p in vehicles])
-        self.alerting = EdgeAlerting(default_rules(), gate_list=self.gate_list)
+        self.alerting = EdgeAlerting(
+            default_rules(), gate_list=self.gate_list,
+            absence_windows={lot.name: lot.absence_window_s for lot in world.lots})
         self.cloud = RuleEngine(default_rules())
         self.link_up = True
         self._outbox: list[tuple[MessageType, Any, int]] = []  # waiting for the uplink
@@ -189,11 +218,14 @@ class SiteRun:
         self._stale_us = {r.name: int(3 * r.keepalive_s * US) for r in world.readers}
         self._heard: dict[str, int] = dict.fromkeys(self._stale_us, world.epoch_us)
         self._online: dict[str, bool] = dict.fromkeys(self._stale_us, True)
-        # Releases: (at, lot, entering) in time order.
+        # Releases as the cloud sends them (cmd/lot_releases): the plan in force changes when a
+        # release's window opens (at, 0) or ends (at, 1); the gateway gets the whole plan.
+        self._releases = [Release(r.lot, r.pieces, tuple(r.vehicles), world.at_us(r.from_s),
+                                  world.at_us(r.to_s)) for r in world.releases]
         self._release_events = sorted(
-            [(world.at_us(r.from_s), r.lot, True) for r in world.releases]
-            + [(world.at_us(r.to_s), r.lot, False) for r in world.releases])
-        self._released: dict[str, int] = {}
+            [(r.window_start_us, 0, i) for i, r in enumerate(self._releases)]
+            + [(r.window_end_us, 1, i) for i, r in enumerate(self._releases)])
+        self._in_force: set[int] = set()
         h0, h1 = world.working_hours
         hours = Schedule(world.timezone, (WeeklyWindow(frozenset(range(7)), h0 * 60,
                                                        h1 * 60),))
@@ -235,11 +267,16 @@ class SiteRun:
 
     def _step_to(self, t_us: int) -> None:
         while self._release_events and self._release_events[0][0] <= t_us:
-            at, lot, entering = self._release_events.pop(0)
+            at, ending, index = self._release_events.pop(0)
             self.now_us = at
-            self._released[lot] = self._released.get(lot, 0) + (1 if entering else -1)
-            lots = {x for x, n in self._released.items() if n > 0}
-            self._act(self.alerting.releases_received(lots, at, cloud_reachable=self.link_up))
+            if ending:
+                self._in_force.discard(index)
+            else:
+                self._in_force.add(index)
+            releases = tuple(self._releases[i] for i in sorted(self._in_force))
+            lots = {r.lot for r in releases}
+            self._act(self.alerting.releases_received(
+                ReleasePlan(frozenset(lots), releases), at, cloud_reachable=self.link_up))
             for x in lots:
                 self._to_cloud_fact(Fact("release_approved", f"lot:{x}", at, {"lot": x}))
             if self._trackers is not None:
@@ -255,6 +292,8 @@ class SiteRun:
                     f"{self._stale_us[reader] / US:g} s", now)))
         self._rfid(self.station.tick(now))
         self._rfid(self.station.flush())
+        # The agent's judge, woken every tick: an absence becomes theft at its window's end.
+        self._act(self.alerting.tick(now, cloud_reachable=self.link_up))
         for camera, frames in list(self._passages.items()):
             if frames and now - frames[-1].t_us > 2 * US:
                 self._passage(camera, frames)
@@ -268,12 +307,13 @@ class SiteRun:
         self.advance(sig.t_us)
         if isinstance(sig, ReadReport):
             self._heard_from(sig.reader, sig.t_us)
-            if len(sig):
-                epcs, rssi, reader = sig.epcs, sig.rssi_cdbm, sig.reader
-                # Each tag at its last read in the period: what the adapter yields per report.
-                batch = [TagObservation(epcs[t], a, rssi, last, reader) for t, a, last in zip(
-                    sig.tag.tolist(), sig.antenna.tolist(), sig.last_us.tolist(), strict=True)]
-                self._rfid(self.station.on_observations(batch))
+            if len(sig) and self.per_read:
+                self._rfid(self.station.on_observations(_reads(sig)))
+            elif len(sig):
+                # One aggregated row per tag (seen count, first and last read): the station's
+                # report path, which decides as its per-read path would on the same reads.
+                self._rfid(self.station.on_report(sig.reader, sig.seen_rows()))
+            self._cycles(sig)
         elif isinstance(sig, ReaderKeepalive):
             self._heard_from(sig.reader, sig.t_us)
         elif isinstance(sig, DoorContact):
@@ -305,6 +345,16 @@ class SiteRun:
         elif isinstance(sig, LinkState):
             self._link(sig.up, sig.t_us)
         # ReaderPower, TagRead, ReadCycle: not what this gateway sees (see the module doc).
+
+    def _cycles(self, report: ReadReport) -> None:
+        """The report's inventory rounds as the read cycles presence counts, one per round,
+        each dated at its end (the rounds share the period evenly): the proof is sized per
+        round (docs/rfid.md), and a report of n rounds proves n of them (docs/simulation.md).
+        Only the last ones can matter: presence keeps as many as its proof needs."""
+        n, since, span = report.rounds, report.since_us, report.t_us - report.since_us
+        for i in range(max(0, n - self._proof_rounds), n):
+            # () : all its antennas, which each report covers (its ``antennas``).
+            self.station.on_cycle(ReaderCycle(report.reader, (), since + span * (i + 1) // n))
 
     def _heard_from(self, reader: str, at: int) -> None:
         self._heard[reader] = max(self._heard.get(reader, at), at)
@@ -402,9 +452,12 @@ class SiteRun:
         self.link_up = up
         if up:
             waiting, self._outbox = self._outbox, []
+            # The backlog arrives as the cloud's stage takes a batch (cloud/alerting/stage.py):
+            # the gateway's alerts absorbed first, then the rules decide on its facts.
             for msg_type, body, at in waiting:
                 if msg_type is MessageType.ALERT:
                     self._deliver(body, at_us, "edge", decided_us=at)
+            for msg_type, body, at in waiting:
                 self._cloud_decides(msg_type, body, at)
 
     def _deliver(self, body: AlertBody, at_us: int, decided_at: str, *,
@@ -415,33 +468,68 @@ class SiteRun:
         decided_at = str((body.evidence or {}).get("decided_at", decided_at))
         key = (body.alert_type, body.subject)
         active = self._active.get(key)
+        decided = decided_us if decided_us is not None else at_us
         if body.action == "raise":
             if active is None:
-                alert = Alert(self.site, body.alert_type, body.subject, at_us,
-                              decided_us if decided_us is not None else at_us, decided_at,
-                              dict(body.evidence or {}), body.explanation)
+                alert = Alert(self.site, body.alert_type, body.subject, at_us, decided,
+                              decided_at, dict(body.evidence or {}), body.explanation,
+                              lot=body.lot)
                 self._active[key] = alert
                 self.outcome.alerts.append(alert)
+                if body.alert_type == INCIDENT:
+                    self._fold_standing(alert, decided)
             else:
+                before = active.evidence
                 active.updates += 1
-                active.updated_us.append(decided_us if decided_us is not None else at_us)
-                active.evidence = dict(body.evidence or {})
-                active.explanation = body.explanation
+                active.updated_us.append(decided)
+                if body.alert_type == INCIDENT:
+                    active.evidence = merge_evidence(before, dict(body.evidence or {}))
+                    if departed_count(body.evidence) >= departed_count(before):
+                        active.explanation = body.explanation  # else the incident's sentence
+                    if escalated(before, active.evidence):
+                        self._fold_standing(active, decided)
+                else:
+                    active.evidence = dict(body.evidence or {})
+                    active.explanation = body.explanation
         elif active is not None:
             active.cleared_us = at_us
             del self._active[key]
+
+    def _fold_standing(self, incident: Alert, at_us: int) -> None:
+        """The site's door, plate and weight alerts said in the FOLD_BEFORE_S before the lot's
+        incident opened or grew become its facts, resolved as part of it (cloud/alerts.py)."""
+        since = at_us - int(FOLD_BEFORE_S * US)
+        for key, alert in list(self._active.items()):
+            if (alert.alert_type in FOLDED_TYPES and alert.last_said_us >= since
+                    and alert.lot in (None, incident.lot)):
+                alert.cleared_us = at_us
+                alert.folded_into = incident.subject
+                del self._active[key]
 
     def finish(self, end_us: int) -> None:
         self.advance(end_us)
         self._rfid(self.station.flush())
 
 
-def run_worlds(worlds: Iterable[World], seed: int, *, tick_s: float = 1.0) -> Outcome:
+def _reads(report: ReadReport) -> list[TagObservation]:
+    """A report's rows as the reads they stand for, in time order (the per-read baseline)."""
+    reads = []
+    for epc, antenna, rssi, first, last, count in report.seen_rows():
+        step = (last - first) / (count - 1) if count > 1 else 0.0
+        reads += [TagObservation(epc, antenna, rssi, first + round(i * step), report.reader)
+                  for i in range(count)]
+    reads.sort(key=lambda o: o.observed_at_us)
+    return reads
+
+
+def run_worlds(worlds: Iterable[World], seed: int, *, tick_s: float = 1.0,
+               per_read: bool = False) -> Outcome:
     """Every site's world on its own gateway, all in one simulated time line."""
     outcome = Outcome()
     runs: list[tuple[SiteRun, Iterator[Signal]]] = []
     for world in worlds:
-        runs.append((SiteRun(world, outcome, tick_s=tick_s), world.signals(seed)))
+        runs.append((SiteRun(world, outcome, tick_s=tick_s, per_read=per_read),
+                     world.signals(seed)))
         outcome.simulated_s = max(outcome.simulated_s, world.duration_s)
     for run, stream in runs:  # sites share no state: each runs its own time line
         n = 0

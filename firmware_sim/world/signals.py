@@ -46,6 +46,7 @@ class TagSeen:
     count: int
     last_us: int
     rssi_cdbm: int = -5500
+    first_us: int | None = None  # LLRP FirstSeenTimestamp; None: not reported
 
 
 @dataclass(slots=True, eq=False)  # not frozen: a week has 10^5 of them; do not change one
@@ -67,10 +68,10 @@ class ReadReport:
     rounds: int
     antennas: tuple[int, ...]
     epcs: tuple[str, ...]
-    # The generator's column block (tag index into epcs, antenna port, TagSeenCount, last read
-    # in simulated Unix µs; int64 arrays shared by many reports) and this report's rows in it:
-    # the columns are sliced only when read.
-    block: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    # The generator's column block (tag index into epcs, antenna port, TagSeenCount, last and
+    # first read in simulated Unix µs; int64 arrays shared by many reports) and this report's
+    # rows in it: the columns are sliced only when read.
+    block: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     lo: int
     hi: int
     rssi_cdbm: int = -5500
@@ -95,17 +96,29 @@ class ReadReport:
         return self.block[3][self.lo:self.hi]
 
     @property
+    def first_us(self) -> np.ndarray:
+        return self.block[4][self.lo:self.hi]
+
+    @property
     def tags(self) -> tuple[TagSeen, ...]:
         epcs, rssi = self.epcs, self.rssi_cdbm
-        return tuple(TagSeen(epcs[t], a, c, last, rssi) for t, a, c, last in zip(
+        return tuple(TagSeen(epcs[t], a, c, last, rssi, first) for t, a, c, last, first in zip(
             self.tag.tolist(), self.antenna.tolist(), self.count.tolist(),
-            self.last_us.tolist(), strict=True))
+            self.last_us.tolist(), self.first_us.tolist(), strict=True))
+
+    def seen_rows(self) -> list[tuple[str, int, int, int, int, int]]:
+        """The rows as the gateway's aggregated path takes them (edge/rfid/presence.py
+        ``SeenRow``): epc, antenna, peak RSSI, first read, last read, seen count."""
+        epcs, rssi = self.epcs, self.rssi_cdbm
+        return [(epcs[t], a, rssi, first, last, c) for t, a, c, last, first in zip(
+            self.tag.tolist(), self.antenna.tolist(), self.count.tolist(),
+            self.last_us.tolist(), self.first_us.tolist(), strict=True)]
 
     def key(self) -> tuple[object, ...]:
         """Everything it says, comparable (arrays make ``==`` ambiguous)."""
         return (self.t_us, self.reader, self.since_us, self.rounds, self.antennas,
                 self.tag.tolist(), self.antenna.tolist(), self.count.tolist(),
-                self.last_us.tolist(), self.rssi_cdbm)
+                self.last_us.tolist(), self.first_us.tolist(), self.rssi_cdbm)
 
 
 @dataclass(frozen=True, slots=True)
