@@ -460,17 +460,20 @@ class RawPlayer:
                         await sim.connected(timeout_s=RECONNECT_WAIT_S)
 
     async def _report(self, readers: dict[str, LlrpReaderSim], reader: str,
-                      reads: list[tuple[str, int, int, int]]) -> None:
+                      reads: list[tuple[str, int, int, int]], cycle_us: int | None = None,
+                      ) -> None:
+        """A cycle's reads, one report per read time; ``cycle_us``: the world said the round
+        ended then (an end-of-AISpec event follows, read or not)."""
         sim = readers.get(reader)
-        if sim is None or not reads:
+        if sim is None:
             return
         by_time: dict[int, list[tuple[str, int, int]]] = defaultdict(list)
         for epc, antenna, rssi, at_us in reads:
             by_time[at_us].append((epc, antenna, rssi))
         for at_us in sorted(by_time):
             await sim.report(by_time[at_us], at_us)
-
-
+        if cycle_us is not None:
+            await sim.report([], cycle_us, rounds=1)
 
     async def _signal(self, stage: _Stage, s: Signal) -> None:
         readers, link, pending = stage.readers, stage.link, stage.pending
@@ -482,12 +485,14 @@ class RawPlayer:
                                        round(t.rssi_cdbm / 100), t.last_us + stage.shift_us,
                                        t.count)
                                   for t in s.tags],  # type: ignore[union-attr]
-                                 at_us, empty=s.rounds > 0)  # type: ignore[union-attr]
+                                 at_us, empty=s.rounds > 0,  # type: ignore[union-attr]
+                                 rounds=s.rounds,  # type: ignore[union-attr]
+                                 since_us=s.since_us + stage.shift_us)  # type: ignore[union-attr]
         elif isinstance(s, TagRead):
             pending[s.reader].append(
                 (stage.epcs.get(s.epc, s.epc), s.antenna, round(s.rssi_cdbm / 100), at_us))
         elif isinstance(s, ReadCycle):
-            await self._report(readers, s.reader, pending.pop(s.reader, []))
+            await self._report(readers, s.reader, pending.pop(s.reader, []), cycle_us=at_us)
         elif isinstance(s, ReaderKeepalive):
             if s.reader in readers:
                 await readers[s.reader].keepalive()
