@@ -46,6 +46,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import Field
 
 from contract import private_key_pem, public_key_b64
+from contract.topics import cmd_topic
+from edge.trackers.releases import COMMAND as RELEASES_COMMAND
 from firmware_sim.llrp_reader import LlrpReaderSim, Seen, TagPopulation
 from firmware_sim.scenario.judge import Verdict, judge
 from firmware_sim.scenario.link import CuttableLink
@@ -77,6 +79,11 @@ CONNECT_GRACE_S = 0.005
 # agent's time moves on. The samples are dated by their own ``ts``, so a late one still counts
 # at its time; only the alert's own date (the agent's time) can be a step late.
 SAMPLE_GRACE_S = 0.02
+# A release approved through the API: how long (real time) the cloud's gate push may take to
+# publish it, and how long the agent is given to take it from the broker.
+PUSH_WAIT_S = 15.0
+PUSH_GRACE_S = 0.2
+RECEIPT_WAIT_S = 10.0
 
 
 class RawReader(_M):
@@ -124,6 +131,18 @@ class RawScenario(_M):
 
 
 @dataclass(frozen=True)
+class PaperRelease:
+    """An approved release as a story states it: up to ``pieces`` of ``lot`` on ``vehicle``
+    from ``from_us`` (the signals' time). The cloud's pickup window runs from the approval for
+    its own fixed time (cloud/receipts/gate.py), so a story's window end is not sent."""
+
+    lot: str
+    pieces: int
+    vehicle: str
+    from_us: int
+
+
+@dataclass(frozen=True)
 class SiteSpec:
     """What the player sets up: the readers, and each lot with its tags as the signals name
     them (the player gives every tag a run-unique EPC, so runs in one cloud do not meet)."""
@@ -139,6 +158,10 @@ class SiteSpec:
     doors: list[str] = field(default_factory=list)
     timezone: str = "UTC"
     working_hours: tuple[int, int] = (0, 24)
+    # The paper trail, registered through the cloud's API so its gate push reaches the agent:
+    # vehicles every lot of the site lists, and approved releases (approved at their start).
+    authorised_vehicles: list[str] = field(default_factory=list)
+    releases: list[PaperRelease] = field(default_factory=list)
 
     @classmethod
     def from_scenario(cls, sc: RawScenario) -> SiteSpec:
@@ -217,6 +240,9 @@ class _Stage:
     sensors: aiomqtt.Client | None = None  # publishes the sensors' samples
     # (time, device, quantity, value) of this step, not yet sent
     samples: list[tuple[int, str, str, float | str]] = field(default_factory=list)
+    releases: list[PaperRelease] = field(default_factory=list)  # not yet approved, in order
+    receipts: dict[str, str] = field(default_factory=dict)  # lot -> its receipt's number
+    gateway: str = ""
 
 
 class ControllerTime:
@@ -296,7 +322,13 @@ class RawPlayer:
             for sim in readers.values():
                 await stack.enter_async_context(sim)
             stage = _Stage(site, readers, link, start_us, start_us - site.epoch_us,
-                           (host, port), epcs)
+                           (host, port), epcs, gateway=gateway,
+                           releases=sorted(site.releases, key=lambda r: r.from_us))
+            if site.authorised_vehicles:
+                for lot, _ in site.lots:
+                    await self._post(f"/api/v1/lots/{self.names.lot_id(lot.id)}/details",
+                                     self.admin_key,
+                                     {"authorised_vehicles": site.authorised_vehicles}, "PUT")
             if site.sensors or site.doors:
                 stage.sensors = await stack.enter_async_context(aiomqtt.Client(host, port))
             await self._post("/api/v1/webhooks/endpoints", self.financier_key,
@@ -431,12 +463,68 @@ class RawPlayer:
             now = step_end
             await self._sampled(stage)
             await self._reconnected(readers)
+            await self._approved(stage)
             # Nothing until the next signal: one jump (every timer still fires on the way).
             upcoming = signals[i].t_us + shift if i < len(signals) else end_us
+            if stage.releases:
+                upcoming = min(upcoming, stage.releases[0].from_us + shift + step_us)
             if upcoming - step_us > now:
                 now = min(upcoming - step_us, end_us)
                 await self.controller.advance_to(now)
                 await self._reconnected(readers)
+                await self._approved(stage)
+
+    async def _approved(self, stage: _Stage) -> None:
+        """The releases whose time has come, through the cloud's API as the warehouse and the
+        pledgee do it (receipt issued once the tags are verified present, pledged, release
+        requested with its pieces and vehicle, approved): the cloud's gate push sends
+        ``cmd/lot_releases`` and ``cmd/authorised_vehicles`` to the agent, which holds them
+        before its time moves on."""
+        while stage.releases and stage.releases[0].from_us + stage.shift_us <= \
+                self.controller.now_us:
+            release = stage.releases.pop(0)
+            lot = next(lot for lot, _ in stage.site.lots if lot.id == release.lot)
+            lot_id = self.names.lot_id(lot.id)
+            number = stage.receipts.get(lot.id)
+            if number is None:
+                number = stage.receipts[lot.id] = await self._receipt(lot, lot_id)
+            async with aiomqtt.Client(*stage.broker) as watch:
+                await watch.subscribe(cmd_topic(self.site, stage.gateway, RELEASES_COMMAND),
+                                      qos=1)
+                request = await self._post(f"/api/v1/receipts/{number}/releases",
+                                           self.admin_key, {
+                    "quantity": str(release.pieces), "pieces": release.pieces,
+                    "tags": self.names.epcs(lot)[: release.pieces],
+                    "vehicle": release.vehicle})
+                await self._post(f"/api/v1/receipts/{number}/releases/{request['id']}/approve",
+                                 self.financier_key)
+                async with asyncio.timeout(PUSH_WAIT_S):
+                    async for message in watch.messages:  # the push naming this lot
+                        if isinstance(message.payload, bytes | bytearray) and \
+                                f'"{lot_id}"'.encode() in message.payload:
+                            break
+            await asyncio.sleep(PUSH_GRACE_S)  # the agent is subscribed to the same push
+
+    async def _receipt(self, lot: RawLot, lot_id: str) -> str:
+        """A pledged warehouse receipt for the lot (its goods must be verified present)."""
+        number = f"WR-{lot_id}"
+        await self._post(f"/api/v1/lots/{lot_id}/details", self.admin_key, {
+            "quality": "A", "packaging": "pieces", "quantity": str(lot.tags), "unit": "pcs",
+            "marks": "sim", "unit_value": "100.00", "fence": f"{self.site}-fence"}, "PUT")
+        deadline = time.monotonic() + RECEIPT_WAIT_S
+        while True:
+            try:
+                await self._post(f"/api/v1/lots/{lot_id}/receipts", self.admin_key, {
+                    "number": number,
+                    "storage_period": {"from": "2026-01-01", "to": "2030-01-01"}})
+                break
+            except RuntimeError:  # 409: not verified present yet (observations in flight)
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.3)
+        await self._post(f"/api/v1/receipts/{number}/pledge", self.admin_key,
+                         {"pledgee": self.financier})
+        return number
 
     async def _sampled(self, stage: _Stage) -> None:
         """The step's sensor samples, sent once the agent's time has reached them (a sample

@@ -14,7 +14,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from firmware_sim.scenario.raw_player import RawLot, RawReader, RawRun, RawSensor, SiteSpec
+from firmware_sim.scenario.raw_player import (
+    PaperRelease,
+    RawLot,
+    RawReader,
+    RawRun,
+    RawSensor,
+    SiteSpec,
+)
 
 if TYPE_CHECKING:
     from firmware_sim.world.runner import Outcome
@@ -46,9 +53,13 @@ def site_spec(story: Story) -> SiteSpec:
                          min_duration_s=x.min_duration_s, hysteresis=x.hysteresis)
                for x in world.sensors if x.kind != "weight"]  # weight: not played yet
     doors = sorted({d.door for d in world.doors})
+    # The cloud's release names one vehicle; a story's release with several gets its first.
+    releases = [PaperRelease(r.lot, r.pieces, r.vehicles[0], world.at_us(r.from_s))
+                for r in world.releases]
     return SiteSpec(story.name, readers, lots, epoch_us=world.epoch_us, sensors=sensors,
                     doors=doors, timezone=world.timezone,
-                    working_hours=tuple(world.working_hours))  # type: ignore[arg-type]
+                    working_hours=tuple(world.working_hours),  # type: ignore[arg-type]
+                    authorised_vehicles=list(world.authorised_vehicles), releases=releases)
 
 
 def outcome(story: Story, run: RawRun) -> Outcome:
