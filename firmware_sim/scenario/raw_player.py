@@ -55,6 +55,7 @@ from firmware_sim.scenario.receiver import WebhookInbox
 from firmware_sim.scenario.schema import _M, Expected, LotSpec, RunNames
 from firmware_sim.world.signals import (
     DoorContact,
+    GpsFix,
     LinkState,
     ReadCycle,
     ReaderKeepalive,
@@ -162,6 +163,11 @@ class SiteSpec:
     # vehicles every lot of the site lists, and approved releases (approved at their start).
     authorised_vehicles: list[str] = field(default_factory=list)
     releases: list[PaperRelease] = field(default_factory=list)
+    # GPS trackers (OwnTracks JSON on the site's broker, the agent's tracker pipeline): each
+    # (name, the lot it rides on, its report period in s), and the site's shipped fences
+    # (geofences/sites/<fences>.geojson).
+    trackers: list[tuple[str, str | None, float]] = field(default_factory=list)
+    fences: str | None = None
 
     @classmethod
     def from_scenario(cls, sc: RawScenario) -> SiteSpec:
@@ -239,7 +245,8 @@ class _Stage:
     link_cuts: list[tuple[int, int]] = field(default_factory=list)
     sensors: aiomqtt.Client | None = None  # publishes the sensors' samples
     # (time, device, quantity, value) of this step, not yet sent
-    samples: list[tuple[int, str, str, float | str]] = field(default_factory=list)
+    samples: list[tuple[int, str, str, float | str | tuple[float, float, float]]] = field(
+        default_factory=list)
     releases: list[PaperRelease] = field(default_factory=list)  # not yet approved, in order
     receipts: dict[str, str] = field(default_factory=dict)  # lot -> its receipt's number
     gateway: str = ""
@@ -329,7 +336,7 @@ class RawPlayer:
                     await self._post(f"/api/v1/lots/{self.names.lot_id(lot.id)}/details",
                                      self.admin_key,
                                      {"authorised_vehicles": site.authorised_vehicles}, "PUT")
-            if site.sensors or site.doors:
+            if site.sensors or site.doors or site.trackers:
                 stage.sensors = await stack.enter_async_context(aiomqtt.Client(host, port))
             await self._post("/api/v1/webhooks/endpoints", self.financier_key,
                              {"url": f"http://127.0.0.1:{inbox.port}/hooks"})
@@ -407,6 +414,14 @@ class RawPlayer:
             lines += ["[[sensors.devices]]", f'id = "{self._reader(door)}"',
                       "[sensors.devices.door_schedule]", f'timezone = "{site.timezone}"',
                       f'open = ["mon-sun {h0:02d}:00-{h1:02d}:00"]', ""]
+        if site.trackers and site.fences:
+            lines += ["[trackers]", f'mqtt_url = "mqtt://{host}:{port}"',
+                      f'fences = "{self._fences(site.fences)}"', ""]
+            for name, lot, period_s in site.trackers:
+                lines += ["[[trackers.assets]]", f'tracker = "{self.tracker_id(name)}"',
+                          f"report_interval_s = {period_s}"]
+                lines += [f'lot = "{lot}"'] if lot else []
+                lines.append("")
         lots = {lot.id for lot, _ in site.lots}
         for sensor in site.sensors:
             lines += ["[[sensors.devices]]", f'id = "{self._reader(sensor.id)}"']
@@ -420,6 +435,21 @@ class RawPlayer:
                       if value is not None]
             lines.append("")
         return "\n".join(lines)
+
+    def _tracker_topic(self, logical: str) -> str:
+        """owntracks/<user>/<device>: the agent names the tracker ``<user>-<device>``."""
+        return f"owntracks/pw/{self._reader(logical)}"
+
+    def tracker_id(self, logical: str) -> str:
+        return f"pw-{self._reader(logical)}"
+
+    def _fences(self, name: str) -> Path:
+        """The site's shipped fences, as this run's site (the agent refuses another site's)."""
+        fences = json.loads((REPO / "geofences" / "sites" / f"{name}.geojson").read_text())
+        fences["site"] = self.site
+        path = self.work_dir / f"fences-{self.names.run_id}.geojson"
+        path.write_text(json.dumps(fences))
+        return path
 
     def _reader(self, logical: str) -> str:
         """Reader and sensor ids are run-unique too: their alerts' subjects must not meet
@@ -532,7 +562,15 @@ class RawPlayer:
         if not stage.samples or stage.sensors is None:
             return
         for t_us, device, quantity, value in stage.samples:
-            payload = json.dumps({"ts": (t_us + stage.shift_us) / 1e6, quantity: value})
+            at_s = (t_us + stage.shift_us) / 1e6
+            if isinstance(value, tuple):  # a GPS fix: OwnTracks, the tracker's own fix time
+                lat, lon, accuracy = value
+                await stage.sensors.publish(
+                    self._tracker_topic(device), json.dumps({
+                        "_type": "location", "lat": lat, "lon": lon, "acc": accuracy,
+                        "tst": at_s}), qos=1)
+                continue
+            payload = json.dumps({"ts": at_s, quantity: value})
             await stage.sensors.publish(f"sensors/{self._reader(device)}", payload, qos=1)
         stage.samples.clear()
         await asyncio.sleep(SAMPLE_GRACE_S)  # through the broker: let them reach the agent
@@ -594,6 +632,8 @@ class RawPlayer:
         elif isinstance(s, SensorSample) and stage.sensors is not None and any(
                 x.id == s.sensor and x.kind == s.kind for x in stage.site.sensors):
             stage.samples.append((s.t_us, s.sensor, s.kind, s.value))
+        elif isinstance(s, GpsFix) and any(s.tracker == t[0] for t in stage.site.trackers):
+            stage.samples.append((s.t_us, s.tracker, "gps", (s.lat, s.lon, s.accuracy_m)))
         elif isinstance(s, DoorContact) and s.door in stage.site.doors:
             stage.samples.append((s.t_us, s.door, "door", "open" if s.open else "closed"))
         elif isinstance(s, LinkState):

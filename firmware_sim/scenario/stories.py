@@ -59,7 +59,9 @@ def site_spec(story: Story) -> SiteSpec:
     return SiteSpec(story.name, readers, lots, epoch_us=world.epoch_us, sensors=sensors,
                     doors=doors, timezone=world.timezone,
                     working_hours=tuple(world.working_hours),  # type: ignore[arg-type]
-                    authorised_vehicles=list(world.authorised_vehicles), releases=releases)
+                    authorised_vehicles=list(world.authorised_vehicles), releases=releases,
+                    trackers=[(t.name, t.lot, t.period_s) for t in world.trackers],
+                    fences=world.fences)
 
 
 def outcome(story: Story, run: RawRun) -> Outcome:
@@ -73,6 +75,8 @@ def outcome(story: Story, run: RawRun) -> Outcome:
     readers |= {f"sensor:{run.reader_id(x.name)}": f"sensor:{x.name}" for x in world.sensors}
     # The gateway names a door contact's alerts after its sensor; the world after the door.
     readers |= {f"sensor:{run.reader_id(d.door)}": f"door:{d.door}" for d in world.doors}
+    readers |= {f"tracker:pw-{run.reader_id(t.name)}": f"tracker:{t.name}"
+                for t in world.trackers}
     alerts = []
     for row in run.alerts:
         subject = _logical(row["subject"], lots, readers)
@@ -103,7 +107,7 @@ def _logical(subject: str, lots: dict[str, str], readers: dict[str, str]) -> str
     kind, _, name = subject.partition(":")
     if kind == "lot":
         return f"lot:{lots[name]}" if name in lots else None
-    return None if kind in ("reader", "sensor") else subject
+    return None if kind in ("reader", "sensor", "tracker") else subject
 
 
 def _us(stamp: Any) -> int:
