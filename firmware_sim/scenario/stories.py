@@ -89,7 +89,8 @@ def outcome(story: Story, run: RawRun) -> Outcome:
             site=world.site, alert_type=row["alert_type"], subject=subject,
             raised_us=decided, decided_us=decided,
             decided_at="cloud" if row.get("rule") else "edge",
-            evidence=row.get("evidence") or {}, explanation=row.get("explanation") or "",
+            evidence=_world_evidence(row.get("evidence") or {}),
+            explanation=row.get("explanation") or "",
             updates=max(0, int(row.get("count") or 1) - 1),
             cleared_us=(_us(row["last_seen_at"]) - run.shift_us
                         if row["state"] == "resolved" else None)))
@@ -99,6 +100,17 @@ def outcome(story: Story, run: RawRun) -> Outcome:
               if (subject := _logical(raw, lots, readers)) is not None]
     return Outcome(alerts=alerts, alarms=alarms, link_cuts={world.site: cuts} if cuts else {},
                    simulated_s=run.simulated_s)
+
+
+def _world_evidence(evidence: dict[str, Any]) -> dict[str, Any]:
+    """The gateway's incident names its departed pieces inside ``incident``
+    (edge/alerting.py); the world's judge reads a piece count at the top (``pieces``)."""
+    incident = evidence.get("incident")
+    if "pieces" not in evidence and isinstance(incident, dict):
+        count = incident.get("departed_count")
+        if isinstance(count, int) and not isinstance(count, bool):
+            return {**evidence, "pieces": count}
+    return evidence
 
 
 def _logical(subject: str, lots: dict[str, str], readers: dict[str, str]) -> str | None:
