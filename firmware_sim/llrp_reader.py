@@ -16,7 +16,8 @@ Control messages are packed with pyllrp (slow but exact); reports with edge.rfid
 so a busy simulated reader stays cheap.
 
 Driven (``driven=True``): no inventory or keepalive of its own; a scenario player sends each
-read cycle's report (``report``, stamped with the simulated time it happened), each keepalive
+read cycle's report (``report``, stamped with the simulated time it happened, then an
+end-of-AISpec event per round it held, each dated in simulated time), each keepalive
 (``keepalive``), cuts power or network (``set_power``, ``set_network``), and waits until the
 client has read everything sent so far (``barrier``: a KEEPALIVE the client must acknowledge,
 and an LLRP client handles a connection's messages in order).

@@ -8,9 +8,11 @@ attached to its clock controller (ops/clock_control.py). Then it walks the world
 simulated time, one step at a time:
 
 1. every signal of the step goes to its device: a read cycle's tag reads become one
-   RO_ACCESS_REPORT stamped with the cycle's time, a keepalive a KEEPALIVE, a power cut drops
-   the reader's connections (and refuses new ones), a network cut silences them, a link cut
-   cuts the gateway's uplink;
+   RO_ACCESS_REPORT stamped with the cycle's time, followed by an end-of-AISpec event per
+   round the world says ran (dated in simulated time: presence's proof that the reader was
+   reading), a keepalive a KEEPALIVE, a power cut drops the reader's connections (and refuses
+   new ones), a network cut silences them, a link cut cuts the gateway's uplink; sensor
+   samples and door contacts go out as MQTT JSON, GPS fixes as OwnTracks, after the step;
 2. each live reader's barrier: a KEEPALIVE the agent must acknowledge, so it has read
    everything sent before (an LLRP client reads a connection in order);
 3. the agent's clock moves to the end of the step; the answer comes when every timer due on the
@@ -18,8 +20,10 @@ simulated time, one step at a time:
 
 The cloud's decisions read the same simulated time (``ControllerTime``, handed to ingest), so
 the envelopes' times fall inside its skew window and alerts carry simulated times: the judge's
-time to alert is simulated seconds. Signals with no device path here yet (sensor samples, gate
-frames, labels, GPS fixes, doors) are counted in ``unplayed`` and reported, never dropped
+time to alert is simulated seconds. The paper trail goes through the cloud's API on that clock
+too: a story's approved release is approved when its time comes (``_approved``), and the
+cloud's gate push sends ``cmd/lot_releases`` to the agent. Signals with no device path here yet
+(gate frames, labels, weights) are counted in ``unplayed`` and reported, never dropped
 silently.
 """
 
