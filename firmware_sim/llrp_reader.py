@@ -16,7 +16,8 @@ Control messages are packed with pyllrp (slow but exact); reports with edge.rfid
 so a busy simulated reader stays cheap.
 
 Driven (``driven=True``): no inventory or keepalive of its own; a scenario player sends each
-read cycle's report (``report``, stamped with the simulated time it happened), each keepalive
+read cycle's report (``report``, stamped with the simulated time it happened, then an
+end-of-AISpec event per round it held, each dated in simulated time), each keepalive
 (``keepalive``), cuts power or network (``set_power``, ``set_network``), and waits until the
 client has read everything sent so far (``barrier``: a KEEPALIVE the client must acknowledge,
 and an LLRP client handles a connection's messages in order).
@@ -30,6 +31,7 @@ import contextlib
 import json
 import logging
 import random
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -143,8 +145,24 @@ def _pack(message: Any) -> bytes:
     return bytes(message.pack(bitstring.BitStream()).tobytes())
 
 
+# READER_EVENT_NOTIFICATION > ReaderEventNotificationData(246) > UTCTimestamp(128) +
+# AISpecEvent(254: event type, ROSpec id, spec index), packed by hand: a driven reader sends
+# one per simulated round, and pyllrp's packing costs a millisecond each.
+_AISPEC_END = struct.Struct(">HH HHQ HHBIH")
+
+
+def _aispec_end_body(at_us: int, spec_id: int) -> bytes:
+    return _AISPEC_END.pack(246, 27, 128, 12, at_us, 254, 11, 0, spec_id, 1)  # 0: End_Of_AISpec
+
+
 def _status(code: int = 0, description: str = "") -> Any:
     return P.LLRPStatus_Parameter(StatusCode=code, ErrorDescription=description)
+
+
+def round_ends(since_us: int, until_us: int, rounds: int) -> list[int]:
+    """The ends of ``rounds`` equal inventory rounds over (``since_us``, ``until_us``]."""
+    span = max(0, until_us - since_us)
+    return [since_us + span * k // rounds for k in range(1, rounds + 1)] if rounds > 0 else []
 
 
 class _ReaderConnection:
@@ -396,6 +414,16 @@ class _ReaderConnection:
         )
         await self.send(_pack(event))
 
+    async def send_aispec_ends(self, spec_id: int, ends_us: list[int]) -> None:
+        """Driven: the end of each round the world says ran, at its own simulated time (only
+        to a client that asked for AISpec events, as a real reader does)."""
+        if not self.aispec_events:
+            return
+        await self.send(b"".join(
+            llrp.encode_message(llrp.READER_EVENT_NOTIFICATION, self.next_id(),
+                                _aispec_end_body(at_us, spec_id))
+            for at_us in ends_us))
+
     async def send_seen(self, spec: dict[str, Any], rows: list[Seen]) -> None:
         """A report of these tags, each with its own last read time and seen count."""
         sel = spec["selector"]
@@ -516,23 +544,29 @@ class LlrpReaderSim:
         return len(self._live()) if self.networked else 0
 
     async def report(self, reads: list[tuple[str, int, int]] | list[Seen], at_us: int, *,
-                     empty: bool = False) -> int:
+                     empty: bool = False, rounds: int = 0, since_us: int | None = None) -> int:
         """One report period's reads at ``at_us`` to every client whose ROSpec runs on their
         antennas: (epc, antenna, peak RSSI dBm), or `Seen` rows with each tag's own last read
         and seen count. ``empty``: send the report even with no reads (rounds ran, nothing
-        answered: a reader's end-of-AISpec report). How many reads went out."""
+        answered: a reader's end-of-AISpec report). ``rounds``: how many inventory rounds the
+        period held, their ends spread evenly over (``since_us``, ``at_us``]; each is announced
+        after the report as an end-of-AISpec event to a client that asked for them. How many
+        reads went out."""
         if not self.networked:
             return 0
         rows = [r if isinstance(r, Seen) else Seen(r[0], r[1], r[2], at_us, 1) for r in reads]
+        ends = round_ends(at_us if since_us is None else since_us, at_us, rounds)
         sent = 0
         for connection in self._live():
-            for spec in list(connection.rospecs.values()):
+            for spec_id, spec in list(connection.rospecs.items()):
                 if not (spec["enabled"] and spec["running"]):
                     continue
                 wanted = spec["antennas"]
                 mine = [r for r in rows if 0 in wanted or r.antenna in wanted]
                 if mine or empty:
                     await connection.send_seen(spec, mine)
+                if ends:
+                    await connection.send_aispec_ends(spec_id, ends)
                 sent += len(mine)
         return sent
 

@@ -15,7 +15,7 @@ from edge.config import BrokerConfig
 from edge.outbox import Outbox
 from edge.publisher import Publisher, SessionAnnouncement
 from edge.rfid.llrp_session import LlrpReader, LlrpReaderConfig
-from edge.rfid.reader import ReaderHealth
+from edge.rfid.reader import ReaderCycle, ReaderHealth
 from firmware_sim.llrp_reader import LlrpReaderSim, TagPopulation
 from ops.clock import SimulatedClock, parse_clock, settle
 from ops.clock_control import ClockChannelError, ClockController, attach, follow
@@ -193,6 +193,36 @@ async def test_llrp_reader_goes_stale_after_its_silence_on_the_agents_clock() ->
             assert [h.online for h in health] == [True, False]
             assert health[-1].reason == "no message from the reader for 15.0 s"
             assert health[-1].at_us == T0 + 15_000_000  # when the silence reached 15 s
+
+
+async def test_driven_reader_proves_each_round_to_the_agent_dated_in_simulated_time() -> None:
+    """A report period of 4 rounds reaches the agent's adapter as 4 read cycles, each at its
+    round's end in simulated time (end-of-AISpec events, as a real reader sends them); a
+    period with no rounds proves nothing, even with a report."""
+    clock = SimulatedClock(T0)
+    sim = LlrpReaderSim(TagPopulation({1: [EPC]}), driven=True, clock_us=clock.now_us)
+    cycles: list[ReaderCycle] = []
+    async with sim:
+        config = LlrpReaderConfig(kind="llrp", id="r1", host="127.0.0.1", port=sim.port,
+                                  keepalive_s=5)
+        async with LlrpReader(config, lambda _: None, cycles.append, clock=clock) as reader:
+            batches = reader.batches()
+            await sim.connected()
+            # One round with nothing read: the reader announced its rounds (before that, the
+            # adapter counts a report as a cycle, as for a reader that announces none).
+            await sim.report([], T0, rounds=1)
+            await sim.barrier()
+            assert [c.at_us for c in cycles] == [T0]
+            cycles.clear()
+            await clock.advance(2.0)  # the agent's time at the period's end
+            await sim.report([(EPC, 1, -50)], T0 + 2_000_000, rounds=4, since_us=T0)
+            await sim.barrier()
+            await anext(batches)
+            assert [c.at_us for c in cycles] == [T0 + k * 500_000 for k in (1, 2, 3, 4)]
+            await sim.report([(EPC, 1, -50)], T0 + 2_000_000, rounds=0)
+            await sim.barrier()
+            await anext(batches)
+            assert len(cycles) == 4
 
 
 def _publisher(outbox: Outbox, clock: SimulatedClock) -> Publisher:

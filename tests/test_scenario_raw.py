@@ -15,6 +15,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from cloud.gate_push import GatePush
 from cloud.ingest.consumer import Ingest, IngestOptions
 from cloud.webhooks.worker import WebhookSender
 from contract import private_key_pem
@@ -89,11 +90,15 @@ async def cloud_on(controller: ClockController, database_url: str, broker_url: s
                                   client_id="ingest-raw", batch_ms=20,
                                   clock=ControllerTime(controller)))
     sender = WebhookSender(database_url, allow=["127.0.0.1"])
+    # Steps recorded through the API (a release approved) and the gate push's windows read
+    # the same simulated time as the agent.
+    app.state.clock = ControllerTime(controller)
     async with app.router.lifespan_context(app):
         tasks = [asyncio.create_task(ingest.run()), asyncio.create_task(sender.run(poll_s=0.5))]
         try:
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                         base_url="http://api", timeout=30) as api:
+                                         base_url="http://api", timeout=30) as api, \
+                    GatePush(database_url, broker_url, clock=ControllerTime(controller)):
                 yield api
         finally:
             for task in tasks:

@@ -8,9 +8,11 @@ attached to its clock controller (ops/clock_control.py). Then it walks the world
 simulated time, one step at a time:
 
 1. every signal of the step goes to its device: a read cycle's tag reads become one
-   RO_ACCESS_REPORT stamped with the cycle's time, a keepalive a KEEPALIVE, a power cut drops
-   the reader's connections (and refuses new ones), a network cut silences them, a link cut
-   cuts the gateway's uplink;
+   RO_ACCESS_REPORT stamped with the cycle's time, followed by an end-of-AISpec event per
+   round the world says ran (dated in simulated time: presence's proof that the reader was
+   reading), a keepalive a KEEPALIVE, a power cut drops the reader's connections (and refuses
+   new ones), a network cut silences them, a link cut cuts the gateway's uplink; sensor
+   samples and door contacts go out as MQTT JSON, GPS fixes as OwnTracks, after the step;
 2. each live reader's barrier: a KEEPALIVE the agent must acknowledge, so it has read
    everything sent before (an LLRP client reads a connection in order);
 3. the agent's clock moves to the end of the step; the answer comes when every timer due on the
@@ -18,8 +20,10 @@ simulated time, one step at a time:
 
 The cloud's decisions read the same simulated time (``ControllerTime``, handed to ingest), so
 the envelopes' times fall inside its skew window and alerts carry simulated times: the judge's
-time to alert is simulated seconds. Signals with no device path here yet (sensor samples, gate
-frames, labels, GPS fixes, doors) are counted in ``unplayed`` and reported, never dropped
+time to alert is simulated seconds. The paper trail goes through the cloud's API on that clock
+too: a story's approved release is approved when its time comes (``_approved``), and the
+cloud's gate push sends ``cmd/lot_releases`` to the agent. Signals with no device path here yet
+(gate frames, labels, weights) are counted in ``unplayed`` and reported, never dropped
 silently.
 """
 
@@ -46,6 +50,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import Field
 
 from contract import private_key_pem, public_key_b64
+from contract.topics import cmd_topic
+from edge.trackers.releases import COMMAND as RELEASES_COMMAND
 from firmware_sim.llrp_reader import LlrpReaderSim, Seen, TagPopulation
 from firmware_sim.scenario.judge import Verdict, judge
 from firmware_sim.scenario.link import CuttableLink
@@ -53,6 +59,7 @@ from firmware_sim.scenario.receiver import WebhookInbox
 from firmware_sim.scenario.schema import _M, Expected, LotSpec, RunNames
 from firmware_sim.world.signals import (
     DoorContact,
+    GpsFix,
     LinkState,
     ReadCycle,
     ReaderKeepalive,
@@ -77,6 +84,11 @@ CONNECT_GRACE_S = 0.005
 # agent's time moves on. The samples are dated by their own ``ts``, so a late one still counts
 # at its time; only the alert's own date (the agent's time) can be a step late.
 SAMPLE_GRACE_S = 0.02
+# A release approved through the API: how long (real time) the cloud's gate push may take to
+# publish it, and how long the agent is given to take it from the broker.
+PUSH_WAIT_S = 15.0
+PUSH_GRACE_S = 0.2
+RECEIPT_WAIT_S = 10.0
 
 
 class RawReader(_M):
@@ -124,6 +136,18 @@ class RawScenario(_M):
 
 
 @dataclass(frozen=True)
+class PaperRelease:
+    """An approved release as a story states it: up to ``pieces`` of ``lot`` on ``vehicle``
+    from ``from_us`` (the signals' time). The cloud's pickup window runs from the approval for
+    its own fixed time (cloud/receipts/gate.py), so a story's window end is not sent."""
+
+    lot: str
+    pieces: int
+    vehicle: str
+    from_us: int
+
+
+@dataclass(frozen=True)
 class SiteSpec:
     """What the player sets up: the readers, and each lot with its tags as the signals name
     them (the player gives every tag a run-unique EPC, so runs in one cloud do not meet)."""
@@ -139,6 +163,15 @@ class SiteSpec:
     doors: list[str] = field(default_factory=list)
     timezone: str = "UTC"
     working_hours: tuple[int, int] = (0, 24)
+    # The paper trail, registered through the cloud's API so its gate push reaches the agent:
+    # vehicles every lot of the site lists, and approved releases (approved at their start).
+    authorised_vehicles: list[str] = field(default_factory=list)
+    releases: list[PaperRelease] = field(default_factory=list)
+    # GPS trackers (OwnTracks JSON on the site's broker, the agent's tracker pipeline): each
+    # (name, the lot it rides on, its report period in s), and the site's shipped fences
+    # (geofences/sites/<fences>.geojson).
+    trackers: list[tuple[str, str | None, float]] = field(default_factory=list)
+    fences: str | None = None
 
     @classmethod
     def from_scenario(cls, sc: RawScenario) -> SiteSpec:
@@ -216,7 +249,11 @@ class _Stage:
     link_cuts: list[tuple[int, int]] = field(default_factory=list)
     sensors: aiomqtt.Client | None = None  # publishes the sensors' samples
     # (time, device, quantity, value) of this step, not yet sent
-    samples: list[tuple[int, str, str, float | str]] = field(default_factory=list)
+    samples: list[tuple[int, str, str, float | str | tuple[float, float, float]]] = field(
+        default_factory=list)
+    releases: list[PaperRelease] = field(default_factory=list)  # not yet approved, in order
+    receipts: dict[str, str] = field(default_factory=dict)  # lot -> its receipt's number
+    gateway: str = ""
 
 
 class ControllerTime:
@@ -296,8 +333,14 @@ class RawPlayer:
             for sim in readers.values():
                 await stack.enter_async_context(sim)
             stage = _Stage(site, readers, link, start_us, start_us - site.epoch_us,
-                           (host, port), epcs)
-            if site.sensors or site.doors:
+                           (host, port), epcs, gateway=gateway,
+                           releases=sorted(site.releases, key=lambda r: r.from_us))
+            if site.authorised_vehicles:
+                for lot, _ in site.lots:
+                    await self._post(f"/api/v1/lots/{self.names.lot_id(lot.id)}/details",
+                                     self.admin_key,
+                                     {"authorised_vehicles": site.authorised_vehicles}, "PUT")
+            if site.sensors or site.doors or site.trackers:
                 stage.sensors = await stack.enter_async_context(aiomqtt.Client(host, port))
             await self._post("/api/v1/webhooks/endpoints", self.financier_key,
                              {"url": f"http://127.0.0.1:{inbox.port}/hooks"})
@@ -375,6 +418,14 @@ class RawPlayer:
             lines += ["[[sensors.devices]]", f'id = "{self._reader(door)}"',
                       "[sensors.devices.door_schedule]", f'timezone = "{site.timezone}"',
                       f'open = ["mon-sun {h0:02d}:00-{h1:02d}:00"]', ""]
+        if site.trackers and site.fences:
+            lines += ["[trackers]", f'mqtt_url = "mqtt://{host}:{port}"',
+                      f'fences = "{self._fences(site.fences)}"', ""]
+            for name, lot, period_s in site.trackers:
+                lines += ["[[trackers.assets]]", f'tracker = "{self.tracker_id(name)}"',
+                          f"report_interval_s = {period_s}"]
+                lines += [f'lot = "{lot}"'] if lot else []
+                lines.append("")
         lots = {lot.id for lot, _ in site.lots}
         for sensor in site.sensors:
             lines += ["[[sensors.devices]]", f'id = "{self._reader(sensor.id)}"']
@@ -388,6 +439,21 @@ class RawPlayer:
                       if value is not None]
             lines.append("")
         return "\n".join(lines)
+
+    def _tracker_topic(self, logical: str) -> str:
+        """owntracks/<user>/<device>: the agent names the tracker ``<user>-<device>``."""
+        return f"owntracks/pw/{self._reader(logical)}"
+
+    def tracker_id(self, logical: str) -> str:
+        return f"pw-{self._reader(logical)}"
+
+    def _fences(self, name: str) -> Path:
+        """The site's shipped fences, as this run's site (the agent refuses another site's)."""
+        fences = json.loads((REPO / "geofences" / "sites" / f"{name}.geojson").read_text())
+        fences["site"] = self.site
+        path = self.work_dir / f"fences-{self.names.run_id}.geojson"
+        path.write_text(json.dumps(fences))
+        return path
 
     def _reader(self, logical: str) -> str:
         """Reader and sensor ids are run-unique too: their alerts' subjects must not meet
@@ -431,12 +497,68 @@ class RawPlayer:
             now = step_end
             await self._sampled(stage)
             await self._reconnected(readers)
+            await self._approved(stage)
             # Nothing until the next signal: one jump (every timer still fires on the way).
             upcoming = signals[i].t_us + shift if i < len(signals) else end_us
+            if stage.releases:
+                upcoming = min(upcoming, stage.releases[0].from_us + shift + step_us)
             if upcoming - step_us > now:
                 now = min(upcoming - step_us, end_us)
                 await self.controller.advance_to(now)
                 await self._reconnected(readers)
+                await self._approved(stage)
+
+    async def _approved(self, stage: _Stage) -> None:
+        """The releases whose time has come, through the cloud's API as the warehouse and the
+        pledgee do it (receipt issued once the tags are verified present, pledged, release
+        requested with its pieces and vehicle, approved): the cloud's gate push sends
+        ``cmd/lot_releases`` and ``cmd/authorised_vehicles`` to the agent, which holds them
+        before its time moves on."""
+        while stage.releases and stage.releases[0].from_us + stage.shift_us <= \
+                self.controller.now_us:
+            release = stage.releases.pop(0)
+            lot = next(lot for lot, _ in stage.site.lots if lot.id == release.lot)
+            lot_id = self.names.lot_id(lot.id)
+            number = stage.receipts.get(lot.id)
+            if number is None:
+                number = stage.receipts[lot.id] = await self._receipt(lot, lot_id)
+            async with aiomqtt.Client(*stage.broker) as watch:
+                await watch.subscribe(cmd_topic(self.site, stage.gateway, RELEASES_COMMAND),
+                                      qos=1)
+                request = await self._post(f"/api/v1/receipts/{number}/releases",
+                                           self.admin_key, {
+                    "quantity": str(release.pieces), "pieces": release.pieces,
+                    "tags": self.names.epcs(lot)[: release.pieces],
+                    "vehicle": release.vehicle})
+                await self._post(f"/api/v1/receipts/{number}/releases/{request['id']}/approve",
+                                 self.financier_key)
+                async with asyncio.timeout(PUSH_WAIT_S):
+                    async for message in watch.messages:  # the push naming this lot
+                        if isinstance(message.payload, bytes | bytearray) and \
+                                f'"{lot_id}"'.encode() in message.payload:
+                            break
+            await asyncio.sleep(PUSH_GRACE_S)  # the agent is subscribed to the same push
+
+    async def _receipt(self, lot: RawLot, lot_id: str) -> str:
+        """A pledged warehouse receipt for the lot (its goods must be verified present)."""
+        number = f"WR-{lot_id}"
+        await self._post(f"/api/v1/lots/{lot_id}/details", self.admin_key, {
+            "quality": "A", "packaging": "pieces", "quantity": str(lot.tags), "unit": "pcs",
+            "marks": "sim", "unit_value": "100.00", "fence": f"{self.site}-fence"}, "PUT")
+        deadline = time.monotonic() + RECEIPT_WAIT_S
+        while True:
+            try:
+                await self._post(f"/api/v1/lots/{lot_id}/receipts", self.admin_key, {
+                    "number": number,
+                    "storage_period": {"from": "2026-01-01", "to": "2030-01-01"}})
+                break
+            except RuntimeError:  # 409: not verified present yet (observations in flight)
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.3)
+        await self._post(f"/api/v1/receipts/{number}/pledge", self.admin_key,
+                         {"pledgee": self.financier})
+        return number
 
     async def _sampled(self, stage: _Stage) -> None:
         """The step's sensor samples, sent once the agent's time has reached them (a sample
@@ -444,7 +566,15 @@ class RawPlayer:
         if not stage.samples or stage.sensors is None:
             return
         for t_us, device, quantity, value in stage.samples:
-            payload = json.dumps({"ts": (t_us + stage.shift_us) / 1e6, quantity: value})
+            at_s = (t_us + stage.shift_us) / 1e6
+            if isinstance(value, tuple):  # a GPS fix: OwnTracks, the tracker's own fix time
+                lat, lon, accuracy = value
+                await stage.sensors.publish(
+                    self._tracker_topic(device), json.dumps({
+                        "_type": "location", "lat": lat, "lon": lon, "acc": accuracy,
+                        "tst": at_s}), qos=1)
+                continue
+            payload = json.dumps({"ts": at_s, quantity: value})
             await stage.sensors.publish(f"sensors/{self._reader(device)}", payload, qos=1)
         stage.samples.clear()
         await asyncio.sleep(SAMPLE_GRACE_S)  # through the broker: let them reach the agent
@@ -460,17 +590,20 @@ class RawPlayer:
                         await sim.connected(timeout_s=RECONNECT_WAIT_S)
 
     async def _report(self, readers: dict[str, LlrpReaderSim], reader: str,
-                      reads: list[tuple[str, int, int, int]]) -> None:
+                      reads: list[tuple[str, int, int, int]], cycle_us: int | None = None,
+                      ) -> None:
+        """A cycle's reads, one report per read time; ``cycle_us``: the world said the round
+        ended then (an end-of-AISpec event follows, read or not)."""
         sim = readers.get(reader)
-        if sim is None or not reads:
+        if sim is None:
             return
         by_time: dict[int, list[tuple[str, int, int]]] = defaultdict(list)
         for epc, antenna, rssi, at_us in reads:
             by_time[at_us].append((epc, antenna, rssi))
         for at_us in sorted(by_time):
             await sim.report(by_time[at_us], at_us)
-
-
+        if cycle_us is not None:
+            await sim.report([], cycle_us, rounds=1)
 
     async def _signal(self, stage: _Stage, s: Signal) -> None:
         readers, link, pending = stage.readers, stage.link, stage.pending
@@ -482,12 +615,14 @@ class RawPlayer:
                                        round(t.rssi_cdbm / 100), t.last_us + stage.shift_us,
                                        t.count)
                                   for t in s.tags],  # type: ignore[union-attr]
-                                 at_us, empty=s.rounds > 0)  # type: ignore[union-attr]
+                                 at_us, empty=s.rounds > 0,  # type: ignore[union-attr]
+                                 rounds=s.rounds,  # type: ignore[union-attr]
+                                 since_us=s.since_us + stage.shift_us)  # type: ignore[union-attr]
         elif isinstance(s, TagRead):
             pending[s.reader].append(
                 (stage.epcs.get(s.epc, s.epc), s.antenna, round(s.rssi_cdbm / 100), at_us))
         elif isinstance(s, ReadCycle):
-            await self._report(readers, s.reader, pending.pop(s.reader, []))
+            await self._report(readers, s.reader, pending.pop(s.reader, []), cycle_us=at_us)
         elif isinstance(s, ReaderKeepalive):
             if s.reader in readers:
                 await readers[s.reader].keepalive()
@@ -501,6 +636,8 @@ class RawPlayer:
         elif isinstance(s, SensorSample) and stage.sensors is not None and any(
                 x.id == s.sensor and x.kind == s.kind for x in stage.site.sensors):
             stage.samples.append((s.t_us, s.sensor, s.kind, s.value))
+        elif isinstance(s, GpsFix) and any(s.tracker == t[0] for t in stage.site.trackers):
+            stage.samples.append((s.t_us, s.tracker, "gps", (s.lat, s.lon, s.accuracy_m)))
         elif isinstance(s, DoorContact) and s.door in stage.site.doors:
             stage.samples.append((s.t_us, s.door, "door", "open" if s.open else "closed"))
         elif isinstance(s, LinkState):

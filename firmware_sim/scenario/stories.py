@@ -14,7 +14,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from firmware_sim.scenario.raw_player import RawLot, RawReader, RawRun, RawSensor, SiteSpec
+from firmware_sim.scenario.raw_player import (
+    PaperRelease,
+    RawLot,
+    RawReader,
+    RawRun,
+    RawSensor,
+    SiteSpec,
+)
 
 if TYPE_CHECKING:
     from firmware_sim.world.runner import Outcome
@@ -46,9 +53,15 @@ def site_spec(story: Story) -> SiteSpec:
                          min_duration_s=x.min_duration_s, hysteresis=x.hysteresis)
                for x in world.sensors if x.kind != "weight"]  # weight: not played yet
     doors = sorted({d.door for d in world.doors})
+    # The cloud's release names one vehicle; a story's release with several gets its first.
+    releases = [PaperRelease(r.lot, r.pieces, r.vehicles[0], world.at_us(r.from_s))
+                for r in world.releases]
     return SiteSpec(story.name, readers, lots, epoch_us=world.epoch_us, sensors=sensors,
                     doors=doors, timezone=world.timezone,
-                    working_hours=tuple(world.working_hours))  # type: ignore[arg-type]
+                    working_hours=tuple(world.working_hours),  # type: ignore[arg-type]
+                    authorised_vehicles=list(world.authorised_vehicles), releases=releases,
+                    trackers=[(t.name, t.lot, t.period_s) for t in world.trackers],
+                    fences=world.fences)
 
 
 def outcome(story: Story, run: RawRun) -> Outcome:
@@ -62,6 +75,8 @@ def outcome(story: Story, run: RawRun) -> Outcome:
     readers |= {f"sensor:{run.reader_id(x.name)}": f"sensor:{x.name}" for x in world.sensors}
     # The gateway names a door contact's alerts after its sensor; the world after the door.
     readers |= {f"sensor:{run.reader_id(d.door)}": f"door:{d.door}" for d in world.doors}
+    readers |= {f"tracker:pw-{run.reader_id(t.name)}": f"tracker:{t.name}"
+                for t in world.trackers}
     alerts = []
     for row in run.alerts:
         subject = _logical(row["subject"], lots, readers)
@@ -74,7 +89,8 @@ def outcome(story: Story, run: RawRun) -> Outcome:
             site=world.site, alert_type=row["alert_type"], subject=subject,
             raised_us=decided, decided_us=decided,
             decided_at="cloud" if row.get("rule") else "edge",
-            evidence=row.get("evidence") or {}, explanation=row.get("explanation") or "",
+            evidence=_world_evidence(row.get("evidence") or {}),
+            explanation=row.get("explanation") or "",
             updates=max(0, int(row.get("count") or 1) - 1),
             cleared_us=(_us(row["last_seen_at"]) - run.shift_us
                         if row["state"] == "resolved" else None)))
@@ -86,13 +102,24 @@ def outcome(story: Story, run: RawRun) -> Outcome:
                    simulated_s=run.simulated_s)
 
 
+def _world_evidence(evidence: dict[str, Any]) -> dict[str, Any]:
+    """The gateway's incident names its departed pieces inside ``incident``
+    (edge/alerting.py); the world's judge reads a piece count at the top (``pieces``)."""
+    incident = evidence.get("incident")
+    if "pieces" not in evidence and isinstance(incident, dict):
+        count = incident.get("departed_count")
+        if isinstance(count, int) and not isinstance(count, bool):
+            return {**evidence, "pieces": count}
+    return evidence
+
+
 def _logical(subject: str, lots: dict[str, str], readers: dict[str, str]) -> str | None:
     if subject in readers:
         return readers[subject]
     kind, _, name = subject.partition(":")
     if kind == "lot":
         return f"lot:{lots[name]}" if name in lots else None
-    return None if kind in ("reader", "sensor") else subject
+    return None if kind in ("reader", "sensor", "tracker") else subject
 
 
 def _us(stamp: Any) -> int:

@@ -34,6 +34,7 @@ from cloud.receipts import (
 )
 from cloud.receipts.access import Clerk, Forbidden
 from contract import load_private_key
+from ops.clock import SYSTEM_CLOCK
 
 router = APIRouter(prefix="/api/v1", tags=["receipts"])
 log = logging.getLogger(__name__)
@@ -58,8 +59,17 @@ def operator_key(request: Request) -> Ed25519PrivateKey:
 OperatorKey = Annotated[Ed25519PrivateKey, Depends(operator_key)]
 
 
-def _clerk(principal: Any, key: Ed25519PrivateKey) -> Clerk:
-    return Clerk(principal=principal, key=key, now=datetime.now(UTC))
+def clock_now(request: Request) -> datetime:
+    """When a step is recorded: ``app.state.clock`` when the app was given one (a simulated
+    run's clock, so a release approved in a story is approved in its time), else the system's."""
+    return getattr(request.app.state, "clock", SYSTEM_CLOCK).now()
+
+
+Now = Annotated[datetime, Depends(clock_now)]
+
+
+def _clerk(principal: Any, key: Ed25519PrivateKey, now: datetime) -> Clerk:
+    return Clerk(principal=principal, key=key, now=now)
 
 
 async def _run(call: Awaitable[T]) -> T:
@@ -155,12 +165,13 @@ class CancelBody(_In):
 
 @router.put("/lots/{lot_id}/details")
 async def set_lot_details(
-    lot_id: str, body: LotDetails, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
+    lot_id: str, body: LotDetails, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey,
+    *, now: Now,
 ) -> dict[str, Any]:
     """Describe the goods as the receipt will: quality, packaging, quantity, fence, tags..."""
     details = body.model_dump(exclude_unset=True, exclude={"epcs"})
     return await _run(
-        lots.set_lot_details(conn, _clerk(principal, key), lot_id, details, body.epcs)
+        lots.set_lot_details(conn, _clerk(principal, key, now), lot_id, details, body.epcs)
     )
 
 
@@ -175,23 +186,25 @@ async def verify_lot(
     conn: DbConn,
     principal: CurrentPrincipal,
     key: OperatorKey,
+    *, now: Now,
     tolerance: float = Query(lot_verification.DEFAULT_TOLERANCE, ge=0, lt=1),
 ) -> dict[str, Any]:
     """Check the goods now (tags present, inside the fence, no theft alert) and log it."""
-    clerk = _clerk(principal, key)
+    clerk = _clerk(principal, key, now)
     result = await _run(lot_verification.verify_lot(conn, clerk, lot_id, tolerance))
     return result.as_json()
 
 
 @router.post("/lots/{lot_id}/receipts", status_code=status.HTTP_201_CREATED, response_model=None)
 async def issue_receipt(
-    lot_id: str, body: IssueTerms, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
+    lot_id: str, body: IssueTerms, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey,
+    *, now: Now,
 ) -> dict[str, Any] | JSONResponse:
     """Issue a receipt when the goods are verified present; 409 lists what is missing."""
     terms = body.model_dump(exclude={"tolerance"})
     result, receipt = await _run(
         steps.issue_receipt(
-            conn, _clerk(principal, key), lot_id, terms=terms, tolerance=body.tolerance
+            conn, _clerk(principal, key, now), lot_id, terms=terms, tolerance=body.tolerance
         )
     )
     if receipt is None:
@@ -229,14 +242,15 @@ async def get_receipt(number: str, conn: DbConn, principal: CurrentPrincipal) ->
 
 @router.post("/receipts/{number}/pledge")
 async def pledge(
-    number: str, body: PledgeBody, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
+    number: str, body: PledgeBody, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey,
+    *, now: Now,
 ) -> dict[str, Any]:
-    return await _run(steps.pledge(conn, _clerk(principal, key), number, body.pledgee))
+    return await _run(steps.pledge(conn, _clerk(principal, key, now), number, body.pledgee))
 
 
 @router.post("/receipts/{number}/releases", status_code=status.HTTP_201_CREATED)
 async def request_release(
-    number: str, body: ReleaseBody, conn: DbConn, principal: CurrentPrincipal
+    number: str, body: ReleaseBody, conn: DbConn, principal: CurrentPrincipal, now: Now
 ) -> dict[str, Any]:
     """Ask to take goods out; the pledgee approves with its own API key."""
     return await _run(
@@ -248,7 +262,7 @@ async def request_release(
             pieces=body.pieces,
             tags=body.tags,
             vehicle=body.vehicle,
-            now=datetime.now(UTC),
+            now=now,
         )
     )
 
@@ -262,42 +276,46 @@ async def list_releases(
 
 @router.post("/receipts/{number}/releases/{request_id}/approve")
 async def approve_release(
-    number: str, request_id: int, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
+    number: str, request_id: int, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey,
+    *, now: Now,
 ) -> dict[str, Any]:
     return await _run(
         steps.decide_release(
-            conn, _clerk(principal, key), number, request_id=request_id, approve=True
+            conn, _clerk(principal, key, now), number, request_id=request_id, approve=True
         )
     )
 
 
 @router.post("/receipts/{number}/releases/{request_id}/reject")
 async def reject_release(
-    number: str, request_id: int, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
+    number: str, request_id: int, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey,
+    *, now: Now,
 ) -> dict[str, Any]:
     return await _run(
         steps.decide_release(
-            conn, _clerk(principal, key), number, request_id=request_id, approve=False
+            conn, _clerk(principal, key, now), number, request_id=request_id, approve=False
         )
     )
 
 
 @router.post("/receipts/{number}/split", status_code=status.HTTP_201_CREATED)
 async def split(
-    number: str, body: SplitBody, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
+    number: str, body: SplitBody, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey,
+    *, now: Now,
 ) -> list[dict[str, Any]]:
     parts = [p.model_dump() for p in body.parts]
-    return await _run(steps.split(conn, _clerk(principal, key), number, parts))
+    return await _run(steps.split(conn, _clerk(principal, key, now), number, parts))
 
 
 @router.post("/receipts/{number}/transfer")
 async def transfer(
-    number: str, body: TransferBody, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
+    number: str, body: TransferBody, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey,
+    *, now: Now,
 ) -> dict[str, Any]:
     return await _run(
         steps.transfer(
             conn,
-            _clerk(principal, key),
+            _clerk(principal, key, now),
             number,
             new_holder=body.new_holder,
             endorsed_by=body.endorsed_by,
@@ -307,9 +325,10 @@ async def transfer(
 
 @router.post("/receipts/{number}/cancel")
 async def cancel(
-    number: str, body: CancelBody, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
+    number: str, body: CancelBody, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey,
+    *, now: Now,
 ) -> dict[str, Any]:
-    return await _run(steps.cancel(conn, _clerk(principal, key), number, body.reason))
+    return await _run(steps.cancel(conn, _clerk(principal, key, now), number, body.reason))
 
 
 @router.get("/receipts/{number}/history")
@@ -319,10 +338,11 @@ async def history(number: str, conn: DbConn, principal: CurrentPrincipal) -> lis
 
 @router.get("/receipts/{number}/bundle")
 async def bundle(
-    number: str, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey
+    number: str, conn: DbConn, principal: CurrentPrincipal, key: OperatorKey,
+    *, now: Now,
 ) -> dict[str, Any]:
     """The receipt, its ledger entries and their proofs: what `receipts verify` checks."""
-    return await _run(proofs.bundle(conn, _clerk(principal, key), number))
+    return await _run(proofs.bundle(conn, _clerk(principal, key, now), number))
 
 
 @router.get("/receipts/{number}/verify")
@@ -399,10 +419,10 @@ async def print_pdf(
 
 @router.get("/sites/{site_id}/authorised-vehicles")
 async def authorised_vehicles(
-    site_id: str, conn: DbConn, principal: CurrentPrincipal
+    site_id: str, conn: DbConn, principal: CurrentPrincipal, now: Now
 ) -> dict[str, Any]:
     """The gate list for the site's cameras (the ``cmd/authorised_vehicles`` body)."""
-    return await _run(gate.authorised_vehicles(conn, principal, site_id, datetime.now(UTC)))
+    return await _run(gate.authorised_vehicles(conn, principal, site_id, now))
 
 
 # --- the ledger (public: hashes and signatures only) -------------------------------------------
