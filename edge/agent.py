@@ -172,10 +172,10 @@ class Agent:
 
     async def _judge(self) -> None:
         while True:
-            # Woken at least every TICK_S: an absence becomes theft when its window ends,
-            # with or without a new message.
+            # Woken at least every TICK_S of the agent's clock: an absence becomes theft when
+            # its window ends, with or without a new message (on a simulated clock too).
             with contextlib.suppress(TimeoutError):
-                self._judge_one(await asyncio.wait_for(self._seen.get(), TICK_S))
+                self._judge_one(await self.clock.wait_for(self._seen.get(), TICK_S))
             self.judge_seen()
             self._act(self.alerting.tick(self.now_us(),
                                          cloud_reachable=self.publisher.stats.connected))

@@ -175,3 +175,24 @@ async def test_an_uncorroborated_absence_becomes_theft_when_its_window_ends_with
     assert [(a["action"], a["alert_type"], a["subject"]) for a in raised] == [
         ("raise", "theft.unreleased_departure", "lot:LOT-A")]
     assert "absence window" in raised[0]["explanation"]
+
+
+async def test_an_absence_becomes_theft_at_its_window_on_the_agents_own_clock(
+    tmp_path: Path,
+) -> None:
+    """The agent's judge wakes on the agent's clock: on a simulated one (a raw-signal story, a
+    night played in seconds) a lone departure becomes theft when the lot's absence window ends,
+    with no further message to wake it."""
+    from ops.clock import SimulatedClock
+
+    clock = SimulatedClock(T0_US)
+    config = _agent(tmp_path, Ed25519PrivateKey.generate(),
+                    '[alerting.lots]\n"LOT-Q" = 120\n').config
+    async with _running(Agent(config, clock=clock)) as agent:
+        await clock.advance(1)
+        _depart(agent, "LOT-Q")
+        await clock.advance(118)
+        assert [a for a in _alerts(agent) if a["alert_type"] == "theft.unreleased_departure"] == []
+        await clock.advance(3)
+        (theft,) = [a for a in _alerts(agent) if a["alert_type"] == "theft.unreleased_departure"]
+        assert theft["action"] == "raise" and theft["lot"] == "LOT-Q"
