@@ -30,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("operator_key")
 PLAYED_STORIES = ["cold_chain_short", "cold_chain_freeze", "forklift_reshuffle_1hz",
                   "tracker_fence_edge", "container_leaves_yard", "lot_split_transfer",
                   "gateway_outage_theft", "uncorroborated_theft", "reader_cut_after_theft",
-                  "reader_network_loss", "two_lots_one_reader"]
+                  "reader_network_loss", "two_lots_one_reader", "corroborated_night_theft"]
 # Passing too, but long (wall time): asserted when PW_STORIES names them.
 PASSING_LONG = ["cold_chain_long", "door_at_night_no_theft", "forklift_reshuffle_2hz",
                 "forklift_reshuffle_4hz", "interference", "reader_power_cycle_theft"]

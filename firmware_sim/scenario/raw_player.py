@@ -116,6 +116,7 @@ class RawLot(LotSpec):
 
     readers: list[str] = Field(min_length=1)
     absence_window_s: float = Field(30.0, gt=0)
+    move_window_s: float | None = Field(None, gt=0)
 
 
 class RawScenario(_M):
@@ -392,6 +393,12 @@ class RawPlayer:
             "[local_alarm]", f'host = "{host}"', f"port = {port}", "",
         ]
         if site.readers:
+            # A lot's absence window is the gateway's [alerting] setting for it (how long an
+            # uncorroborated departure waits before it is theft), as the value-level runner
+            # has it; presence keeps its own windows (move_window_s where the story sets one).
+            lines += ["[alerting.lots]"] + [
+                f'"{self.names.lot_id(lot.id)}" = {lot.absence_window_s}'
+                for lot, _ in site.lots] + [""]
             lines += ["[rfid]", "tick_interval_s = 1.0", ""]
         for r in site.readers:
             lines += ["[[rfid.readers]]", 'kind = "llrp"', f'id = "{self._reader(r.id)}"',
@@ -410,7 +417,8 @@ class RawPlayer:
             covering = ", ".join(f'"{self._reader(r)}"' for r in lot.readers)
             lines += ["[[rfid.lots]]", f'id = "{self.names.lot_id(lot.id)}"',
                       f"epcs = [{epcs}]", f"readers = [{covering}]",
-                      f"absence_window_s = {lot.absence_window_s}", ""]
+                      *([f"move_window_s = {lot.move_window_s}"] if lot.move_window_s else []),
+                      ""]
         if site.sensors or site.doors:
             lines += ["[sensors]", f'mqtt_url = "mqtt://{host}:{port}"', "flush_s = 5.0", ""]
         h0, h1 = site.working_hours

@@ -48,7 +48,8 @@ def site_spec(story: Story) -> SiteSpec:
         refs = [*lot.at, *(ref for m in world.moves if m.lot == lot.name for ref in m.path)]
         covering = sorted({split_ref(ref)[0] for ref in refs})
         lots.append((RawLot(id=lot.name, tags=lot.pieces, readers=covering,
-                            absence_window_s=lot.absence_window_s), world.epcs(lot.name)))
+                            absence_window_s=lot.absence_window_s,
+                            move_window_s=lot.move_window_s), world.epcs(lot.name)))
     sensors = [RawSensor(id=x.name, kind=x.kind, lot=x.lot, low=x.low, high=x.high,
                          min_duration_s=x.min_duration_s, hysteresis=x.hysteresis)
                for x in world.sensors if x.kind != "weight"]  # weight: not played yet
