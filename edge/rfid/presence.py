@@ -405,6 +405,22 @@ class LotPresence:
             life = self._readers[cycle.reader_id] = _ReaderLife(self.policy.proof_cycles + 1)
         life.add(cycle.antennas, cycle.at_us)
 
+    def reader_cycles(self, reader_id: str, antennas: tuple[int, ...],
+                      ends_us: Iterable[int]) -> None:
+        """``reader_cycle`` for each end in order, the same antennas each time."""
+        life = self._readers.get(reader_id)
+        if life is None:
+            life = self._readers[reader_id] = _ReaderLife(self.policy.proof_cycles + 1)
+        if antennas and 0 not in antennas:
+            for at_us in ends_us:
+                life.add(antennas, at_us)
+            return
+        every, last = life.all_antennas, life.last_cycle_us
+        for at_us in ends_us:  # _ReaderLife.add for all antennas, inlined
+            last = max(at_us, last)
+            every.append(last)
+        life.last_cycle_us = last
+
     def reader_offline(self, reader_id: str, now_us: int) -> list[PresenceChange]:
         """Its present tags become unknown; missing ones stay missing (proven gone before)."""
         self._offline_readers.add(reader_id)

@@ -53,7 +53,7 @@ from decisions.trackers.watch import TrackedAsset
 from decisions.vehicles import AuthorisedVehicle, AuthorisedVehicles, Release, ReleasePlan
 from edge.alerting import FACT_TYPES, EdgeAlerting
 from edge.rfid.presence import LotDefinition
-from edge.rfid.reader import ReaderCycle, ReaderHealth
+from edge.rfid.reader import ReaderHealth
 from edge.rfid.smoothing import SmoothingPolicy
 from edge.rfid.station import RfidOutput, RfidStation
 from edge.rfid.zones import ZoneDefinition
@@ -200,7 +200,8 @@ class SiteRun:
         self._proof_rounds = policy.proof_cycles + 1
         self.station = RfidStation(lots, zones, world.epoch_us, policy=policy,
                                    batch_max_reads=500, zone_margin_cdbm=300,
-                                   zone_confirm_reads=3, zone_stale_s=10.0)
+                                   zone_confirm_reads=3, zone_stale_s=10.0,
+                                   telemetry=False)  # tag_reads, tag_zone: no fact (emitted)
         vehicles = sorted({*world.authorised_vehicles,
                            *(v for rel in world.releases for v in rel.vehicles)})
         self.gate_list = AuthorisedVehicles(
@@ -352,9 +353,9 @@ class SiteRun:
         round (docs/rfid.md), and a report of n rounds proves n of them (docs/simulation.md).
         Only the last ones can matter: presence keeps as many as its proof needs."""
         n, since, span = report.rounds, report.since_us, report.t_us - report.since_us
-        for i in range(max(0, n - self._proof_rounds), n):
-            # () : all its antennas, which each report covers (its ``antennas``).
-            self.station.on_cycle(ReaderCycle(report.reader, (), since + span * (i + 1) // n))
+        # () : all its antennas, which each report covers (its ``antennas``).
+        self.station.on_cycles(report.reader, (), [
+            since + span * (i + 1) // n for i in range(max(0, n - self._proof_rounds), n)])
 
     def _heard_from(self, reader: str, at: int) -> None:
         self._heard[reader] = max(self._heard.get(reader, at), at)
