@@ -30,7 +30,7 @@ raise while active is an update, a clear ends it. Pure: no I/O, no wall clock.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -254,6 +254,9 @@ class SiteRun:
             world.label_unreadable_after_s * US), started_us=world.epoch_us)
         self._rng = np.random.default_rng(0)  # the camera's scene texture: fixed
         self._scene = self._rng.integers(40, 220, (48, 64)).astype(np.uint8)
+        # Per reader, the column block whose rows _seen_rows last built, with its EPC table,
+        # RSSI and rows (held, so no other block can take its identity).
+        self._blocks: dict[str, tuple[Any, tuple[str, ...], int, list[Any]]] = {}
 
     # -- time ----------------------------------------------------------------------------------
     def advance(self, t_us: int) -> None:
@@ -313,7 +316,7 @@ class SiteRun:
             elif len(sig):
                 # One aggregated row per tag (seen count, first and last read): the station's
                 # report path, which decides as its per-read path would on the same reads.
-                self._rfid(self.station.on_report(sig.reader, sig.seen_rows()))
+                self._rfid(self.station.on_report(sig.reader, self._seen_rows(sig)))
             self._cycles(sig)
         elif isinstance(sig, ReaderKeepalive):
             self._heard_from(sig.reader, sig.t_us)
@@ -346,6 +349,18 @@ class SiteRun:
         elif isinstance(sig, LinkState):
             self._link(sig.up, sig.t_us)
         # ReaderPower, TagRead, ReadCycle: not what this gateway sees (see the module doc).
+
+    def _seen_rows(self, report: ReadReport) -> list[tuple[str, int, int, int, int, int]]:
+        """``report.seen_rows()``, sliced from its column block's rows built once: the
+        generator shares one block among a reader's reports of a stretch (an hour's),
+        so converting the block's arrays once costs less than each report's slice."""
+        block = report.block
+        held = self._blocks.get(report.reader)
+        if (held is None or held[0] is not block or held[1] is not report.epcs
+                or held[2] != report.rssi_cdbm):
+            rows = replace(report, lo=0, hi=len(block[0])).seen_rows()
+            held = self._blocks[report.reader] = (block, report.epcs, report.rssi_cdbm, rows)
+        return held[3][report.lo:report.hi]
 
     def _cycles(self, report: ReadReport) -> None:
         """The report's inventory rounds as the read cycles presence counts, one per round,
