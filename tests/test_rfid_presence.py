@@ -422,3 +422,43 @@ def test_aggregated_report_is_bounded_whatever_its_count_says() -> None:
     assert p.unexpected_reads == 7
     assert p.unexpected()[0].last_seen_us == 2 * S
     assert p.window_of(tag) == pytest.approx(30.0)  # warm-up: the lot's window
+
+
+def test_ticks_within_every_floor_decide_as_full_passes() -> None:
+    # A tick skips its pass while every tag not missing is within its floor (the runner's
+    # speed). On a random stream (tags leaving, coming back, a reader down for a while, a
+    # report's rounds given at once) it decides what a pass on every tick decides, at the same
+    # moments.
+    rng = random.Random(11)
+    epcs = [sgtin96("0614141", "812345", n) for n in range(30)]
+    away = {e: (rng.randrange(100, 500), rng.randrange(500, 900)) for e in epcs[:12]}
+    lots = [LotDefinition("L", frozenset(epcs[:20]), absence_window_s=20.0),
+            LotDefinition("M", frozenset(epcs[20:]), absence_window_s=60.0, move_window_s=40.0)]
+    skipping = LotPresence(lots, 0)
+    full = LotPresence(lots, 0)
+    seen: list[list[tuple[str, str, int]]] = [[], []]
+    for second in range(1, 1000):
+        now = second * S
+        if second % 2 == 0 and not 300 <= second < 360:  # a report every 2 s, r1 down a while
+            rows = [(e, 1, -5000, now - S + rng.randrange(S // 2), now - rng.randrange(S // 2),
+                     rng.randrange(2, 5)) for e in epcs
+                    if not away.get(e, (0, 0))[0] <= second < away.get(e, (0, 0))[1]
+                    and rng.random() < 0.7]
+            seen[0] += [(c.epc, c.state, c.at_us) for c in skipping.observe_seen("r1", rows)]
+            seen[1] += [(c.epc, c.state, c.at_us) for c in full.observe_seen("r1", rows)]
+            ends = [now - S, now - S // 2, now]
+            skipping.reader_cycles("r1", (), ends)
+            for end in ends:
+                full.reader_cycle(ReaderCycle("r1", (), end))
+        if second == 330:
+            seen[0] += [(c.epc, c.state, c.at_us) for c in skipping.reader_offline("r1", now)]
+            seen[1] += [(c.epc, c.state, c.at_us) for c in full.reader_offline("r1", now)]
+        if second == 360:
+            skipping.reader_online("r1", now)
+            full.reader_online("r1", now)
+        full._quiet_until_us = -1  # a pass on every tick
+        seen[0] += [(c.epc, c.state, c.at_us) for c in skipping.tick(now)]
+        seen[1] += [(c.epc, c.state, c.at_us) for c in full.tick(now)]
+    states = {state for _, state, _ in seen[1]}
+    assert {"missing", "present", "unknown"} <= states, "the stream must exercise every move"
+    assert seen[0] == seen[1]

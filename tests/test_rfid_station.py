@@ -13,7 +13,7 @@ T0 = 1_800_000_000_000_000
 EPCS = [f"E2801170000002{i:010X}" for i in range(4)]
 
 
-def _station(batch_max_reads: int = 500) -> RfidStation:
+def _station(batch_max_reads: int = 500, *, telemetry: bool = True) -> RfidStation:
     return RfidStation(
         [LotDefinition(lot_id="LOT-A", epcs=frozenset(EPCS), absence_window_s=5.0,
                        readers=frozenset({"dock-1"}))],
@@ -23,7 +23,7 @@ def _station(batch_max_reads: int = 500) -> RfidStation:
         # 6 cycles of proof: a tag read 9 times in 10 per cycle is missed by all with p <= 1e-6
         policy=SmoothingPolicy(min_window_s=1.0, max_window_s=5.0, cycle_read_probability=0.9),
         batch_max_reads=batch_max_reads, zone_margin_cdbm=300, zone_confirm_reads=2,
-        zone_stale_s=10.0,
+        zone_stale_s=10.0, telemetry=telemetry,
     )
 
 
@@ -111,3 +111,31 @@ def test_counts_report_each_lot_and_tags_in_no_lot() -> None:
     assert kinds == [MessageType.LOT_COUNT, MessageType.UNEXPECTED_TAGS]
     again = station.counts().messages[1][1]
     assert again.new == [] and again.total_tags == 1  # type: ignore[attr-defined]
+
+
+def test_without_telemetry_the_same_decisions_and_no_reads_or_zones() -> None:
+    # The world's runner asks for no tag_reads/tag_zone: what presence decides, and what the
+    # alerting stage sees, stay those of a station that sends them.
+    stations = [_station(batch_max_reads=3), _station(batch_max_reads=3, telemetry=False)]
+    said: list[list[tuple[str, object]]] = [[], []]
+    for i, station in enumerate(stations):
+        t = T0
+        for k in range(40):  # two tags leave after 10 reports, one moves to the door antenna
+            epcs = EPCS if k < 10 else EPCS[:2]
+            rows = [(e, 2 if k >= 20 and e == EPCS[0] else 1, -5000, t, t + 400_000, 3)
+                    for e in epcs]
+            outs = [station.on_report("dock-1", rows), station.tick(t + 500_000),
+                    station.flush()]
+            station.on_cycles("dock-1", (0,), [t + 250_000, t + 500_000])
+            for out in outs:
+                said[i] += [(str(kind), body.model_dump()) for kind, body, _ in out.messages]
+                said[i] += [("observed", repr(o)) for o in out.observed]
+            t += 500_000
+    kinds = [{k for k, _ in s} for s in said]
+    assert {str(MessageType.TAG_READS), str(MessageType.TAG_ZONE)} <= kinds[0]
+    assert not kinds[1] & {str(MessageType.TAG_READS), str(MessageType.TAG_ZONE)}
+    decided = [[x for x in s if x[0] not in {str(MessageType.TAG_READS),
+                                              str(MessageType.TAG_ZONE)}] for s in said]
+    assert any(x[0] == str(MessageType.PRESENCE_CHANGE) and x[1]["state"] == "missing"
+               for x in decided[0]), "the stream must see departures"
+    assert decided[0] == decided[1]

@@ -224,6 +224,10 @@ class LotPresence:
     _unread_since_us: dict[str, int] = field(init=False, default_factory=dict)
     _min_floor_us: int = field(init=False, default=0)  # the shortest floor of any lot
     _windows: dict[str, tuple[int, int]] = field(init=False, default_factory=dict)
+    # No tick up to this moment can change a state: every tag not missing was read within its
+    # floor at the last full tick. Reads only push that later, so it stays a lower bound until
+    # a tag changes state, a tag is added or a reader's health changes (each resets it).
+    _quiet_until_us: int = field(init=False, default=-1)
 
     def __post_init__(self) -> None:
         self._now_us = self.started_us
@@ -247,6 +251,7 @@ class LotPresence:
         self._min_floor_us = min(floors, default=self.policy.min_window_us)
 
     def _new_tag(self, lot: LotDefinition) -> _Tag:
+        self._quiet_until_us = -1
         warmup, floor = self._windows[lot.lot_id]
         return _Tag(lot.lot_id, warmup, floor)
 
@@ -405,9 +410,26 @@ class LotPresence:
             life = self._readers[cycle.reader_id] = _ReaderLife(self.policy.proof_cycles + 1)
         life.add(cycle.antennas, cycle.at_us)
 
+    def reader_cycles(self, reader_id: str, antennas: tuple[int, ...],
+                      ends_us: Iterable[int]) -> None:
+        """``reader_cycle`` for each end in order, the same antennas each time."""
+        life = self._readers.get(reader_id)
+        if life is None:
+            life = self._readers[reader_id] = _ReaderLife(self.policy.proof_cycles + 1)
+        if antennas and 0 not in antennas:
+            for at_us in ends_us:
+                life.add(antennas, at_us)
+            return
+        every, last = life.all_antennas, life.last_cycle_us
+        for at_us in ends_us:  # _ReaderLife.add for all antennas, inlined
+            last = max(at_us, last)
+            every.append(last)
+        life.last_cycle_us = last
+
     def reader_offline(self, reader_id: str, now_us: int) -> list[PresenceChange]:
         """Its present tags become unknown; missing ones stay missing (proven gone before)."""
         self._offline_readers.add(reader_id)
+        self._quiet_until_us = -1
         return [
             self._move(epc, tag, _UNKNOWN, now_us)
             for epc, tag in self._tags.items()
@@ -416,6 +438,7 @@ class LotPresence:
 
     def reader_online(self, reader_id: str, now_us: int) -> None:
         self._offline_readers.discard(reader_id)
+        self._quiet_until_us = -1
         # Tags behind the returning reader get a fresh window before they can be missed,
         # and so do tags never read in the lots it covers (it has not inventoried them yet).
         for tag in self._tags.values():
@@ -432,9 +455,12 @@ class LotPresence:
         """Declare departures (window passed, reader proven watching) and unknowns (window
         passed, reader not proven watching)."""
         self._now_us = max(self._now_us, now_us)
+        if now_us <= self._quiet_until_us:
+            return []  # every tag not missing is still within its floor: nothing can be due
         changes: list[PresenceChange] = []
         policy = self.policy
         floor = self._min_floor_us
+        quiet = 2**63  # the earliest end of a floor, or no skipping if a tag is past its own
         warmup = policy.warmup_gaps
         window_us = policy.window_us
         silence = policy.cycle_silence_us
@@ -447,7 +473,10 @@ class LotPresence:
                 continue
             last = tag.last_seen_us
             if now_us - last <= floor or now_us - last <= tag.floor_us:
+                ends = last + max(floor, tag.floor_us)
+                quiet = min(quiet, ends)
                 continue
+            quiet = now_us - 1  # looked at again on every tick, one at this moment too
             if state is _PRESENT:
                 if tag.reader in offline:
                     continue
@@ -496,6 +525,7 @@ class LotPresence:
                 and life.proved_since(last)
             ):
                 changes.append(self._move(epc, tag, _MISSING, now_us))
+        self._quiet_until_us = quiet
         return changes
 
     def _unread_window_us(self, lot: LotDefinition) -> int:
@@ -620,4 +650,5 @@ class LotPresence:
         elif state is _PRESENT:
             tag.was_missing = False
         tag.state = state
+        self._quiet_until_us = -1
         return change

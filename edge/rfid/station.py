@@ -61,12 +61,17 @@ class RfidStation:
         zone_margin_cdbm: int,
         zone_confirm_reads: int,
         zone_stale_s: float,
+        telemetry: bool = True,
     ) -> None:
         self.presence = LotPresence(lots, started_us, policy=policy)
+        # ``tag_reads`` and ``tag_zone`` are telemetry for the cloud's map: no decision here or
+        # in the cloud's rules depends on them. A caller that drops them (the world's runner,
+        # which judges decisions only) asks for none and pays for no zone tracking or batching.
+        self.telemetry = telemetry
         self.zones = (
             ZoneTracker(zones, margin_cdbm=zone_margin_cdbm, confirm_reads=zone_confirm_reads,
                         stale_s=zone_stale_s)
-            if zones else None
+            if zones and telemetry else None
         )
         self.batch_max_reads = batch_max_reads
         self._pending: dict[str, list[TagRow]] = {}  # per reader: rows for tag_reads
@@ -96,10 +101,16 @@ class RfidStation:
         """A reader's completed read cycle: nothing to emit, the proof presence waits for."""
         self.presence.reader_cycle(cycle)
 
+    def on_cycles(self, reader_id: str, antennas: tuple[int, ...], ends_us: Iterable[int]
+                  ) -> None:
+        """Several completed cycles of one reader over the same antennas, in order: as one
+        ``on_cycle`` each, in one call (a report's rounds)."""
+        self.presence.reader_cycles(reader_id, antennas, ends_us)
+
     def on_observations(self, batch: list[TagObservation]) -> RfidOutput:
         changes = self.presence.observe_batch(batch)
         out = RfidOutput()
-        for obs in batch:
+        for obs in batch if self.telemetry else ():
             pending = self._pending.setdefault(obs.reader_id, [])
             pending.append(obs.as_row())
             if len(pending) >= self.batch_max_reads:
@@ -118,12 +129,13 @@ class RfidStation:
         read with its peak RSSI, which is what an adapter yields per report."""
         out = RfidOutput()
         changes = self.presence.observe_seen(reader_id, rows)
-        pending = self._pending.setdefault(reader_id, [])
-        for epc, antenna, rssi, _first, last, _count in rows:
-            pending.append((epc, antenna, rssi, last))
-            if len(pending) >= self.batch_max_reads:
-                out.extend(self.flush(reader_id))
-                pending = self._pending.setdefault(reader_id, [])
+        if self.telemetry:
+            pending = self._pending.setdefault(reader_id, [])
+            for epc, antenna, rssi, _first, last, _count in rows:
+                pending.append((epc, antenna, rssi, last))
+                if len(pending) >= self.batch_max_reads:
+                    out.extend(self.flush(reader_id))
+                    pending = self._pending.setdefault(reader_id, [])
         if changes:
             out.extend(self._changes(changes))
         if self.zones is not None:

@@ -30,7 +30,7 @@ raise while active is an update, a clear ends it. Pure: no I/O, no wall clock.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -53,7 +53,7 @@ from decisions.trackers.watch import TrackedAsset
 from decisions.vehicles import AuthorisedVehicle, AuthorisedVehicles, Release, ReleasePlan
 from edge.alerting import FACT_TYPES, EdgeAlerting
 from edge.rfid.presence import LotDefinition
-from edge.rfid.reader import ReaderCycle, ReaderHealth
+from edge.rfid.reader import ReaderHealth
 from edge.rfid.smoothing import SmoothingPolicy
 from edge.rfid.station import RfidOutput, RfidStation
 from edge.rfid.zones import ZoneDefinition
@@ -200,7 +200,8 @@ class SiteRun:
         self._proof_rounds = policy.proof_cycles + 1
         self.station = RfidStation(lots, zones, world.epoch_us, policy=policy,
                                    batch_max_reads=500, zone_margin_cdbm=300,
-                                   zone_confirm_reads=3, zone_stale_s=10.0)
+                                   zone_confirm_reads=3, zone_stale_s=10.0,
+                                   telemetry=False)  # tag_reads, tag_zone: no fact (emitted)
         vehicles = sorted({*world.authorised_vehicles,
                            *(v for rel in world.releases for v in rel.vehicles)})
         self.gate_list = AuthorisedVehicles(
@@ -253,6 +254,9 @@ class SiteRun:
             world.label_unreadable_after_s * US), started_us=world.epoch_us)
         self._rng = np.random.default_rng(0)  # the camera's scene texture: fixed
         self._scene = self._rng.integers(40, 220, (48, 64)).astype(np.uint8)
+        # Per reader, the column block whose rows _seen_rows last built, with its EPC table,
+        # RSSI and rows (held, so no other block can take its identity).
+        self._blocks: dict[str, tuple[Any, tuple[str, ...], int, list[Any]]] = {}
 
     # -- time ----------------------------------------------------------------------------------
     def advance(self, t_us: int) -> None:
@@ -312,7 +316,7 @@ class SiteRun:
             elif len(sig):
                 # One aggregated row per tag (seen count, first and last read): the station's
                 # report path, which decides as its per-read path would on the same reads.
-                self._rfid(self.station.on_report(sig.reader, sig.seen_rows()))
+                self._rfid(self.station.on_report(sig.reader, self._seen_rows(sig)))
             self._cycles(sig)
         elif isinstance(sig, ReaderKeepalive):
             self._heard_from(sig.reader, sig.t_us)
@@ -346,15 +350,27 @@ class SiteRun:
             self._link(sig.up, sig.t_us)
         # ReaderPower, TagRead, ReadCycle: not what this gateway sees (see the module doc).
 
+    def _seen_rows(self, report: ReadReport) -> list[tuple[str, int, int, int, int, int]]:
+        """``report.seen_rows()``, sliced from its column block's rows built once: the
+        generator shares one block among a reader's reports of a stretch (an hour's),
+        so converting the block's arrays once costs less than each report's slice."""
+        block = report.block
+        held = self._blocks.get(report.reader)
+        if (held is None or held[0] is not block or held[1] is not report.epcs
+                or held[2] != report.rssi_cdbm):
+            rows = replace(report, lo=0, hi=len(block[0])).seen_rows()
+            held = self._blocks[report.reader] = (block, report.epcs, report.rssi_cdbm, rows)
+        return held[3][report.lo:report.hi]
+
     def _cycles(self, report: ReadReport) -> None:
         """The report's inventory rounds as the read cycles presence counts, one per round,
         each dated at its end (the rounds share the period evenly): the proof is sized per
         round (docs/rfid.md), and a report of n rounds proves n of them (docs/simulation.md).
         Only the last ones can matter: presence keeps as many as its proof needs."""
         n, since, span = report.rounds, report.since_us, report.t_us - report.since_us
-        for i in range(max(0, n - self._proof_rounds), n):
-            # () : all its antennas, which each report covers (its ``antennas``).
-            self.station.on_cycle(ReaderCycle(report.reader, (), since + span * (i + 1) // n))
+        # () : all its antennas, which each report covers (its ``antennas``).
+        self.station.on_cycles(report.reader, (), [
+            since + span * (i + 1) // n for i in range(max(0, n - self._proof_rounds), n)])
 
     def _heard_from(self, reader: str, at: int) -> None:
         self._heard[reader] = max(self._heard.get(reader, at), at)
