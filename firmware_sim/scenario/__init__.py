@@ -3,6 +3,7 @@
 - ``schema``: what a scenario file says (JSON in firmware_sim/scenarios/) and a run's names;
 - ``link``: the TCP proxy that cuts the gateway's uplink (a network outage);
 - ``receiver``: the financier's webhook endpoint;
+- ``api``: how the players call the cloud's API;
 - ``player``: registers a gateway and its lots, runs the edge's real ``Agent`` and plays the
   steps into it (the agent's own alerting stage decides, and sounds the local siren);
 - ``judge``: found, missing and forbidden alerts, timings, precision and recall;

@@ -39,6 +39,7 @@ from decisions.alert_types import AlertType
 from decisions.vehicles import AuthorisedVehicle, AuthorisedVehicles
 from edge.rfid.reader import ReaderHealth
 from edge.trackers.releases import COMMAND as RELEASES_COMMAND
+from firmware_sim.scenario.api import bearer, call_api
 from firmware_sim.scenario.judge import Verdict, judge
 from firmware_sim.scenario.link import CuttableLink
 from firmware_sim.scenario.receiver import WebhookInbox
@@ -99,14 +100,8 @@ class Player:
     def run_id(self) -> str:
         return self.names.run_id
 
-    def _auth(self, key: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {key}"}
-
     async def _post(self, path: str, key: str, body: Any = None, method: str = "POST") -> Any:
-        r = await self.api.request(method, path, json=body, headers=self._auth(key))
-        if r.status_code >= 300:
-            raise RuntimeError(f"{method} {path}: {r.status_code} {r.text}")
-        return r.json() if r.content else None
+        return await call_api(self.api, path, key, body, method)
 
     async def run(self, sc: Scenario) -> Verdict:
         gateway = f"sim-{self.run_id}"
@@ -168,7 +163,7 @@ class Player:
                 with contextlib.suppress(asyncio.CancelledError):
                     await agent_task
             rows = await self.api.get("/api/v1/alerts", params={"limit": 1000},
-                                      headers=self._auth(self.admin_key))
+                                      headers=bearer(self.admin_key))
             rows.raise_for_status()
             return judge(sc, self.names, rows.json(), started=started,
                          webhooks=inbox.received, local_alarms=agent.alarms_sounded)

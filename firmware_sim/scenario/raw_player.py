@@ -53,6 +53,7 @@ from contract import private_key_pem, public_key_b64
 from contract.topics import cmd_topic
 from edge.trackers.releases import COMMAND as RELEASES_COMMAND
 from firmware_sim.llrp_reader import LlrpReaderSim, Seen, TagPopulation
+from firmware_sim.scenario.api import bearer, call_api
 from firmware_sim.scenario.judge import Verdict, judge
 from firmware_sim.scenario.link import CuttableLink
 from firmware_sim.scenario.receiver import WebhookInbox
@@ -292,14 +293,8 @@ class RawPlayer:
     controller: ClockController
     names: RunNames = field(default_factory=RunNames)
 
-    def _auth(self, key: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {key}"}
-
     async def _post(self, path: str, key: str, body: Any = None, method: str = "POST") -> Any:
-        r = await self.api.request(method, path, json=body, headers=self._auth(key))
-        if r.status_code >= 300:
-            raise RuntimeError(f"{method} {path}: {r.status_code} {r.text}")
-        return r.json() if r.content else None
+        return await call_api(self.api, path, key, body, method)
 
     async def run(self, site: SiteSpec, signals: Iterable[Signal]) -> RawRun:
         """Play ``signals`` (dated from ``site.epoch_us``, moved to the controller's start)."""
@@ -363,7 +358,7 @@ class RawPlayer:
             finally:
                 await self._stop_agent(agent)
             rows = await self.api.get("/api/v1/alerts", params={"limit": 1000},
-                                      headers=self._auth(self.admin_key))
+                                      headers=bearer(self.admin_key))
             rows.raise_for_status()
         if stage.cut_at is not None:
             stage.link_cuts.append((stage.cut_at, self.controller.now_us))
