@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 
 from contract import (
@@ -31,15 +30,13 @@ from contract import (
     MessageType,
     PresenceChangeBody,
     TagReadsBody,
-    private_key_pem,
-    public_key_b64,
 )
 from contract.messages import PlateReadBody
 from decisions.alert_types import AlertType
 from decisions.vehicles import AuthorisedVehicle, AuthorisedVehicles
 from edge.rfid.reader import ReaderHealth
 from edge.trackers.releases import COMMAND as RELEASES_COMMAND
-from firmware_sim.scenario.api import bearer, call_api
+from firmware_sim.scenario.api import bearer, call_api, register_gateway
 from firmware_sim.scenario.judge import Verdict, judge
 from firmware_sim.scenario.link import CuttableLink
 from firmware_sim.scenario.receiver import WebhookInbox
@@ -105,14 +102,8 @@ class Player:
 
     async def run(self, sc: Scenario) -> Verdict:
         gateway = f"sim-{self.run_id}"
-        key = Ed25519PrivateKey.generate()
-        key_file = self.work_dir / f"{gateway}.pem"
-        key_file.write_bytes(private_key_pem(key))
-        await self._post("/api/v1/gateways", self.admin_key,
-                         {"id": gateway, "site_id": self.site, "public_key": public_key_b64(key)})
-        # The agent verifies every cmd/ message with the cloud's key, kept beside its own.
-        command_key = await self._post("/api/v1/command-key", self.admin_key, method="GET")
-        (self.work_dir / "cloud.pub").write_text(command_key["public_key"])
+        key_file = await register_gateway(self.api, self.admin_key, self.site, gateway,
+                                          self.work_dir)
         lots = {lot.id: lot for lot in sc.lots}
         for lot in sc.lots:
             await self._post("/api/v1/lots", self.admin_key, {

@@ -46,14 +46,12 @@ from urllib.parse import urlsplit
 
 import aiomqtt
 import httpx
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import Field
 
-from contract import private_key_pem, public_key_b64
 from contract.topics import cmd_topic
 from edge.trackers.releases import COMMAND as RELEASES_COMMAND
 from firmware_sim.llrp_reader import LlrpReaderSim, Seen, TagPopulation
-from firmware_sim.scenario.api import bearer, call_api
+from firmware_sim.scenario.api import bearer, call_api, register_gateway
 from firmware_sim.scenario.judge import Verdict, judge
 from firmware_sim.scenario.link import CuttableLink
 from firmware_sim.scenario.receiver import WebhookInbox
@@ -300,13 +298,8 @@ class RawPlayer:
         """Play ``signals`` (dated from ``site.epoch_us``, moved to the controller's start)."""
         ordered = sorted(signals, key=lambda s: s.t_us)
         gateway = f"raw-{self.names.run_id}"
-        key = Ed25519PrivateKey.generate()
-        key_file = self.work_dir / f"{gateway}.pem"
-        key_file.write_bytes(private_key_pem(key))
-        await self._post("/api/v1/gateways", self.admin_key,
-                         {"id": gateway, "site_id": self.site, "public_key": public_key_b64(key)})
-        command_key = await self._post("/api/v1/command-key", self.admin_key, method="GET")
-        (self.work_dir / "cloud.pub").write_text(command_key["public_key"])
+        key_file = await register_gateway(self.api, self.admin_key, self.site, gateway,
+                                          self.work_dir)
         epcs: dict[str, str] = {}
         for lot, tags in site.lots:
             run_epcs = self.names.epcs(lot)
