@@ -105,6 +105,8 @@ async def _lost_after(raw: bytes, hang_up: bool) -> tuple[list[Health], list[lis
     (json.dumps({"t_us": T0, "width": 16, "height": 16}).encode() + b"\n" + bytes(768)
      + json.dumps({"t_us": T0 - 1, "width": 16, "height": 16}).encode() + b"\n" + bytes(768),
      "before the last"),
+    (json.dumps({"t_us": T0 + 7200 * S, "width": 16, "height": 16}).encode() + b"\n"
+     + bytes(768), "ahead of the clock"),
 ])
 async def test_a_controller_breaking_the_rules_loses_the_camera(raw: bytes, reason: str) -> None:
     healths, batches = await _lost_after(raw, hang_up="closed" in reason)

@@ -8,11 +8,11 @@ shows a vehicle, a label or a covered lens at the moment its story says.
 
 The channel, per frame: one header line of JSON, at most 256 bytes,
 ``{"t_us": N, "width": W, "height": H}``, then exactly ``W * H * 3`` bytes of BGR pixels (no
-image decoder sees untrusted bytes; 16..3840 by 16..2160 pixels, so a frame is at most 25 MB and
-is read in bounded chunks). A frame is judged no earlier than its time (the source sleeps on
-the agent's clock until then: a picture cannot be judged before it is taken), frames go
-forward in time, and each is answered ``{"judged_us": N}`` once the camera's pipeline has
-judged it (the player's barrier: it moves time on only after the agent has seen the frame).
+image decoder sees untrusted bytes; 16..3840 by 16..2160 pixels, so a frame is at most 25 MB).
+A frame is judged no earlier than its time (the source sleeps on the agent's clock until then,
+up to an hour: a picture cannot be judged before it is taken), frames go forward in time, and
+each is answered ``{"judged_us": N}`` once the camera's pipeline has judged it (the player's
+barrier: it moves time on only after the agent has seen the frame).
 Anything else ends the session: the camera is lost, and reconnects after its backoff as any
 camera does. A channel the controller closes between frames has ended, as a file does.
 """
@@ -41,6 +41,9 @@ MIN_SIDE, MAX_WIDTH, MAX_HEIGHT = 16, 3840, 2160
 # Plausible capture times (2000..2100): a frame dated outside is a broken controller.
 MIN_T_US, MAX_T_US = 946_684_800_000_000, 4_102_444_800_000_000
 CONNECT_TIMEOUT_S = 10.0
+# A frame may wait for the agent's clock, but not for long: one dated further ahead is a broken
+# controller, not a picture (it would hold the camera for as long as it says).
+MAX_AHEAD_S = 3600.0
 
 
 class FrameChannelError(CaptureError):
@@ -143,6 +146,8 @@ class PushedCamera(BatchSource[list[TimedFrame]]):
                         raise FrameChannelError(f"frame dated {t_us} before the last {last_us}")
                     last_us = t_us
                     ahead_s = (t_us - self._clock.now_us()) / 1e6
+                    if ahead_s > MAX_AHEAD_S:
+                        raise FrameChannelError(f"frame dated {ahead_s:.0f} s ahead of the clock")
                     if ahead_s > 0:  # not judged before it is taken
                         await self._clock.sleep(ahead_s)
                     self._judged.clear()
