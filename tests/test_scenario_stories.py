@@ -4,7 +4,8 @@ same clock, the gate push sending releases), judged by the world's judge.
 
 ``PLAYED_STORIES`` are stories whose signals have a device path in the raw player (reads and
 round ends, keepalives, reader power and network, link cuts, sensor samples and door contacts
-over MQTT JSON, GPS fixes over OwnTracks, releases through the API) that pass on this branch,
+over MQTT JSON, GPS fixes over OwnTracks, releases through the API, gate frames and labels
+rendered into the agent's simulated-time cameras) that pass on this branch,
 the shorter ones (the suite's time); they must. Set ``PW_STORIES`` to a comma-separated list of
 names (or ``all``) to play others and print their verdicts; they are asserted too when listed
 in ``PASSING_LONG``."""
@@ -30,10 +31,12 @@ pytestmark = pytest.mark.usefixtures("operator_key")
 PLAYED_STORIES = ["cold_chain_short", "cold_chain_freeze", "forklift_reshuffle_1hz",
                   "tracker_fence_edge", "container_leaves_yard", "lot_split_transfer",
                   "gateway_outage_theft", "uncorroborated_theft", "reader_cut_after_theft",
-                  "reader_network_loss", "two_lots_one_reader", "corroborated_night_theft"]
+                  "reader_network_loss", "two_lots_one_reader", "corroborated_night_theft",
+                  "camera_covered", "unreadable_label", "release_exact"]
 # Passing too, but long (wall time): asserted when PW_STORIES names them.
 PASSING_LONG = ["cold_chain_long", "door_at_night_no_theft", "forklift_reshuffle_2hz",
-                "forklift_reshuffle_4hz", "interference", "reader_power_cycle_theft"]
+                "forklift_reshuffle_4hz", "interference", "reader_power_cycle_theft",
+                "release_partial", "release_overrun"]
 
 
 def _chosen() -> list[str]:

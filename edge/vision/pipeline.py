@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import Any
 
-from edge.pipelines import EdgeContext, Pipeline
+from edge.pipelines import EdgeContext, Pipeline, clock_of
 from edge.vision.authorised import (
     AUTHORISED_COMMAND,
     authorised_vehicles_handler,
@@ -28,6 +28,7 @@ from edge.vision.events import (
 )
 from edge.vision.evidence import EvidenceStore
 from edge.vision.passages import CountingLine
+from edge.vision.pushed import PushedCamera, pushed
 from edge.vision.settings import CameraSettings, VisionSettings
 from ops.supervised import Health
 
@@ -75,8 +76,14 @@ def _log_health(health: Health) -> None:
 async def run_camera(shared: VisionOutput, camera: CameraSettings) -> None:
     made = await asyncio.to_thread(_watch_factory, shared, camera)
     watch: Any = None
-    source = Camera(camera, _log_health, now_us=shared.ctx.now_us,
-                    reconnect_max_s=shared.settings.reconnect_max_s)
+    source: Camera | PushedCamera
+    if pushed(camera.source):  # frames with their own (simulated) capture time
+        source = PushedCamera(camera.name, camera.source, _log_health,
+                              clock=clock_of(shared.ctx),
+                              reconnect_max_s=shared.settings.reconnect_max_s)
+    else:
+        source = Camera(camera, _log_health, now_us=shared.ctx.now_us,
+                        reconnect_max_s=shared.settings.reconnect_max_s)
     async with source:
         async for batch in source.batches():
             if not batch:  # the picture stopped: passages still open are decided now

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from decisions.plate_format import RegionChoice
 
@@ -35,7 +35,9 @@ class LabelSpotSettings(_Settings):
 
 class CameraSettings(_Settings):
     name: CameraName
-    source: str = Field(min_length=1, description="rtsp://…, http://…, a video file, a folder, 0")
+    # rtsp://…, http://…, a video file, a folder, 0; or sim:HOST:PORT, frames with their
+    # simulated capture time (edge/vision/pushed.py)
+    source: str = Field(min_length=1)
     role: Literal["gate", "stack"] = "gate"
     region: RegionChoice = "auto"
     line: LineSettings | None = None
@@ -46,6 +48,15 @@ class CameraSettings(_Settings):
     blind_after_s: float = Field(default=10.0, gt=0)
     passage_gap_s: float = Field(default=2.0, gt=0)
     min_reads: int = Field(default=2, ge=1)
+
+    @field_validator("source")
+    @classmethod
+    def _simulated_on_loopback(cls, source: str) -> str:
+        from edge.vision.pushed import parse_pushed, pushed
+
+        if pushed(source):
+            parse_pushed(source)  # a ValueError names what is wrong with the address
+        return source
 
 
 class UploadSettings(_Settings):

@@ -13,6 +13,8 @@ simulated time, one step at a time:
    reading), a keepalive a KEEPALIVE, a power cut drops the reader's connections (and refuses
    new ones), a network cut silences them, a link cut cuts the gateway's uplink; sensor
    samples and door contacts go out as MQTT JSON, GPS fixes as OwnTracks, after the step;
+   gate frames and labels are rendered and shown to the agent's simulated-time cameras after
+   the step too, each answered once the camera pipeline has judged it (frames.py);
 2. each live reader's barrier: a KEEPALIVE the agent must acknowledge, so it has read
    everything sent before (an LLRP client reads a connection in order);
 3. the agent's clock moves to the end of the step; the answer comes when every timer due on the
@@ -23,8 +25,7 @@ the envelopes' times fall inside its skew window and alerts carry simulated time
 time to alert is simulated seconds. The paper trail goes through the cloud's API on that clock
 too: a story's approved release is approved when its time comes (``_approved``), and the
 cloud's gate push sends ``cmd/lot_releases`` to the agent. Signals with no device path here yet
-(gate frames, labels, weights) are counted in ``unplayed`` and reported, never dropped
-silently.
+(weights) are counted in ``unplayed`` and reported, never dropped silently.
 """
 
 from __future__ import annotations
@@ -52,13 +53,22 @@ from contract.topics import cmd_topic
 from edge.trackers.releases import COMMAND as RELEASES_COMMAND
 from firmware_sim.llrp_reader import LlrpReaderSim, Seen, TagPopulation
 from firmware_sim.scenario.api import bearer, call_api, register_gateway
+from firmware_sim.scenario.frames import (
+    LABEL_BOX,
+    FrameFeed,
+    gate_image,
+    label_image,
+    with_idle_frames,
+)
 from firmware_sim.scenario.judge import Verdict, judge
 from firmware_sim.scenario.link import CuttableLink
 from firmware_sim.scenario.receiver import WebhookInbox
 from firmware_sim.scenario.schema import _M, Expected, LotSpec, RunNames
 from firmware_sim.world.signals import (
     DoorContact,
+    GateFrame,
     GpsFix,
+    LabelFrame,
     LinkState,
     ReadCycle,
     ReaderKeepalive,
@@ -136,6 +146,17 @@ class RawScenario(_M):
 
 
 @dataclass(frozen=True)
+class SimCamera:
+    """A camera of the site, fed rendered frames at their simulated time (frames.py): a gate
+    camera reads plates in ``region``; a stack camera watches the labels of ``labels`` (lots)."""
+
+    name: str
+    role: Literal["gate", "stack"] = "gate"
+    region: str = "auto"
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class PaperRelease:
     """An approved release as a story states it: up to ``pieces`` of ``lot`` on ``vehicle``
     from ``from_us`` (the signals' time). The cloud's pickup window runs from the approval for
@@ -172,6 +193,9 @@ class SiteSpec:
     # (geofences/sites/<fences>.geojson).
     trackers: list[tuple[str, str | None, float]] = field(default_factory=list)
     fences: str | None = None
+    # Cameras fed the world's gate frames and labels, and the site's label setting.
+    cameras: list[SimCamera] = field(default_factory=list)
+    label_unreadable_after_s: float = 600.0
 
     @classmethod
     def from_scenario(cls, sc: RawScenario) -> SiteSpec:
@@ -254,6 +278,8 @@ class _Stage:
     releases: list[PaperRelease] = field(default_factory=list)  # not yet approved, in order
     receipts: dict[str, str] = field(default_factory=dict)  # lot -> its receipt's number
     gateway: str = ""
+    feeds: dict[str, FrameFeed] = field(default_factory=dict)  # camera -> its frame channel
+    frames: list[GateFrame | LabelFrame] = field(default_factory=list)  # this step's, unsent
 
 
 class ControllerTime:
@@ -331,6 +357,11 @@ class RawPlayer:
                                      {"authorised_vehicles": site.authorised_vehicles}, "PUT")
             if site.sensors or site.doors or site.trackers:
                 stage.sensors = await stack.enter_async_context(aiomqtt.Client(host, port))
+            for camera in site.cameras:
+                stage.feeds[camera.name] = await stack.enter_async_context(
+                    FrameFeed(camera.name))
+            if stage.feeds:  # a camera sends the empty gate around a vehicle
+                ordered = with_idle_frames(ordered)
             await self._post("/api/v1/webhooks/endpoints", self.financier_key,
                              {"url": f"http://127.0.0.1:{inbox.port}/hooks"})
             data_dir = self.work_dir / gateway
@@ -434,7 +465,31 @@ class RawPlayer:
                                                                 ("high", sensor.high))
                       if value is not None]
             lines.append("")
+        lines += self._cameras_config(stage, data_dir)
         return "\n".join(lines)
+
+    def _cameras_config(self, stage: _Stage, data_dir: Path) -> list[str]:
+        """The ``[cameras]`` section: each camera on its frame channel, judged as it comes
+        (``label_every_s``: a stack camera looks at its labels in every frame it is shown, the
+        world shows a label when someone could look)."""
+        cameras = stage.site.cameras
+        if not cameras:
+            return []
+        lines = ["[cameras]", f'evidence_dir = "{data_dir / "evidence"}"', ""]
+        for camera in cameras:
+            lines += ["[[cameras.cameras]]", f'name = "{self._reader(camera.name)}"',
+                      f'source = "{stage.feeds[camera.name].source}"',
+                      f'role = "{camera.role}"', f'region = "{camera.region}"', "pace = false"]
+            if camera.role == "stack":
+                if len(camera.labels) > 1:  # frames.py renders one label, at LABEL_BOX
+                    raise ValueError(f"camera {camera.name}: one label per stack camera")
+                x, y, w, h = LABEL_BOX
+                lines += ["label_every_s = 1.0",
+                          f"label_unreadable_after_s = {stage.site.label_unreadable_after_s}"]
+                lines += [f'labels = [{{ lot = "{self.names.lot_id(lot)}", '
+                          f"box = [{x}, {y}, {w}, {h}] }}]" for lot in camera.labels]
+            lines.append("")
+        return lines
 
     def _tracker_topic(self, logical: str) -> str:
         """owntracks/<user>/<device>: the agent names the tracker ``<user>-<device>``."""
@@ -492,6 +547,7 @@ class RawPlayer:
             await self.controller.advance_to(step_end)
             now = step_end
             await self._sampled(stage)
+            await self._framed(stage)
             await self._reconnected(readers)
             await self._approved(stage)
             # Nothing until the next signal: one jump (every timer still fires on the way).
@@ -575,6 +631,14 @@ class RawPlayer:
         stage.samples.clear()
         await asyncio.sleep(SAMPLE_GRACE_S)  # through the broker: let them reach the agent
 
+    async def _framed(self, stage: _Stage) -> None:
+        """The step's camera frames, rendered and shown once the agent's time has reached them,
+        each at its own time; each returns once the agent's pipeline has judged it."""
+        for frame in stage.frames:
+            image = (gate_image(frame) if isinstance(frame, GateFrame) else label_image(frame))
+            await stage.feeds[frame.camera].show(image, frame.t_us + stage.shift_us)
+        stage.frames.clear()
+
     async def _reconnected(self, readers: dict[str, LlrpReaderSim]) -> None:
         """A reader up but without a session: the agent may be connecting after its backoff
         woke (real I/O); give it a moment, so the reads that follow are not lost to timing."""
@@ -634,6 +698,8 @@ class RawPlayer:
             stage.samples.append((s.t_us, s.sensor, s.kind, s.value))
         elif isinstance(s, GpsFix) and any(s.tracker == t[0] for t in stage.site.trackers):
             stage.samples.append((s.t_us, s.tracker, "gps", (s.lat, s.lon, s.accuracy_m)))
+        elif isinstance(s, GateFrame | LabelFrame) and s.camera in stage.feeds:
+            stage.frames.append(s)
         elif isinstance(s, DoorContact) and s.door in stage.site.doors:
             stage.samples.append((s.t_us, s.door, "door", "open" if s.open else "closed"))
         elif isinstance(s, LinkState):

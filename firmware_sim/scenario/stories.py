@@ -20,6 +20,7 @@ from firmware_sim.scenario.raw_player import (
     RawReader,
     RawRun,
     RawSensor,
+    SimCamera,
     SiteSpec,
 )
 
@@ -62,7 +63,28 @@ def site_spec(story: Story) -> SiteSpec:
                     working_hours=tuple(world.working_hours),  # type: ignore[arg-type]
                     authorised_vehicles=list(world.authorised_vehicles), releases=releases,
                     trackers=[(t.name, t.lot, t.period_s) for t in world.trackers],
-                    fences=world.fences)
+                    fences=world.fences, cameras=_cameras(world),
+                    label_unreadable_after_s=world.label_unreadable_after_s)
+
+
+def _cameras(world: Any) -> list[SimCamera]:
+    """The world's cameras: a gate camera for each that vehicles pass or someone covers (set
+    to the region its plates read in), a stack camera for each that is shown a lot's label."""
+    from firmware_sim.scenario.frames import plate_style
+
+    gates: dict[str, set[str]] = {}
+    for v in world.vehicles:
+        gates.setdefault(v.camera, set()).add(plate_style(v.plate)[0])
+    for cover in world.camera_covers:
+        gates.setdefault(cover.camera, set())
+    lots = {lot.name for lot in world.lots}
+    stacks: dict[str, set[str]] = {}
+    for label in world.labels:
+        stacks.setdefault(label.camera, set()).update({label.payload} & lots)
+    return ([SimCamera(name, "gate", next(iter(regions)) if len(regions) == 1 else "auto")
+             for name, regions in sorted(gates.items())]
+            + [SimCamera(name, "stack", labels=tuple(sorted(shown)))
+               for name, shown in sorted(stacks.items())])
 
 
 def outcome(story: Story, run: RawRun) -> Outcome:
@@ -78,6 +100,9 @@ def outcome(story: Story, run: RawRun) -> Outcome:
     readers |= {f"sensor:{run.reader_id(d.door)}": f"door:{d.door}" for d in world.doors}
     readers |= {f"tracker:pw-{run.reader_id(t.name)}": f"tracker:{t.name}"
                 for t in world.trackers}
+    cameras = {v.camera for v in world.vehicles} | {c.camera for c in world.camera_covers} | {
+        label.camera for label in world.labels}
+    readers |= {f"camera:{run.reader_id(c)}": f"camera:{c}" for c in cameras}
     alerts = []
     for row in run.alerts:
         subject = _logical(row["subject"], lots, readers)
@@ -120,7 +145,7 @@ def _logical(subject: str, lots: dict[str, str], readers: dict[str, str]) -> str
     kind, _, name = subject.partition(":")
     if kind == "lot":
         return f"lot:{lots[name]}" if name in lots else None
-    return None if kind in ("reader", "sensor", "tracker") else subject
+    return None if kind in ("reader", "sensor", "tracker", "camera") else subject
 
 
 def _us(stamp: Any) -> int:
