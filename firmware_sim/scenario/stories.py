@@ -78,11 +78,17 @@ def outcome(story: Story, run: RawRun) -> Outcome:
     readers |= {f"sensor:{run.reader_id(d.door)}": f"door:{d.door}" for d in world.doors}
     readers |= {f"tracker:pw-{run.reader_id(t.name)}": f"tracker:{t.name}"
                 for t in world.trackers}
+    # The cloud folds a door, plate or weight alert into a lot's incident by resolving it
+    # with ``resolved_by = incident:<id>`` (cloud/alerts.py): the world's ``folded_into``.
+    incidents = {f"incident:{row['id']}": row["subject"] for row in run.alerts}
     alerts = []
     for row in run.alerts:
         subject = _logical(row["subject"], lots, readers)
         if subject is None:
             continue  # another run's
+        resolved_by = str(row.get("resolved_by") or "")
+        folded_into = (_logical(incidents[resolved_by], lots, readers) or resolved_by
+                       if resolved_by in incidents else None)
         decided = _us(row["first_seen_at"]) - run.shift_us
         if decided < world.epoch_us:
             continue
@@ -94,7 +100,9 @@ def outcome(story: Story, run: RawRun) -> Outcome:
             explanation=row.get("explanation") or "",
             updates=max(0, int(row.get("count") or 1) - 1),
             cleared_us=(_us(row["last_seen_at"]) - run.shift_us
-                        if row["state"] == "resolved" else None)))
+                        if row["state"] == "resolved" else None),
+            folded_into=folded_into,
+            lot=lots.get(row.get("lot_id") or "")))
     cuts = [(a - run.shift_us, b - run.shift_us) for a, b in run.link_cuts]
     alarms = [(at - run.shift_us, alert_type, subject, on)
               for at, alert_type, raw, on in run.alarms
