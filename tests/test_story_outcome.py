@@ -5,6 +5,7 @@ returns them)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -70,3 +71,65 @@ def test_a_door_opened_at_night_with_nothing_leaving_is_its_own_alert() -> None:
     result = outcome(story, _run(story, rows))
     assert [(a.subject, a.folded_into) for a in result.alerts] == [("door:dock-1", None)]
     assert judge(story, result).passed
+
+
+# -- two sites, two financiers ----------------------------------------------------------------
+def _hook(event: str, row: dict[str, Any]) -> tuple[float, dict[str, str], bytes]:
+    return (0.0, {}, json.dumps({"type": event, "data": {"alert": row}}).encode())
+
+
+def _two_sites(hooks_a: list[dict[str, Any]], hooks_b: list[dict[str, Any]]
+               ) -> tuple[world_story.Story, list[RawRun]]:
+    """same_names_two_sites as the cloud would hold it: each site's reader r1 offline (the
+    same subject at both sites), lot B's theft at site B; ``hooks_*``: what each site's
+    financier's endpoint received."""
+    story = world_story.load_story("same_names_two_sites")
+    reader, lot_b = f"reader:r1-{NAMES.run_id}", NAMES.lot_id("B")
+    rows = [{**_row(1, "tamper.reader_offline", reader, _at(story, 310)), "site_id": "site-1"},
+            {**_row(2, "tamper.reader_offline", reader, _at(story, 460)), "site_id": "site-2"},
+            {**_row(3, "theft.unreleased_departure", f"lot:{lot_b}", _at(story, 1215),
+                    lot=lot_b), "site_id": "site-2"}]
+    runs = [RawRun(NAMES, story.sites[0].epoch_us, 0, rows, [_hook("alert.opened", r)
+                                                           for r in hooks], [], 1800.0, 1.0,
+                   site=site, financier=bank)
+            for site, bank, hooks in (("site-1", "bank-a", hooks_a),
+                                      ("site-2", "bank-b", hooks_b))]
+    return story, runs
+
+
+def test_the_same_reader_name_at_two_sites_is_two_alerts_and_a_theft_goes_to_its_pledgee(
+) -> None:
+    story, runs = _two_sites([], [])
+    theft = runs[0].alerts[2]
+    runs[1].webhooks.append(_hook("alert.opened", theft))
+    verdict = judge(story, outcome(story, runs))
+    assert verdict.passed, verdict.as_dict()
+    assert verdict.found[-1] == "theft.* lot:B@site-b -> fin-b"
+
+
+def test_a_webhook_to_the_other_site_s_financier_is_a_false_alarm() -> None:
+    story, runs = _two_sites([], [])
+    theft = runs[0].alerts[2]
+    runs[0].webhooks.append(_hook("alert.opened", theft))  # site A's pledgee hears of B
+    verdict = judge(story, outcome(story, runs))
+    assert verdict.missing == ["theft.* lot:B@site-b -> fin-b: no webhook to fin-b"]
+    assert verdict.forbidden_seen == [
+        "alert.opened to fin-a: theft.unreleased_departure lot:B@site-b "
+        "(site B's alerts are not site A's pledgee's)"]
+
+
+def test_one_alert_shared_by_both_sites_misses_one_site() -> None:
+    story, runs = _two_sites([], [])
+    for run in runs:  # as before the site was in the active-alert key: one row for both
+        run.alerts[:] = [a for a in run.alerts if a["id"] != 2]
+    runs[1].webhooks.append(_hook("alert.opened", runs[0].alerts[1]))
+    verdict = judge(story, outcome(story, runs))
+    assert verdict.missing == ["tamper.reader_offline reader:r1@site-b: 0 alerts, not 1"]
+
+
+def test_without_webhooks_the_value_level_runner_leaves_webhook_checks_unjudged() -> None:
+    from firmware_sim.world.judge import run_story
+
+    verdict, _ = run_story(world_story.load_story("same_names_two_sites"))
+    assert verdict.passed, verdict.as_dict()
+    assert verdict.unjudged == ["theft.* lot:B@site-b -> fin-b", "* *@site-b -> fin-a"]
