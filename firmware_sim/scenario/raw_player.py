@@ -4,8 +4,10 @@ simulated devices through the real device paths, against the running cloud.
 The player registers a gateway and the scenario's lots through the API, starts one driven LLRP
 reader simulator per reader (firmware_sim/llrp_reader.py; the agent's own LLRP adapter connects
 to it), a cuttable link to the broker (link.py), and ``python -m edge run --clock sim:...``
-attached to its clock controller (ops/clock_control.py). Then it walks the world's signals in
-simulated time, one step at a time:
+attached to its clock controller (ops/clock_control.py). A story with several sites gets all
+of that once per site (``play_sites``: one player per cloud site and financier, one agent
+process each, one controller moving them all). Then it walks the world's signals in
+simulated time, one step at a time, every site in each step:
 
 1. every signal of the step goes to its device: a read cycle's tag reads become one
    RO_ACCESS_REPORT stamped with the cycle's time, followed by an end-of-AISpec event per
