@@ -151,7 +151,8 @@ async def _fold_standing(
     conn: AsyncConnection, incident_id: int, site_id: str | None, at: datetime
 ) -> None:
     """Door, plate and weight alerts of the site that stood alone in the FOLD_BEFORE_S before
-    the incident opened or grew become its facts: resolved as part of it."""
+    the incident opened or grew become its facts: resolved as part of it. The resolve is sent
+    only where the alert's opening was (the incident's own webhook carries them anyway)."""
     if site_id is None:
         return
     async with conn.cursor(row_factory=dict_row) as cur:
@@ -161,7 +162,10 @@ async def _fold_standing(
             "AND last_seen_at >= %s "
             # another lot's weight drop is that lot's, not this incident's
             "AND (lot_id IS NULL OR lot_id = (SELECT lot_id FROM alerts WHERE id = %s)) "
-            "RETURNING id, alert_type, subject, explanation, last_seen_at, suppressed_by",
+            "RETURNING id, alert_type, subject, explanation, last_seen_at, "
+            # whether its opening went out: a financier hears the end only of what it saw open
+            "EXISTS (SELECT 1 FROM webhook_messages m WHERE m.alert_id = alerts.id "
+            "AND m.event_type = 'alert.opened') AS announced",
             (f"incident:{incident_id}", site_id, sorted(FOLDED_TYPES),
              at - timedelta(seconds=FOLD_BEFORE_S), incident_id))
         folded = await cur.fetchall()
@@ -179,7 +183,10 @@ async def _fold_standing(
     for f in folded:
         await _history(conn, f["id"], "resolved", f"incident:{incident_id}",
                        f"part of departure incident {incident_id}")
-        if f["suppressed_by"] is None:
+        # Not by suppression alone: an alert that opened before its lot was pledged, or
+        # before the financier had an endpoint, was never sent opened, and a lone "resolved"
+        # would tell of an alert the financier never saw (a suppressed one was never sent).
+        if f["announced"]:
             await enqueue_alert_change(conn, f["id"], "alert.resolved")
 
 

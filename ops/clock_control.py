@@ -100,23 +100,31 @@ async def follow(clock: SimulatedClock, reader: asyncio.StreamReader,
 class ClockController:
     """The player's end: ``async with ClockController(start_us) as ctl``, hand the follower
     ``ctl.spec``, ``await ctl.attached()``, then ``await ctl.advance_to(t)`` (returns once the
-    follower has settled at ``t``)."""
+    follower has settled at ``t``).
 
-    def __init__(self, start_us: int, *, attach_timeout_s: float = 60.0,
+    ``followers``: how many processes share this one time (a story's two sites, one gateway
+    each): ``attached`` waits for all of them, ``advance_to`` moves them all to ``t`` and
+    returns once every one has settled there, so no site runs ahead of another."""
+
+    def __init__(self, start_us: int, *, followers: int = 1, attach_timeout_s: float = 60.0,
                  step_timeout_s: float = 120.0) -> None:
+        if followers < 1:
+            raise ValueError("a clock needs at least one follower")
         self.now_us = start_us
         self.port = 0
+        self.followers = followers
         self._attach_timeout_s = attach_timeout_s
         self._step_timeout_s = step_timeout_s
         self._server: asyncio.Server | None = None
-        self._peer: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] | None = None
+        self._peers: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._all: asyncio.Future[None] | None = None
 
     @property
     def spec(self) -> str:
         return f"sim:127.0.0.1:{self.port}"
 
     async def __aenter__(self) -> ClockController:
-        self._peer = asyncio.get_running_loop().create_future()
+        self._all = asyncio.get_running_loop().create_future()
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0, limit=MAX_LINE)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -125,42 +133,47 @@ class ClockController:
         await self.close()
 
     async def close(self) -> None:
-        """Let the follower go (it stops: its time would never move again)."""
-        assert self._server is not None and self._peer is not None
+        """Let the followers go (they stop: their time would never move again)."""
+        assert self._server is not None and self._all is not None
         self._server.close()
-        if self._peer.done() and not self._peer.cancelled():
-            _, writer = self._peer.result()
+        if not self._all.done():
+            self._all.cancel()
+        for _, writer in self._peers:
             writer.close()
             with contextlib.suppress(OSError, ConnectionError):
                 await writer.wait_closed()
-        else:
-            self._peer.cancel()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        assert self._peer is not None
-        if self._peer.done():  # one follower per controller
+        assert self._all is not None
+        if len(self._peers) >= self.followers:  # as many followers as the controller was told
             writer.close()
             return
-        self._peer.set_result((reader, writer))
+        self._peers.append((reader, writer))
+        if len(self._peers) == self.followers and not self._all.done():
+            self._all.set_result(None)
 
     async def attached(self) -> None:
-        """Until the follower connected and took the start time."""
-        assert self._peer is not None
-        reader, writer = await asyncio.wait_for(asyncio.shield(self._peer),
-                                                self._attach_timeout_s)
-        _write(writer, {"op": "start", "t_us": self.now_us})
-        answer = await asyncio.wait_for(_read(reader), self._attach_timeout_s)
-        if answer.get("now_us") != self.now_us:
-            raise ClockChannelError(f"follower did not start at {self.now_us}: {answer!r}")
+        """Until every follower connected and took the start time."""
+        assert self._all is not None
+        await asyncio.wait_for(asyncio.shield(self._all), self._attach_timeout_s)
+        for reader, writer in self._peers:
+            _write(writer, {"op": "start", "t_us": self.now_us})
+            answer = await asyncio.wait_for(_read(reader), self._attach_timeout_s)
+            if answer.get("now_us") != self.now_us:
+                raise ClockChannelError(f"follower did not start at {self.now_us}: {answer!r}")
 
     async def advance_to(self, t_us: int) -> int:
-        """Move the follower's time to ``t_us``; returns once it has settled there."""
-        assert self._peer is not None and self._peer.done()
-        reader, writer = self._peer.result()
-        _write(writer, {"op": "advance_to", "t_us": t_us})
-        await writer.drain()
-        answer = await asyncio.wait_for(_read(reader), self._step_timeout_s)
-        if answer.get("now_us") != t_us:
-            raise ClockChannelError(f"follower answered {answer!r} to advance_to {t_us}")
+        """Move the followers' time to ``t_us``; returns once every one has settled there
+        (the timers they woke, summed)."""
+        assert self._all is not None and self._all.done()
+        for _, writer in self._peers:  # all at once: the sites' steps overlap in real time
+            _write(writer, {"op": "advance_to", "t_us": t_us})
+        woken = 0
+        for reader, writer in self._peers:
+            await writer.drain()
+            answer = await asyncio.wait_for(_read(reader), self._step_timeout_s)
+            if answer.get("now_us") != t_us:
+                raise ClockChannelError(f"follower answered {answer!r} to advance_to {t_us}")
+            woken += int(answer.get("woken", 0))
         self.now_us = t_us
-        return int(answer.get("woken", 0))
+        return woken

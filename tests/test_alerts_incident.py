@@ -235,3 +235,38 @@ async def test_the_same_plate_or_reader_at_two_sites_is_two_alerts(
                                                                       ("site-2", "open")]
     assert _rows(database_url, "SELECT state FROM alerts WHERE alert_type = "
                  "'theft.weight_drop'") == [("open",)]
+
+
+@pytest.mark.integration
+async def test_a_folded_alert_the_financier_never_saw_opened_is_resolved_in_silence(
+    database_url: str, api_keys: dict[str, str], api_client: httpx.AsyncClient
+) -> None:
+    # Lot L1's scale dropped before its financier registered a webhook endpoint: no
+    # alert.opened went out. Then tags leave and the incident folds the weight drop in: the
+    # financier hears of the incident, and nothing of an alert it never saw opened.
+    pledge_lot(database_url)
+    pledge_lot(database_url, lot="L2")
+    at = datetime.now(UTC) - timedelta(minutes=2)
+
+    def weight(lot: str) -> AlertBody:
+        return AlertBody(action="raise", alert_type="theft.weight_drop", subject=f"scale:{lot}",
+                         severity="critical", lot=lot, explanation=f"{lot} lighter")
+
+    await _batch(database_url, _accepted(MessageType.ALERT, weight("L1"), at=at))
+    await _endpoint(api_client, api_keys["bank-a"])
+    await _batch(database_url, _accepted(MessageType.ALERT, _edge_incident(
+        ["DDDD0001", "DDDD0002"]), at=at + timedelta(seconds=30)))
+    # L2's drop came after the endpoint: the financier saw it open, and hears it end.
+    await _batch(database_url, _accepted(MessageType.ALERT, weight("L2"), at=at))
+    await _batch(database_url, _accepted(MessageType.ALERT, _edge_incident(
+        ["DDDD0003", "DDDD0004"], lot="L2"), at=at + timedelta(seconds=30)))
+    folded = _rows(database_url, "SELECT lot_id, state, resolved_by LIKE 'incident:%%' "
+                   "FROM alerts WHERE alert_type = 'theft.weight_drop' ORDER BY lot_id")
+    assert folded == [("L1", "resolved", True), ("L2", "resolved", True)]
+    sent = _rows(database_url, "SELECT a.lot_id, a.alert_type, m.event_type FROM "
+                 "webhook_messages m JOIN alerts a ON a.id = m.alert_id ORDER BY m.seq")
+    # (the fold is written before the incident's opening, whose payload then holds it)
+    assert sent == [("L1", THEFT, "alert.opened"),
+                    ("L2", "theft.weight_drop", "alert.opened"),
+                    ("L2", "theft.weight_drop", "alert.resolved"),
+                    ("L2", THEFT, "alert.opened")]

@@ -141,6 +141,34 @@ async def test_control_channel_moves_a_followers_time_and_waits_for_it() -> None
         await tasks[0]
 
 
+async def test_one_controller_moves_two_followers_in_step() -> None:
+    # A story's two sites, one gateway each, on one time: neither runs ahead of the other.
+    async with ClockController(T0, followers=2) as controller:
+        _, address = parse_clock(controller.spec)
+        assert address is not None
+        attaching = [asyncio.create_task(attach(*address)) for _ in range(2)]
+        await controller.attached()
+        followers = [await a for a in attaching]
+        ticks: list[list[int]] = [[], []]
+
+        async def timer(clock: SimulatedClock, seen: list[int], period_s: float) -> None:
+            while True:
+                await clock.sleep(period_s)
+                seen.append(clock.now_us())
+
+        tasks = [asyncio.create_task(follow(*f)) for f in followers]
+        tasks += [asyncio.create_task(timer(f[0], seen, p))
+                  for f, seen, p in zip(followers, ticks, (60, 600), strict=True)]
+        assert await controller.advance_to(T0 + 3600_000_000) == 60 + 6
+        assert [len(t) for t in ticks] == [60, 6]
+        assert all(f[0].now_us() == T0 + 3600_000_000 for f in followers)
+        for task in tasks[2:]:
+            task.cancel()
+    for task in tasks[:2]:  # the controller went away: both followers stop
+        with pytest.raises(ClockChannelError):
+            await task
+
+
 async def test_control_channel_refuses_what_is_no_clock_step() -> None:
     async def serve(lines: list[bytes]) -> tuple[asyncio.Server, int]:
         async def accept(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:

@@ -89,4 +89,7 @@ def test_a_short_excursion_is_no_alert_and_a_long_one_is_exactly_one() -> None:
 def test_alerts_are_kept_per_site() -> None:
     verdict, out = run_story(load_story("same_names_two_sites"))
     assert verdict.passed, verdict.as_dict()
-    assert sorted(a.site for a in out.alerts) == ["site-a", "site-b"]
+    assert sorted(a.site for a in out.alerts if a.subject == "reader:r1") == [
+        "site-a", "site-b"]
+    assert [(a.site, a.subject) for a in out.alerts if a.alert_type.startswith("theft.")] == [
+        ("site-b", "lot:B")]

@@ -4,8 +4,10 @@ simulated devices through the real device paths, against the running cloud.
 The player registers a gateway and the scenario's lots through the API, starts one driven LLRP
 reader simulator per reader (firmware_sim/llrp_reader.py; the agent's own LLRP adapter connects
 to it), a cuttable link to the broker (link.py), and ``python -m edge run --clock sim:...``
-attached to its clock controller (ops/clock_control.py). Then it walks the world's signals in
-simulated time, one step at a time:
+attached to its clock controller (ops/clock_control.py). A story with several sites gets all
+of that once per site (``play_sites``: one player per cloud site and financier, one agent
+process each, one controller moving them all). Then it walks the world's signals in
+simulated time, one step at a time, every site in each step:
 
 1. every signal of the step goes to its device: a read cycle's tag reads become one
    RO_ACCESS_REPORT stamped with the cycle's time, followed by an end-of-AISpec event per
@@ -38,7 +40,7 @@ import sqlite3
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -228,6 +230,8 @@ class RawRun:
     unplayed: dict[str, int] = field(default_factory=dict)
     # The gateway's local siren: (its time, alert type, subject, on) as it published them.
     alarms: list[tuple[int, str, str, bool]] = field(default_factory=list)
+    site: str = ""  # the cloud's site this run's gateway is at ("": every alert is its own)
+    financier: str = ""  # whose webhook endpoint ``webhooks`` are
 
     @property
     def simulated_per_wall(self) -> float:
@@ -280,6 +284,11 @@ class _Stage:
     gateway: str = ""
     feeds: dict[str, FrameFeed] = field(default_factory=dict)  # camera -> its frame channel
     frames: list[GateFrame | LabelFrame] = field(default_factory=list)  # this step's, unsent
+    player: RawPlayer | None = None  # the cloud site, financier and names of this gateway
+    inbox: WebhookInbox | None = None  # this site's financier's webhook endpoint
+    alarms: list[tuple[int, str, str, bool]] = field(default_factory=list)  # its siren
+    data_dir: Path | None = None
+    config: Path | None = None
 
 
 class ControllerTime:
@@ -322,8 +331,15 @@ class RawPlayer:
 
     async def run(self, site: SiteSpec, signals: Iterable[Signal]) -> RawRun:
         """Play ``signals`` (dated from ``site.epoch_us``, moved to the controller's start)."""
-        ordered = sorted(signals, key=lambda s: s.t_us)
-        gateway = f"raw-{self.names.run_id}"
+        (run,) = await play_sites([(self, site, signals)])
+        return run
+
+    async def _prepare(self, stack: contextlib.AsyncExitStack, site: SiteSpec, start_us: int,
+                       shift_us: int, index: int) -> _Stage:
+        """This site's gateway registered, its lots, devices, webhook endpoint, siren listener
+        and agent config; the agent itself is started by the caller."""
+        # One gateway per site of a story: the first keeps the name a one-site run has.
+        gateway = f"raw-{self.names.run_id}" + (f"-{index}" if index else "")
         key_file = await register_gateway(self.api, self.admin_key, self.site, gateway,
                                           self.work_dir)
         epcs: dict[str, str] = {}
@@ -334,61 +350,35 @@ class RawPlayer:
                 "id": self.names.lot_id(lot.id), "site_id": self.site,
                 "name": f"{site.name} {lot.id}", "pieces": lot.tags,
                 "financier_id": self.financier, "epcs": run_epcs})
-        start_us = self.controller.now_us
         readers = {r.id: LlrpReaderSim(TagPopulation({}), driven=True,
                                        clock_us=lambda: self.controller.now_us)
                    for r in site.readers}
         broker = urlsplit(self.broker_url)
         host, port = broker.hostname or "127.0.0.1", broker.port or 1883
         inbox = WebhookInbox()
-        wall_started = time.monotonic()
-        async with contextlib.AsyncExitStack() as stack:
-            await stack.enter_async_context(inbox.serving())
-            link = await stack.enter_async_context(CuttableLink(host, port))
-            for sim in readers.values():
-                await stack.enter_async_context(sim)
-            stage = _Stage(site, readers, link, start_us, start_us - site.epoch_us,
-                           (host, port), epcs, gateway=gateway,
-                           releases=sorted(site.releases, key=lambda r: r.from_us))
-            if site.authorised_vehicles:
-                for lot, _ in site.lots:
-                    await self._post(f"/api/v1/lots/{self.names.lot_id(lot.id)}/details",
-                                     self.admin_key,
-                                     {"authorised_vehicles": site.authorised_vehicles}, "PUT")
-            if site.sensors or site.doors or site.trackers:
-                stage.sensors = await stack.enter_async_context(aiomqtt.Client(host, port))
-            for camera in site.cameras:
-                stage.feeds[camera.name] = await stack.enter_async_context(
-                    FrameFeed(camera.name))
-            if stage.feeds:  # a camera sends the empty gate around a vehicle
-                ordered = with_idle_frames(ordered)
-            await self._post("/api/v1/webhooks/endpoints", self.financier_key,
-                             {"url": f"http://127.0.0.1:{inbox.port}/hooks"})
-            data_dir = self.work_dir / gateway
-            config = self.work_dir / f"{gateway}.toml"
-            config.write_text(self._config(stage, gateway, key_file, data_dir))
-            alarms: list[tuple[int, str, str, bool]] = []
-            listening = asyncio.create_task(self._listen_siren(host, port, gateway, alarms))
-            stack.push_async_callback(_cancelled, listening)
-            await asyncio.sleep(0.2)  # subscribed before the agent can sound anything
-            agent = await self._start_agent(config)
-            try:
-                await self.controller.attached()
-                for sim in readers.values():
-                    await sim.connected(timeout_s=30)
-                await self._play(stage, ordered)
-                await self._drained(data_dir / "outbox.db", link)
-                await asyncio.sleep(0.5)  # a siren call in flight (one connection per alarm)
-            finally:
-                await self._stop_agent(agent)
-            rows = await self.api.get("/api/v1/alerts", params={"limit": 1000},
-                                      headers=bearer(self.admin_key))
-            rows.raise_for_status()
-        if stage.cut_at is not None:
-            stage.link_cuts.append((stage.cut_at, self.controller.now_us))
-        return RawRun(self.names, start_us, stage.shift_us, rows.json(), inbox.received,
-                      stage.link_cuts, (self.controller.now_us - start_us) / 1e6,
-                      time.monotonic() - wall_started, dict(stage.unplayed), alarms)
+        await stack.enter_async_context(inbox.serving())
+        link = await stack.enter_async_context(CuttableLink(host, port))
+        for sim in readers.values():
+            await stack.enter_async_context(sim)
+        stage = _Stage(site, readers, link, start_us, shift_us, (host, port), epcs,
+                       gateway=gateway, releases=sorted(site.releases, key=lambda r: r.from_us),
+                       player=self, inbox=inbox, data_dir=self.work_dir / gateway,
+                       config=self.work_dir / f"{gateway}.toml")
+        if site.authorised_vehicles:
+            for lot, _ in site.lots:
+                await self._post(f"/api/v1/lots/{self.names.lot_id(lot.id)}/details",
+                                 self.admin_key,
+                                 {"authorised_vehicles": site.authorised_vehicles}, "PUT")
+        if site.sensors or site.doors or site.trackers:
+            stage.sensors = await stack.enter_async_context(aiomqtt.Client(host, port))
+        for camera in site.cameras:
+            stage.feeds[camera.name] = await stack.enter_async_context(FrameFeed(camera.name))
+        await self._post("/api/v1/webhooks/endpoints", self.financier_key,
+                         {"url": f"http://127.0.0.1:{inbox.port}/hooks"})
+        stage.config.write_text(self._config(stage, gateway, key_file, stage.data_dir))
+        listening = asyncio.create_task(self._listen_siren(host, port, gateway, stage.alarms))
+        stack.push_async_callback(_cancelled, listening)
+        return stage
 
     async def _listen_siren(self, host: str, port: int, gateway: str,
                             alarms: list[tuple[int, str, str, bool]]) -> None:
@@ -502,7 +492,7 @@ class RawPlayer:
         """The site's shipped fences, as this run's site (the agent refuses another site's)."""
         fences = json.loads((REPO / "geofences" / "sites" / f"{name}.geojson").read_text())
         fences["site"] = self.site
-        path = self.work_dir / f"fences-{self.names.run_id}.geojson"
+        path = self.work_dir / f"fences-{self.site}-{self.names.run_id}.geojson"
         path.write_text(json.dumps(fences))
         return path
 
@@ -511,54 +501,70 @@ class RawPlayer:
         other runs' (nor their topics on the site's broker)."""
         return f"{logical}-{self.names.run_id}"
 
-    async def _start_agent(self, config: Path) -> asyncio.subprocess.Process:
-        log = (self.work_dir / "agent.log").open("wb")
+    async def _start_agent(self, config: Path, log_name: str = "agent.log"
+                           ) -> asyncio.subprocess.Process:
+        log = (self.work_dir / log_name).open("wb")
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "edge", "run", "--config", str(config),
             "--clock", self.controller.spec, cwd=REPO, env=env,
             stdout=log, stderr=asyncio.subprocess.STDOUT)
 
-    async def _stop_agent(self, agent: asyncio.subprocess.Process) -> None:
-        await self.controller.close()  # the agent stops when its clock's controller goes
-        try:
-            await asyncio.wait_for(agent.wait(), 10)
-        except TimeoutError:
-            agent.kill()
-            await agent.wait()
+    async def _stop_agents(self, agents: list[asyncio.subprocess.Process]) -> None:
+        await self.controller.close()  # an agent stops when its clock's controller goes
+        for agent in agents:
+            try:
+                await asyncio.wait_for(agent.wait(), 10)
+            except TimeoutError:
+                agent.kill()
+                await agent.wait()
 
-    async def _play(self, stage: _Stage, signals: list[Signal]) -> None:
-        site, readers, pending = stage.site, stage.readers, stage.pending
-        step_us = round(site.step_s * 1_000_000)
-        shift = stage.shift_us
-        end_us = (max(stage.start_us, signals[-1].t_us + shift) if signals else stage.start_us
-                  ) + round(site.settle_s * 1e6)
-        i = 0
-        now = stage.start_us
+    async def _play(self, stages: list[_Stage], signals: list[list[Signal]]) -> None:
+        """Every site's signals, step by step on the one clock (``signals[k]``: stage k's, in
+        time order): each step's signals to their devices and every reader's barrier, at
+        every site, before the agents' time moves on."""
+        step_us = round(min(stage.site.step_s for stage in stages) * 1_000_000)
+        end_us = max((max(stage.start_us, sent[-1].t_us + stage.shift_us) if sent
+                      else stage.start_us) + round(stage.site.settle_s * 1e6)
+                     for stage, sent in zip(stages, signals, strict=True))
+        nexts = [0] * len(stages)
+        now = min(stage.start_us for stage in stages)
         while now < end_us:
             step_end = min(now + step_us, end_us)
-            while i < len(signals) and signals[i].t_us + shift <= step_end:
-                await self._signal(stage, signals[i])
-                i += 1
-            for reader in list(pending):  # reads whose cycle end the world did not state
-                await self._report(readers, reader, pending.pop(reader))
-            for sim in readers.values():
-                await sim.barrier()
+            for k, stage in enumerate(stages):
+                sent, player = signals[k], stage.player
+                assert player is not None
+                while nexts[k] < len(sent) and sent[nexts[k]].t_us + stage.shift_us <= step_end:
+                    await player._signal(stage, sent[nexts[k]])
+                    nexts[k] += 1
+                for reader in list(stage.pending):  # reads whose cycle end the world did not state
+                    await self._report(stage.readers, reader, stage.pending.pop(reader))
+            for stage in stages:
+                for sim in stage.readers.values():
+                    await sim.barrier()
             await self.controller.advance_to(step_end)
             now = step_end
-            await self._sampled(stage)
-            await self._framed(stage)
-            await self._reconnected(readers)
-            await self._approved(stage)
+            for stage in stages:
+                assert stage.player is not None
+                await stage.player._sampled(stage)
+                await stage.player._framed(stage)
+                await self._reconnected(stage.readers)
+                await stage.player._approved(stage)
             # Nothing until the next signal: one jump (every timer still fires on the way).
-            upcoming = signals[i].t_us + shift if i < len(signals) else end_us
-            if stage.releases:
-                upcoming = min(upcoming, stage.releases[0].from_us + shift + step_us)
+            upcoming = end_us
+            for k, stage in enumerate(stages):
+                if nexts[k] < len(signals[k]):
+                    upcoming = min(upcoming, signals[k][nexts[k]].t_us + stage.shift_us)
+                if stage.releases:
+                    upcoming = min(upcoming,
+                                   stage.releases[0].from_us + stage.shift_us + step_us)
             if upcoming - step_us > now:
                 now = min(upcoming - step_us, end_us)
                 await self.controller.advance_to(now)
-                await self._reconnected(readers)
-                await self._approved(stage)
+                for stage in stages:
+                    assert stage.player is not None
+                    await self._reconnected(stage.readers)
+                    await stage.player._approved(stage)
 
     async def _approved(self, stage: _Stage) -> None:
         """The releases whose time has come, through the cloud's API as the warehouse and the
@@ -723,6 +729,64 @@ class RawPlayer:
             if depth == 0:
                 return
             await asyncio.sleep(0.2)
+
+
+async def play_sites(plays: Sequence[tuple[RawPlayer, SiteSpec, Iterable[Signal]]]
+                     ) -> list[RawRun]:
+    """A story's sites, one agent process per site, on one simulated time. Each player is one
+    site of the cloud: its own gateway registration, key, config, devices, lots, financier and
+    webhook endpoint; the players share the API and the clock controller (made with one
+    follower per site), so the sites step together. The signals' times are moved by one shift
+    (the first site's start to the controller's): the sites' clocks agree, as they do in the
+    world. Returns one run per site, in order, each with the cloud's alerts of every site (the
+    run's ``site`` tells its own) and its own financier's webhooks."""
+    first = plays[0][0]
+    controller = first.controller
+    if controller.followers != len(plays) or any(p.controller is not controller
+                                                 for p, _, _ in plays):
+        raise ValueError("one controller with one follower per site")
+    start_us = controller.now_us
+    shift_us = start_us - plays[0][1].epoch_us
+    ordered = [sorted(signals, key=lambda s: s.t_us) for _, _, signals in plays]
+    wall_started = time.monotonic()
+    async with contextlib.AsyncExitStack() as stack:
+        stages = [await player._prepare(stack, site, start_us, shift_us, k)
+                  for k, (player, site, _) in enumerate(plays)]
+        # A camera sends the empty gate around a vehicle.
+        ordered = [with_idle_frames(sent) if stage.feeds else sent
+                   for sent, stage in zip(ordered, stages, strict=True)]
+        await asyncio.sleep(0.2)  # subscribed before the agent can sound anything
+        agents: list[asyncio.subprocess.Process] = []
+        try:
+            for k, stage in enumerate(stages):
+                assert stage.config is not None
+                agents.append(await plays[k][0]._start_agent(
+                    stage.config, f"agent-{stage.gateway}.log" if k else "agent.log"))
+            await controller.attached()
+            for stage in stages:
+                for sim in stage.readers.values():
+                    await sim.connected(timeout_s=30)
+            await first._play(stages, ordered)
+            for k, stage in enumerate(stages):
+                assert stage.data_dir is not None
+                await plays[k][0]._drained(stage.data_dir / "outbox.db", stage.link)
+            await asyncio.sleep(0.5)  # a siren call in flight (one connection per alarm)
+        finally:
+            await first._stop_agents(agents)
+        rows = await first.api.get("/api/v1/alerts", params={"limit": 1000},
+                                   headers=bearer(first.admin_key))
+        rows.raise_for_status()
+    runs = []
+    for (player, _, _), stage in zip(plays, stages, strict=True):
+        assert stage.inbox is not None
+        if stage.cut_at is not None:
+            stage.link_cuts.append((stage.cut_at, controller.now_us))
+        runs.append(RawRun(player.names, start_us, stage.shift_us, rows.json(),
+                           stage.inbox.received, stage.link_cuts,
+                           (controller.now_us - start_us) / 1e6,
+                           time.monotonic() - wall_started, dict(stage.unplayed), stage.alarms,
+                           site=player.site, financier=player.financier))
+    return runs
 
 
 async def _cancelled(task: asyncio.Task[None]) -> None:

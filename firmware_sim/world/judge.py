@@ -5,7 +5,9 @@ recall over stories. Pure.
 Scoring: each ``must`` is a positive (found or missed); each alert matching a ``must_not`` is a
 false alarm. Thefts are scored on the ground truth too: a labelled theft incident is detected
 when a ``theft.*`` alert on its lot is raised at or after the incident started (recall); a
-``theft.*`` alert on a lot with no theft under way is a false alarm (precision).
+``theft.*`` alert on a lot with no theft under way is a false alarm (precision). An expectation
+with ``webhook_to`` is judged on what that financier received too (a webhook it must not get is
+a false alarm); a run without webhooks (the value-level runner) lists it as unjudged.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from firmware_sim.world.runner import Alert, Outcome, run_worlds
+from firmware_sim.world.runner import Alert, Outcome, Webhook, run_worlds
 from firmware_sim.world.story import Expect, Story
 
 US = 1_000_000
@@ -29,6 +31,7 @@ class Verdict:
     forbidden_seen: list[str] = field(default_factory=list)
     other: list[str] = field(default_factory=list)  # alerts no expectation names
     time_to_alert_s: dict[str, float | None] = field(default_factory=dict)  # incident -> s
+    unjudged: list[str] = field(default_factory=list)  # webhook checks a run without webhooks
     alarms: int = 0
     signals: int = 0
 
@@ -39,14 +42,16 @@ class Verdict:
     def as_dict(self) -> dict[str, Any]:
         return {"story": self.story, "passed": self.passed, "found": self.found,
                 "missing": self.missing, "forbidden_seen": self.forbidden_seen,
-                "other": self.other, "time_to_alert_s": self.time_to_alert_s}
+                "other": self.other, "time_to_alert_s": self.time_to_alert_s,
+                **({"unjudged": self.unjudged} if self.unjudged else {})}
 
 
 def _label(e: Expect) -> str:
-    return f"{e.alert_type} {e.subject or '*'}" + (f"@{e.site}" if e.site else "")
+    return (f"{e.alert_type} {e.subject or '*'}" + (f"@{e.site}" if e.site else "")
+            + (f" -> {e.webhook_to}" if e.webhook_to else ""))
 
 
-def matches(e: Expect, a: Alert) -> bool:
+def matches(e: Expect, a: Alert | Webhook) -> bool:
     return (fnmatch.fnmatchcase(a.alert_type, e.alert_type)
             and (e.subject is None or a.subject == e.subject)
             and (e.site is None or a.site == e.site))
@@ -105,6 +110,13 @@ def judge(story: Story, outcome: Outcome) -> Verdict:
                           for _at, _type, subj, on in outcome.alarms)
             if sounded != e.siren:
                 problems.append("the siren " + ("never sounded" if e.siren else "sounded"))
+        if e.webhook_to is not None and outcome.webhooks is None:
+            v.unjudged.append(_label(e))
+        elif e.webhook_to is not None and hits:
+            heard = [w for w in outcome.webhooks or ()
+                     if w.financier == e.webhook_to and matches(e, w)]
+            if not heard:
+                problems.append(f"no webhook to {e.webhook_to}")
         if hits and e.when != "any":
             during = [a for a in hits if _in_cut(outcome, a.site, a.decided_us)]
             if e.when == "during_link_cut" and not during:
@@ -117,10 +129,19 @@ def judge(story: Story, outcome: Outcome) -> Verdict:
     # evidence, resolved by it (docs/alerts.md): not an alert of its own.
     standing = [a for a in outcome.alerts if a.folded_into is None]
     for e in story.must_not:
+        if e.webhook_to is not None:  # what this financier must not hear about
+            if outcome.webhooks is None:
+                v.unjudged.append(_label(e))
+            for w in outcome.webhooks or ():
+                if w.financier == e.webhook_to and matches(e, w):
+                    v.forbidden_seen.append(f"{w.event} to {w.financier}: {w.alert_type} "
+                                            f"{w.subject}@{w.site}"
+                                            + (f" ({e.why})" if e.why else ""))
+            continue
         for a in standing:
             if matches(e, a):
                 v.forbidden_seen.append(a.describe() + (f" ({e.why})" if e.why else ""))
-    named = (*story.must, *story.must_not)
+    named = (*story.must, *(e for e in story.must_not if e.webhook_to is None))
     v.other = [a.describe() for a in standing if not any(matches(e, a) for e in named)]
     for incident, (site, lot, t0) in starts.items():
         kinds = {d.kind for w in story.sites for d in w.departures if d.incident == incident}

@@ -245,6 +245,7 @@ class World(_M):
     duration_s: float = Field(gt=0, le=90 * 86400)
     working_hours: tuple[int, int] = (7, 19)  # local hours doors may open without a reason
     fences: Name | None = None  # the site's geofences (geofences/sites/<name>.geojson)
+    financier: Name | None = None  # the pledgee of the site's lots (webhook expectations)
     label_unreadable_after_s: float = Field(300.0, gt=0, le=86400)  # the site's setting
     readers: list[Reader] = Field(default_factory=list, max_length=64)
     lots: list[Lot] = Field(default_factory=list, max_length=200)

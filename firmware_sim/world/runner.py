@@ -136,10 +136,24 @@ class Alert:
 
 
 @dataclass
+class Webhook:
+    """A webhook a financier received about an alert (world names: site, subject)."""
+
+    financier: str
+    site: str
+    alert_type: str
+    subject: str
+    event: str  # alert.opened, alert.updated, ...
+
+
+@dataclass
 class Outcome:
     """What one run produced: the alerts, the local alarms and the uplink's cuts."""
 
     alerts: list[Alert] = field(default_factory=list)
+    # What the financiers received; None where the run has no cloud to send them (this
+    # value-level runner): expectations on webhooks are then unjudged.
+    webhooks: list[Webhook] | None = None
     # The gateway's siren: (at, alert type, subject, on); sirens of every site.
     alarms: list[tuple[int, str, str, bool]] = field(default_factory=list)
     link_cuts: dict[str, list[tuple[int, int]]] = field(default_factory=dict)

@@ -12,7 +12,9 @@ Subjects are logical names from the world (``lot:A``, ``reader:r2``, ``vehicle:Z
 one site when a story has several. An expectation's ``alert_type`` may end in ``*``
 (``theft.*``). Timing is measured from a labelled incident (a departure's ``incident``):
 ``within_s`` of its first piece leaving; ``when`` says whether it must be raised while the
-uplink was cut (``during_link_cut``) or after.
+uplink was cut (``during_link_cut``) or after. ``webhook_to`` names a financier (a site's
+``financier``, the pledgee of its lots): a ``must`` then also needs a webhook about the alert
+to that financier, a ``must_not`` forbids any webhook to it about what it matches.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from firmware_sim.world.model import World
+from firmware_sim.world.model import Name, World
 
 RAW_STORIES = Path(__file__).resolve().parent.parent / "scenarios" / "raw"
 
@@ -43,6 +45,10 @@ class Expect(_M):
     when: Literal["any", "during_link_cut", "after_link_cut"] = "any"
     cleared: bool | None = None  # False: still active at the end; True: cleared by then
     siren: bool | None = None  # True: the gateway's own siren sounded for its subject
+    # A financier (a site's ``financier``): in ``must``, it received a webhook about the
+    # alert; in ``must_not``, it received none about any alert this matches. Judged where the
+    # run has webhooks (the raw player's cloud), unjudged by the value-level runner.
+    webhook_to: Name | None = None
     why: str = Field("", max_length=500)  # the reason, for the reader of the story
 
     @model_validator(mode="after")
@@ -72,6 +78,10 @@ class Story(_M):
                                  f"departure carries (known: {sorted(incidents)})")
             if e.site is not None and e.site not in sites:
                 raise ValueError(f"expectation names site {e.site!r} (known: {sites})")
+            financiers = sorted({w.financier for w in self.sites if w.financier})
+            if e.webhook_to is not None and e.webhook_to not in financiers:
+                raise ValueError(f"expectation names financier {e.webhook_to!r}, whom no "
+                                 f"site's lots are pledged to (known: {financiers})")
         if not self.must and not self.must_not:
             raise ValueError("a story states what must or must not come out")
         return self
