@@ -64,6 +64,13 @@ def test_a_diagonal_barcode_is_read_by_the_second_pass_and_located_in_the_pictur
         assert abs(x + w / 2 - centre[0]) < 40 and abs(y + h / 2 - centre[1]) < 40
 
 
+def test_the_second_pass_stops_when_its_time_budget_is_spent() -> None:
+    image, truth, _ = symbol("GS1-128", random.Random(4))
+    picture, _ = _on_canvas(image, 40)  # only the second pass reads it (above)
+    assert not read_symbols(picture, budget_ms=0.0)
+    assert [r.text for r in read_symbols(picture)] == [truth]
+
+
 def test_light_on_dark_symbols_are_read() -> None:
     image, truth, _ = symbol("QRCode", random.Random(5))
     picture, _ = _on_canvas(image, 10)
