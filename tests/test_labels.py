@@ -8,6 +8,7 @@ import json
 import random
 import subprocess
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -15,8 +16,9 @@ import cv2
 import numpy as np
 import zxingcpp
 
-from edge.vision.labels import read_symbols
-from edge.vision.ocr import OcrBudget, TextLine
+from edge.vision.label_text import JobQueue, LabelTextWorker, TextJob
+from edge.vision.labels import LabelRead, read_symbols
+from edge.vision.ocr import OcrBudget, TextLine, TextReader
 from edge.vision.stack import LabelSpot, StackWatch
 from firmware_sim.camera.label_photos import SYMBOLOGIES, label_photos, symbol
 from firmware_sim.camera.scenes import stack_scene
@@ -62,6 +64,13 @@ def test_a_diagonal_barcode_is_read_by_the_second_pass_and_located_in_the_pictur
         assert reads, angle
         x, y, w, h = reads[0].box  # type: ignore[misc]
         assert abs(x + w / 2 - centre[0]) < 40 and abs(y + h / 2 - centre[1]) < 40
+
+
+def test_the_second_pass_stops_when_its_time_budget_is_spent() -> None:
+    image, truth, _ = symbol("GS1-128", random.Random(4))
+    picture, _ = _on_canvas(image, 40)  # only the second pass reads it (above)
+    assert not read_symbols(picture, budget_ms=0.0)
+    assert [r.text for r in read_symbols(picture)] == [truth]
 
 
 def test_light_on_dark_symbols_are_read() -> None:
@@ -138,6 +147,8 @@ def test_torn_labels_cost_one_ocr_call_per_period_not_one_per_frame() -> None:
     for second in range(0, 150):  # 150 s of a still stack, one frame a second
         outcome = watch.process(torn, second * 1_000_000)
         texts += [(r.lot, r.label.text) for r in outcome.readings]
+    texts += [(r.lot, r.label.text) for r in watch.flush(10).readings]
+    watch.close()
     # Four lots unreadable for 150 s: one OCR call per 30 s, each lot once, not one per look.
     assert len(reader.calls) == 4
     assert all(side <= limit == watch.ocr_budget.max_side for side, limit in reader.calls)
@@ -172,3 +183,68 @@ def test_cli_reads_label_text_only_when_asked(tmp_path: Path) -> None:
     printed = labels("--label-text")
     assert printed and {label["format"] for label in printed} == {"text"}
     assert any("SSCC" in label["text"].upper() for label in printed)
+
+
+def _job(lot: str, queued_s: float) -> TextJob:
+    return TextJob(lot, np.zeros((2, 2), np.uint8), 0, queued_s)
+
+
+def test_the_text_queue_keeps_the_newest_jobs_and_passes_over_stale_ones() -> None:
+    queue = JobQueue(1)
+    assert queue.put(_job("A", 0.0)) == []
+    assert [j.lot for j in queue.put(_job("B", 1.0))] == ["A"]  # the oldest makes room
+    job, stale = queue.take(2.0, stale_after_s=5.0)
+    assert job is not None and job.lot == "B" and stale == []
+    two = JobQueue(2)
+    two.put(_job("A", 0.0))
+    two.put(_job("B", 8.0))
+    job, stale = two.take(10.0, stale_after_s=5.0)
+    assert job is not None and job.lot == "B" and [j.lot for j in stale] == ["A"]
+    assert two.take(10.0, stale_after_s=5.0) == (None, [])
+
+
+class HeldReader:
+    """A text reader that does not finish until the test lets it: a slow OCR call, made long."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.seen: list[int] = []
+
+    def __call__(self, crop: np.ndarray) -> list[LabelRead]:
+        self.seen.append(int(crop[0, 0]))
+        self.started.set()
+        assert self.release.wait(30)
+        return [LabelRead("text", f"SSCC {int(crop[0, 0])}", None, None)]
+
+
+def test_the_worker_never_holds_up_its_caller_and_drops_the_oldest_waiting_crop() -> None:
+    reader = HeldReader()
+    worker = LabelTextWorker(reader, pending=1)
+    crop = np.zeros((8, 8), np.uint8)
+    assert worker.submit("LOT-1", crop + 1, 1) == []
+    assert reader.started.wait(10)  # the first crop is being read, and will not finish yet
+    assert worker.submit("LOT-2", crop + 2, 2) == []  # submitting returned: nobody waited
+    assert [j.lot for j in worker.submit("LOT-3", crop + 3, 3)] == ["LOT-2"]
+    assert worker.results() == []
+    reader.release.set()
+    assert worker.idle(10)
+    done = worker.results()
+    assert [(r.lot, r.at_us, r.reads[0].text) for r in done] == [("LOT-1", 1, "SSCC 1"),
+                                                                 ("LOT-3", 3, "SSCC 3")]
+    assert reader.seen == [1, 3]
+    worker.close()
+
+
+def test_a_stack_camera_reads_label_text_in_the_background_by_the_real_ocr() -> None:
+    torn = stack_scene(random.Random(2), 1280, 720, damaged=True).image
+    spots = [LabelSpot("LOT-0", (0, 0, 640, 360))]
+    watch = StackWatch(spots, reader=TextReader(threads=1), started_us=0,
+                       look_every_us=1_000_000, blind_hold_us=10**12)
+    first = watch.process(torn, 0)
+    assert first.looked == ["LOT-0"] and first.readings == []  # the frame did not wait for OCR
+    assert watch.text_worker is not None and watch.text_worker.idle(60)
+    later = watch.process(torn, 1_000_000)
+    watch.close()
+    assert [(r.lot, r.label.symbology, r.at_us) for r in later.readings] == [("LOT-0", "text", 0)]
+    assert "SSCC" in later.readings[0].label.text.upper()

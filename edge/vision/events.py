@@ -106,11 +106,13 @@ def emit_outcome(shared: VisionOutput, camera: str, outcome: Any, at_us: int) ->
     for passage in getattr(outcome, "passages", []):
         emit_passage(shared, camera, passage)
     for reading in getattr(outcome, "readings", []):
+        # Text read by OCR in the background is dated by the frame its crop came from.
+        seen_us = reading.at_us if reading.at_us is not None else at_us
         refs = _store(shared, [(reading.crop, "label_crop")])
         shared.ctx.emit(MessageType.LABEL_READ, LabelReadBody(
             camera=camera, lot=reading.lot, symbology=reading.label.symbology,
             text=reading.label.text[:512], gs1=reading.label.gs1, evidence=refs,
-        ), observed_at=_observed(at_us))
+        ), observed_at=_observed(seen_us))
     for verdict in getattr(outcome, "verdicts", []):
         minutes = verdict.unread_for_us / 60e6
         text = (alert_text("label_unreadable.raise", lot=verdict.lot, camera=camera,

@@ -1,8 +1,9 @@
 """Text reading with RapidOCR (PP-OCR models shipped in the rapidocr-onnxruntime wheel).
 
 Two uses: a plate crop is one line of text, so only the recogniser runs on it (tens of
-milliseconds); a label or a whole frame needs the text detector first (hundreds). The second is
-kept off a camera's frame loop by ``OcrBudget``: when it may run at all, and on how many pixels.
+milliseconds); a label or a whole frame needs the text detector first (hundreds). The second
+runs off a camera's frame loop (``edge.vision.label_text``), bounded by ``OcrBudget``: when it
+may run at all, and on how many pixels.
 """
 
 from __future__ import annotations
@@ -67,8 +68,9 @@ class TextReader:
 class OcrBudget:
     """When a camera may spend the text detector on a label nobody can scan, and on how much.
 
-    The detector costs 0.3-1 s a call on one core, in the camera's loop: run on every frame
-    whose label did not scan, it would stop the camera. So it runs at most once every
+    The detector costs 0.3-1 s a call on one core: run on every frame whose label did not
+    scan, it would take the core from the camera's loop even in a background thread (and
+    would stop the loop if run in it). So it runs at most once every
     ``every_us`` of picture time per camera (the caller also asks only once per unreadable
     stretch of a lot), on at most ``max_side`` pixels a side. Pure: the caller gives the time.
     """

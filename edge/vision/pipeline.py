@@ -34,6 +34,10 @@ from ops.supervised import Health
 
 log = logging.getLogger(__name__)
 
+# At the end of a file, label text the background OCR is still reading is waited for this long
+# (one call of the text detector on a 640 px crop takes 0.3-1 s on one core).
+_TEXT_FLUSH_S = 5.0
+
 # The scenario player (firmware_sim) judges a covered lens with the pipeline's own wording.
 __all__ = ["PIPELINE", "VisionSettings", "emit_blindness", "run", "run_camera"]
 
@@ -76,6 +80,7 @@ def _log_health(health: Health) -> None:
 async def run_camera(shared: VisionOutput, camera: CameraSettings) -> None:
     made = await asyncio.to_thread(_watch_factory, shared, camera)
     watch: Any = None
+    last_at_us: int | None = None
     source: Camera | PushedCamera
     if pushed(camera.source):  # frames with their own (simulated) capture time
         source = PushedCamera(camera.name, camera.source, _log_health,
@@ -94,7 +99,13 @@ async def run_camera(shared: VisionOutput, camera: CameraSettings) -> None:
                     watch = made((w, h))
                 outcome = await asyncio.to_thread(watch.process, frame.image, frame.at_us)
                 emit_outcome(shared, camera.name, outcome, frame.at_us)
+                last_at_us = frame.at_us
     emit_finished(shared, camera.name, watch)  # a file read to its end
+    if hasattr(watch, "flush"):  # a stack camera: label text still read in the background
+        if last_at_us is not None:
+            outcome = await asyncio.to_thread(watch.flush, _TEXT_FLUSH_S)
+            emit_outcome(shared, camera.name, outcome, last_at_us)
+        watch.close()
 
 
 async def run(settings: VisionSettings, ctx: EdgeContext) -> None:

@@ -7,8 +7,11 @@ is read with zxing-cpp; a changed reading is reported once; the result feeds ``L
 
 The printed text of a label whose symbol does not scan is read by OCR, once per unreadable
 stretch of a lot and within the camera's ``OcrBudget`` (at most one call every
-``ocr_every_us``, on a shrunk crop): a torn label still says what it was, and the frame loop
-keeps its pace. A lot refused by the budget is tried again at a later look.
+``ocr_every_us``, on a shrunk crop), in a background thread (``LabelTextWorker``): a torn label
+still says what it was, and the frame loop never waits for the text detector. The lines come
+back as a reading at a later frame, dated by the frame the crop came from. A lot refused by
+the budget, or whose crop the worker dropped, is tried again at a later look; a lot whose
+symbol scanned meanwhile keeps the symbol.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge.vision.label_text import LabelTextWorker
 from edge.vision.label_watch import LabelVerdict, LabelWatch
 from edge.vision.labels import LabelRead, label_lines, read_symbols
 from edge.vision.motion import MotionGate
@@ -37,6 +41,7 @@ class SpotReading:
     lot: str
     label: LabelRead
     crop: np.ndarray
+    at_us: int | None = None  # when the crop was seen, if not at the frame that reports it
 
 
 @dataclass
@@ -66,6 +71,9 @@ class StackWatch:
         self.spots = spots
         self.reader = reader
         self.ocr_budget = OcrBudget(every_us=ocr_every_us)
+        max_side = self.ocr_budget.max_side
+        self.text_worker = None if reader is None else LabelTextWorker(
+            lambda crop: label_lines(crop, reader, max_side=max_side))
         self.look_every_us = look_every_us
         self.motion = MotionGate()
         self.blindness = CameraBlindness(hold_us=blind_hold_us)
@@ -75,10 +83,12 @@ class StackWatch:
         self._last_text: dict[str, str] = {}
         # OCR of a label costs up to a second: once per unreadable stretch of a lot is enough.
         self._ocr_tried: set[str] = set()
+        self._symbol_at: dict[str, int] = {}  # when each lot's symbol last scanned
         self._previous_grey: np.ndarray | None = None
 
     def process(self, image: np.ndarray, at_us: int) -> StackOutcome:
         outcome = StackOutcome()
+        self._collect_text(outcome)
         moved = self.motion.update(image)
         grey = self.motion.last_grey
         assert grey is not None
@@ -98,16 +108,46 @@ class StackWatch:
             symbol = reads[0] if reads else None
             if symbol is not None:
                 self._ocr_tried.discard(spot.lot)
-            elif (self.reader is not None and spot.lot not in self._ocr_tried
+                self._symbol_at[spot.lot] = at_us
+                self._report(outcome, SpotReading(spot.lot, symbol, crop.copy()))
+            elif (self.text_worker is not None and spot.lot not in self._ocr_tried
                   and self.ocr_budget.take(at_us)):
                 self._ocr_tried.add(spot.lot)
-                reads = label_lines(crop, self.reader, max_side=self.ocr_budget.max_side)
-            shown = symbol or (reads[0] if reads else None)
-            if shown is not None and self._last_text.get(spot.lot) != shown.text:
-                self._last_text[spot.lot] = shown.text
-                outcome.readings.append(SpotReading(spot.lot, shown, crop.copy()))
+                for dropped in self.text_worker.submit(spot.lot, crop, at_us):
+                    self._ocr_tried.discard(dropped.lot)  # never read: ask again later
             # Scanners need the symbol: printed text alone keeps the label "unreadable".
             verdict = self.labels.report(spot.lot, symbol is not None, at_us)
             if verdict is not None:
                 outcome.verdicts.append(verdict)
         return outcome
+
+    def _report(self, outcome: StackOutcome, reading: SpotReading) -> None:
+        if self._last_text.get(reading.lot) != reading.label.text:
+            self._last_text[reading.lot] = reading.label.text
+            outcome.readings.append(reading)
+
+    def _collect_text(self, outcome: StackOutcome) -> None:
+        """Text read in the background since the last frame, as readings of its own time."""
+        if self.text_worker is None:
+            return
+        for dropped in self.text_worker.dropped():
+            self._ocr_tried.discard(dropped.lot)
+        for done in self.text_worker.results():
+            if self._symbol_at.get(done.lot, -1) >= done.at_us:
+                continue  # the symbol scanned since: it says more than the printed text
+            if done.reads:
+                self._report(outcome, SpotReading(done.lot, done.reads[0], done.crop,
+                                                  done.at_us))
+
+    def flush(self, timeout_s: float) -> StackOutcome:
+        """The picture ended: text still being read, waited for up to ``timeout_s``."""
+        outcome = StackOutcome()
+        if self.text_worker is not None:
+            self.text_worker.idle(timeout_s)
+            self._collect_text(outcome)
+        return outcome
+
+    def close(self) -> None:
+        """Stop the background text reading (the camera is done)."""
+        if self.text_worker is not None:
+            self.text_worker.close()
