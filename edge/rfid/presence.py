@@ -528,6 +528,14 @@ class LotPresence:
         self._quiet_until_us = quiet
         return changes
 
+    def next_tick_due_us(self) -> int:
+        """The earliest moment a ``tick`` can change anything, as far as the last full pass
+        saw: every tag not missing was then within its floor until ``_quiet_until_us``, and
+        reads only push that later. A caller may skip the ticks before it (they return no
+        change and change no state); a reset (a change, a new tag, a reader's health) makes
+        the next tick due at once."""
+        return self._quiet_until_us + 1
+
     def _unread_window_us(self, lot: LotDefinition) -> int:
         return max(int(lot.absence_window_s * 1_000_000), lot.move_window_us,
                    self.policy.min_window_us)
