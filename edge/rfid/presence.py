@@ -35,9 +35,11 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+
+import numpy as np
 
 from contract import TagObservation
 from contract.messages import PresenceState
@@ -83,6 +85,23 @@ class LotDefinition:
     def move_window_us(self) -> int:
         window = self.absence_window_s if self.move_window_s is None else self.move_window_s
         return int(window * 1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class QuietRows:
+    """Rows for ``LotPresence.observe_quiet``, as int64 columns: the tag (index into the
+    caller's EPC table) and reader (index into its reader names) of each row, the moment its
+    report came (``at``), its first and last read and seen count, and ``order``, the place
+    of its report among the stretch's (rows of one report share it; a tag appears at most
+    once per report)."""
+
+    tag: np.ndarray
+    reader: np.ndarray
+    at: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    seen: np.ndarray
+    order: np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +247,11 @@ class LotPresence:
     # floor at the last full tick. Reads only push that later, so it stays a lower bound until
     # a tag changes state, a tag is added or a reader's health changes (each resets it).
     _quiet_until_us: int = field(init=False, default=-1)
+    # observe_quiet's table: (the EPC table, tags tracked then, its tags by index).
+    _quiet_table: tuple[Sequence[str], int, list[_Tag | None]] | None = field(
+        init=False, default=None)
+    _quiet_known: frozenset[str] = field(init=False, default=frozenset())
+    _quiet_outside: bool = field(init=False, default=True)  # tracked tags not in the table
 
     def __post_init__(self) -> None:
         self._now_us = self.started_us
@@ -366,6 +390,118 @@ class LotPresence:
                 mean = gap + (mean - gap) * (keeps[inner] if inner < 64 else keep**inner)
             tag.gaps, tag.mean_gap_us, tag.last_seen_us = gaps, mean, last
         return changes
+
+    def observe_quiet(self, epcs: Sequence[str], readers: Sequence[str], rows: QuietRows,
+                      until_us: int) -> bool:
+        """Reports of a stretch in which nothing can change state, taken in one call: each
+        row (``rows``, in the order the reports came) is a tag's ``observe_seen`` row of its
+        reader's report at ``at``, ticks running up to ``until_us`` between them. Applied only
+        when, report by report with those ticks, every row's tag is present and past its
+        warm-up, its reads come after its last one, and no tag that is not missing goes
+        longer than its floor unread at any tick (so ``observe_seen`` would decide no change
+        and every tick would be a no-op): then the tags end as those calls leave them (the
+        running mean of gaps in closed form, equal to the row-by-row one up to rounding) and
+        it returns True. Otherwise nothing is applied and it returns False: the caller feeds
+        the reports one by one. Read cycles are the caller's (``reader_cycles``)."""
+        tag_of = self._quiet_index(epcs)
+        index, reader_of = rows.tag, rows.reader
+        span = GAP_AVERAGE_SPAN
+        offline = self._offline_readers
+        names = [readers[r] for r in np.unique(reader_of).tolist()]
+        for name in names:
+            life = self._readers.get(name)
+            if name in offline or (life is not None and life.some_antennas):
+                return False
+        # Rows grouped by tag, each tag's in the order they came.
+        order = np.lexsort((rows.order, index))
+        index, at = index[order], rows.at[order]
+        last = rows.last[order]
+        first = np.minimum(rows.first[order], last)  # untrusted: nothing after the last
+        seen = rows.seen[order]
+        starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]]) if len(index) else (
+            np.empty(0, np.int64))
+        uniq = index[starts].tolist()
+        tags: list[_Tag] = []
+        for i in uniq:
+            tag = tag_of[i]
+            if tag is None or tag.state is not _PRESENT or tag.gaps < span - 1:
+                return False
+            tags.append(tag)
+        floor = self._min_floor_us
+        n_tags = len(tags)
+        prior0 = np.array([t.last_seen_us for t in tags], dtype=np.int64)
+        qfloor = np.array([max(floor, t.floor_us) for t in tags], dtype=np.int64)
+        ends = np.r_[starts[1:], len(index)] - 1 if n_tags else starts
+        second = (seen > 1) & (last > first)  # reads after the first: observe_seen's 2nd step
+        now_last = np.where(second, last, first)
+        prior = np.empty_like(now_last)
+        if len(prior):
+            prior[1:] = now_last[:-1]
+            prior[starts] = prior0
+        seg = np.repeat(np.arange(n_tags), np.diff(np.r_[starts, len(index)]))
+        if len(index) and ((first <= prior).any() or (at - prior > qfloor[seg]).any()
+                           or (until_us - now_last[ends] > qfloor).any()):
+            return False
+        touched = set(uniq)
+        quiet = 2**63
+        for i, tag in enumerate(tag_of):
+            if tag is None or i in touched or tag.state is _MISSING:
+                continue
+            end = tag.last_seen_us + max(floor, tag.floor_us)
+            if until_us > end:
+                return False
+            quiet = min(quiet, end)
+        for epc, tag in self._tags.items() if self._quiet_outside else ():
+            # tags outside ``epcs`` (pattern members, another table's)
+            if tag.state is not _MISSING and epc not in self._quiet_known:
+                end = tag.last_seen_us + max(floor, tag.floor_us)
+                if until_us > end:
+                    return False
+                quiet = min(quiet, end)
+        if n_tags:
+            # The running mean: each row is m -> m + (d - m) / span, then, with reads after
+            # its first, m -> g + (m - g) * keep**inner; an affine map a*m + b, composed.
+            inner = np.where(second, seen - 1, 0)
+            keep = np.power(1.0 - 1.0 / span, inner.astype(np.float64))
+            gap = np.where(second, (last - first) / np.maximum(inner, 1), 0.0)
+            a = (1.0 - 1.0 / span) * keep
+            b = (first - prior) / span * keep + gap * (1.0 - keep)
+            with np.errstate(divide="ignore"):
+                log_a = np.log(a)
+            if not np.isfinite(log_a).all():
+                return False  # a count so large its weight underflows: left to observe_seen
+            total = np.add.reduceat(log_a, starts)
+            within = np.cumsum(log_a) - np.repeat(np.cumsum(log_a)[ends] - total, np.diff(
+                np.r_[starts, len(index)]))  # the sum of log a up to each row, in its tag
+            after = np.exp(total[seg] - within)  # the product of a over the rows after it
+            means = np.add.reduceat(b * after, starts)
+            m0 = np.array([t.mean_gap_us for t in tags])
+            means = means + m0 * np.exp(total)
+            gaps = np.add.reduceat(1 + inner, starts)
+            final_last = now_last[ends]
+            final_reader = reader_of[order][ends]
+            for tag, g, m, seen_us, r in zip(tags, gaps.tolist(), means.tolist(),
+                                             final_last.tolist(), final_reader.tolist(),
+                                             strict=True):
+                tag.gaps += g
+                tag.mean_gap_us = m
+                tag.last_seen_us = seen_us
+                tag.reader = readers[r]
+                quiet = min(quiet, seen_us + max(floor, tag.floor_us))
+        self._now_us = max(self._now_us, until_us)
+        # What a full tick pass at until_us would leave: the earliest end of a floor.
+        self._quiet_until_us = quiet
+        return True
+
+    def _quiet_index(self, epcs: Sequence[str]) -> list[_Tag | None]:
+        """``epcs``' tags, by index (kept while the table and the tracked tags stay)."""
+        held = self._quiet_table
+        if held is None or held[0] is not epcs or held[1] != len(self._tags):
+            tags = [self._tags.get(e) for e in epcs]
+            held = self._quiet_table = (epcs, len(self._tags), tags)
+            self._quiet_known = frozenset(epcs)
+            self._quiet_outside = sum(t is not None for t in tags) < len(self._tags)
+        return held[2]
 
     @staticmethod
     def _one_gap(tag: _Tag, at_us: int) -> None:

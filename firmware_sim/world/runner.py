@@ -52,7 +52,7 @@ from decisions.trackers.station import TrackerStation
 from decisions.trackers.watch import TrackedAsset
 from decisions.vehicles import AuthorisedVehicle, AuthorisedVehicles, Release, ReleasePlan
 from edge.alerting import FACT_TYPES, EdgeAlerting
-from edge.rfid.presence import LotDefinition
+from edge.rfid.presence import LotDefinition, QuietRows
 from edge.rfid.reader import ReaderHealth
 from edge.rfid.smoothing import SmoothingPolicy
 from edge.rfid.station import RfidOutput, RfidStation
@@ -62,6 +62,7 @@ from edge.vision.events import VisionOutput, emit_outcome, emit_passage
 from edge.vision.label_watch import LabelWatch
 from edge.vision.passages import Passage, PlateSighting
 from edge.vision.tamper import CameraBlindness, frame_stats
+from firmware_sim.world.generate import Chunk, ReportRun, generate_chunks
 from firmware_sim.world.model import World, split_ref
 from firmware_sim.world.signals import (
     DoorContact,
@@ -259,6 +260,7 @@ class SiteRun:
         # Per reader, the column block whose rows _seen_rows last built, with its EPC table,
         # RSSI and rows (held, so no other block can take its identity).
         self._blocks: dict[str, tuple[Any, tuple[str, ...], int, list[Any]]] = {}
+        self._columns = False  # fed from chunks' columns (feed_chunk)
 
     # -- time ----------------------------------------------------------------------------------
     def advance(self, t_us: int) -> None:
@@ -346,7 +348,9 @@ class SiteRun:
             elif len(sig):
                 # One aggregated row per tag (seen count, first and last read): the station's
                 # report path, which decides as its per-read path would on the same reads.
-                self._rfid(self.station.on_report(sig.reader, self._seen_rows(sig)))
+                # (A report fed from a chunk's columns is one of few: its own rows.)
+                rows = sig.seen_rows() if self._columns else self._seen_rows(sig)
+                self._rfid(self.station.on_report(sig.reader, rows))
             self._cycles(sig)
         elif isinstance(sig, ReaderKeepalive):
             self._heard_from(sig.reader, sig.t_us)
@@ -379,6 +383,127 @@ class SiteRun:
         elif isinstance(sig, LinkState):
             self._link(sig.up, sig.t_us)
         # ReaderPower, TagRead, ReadCycle: not what this gateway sees (see the module doc).
+
+    # -- a chunk's reports as columns (skip_idle) ------------------------------------------
+    def feed_chunk(self, chunk: Chunk) -> int:
+        """A chunk of the stream (``generate_chunks``), decided as ``feed`` decides its
+        signals one by one: its other signals go through ``feed``; its reports, between two
+        of them and before any timer is due, are taken a stretch at a time by
+        ``LotPresence.observe_quiet`` when nothing in the stretch can change state (the
+        reports' tags present and read within their floor, their readers online and heard
+        within the stale time), else one by one. Returns the signals fed."""
+        self._columns = True
+        runs = chunk.runs
+        if runs:
+            t = np.concatenate([r.t_us for r in runs])
+            part = np.concatenate([np.full(len(r.t_us), r.part, np.int64) for r in runs])
+            which = np.concatenate([np.full(len(r.t_us), k, np.int64)
+                                    for k, r in enumerate(runs)])
+            index = np.concatenate([np.arange(len(r.t_us), dtype=np.int64) for r in runs])
+            order = np.lexsort((part, t))
+            t, part, which, index = t[order], part[order], which[order], index[order]
+        else:
+            t = part = which = index = np.empty(0, np.int64)
+        stream = _Reports(runs, t, part, which, index)
+        n, i = len(t), 0
+        for sig, rank in zip(chunk.others, chunk.ranks, strict=True):
+            # The reports before it in the stream's order (time, then rank).
+            j = int(np.searchsorted(t, sig.t_us, side="left"))
+            while j < n and t[j] == sig.t_us and 3 * part[j] + 1 < rank:
+                j += 1
+            if j > i:
+                self._reports(stream, i, j)
+                i = j
+            self.feed(sig)
+        if i < n:
+            self._reports(stream, i, n)
+        return n + len(chunk.others)
+
+    def _reports(self, stream: _Reports, i: int, j: int) -> None:
+        """Reports ``i:j`` of the chunk: stretches before the next due timer through
+        ``observe_quiet``, halved on refusal down to a few fed one by one."""
+        trial = j - i
+        while i < j:
+            due = self._due_but_presence()
+            k = int(np.searchsorted(stream.t, due, side="left")) if due < 2**62 else j
+            k = min(max(k, i), j)
+            if k == i:  # a timer is due before the next report: it goes through feed
+                self.feed(stream.report(i))
+                i += 1
+                continue
+            size = min(k - i, max(trial, 1))
+            if self._quiet(stream, i, i + size):
+                i += size
+                trial = 2 * size
+            elif size <= _ONE_BY_ONE:
+                for x in range(i, i + size):
+                    self.feed(stream.report(x))
+                i += size
+                trial = 2 * size
+            else:
+                trial = size // 2
+
+    def _due_but_presence(self) -> int:
+        """``due_us`` without presence and reader staleness (``_quiet`` checks those over
+        the stretch itself), with the next release window's change (it acts between
+        reports)."""
+        if self._trackers is not None or self.station.telemetry:
+            return 0
+        due = 2**62
+        alerting = self.alerting.next_deadline_us()
+        if alerting is not None:
+            due = min(due, alerting)
+        for frames in self._passages.values():
+            if frames:
+                due = min(due, frames[-1].t_us + 2 * US + 1)
+        if self._release_events:
+            due = min(due, self._release_events[0][0])
+        return due
+
+    def _quiet(self, stream: _Reports, i: int, j: int) -> bool:
+        """Reports ``i:j`` in one step if, fed one by one with a tick every tick_s, none
+        would change a state (see ``feed_chunk``); False, and nothing done, otherwise."""
+        t = stream.t
+        t_end = int(t[j - 1])
+        # The last tick the stretch covers (ticks at a report's moment come before it).
+        last_tick = self._next_tick + max(0, (t_end - self._next_tick) // self.tick_us
+                                           ) * self.tick_us
+        if last_tick > t_end:
+            last_tick = self._next_tick - self.tick_us
+        part = stream.part[i:j]
+        names = [r.name for r in self.world.readers]
+        for p, reader in enumerate(names):
+            heard = self._heard[reader]
+            mine = t[i:j][part == p]
+            if not self._online[reader]:
+                if len(mine):
+                    return False  # its next message brings it back: one by one
+                continue
+            stale = self._stale_us[reader]
+            times = np.r_[heard, mine, last_tick]
+            if (np.diff(times) > stale).any():
+                return False
+        rows = stream.rows(i, j)
+        if not self.station.presence.observe_quiet(stream.epcs, names, rows, last_tick):
+            return False
+        for p, reader in enumerate(names):
+            sel = np.flatnonzero(part == p)
+            if not len(sel):
+                continue
+            self._heard[reader] = max(self._heard[reader], int(t[i + sel[-1]]))
+            # Its rounds as read cycles: only the last proof's worth can matter (_cycles).
+            ends: list[int] = []
+            for x in sel[::-1].tolist():
+                report = stream.report(i + x)
+                n, since, span = report.rounds, report.since_us, report.t_us - report.since_us
+                ends[:0] = [since + span * (r + 1) // n for r in range(n)]
+                if len(ends) >= self._proof_rounds:
+                    break
+            self.station.on_cycles(reader, (), ends[-self._proof_rounds:])
+        self._step_to(t_end)
+        if self._next_tick <= t_end:
+            self._next_tick = last_tick + self.tick_us
+        return True
 
     def _seen_rows(self, report: ReadReport) -> list[tuple[str, int, int, int, int, int]]:
         """``report.seen_rows()``, sliced from its column block's rows built once: the
@@ -557,6 +682,45 @@ class SiteRun:
         self._rfid(self.station.flush())
 
 
+_ONE_BY_ONE = 16  # a stretch refused at this size is fed report by report
+
+
+class _Reports:
+    """A chunk's reports of every reader in stream order, as columns."""
+
+    def __init__(self, runs: list[ReportRun], t: np.ndarray, part: np.ndarray,
+                 which: np.ndarray, index: np.ndarray) -> None:
+        self.runs, self.t, self.part, self.which, self.index = runs, t, part, which, index
+        self.epcs: tuple[str, ...] = runs[0].epcs if runs else ()
+
+    def report(self, x: int) -> ReadReport:
+        return self.runs[int(self.which[x])].report(int(self.index[x]))
+
+    def rows(self, i: int, j: int) -> QuietRows:
+        """The rows of reports ``i:j`` for ``LotPresence.observe_quiet``."""
+        cols: list[list[np.ndarray]] = [[] for _ in range(7)]
+        which, index = self.which[i:j], self.index[i:j]
+        for k in np.unique(which).tolist():
+            run = self.runs[k]
+            at = np.flatnonzero(which == k)
+            lo, hi = run.lo[index[at]], run.hi[index[at]]
+            sizes = hi - lo
+            # Row numbers of every report's lo:hi, in order.
+            rows = np.repeat(lo - np.r_[0, np.cumsum(sizes)[:-1]], sizes) + np.arange(
+                int(sizes.sum()))
+            tag, _antenna, count, last, first = run.block
+            cols[0].append(tag[rows])
+            cols[1].append(np.full(len(rows), run.part, np.int64))
+            cols[2].append(np.repeat(run.t_us[index[at]], sizes))
+            cols[3].append(first[rows])
+            cols[4].append(last[rows])
+            cols[5].append(count[rows])
+            cols[6].append(np.repeat(at, sizes))
+        tag, reader, t, first, last, seen, order = (
+            np.concatenate(c) if c else np.empty(0, np.int64) for c in cols)
+        return QuietRows(tag, reader, t, first, last, seen, order)
+
+
 def _reads(report: ReadReport) -> list[TagObservation]:
     """A report's rows as the reads they stand for, in time order (the per-read baseline)."""
     reads = []
@@ -580,9 +744,14 @@ def run_worlds(worlds: Iterable[World], seed: int, *, tick_s: float = 1.0,
         outcome.simulated_s = max(outcome.simulated_s, world.duration_s)
     for run, stream in runs:  # sites share no state: each runs its own time line
         n = 0
-        for sig in stream:
-            run.feed(sig)
-            n += 1
+        if run.skip_idle and not run.per_read:
+            # Reports as columns, quiet stretches at once (feed_chunk): the same decisions.
+            for chunk in generate_chunks(run.world, seed):
+                n += run.feed_chunk(chunk)
+        else:
+            for sig in stream:
+                run.feed(sig)
+                n += 1
         run.finish(run.world.at_us(run.world.duration_s))
         outcome.signals += n
     return outcome
