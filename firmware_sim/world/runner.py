@@ -394,22 +394,28 @@ class SiteRun:
         within the stale time), else one by one. Returns the signals fed."""
         self._columns = True
         runs = chunk.runs
-        if runs:
-            t = np.concatenate([r.t_us for r in runs])
-            part = np.concatenate([np.full(len(r.t_us), r.part, np.int64) for r in runs])
-            which = np.concatenate([np.full(len(r.t_us), k, np.int64)
-                                    for k, r in enumerate(runs)])
-            index = np.concatenate([np.arange(len(r.t_us), dtype=np.int64) for r in runs])
-            order = np.lexsort((part, t))
-            t, part, which, index = t[order], part[order], which[order], index[order]
-        else:
-            t = part = which = index = np.empty(0, np.int64)
-        stream = _Reports(runs, t, part, which, index)
+        # A reader's keepalives go with its reports: each only says the reader is alive.
+        alive = [(sig, rank) for sig, rank in zip(chunk.others, chunk.ranks, strict=True)
+                 if isinstance(sig, ReaderKeepalive)]
+        others = [(sig, rank) for sig, rank in zip(chunk.others, chunk.ranks, strict=True)
+                  if not isinstance(sig, ReaderKeepalive)]
+        t = np.concatenate([r.t_us for r in runs]
+                           + [np.array([s.t_us for s, _ in alive], np.int64)])
+        rank = np.concatenate([np.full(len(r.t_us), 3 * r.part + 1, np.int64) for r in runs]
+                              + [np.array([k for _, k in alive], np.int64)])
+        which = np.concatenate([np.full(len(r.t_us), k, np.int64) for k, r in enumerate(runs)]
+                               + [np.full(len(alive), -1, np.int64)])
+        index = np.concatenate([np.arange(len(r.t_us), dtype=np.int64) for r in runs]
+                               + [np.arange(len(alive), dtype=np.int64)])
+        order = np.lexsort((rank, t))
+        t, rank, which, index = t[order], rank[order], which[order], index[order]
+        stream = _Reports(runs, [s for s, _ in alive], t, part=rank // 3, which=which,
+                          index=index)
         n, i = len(t), 0
-        for sig, rank in zip(chunk.others, chunk.ranks, strict=True):
+        for sig, at_rank in others:
             # The reports before it in the stream's order (time, then rank).
             j = int(np.searchsorted(t, sig.t_us, side="left"))
-            while j < n and t[j] == sig.t_us and 3 * part[j] + 1 < rank:
+            while j < n and t[j] == sig.t_us and rank[j] < at_rank:
                 j += 1
             if j > i:
                 self._reports(stream, i, j)
@@ -417,7 +423,7 @@ class SiteRun:
             self.feed(sig)
         if i < n:
             self._reports(stream, i, n)
-        return n + len(chunk.others)
+        return n + len(others)
 
     def _reports(self, stream: _Reports, i: int, j: int) -> None:
         """Reports ``i:j`` of the chunk: stretches before the next due timer through
@@ -495,6 +501,8 @@ class SiteRun:
             ends: list[int] = []
             for x in sel[::-1].tolist():
                 report = stream.report(i + x)
+                if not isinstance(report, ReadReport):
+                    continue  # a keepalive
                 n, since, span = report.rounds, report.since_us, report.t_us - report.since_us
                 ends[:0] = [since + span * (r + 1) // n for r in range(n)]
                 if len(ends) >= self._proof_rounds:
@@ -688,19 +696,24 @@ _ONE_BY_ONE = 16  # a stretch refused at this size is fed report by report
 class _Reports:
     """A chunk's reports of every reader in stream order, as columns."""
 
-    def __init__(self, runs: list[ReportRun], t: np.ndarray, part: np.ndarray,
-                 which: np.ndarray, index: np.ndarray) -> None:
-        self.runs, self.t, self.part, self.which, self.index = runs, t, part, which, index
+    def __init__(self, runs: list[ReportRun], alive: list[ReaderKeepalive], t: np.ndarray, *,
+                 part: np.ndarray, which: np.ndarray, index: np.ndarray) -> None:
+        self.runs, self.alive = runs, alive
+        self.t, self.part, self.which, self.index = t, part, which, index  # which -1: alive
         self.epcs: tuple[str, ...] = runs[0].epcs if runs else ()
 
-    def report(self, x: int) -> ReadReport:
-        return self.runs[int(self.which[x])].report(int(self.index[x]))
+    def report(self, x: int) -> ReadReport | ReaderKeepalive:
+        k = int(self.which[x])
+        return self.alive[int(self.index[x])] if k < 0 else self.runs[k].report(
+            int(self.index[x]))
 
     def rows(self, i: int, j: int) -> QuietRows:
         """The rows of reports ``i:j`` for ``LotPresence.observe_quiet``."""
         cols: list[list[np.ndarray]] = [[] for _ in range(7)]
         which, index = self.which[i:j], self.index[i:j]
         for k in np.unique(which).tolist():
+            if k < 0:
+                continue  # keepalives: no rows
             run = self.runs[k]
             at = np.flatnonzero(which == k)
             lo, hi = run.lo[index[at]], run.hi[index[at]]
