@@ -119,7 +119,7 @@ def test_a_quiet_stretch_at_once_leaves_presence_as_its_reports_one_by_one() -> 
     lot = LotDefinition("A", frozenset(epcs), move_window_s=30)
     policy = SmoothingPolicy()
     rng = np.random.default_rng(7)
-    warm, stretch = _reports(rng, 30, epcs), _reports(rng, 400, epcs)
+    warm, stretch = _reports(rng, 30, epcs), _reports(rng, 1500, epcs)  # > _MEAN_ROWS
     for r in stretch:  # after the warm-up's minute
         r[0] += 60 * S
         r[1] = [(e, a, x, f + 60 * S, last + 60 * S, n) for e, a, x, f, last, n in r[1]]

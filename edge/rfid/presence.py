@@ -55,6 +55,10 @@ SeenRow = tuple[str, int, int | None, int, int, int]
 
 # (1 - 1/span) ** m: the weight left to the old mean after m equal gaps (observe_seen).
 _KEEPS = tuple((1.0 - 1.0 / GAP_AVERAGE_SPAN) ** m for m in range(64))
+_KEEP_TABLE = np.array(_KEEPS)
+# observe_quiet's running mean: a row followed by this many gaps weighs (1 - 1/span) ** 1024,
+# under 1e-28 of the mean, less than a double holds.
+_MEAN_GAPS = 1024
 
 _PRESENT: PresenceState = "present"
 _MISSING: PresenceState = "missing"
@@ -412,13 +416,23 @@ class LotPresence:
             life = self._readers.get(name)
             if name in offline or (life is not None and life.some_antennas):
                 return False
-        # Rows grouped by tag, each tag's in the order they came.
-        order = np.lexsort((rows.order, index))
-        index, at = index[order], rows.at[order]
-        last = rows.last[order]
+        # Rows grouped by tag, each tag's in the order they came: a stable sort by tag (radix
+        # for small tables) keeps the caller's order, which is the reports' order unless a
+        # tag's rows come from two readers' runs; then by (tag, order).
+        key = index.astype(np.int16) if len(epcs) < 2**15 else index
+        order = np.argsort(key, kind="stable")
+        index = index[order]
+        if len(readers) > 1 and len(index) > 1:
+            same = index[1:] == index[:-1]
+            came = rows.order[order]
+            if (same & (came[1:] < came[:-1])).any():
+                order = np.lexsort((rows.order, rows.tag))
+                index = rows.tag[order]
+        at, last = rows.at[order], rows.last[order]
         first = np.minimum(rows.first[order], last)  # untrusted: nothing after the last
         seen = rows.seen[order]
-        starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]]) if len(index) else (
+        n_rows = len(index)
+        starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]]) if n_rows else (
             np.empty(0, np.int64))
         uniq = index[starts].tolist()
         tags: list[_Tag] = []
@@ -431,16 +445,17 @@ class LotPresence:
         n_tags = len(tags)
         prior0 = np.array([t.last_seen_us for t in tags], dtype=np.int64)
         qfloor = np.array([max(floor, t.floor_us) for t in tags], dtype=np.int64)
-        ends = np.r_[starts[1:], len(index)] - 1 if n_tags else starts
+        sizes = np.diff(np.r_[starts, n_rows])
+        ends = starts + sizes - 1
         second = (seen > 1) & (last > first)  # reads after the first: observe_seen's 2nd step
         now_last = np.where(second, last, first)
         prior = np.empty_like(now_last)
-        if len(prior):
+        if n_rows:
             prior[1:] = now_last[:-1]
             prior[starts] = prior0
-        seg = np.repeat(np.arange(n_tags), np.diff(np.r_[starts, len(index)]))
-        if len(index) and ((first <= prior).any() or (at - prior > qfloor[seg]).any()
-                           or (until_us - now_last[ends] > qfloor).any()):
+        if n_rows and ((first <= prior).any()
+                       or (at - prior > np.repeat(qfloor, sizes)).any()
+                       or (until_us - now_last[ends] > qfloor).any()):
             return False
         touched = set(uniq)
         quiet = 2**63
@@ -459,27 +474,42 @@ class LotPresence:
                     return False
                 quiet = min(quiet, end)
         if n_tags:
-            # The running mean: each row is m -> m + (d - m) / span, then, with reads after
-            # its first, m -> g + (m - g) * keep**inner; an affine map a*m + b, composed.
             inner = np.where(second, seen - 1, 0)
-            keep = np.power(1.0 - 1.0 / span, inner.astype(np.float64))
-            gap = np.where(second, (last - first) / np.maximum(inner, 1), 0.0)
+            gaps = np.add.reduceat(1 + inner, starts)  # observe_seen's gaps, one per read
+            # The running mean: each row is m -> m + (d - m) / span, then, with reads after
+            # its first, m -> g + (m - g) * keep**inner; an affine map a*m + b, composed over
+            # the tag's rows, of which only the last weigh anything a double holds.
+            # (1 - 1/span) ** (1 + inner) per row: the rows whose later rows hold under
+            # _MEAN_GAPS gaps in all, counted from each tag's end.
+            steps = 1 + inner
+            done = np.cumsum(steps)
+            later = np.repeat(done[ends], sizes) - done  # gaps in the tag's rows after it
+            tail = np.flatnonzero(later < _MEAN_GAPS)
+            t_starts = np.flatnonzero(np.r_[True, index[tail][1:] != index[tail][:-1]])
+            t_sizes = np.diff(np.r_[t_starts, len(tail)])
+            t_ends = t_starts + t_sizes - 1
+            inner_t = inner[tail]
+            second_t = second[tail]
+            keep = _KEEP_TABLE[np.minimum(inner_t, len(_KEEP_TABLE) - 1)]
+            big = inner_t >= len(_KEEP_TABLE) - 1
+            if big.any():
+                keep[big] = np.power(1.0 - 1.0 / span, inner_t[big].astype(np.float64))
+            gap = np.where(second_t, (last[tail] - first[tail]) / np.maximum(inner_t, 1), 0.0)
             a = (1.0 - 1.0 / span) * keep
-            b = (first - prior) / span * keep + gap * (1.0 - keep)
+            b = (first[tail] - prior[tail]) / span * keep + gap * (1.0 - keep)
             with np.errstate(divide="ignore"):
                 log_a = np.log(a)
             if not np.isfinite(log_a).all():
                 return False  # a count so large its weight underflows: left to observe_seen
-            total = np.add.reduceat(log_a, starts)
-            within = np.cumsum(log_a) - np.repeat(np.cumsum(log_a)[ends] - total, np.diff(
-                np.r_[starts, len(index)]))  # the sum of log a up to each row, in its tag
-            after = np.exp(total[seg] - within)  # the product of a over the rows after it
-            means = np.add.reduceat(b * after, starts)
+            total = np.add.reduceat(log_a, t_starts)
+            upto = np.cumsum(log_a)
+            # The sum of log a up to each row within its tag, and the product after it.
+            within = upto - np.repeat(upto[t_ends] - total, t_sizes)
+            after = np.exp(np.repeat(total, t_sizes) - within)
             m0 = np.array([t.mean_gap_us for t in tags])
-            means = means + m0 * np.exp(total)
-            gaps = np.add.reduceat(1 + inner, starts)
+            means = np.add.reduceat(b * after, t_starts) + m0 * np.exp(total)
             final_last = now_last[ends]
-            final_reader = reader_of[order][ends]
+            final_reader = rows.reader[order][ends]
             for tag, g, m, seen_us, r in zip(tags, gaps.tolist(), means.tolist(),
                                              final_last.tolist(), final_reader.tolist(),
                                              strict=True):
