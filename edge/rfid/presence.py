@@ -411,7 +411,7 @@ class LotPresence:
         index, reader_of = rows.tag, rows.reader
         span = GAP_AVERAGE_SPAN
         offline = self._offline_readers
-        names = [readers[r] for r in np.unique(reader_of).tolist()]
+        names = [readers[r] for r in np.flatnonzero(np.bincount(reader_of)).tolist()]
         for name in names:
             life = self._readers.get(name)
             if name in offline or (life is not None and life.some_antennas):

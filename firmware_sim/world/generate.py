@@ -310,8 +310,9 @@ def _draw_stretch(st: _ReaderState, comp: Compiled, a: int, b: int) -> None:
     p_safe = np.where(readable, p, 0.5)
     g = st.rng.geometric(p_safe, size=(len(uk), len(tags))) - 1
     seen = (g < n[:, None]) & readable[None, :]
-    rows, cols = np.nonzero(seen)
-    gs = g[rows, cols]
+    flat = np.flatnonzero(seen)  # row-major, as np.nonzero orders them
+    rows, cols = np.divmod(flat, len(tags))
+    gs = g.ravel()[flat]
     before = n[rows] - 1 - gs  # rounds of the period before its last read
     counts = 1 + st.rng.binomial(before, p_safe[cols])
     # Its first read: the earliest of the count - 1 earlier reads, which fall on the rounds
@@ -392,7 +393,8 @@ def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool, part: int
     hold = ~cut
     st.round_parts = [(rk[hold], rn[hold])] if hold.any() else []
     done_k = rk[cut]
-    row_cut = np.isin(k, done_k) if len(k) else np.empty(0, bool)
+    # Periods are drawn in time order, so the reported ones are a prefix of rk, and of k.
+    row_cut = k <= done_k[-1] if len(k) and len(done_k) else np.zeros(len(k), bool)
     if len(k) and (~row_cut).any():
         keep = ~row_cut
         st.parts = [(k[keep], tag[keep], cnt[keep], last[keep], port[keep], first[keep])]

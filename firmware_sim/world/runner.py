@@ -711,19 +711,23 @@ class _Reports:
         """The rows of reports ``i:j`` for ``LotPresence.observe_quiet``."""
         cols: list[list[np.ndarray]] = [[] for _ in range(7)]
         which, index = self.which[i:j], self.index[i:j]
-        for k in np.unique(which).tolist():
+        present = np.flatnonzero(np.bincount(which + 1, minlength=len(self.runs) + 1)) - 1
+        for k in present.tolist():
             if k < 0:
                 continue  # keepalives: no rows
             run = self.runs[k]
             at = np.flatnonzero(which == k)
             lo, hi = run.lo[index[at]], run.hi[index[at]]
             sizes = hi - lo
-            # Row numbers of every report's lo:hi, in order.
-            rows = np.repeat(lo - np.r_[0, np.cumsum(sizes)[:-1]], sizes) + np.arange(
-                int(sizes.sum()))
+            rows: slice | np.ndarray
+            if (lo[1:] == hi[:-1]).all():  # back to back in the block (no report unsent)
+                rows = slice(int(lo[0]), int(hi[-1]))
+            else:  # row numbers of every report's lo:hi, in order
+                rows = np.repeat(lo - np.r_[0, np.cumsum(sizes)[:-1]], sizes) + np.arange(
+                    int(sizes.sum()))
             tag, _antenna, count, last, first = run.block
             cols[0].append(tag[rows])
-            cols[1].append(np.full(len(rows), run.part, np.int64))
+            cols[1].append(np.full(int(sizes.sum()), run.part, np.int64))
             cols[2].append(np.repeat(run.t_us[index[at]], sizes))
             cols[3].append(first[rows])
             cols[4].append(last[rows])
