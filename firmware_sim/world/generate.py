@@ -372,7 +372,7 @@ class Chunk:
     ranks: list[int]
 
 
-def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool, part: int = 0
+def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool, *, part: int = 0
              ) -> ReportRun | None:
     """Reports whose period ended before ``upto`` (all of them when ``final``); the rest wait
     in ``st.parts`` for the next chunk. Rows of one tag in one period drawn in two stretches
@@ -388,28 +388,25 @@ def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool, part: int
     cols = [np.concatenate(c) for c in zip(*st.parts, strict=True)] if st.parts else [
         np.empty(0, np.int64)] * 6
     k, tag, cnt, last, port, first = cols
-    at_k = st.epoch_us + rk * period
-    cut = np.full(len(rk), True) if final else at_k < upto
-    hold = ~cut
-    st.round_parts = [(rk[hold], rn[hold])] if hold.any() else []
-    done_k = rk[cut]
-    # Periods are drawn in time order, so the reported ones are a prefix of rk, and of k.
-    row_cut = k <= done_k[-1] if len(k) and len(done_k) else np.zeros(len(k), bool)
-    if len(k) and (~row_cut).any():
-        keep = ~row_cut
-        st.parts = [(k[keep], tag[keep], cnt[keep], last[keep], port[keep], first[keep])]
-    else:
-        st.parts = []
-    if not len(done_k):
+    # Periods are drawn in time order (rk and k are sorted), so the periods reported now are
+    # a prefix of both: the rest are held for the next chunk.
+    n_cut = len(rk) if final else int(np.searchsorted(rk, -(-(upto - st.epoch_us) // period),
+                                                       side="left"))
+    st.round_parts = [(rk[n_cut:], rn[n_cut:])] if n_cut < len(rk) else []
+    done_k = rk[:n_cut]
+    n_rows = int(np.searchsorted(k, done_k[-1], side="right")) if n_cut else 0
+    st.parts = [(k[n_rows:], tag[n_rows:], cnt[n_rows:], last[n_rows:], port[n_rows:],
+                 first[n_rows:])] if n_rows < len(k) else []
+    if not n_cut:
         return None
-    # Rounds per period (periods are drawn in time order, so rk is sorted).
-    dn = rn[cut]
+    # Rounds per period.
+    dn = rn[:n_cut]
     starts = np.flatnonzero(np.r_[True, done_k[1:] != done_k[:-1]])
     pk, pn = done_k[starts], np.add.reduceat(dn, starts)
     # Tag rows, in period order already; only a period cut by a change (drawn in two
     # stretches) can hold a tag twice: merge those few rows (counts add, later read wins).
-    k, tag, cnt, last, port, first = (k[row_cut], tag[row_cut], cnt[row_cut], last[row_cut],
-                                      port[row_cut], first[row_cut])
+    k, tag, cnt, last, port, first = (k[:n_rows], tag[:n_rows], cnt[:n_rows], last[:n_rows],
+                                      port[:n_rows], first[:n_rows])
     split = done_k[1:][done_k[1:] == done_k[:-1]]
     if len(split) and len(k):
         dup = np.isin(k, split)
@@ -445,7 +442,7 @@ def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool, part: int
                      block, rssi)
 
 
-def _reader_chunk(st: _ReaderState, comp: Compiled, c0: int, c1: int, final: bool,
+def _reader_chunk(st: _ReaderState, comp: Compiled, c0: int, c1: int, final: bool, *,
                   part: int = 0) -> tuple[list[Signal], ReportRun | None, list[Signal]]:
     """The reader's signals of a chunk: power changes, its reports, its keepalives."""
     out: list[Signal] = []
@@ -463,7 +460,7 @@ def _reader_chunk(st: _ReaderState, comp: Compiled, c0: int, c1: int, final: boo
             out.append(ReaderPower(at, st.spec.name, kind == 7, "network"))
         st.next_change += 1
     _draw_stretch(st, comp, t, c1)
-    run = _reports(st, comp, c1, final, part)
+    run = _reports(st, comp, c1, final, part=part)
     alive: list[Signal] = []
     # Keepalives: every keepalive period in which the reader sent nothing else (any message
     # proves it alive to the gateway, so the ones beside reports carry nothing and a week of
@@ -610,7 +607,7 @@ def generate_chunks(world: World, seed: int, *, chunk_s: float = 3600.0) -> Iter
         ranks: list[int] = []
         runs: list[ReportRun] = []
         for part, st in enumerate(readers):
-            power, run, alive = _reader_chunk(st, comp, c0, c1, final, part)
+            power, run, alive = _reader_chunk(st, comp, c0, c1, final, part=part)
             parts += [power, alive]
             ranks += [3 * part] * len(power) + [3 * part + 2] * len(alive)
             if run is not None:
