@@ -9,7 +9,10 @@ them does (edge/agent.py, edge/rfid/pipeline.py, edge/vision/events.py):
   for ``RfidStation``; a reader heard from nothing (no report, no keepalive) for
   ``stale_after_s`` (3 keepalive periods, the LLRP session's default) is reported offline, and
   online again on its next message, as the adapter does. ``ReaderPower`` is never read: the
-  gateway only sees the silence. The station is ticked every ``tick_s`` of simulated time.
+  gateway only sees the silence. The station is ticked every ``tick_s`` of simulated time,
+  except (``skip_idle``, the default) the ticks no timer is due at, and quiet stretches of
+  reports go to presence in one call (``feed_chunk``): the same decisions, tested against a
+  tick every ``tick_s`` with each report on its own (docs/simulation.md).
 - Everything the station emits or observes goes to ``EdgeAlerting`` exactly as the agent hands
   it on; the alerts it decides are emitted and fed back as facts.
 - Doors (``DoorMonitor`` against the site's working hours), sensors (``RangeMonitor`` with the
