@@ -161,3 +161,34 @@ def test_a_stretch_in_which_a_tag_passes_its_floor_is_refused_untouched() -> Non
                                       e1_silent[-1][0])
     assert [(t.last_seen_us, t.gaps, t.mean_gap_us) for t in presence._tags.values()] == before
     assert presence.observe_quiet(epcs, ["r1"], _quiet_rows(epcs, quiet), quiet[-1][0])
+
+
+def test_a_tag_read_by_two_readers_in_turn_is_taken_in_the_reports_order() -> None:
+    epcs = ["E0", "E1"]
+    lot = LotDefinition("A", frozenset(epcs), move_window_s=30)
+    rng = np.random.default_rng(3)
+    warm, stretch = _reports(rng, 30, epcs), _reports(rng, 200, epcs)
+    for r in stretch:
+        r[0] += 60 * S
+        r[1] = [(e, a, x, f + 60 * S, last + 60 * S, n) for e, a, x, f, last, n in r[1]]
+    one, bulk = LotPresence([lot], T0), LotPresence([lot], T0)
+    for p in (one, bulk):
+        for at, rows in warm:
+            p.observe_seen("r1", rows)
+            p.tick(at)
+    readers = ["r1", "r2"]
+    for k, (at, rows) in enumerate(stretch):  # the tags' reports alternate between readers
+        assert one.observe_seen(readers[k % 2], rows) == []
+        assert one.tick(at) == []
+    rows = _quiet_rows(epcs, stretch)
+    rows = QuietRows(rows.tag, rows.order % 2, rows.at, rows.first, rows.last, rows.seen,
+                     rows.order)
+    # The caller's rows grouped by reader, as the runner gathers them: not in time order.
+    by_reader = np.argsort(rows.reader, kind="stable")
+    rows = QuietRows(*(getattr(rows, c)[by_reader] for c in (
+        "tag", "reader", "at", "first", "last", "seen", "order")))
+    assert bulk.observe_quiet(epcs, readers, rows, stretch[-1][0])
+    for epc in epcs:
+        a, b = one._tags[epc], bulk._tags[epc]
+        assert (a.last_seen_us, a.gaps, a.reader) == (b.last_seen_us, b.gaps, b.reader)
+        assert b.mean_gap_us == pytest.approx(a.mean_gap_us, rel=1e-12)
