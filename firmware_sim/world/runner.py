@@ -264,6 +264,7 @@ class SiteRun:
         # RSSI and rows (held, so no other block can take its identity).
         self._blocks: dict[str, tuple[Any, tuple[str, ...], int, list[Any]]] = {}
         self._columns = False  # fed from chunks' columns (feed_chunk)
+        self._refused = 0  # stretches refused in a row (feed_chunk)
 
     # -- time ----------------------------------------------------------------------------------
     def advance(self, t_us: int) -> None:
@@ -430,27 +431,36 @@ class SiteRun:
 
     def _reports(self, stream: _Reports, i: int, j: int) -> None:
         """Reports ``i:j`` of the chunk: stretches before the next due timer through
-        ``observe_quiet``, halved on refusal down to a few fed one by one."""
+        ``observe_quiet``, halved on refusal down to a few fed one by one (more after each
+        refusal in a row: a site that is never quiet costs little more than feeding it)."""
         trial = j - i
         while i < j:
             due = self._due_but_presence()
             k = int(np.searchsorted(stream.t, due, side="left")) if due < 2**62 else j
             k = min(max(k, i), j)
-            if k == i:  # a timer is due before the next report: it goes through feed
+            # A timer due before the next report, or presence already due by then (a tag past
+            # its floor at its last pass, where observe_quiet would refuse): through feed,
+            # whose ticks bring presence's bound up to date.
+            if k == i or self.station.presence.next_tick_due_us() <= stream.t[i]:
                 self.feed(stream.report(i))
                 i += 1
                 continue
             size = min(k - i, max(trial, 1))
-            if self._quiet(stream, i, i + size):
-                i += size
-                trial = 2 * size
-            elif size <= _ONE_BY_ONE:
+            if size <= _ONE_BY_ONE:
+                # Too few to be worth a try, or refused down to this: one by one.
+                size = min(k - i, _ONE_BY_ONE << min(self._refused, 8))
                 for x in range(i, i + size):
                     self.feed(stream.report(x))
                 i += size
+                trial = 2 * _ONE_BY_ONE
+            elif self._quiet(stream, i, i + size):
+                i += size
                 trial = 2 * size
+                self._refused = 0
             else:
                 trial = size // 2
+                if trial <= _ONE_BY_ONE:
+                    self._refused += 1
 
     def _due_but_presence(self) -> int:
         """``due_us`` without presence and reader staleness (``_quiet`` checks those over
