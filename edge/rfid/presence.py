@@ -395,8 +395,8 @@ class LotPresence:
             tag.gaps, tag.mean_gap_us, tag.last_seen_us = gaps, mean, last
         return changes
 
-    def observe_quiet(self, epcs: Sequence[str], readers: Sequence[str], rows: QuietRows,
-                      until_us: int) -> bool:
+    def observe_quiet(self, epcs: Sequence[str], readers: Sequence[str],
+                      rows: QuietRows | Sequence[QuietRows], until_us: int) -> bool:
         """Reports of a stretch in which nothing can change state, taken in one call: each
         row (``rows``, in the order the reports came) is a tag's ``observe_seen`` row of its
         reader's report at ``at``, ticks running up to ``until_us`` between them. Applied only
@@ -406,61 +406,35 @@ class LotPresence:
         and every tick would be a no-op): then the tags end as those calls leave them (the
         running mean of gaps in closed form, equal to the row-by-row one up to rounding) and
         it returns True. Otherwise nothing is applied and it returns False: the caller feeds
-        the reports one by one. Read cycles are the caller's (``reader_cycles``)."""
+        the reports one by one. Read cycles are the caller's (``reader_cycles``).
+
+        ``rows`` may come in parts (one per reader, say: no copy into one table); a tag
+        with rows in two parts has its parts taken as one table, in ``order``."""
         tag_of = self._quiet_index(epcs)
-        index, reader_of = rows.tag, rows.reader
-        span = GAP_AVERAGE_SPAN
+        parts = [rows] if isinstance(rows, QuietRows) else [r for r in rows if len(r.tag)]
         offline = self._offline_readers
-        names = [readers[r] for r in np.flatnonzero(np.bincount(reader_of)).tolist()]
-        for name in names:
-            life = self._readers.get(name)
-            if name in offline or (life is not None and life.some_antennas):
-                return False
-        # Rows grouped by tag, each tag's in the order they came: a stable sort by tag (radix
-        # for small tables) keeps the caller's order, which is the reports' order unless a
-        # tag's rows come from two readers' runs; then by (tag, order).
-        key = index.astype(np.int16) if len(epcs) < 2**15 else index
-        order = np.argsort(key, kind="stable")
-        index = index[order]
-        if len(readers) > 1 and len(index) > 1:
-            same = index[1:] == index[:-1]
-            came = rows.order[order]
-            if (same & (came[1:] < came[:-1])).any():
-                order = np.lexsort((rows.order, rows.tag))
-                index = rows.tag[order]
-        at, last = rows.at[order], rows.last[order]
-        first = np.minimum(rows.first[order], last)  # untrusted: nothing after the last
-        seen = rows.seen[order]
-        n_rows = len(index)
-        starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]]) if n_rows else (
-            np.empty(0, np.int64))
-        uniq = index[starts].tolist()
-        tags: list[_Tag] = []
-        for i in uniq:
-            tag = tag_of[i]
-            if tag is None or tag.state is not _PRESENT or tag.gaps < span - 1:
-                return False
-            tags.append(tag)
-        floor = self._min_floor_us
-        n_tags = len(tags)
-        prior0 = np.array([t.last_seen_us for t in tags], dtype=np.int64)
-        qfloor = np.array([max(floor, t.floor_us) for t in tags], dtype=np.int64)
-        sizes = np.diff(np.r_[starts, n_rows])
-        ends = starts + sizes - 1
-        second = (seen > 1) & (last > first)  # reads after the first: observe_seen's 2nd step
-        now_last = np.where(second, last, first)
-        prior = np.empty_like(now_last)
-        if n_rows:
-            prior[1:] = now_last[:-1]
-            prior[starts] = prior0
-        if n_rows and ((first <= prior).any()
-                       or (at - prior > np.repeat(qfloor, sizes)).any()
-                       or (until_us - now_last[ends] > qfloor).any()):
+        for part in parts:
+            for r in np.flatnonzero(np.bincount(part.reader)).tolist():
+                life = self._readers.get(readers[r])
+                if readers[r] in offline or (life is not None and life.some_antennas):
+                    return False
+        found = [self._quiet_rows(tag_of, len(readers) > 1, part, until_us) for part in parts]
+        if any(x is None for x in found):
             return False
-        touched = set(uniq)
+        done = [x for x in found if x is not None]
+        if sum(len(x[0]) for x in done) != len({id(t) for x in done for t in x[0]}):
+            # A tag in two parts: its rows in one table, in the order they came.
+            whole = QuietRows(*(np.concatenate([getattr(r, c) for r in parts]) for c in (
+                "tag", "reader", "at", "first", "last", "seen", "order")))
+            one = self._quiet_rows(tag_of, True, whole, until_us)
+            if one is None:
+                return False
+            done = [one]
+        floor = self._min_floor_us
+        touched = {id(t) for x in done for t in x[0]}
         quiet = 2**63
-        for i, tag in enumerate(tag_of):
-            if tag is None or i in touched or tag.state is _MISSING:
+        for tag in tag_of:
+            if tag is None or id(tag) in touched or tag.state is _MISSING:
                 continue
             end = tag.last_seen_us + max(floor, tag.floor_us)
             if until_us > end:
@@ -473,43 +447,7 @@ class LotPresence:
                 if until_us > end:
                     return False
                 quiet = min(quiet, end)
-        if n_tags:
-            inner = np.where(second, seen - 1, 0)
-            gaps = np.add.reduceat(1 + inner, starts)  # observe_seen's gaps, one per read
-            # The running mean: each row is m -> m + (d - m) / span, then, with reads after
-            # its first, m -> g + (m - g) * keep**inner; an affine map a*m + b, composed over
-            # the tag's rows, of which only the last weigh anything a double holds.
-            # (1 - 1/span) ** (1 + inner) per row: the rows whose later rows hold under
-            # _MEAN_GAPS gaps in all, counted from each tag's end.
-            steps = 1 + inner
-            done = np.cumsum(steps)
-            later = np.repeat(done[ends], sizes) - done  # gaps in the tag's rows after it
-            tail = np.flatnonzero(later < _MEAN_GAPS)
-            t_starts = np.flatnonzero(np.r_[True, index[tail][1:] != index[tail][:-1]])
-            t_sizes = np.diff(np.r_[t_starts, len(tail)])
-            t_ends = t_starts + t_sizes - 1
-            inner_t = inner[tail]
-            second_t = second[tail]
-            keep = _KEEP_TABLE[np.minimum(inner_t, len(_KEEP_TABLE) - 1)]
-            big = inner_t >= len(_KEEP_TABLE) - 1
-            if big.any():
-                keep[big] = np.power(1.0 - 1.0 / span, inner_t[big].astype(np.float64))
-            gap = np.where(second_t, (last[tail] - first[tail]) / np.maximum(inner_t, 1), 0.0)
-            a = (1.0 - 1.0 / span) * keep
-            b = (first[tail] - prior[tail]) / span * keep + gap * (1.0 - keep)
-            with np.errstate(divide="ignore"):
-                log_a = np.log(a)
-            if not np.isfinite(log_a).all():
-                return False  # a count so large its weight underflows: left to observe_seen
-            total = np.add.reduceat(log_a, t_starts)
-            upto = np.cumsum(log_a)
-            # The sum of log a up to each row within its tag, and the product after it.
-            within = upto - np.repeat(upto[t_ends] - total, t_sizes)
-            after = np.exp(np.repeat(total, t_sizes) - within)
-            m0 = np.array([t.mean_gap_us for t in tags])
-            means = np.add.reduceat(b * after, t_starts) + m0 * np.exp(total)
-            final_last = now_last[ends]
-            final_reader = rows.reader[order][ends]
+        for tags, gaps, means, final_last, final_reader in done:
             for tag, g, m, seen_us, r in zip(tags, gaps.tolist(), means.tolist(),
                                              final_last.tolist(), final_reader.tolist(),
                                              strict=True):
@@ -522,6 +460,93 @@ class LotPresence:
         # What a full tick pass at until_us would leave: the earliest end of a floor.
         self._quiet_until_us = quiet
         return True
+
+    def _quiet_rows(self, tag_of: list[_Tag | None], several_readers: bool, rows: QuietRows,
+                    until_us: int
+                    ) -> tuple[list[_Tag], np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """``observe_quiet``'s checks and results for one table of rows, nothing applied:
+        its tags, and for each the gaps to add, its new mean, last read and reader; None
+        when the stretch must go report by report."""
+        span = GAP_AVERAGE_SPAN
+        index = rows.tag
+        if not len(index):
+            none = np.empty(0, np.int64)
+            return [], none, np.empty(0), none, none
+        # Rows grouped by tag, each tag's in the order they came: a stable sort by tag (radix
+        # for small tables) keeps the caller's order, which is the reports' order unless a
+        # tag's rows come from two readers' runs; then by (tag, order).
+        key = index.astype(np.int16) if len(tag_of) < 2**15 else index
+        order = np.argsort(key, kind="stable")
+        index = index[order]
+        if several_readers and rows.reader.min() != rows.reader.max():
+            same = index[1:] == index[:-1]
+            came = rows.order[order]
+            if (same & (came[1:] < came[:-1])).any():
+                order = np.lexsort((rows.order, rows.tag))
+                index = rows.tag[order]
+        at, last = rows.at[order], rows.last[order]
+        first = np.minimum(rows.first[order], last)  # untrusted: nothing after the last
+        seen = rows.seen[order]
+        n_rows = len(index)
+        starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
+        uniq = index[starts].tolist()
+        tags: list[_Tag] = []
+        for i in uniq:
+            tag = tag_of[i]
+            if tag is None or tag.state is not _PRESENT or tag.gaps < span - 1:
+                return None
+            tags.append(tag)
+        floor = self._min_floor_us
+        prior0 = np.array([t.last_seen_us for t in tags], dtype=np.int64)
+        qfloor = np.array([max(floor, t.floor_us) for t in tags], dtype=np.int64)
+        sizes = np.diff(np.r_[starts, n_rows])
+        ends = starts + sizes - 1
+        second = (seen > 1) & (last > first)  # reads after the first: observe_seen's 2nd step
+        now_last = np.where(second, last, first)
+        prior = np.empty_like(now_last)
+        prior[1:] = now_last[:-1]
+        prior[starts] = prior0
+        if ((first <= prior).any()
+                or (at - prior > np.repeat(qfloor, sizes)).any()
+                or (until_us - now_last[ends] > qfloor).any()):
+            return None
+        inner = np.where(second, seen - 1, 0)
+        gaps = np.add.reduceat(1 + inner, starts)  # observe_seen's gaps, one per read
+        # The running mean: each row is m -> m + (d - m) / span, then, with reads after
+        # its first, m -> g + (m - g) * keep**inner; an affine map a*m + b, composed over
+        # the tag's rows, of which only the last weigh anything a double holds.
+        # (1 - 1/span) ** (1 + inner) per row: the rows whose later rows hold under
+        # _MEAN_GAPS gaps in all, counted from each tag's end.
+        steps = 1 + inner
+        done = np.cumsum(steps)
+        later = np.repeat(done[ends], sizes) - done  # gaps in the tag's rows after it
+        tail = np.flatnonzero(later < _MEAN_GAPS)
+        t_starts = np.flatnonzero(np.r_[True, index[tail][1:] != index[tail][:-1]])
+        t_sizes = np.diff(np.r_[t_starts, len(tail)])
+        t_ends = t_starts + t_sizes - 1
+        inner_t = inner[tail]
+        second_t = second[tail]
+        keep = _KEEP_TABLE[np.minimum(inner_t, len(_KEEP_TABLE) - 1)]
+        big = inner_t >= len(_KEEP_TABLE) - 1
+        if big.any():
+            keep[big] = np.power(1.0 - 1.0 / span, inner_t[big].astype(np.float64))
+        gap = np.where(second_t, (last[tail] - first[tail]) / np.maximum(inner_t, 1), 0.0)
+        a = (1.0 - 1.0 / span) * keep
+        b = (first[tail] - prior[tail]) / span * keep + gap * (1.0 - keep)
+        with np.errstate(divide="ignore"):
+            log_a = np.log(a)
+        if not np.isfinite(log_a).all():
+            return None  # a count so large its weight underflows: left to observe_seen
+        total = np.add.reduceat(log_a, t_starts)
+        upto = np.cumsum(log_a)
+        # The sum of log a up to each row within its tag, and the product after it.
+        within = upto - np.repeat(upto[t_ends] - total, t_sizes)
+        after = np.exp(np.repeat(total, t_sizes) - within)
+        m0 = np.array([t.mean_gap_us for t in tags])
+        means = np.add.reduceat(b * after, t_starts) + m0 * np.exp(total)
+        final_last = now_last[ends]
+        final_reader = rows.reader[order][ends]
+        return tags, gaps, means, final_last, final_reader
 
     def _quiet_index(self, epcs: Sequence[str]) -> list[_Tag | None]:
         """``epcs``' tags, by index (kept while the table and the tracked tags stay)."""

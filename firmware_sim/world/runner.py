@@ -720,9 +720,10 @@ class _Reports:
         return self.alive[int(self.index[x])] if k < 0 else self.runs[k].report(
             int(self.index[x]))
 
-    def rows(self, i: int, j: int) -> QuietRows:
-        """The rows of reports ``i:j`` for ``LotPresence.observe_quiet``."""
-        cols: list[list[np.ndarray]] = [[] for _ in range(7)]
+    def rows(self, i: int, j: int) -> list[QuietRows]:
+        """The rows of reports ``i:j`` for ``LotPresence.observe_quiet``, a part per reader
+        (no copy into one table: its rows are in order already)."""
+        parts = []
         which, index = self.which[i:j], self.index[i:j]
         present = np.flatnonzero(np.bincount(which + 1, minlength=len(self.runs) + 1)) - 1
         for k in present.tolist():
@@ -739,16 +740,11 @@ class _Reports:
                 rows = np.repeat(lo - np.r_[0, np.cumsum(sizes)[:-1]], sizes) + np.arange(
                     int(sizes.sum()))
             tag, _antenna, count, last, first = run.block
-            cols[0].append(tag[rows])
-            cols[1].append(np.full(int(sizes.sum()), run.part, np.int64))
-            cols[2].append(np.repeat(run.t_us[index[at]], sizes))
-            cols[3].append(first[rows])
-            cols[4].append(last[rows])
-            cols[5].append(count[rows])
-            cols[6].append(np.repeat(at, sizes))
-        tag, reader, t, first, last, seen, order = (
-            np.concatenate(c) if c else np.empty(0, np.int64) for c in cols)
-        return QuietRows(tag, reader, t, first, last, seen, order)
+            n = int(sizes.sum())
+            parts.append(QuietRows(tag[rows], np.full(n, run.part, np.int64),
+                                   np.repeat(run.t_us[index[at]], sizes), first[rows],
+                                   last[rows], count[rows], np.repeat(at, sizes)))
+        return parts
 
 
 def _reads(report: ReadReport) -> list[TagObservation]:
