@@ -308,12 +308,15 @@ def _draw_stretch(st: _ReaderState, comp: Compiled, a: int, b: int) -> None:
     if not readable.any():
         return
     p_safe = np.where(readable, p, 0.5)
-    g = st.rng.geometric(p_safe, size=(len(uk), len(tags))) - 1
-    seen = (g < n[:, None]) & readable[None, :]
+    g1 = st.rng.geometric(p_safe, size=(len(uk), len(tags)))  # g + 1
+    seen = g1 <= n[:, None]  # g < n
+    if not readable.all():
+        seen &= readable[None, :]
     flat = np.flatnonzero(seen)  # row-major, as np.nonzero orders them
     rows, cols = np.divmod(flat, len(tags))
-    gs = g.ravel()[flat]
-    before = n[rows] - 1 - gs  # rounds of the period before its last read
+    g1 = g1.ravel()[flat]
+    gs = g1 - 1
+    before = n[rows] - g1  # rounds of the period before its last read: n - 1 - g
     counts = 1 + st.rng.binomial(before, p_safe[cols])
     # Its first read: the earliest of the count - 1 earlier reads, which fall on the rounds
     # before the last uniformly; drawn as the minimum of that many uniforms on them (the
