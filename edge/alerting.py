@@ -41,6 +41,7 @@ authorised truck from a thief.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -259,6 +260,28 @@ class EdgeAlerting:
     def tick(self, now_us: int, *, cloud_reachable: bool) -> Verdict:
         """Absences that have now lasted their lot's absence window become theft."""
         return self._decide(now_us, cloud_reachable)
+
+    def next_deadline_us(self) -> int | None:
+        """The earliest moment a ``tick`` can decide something (None: no tick can until a new
+        fact or change arrives): an uncorroborated absence reaching its lot's window, or an
+        incident that grew since its last raise reaching ``UPDATE_EVERY_S``. A caller may skip
+        the ticks before it: ``tick`` would return nothing and change nothing."""
+        due: int | None = None
+        for lot, incident in self.incidents.items():
+            if not incident.departed:
+                continue
+            if incident.raised_count:
+                if len(incident.departed) <= incident.raised_count:
+                    continue
+                at = incident.raised_us + math.ceil(UPDATE_EVERY_S * 1e6)
+            elif self._corroborated(lot, incident):
+                at = 0  # decided on the next tick (facts decide at once, so rarely here)
+            else:
+                assert incident.first_us is not None
+                window = self.absence_windows.get(lot, self.absence_window_s)
+                at = incident.first_us + math.ceil(window * 1e6)
+            due = at if due is None else min(due, at)
+        return due
 
     def on_reader_health(self, health: ReaderSeen) -> AlertBody:
         text = (alert_text("reader_offline.clear", reader=health.reader_id) if health.online

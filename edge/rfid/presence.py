@@ -35,9 +35,11 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+
+import numpy as np
 
 from contract import TagObservation
 from contract.messages import PresenceState
@@ -53,6 +55,10 @@ SeenRow = tuple[str, int, int | None, int, int, int]
 
 # (1 - 1/span) ** m: the weight left to the old mean after m equal gaps (observe_seen).
 _KEEPS = tuple((1.0 - 1.0 / GAP_AVERAGE_SPAN) ** m for m in range(64))
+_KEEP_TABLE = np.array(_KEEPS)
+# observe_quiet's running mean: a row followed by this many gaps weighs (1 - 1/span) ** 1024,
+# under 1e-28 of the mean, less than a double holds.
+_MEAN_GAPS = 1024
 
 _PRESENT: PresenceState = "present"
 _MISSING: PresenceState = "missing"
@@ -83,6 +89,23 @@ class LotDefinition:
     def move_window_us(self) -> int:
         window = self.absence_window_s if self.move_window_s is None else self.move_window_s
         return int(window * 1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class QuietRows:
+    """Rows for ``LotPresence.observe_quiet``, as int64 columns: the tag (index into the
+    caller's EPC table) and reader (index into its reader names) of each row, the moment its
+    report came (``at``), its first and last read and seen count, and ``order``, the place
+    of its report among the stretch's (rows of one report share it; a tag appears at most
+    once per report)."""
+
+    tag: np.ndarray
+    reader: np.ndarray
+    at: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    seen: np.ndarray
+    order: np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +251,11 @@ class LotPresence:
     # floor at the last full tick. Reads only push that later, so it stays a lower bound until
     # a tag changes state, a tag is added or a reader's health changes (each resets it).
     _quiet_until_us: int = field(init=False, default=-1)
+    # observe_quiet's table: (the EPC table, tags tracked then, its tags by index).
+    _quiet_table: tuple[Sequence[str], int, list[_Tag | None]] | None = field(
+        init=False, default=None)
+    _quiet_known: frozenset[str] = field(init=False, default=frozenset())
+    _quiet_outside: bool = field(init=False, default=True)  # tracked tags not in the table
 
     def __post_init__(self) -> None:
         self._now_us = self.started_us
@@ -366,6 +394,169 @@ class LotPresence:
                 mean = gap + (mean - gap) * (keeps[inner] if inner < 64 else keep**inner)
             tag.gaps, tag.mean_gap_us, tag.last_seen_us = gaps, mean, last
         return changes
+
+    def observe_quiet(self, epcs: Sequence[str], readers: Sequence[str],
+                      rows: QuietRows | Sequence[QuietRows], until_us: int) -> bool:
+        """Reports of a stretch in which nothing can change state, taken in one call: each
+        row (``rows``, in the order the reports came) is a tag's ``observe_seen`` row of its
+        reader's report at ``at``, ticks running up to ``until_us`` between them. Applied only
+        when, report by report with those ticks, every row's tag is present and past its
+        warm-up, its reads come after its last one, and no tag that is not missing goes
+        longer than its floor unread at any tick (so ``observe_seen`` would decide no change
+        and every tick would be a no-op): then the tags end as those calls leave them (the
+        running mean of gaps in closed form, equal to the row-by-row one up to rounding) and
+        it returns True. Otherwise nothing is applied and it returns False: the caller feeds
+        the reports one by one. Read cycles are the caller's (``reader_cycles``).
+
+        ``rows`` may come in parts (one per reader, say: no copy into one table); a tag
+        with rows in two parts has its parts taken as one table, in ``order``."""
+        tag_of = self._quiet_index(epcs)
+        parts = [rows] if isinstance(rows, QuietRows) else [r for r in rows if len(r.tag)]
+        offline = self._offline_readers
+        for part in parts:
+            for r in np.flatnonzero(np.bincount(part.reader)).tolist():
+                life = self._readers.get(readers[r])
+                if readers[r] in offline or (life is not None and life.some_antennas):
+                    return False
+        found = [self._quiet_rows(tag_of, len(readers) > 1, part, until_us) for part in parts]
+        if any(x is None for x in found):
+            return False
+        done = [x for x in found if x is not None]
+        if sum(len(x[0]) for x in done) != len({id(t) for x in done for t in x[0]}):
+            # A tag in two parts: its rows in one table, in the order they came.
+            whole = QuietRows(*(np.concatenate([getattr(r, c) for r in parts]) for c in (
+                "tag", "reader", "at", "first", "last", "seen", "order")))
+            one = self._quiet_rows(tag_of, True, whole, until_us)
+            if one is None:
+                return False
+            done = [one]
+        floor = self._min_floor_us
+        touched = {id(t) for x in done for t in x[0]}
+        quiet = 2**63
+        for tag in tag_of:
+            if tag is None or id(tag) in touched or tag.state is _MISSING:
+                continue
+            end = tag.last_seen_us + max(floor, tag.floor_us)
+            if until_us > end:
+                return False
+            quiet = min(quiet, end)
+        for epc, tag in self._tags.items() if self._quiet_outside else ():
+            # tags outside ``epcs`` (pattern members, another table's)
+            if tag.state is not _MISSING and epc not in self._quiet_known:
+                end = tag.last_seen_us + max(floor, tag.floor_us)
+                if until_us > end:
+                    return False
+                quiet = min(quiet, end)
+        for tags, gaps, means, final_last, final_reader in done:
+            for tag, g, m, seen_us, r in zip(tags, gaps.tolist(), means.tolist(),
+                                             final_last.tolist(), final_reader.tolist(),
+                                             strict=True):
+                tag.gaps += g
+                tag.mean_gap_us = m
+                tag.last_seen_us = seen_us
+                tag.reader = readers[r]
+                quiet = min(quiet, seen_us + max(floor, tag.floor_us))
+        self._now_us = max(self._now_us, until_us)
+        # What a full tick pass at until_us would leave: the earliest end of a floor.
+        self._quiet_until_us = quiet
+        return True
+
+    def _quiet_rows(self, tag_of: list[_Tag | None], several_readers: bool, rows: QuietRows,
+                    until_us: int
+                    ) -> tuple[list[_Tag], np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """``observe_quiet``'s checks and results for one table of rows, nothing applied:
+        its tags, and for each the gaps to add, its new mean, last read and reader; None
+        when the stretch must go report by report."""
+        span = GAP_AVERAGE_SPAN
+        index = rows.tag
+        if not len(index):
+            none = np.empty(0, np.int64)
+            return [], none, np.empty(0), none, none
+        # Rows grouped by tag, each tag's in the order they came: a stable sort by tag (radix
+        # for small tables) keeps the caller's order, which is the reports' order unless a
+        # tag's rows come from two readers' runs; then by (tag, order).
+        key = index.astype(np.int16) if len(tag_of) < 2**15 else index
+        order = np.argsort(key, kind="stable")
+        index = index[order]
+        if several_readers and rows.reader.min() != rows.reader.max():
+            same = index[1:] == index[:-1]
+            came = rows.order[order]
+            if (same & (came[1:] < came[:-1])).any():
+                order = np.lexsort((rows.order, rows.tag))
+                index = rows.tag[order]
+        at, last = rows.at[order], rows.last[order]
+        first = np.minimum(rows.first[order], last)  # untrusted: nothing after the last
+        seen = rows.seen[order]
+        n_rows = len(index)
+        starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
+        uniq = index[starts].tolist()
+        tags: list[_Tag] = []
+        for i in uniq:
+            tag = tag_of[i]
+            if tag is None or tag.state is not _PRESENT or tag.gaps < span - 1:
+                return None
+            tags.append(tag)
+        floor = self._min_floor_us
+        prior0 = np.array([t.last_seen_us for t in tags], dtype=np.int64)
+        qfloor = np.array([max(floor, t.floor_us) for t in tags], dtype=np.int64)
+        sizes = np.diff(np.r_[starts, n_rows])
+        ends = starts + sizes - 1
+        second = (seen > 1) & (last > first)  # reads after the first: observe_seen's 2nd step
+        now_last = np.where(second, last, first)
+        prior = np.empty_like(now_last)
+        prior[1:] = now_last[:-1]
+        prior[starts] = prior0
+        if ((first <= prior).any()
+                or (at - prior > np.repeat(qfloor, sizes)).any()
+                or (until_us - now_last[ends] > qfloor).any()):
+            return None
+        inner = np.where(second, seen - 1, 0)
+        gaps = np.add.reduceat(1 + inner, starts)  # observe_seen's gaps, one per read
+        # The running mean: each row is m -> m + (d - m) / span, then, with reads after
+        # its first, m -> g + (m - g) * keep**inner; an affine map a*m + b, composed over
+        # the tag's rows, of which only the last weigh anything a double holds.
+        # (1 - 1/span) ** (1 + inner) per row: the rows whose later rows hold under
+        # _MEAN_GAPS gaps in all, counted from each tag's end.
+        steps = 1 + inner
+        done = np.cumsum(steps)
+        later = np.repeat(done[ends], sizes) - done  # gaps in the tag's rows after it
+        tail = np.flatnonzero(later < _MEAN_GAPS)
+        t_starts = np.flatnonzero(np.r_[True, index[tail][1:] != index[tail][:-1]])
+        t_sizes = np.diff(np.r_[t_starts, len(tail)])
+        t_ends = t_starts + t_sizes - 1
+        inner_t = inner[tail]
+        second_t = second[tail]
+        keep = _KEEP_TABLE[np.minimum(inner_t, len(_KEEP_TABLE) - 1)]
+        big = inner_t >= len(_KEEP_TABLE) - 1
+        if big.any():
+            keep[big] = np.power(1.0 - 1.0 / span, inner_t[big].astype(np.float64))
+        gap = np.where(second_t, (last[tail] - first[tail]) / np.maximum(inner_t, 1), 0.0)
+        a = (1.0 - 1.0 / span) * keep
+        b = (first[tail] - prior[tail]) / span * keep + gap * (1.0 - keep)
+        with np.errstate(divide="ignore"):
+            log_a = np.log(a)
+        if not np.isfinite(log_a).all():
+            return None  # a count so large its weight underflows: left to observe_seen
+        total = np.add.reduceat(log_a, t_starts)
+        upto = np.cumsum(log_a)
+        # The sum of log a up to each row within its tag, and the product after it.
+        within = upto - np.repeat(upto[t_ends] - total, t_sizes)
+        after = np.exp(np.repeat(total, t_sizes) - within)
+        m0 = np.array([t.mean_gap_us for t in tags])
+        means = np.add.reduceat(b * after, t_starts) + m0 * np.exp(total)
+        final_last = now_last[ends]
+        final_reader = rows.reader[order][ends]
+        return tags, gaps, means, final_last, final_reader
+
+    def _quiet_index(self, epcs: Sequence[str]) -> list[_Tag | None]:
+        """``epcs``' tags, by index (kept while the table and the tracked tags stay)."""
+        held = self._quiet_table
+        if held is None or held[0] is not epcs or held[1] != len(self._tags):
+            tags = [self._tags.get(e) for e in epcs]
+            held = self._quiet_table = (epcs, len(self._tags), tags)
+            self._quiet_known = frozenset(epcs)
+            self._quiet_outside = sum(t is not None for t in tags) < len(self._tags)
+        return held[2]
 
     @staticmethod
     def _one_gap(tag: _Tag, at_us: int) -> None:
@@ -527,6 +718,14 @@ class LotPresence:
                 changes.append(self._move(epc, tag, _MISSING, now_us))
         self._quiet_until_us = quiet
         return changes
+
+    def next_tick_due_us(self) -> int:
+        """The earliest moment a ``tick`` can change anything, as far as the last full pass
+        saw: every tag not missing was then within its floor until ``_quiet_until_us``, and
+        reads only push that later. A caller may skip the ticks before it (they return no
+        change and change no state); a reset (a change, a new tag, a reader's health) makes
+        the next tick due at once."""
+        return self._quiet_until_us + 1
 
     def _unread_window_us(self, lot: LotDefinition) -> int:
         return max(int(lot.absence_window_s * 1_000_000), lot.move_window_us,

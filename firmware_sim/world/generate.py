@@ -308,11 +308,15 @@ def _draw_stretch(st: _ReaderState, comp: Compiled, a: int, b: int) -> None:
     if not readable.any():
         return
     p_safe = np.where(readable, p, 0.5)
-    g = st.rng.geometric(p_safe, size=(len(uk), len(tags))) - 1
-    seen = (g < n[:, None]) & readable[None, :]
-    rows, cols = np.nonzero(seen)
-    gs = g[rows, cols]
-    before = n[rows] - 1 - gs  # rounds of the period before its last read
+    g1 = st.rng.geometric(p_safe, size=(len(uk), len(tags)))  # g + 1
+    seen = g1 <= n[:, None]  # g < n
+    if not readable.all():
+        seen &= readable[None, :]
+    flat = np.flatnonzero(seen)  # row-major, as np.nonzero orders them
+    rows, cols = np.divmod(flat, len(tags))
+    g1 = g1.ravel()[flat]
+    gs = g1 - 1
+    before = n[rows] - g1  # rounds of the period before its last read: n - 1 - g
     counts = 1 + st.rng.binomial(before, p_safe[cols])
     # Its first read: the earliest of the count - 1 earlier reads, which fall on the rounds
     # before the last uniformly; drawn as the minimum of that many uniforms on them (the
@@ -326,7 +330,53 @@ def _draw_stretch(st: _ReaderState, comp: Compiled, a: int, b: int) -> None:
                      last_read - (before - ahead) * dt))
 
 
-def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool) -> list[Signal]:
+@dataclass(eq=False)
+class ReportRun:
+    """One reader's reports of a chunk as columns: report ``i`` is the ``ReadReport`` sent at
+    ``t_us[i]``, its rows ``lo[i]:hi[i]`` of the shared column ``block``. What ``generate``
+    yields as objects, for a consumer that takes a stretch of reports at once."""
+
+    reader: str
+    part: int  # the reader's place in the world (ties at one moment keep this order)
+    period_us: int
+    t_us: np.ndarray
+    rounds: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    antennas: tuple[int, ...]
+    epcs: tuple[str, ...]
+    block: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    rssi_cdbm: int
+
+    def report(self, i: int) -> ReadReport:
+        t = int(self.t_us[i])
+        return ReadReport(t, self.reader, t - self.period_us, int(self.rounds[i]),
+                          self.antennas, self.epcs, self.block, int(self.lo[i]),
+                          int(self.hi[i]), self.rssi_cdbm)
+
+    def reports(self) -> list[Signal]:
+        # One object per report, built without a Python-level loop body (a week has 10^6).
+        sent = self.t_us
+        return list(map(ReadReport, sent.tolist(), repeat(self.reader),
+                        (sent - self.period_us).tolist(), self.rounds.tolist(),
+                        repeat(self.antennas), repeat(self.epcs), repeat(self.block),
+                        self.lo.tolist(), self.hi.tolist(), repeat(self.rssi_cdbm)))
+
+
+@dataclass(eq=False)
+class Chunk:
+    """A chunk of the stream with its reports as columns (``ReportRun`` per reader) and every
+    other signal as objects, ``others`` in stream order; ``ranks[i]`` places ``others[i]``
+    among the reports of its moment: a report of reader ``part`` ranks ``3 * part + 1``, and
+    the stream's order is (``t_us``, rank)."""
+
+    runs: list[ReportRun]
+    others: list[Signal]
+    ranks: list[int]
+
+
+def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool, *, part: int = 0
+             ) -> ReportRun | None:
     """Reports whose period ended before ``upto`` (all of them when ``final``); the rest wait
     in ``st.parts`` for the next chunk. Rows of one tag in one period drawn in two stretches
     (a change mid-period) are merged: counts add, the later read wins."""
@@ -335,33 +385,31 @@ def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool) -> list[S
     dt = max(1, round(US / spec.rounds_per_s))
     period = interval if interval > 0 else dt
     if not st.round_parts:
-        return []
+        return None
     rk = np.concatenate([k for k, _ in st.round_parts])
     rn = np.concatenate([n for _, n in st.round_parts])
     cols = [np.concatenate(c) for c in zip(*st.parts, strict=True)] if st.parts else [
         np.empty(0, np.int64)] * 6
     k, tag, cnt, last, port, first = cols
-    at_k = st.epoch_us + rk * period
-    cut = np.full(len(rk), True) if final else at_k < upto
-    hold = ~cut
-    st.round_parts = [(rk[hold], rn[hold])] if hold.any() else []
-    done_k = rk[cut]
-    row_cut = np.isin(k, done_k) if len(k) else np.empty(0, bool)
-    if len(k) and (~row_cut).any():
-        keep = ~row_cut
-        st.parts = [(k[keep], tag[keep], cnt[keep], last[keep], port[keep], first[keep])]
-    else:
-        st.parts = []
-    if not len(done_k):
-        return []
-    # Rounds per period (periods are drawn in time order, so rk is sorted).
-    dn = rn[cut]
+    # Periods are drawn in time order (rk and k are sorted), so the periods reported now are
+    # a prefix of both: the rest are held for the next chunk.
+    n_cut = len(rk) if final else int(np.searchsorted(rk, -(-(upto - st.epoch_us) // period),
+                                                       side="left"))
+    st.round_parts = [(rk[n_cut:], rn[n_cut:])] if n_cut < len(rk) else []
+    done_k = rk[:n_cut]
+    n_rows = int(np.searchsorted(k, done_k[-1], side="right")) if n_cut else 0
+    st.parts = [(k[n_rows:], tag[n_rows:], cnt[n_rows:], last[n_rows:], port[n_rows:],
+                 first[n_rows:])] if n_rows < len(k) else []
+    if not n_cut:
+        return None
+    # Rounds per period.
+    dn = rn[:n_cut]
     starts = np.flatnonzero(np.r_[True, done_k[1:] != done_k[:-1]])
     pk, pn = done_k[starts], np.add.reduceat(dn, starts)
     # Tag rows, in period order already; only a period cut by a change (drawn in two
     # stretches) can hold a tag twice: merge those few rows (counts add, later read wins).
-    k, tag, cnt, last, port, first = (k[row_cut], tag[row_cut], cnt[row_cut], last[row_cut],
-                                      port[row_cut], first[row_cut])
+    k, tag, cnt, last, port, first = (k[:n_rows], tag[:n_rows], cnt[:n_rows], last[:n_rows],
+                                      port[:n_rows], first[:n_rows])
     split = done_k[1:][done_k[1:] == done_k[:-1]]
     if len(split) and len(k):
         dup = np.isin(k, split)
@@ -393,14 +441,13 @@ def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool) -> list[S
     block = (tag, port, cnt, last, first)
     sent = at[pick]
     st.sent = sent
-    # One object per report, built without a Python-level loop body (a week has 10^6).
-    return list(map(ReadReport, sent.tolist(), repeat(name), (sent - period).tolist(),
-                    pn[pick].tolist(), repeat(antennas), repeat(epcs), repeat(block),
-                    lo[pick].tolist(), hi[pick].tolist(), repeat(rssi)))
+    return ReportRun(name, part, period, sent, pn[pick], lo[pick], hi[pick], antennas, epcs,
+                     block, rssi)
 
 
-def _reader_chunk(st: _ReaderState, comp: Compiled, c0: int, c1: int, final: bool
-                  ) -> list[Signal]:
+def _reader_chunk(st: _ReaderState, comp: Compiled, c0: int, c1: int, final: bool, *,
+                  part: int = 0) -> tuple[list[Signal], ReportRun | None, list[Signal]]:
+    """The reader's signals of a chunk: power changes, its reports, its keepalives."""
     out: list[Signal] = []
     t = c0
     ch = st.changes
@@ -416,7 +463,8 @@ def _reader_chunk(st: _ReaderState, comp: Compiled, c0: int, c1: int, final: boo
             out.append(ReaderPower(at, st.spec.name, kind == 7, "network"))
         st.next_change += 1
     _draw_stretch(st, comp, t, c1)
-    out += _reports(st, comp, c1, final)
+    run = _reports(st, comp, c1, final, part=part)
+    alive: list[Signal] = []
     # Keepalives: every keepalive period in which the reader sent nothing else (any message
     # proves it alive to the gateway, so the ones beside reports carry nothing and a week of
     # them would cost as much as the reports).
@@ -431,8 +479,8 @@ def _reader_chunk(st: _ReaderState, comp: Compiled, c0: int, c1: int, final: boo
         for a, b in st.down_spans:
             quiet &= ~((ticks >= a) & (ticks < b))
         name = st.spec.name
-        out += [ReaderKeepalive(t, name) for t in ticks[quiet].tolist()]
-    return out
+        alive = [ReaderKeepalive(t, name) for t in ticks[quiet].tolist()]
+    return out, run, alive
 
 
 def _other_sources(world: World) -> list[Signal]:
@@ -513,6 +561,27 @@ def _tracker_chunk(world: World, i: int, s: _Series, c0_s: float, c1_s: float
 
 
 def generate(world: World, seed: int, *, chunk_s: float = 3600.0) -> Iterator[Signal]:
+    for chunk in generate_chunks(world, seed, chunk_s=chunk_s):
+        # The stream's order: by time, ties by rank (a reader's power changes, its report,
+        # its keepalives, then the next reader's, then sensors, trackers and the rest).
+        parts: list[list[Signal]] = []
+        runs = {run.part: run for run in chunk.runs}
+        for part in range(len(world.readers)):
+            run = runs.get(part)
+            parts.append(run.reports() if run is not None else [])
+        parts.append(chunk.others)
+        ranks = [[3 * part + 1] * len(p) for part, p in enumerate(parts[:-1])]
+        ranks.append(chunk.ranks)
+        merged = [sig for part in parts for sig in part]
+        order = sorted(range(len(merged)), key=[
+            (sig.t_us, rank) for part, rk in zip(parts, ranks, strict=True)
+            for sig, rank in zip(part, rk, strict=True)].__getitem__)
+        yield from (merged[i] for i in order)
+
+
+def generate_chunks(world: World, seed: int, *, chunk_s: float = 3600.0) -> Iterator[Chunk]:
+    """The stream a chunk at a time, its reports as columns (``generate`` yields the same
+    signals as objects, in order)."""
     comp = compile_world(world)
     n_series = len(world.sensors) + len(world.trackers)
     seeds = np.random.SeedSequence(seed).spawn(len(world.readers) + n_series + 1)
@@ -538,8 +607,15 @@ def generate(world: World, seed: int, *, chunk_s: float = 3600.0) -> Iterator[Si
         final = c1_s >= end_s
         c0, c1 = world.at_us(c0_s), world.at_us(c1_s) + (1 if final else 0)
         parts: list[list[Signal]] = []
-        for st in readers:
-            parts.append(_reader_chunk(st, comp, c0, c1, final))
+        ranks: list[int] = []
+        runs: list[ReportRun] = []
+        for part, st in enumerate(readers):
+            power, run, alive = _reader_chunk(st, comp, c0, c1, final, part=part)
+            parts += [power, alive]
+            ranks += [3 * part] * len(power) + [3 * part + 2] * len(alive)
+            if run is not None:
+                runs.append(run)
+        n_parts = len(parts)
         for i, s in enumerate(sensors):
             parts.append(_sensor_chunk(world, i, s, c0_s, c1_s + (1e-9 if final else 0)))
         for i, tr in enumerate(trackers):
@@ -549,7 +625,10 @@ def generate(world: World, seed: int, *, chunk_s: float = 3600.0) -> Iterator[Si
             j += 1
         parts.append(others[oi:j])
         oi = j
+        rest = parts[n_parts:]
+        ranks += [3 * len(readers)] * sum(len(p) for p in rest)
         merged = [sig for part in parts for sig in part]
-        merged.sort(key=key)  # stable: ties keep the sources' fixed order
-        yield from merged
+        # Stable: ties keep the sources' fixed order (by rank, then as each source said them).
+        order = sorted(range(len(merged)), key=lambda i: (key(merged[i]), ranks[i]))
+        yield Chunk(runs, [merged[i] for i in order], [ranks[i] for i in order])
         c0_s = c1_s

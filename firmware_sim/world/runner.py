@@ -9,7 +9,10 @@ them does (edge/agent.py, edge/rfid/pipeline.py, edge/vision/events.py):
   for ``RfidStation``; a reader heard from nothing (no report, no keepalive) for
   ``stale_after_s`` (3 keepalive periods, the LLRP session's default) is reported offline, and
   online again on its next message, as the adapter does. ``ReaderPower`` is never read: the
-  gateway only sees the silence. The station is ticked every ``tick_s`` of simulated time.
+  gateway only sees the silence. The station is ticked every ``tick_s`` of simulated time,
+  except (``skip_idle``, the default) the ticks no timer is due at, and quiet stretches of
+  reports go to presence in one call (``feed_chunk``): the same decisions, tested against a
+  tick every ``tick_s`` with each report on its own (docs/simulation.md).
 - Everything the station emits or observes goes to ``EdgeAlerting`` exactly as the agent hands
   it on; the alerts it decides are emitted and fed back as facts.
 - Doors (``DoorMonitor`` against the site's working hours), sensors (``RangeMonitor`` with the
@@ -52,7 +55,7 @@ from decisions.trackers.station import TrackerStation
 from decisions.trackers.watch import TrackedAsset
 from decisions.vehicles import AuthorisedVehicle, AuthorisedVehicles, Release, ReleasePlan
 from edge.alerting import FACT_TYPES, EdgeAlerting
-from edge.rfid.presence import LotDefinition
+from edge.rfid.presence import LotDefinition, QuietRows
 from edge.rfid.reader import ReaderHealth
 from edge.rfid.smoothing import SmoothingPolicy
 from edge.rfid.station import RfidOutput, RfidStation
@@ -62,6 +65,7 @@ from edge.vision.events import VisionOutput, emit_outcome, emit_passage
 from edge.vision.label_watch import LabelWatch
 from edge.vision.passages import Passage, PlateSighting
 from edge.vision.tamper import CameraBlindness, frame_stats
+from firmware_sim.world.generate import Chunk, ReportRun, generate_chunks
 from firmware_sim.world.model import World, split_ref
 from firmware_sim.world.signals import (
     DoorContact,
@@ -185,8 +189,10 @@ class _Context:
 
 class SiteRun:
     def __init__(self, world: World, outcome: Outcome, *, tick_s: float = 1.0,
-                 per_read: bool = False) -> None:
+                 per_read: bool = False, skip_idle: bool = True) -> None:
         self.world = world
+        # False: a tick every tick_s whatever is due (the reference the skipping is tested on).
+        self.skip_idle = skip_idle
         # The naive feed, for the benchmark's baseline: each row expanded into its reads (evenly
         # spaced from first to last seen) through the station's per-read path.
         self.per_read = per_read
@@ -271,17 +277,47 @@ class SiteRun:
         # Per reader, the column block whose rows _seen_rows last built, with its EPC table,
         # RSSI and rows (held, so no other block can take its identity).
         self._blocks: dict[str, tuple[Any, tuple[str, ...], int, list[Any]]] = {}
+        self._columns = False  # fed from chunks' columns (feed_chunk)
+        self._refused = 0  # stretches refused in a row (feed_chunk)
 
     # -- time ----------------------------------------------------------------------------------
     def advance(self, t_us: int) -> None:
         """Run the gateway's timers up to ``t_us``: releases, reader staleness, presence ticks,
-        passages that ended, tracker flushes."""
+        passages that ended, tracker flushes. With ``skip_idle`` the ticks before the earliest
+        moment any timer can act (``due_us``) are skipped: each would decide nothing and
+        change nothing, so the decisions are those of a tick every ``tick_s``."""
         while self._next_tick <= t_us:
+            if self.skip_idle:
+                # To the first tick of the grid at or after it, but no further than t_us: what
+                # happens at t_us (a signal) may bring a timer closer.
+                due = min(self.due_us(), t_us + 1)
+                if due > self._next_tick:
+                    self._next_tick += -(-(due - self._next_tick) // self.tick_us) * self.tick_us
+                    if self._next_tick > t_us:
+                        break
             now = self._next_tick
             self._step_to(now)
             self._timers(now)
             self._next_tick += self.tick_us
         self._step_to(t_us)
+
+    def due_us(self) -> int:
+        """The earliest moment a tick can act: presence's next due tick, an absence reaching
+        its window or an incident's update, a reader's stale timer, a passage that ended.
+        Trackers (their flush) and telemetry batches are taken as due on every tick."""
+        if self._trackers is not None or self.station.telemetry:
+            return 0
+        due = self.station.presence.next_tick_due_us()
+        alerting = self.alerting.next_deadline_us()
+        if alerting is not None:
+            due = min(due, alerting)
+        for reader, heard in self._heard.items():
+            if self._online[reader]:  # offline at the first tick past the stale time
+                due = min(due, heard + self._stale_us[reader] + 1)
+        for frames in self._passages.values():
+            if frames:  # a passage ends at the first tick more than 2 s after its last frame
+                due = min(due, frames[-1].t_us + 2 * US + 1)
+        return due
 
     def _step_to(self, t_us: int) -> None:
         while self._release_events and self._release_events[0][0] <= t_us:
@@ -330,7 +366,9 @@ class SiteRun:
             elif len(sig):
                 # One aggregated row per tag (seen count, first and last read): the station's
                 # report path, which decides as its per-read path would on the same reads.
-                self._rfid(self.station.on_report(sig.reader, self._seen_rows(sig)))
+                # (A report fed from a chunk's columns is one of few: its own rows.)
+                rows = sig.seen_rows() if self._columns else self._seen_rows(sig)
+                self._rfid(self.station.on_report(sig.reader, rows))
             self._cycles(sig)
         elif isinstance(sig, ReaderKeepalive):
             self._heard_from(sig.reader, sig.t_us)
@@ -363,6 +401,144 @@ class SiteRun:
         elif isinstance(sig, LinkState):
             self._link(sig.up, sig.t_us)
         # ReaderPower, TagRead, ReadCycle: not what this gateway sees (see the module doc).
+
+    # -- a chunk's reports as columns (skip_idle) ------------------------------------------
+    def feed_chunk(self, chunk: Chunk) -> int:
+        """A chunk of the stream (``generate_chunks``), decided as ``feed`` decides its
+        signals one by one: its other signals go through ``feed``; its reports, between two
+        of them and before any timer is due, are taken a stretch at a time by
+        ``LotPresence.observe_quiet`` when nothing in the stretch can change state (the
+        reports' tags present and read within their floor, their readers online and heard
+        within the stale time), else one by one. Returns the signals fed."""
+        self._columns = True
+        runs = chunk.runs
+        # A reader's keepalives go with its reports: each only says the reader is alive.
+        alive = [(sig, rank) for sig, rank in zip(chunk.others, chunk.ranks, strict=True)
+                 if isinstance(sig, ReaderKeepalive)]
+        others = [(sig, rank) for sig, rank in zip(chunk.others, chunk.ranks, strict=True)
+                  if not isinstance(sig, ReaderKeepalive)]
+        t = np.concatenate([r.t_us for r in runs]
+                           + [np.array([s.t_us for s, _ in alive], np.int64)])
+        rank = np.concatenate([np.full(len(r.t_us), 3 * r.part + 1, np.int64) for r in runs]
+                              + [np.array([k for _, k in alive], np.int64)])
+        which = np.concatenate([np.full(len(r.t_us), k, np.int64) for k, r in enumerate(runs)]
+                               + [np.full(len(alive), -1, np.int64)])
+        index = np.concatenate([np.arange(len(r.t_us), dtype=np.int64) for r in runs]
+                               + [np.arange(len(alive), dtype=np.int64)])
+        order = np.lexsort((rank, t))
+        t, rank, which, index = t[order], rank[order], which[order], index[order]
+        stream = _Reports(runs, [s for s, _ in alive], t, part=rank // 3, which=which,
+                          index=index)
+        n, i = len(t), 0
+        for sig, at_rank in others:
+            # The reports before it in the stream's order (time, then rank).
+            j = int(np.searchsorted(t, sig.t_us, side="left"))
+            while j < n and t[j] == sig.t_us and rank[j] < at_rank:
+                j += 1
+            if j > i:
+                self._reports(stream, i, j)
+                i = j
+            self.feed(sig)
+        if i < n:
+            self._reports(stream, i, n)
+        return n + len(others)
+
+    def _reports(self, stream: _Reports, i: int, j: int) -> None:
+        """Reports ``i:j`` of the chunk: stretches before the next due timer through
+        ``observe_quiet``, halved on refusal down to a few fed one by one (more after each
+        refusal in a row: a site that is never quiet costs little more than feeding it)."""
+        trial = j - i
+        while i < j:
+            due = self._due_but_presence()
+            k = int(np.searchsorted(stream.t, due, side="left")) if due < 2**62 else j
+            k = min(max(k, i), j)
+            # A timer due before the next report, or presence already due by then (a tag past
+            # its floor at its last pass, where observe_quiet would refuse): through feed,
+            # whose ticks bring presence's bound up to date.
+            if k == i or self.station.presence.next_tick_due_us() <= stream.t[i]:
+                self.feed(stream.report(i))
+                i += 1
+                continue
+            size = min(k - i, max(trial, 1))
+            if size <= _ONE_BY_ONE:
+                # Too few to be worth a try, or refused down to this: one by one.
+                size = min(k - i, _ONE_BY_ONE << min(self._refused, 8))
+                for x in range(i, i + size):
+                    self.feed(stream.report(x))
+                i += size
+                trial = 2 * _ONE_BY_ONE
+            elif self._quiet(stream, i, i + size):
+                i += size
+                trial = 2 * size
+                self._refused = 0
+            else:
+                trial = size // 2
+                if trial <= _ONE_BY_ONE:
+                    self._refused += 1
+
+    def _due_but_presence(self) -> int:
+        """``due_us`` without presence and reader staleness (``_quiet`` checks those over
+        the stretch itself), with the next release window's change (it acts between
+        reports)."""
+        if self._trackers is not None or self.station.telemetry:
+            return 0
+        due = 2**62
+        alerting = self.alerting.next_deadline_us()
+        if alerting is not None:
+            due = min(due, alerting)
+        for frames in self._passages.values():
+            if frames:
+                due = min(due, frames[-1].t_us + 2 * US + 1)
+        if self._release_events:
+            due = min(due, self._release_events[0][0])
+        return due
+
+    def _quiet(self, stream: _Reports, i: int, j: int) -> bool:
+        """Reports ``i:j`` in one step if, fed one by one with a tick every tick_s, none
+        would change a state (see ``feed_chunk``); False, and nothing done, otherwise."""
+        t = stream.t
+        t_end = int(t[j - 1])
+        # The last tick the stretch covers (ticks at a report's moment come before it).
+        last_tick = self._next_tick + max(0, (t_end - self._next_tick) // self.tick_us
+                                           ) * self.tick_us
+        if last_tick > t_end:
+            last_tick = self._next_tick - self.tick_us
+        part = stream.part[i:j]
+        names = [r.name for r in self.world.readers]
+        for p, reader in enumerate(names):
+            heard = self._heard[reader]
+            mine = t[i:j][part == p]
+            if not self._online[reader]:
+                if len(mine):
+                    return False  # its next message brings it back: one by one
+                continue
+            stale = self._stale_us[reader]
+            times = np.r_[heard, mine, last_tick]
+            if (np.diff(times) > stale).any():
+                return False
+        rows = stream.rows(i, j)
+        if not self.station.presence.observe_quiet(stream.epcs, names, rows, last_tick):
+            return False
+        for p, reader in enumerate(names):
+            sel = np.flatnonzero(part == p)
+            if not len(sel):
+                continue
+            self._heard[reader] = max(self._heard[reader], int(t[i + sel[-1]]))
+            # Its rounds as read cycles: only the last proof's worth can matter (_cycles).
+            ends: list[int] = []
+            for x in sel[::-1].tolist():
+                report = stream.report(i + x)
+                if not isinstance(report, ReadReport):
+                    continue  # a keepalive
+                n, since, span = report.rounds, report.since_us, report.t_us - report.since_us
+                ends[:0] = [since + span * (r + 1) // n for r in range(n)]
+                if len(ends) >= self._proof_rounds:
+                    break
+            self.station.on_cycles(reader, (), ends[-self._proof_rounds:])
+        self._step_to(t_end)
+        if self._next_tick <= t_end:
+            self._next_tick = last_tick + self.tick_us
+        return True
 
     def _seen_rows(self, report: ReadReport) -> list[tuple[str, int, int, int, int, int]]:
         """``report.seen_rows()``, sliced from its column block's rows built once: the
@@ -541,6 +717,50 @@ class SiteRun:
         self._rfid(self.station.flush())
 
 
+_ONE_BY_ONE = 16  # a stretch refused at this size is fed report by report
+
+
+class _Reports:
+    """A chunk's reports of every reader in stream order, as columns."""
+
+    def __init__(self, runs: list[ReportRun], alive: list[ReaderKeepalive], t: np.ndarray, *,
+                 part: np.ndarray, which: np.ndarray, index: np.ndarray) -> None:
+        self.runs, self.alive = runs, alive
+        self.t, self.part, self.which, self.index = t, part, which, index  # which -1: alive
+        self.epcs: tuple[str, ...] = runs[0].epcs if runs else ()
+
+    def report(self, x: int) -> ReadReport | ReaderKeepalive:
+        k = int(self.which[x])
+        return self.alive[int(self.index[x])] if k < 0 else self.runs[k].report(
+            int(self.index[x]))
+
+    def rows(self, i: int, j: int) -> list[QuietRows]:
+        """The rows of reports ``i:j`` for ``LotPresence.observe_quiet``, a part per reader
+        (no copy into one table: its rows are in order already)."""
+        parts = []
+        which, index = self.which[i:j], self.index[i:j]
+        present = np.flatnonzero(np.bincount(which + 1, minlength=len(self.runs) + 1)) - 1
+        for k in present.tolist():
+            if k < 0:
+                continue  # keepalives: no rows
+            run = self.runs[k]
+            at = np.flatnonzero(which == k)
+            lo, hi = run.lo[index[at]], run.hi[index[at]]
+            sizes = hi - lo
+            rows: slice | np.ndarray
+            if (lo[1:] == hi[:-1]).all():  # back to back in the block (no report unsent)
+                rows = slice(int(lo[0]), int(hi[-1]))
+            else:  # row numbers of every report's lo:hi, in order
+                rows = np.repeat(lo - np.r_[0, np.cumsum(sizes)[:-1]], sizes) + np.arange(
+                    int(sizes.sum()))
+            tag, _antenna, count, last, first = run.block
+            n = int(sizes.sum())
+            parts.append(QuietRows(tag[rows], np.full(n, run.part, np.int64),
+                                   np.repeat(run.t_us[index[at]], sizes), first[rows],
+                                   last[rows], count[rows], np.repeat(at, sizes)))
+        return parts
+
+
 def _reads(report: ReadReport) -> list[TagObservation]:
     """A report's rows as the reads they stand for, in time order (the per-read baseline)."""
     reads = []
@@ -553,19 +773,25 @@ def _reads(report: ReadReport) -> list[TagObservation]:
 
 
 def run_worlds(worlds: Iterable[World], seed: int, *, tick_s: float = 1.0,
-               per_read: bool = False) -> Outcome:
+               per_read: bool = False, skip_idle: bool = True) -> Outcome:
     """Every site's world on its own gateway, all in one simulated time line."""
     outcome = Outcome()
     runs: list[tuple[SiteRun, Iterator[Signal]]] = []
     for world in worlds:
-        runs.append((SiteRun(world, outcome, tick_s=tick_s, per_read=per_read),
+        runs.append((SiteRun(world, outcome, tick_s=tick_s, per_read=per_read,
+                             skip_idle=skip_idle),
                      world.signals(seed)))
         outcome.simulated_s = max(outcome.simulated_s, world.duration_s)
     for run, stream in runs:  # sites share no state: each runs its own time line
         n = 0
-        for sig in stream:
-            run.feed(sig)
-            n += 1
+        if run.skip_idle and not run.per_read:
+            # Reports as columns, quiet stretches at once (feed_chunk): the same decisions.
+            for chunk in generate_chunks(run.world, seed):
+                n += run.feed_chunk(chunk)
+        else:
+            for sig in stream:
+                run.feed(sig)
+                n += 1
         run.finish(run.world.at_us(run.world.duration_s))
         outcome.signals += n
     return outcome
