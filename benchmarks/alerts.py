@@ -50,6 +50,7 @@ from contract import (
 from contract.envelope import Envelope
 from contract.messages import PlateReadBody
 from firmware_sim.scenario.receiver import WebhookInbox
+from ops.runtime import settle_after_start_up
 
 
 def _seed(database_url: str, key: Ed25519PrivateKey, lots: int, workdir: Path) -> None:
@@ -178,6 +179,7 @@ async def _run(mode: str, server: str, args: argparse.Namespace, workdir: Path
                               f'data_dir = "edge-{mode}"\nhealth_interval_s = 3600\n'
                               f'[broker]\nurl = "mqtt://127.0.0.1:{port}"\nin_flight = 256\n')
             agent = Agent(load_config(config))
+            settle_after_start_up()  # this process is the gateway's: as edge/__main__ does
             agent_task = asyncio.create_task(agent.run())
 
             async def background() -> None:

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from contract import private_key_pem, public_key_b64
 from ops.clock import parse_clock
 from ops.logging import configure
+from ops.runtime import settle_after_start_up
 
 if TYPE_CHECKING:
     from edge.config import AgentCore
@@ -38,6 +39,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"edge: bad configuration: {err}", file=sys.stderr)
         return 2
     configure("edge", config.log_level)
+    settle_after_start_up()  # a full collection over the imports stalled events by ~100 ms
     with contextlib.suppress(KeyboardInterrupt):
         if address is None:
             asyncio.run(Agent(config).run())

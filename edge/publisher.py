@@ -36,7 +36,7 @@ from edge.outbox import Outbox, OutboxMessage
 from edge.refusals import REFUSALS
 from ops.backoff import Backoff
 from ops.clock import SYSTEM_CLOCK, Clock
-from ops.mqtt import first_accepted, persistent_session_kwargs, protocol_candidates
+from ops.mqtt import NO_DELAY, first_accepted, persistent_session_kwargs, protocol_candidates
 from ops.supervised import Health, Supervised
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,7 @@ class Publisher:
             keepalive=self._broker.keepalive_s,
             will=will,
             max_inflight_messages=self._broker.in_flight,
+            socket_options=NO_DELAY,
             timeout=10,
             tls_params=aiomqtt.TLSParameters() if self._broker.tls else None,
             **persistent_session_kwargs(protocol),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -29,6 +30,11 @@ T = TypeVar("T")
 
 SESSION_EXPIRY_S = 7 * 24 * 3600
 RECEIVE_MAXIMUM = 1000
+# Nagle's algorithm off for our end of the broker connection, as mosquitto.conf's
+# set_tcp_nodelay does for the broker's. With it on, a small packet (a departure, a PUBACK)
+# written while the bulk tag reads before it are not yet acknowledged by the peer's TCP waits
+# for that acknowledgement, which the peer may delay up to 40 ms (delayed ACK).
+NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 ProtocolSetting = Literal["auto", "5", "3.1.1"]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from ops.mqtt import RECEIVE_MAXIMUM, SESSION_EXPIRY_S
+from ops.mqtt import NO_DELAY, RECEIVE_MAXIMUM, SESSION_EXPIRY_S
 
 
 class BrokerLost(ConnectionError):
@@ -163,6 +164,10 @@ class AckingSubscriber:
             )
         except OSError as err:
             raise BrokerLost(f"{type(err).__name__}: {err}") from err
+        sock = self._paho.socket()
+        if isinstance(sock, socket.socket):  # not a websocket wrapper
+            for option in NO_DELAY:
+                sock.setsockopt(*option)
         self._paho.loop_start()
         try:
             await asyncio.wait_for(self._connected, self._timeout_s)

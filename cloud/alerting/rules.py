@@ -70,12 +70,14 @@ async def run_rules(
         now_fired = [n for n in names if engine.fired(n, f)]
         if sorted(now_fired) != sorted(fired):
             await conn.execute("UPDATE rule_facts SET fired = %s WHERE id = %s", (now_fired, rid))
-    async with conn.cursor().copy(
-        "COPY rule_facts (site_id, kind, subject, at, attrs, fired) FROM STDIN"
-    ) as copy:
-        for f in facts:
-            await copy.write_row((site_id, f.kind, f.subject, _dt(f.at_us), json.dumps(
-                dict(f.attrs)), [n for n in names if engine.fired(n, f)]))
+    # executemany, not COPY: psycopg pipelines it into one round trip where COPY takes two, and
+    # this runs inside the transaction the alert's webhook waits for (a batch has a fact or two).
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO rule_facts (site_id, kind, subject, at, attrs, fired) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            [(site_id, f.kind, f.subject, _dt(f.at_us), json.dumps(dict(f.attrs)),
+              [n for n in names if engine.fired(n, f)]) for f in facts])
     await conn.execute("DELETE FROM rule_facts WHERE site_id = %s AND at < %s",
                        (site_id, earliest - horizon - timedelta(hours=1)))
     for d in decisions:

@@ -12,11 +12,13 @@ import contextlib
 
 from cloud.settings import load_settings
 from cloud.webhooks.worker import WebhookSender, allow_list_from_env
+from ops.runtime import settle_after_start_up
 
 
 def _run(args: argparse.Namespace) -> int:
     sender = WebhookSender(load_settings().database_url, allow=allow_list_from_env(),
                            concurrency=args.concurrency)
+    settle_after_start_up()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(sender.run(poll_s=args.poll_s))
     return 0
