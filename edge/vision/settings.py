@@ -48,6 +48,10 @@ class CameraSettings(_Settings):
     blind_after_s: float = Field(default=10.0, gt=0)
     passage_gap_s: float = Field(default=2.0, gt=0)
     min_reads: int = Field(default=2, ge=1)
+    # The second plate-proposal stage (a text detector where the plate detector saw nothing in
+    # the motion), at most once per ``proposal_every_s`` of picture time; see proposals.py.
+    plate_proposals: bool = True
+    proposal_every_s: float = Field(default=0.2, gt=0)
 
     @field_validator("source")
     @classmethod
