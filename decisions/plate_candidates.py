@@ -144,10 +144,10 @@ def candidates(boxes: list[Box], *, frame_height: int, limit: int) -> list[Candi
 
 class ProposalBudget:
     """When a camera may run the proposal stage: at most once every ``every_us`` of picture
-    time (at 25 frames a second and 200 ms, one frame in five), and only while the plate
-    detector finds nothing in the motion. Pure: the caller gives the time."""
+    time (at 25 frames a second and 500 ms, one frame in twelve or thirteen); the caller asks
+    only while the plate detector finds nothing in the motion. Pure: the caller gives the time."""
 
-    def __init__(self, *, every_us: int = 200_000) -> None:
+    def __init__(self, *, every_us: int = 500_000) -> None:
         self.every_us = every_us
         self._next_us: int | None = None
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from edge.vision.detector import DEFAULT_MODEL, PlateDetector
 from edge.vision.ocr import TextReader
-from edge.vision.proposals import PlateProposer
+from edge.vision.proposals import DEFAULT_BUDGET_MS, PlateProposer
 from edge.vision.recognizer import PlateRecognizer
 
 
@@ -80,7 +80,8 @@ def _reads_figures(reads: list[tuple[tuple[float, float, float, float], str]],
     return on, off
 
 
-def evaluate_real(model: Path, data: Path, *, proposals: bool = True) -> dict[str, Any]:
+def evaluate_real(model: Path, data: Path, *, proposals: bool = True,
+                  proposal_budget_ms: float = DEFAULT_BUDGET_MS) -> dict[str, Any]:
     """The validation split of the real photographs, per source and region (see the module)."""
     import cv2
 
@@ -102,7 +103,8 @@ def evaluate_real(model: Path, data: Path, *, proposals: bool = True) -> dict[st
         "plates_read": 0, "reads_elsewhere": 0, "read_exactly_with_proposals": 0,
         "plates_read_with_proposals": 0, "reads_elsewhere_with_proposals": 0,
         "read_ms_with_proposals": []})
-    proposers = {region: PlateProposer(reader, region=choice)  # type: ignore[arg-type]
+    proposers = {region: PlateProposer(reader, region=choice,  # type: ignore[arg-type]
+                                       budget_ms=proposal_budget_ms)
                  for region, choice in _RECOGNISER_REGION.items()}
     for row in rows:
         image = decode_image(data / row["file"])
@@ -119,7 +121,8 @@ def evaluate_real(model: Path, data: Path, *, proposals: bool = True) -> dict[st
         if proposals and not plates:  # the second stage runs only where the first read nothing
             proposer = proposers.get(row["region"], proposers["other"])
             started = time.thread_time()
-            with_proposals = [(p.box, p.plate.text) for p in proposer.propose(image)]
+            with_proposals = [(p.box, p.plate.text)
+                              for p in proposer.propose(image, spent_ms=read_ms)]
             read_ms_with += (time.thread_time() - started) * 1000
         read_with = {text for _, text in with_proposals}
         texts = row.get("texts") or []
@@ -185,12 +188,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--no-proposals", action="store_true",
                         help="the detector alone (no second proposal stage)")
+    parser.add_argument("--proposal-budget-ms", type=float, default=DEFAULT_BUDGET_MS,
+                        help="CPU ms a scene may cost before the proposal stage stops reading "
+                             "candidates (default %(default)s)")
     args = parser.parse_args(argv)
     if not (args.real / "labels.jsonl").exists():
         print(f"edge.vision.evaluate: no labels.jsonl in {args.real}", file=sys.stderr)
         return 2
-    print(json.dumps({"real_validation": evaluate_real(args.model, args.real,
-                                                                proposals=not args.no_proposals)},
+    report = evaluate_real(args.model, args.real, proposals=not args.no_proposals,
+                           proposal_budget_ms=args.proposal_budget_ms)
+    print(json.dumps({"real_validation": report},
                      ensure_ascii=False, indent=1))
     return 0
 

@@ -130,7 +130,7 @@ class GateWatch:
     ) -> list[PlateSighting]:
         assert self.proposer is not None
         started = time.perf_counter()  # cost accounting only
-        proposed = self.proposer.propose(image, region)
+        proposed = self.proposer.propose(image, region, spent_ms=outcome.detect_ms)
         outcome.proposal_ms = (time.perf_counter() - started) * 1000
         outcome.plates_read += len(proposed)
         return [PlateSighting(p.box, p.plate.text, p.confidence, at_us, p.plate.region,

@@ -57,9 +57,11 @@ class Recognize:
 
     def image(self, path: str) -> dict[str, Any]:
         image = decode_image(Path(path))
+        started = time.thread_time()
         plates: list[Any] = self.plates.read(image) if self.plates else []
         if not plates and self.proposer is not None:
-            plates = self.proposer.propose(image)
+            plates = self.proposer.propose(
+                image, spent_ms=(time.thread_time() - started) * 1000)
         labels: list[LabelRead] = []
         if self.want_labels:
             # Label text by OCR only when asked, no symbol is readable and it is not a plate.
