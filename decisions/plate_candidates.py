@@ -28,11 +28,16 @@ _ASPECT = (0.4, 9.0)
 MIN_HEIGHT = 9
 
 
-def plate_shaped(box: Box, *, frame_height: int) -> bool:
-    """Could this text line be (part of) a plate: proportions, and not taller than a plate
-    ever is in a frame (a fifth of its height)?"""
-    _, _, w, h = box
-    if h < MIN_HEIGHT or h > frame_height / 5:
+def plate_shaped(box: Box, *, frame_size: tuple[int, int]) -> bool:
+    """Could this text line be (part of) a plate: proportions, not taller than a plate ever is
+    in a frame (a fifth of its height), and not cut by the frame's left or right edge (a plate
+    half out of the picture reads as a shorter valid one: "IF 99 S|" as IF99)?"""
+    x, _, w, h = box
+    frame_w, frame_h = frame_size
+    if h < MIN_HEIGHT or h > frame_h / 5:
+        return False
+    edge = max(2, h // 2)  # closer than half a character to the side: the text runs off it
+    if x <= edge or x + w >= frame_w - edge:
         return False
     return _ASPECT[0] <= w / h <= _ASPECT[1]
 
@@ -126,10 +131,10 @@ class Candidate:
     box: Box
 
 
-def candidates(boxes: list[Box], *, frame_height: int, limit: int) -> list[Candidate]:
+def candidates(boxes: list[Box], *, frame_size: tuple[int, int], limit: int) -> list[Candidate]:
     """Plate-shaped lines and stacked pairs, the largest first, at most ``limit`` (each one
     costs a recogniser call, so the count bounds the stage's time)."""
-    shaped = [i for i, b in enumerate(boxes) if plate_shaped(b, frame_height=frame_height)]
+    shaped = [i for i, b in enumerate(boxes) if plate_shaped(b, frame_size=frame_size)]
     found: list[Candidate] = []
     for i, j in stacked_pairs([boxes[k] for k in shaped]):
         a, b = boxes[shaped[i]], boxes[shaped[j]]

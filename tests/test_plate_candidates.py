@@ -14,11 +14,14 @@ from decisions.plate_format import match
 
 
 def test_plate_shaped_lines_pass_and_signs_banners_and_specks_do_not() -> None:
-    assert plate_shaped((500, 400, 120, 30), frame_height=720)  # an EU number line
-    assert plate_shaped((500, 400, 20, 28), frame_height=720)  # one stacked character
-    assert not plate_shaped((0, 0, 900, 60), frame_height=720)  # a banner: 15:1
-    assert not plate_shaped((0, 0, 40, 6), frame_height=720)  # too small to read
-    assert not plate_shaped((0, 0, 600, 200), frame_height=720)  # taller than any plate
+    assert plate_shaped((500, 400, 120, 30), frame_size=(1280, 720))  # an EU number line
+    assert plate_shaped((500, 400, 20, 28), frame_size=(1280, 720))  # one stacked character
+    assert not plate_shaped((10, 0, 900, 60), frame_size=(1280, 720))  # a banner: 15:1
+    assert not plate_shaped((10, 0, 40, 6), frame_size=(1280, 720))  # too small to read
+    assert not plate_shaped((10, 0, 600, 200), frame_size=(1280, 720))  # taller than any plate
+    # Cut by the frame's side: "IF 99 S|" would read as another valid plate, IF99.
+    assert not plate_shaped((1132, 466, 122, 58), frame_size=(1280, 720))  # 26 px from it
+    assert not plate_shaped((0, 466, 130, 40), frame_size=(1280, 720))
 
 
 def test_two_aligned_rows_of_like_height_are_one_stacked_plate() -> None:
@@ -26,11 +29,11 @@ def test_two_aligned_rows_of_like_height_are_one_stacked_plate() -> None:
     far_below = (100, 200, 60, 20)
     beside = (300, 124, 60, 20)
     assert stacked_pairs([upper, lower, far_below, beside]) == [(0, 1)]
-    found = candidates([upper, lower], frame_height=720, limit=5)
+    found = candidates([upper, lower], frame_size=(1280, 720), limit=5)
     # The pair (read top row first) and each row alone that is wide enough for a plate.
     assert found[0].lines == (0, 1) and found[0].box == (95, 100, 70, 46)
     assert {c.lines for c in found} == {(0, 1), (0,), (1,)}
-    assert len(candidates([upper, lower], frame_height=720, limit=1)) == 1
+    assert len(candidates([upper, lower], frame_size=(1280, 720), limit=1)) == 1
 
 
 def test_eu_plates_with_hyphens_spaces_and_the_band_code_read_as_their_number() -> None:

@@ -79,16 +79,17 @@ class PlateProposer:
         part = image[ry : ry + rh, rx : rx + rw]
         if part.shape[0] < 16 or part.shape[1] < 16:
             return []
-        boxes = self.reader.find_lines(part, max_side=self.max_side)
+        boxes = [(x + rx, y + ry, w, h)  # in the image's pixels from here on
+                 for x, y, w, h in self.reader.find_lines(part, max_side=self.max_side)]
         found: list[ProposedPlate] = []
         seen: set[str] = set()
-        for cand in candidates(boxes, frame_height=H, limit=self.max_candidates):
+        for cand in candidates(boxes, frame_size=(W, H), limit=self.max_candidates):
             if spent_ms + (time.thread_time() - started) * 1000 > self.budget_ms:
                 break
             texts: list[str] = []
             confidence = 1.0
             for index in cand.lines:
-                line = self.reader.read_line(_pad(part, boxes[index], len(cand.lines) == 1))
+                line = self.reader.read_line(_pad(image, boxes[index], len(cand.lines) == 1))
                 if line is None:
                     break
                 texts.append(line.text)
@@ -100,12 +101,11 @@ class PlateProposer:
                     continue
                 seen.add(plate.text)
                 x, y, w, h = cand.box
-                box = (x + rx, y + ry, w, h)
-                crop = image[box[1] : box[1] + h, box[0] : box[0] + w]
+                crop = image[y : y + h, x : x + w]
                 # A proposal is less sure than a detector hit: the same discount for repairs,
                 # and a fixed 0.9 for the missing plate evidence.
                 score = confidence * (1 - 0.1 * plate.repairs) * 0.9
-                found.append(ProposedPlate(plate, round(score, 3), box, crop.copy(), raw))
+                found.append(ProposedPlate(plate, round(score, 3), cand.box, crop.copy(), raw))
         found.sort(key=lambda p: p.confidence, reverse=True)
         return found
 
