@@ -63,6 +63,11 @@ FORMATS: tuple[PlateFormat, ...] = (
     PlateFormat("cn_new_energy_large", "cn", "PLDDDDDE"),
     PlateFormat("eu_fr_it", "eu", "XXDDDXX"),
     PlateFormat("eu_es", "eu", "DDDDSSS"),
+    # Romania: county code (Bucharest "B", else two letters), two digits (three in Bucharest),
+    # three letters: "B 123 ABC", "B 12 ABC", "CJ 12 ABC".
+    PlateFormat("eu_ro", "eu", "XXDDXXX"),
+    PlateFormat("eu_ro_b", "eu", "XDDDXXX"),
+    PlateFormat("eu_ro_b2", "eu", "XDDXXX"),
     PlateFormat("eu_de", "eu", None, re.compile(r"^[A-Z]{1,3}[A-Z]{1,2}[1-9][0-9]{0,3}[EH]?$")),
     PlateFormat("us_ca", "us", "DXXXDDD"),
     PlateFormat("us_ny_tx", "us", "XXXDDDD"),

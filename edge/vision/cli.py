@@ -47,6 +47,9 @@ def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     only.add_argument("--labels-only", action="store_true")
     parser.add_argument("--label-text", action="store_true",
                         help="when no label symbol reads, read the printed text by OCR (slow)")
+    parser.add_argument("--no-proposals", action="store_true",
+                        help="the plate detector alone: no text-detector proposals where it "
+                             "finds nothing")
     parser.add_argument("--region", choices=("cn", "eu", "us", "auto"), default="auto")
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help="plate detector (ONNX)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for inference")

@@ -9,6 +9,8 @@ pipeline drives it with captured ones. Per frame:
 2. the same copy feeds the blindness check (dark, covered, frozen);
 3. around the motion, the plate detector runs; each plate is read by OCR unless its track has
    already settled on a text (three agreeing reads), which keeps OCR off most frames;
+3a. where the detector found nothing in the motion, the second proposal stage (a text detector,
+   ``edge.vision.proposals``) may look instead, at most once per ``ProposalBudget`` period;
 4. sightings go to the passage tracker, which answers with the passages that ended.
 """
 
@@ -20,8 +22,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from decisions.plate_candidates import ProposalBudget
 from edge.vision.motion import MotionGate, region_to_search
 from edge.vision.passages import CountingLine, Passage, PassageTracker, PlateSighting
+from edge.vision.proposals import PlateProposer
 from edge.vision.recognizer import PlateRecognizer
 from edge.vision.tamper import BlindnessChange, CameraBlindness, frame_stats
 
@@ -39,6 +43,7 @@ class GateOutcome:
     moved: bool = False
     plates_read: int = 0
     detect_ms: float = 0.0
+    proposal_ms: float = 0.0  # the second proposal stage, when it ran on this frame
     ocr_ms: list[float] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)
     blindness: BlindnessChange | None = None
@@ -55,8 +60,12 @@ class GateWatch:
         min_reads: int = 2,
         blind_hold_us: int = 10_000_000,
         motion: MotionGate | None = None,
+        proposer: PlateProposer | None = None,
+        proposal_budget: ProposalBudget | None = None,
     ) -> None:
         self.recognizer = recognizer
+        self.proposer = proposer
+        self.proposal_budget = proposal_budget or ProposalBudget()
         self.motion = motion or MotionGate()
         self.blindness = CameraBlindness(hold_us=blind_hold_us)
         self.tracker = PassageTracker(frame_size=frame_size, gap_us=gap_us, min_reads=min_reads,
@@ -92,8 +101,12 @@ class GateWatch:
         rx, ry, rw, rh = region
         sightings: list[PlateSighting] = []
         started = time.perf_counter()  # cost accounting only; no decision uses it
+        cpu_started = time.thread_time()  # the proposal stage's budget counts CPU, not wall
         detections = self.recognizer.detector.detect(image[ry : ry + rh, rx : rx + rw])
         outcome.detect_ms = (time.perf_counter() - started) * 1000
+        if not detections and self.proposer is not None and self.proposal_budget.take(at_us):
+            spent_ms = (time.thread_time() - cpu_started) * 1000
+            return self._proposed(image, region, at_us, outcome, spent_ms)
         for det in detections:
             bx, by, bw, bh = det.box
             box = (bx + rx, by + ry, bw, bh)
@@ -107,11 +120,28 @@ class GateWatch:
                 sightings.append(PlateSighting(box, None, det.score, at_us))
                 continue
             outcome.plates_read += 1
-            scale = FRAME_EVIDENCE_WIDTH / w
-            small = cv2.resize(image, (FRAME_EVIDENCE_WIDTH, round(h * scale)),
-                               interpolation=cv2.INTER_AREA)
             sightings.append(PlateSighting(
                 box, read.plate.text, read.confidence, at_us, read.plate.region,
-                read.plate.format, SightingEvidence(read.crop.copy(), small),
+                read.plate.format, SightingEvidence(read.crop.copy(), _small(image)),
             ))
         return sightings
+
+    def _proposed(
+        self, image: np.ndarray, region: tuple[int, int, int, int], at_us: int,
+        outcome: GateOutcome, spent_ms: float,
+    ) -> list[PlateSighting]:
+        assert self.proposer is not None
+        started = time.perf_counter()  # cost accounting only
+        proposed = self.proposer.propose(image, region, spent_ms=spent_ms)
+        outcome.proposal_ms = (time.perf_counter() - started) * 1000
+        outcome.plates_read += len(proposed)
+        return [PlateSighting(p.box, p.plate.text, p.confidence, at_us, p.plate.region,
+                              p.plate.format, SightingEvidence(p.crop, _small(image)))
+                for p in proposed]
+
+
+def _small(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    scale = FRAME_EVIDENCE_WIDTH / w
+    return cv2.resize(image, (FRAME_EVIDENCE_WIDTH, round(h * scale)),
+                      interpolation=cv2.INTER_AREA)

@@ -46,9 +46,11 @@ def _watch_factory(shared: VisionOutput, camera: CameraSettings) -> Any:
     """A factory, frame size -> the per-frame logic of this camera's role.
 
     Called in a thread: loading the models takes about a second."""
+    from decisions.plate_candidates import ProposalBudget
     from edge.vision.detector import PlateDetector
     from edge.vision.gate import GateWatch
     from edge.vision.ocr import TextReader
+    from edge.vision.proposals import PlateProposer
     from edge.vision.recognizer import PlateRecognizer
     from edge.vision.stack import LabelSpot, StackWatch
 
@@ -66,9 +68,12 @@ def _watch_factory(shared: VisionOutput, camera: CameraSettings) -> Any:
         region=camera.region,
     )
     line = CountingLine(**camera.line.model_dump()) if camera.line else None
+    proposer = PlateProposer(reader, region=camera.region) if camera.plate_proposals else None
     return lambda size: GateWatch(
         recognizer, frame_size=size, line=line, gap_us=int(camera.passage_gap_s * 1e6),
         min_reads=camera.min_reads, blind_hold_us=int(camera.blind_after_s * 1e6),
+        proposer=proposer,
+        proposal_budget=ProposalBudget(every_us=int(camera.proposal_every_s * 1e6)),
     )
 
 

@@ -18,6 +18,7 @@ from edge.vision.detector import PlateDetector
 from edge.vision.gate import GateWatch
 from edge.vision.labels import LabelRead, read_labels, read_symbols
 from edge.vision.ocr import TextReader
+from edge.vision.proposals import PlateProposer
 from edge.vision.recognizer import PlateRecognizer
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,17 @@ class Recognize:
         self.plates = PlateRecognizer(
             PlateDetector(Path(args.model), threads=args.threads), self.reader, region=args.region
         ) if self.want_plates else None
+        # Where the detector reads nothing, the second proposal stage looks (proposals.py).
+        self.proposer = PlateProposer(self.reader, region=args.region) if (
+            self.want_plates and not args.no_proposals) else None
 
     def image(self, path: str) -> dict[str, Any]:
         image = decode_image(Path(path))
-        plates = self.plates.read(image) if self.plates else []
+        started = time.thread_time()
+        plates: list[Any] = self.plates.read(image) if self.plates else []
+        if not plates and self.proposer is not None:
+            plates = self.proposer.propose(
+                image, spent_ms=(time.thread_time() - started) * 1000)
         labels: list[LabelRead] = []
         if self.want_labels:
             # Label text by OCR only when asked, no symbol is readable and it is not a plate.
@@ -76,7 +84,8 @@ class Recognize:
                 if self.plates is not None:
                     if watch is None:
                         h, w = frame.image.shape[:2]
-                        watch = GateWatch(self.plates, frame_size=(w, h), min_reads=1)
+                        watch = GateWatch(self.plates, frame_size=(w, h), min_reads=1,
+                                          proposer=self.proposer)
                     passages.extend(watch.process(frame.image, frame.at_us).passages)
                 if self.want_labels and frame.index % _LABEL_EVERY == 0:
                     for label in read_symbols(frame.image):

@@ -48,6 +48,13 @@ class CameraSettings(_Settings):
     blind_after_s: float = Field(default=10.0, gt=0)
     passage_gap_s: float = Field(default=2.0, gt=0)
     min_reads: int = Field(default=2, ge=1)
+    # The second plate-proposal stage (a text detector where the plate detector saw nothing in
+    # the motion), at most once per ``proposal_every_s`` of picture time; see proposals.py.
+    # 0.5 s: about 110 ms of one core per run on top of the detector's 12-15 ms a moving frame
+    # (0.4 s a second at 25 frames), so the core stays at about two thirds while a vehicle
+    # passes, and a 3-second passage still gets six tries.
+    plate_proposals: bool = True
+    proposal_every_s: float = Field(default=0.5, gt=0)
 
     @field_validator("source")
     @classmethod

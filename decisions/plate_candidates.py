@@ -1,0 +1,163 @@
+"""Which text lines found in a frame could be a licence plate, and what plate they spell.
+
+The second proposal stage (``edge.vision.proposals``) runs a general text detector where the
+plate detector found nothing. Most of what it finds is not a plate: signs, shop names, slogans.
+Here, without any model, is what decides:
+
+- ``plate_shaped``: a line has a plate's proportions and a readable height;
+- ``stacked_pairs``: two short lines one above the other, aligned, of similar height, are one
+  plate with stacked characters (read top line first);
+- ``plate_from_texts``: the words of a plate's surroundings (US state names, slogans, dealer
+  frames, the EU band's country code) are dropped, then what is left must match a plate format
+  (``plate_format.match``: EU hyphens and spaces are removed by its normalisation);
+- ``ProposalBudget``: how often a camera may spend the stage, so the frame loop keeps its rate.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from decisions.plate_format import PlateText, RegionChoice, match, normalise
+
+Box = tuple[int, int, int, int]  # x, y, w, h
+
+# A line of plate characters: a single character is about 0.5 h wide, a plate holds 4 to 8 of
+# them, a stacked half 1 to 4 (so from 0.4 h to 9 h wide). Below 9 pixels high OCR does not read.
+_ASPECT = (0.4, 9.0)
+MIN_HEIGHT = 9
+
+
+def plate_shaped(box: Box, *, frame_size: tuple[int, int]) -> bool:
+    """Could this text line be (part of) a plate: proportions, not taller than a plate ever is
+    in a frame (a fifth of its height), and not cut by the frame's left or right edge (a plate
+    half out of the picture reads as a shorter valid one: "IF 99 S|" as IF99)?"""
+    x, _, w, h = box
+    frame_w, frame_h = frame_size
+    if h < MIN_HEIGHT or h > frame_h / 5:
+        return False
+    edge = max(2, h // 2)  # closer than half a character to the side: the text runs off it
+    if x <= edge or x + w >= frame_w - edge:
+        return False
+    return _ASPECT[0] <= w / h <= _ASPECT[1]
+
+
+def stacked_pairs(boxes: list[Box]) -> list[tuple[int, int]]:
+    """Pairs (upper, lower) of line indices that look like one plate's two rows.
+
+    Rows of one plate: the lower starts within 0.6 of a row height below the upper, their
+    heights differ by less than half, and they overlap horizontally over most of the narrower.
+    """
+    pairs: list[tuple[int, int]] = []
+    for i, (ax, ay, aw, ah) in enumerate(boxes):
+        for j, (bx, by, bw, bh) in enumerate(boxes):
+            if i == j or by <= ay:
+                continue
+            gap = by - (ay + ah)
+            if gap > 0.6 * max(ah, bh) or gap < -0.5 * min(ah, bh):
+                continue
+            if abs(ah - bh) > 0.5 * max(ah, bh):
+                continue
+            overlap = min(ax + aw, bx + bw) - max(ax, bx)
+            if overlap < 0.6 * min(aw, bw):
+                continue
+            pairs.append((i, j))
+    return pairs
+
+
+# Words printed around plates that are not the number: US state names and their slogans,
+# dealer frames, EU country codes of the blue band. Matched as whole words, after upper-casing.
+_STATE_NAMES = (
+    "ALABAMA ALASKA ARIZONA ARKANSAS CALIFORNIA COLORADO CONNECTICUT DELAWARE FLORIDA GEORGIA "
+    "HAWAII IDAHO ILLINOIS INDIANA IOWA KANSAS KENTUCKY LOUISIANA MAINE MARYLAND MASSACHUSETTS "
+    "MICHIGAN MINNESOTA MISSISSIPPI MISSOURI MONTANA NEBRASKA NEVADA OHIO OKLAHOMA OREGON "
+    "PENNSYLVANIA TENNESSEE TEXAS UTAH VERMONT VIRGINIA WASHINGTON WISCONSIN WYOMING"
+)
+_STATES = _STATE_NAMES.split()
+_PHRASES = (
+    "NEW HAMPSHIRE", "NEW JERSEY", "NEW MEXICO", "NEW YORK", "NORTH CAROLINA", "NORTH DAKOTA",
+    "RHODE ISLAND", "SOUTH CAROLINA", "SOUTH DAKOTA", "WEST VIRGINIA", "EMPIRE STATE",
+    "SUNSHINE STATE", "GARDEN STATE", "LONE STAR STATE", "LAND OF LINCOLN", "LIVE FREE OR DIE",
+    "GREAT LAKES", "FIRST IN FLIGHT", "THE OCEAN STATE", "FAMOUS POTATOES", "GRAND CANYON STATE",
+    "DEALER", "DEALERSHIP", "MOTORS", "AUTO", "CARS", "SALES", "DOT GOV", "EXCELSIOR",
+    "PURE MICHIGAN", "GREEN MOUNTAIN STATE", "KEYSTONE STATE", "WILD WONDERFUL",
+)
+_NOISE = re.compile(
+    r"\b(?:" + "|".join(sorted((re.escape(p) for p in (*_PHRASES, *_STATES)), key=len,
+                               reverse=True)) + r")\b")
+# The EU band's country code, when the recogniser read it before the number: a one-to-three
+# letter word alone at the start ("RO B 123 ABC", "D M-AB 123"). Only removed when what
+# follows then matches, so a plate that starts with letters is not cut short.
+_FILLERS = frozenset({"THE", "OF", "AND", "OR", "IN", "TO"})
+_BAND = re.compile(r"^\s*([A-Z]{1,3})\s+(?=\S)")
+
+
+def _clean(raw: str) -> str:
+    upper = raw.upper()
+    upper = re.sub(r"[^\w\s-]", " ", upper)  # dots, slashes, the US "·" between groups
+    return _NOISE.sub(" ", upper)
+
+
+def plate_from_texts(texts: list[str], region: RegionChoice = "auto", *,
+                     max_repairs: int = 1) -> PlateText | None:
+    """The plate the lines (top to bottom) spell, with surrounding words dropped, or None.
+
+    At most one look-alike repair by default: nothing but the text says these lines are a
+    plate, and with two repairs words become plates ("Passat" reads as P45SAT)."""
+    cleaned = " ".join(_clean(t) for t in texts).strip()
+    if not cleaned:
+        return None
+    # Leftover words around the number: letters alone, four or more of them, or a filler.
+    words = cleaned.split()
+    kept = " ".join(w for w in words if w not in _FILLERS
+                    and (any(ch.isdigit() for ch in w) or len(w) <= 3))
+    tries = [cleaned, kept]
+    if region in ("eu", "auto"):  # the band's country code read before the number
+        tries += [t[band.end():] for t in (cleaned, kept) if (band := _BAND.match(t))]
+    found = None
+    for text in dict.fromkeys(tries):
+        if text and (found := match(text, region, max_repairs=max_repairs)) is not None:
+            break
+    if found is None or len(normalise(found.text)) < 4:
+        return None
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """Lines (indices into the found lines, top first) that together may be a plate."""
+
+    lines: tuple[int, ...]
+    box: Box
+
+
+def candidates(boxes: list[Box], *, frame_size: tuple[int, int], limit: int) -> list[Candidate]:
+    """Plate-shaped lines and stacked pairs, the largest first, at most ``limit`` (each one
+    costs a recogniser call, so the count bounds the stage's time)."""
+    shaped = [i for i, b in enumerate(boxes) if plate_shaped(b, frame_size=frame_size)]
+    found: list[Candidate] = []
+    for i, j in stacked_pairs([boxes[k] for k in shaped]):
+        a, b = boxes[shaped[i]], boxes[shaped[j]]
+        x0, y0 = min(a[0], b[0]), min(a[1], b[1])
+        x1, y1 = max(a[0] + a[2], b[0] + b[2]), max(a[1] + a[3], b[1] + b[3])
+        found.append(Candidate((shaped[i], shaped[j]), (x0, y0, x1 - x0, y1 - y0)))
+    # Single lines wide enough for a whole plate (a stacked half alone is not one).
+    found += [Candidate((i,), boxes[i]) for i in shaped if boxes[i][2] >= 1.5 * boxes[i][3]]
+    found.sort(key=lambda c: c.box[2] * c.box[3], reverse=True)
+    return found[:limit]
+
+
+class ProposalBudget:
+    """When a camera may run the proposal stage: at most once every ``every_us`` of picture
+    time (at 25 frames a second and 500 ms, one frame in twelve or thirteen); the caller asks
+    only while the plate detector finds nothing in the motion. Pure: the caller gives the time."""
+
+    def __init__(self, *, every_us: int = 500_000) -> None:
+        self.every_us = every_us
+        self._next_us: int | None = None
+
+    def take(self, at_us: int) -> bool:
+        if self._next_us is not None and at_us < self._next_us:
+            return False
+        self._next_us = at_us + self.every_us
+        return True

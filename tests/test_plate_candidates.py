@@ -1,0 +1,80 @@
+"""The second plate-proposal stage's decisions: which text lines may be a plate, stacked rows,
+the words around a plate dropped, the format kept, and how often the stage may run."""
+
+from __future__ import annotations
+
+from decisions.plate_candidates import (
+    ProposalBudget,
+    candidates,
+    plate_from_texts,
+    plate_shaped,
+    stacked_pairs,
+)
+from decisions.plate_format import match
+
+
+def test_plate_shaped_lines_pass_and_signs_banners_and_specks_do_not() -> None:
+    assert plate_shaped((500, 400, 120, 30), frame_size=(1280, 720))  # an EU number line
+    assert plate_shaped((500, 400, 20, 28), frame_size=(1280, 720))  # one stacked character
+    assert not plate_shaped((10, 0, 900, 60), frame_size=(1280, 720))  # a banner: 15:1
+    assert not plate_shaped((10, 0, 40, 6), frame_size=(1280, 720))  # too small to read
+    assert not plate_shaped((10, 0, 600, 200), frame_size=(1280, 720))  # taller than any plate
+    # Cut by the frame's side: "IF 99 S|" would read as another valid plate, IF99.
+    assert not plate_shaped((1132, 466, 122, 58), frame_size=(1280, 720))  # 26 px from it
+    assert not plate_shaped((0, 466, 130, 40), frame_size=(1280, 720))
+
+
+def test_two_aligned_rows_of_like_height_are_one_stacked_plate() -> None:
+    upper, lower = (100, 100, 60, 20), (95, 124, 70, 22)
+    far_below = (100, 200, 60, 20)
+    beside = (300, 124, 60, 20)
+    assert stacked_pairs([upper, lower, far_below, beside]) == [(0, 1)]
+    found = candidates([upper, lower], frame_size=(1280, 720), limit=5)
+    # The pair (read top row first) and each row alone that is wide enough for a plate.
+    assert found[0].lines == (0, 1) and found[0].box == (95, 100, 70, 46)
+    assert {c.lines for c in found} == {(0, 1), (0,), (1,)}
+    assert len(candidates([upper, lower], frame_size=(1280, 720), limit=1)) == 1
+
+
+def test_eu_plates_with_hyphens_spaces_and_the_band_code_read_as_their_number() -> None:
+    assert plate_from_texts(["B-191-KRY"], "eu").text == "B191KRY"  # type: ignore[union-attr]
+    assert plate_from_texts(["TR 05 RBG"], "eu").text == "TR05RBG"  # type: ignore[union-attr]
+    assert plate_from_texts(["RO B 96 SXV"], "eu").text == "B96SXV"  # type: ignore[union-attr]
+    assert plate_from_texts(["AB-123-CD"], "eu").text == "AB123CD"  # type: ignore[union-attr]
+
+
+def test_us_state_names_slogans_and_dealer_frames_are_dropped() -> None:
+    read = plate_from_texts(["California", "7ABC123", "DEALER"], "us")
+    assert read is not None and read.text == "7ABC123" and read.format == "us_ca"
+    read = plate_from_texts(["NEW YORK", "ABC-1234", "EMPIRE STATE"], "auto")
+    assert read is not None and read.text == "ABC1234"
+    read = plate_from_texts(["TEXAS", "KXB 4821", "The Lone Star State"], "us")
+    assert read is not None and read.text == "KXB4821"
+
+
+def test_stacked_rows_read_top_first_make_one_plate() -> None:
+    read = plate_from_texts(["CJ 12", "ABC"], "eu")
+    assert read is not None and read.text == "CJ12ABC" and read.format == "eu_ro"
+
+
+def test_words_that_are_not_plates_stay_out() -> None:
+    # "Passat" fits a plate only with two look-alike repairs: a proposal allows one.
+    assert plate_from_texts(["Passat"], "auto") is None
+    assert plate_from_texts(["OPEN 24 HOURS"], "auto") is None
+    assert plate_from_texts(["WASHINGTON"], "us") is None
+    assert plate_from_texts([""], "auto") is None
+
+
+def test_romanian_plates_match_and_do_not_steal_french_ones() -> None:
+    for text in ("B123ABC", "B12ABC", "CJ12ABC"):
+        found = match(text, "eu")
+        assert found is not None and found.text == text and found.repairs == 0
+    french = match("AB-123-CD", "eu")
+    assert french is not None and french.format == "eu_fr_it"
+
+
+def test_the_budget_allows_one_run_per_period_of_picture_time() -> None:
+    budget = ProposalBudget(every_us=200_000)
+    frames = [i * 40_000 for i in range(25)]  # one second at 25 frames a second
+    runs = [at for at in frames if budget.take(at)]
+    assert runs == [0, 200_000, 400_000, 600_000, 800_000]

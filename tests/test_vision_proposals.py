@@ -1,0 +1,72 @@
+"""The second plate-proposal stage on real dash-cam frames (Romanian plates, read by eye:
+"B 96 SXV" and "B-191 KRY" in one night frame, "B 58 DTK" in a day frame), where the shipped
+detector, trained on renderings, reads nothing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from decisions.plate_candidates import ProposalBudget
+from edge.vision.capture import decode_image
+from edge.vision.detector import PlateDetector
+from edge.vision.evaluate import REAL_DATA
+from edge.vision.gate import GateWatch
+from edge.vision.ocr import TextReader
+from edge.vision.proposals import PlateProposer
+from edge.vision.recognizer import PlateRecognizer
+
+_FRAMES = {
+    "images/robertlucian_ro/train_nightride_type3_001.mp4_t_110.jpg": {"B96SXV", "B191KRY"},
+    "images/robertlucian_ro/valid_dayride_type1_003.mp4_t_320.jpg": {"B58DTK"},
+}
+
+
+@pytest.fixture(scope="module")
+def reader() -> TextReader:
+    return TextReader()
+
+
+def _labelled() -> dict[str, list[list[float]]]:
+    labels = REAL_DATA / "labels.jsonl"
+    if not labels.exists():  # the photographs live beside the repo, not in it
+        pytest.skip(f"{labels} is not on this machine")
+    rows = [json.loads(line) for line in labels.read_text(encoding="utf-8").splitlines()]
+    return {r["file"]: r["boxes"] for r in rows if r["file"] in _FRAMES}
+
+
+def test_proposals_read_real_plates_the_detector_misses(reader: TextReader) -> None:
+    boxes = _labelled()
+    recognizer = PlateRecognizer(PlateDetector(), reader, region="eu")
+    proposer = PlateProposer(reader, region="eu")
+    for name, plates in _FRAMES.items():
+        image = decode_image(REAL_DATA / name)
+        assert recognizer.read(image) == []  # the detector alone: nothing
+        proposed = proposer.propose(image)
+        assert {p.plate.text for p in proposed} == plates
+        for p in proposed:  # each read sits on a labelled plate
+            cx, cy = p.box[0] + p.box[2] / 2, p.box[1] + p.box[3] / 2
+            assert any(x <= cx <= x + w and y <= cy <= y + h for x, y, w, h in boxes[name])
+
+
+def test_the_gate_makes_passages_from_proposals_within_its_budget(reader: TextReader) -> None:
+    _labelled()
+    name = "images/robertlucian_ro/valid_dayride_type1_003.mp4_t_320.jpg"
+    image = decode_image(REAL_DATA / name)
+    recognizer = PlateRecognizer(PlateDetector(), reader, region="eu")
+    watch = GateWatch(recognizer, frame_size=(image.shape[1], image.shape[0]), min_reads=1,
+                      proposer=PlateProposer(reader, region="eu"),
+                      proposal_budget=ProposalBudget(every_us=200_000))
+    empty = np.full_like(image, 90)
+    watch.process(empty, 0)
+    ran = []
+    # The car appears and moves a little each frame, 25 frames a second for 0.4 s.
+    for i in range(1, 11):
+        frame = np.roll(image, 3 * i, axis=1)
+        outcome = watch.process(frame, i * 40_000)
+        ran.append(outcome.proposal_ms > 0)
+    passages = watch.finish()
+    assert [p.plate for p in passages] == ["B58DTK"]
+    assert 1 <= sum(ran) <= 3  # at most once per 200 ms of picture time
