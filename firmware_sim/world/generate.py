@@ -7,10 +7,13 @@ and departures in time order), and per reader a time-ordered list of what change
 goes off or on). Then time is cut in chunks; per chunk and per reader the stretches between two
 changes are constant, and all read rounds of a stretch are drawn at once with numpy:
 
-- a tag with per-round read probability p is last read ``g`` rounds before the end of a report
-  period, with ``g + 1`` geometric(p); it is in the report iff ``g < n`` (n rounds in the period,
-  so P(unseen) = (1 - p) ** n exactly), and its seen count is ``1 + Binomial(n - 1 - g, p)``
-  (the rounds before its last read). Two draws per tag per period, whatever the round rate;
+- a tag with per-round read probability p answers each of a period's n rounds or not; the
+  report sums that up as its first and last read and its count. A table per (n, p) lists
+  every such outcome with its probability (not read at all: (1 - p) ** n), and one uniform
+  per tag and period picks one by inversion (``_tables``): one draw, whatever the round rate.
+  Periods of more than ``_TABLE_ROUNDS`` rounds draw the last read ``g`` rounds before the end
+  with ``g + 1`` geometric(p), the count ``1 + Binomial(n - 1 - g, p)`` and the first read as
+  a uniform's minimum (``_draw_rounds``);
 - a period cut by a change (a stretch boundary) is drawn per stretch and merged (counts add,
   the latest read wins), so a move in mid-period is exact;
 - rounds happen while the reader has power; its reports and keepalives reach the gateway only
@@ -27,6 +30,7 @@ import bisect
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import repeat
 from operator import attrgetter
 
@@ -307,6 +311,98 @@ def _draw_stretch(st: _ReaderState, comp: Compiled, a: int, b: int) -> None:
     readable = p > 0
     if not readable.any():
         return
+    if int(n.max()) > _TABLE_ROUNDS:
+        _draw_rounds(st, uk, n, last_t=last_t, dt=dt, tags=tags, ports=ports, p=p,
+                     readable=readable)
+        return
+    # One uniform per tag and period, looked up in its (rounds, probability) table: which
+    # rounds it answered is summed up as its first and last read and its count.
+    n_vals, n_of = np.unique(n, return_inverse=True)
+    p_vals, p_of = np.unique(p, return_inverse=True)
+    cdf, guide, pos_first, pos_last, count = _tables(tuple(n_vals.tolist()),
+                                                     tuple(p_vals.tolist()))
+    u = st.rng.random((len(uk), len(tags)))
+    combo = (n_of * len(p_vals))[:, None] + p_of[None, :]
+    at = guide[(u * _GUIDE_BINS).astype(np.intp) + combo * _GUIDE_BINS]
+    u, at = u.ravel(), at.ravel()
+    step = np.flatnonzero(cdf[at] <= u)  # past the bin's first outcome: walk the few
+    while len(step):
+        at[step] += 1
+        step = step[cdf[at[step]] <= u[step]]
+    counts = count[at]
+    flat = np.flatnonzero(counts)  # row-major: the periods in order, tags in their order
+    rows, cols = np.divmod(flat, len(tags))
+    at = at[flat]
+    opens = last_t[rows] - (n[rows] - 1) * dt  # the period's first round
+    st.parts.append((uk[rows], tags[cols], counts[flat], opens + pos_last[at] * dt,
+                     ports[cols], opens + pos_first[at] * dt))
+
+
+# A period of up to this many rounds is drawn from its table of outcomes (n ** 3 / 6 of them,
+# about one per guide bin at most); longer ones (a 30 s report at 2 rounds/s) by _draw_rounds.
+_TABLE_ROUNDS = 24
+_GUIDE_BINS = 4096
+
+
+@lru_cache(maxsize=256)
+def _outcomes(n: int, p: float) -> tuple[np.ndarray, ...]:
+    """Every way a tag read with probability ``p`` per round can answer ``n`` rounds, summed
+    up as a report sees it: its first and last read (round of the period, from 0) and its
+    count, with its probability; the first outcome is not being read at all, (1 - p) ** n.
+    First f, last l and c reads: the c - 2 others fall on any of the l - f - 1 rounds between,
+    comb(l - f - 1, c - 2) ways, each p ** c (1 - p) ** (n - c). The table is exact: the
+    first read is no longer the continuous approximation the draws needed."""
+    q = 1.0 - p
+    first, last, count, prob = [-1], [-1], [0], [q ** n]
+    for b in range(n):
+        first.append(b)
+        last.append(b)
+        count.append(1)
+        prob.append(p * q ** (n - 1))
+        for a in range(b):
+            between = b - a - 1
+            for c in range(2, between + 3):
+                first.append(a)
+                last.append(b)
+                count.append(c)
+                prob.append(math.comb(between, c - 2) * p ** c * q ** (n - c))
+    return (np.array(first, np.int64), np.array(last, np.int64), np.array(count, np.int64),
+            np.array(prob))
+
+
+@lru_cache(maxsize=64)
+def _tables(n_vals: tuple[int, ...], p_vals: tuple[float, ...]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The (rounds, probability) tables of a stretch, end to end: each table's cumulative
+    probabilities (its last entry infinite, so rounding never walks past it) and a guide per
+    table, ``_GUIDE_BINS`` bins of [0, 1) each giving the first outcome a uniform in it can
+    take (inversion by table look-up: the uniform's outcome is the first whose cumulative
+    probability exceeds it)."""
+    cdfs, guides, firsts, lasts, counts = [], [], [], [], []
+    base = 0
+    bins = np.arange(_GUIDE_BINS) / _GUIDE_BINS
+    for n in n_vals:
+        for p in p_vals:
+            first, last, count, prob = _outcomes(n, p)
+            cdf = np.cumsum(prob)
+            cdf[-1] = np.inf
+            guides.append(base + np.searchsorted(cdf, bins, side="right"))
+            cdfs.append(cdf)
+            firsts.append(first)
+            lasts.append(last)
+            counts.append(count)
+            base += len(cdf)
+    return (np.concatenate(cdfs), np.concatenate(guides), np.concatenate(firsts),
+            np.concatenate(lasts), np.concatenate(counts))
+
+
+def _draw_rounds(st: _ReaderState, uk: np.ndarray, n: np.ndarray, *, last_t: np.ndarray,
+                 dt: int, tags: np.ndarray, ports: np.ndarray, p: np.ndarray,
+                 readable: np.ndarray) -> None:
+    """Long periods: the tag's last read ``g`` rounds before the period's end with ``g + 1``
+    geometric(p) (in the report iff ``g < n``), its count ``1 + Binomial(n - 1 - g, p)``, its
+    first read the earliest of the other reads, uniform on the rounds before the last (drawn
+    as the minimum of that many uniforms, the continuous form of the discrete draw)."""
     p_safe = np.where(readable, p, 0.5)
     g1 = st.rng.geometric(p_safe, size=(len(uk), len(tags)))  # g + 1
     seen = g1 <= n[:, None]  # g < n
@@ -318,9 +414,6 @@ def _draw_stretch(st: _ReaderState, comp: Compiled, a: int, b: int) -> None:
     gs = g1 - 1
     before = n[rows] - g1  # rounds of the period before its last read: n - 1 - g
     counts = 1 + st.rng.binomial(before, p_safe[cols])
-    # Its first read: the earliest of the count - 1 earlier reads, which fall on the rounds
-    # before the last uniformly; drawn as the minimum of that many uniforms on them (the
-    # continuous form of the discrete draw), the last read itself when it was the only one.
     others = counts - 1
     u = st.rng.random(len(rows))
     ahead = np.floor(before * (1.0 - u ** (1.0 / np.maximum(others, 1)))).astype(np.int64)
@@ -632,3 +725,4 @@ def generate_chunks(world: World, seed: int, *, chunk_s: float = 3600.0) -> Iter
         order = sorted(range(len(merged)), key=lambda i: (key(merged[i]), ranks[i]))
         yield Chunk(runs, [merged[i] for i in order], [ranks[i] for i in order])
         c0_s = c1_s
+
