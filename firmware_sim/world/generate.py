@@ -28,11 +28,14 @@ from __future__ import annotations
 
 import bisect
 import math
+import mmap
+import multiprocessing as mp
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from itertools import repeat
 from operator import attrgetter
+from typing import Any
 
 import numpy as np
 
@@ -726,3 +729,105 @@ def generate_chunks(world: World, seed: int, *, chunk_s: float = 3600.0) -> Iter
         yield Chunk(runs, [merged[i] for i in order], [ranks[i] for i in order])
         c0_s = c1_s
 
+
+
+@dataclass
+class _Failed:
+    """A worker's error, sent to the consumer in place of a chunk."""
+
+    error: str
+
+
+# generate_chunks_ahead's ring: its worker writes a chunk's columns into one of these slots of
+# shared memory (mapped before the fork, pages taken only when written) and sends the rest.
+_SLOTS = 4
+_SLOT_BYTES = 32 << 20
+_COLUMNS = ("t_us", "rounds", "lo", "hi")
+
+
+def _pack(chunk: Chunk, slot: memoryview) -> Chunk | None:
+    """The chunk with its runs' arrays written into ``slot``, each replaced by its place
+    (offset, dtype, length); None when they do not fit (the chunk then goes pickled)."""
+    runs = []
+    offset = 0
+    for run in chunk.runs:
+        places = []
+        for column in (*(getattr(run, c) for c in _COLUMNS), *run.block):
+            a = np.ascontiguousarray(column)
+            if offset + a.nbytes > len(slot):
+                return None
+            np.frombuffer(slot, a.dtype, a.size, offset)[...] = a
+            places.append((offset, a.dtype.str, a.size))
+            offset += -(-a.nbytes // 8) * 8
+        runs.append(replace(run, **dict(zip(_COLUMNS, places[:4], strict=True)),
+                            block=tuple(places[4:])))
+    return Chunk(runs, chunk.others, chunk.ranks)
+
+
+def _unpack(chunk: Chunk, slot: memoryview) -> Chunk:
+    """``_pack``'s chunk with its arrays copied out of the slot (so the slot can be reused
+    while the consumer still holds the chunk)."""
+    def take(place: tuple[int, str, int]) -> np.ndarray:
+        offset, dtype, size = place
+        return np.frombuffer(slot, np.dtype(dtype), size, offset).copy()
+
+    runs = [replace(run, **{c: take(getattr(run, c)) for c in _COLUMNS},
+                    block=tuple(take(place) for place in run.block))
+            for run in chunk.runs]
+    return Chunk(runs, chunk.others, chunk.ranks)
+
+
+def _produce(world: World, seed: int, *, chunk_s: float, queue: Any, free: Any,
+             ring: mmap.mmap) -> None:
+    """The worker's side of ``generate_chunks_ahead``: every chunk (its columns in the ring's
+    next slot once the consumer freed it), then None, or the error."""
+    try:
+        view = memoryview(ring)
+        for i, chunk in enumerate(generate_chunks(world, seed, chunk_s=chunk_s)):
+            free.acquire()
+            k = i % _SLOTS
+            packed = _pack(chunk, view[k * _SLOT_BYTES:(k + 1) * _SLOT_BYTES])
+            queue.put((k, packed) if packed is not None else (-1, chunk))
+        queue.put(None)
+    except Exception as exc:  # noqa: BLE001 - the consumer raises it: a worker has no one to tell
+        queue.put(_Failed(repr(exc)))
+
+
+def generate_chunks_ahead(world: World, seed: int, *, chunk_s: float = 3600.0
+                          ) -> Iterator[Chunk]:
+    """``generate_chunks``' chunks, the same stream, drawn in a worker process while the
+    caller consumes them: with a core to spare the two stages overlap, so the pair costs
+    about the slower of them in wall time instead of their sum. The columns (a few MB a
+    chunk) go through a ring of shared memory, copied once in and once out; at most
+    ``_SLOTS`` chunks are ahead. The worker is forked where the platform can (no start-up
+    imports), spawned elsewhere."""
+    methods = mp.get_all_start_methods()
+    ctx = mp.get_context("fork" if "fork" in methods else "spawn")
+    ring = mmap.mmap(-1, _SLOTS * _SLOT_BYTES)  # shared with the worker
+    view = memoryview(ring)
+    queue = ctx.Queue()
+    free = ctx.Semaphore(_SLOTS)
+    worker = ctx.Process(target=_produce, args=(world, seed), daemon=True,
+                         kwargs={"chunk_s": chunk_s, "queue": queue, "free": free,
+                                 "ring": ring}, name="world-generation")
+    worker.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is None:
+                break
+            if isinstance(item, _Failed):
+                raise RuntimeError(f"world generation failed in its worker: {item.error}")
+            k, chunk = item
+            if k >= 0:
+                chunk = _unpack(chunk, view[k * _SLOT_BYTES:(k + 1) * _SLOT_BYTES])
+            free.release()
+            yield chunk
+        worker.join()
+    finally:
+        if worker.is_alive():  # the consumer stopped early: nothing more is wanted
+            worker.terminate()
+            worker.join()
+        queue.close()
+        view.release()
+        ring.close()
