@@ -506,27 +506,38 @@ def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool, *, part: 
     # stretches) can hold a tag twice: merge those few rows (counts add, later read wins).
     k, tag, cnt, last, port, first = (k[:n_rows], tag[:n_rows], cnt[:n_rows], last[:n_rows],
                                       port[:n_rows], first[:n_rows])
-    split = done_k[1:][done_k[1:] == done_k[:-1]]
+    split = np.unique(done_k[1:][done_k[1:] == done_k[:-1]])
     if len(split) and len(k):
-        dup = np.isin(k, split)
+        # A split period's rows are a run of k (sorted): merged, they take the run's first
+        # places, by tag, and the rest of the run is dropped.
+        a = np.searchsorted(k, split, side="left")
+        b = np.searchsorted(k, split, side="right")
+        dup = np.repeat(a - np.cumsum(np.r_[0, (b - a)[:-1]]), b - a) + np.arange(
+            int((b - a).sum()))
         dk, dt_, dc, dl, dp, df = k[dup], tag[dup], cnt[dup], last[dup], port[dup], first[dup]
         order = np.lexsort((dl, dt_, dk))
+        dup = dup[order]
         dk, dt_, dc, dl, dp, df = (dk[order], dt_[order], dc[order], dl[order], dp[order],
                                    df[order])
-        g = np.flatnonzero(np.r_[True, (dk[1:] != dk[:-1]) | (dt_[1:] != dt_[:-1])])
+        new_k = np.r_[True, dk[1:] != dk[:-1]]
+        g = np.flatnonzero(new_k | np.r_[True, dt_[1:] != dt_[:-1]])
         ends = np.r_[g[1:], len(dk)] - 1
-        keep = ~dup
-        k = np.concatenate([k[keep], dk[ends]])
-        tag = np.concatenate([tag[keep], dt_[ends]])
-        cnt = np.concatenate([cnt[keep], np.add.reduceat(dc, g)])
-        last = np.concatenate([last[keep], dl[ends]])
-        port = np.concatenate([port[keep], dp[ends]])
-        first = np.concatenate([first[keep], np.minimum.reduceat(df, g)])
-        order = np.argsort(k, kind="stable")
-        k, tag, cnt, last, port, first = (k[order], tag[order], cnt[order], last[order],
-                                          port[order], first[order])
-    lo = np.searchsorted(k, pk, side="left")
-    hi = np.searchsorted(k, pk, side="right")
+        # Where each merged row goes: its period's first place, plus its rank in the period.
+        period_of = np.cumsum(new_k[g]) - 1
+        first_of = np.flatnonzero(new_k[g])
+        to = a[period_of] + np.arange(len(g)) - first_of[period_of]
+        keep = np.ones(len(k), bool)
+        keep[dup] = False
+        keep[to] = True
+        k[to], tag[to], last[to], port[to] = dk[ends], dt_[ends], dl[ends], dp[ends]
+        cnt[to], first[to] = np.add.reduceat(dc, g), np.minimum.reduceat(df, g)
+        k, tag, cnt, last, port, first = (k[keep], tag[keep], cnt[keep], last[keep],
+                                          port[keep], first[keep])
+    # Each period's rows: k is sorted and holds only periods of pk.
+    per = np.bincount(k - pk[0], minlength=int(pk[-1] - pk[0]) + 1)[pk - pk[0]] if len(
+        k) else np.zeros(len(pk), np.int64)
+    hi = np.cumsum(per)
+    lo = hi - per
     at = st.epoch_us + pk * period
     # Sent only while the reader has power and network, and within the world's time.
     sendable = at <= comp.end_us
