@@ -351,26 +351,30 @@ _GUIDE_BINS = 4096
 def _outcomes(n: int, p: float) -> tuple[np.ndarray, ...]:
     """Every way a tag read with probability ``p`` per round can answer ``n`` rounds, summed
     up as a report sees it: its first and last read (round of the period, from 0) and its
-    count, with its probability; the first outcome is not being read at all, (1 - p) ** n.
+    count (0: not read at all, (1 - p) ** n), with its probability.
     First f, last l and c reads: the c - 2 others fall on any of the l - f - 1 rounds between,
     comb(l - f - 1, c - 2) ways, each p ** c (1 - p) ** (n - c). The table is exact: the
     first read is no longer the continuous approximation the draws needed."""
     q = 1.0 - p
-    first, last, count, prob = [-1], [-1], [0], [q ** n]
-    for b in range(n):
-        first.append(b)
-        last.append(b)
-        count.append(1)
-        prob.append(p * q ** (n - 1))
-        for a in range(b):
-            between = b - a - 1
-            for c in range(2, between + 3):
-                first.append(a)
-                last.append(b)
-                count.append(c)
-                prob.append(math.comb(between, c - 2) * p ** c * q ** (n - c))
-    return (np.array(first, np.int64), np.array(last, np.int64), np.array(count, np.int64),
-            np.array(prob))
+    # Read once: first = last, any round. Then every pair of rounds f < l (l - f - 1 between)
+    # with 2 to l - f + 1 reads.
+    last_one = np.arange(n)
+    f, l_ = np.triu_indices(n, 1)
+    between = l_ - f - 1
+    reps = between + 1
+    c = 2 + np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps)
+    f, l_, between = np.repeat(f, reps), np.repeat(l_, reps), np.repeat(between, reps)
+    pascal = np.array([[math.comb(m, k) for k in range(n)] for m in range(n)], np.float64)
+    first = np.concatenate([[-1], last_one, f])
+    last = np.concatenate([[-1], last_one, l_])
+    count = np.concatenate([[0], np.ones(n, np.int64), c])
+    prob = np.concatenate([[q ** n], np.full(n, p * q ** (n - 1)),
+                           pascal[between, c - 2] * p ** c * q ** (n - c)])
+    # Likeliest first: the many unlikely outcomes of a long period end up together near 1,
+    # where few uniforms fall, so the guide's bins hold few boundaries where most of them do.
+    order = np.argsort(-prob, kind="stable")
+    return (first.astype(np.int64)[order], last.astype(np.int64)[order],
+            count.astype(np.int64)[order], prob[order])
 
 
 @lru_cache(maxsize=64)
