@@ -30,7 +30,7 @@ import bisect
 import math
 import mmap
 import multiprocessing as mp
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from itertools import repeat
@@ -514,10 +514,10 @@ def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool, *, part: 
     if len(split) and len(k):
         # A split period's rows are a run of k (sorted): merged, they take the run's first
         # places, by tag, and the rest of the run is dropped.
-        a = np.searchsorted(k, split, side="left")
-        b = np.searchsorted(k, split, side="right")
-        dup = np.repeat(a - np.cumsum(np.r_[0, (b - a)[:-1]]), b - a) + np.arange(
-            int((b - a).sum()))
+        run_lo = np.searchsorted(k, split, side="left")
+        run_hi = np.searchsorted(k, split, side="right")
+        dup = np.repeat(run_lo - np.cumsum(np.r_[0, (run_hi - run_lo)[:-1]]),
+                        run_hi - run_lo) + np.arange(int((run_hi - run_lo).sum()))
         dk, dt_, dc, dl, dp, df = k[dup], tag[dup], cnt[dup], last[dup], port[dup], first[dup]
         order = np.lexsort((dl, dt_, dk))
         dup = dup[order]
@@ -529,7 +529,7 @@ def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool, *, part: 
         # Where each merged row goes: its period's first place, plus its rank in the period.
         period_of = np.cumsum(new_k[g]) - 1
         first_of = np.flatnonzero(new_k[g])
-        to = a[period_of] + np.arange(len(g)) - first_of[period_of]
+        to = run_lo[period_of] + np.arange(len(g)) - first_of[period_of]
         keep = np.ones(len(k), bool)
         keep[dup] = False
         keep[to] = True
@@ -538,8 +538,8 @@ def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool, *, part: 
         k, tag, cnt, last, port, first = (k[keep], tag[keep], cnt[keep], last[keep],
                                           port[keep], first[keep])
     # Each period's rows: k is sorted and holds only periods of pk.
-    per = np.bincount(k - pk[0], minlength=int(pk[-1] - pk[0]) + 1)[pk - pk[0]] if len(
-        k) else np.zeros(len(pk), np.int64)
+    per: np.ndarray = np.bincount(k - pk[0], minlength=int(pk[-1] - pk[0]) + 1)[
+        pk - pk[0]] if len(k) else np.zeros(len(pk), np.int64)
     hi = np.cumsum(per)
     lo = hi - per
     at = st.epoch_us + pk * period
@@ -757,38 +757,44 @@ class _Failed:
 # shared memory (mapped before the fork, pages taken only when written) and sends the rest.
 _SLOTS = 4
 _SLOT_BYTES = 32 << 20
-_COLUMNS = ("t_us", "rounds", "lo", "hi")
 
 
-def _pack(chunk: Chunk, slot: memoryview) -> Chunk | None:
-    """The chunk with its runs' arrays written into ``slot``, each replaced by its place
-    (offset, dtype, length); None when they do not fit (the chunk then goes pickled)."""
-    runs = []
+_Place = tuple[int, str, int]  # a column in a slot: offset, dtype, length
+_EMPTY = np.empty(0, np.int64)
+
+
+def _pack(chunk: Chunk, slot: memoryview) -> tuple[Chunk, list[list[_Place]]] | None:
+    """The chunk with its runs' arrays written into ``slot`` (and emptied in the chunk), and
+    each run's places of them; None when they do not fit (the chunk then goes pickled)."""
+    runs, places = [], []
     offset = 0
     for run in chunk.runs:
-        places = []
-        for column in (*(getattr(run, c) for c in _COLUMNS), *run.block):
+        mine: list[_Place] = []
+        for column in (run.t_us, run.rounds, run.lo, run.hi, *run.block):
             a = np.ascontiguousarray(column)
             if offset + a.nbytes > len(slot):
                 return None
             np.frombuffer(slot, a.dtype, a.size, offset)[...] = a
-            places.append((offset, a.dtype.str, a.size))
+            mine.append((offset, a.dtype.str, a.size))
             offset += -(-a.nbytes // 8) * 8
-        runs.append(replace(run, **dict(zip(_COLUMNS, places[:4], strict=True)),
-                            block=tuple(places[4:])))
-    return Chunk(runs, chunk.others, chunk.ranks)
+        places.append(mine)
+        runs.append(replace(run, t_us=_EMPTY, rounds=_EMPTY, lo=_EMPTY, hi=_EMPTY,
+                            block=(_EMPTY,) * 5))
+    return Chunk(runs, chunk.others, chunk.ranks), places
 
 
-def _unpack(chunk: Chunk, slot: memoryview) -> Chunk:
+def _unpack(chunk: Chunk, places: list[list[_Place]], slot: memoryview) -> Chunk:
     """``_pack``'s chunk with its arrays copied out of the slot (so the slot can be reused
     while the consumer still holds the chunk)."""
-    def take(place: tuple[int, str, int]) -> np.ndarray:
+    def take(place: _Place) -> np.ndarray:
         offset, dtype, size = place
         return np.frombuffer(slot, np.dtype(dtype), size, offset).copy()
 
-    runs = [replace(run, **{c: take(getattr(run, c)) for c in _COLUMNS},
-                    block=tuple(take(place) for place in run.block))
-            for run in chunk.runs]
+    runs = []
+    for run, mine in zip(chunk.runs, places, strict=True):
+        t_us, rounds, lo, hi, tag, port, count, last, first = map(take, mine)
+        runs.append(replace(run, t_us=t_us, rounds=rounds, lo=lo, hi=hi,
+                            block=(tag, port, count, last, first)))
     return Chunk(runs, chunk.others, chunk.ranks)
 
 
@@ -802,22 +808,22 @@ def _produce(world: World, seed: int, *, chunk_s: float, queue: Any, free: Any,
             free.acquire()
             k = i % _SLOTS
             packed = _pack(chunk, view[k * _SLOT_BYTES:(k + 1) * _SLOT_BYTES])
-            queue.put((k, packed) if packed is not None else (-1, chunk))
+            queue.put((k, *packed) if packed is not None else (-1, chunk, []))
         queue.put(None)
     except Exception as exc:  # noqa: BLE001 - the consumer raises it: a worker has no one to tell
         queue.put(_Failed(repr(exc)))
 
 
 def generate_chunks_ahead(world: World, seed: int, *, chunk_s: float = 3600.0
-                          ) -> Iterator[Chunk]:
+                          ) -> Generator[Chunk, None, None]:
     """``generate_chunks``' chunks, the same stream, drawn in a worker process while the
     caller consumes them: with a core to spare the two stages overlap, so the pair costs
     about the slower of them in wall time instead of their sum. The columns (a few MB a
     chunk) go through a ring of shared memory, copied once in and once out; at most
     ``_SLOTS`` chunks are ahead. The worker is forked where the platform can (no start-up
     imports), spawned elsewhere."""
-    methods = mp.get_all_start_methods()
-    ctx = mp.get_context("fork" if "fork" in methods else "spawn")
+    fork = "fork" in mp.get_all_start_methods()
+    ctx = mp.get_context("fork") if fork else mp.get_context("spawn")
     ring = mmap.mmap(-1, _SLOTS * _SLOT_BYTES)  # shared with the worker
     view = memoryview(ring)
     queue = ctx.Queue()
@@ -833,9 +839,9 @@ def generate_chunks_ahead(world: World, seed: int, *, chunk_s: float = 3600.0
                 break
             if isinstance(item, _Failed):
                 raise RuntimeError(f"world generation failed in its worker: {item.error}")
-            k, chunk = item
+            k, chunk, places = item
             if k >= 0:
-                chunk = _unpack(chunk, view[k * _SLOT_BYTES:(k + 1) * _SLOT_BYTES])
+                chunk = _unpack(chunk, places, view[k * _SLOT_BYTES:(k + 1) * _SLOT_BYTES])
             free.release()
             yield chunk
         worker.join()
