@@ -513,8 +513,11 @@ class SiteRun:
                     return False  # its next message brings it back: one by one
                 continue
             stale = self._stale_us[reader]
-            times = np.r_[heard, mine, last_tick]
-            if (np.diff(times) > stale).any():
+            if len(mine):
+                if (mine[0] - heard > stale or last_tick - mine[-1] > stale
+                        or (np.diff(mine) > stale).any()):
+                    return False
+            elif last_tick - heard > stale:
                 return False
         rows = stream.rows(i, j)
         if not self.station.presence.observe_quiet(stream.epcs, names, rows, last_tick):
