@@ -5,6 +5,7 @@ say when they are next due, and presence takes such a stretch in one call."""
 
 from __future__ import annotations
 
+import multiprocessing
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ from edge.alerting import EdgeAlerting
 from edge.rfid.presence import LotDefinition, LotPresence, PresenceChange, QuietRows
 from edge.rfid.smoothing import SmoothingPolicy
 from firmware_sim.world import load_story
-from firmware_sim.world.generate import generate_chunks
+from firmware_sim.world.generate import generate_chunks, generate_chunks_ahead
 from firmware_sim.world.runner import Outcome, run_worlds
 
 S = 1_000_000
@@ -60,6 +61,32 @@ def test_the_chunks_columns_are_the_signal_stream() -> None:
         items.sort(key=lambda x: (x[0], x[1]))
         from_chunks += [s.key() if hasattr(s, "key") else s for _, _, s in items]
     assert from_chunks == stream
+
+
+def test_chunks_drawn_in_a_worker_process_are_the_same_stream() -> None:
+    world = load_story("reader_network_loss").sites[0]
+
+    def columns(chunk: Any) -> list[Any]:
+        return [(r.reader, r.part, r.t_us.tolist(), r.rounds.tolist(), r.lo.tolist(),
+                 r.hi.tolist(), [c.tolist() for c in r.block]) for r in chunk.runs] + [
+            chunk.ranks, [s.key() if hasattr(s, "key") else s for s in chunk.others]]
+
+    here = [columns(c) for c in generate_chunks(world, 3, chunk_s=600)]
+    assert [columns(c) for c in generate_chunks_ahead(world, 3, chunk_s=600)] == here
+    # A consumer that stops early leaves no worker behind.
+    ahead = generate_chunks_ahead(world, 3, chunk_s=600)
+    assert columns(next(ahead)) == here[0]
+    ahead.close()
+    assert not [p for p in multiprocessing.active_children() if p.name == "world-generation"]
+
+
+def test_a_warehouse_night_generated_in_a_worker_decides_the_same() -> None:
+    night = week_world(1, 2.0, 5, 1, 120.0)
+    night = night.model_copy(update={"duration_s": 5 * 3600.0})
+    here, ahead = run_worlds([night], 1), run_worlds([night], 1, pipeline=True)
+    assert any(a.alert_type.startswith("theft.") for a in ahead.alerts)
+    assert _decisions(ahead) == _decisions(here)
+    assert ahead.signals == here.signals
 
 
 def test_presence_is_due_when_a_tag_can_next_pass_its_floor() -> None:

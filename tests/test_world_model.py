@@ -90,6 +90,27 @@ def test_read_probability_sets_the_share_of_tags_missed_per_period() -> None:
         assert abs(seen - p) < 0.02
 
 
+def test_a_report_row_sums_up_its_tag_s_rounds_as_reads_one_by_one_would() -> None:
+    # 4 rounds per report, p = 0.45: whether a tag is in the report, its count, and the
+    # rounds of its first and last read are those of 4 independent rounds.
+    p, q, n = 0.45, 0.55, 4
+    w = world(duration_s=2000, lots=[{"name": "A", "pieces": 20, "at": ["r1/1"],
+                                      "read_probability": p}])
+    rows = [(r.rounds, r.since_us, r.count, r.first_us, r.last_us) for r in reports(w)]
+    rows = [x for x in rows if x[0] == n]
+    seen = sum(len(c) for _, _, c, _, _ in rows) / (20 * len(rows))
+    count = np.concatenate([c for *_, c, _, _ in rows])
+    dt = US // 4
+    first = np.concatenate([(f - since - dt) // dt for _, since, _, f, _ in rows])
+    last = np.concatenate([(x - since - dt) // dt for _, since, _, _, x in rows])
+    assert abs(seen - (1 - q ** n)) < 0.01
+    assert abs(count.mean() - n * p / (1 - q ** n)) < 0.02
+    assert abs((first == 0).mean() - p / (1 - q ** n)) < 0.01  # read in the first round
+    assert abs((last == n - 1).mean() - p / (1 - q ** n)) < 0.01  # ... in the last
+    assert np.all(first <= last) and np.all(last - first + 1 >= count)
+    assert np.all((count == 1) == (first == last))
+
+
 def test_a_moved_pallet_is_unread_in_transit_then_read_at_its_new_antenna() -> None:
     w = world(moves=[{"at_s": 100, "lot": "A", "pieces": 5, "path": ["r1/2"], "gap_s": 8,
                       "dwell_s": 0}], lots=[{"name": "A", "pieces": 20, "at": ["r1/1"],

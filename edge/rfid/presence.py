@@ -60,6 +60,14 @@ _KEEP_TABLE = np.array(_KEEPS)
 # under 1e-28 of the mean, less than a double holds.
 _MEAN_GAPS = 1024
 
+def _group_starts(index: np.ndarray) -> np.ndarray:
+    """Where each run of equal values of ``index`` starts (np.r_ costs more than the pass)."""
+    new = np.empty(len(index), bool)
+    new[:1] = True
+    np.not_equal(index[1:], index[:-1], out=new[1:])
+    return np.flatnonzero(new)
+
+
 _PRESENT: PresenceState = "present"
 _MISSING: PresenceState = "missing"
 _UNKNOWN: PresenceState = "unknown"
@@ -488,7 +496,7 @@ class LotPresence:
         first = np.minimum(rows.first[order], last)  # untrusted: nothing after the last
         seen = rows.seen[order]
         n_rows = len(index)
-        starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
+        starts = _group_starts(index)
         uniq = index[starts].tolist()
         tags: list[_Tag] = []
         for i in uniq:
@@ -499,7 +507,7 @@ class LotPresence:
         floor = self._min_floor_us
         prior0 = np.array([t.last_seen_us for t in tags], dtype=np.int64)
         qfloor = np.array([max(floor, t.floor_us) for t in tags], dtype=np.int64)
-        sizes = np.diff(np.r_[starts, n_rows])
+        sizes = np.diff(starts, append=n_rows)
         ends = starts + sizes - 1
         second = (seen > 1) & (last > first)  # reads after the first: observe_seen's 2nd step
         now_last = np.where(second, last, first)
@@ -521,8 +529,8 @@ class LotPresence:
         done = np.cumsum(steps)
         later = np.repeat(done[ends], sizes) - done  # gaps in the tag's rows after it
         tail = np.flatnonzero(later < _MEAN_GAPS)
-        t_starts = np.flatnonzero(np.r_[True, index[tail][1:] != index[tail][:-1]])
-        t_sizes = np.diff(np.r_[t_starts, len(tail)])
+        t_starts = _group_starts(index[tail])
+        t_sizes = np.diff(t_starts, append=len(tail))
         t_ends = t_starts + t_sizes - 1
         inner_t = inner[tail]
         second_t = second[tail]

@@ -7,10 +7,13 @@ and departures in time order), and per reader a time-ordered list of what change
 goes off or on). Then time is cut in chunks; per chunk and per reader the stretches between two
 changes are constant, and all read rounds of a stretch are drawn at once with numpy:
 
-- a tag with per-round read probability p is last read ``g`` rounds before the end of a report
-  period, with ``g + 1`` geometric(p); it is in the report iff ``g < n`` (n rounds in the period,
-  so P(unseen) = (1 - p) ** n exactly), and its seen count is ``1 + Binomial(n - 1 - g, p)``
-  (the rounds before its last read). Two draws per tag per period, whatever the round rate;
+- a tag with per-round read probability p answers each of a period's n rounds or not; the
+  report sums that up as its first and last read and its count. A table per (n, p) lists
+  every such outcome with its probability (not read at all: (1 - p) ** n), and one uniform
+  per tag and period picks one by inversion (``_tables``): one draw, whatever the round rate.
+  Periods of more than ``_TABLE_ROUNDS`` rounds draw the last read ``g`` rounds before the end
+  with ``g + 1`` geometric(p), the count ``1 + Binomial(n - 1 - g, p)`` and the first read as
+  a uniform's minimum (``_draw_rounds``);
 - a period cut by a change (a stretch boundary) is drawn per stretch and merged (counts add,
   the latest read wins), so a move in mid-period is exact;
 - rounds happen while the reader has power; its reports and keepalives reach the gateway only
@@ -25,10 +28,14 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import mmap
+import multiprocessing as mp
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from itertools import repeat
 from operator import attrgetter
+from typing import Any
 
 import numpy as np
 
@@ -307,6 +314,102 @@ def _draw_stretch(st: _ReaderState, comp: Compiled, a: int, b: int) -> None:
     readable = p > 0
     if not readable.any():
         return
+    if int(n.max()) > _TABLE_ROUNDS:
+        _draw_rounds(st, uk, n, last_t=last_t, dt=dt, tags=tags, ports=ports, p=p,
+                     readable=readable)
+        return
+    # One uniform per tag and period, looked up in its (rounds, probability) table: which
+    # rounds it answered is summed up as its first and last read and its count.
+    n_vals, n_of = np.unique(n, return_inverse=True)
+    p_vals, p_of = np.unique(p, return_inverse=True)
+    cdf, guide, pos_first, pos_last, count = _tables(tuple(n_vals.tolist()),
+                                                     tuple(p_vals.tolist()))
+    u = st.rng.random((len(uk), len(tags)))
+    combo = (n_of * len(p_vals))[:, None] + p_of[None, :]
+    at = guide[(u * _GUIDE_BINS).astype(np.intp) + combo * _GUIDE_BINS]
+    u, at = u.ravel(), at.ravel()
+    step = np.flatnonzero(cdf[at] <= u)  # past the bin's first outcome: walk the few
+    while len(step):
+        at[step] += 1
+        step = step[cdf[at[step]] <= u[step]]
+    counts = count[at]
+    flat = np.flatnonzero(counts)  # row-major: the periods in order, tags in their order
+    rows, cols = np.divmod(flat, len(tags))
+    at = at[flat]
+    opens = last_t[rows] - (n[rows] - 1) * dt  # the period's first round
+    st.parts.append((uk[rows], tags[cols], counts[flat], opens + pos_last[at] * dt,
+                     ports[cols], opens + pos_first[at] * dt))
+
+
+# A period of up to this many rounds is drawn from its table of outcomes (n ** 3 / 6 of them,
+# about one per guide bin at most); longer ones (a 30 s report at 2 rounds/s) by _draw_rounds.
+_TABLE_ROUNDS = 24
+_GUIDE_BINS = 4096
+
+
+@lru_cache(maxsize=256)
+def _outcomes(n: int, p: float) -> tuple[np.ndarray, ...]:
+    """Every way a tag read with probability ``p`` per round can answer ``n`` rounds, summed
+    up as a report sees it: its first and last read (round of the period, from 0) and its
+    count (0: not read at all, (1 - p) ** n), with its probability.
+    First f, last l and c reads: the c - 2 others fall on any of the l - f - 1 rounds between,
+    comb(l - f - 1, c - 2) ways, each p ** c (1 - p) ** (n - c). The table is exact: the
+    first read is no longer the continuous approximation the draws needed."""
+    q = 1.0 - p
+    # Read once: first = last, any round. Then every pair of rounds f < l (l - f - 1 between)
+    # with 2 to l - f + 1 reads.
+    last_one = np.arange(n)
+    f, l_ = np.triu_indices(n, 1)
+    between = l_ - f - 1
+    reps = between + 1
+    c = 2 + np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps)
+    f, l_, between = np.repeat(f, reps), np.repeat(l_, reps), np.repeat(between, reps)
+    pascal = np.array([[math.comb(m, k) for k in range(n)] for m in range(n)], np.float64)
+    first = np.concatenate([[-1], last_one, f])
+    last = np.concatenate([[-1], last_one, l_])
+    count = np.concatenate([[0], np.ones(n, np.int64), c])
+    prob = np.concatenate([[q ** n], np.full(n, p * q ** (n - 1)),
+                           pascal[between, c - 2] * p ** c * q ** (n - c)])
+    # Likeliest first: the many unlikely outcomes of a long period end up together near 1,
+    # where few uniforms fall, so the guide's bins hold few boundaries where most of them do.
+    order = np.argsort(-prob, kind="stable")
+    return (first.astype(np.int64)[order], last.astype(np.int64)[order],
+            count.astype(np.int64)[order], prob[order])
+
+
+@lru_cache(maxsize=64)
+def _tables(n_vals: tuple[int, ...], p_vals: tuple[float, ...]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The (rounds, probability) tables of a stretch, end to end: each table's cumulative
+    probabilities (its last entry infinite, so rounding never walks past it) and a guide per
+    table, ``_GUIDE_BINS`` bins of [0, 1) each giving the first outcome a uniform in it can
+    take (inversion by table look-up: the uniform's outcome is the first whose cumulative
+    probability exceeds it)."""
+    cdfs, guides, firsts, lasts, counts = [], [], [], [], []
+    base = 0
+    bins = np.arange(_GUIDE_BINS) / _GUIDE_BINS
+    for n in n_vals:
+        for p in p_vals:
+            first, last, count, prob = _outcomes(n, p)
+            cdf = np.cumsum(prob)
+            cdf[-1] = np.inf
+            guides.append(base + np.searchsorted(cdf, bins, side="right"))
+            cdfs.append(cdf)
+            firsts.append(first)
+            lasts.append(last)
+            counts.append(count)
+            base += len(cdf)
+    return (np.concatenate(cdfs), np.concatenate(guides), np.concatenate(firsts),
+            np.concatenate(lasts), np.concatenate(counts))
+
+
+def _draw_rounds(st: _ReaderState, uk: np.ndarray, n: np.ndarray, *, last_t: np.ndarray,
+                 dt: int, tags: np.ndarray, ports: np.ndarray, p: np.ndarray,
+                 readable: np.ndarray) -> None:
+    """Long periods: the tag's last read ``g`` rounds before the period's end with ``g + 1``
+    geometric(p) (in the report iff ``g < n``), its count ``1 + Binomial(n - 1 - g, p)``, its
+    first read the earliest of the other reads, uniform on the rounds before the last (drawn
+    as the minimum of that many uniforms, the continuous form of the discrete draw)."""
     p_safe = np.where(readable, p, 0.5)
     g1 = st.rng.geometric(p_safe, size=(len(uk), len(tags)))  # g + 1
     seen = g1 <= n[:, None]  # g < n
@@ -318,9 +421,6 @@ def _draw_stretch(st: _ReaderState, comp: Compiled, a: int, b: int) -> None:
     gs = g1 - 1
     before = n[rows] - g1  # rounds of the period before its last read: n - 1 - g
     counts = 1 + st.rng.binomial(before, p_safe[cols])
-    # Its first read: the earliest of the count - 1 earlier reads, which fall on the rounds
-    # before the last uniformly; drawn as the minimum of that many uniforms on them (the
-    # continuous form of the discrete draw), the last read itself when it was the only one.
     others = counts - 1
     u = st.rng.random(len(rows))
     ahead = np.floor(before * (1.0 - u ** (1.0 / np.maximum(others, 1)))).astype(np.int64)
@@ -410,27 +510,38 @@ def _reports(st: _ReaderState, comp: Compiled, upto: int, final: bool, *, part: 
     # stretches) can hold a tag twice: merge those few rows (counts add, later read wins).
     k, tag, cnt, last, port, first = (k[:n_rows], tag[:n_rows], cnt[:n_rows], last[:n_rows],
                                       port[:n_rows], first[:n_rows])
-    split = done_k[1:][done_k[1:] == done_k[:-1]]
+    split = np.unique(done_k[1:][done_k[1:] == done_k[:-1]])
     if len(split) and len(k):
-        dup = np.isin(k, split)
+        # A split period's rows are a run of k (sorted): merged, they take the run's first
+        # places, by tag, and the rest of the run is dropped.
+        run_lo = np.searchsorted(k, split, side="left")
+        run_hi = np.searchsorted(k, split, side="right")
+        dup = np.repeat(run_lo - np.cumsum(np.r_[0, (run_hi - run_lo)[:-1]]),
+                        run_hi - run_lo) + np.arange(int((run_hi - run_lo).sum()))
         dk, dt_, dc, dl, dp, df = k[dup], tag[dup], cnt[dup], last[dup], port[dup], first[dup]
         order = np.lexsort((dl, dt_, dk))
+        dup = dup[order]
         dk, dt_, dc, dl, dp, df = (dk[order], dt_[order], dc[order], dl[order], dp[order],
                                    df[order])
-        g = np.flatnonzero(np.r_[True, (dk[1:] != dk[:-1]) | (dt_[1:] != dt_[:-1])])
+        new_k = np.r_[True, dk[1:] != dk[:-1]]
+        g = np.flatnonzero(new_k | np.r_[True, dt_[1:] != dt_[:-1]])
         ends = np.r_[g[1:], len(dk)] - 1
-        keep = ~dup
-        k = np.concatenate([k[keep], dk[ends]])
-        tag = np.concatenate([tag[keep], dt_[ends]])
-        cnt = np.concatenate([cnt[keep], np.add.reduceat(dc, g)])
-        last = np.concatenate([last[keep], dl[ends]])
-        port = np.concatenate([port[keep], dp[ends]])
-        first = np.concatenate([first[keep], np.minimum.reduceat(df, g)])
-        order = np.argsort(k, kind="stable")
-        k, tag, cnt, last, port, first = (k[order], tag[order], cnt[order], last[order],
-                                          port[order], first[order])
-    lo = np.searchsorted(k, pk, side="left")
-    hi = np.searchsorted(k, pk, side="right")
+        # Where each merged row goes: its period's first place, plus its rank in the period.
+        period_of = np.cumsum(new_k[g]) - 1
+        first_of = np.flatnonzero(new_k[g])
+        to = run_lo[period_of] + np.arange(len(g)) - first_of[period_of]
+        keep = np.ones(len(k), bool)
+        keep[dup] = False
+        keep[to] = True
+        k[to], tag[to], last[to], port[to] = dk[ends], dt_[ends], dl[ends], dp[ends]
+        cnt[to], first[to] = np.add.reduceat(dc, g), np.minimum.reduceat(df, g)
+        k, tag, cnt, last, port, first = (k[keep], tag[keep], cnt[keep], last[keep],
+                                          port[keep], first[keep])
+    # Each period's rows: k is sorted and holds only periods of pk.
+    per: np.ndarray = np.bincount(k - pk[0], minlength=int(pk[-1] - pk[0]) + 1)[
+        pk - pk[0]] if len(k) else np.zeros(len(pk), np.int64)
+    hi = np.cumsum(per)
+    lo = hi - per
     at = st.epoch_us + pk * period
     # Sent only while the reader has power and network, and within the world's time.
     sendable = at <= comp.end_us
@@ -632,3 +743,112 @@ def generate_chunks(world: World, seed: int, *, chunk_s: float = 3600.0) -> Iter
         order = sorted(range(len(merged)), key=lambda i: (key(merged[i]), ranks[i]))
         yield Chunk(runs, [merged[i] for i in order], [ranks[i] for i in order])
         c0_s = c1_s
+
+
+
+@dataclass
+class _Failed:
+    """A worker's error, sent to the consumer in place of a chunk."""
+
+    error: str
+
+
+# generate_chunks_ahead's ring: its worker writes a chunk's columns into one of these slots of
+# shared memory (mapped before the fork, pages taken only when written) and sends the rest.
+_SLOTS = 4
+_SLOT_BYTES = 32 << 20
+
+
+_Place = tuple[int, str, int]  # a column in a slot: offset, dtype, length
+_EMPTY = np.empty(0, np.int64)
+
+
+def _pack(chunk: Chunk, slot: memoryview) -> tuple[Chunk, list[list[_Place]]] | None:
+    """The chunk with its runs' arrays written into ``slot`` (and emptied in the chunk), and
+    each run's places of them; None when they do not fit (the chunk then goes pickled)."""
+    runs, places = [], []
+    offset = 0
+    for run in chunk.runs:
+        mine: list[_Place] = []
+        for column in (run.t_us, run.rounds, run.lo, run.hi, *run.block):
+            a = np.ascontiguousarray(column)
+            if offset + a.nbytes > len(slot):
+                return None
+            np.frombuffer(slot, a.dtype, a.size, offset)[...] = a
+            mine.append((offset, a.dtype.str, a.size))
+            offset += -(-a.nbytes // 8) * 8
+        places.append(mine)
+        runs.append(replace(run, t_us=_EMPTY, rounds=_EMPTY, lo=_EMPTY, hi=_EMPTY,
+                            block=(_EMPTY,) * 5))
+    return Chunk(runs, chunk.others, chunk.ranks), places
+
+
+def _unpack(chunk: Chunk, places: list[list[_Place]], slot: memoryview) -> Chunk:
+    """``_pack``'s chunk with its arrays copied out of the slot (so the slot can be reused
+    while the consumer still holds the chunk)."""
+    def take(place: _Place) -> np.ndarray:
+        offset, dtype, size = place
+        return np.frombuffer(slot, np.dtype(dtype), size, offset).copy()
+
+    runs = []
+    for run, mine in zip(chunk.runs, places, strict=True):
+        t_us, rounds, lo, hi, tag, port, count, last, first = map(take, mine)
+        runs.append(replace(run, t_us=t_us, rounds=rounds, lo=lo, hi=hi,
+                            block=(tag, port, count, last, first)))
+    return Chunk(runs, chunk.others, chunk.ranks)
+
+
+def _produce(world: World, seed: int, *, chunk_s: float, queue: Any, free: Any,
+             ring: mmap.mmap) -> None:
+    """The worker's side of ``generate_chunks_ahead``: every chunk (its columns in the ring's
+    next slot once the consumer freed it), then None, or the error."""
+    try:
+        view = memoryview(ring)
+        for i, chunk in enumerate(generate_chunks(world, seed, chunk_s=chunk_s)):
+            free.acquire()
+            k = i % _SLOTS
+            packed = _pack(chunk, view[k * _SLOT_BYTES:(k + 1) * _SLOT_BYTES])
+            queue.put((k, *packed) if packed is not None else (-1, chunk, []))
+        queue.put(None)
+    except Exception as exc:  # noqa: BLE001 - the consumer raises it: a worker has no one to tell
+        queue.put(_Failed(repr(exc)))
+
+
+def generate_chunks_ahead(world: World, seed: int, *, chunk_s: float = 3600.0
+                          ) -> Generator[Chunk, None, None]:
+    """``generate_chunks``' chunks, the same stream, drawn in a worker process while the
+    caller consumes them: with a core to spare the two stages overlap, so the pair costs
+    about the slower of them in wall time instead of their sum. The columns (a few MB a
+    chunk) go through a ring of shared memory, copied once in and once out; at most
+    ``_SLOTS`` chunks are ahead. The worker is forked where the platform can (no start-up
+    imports), spawned elsewhere."""
+    fork = "fork" in mp.get_all_start_methods()
+    ctx = mp.get_context("fork") if fork else mp.get_context("spawn")
+    ring = mmap.mmap(-1, _SLOTS * _SLOT_BYTES)  # shared with the worker
+    view = memoryview(ring)
+    queue = ctx.Queue()
+    free = ctx.Semaphore(_SLOTS)
+    worker = ctx.Process(target=_produce, args=(world, seed), daemon=True,
+                         kwargs={"chunk_s": chunk_s, "queue": queue, "free": free,
+                                 "ring": ring}, name="world-generation")
+    worker.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is None:
+                break
+            if isinstance(item, _Failed):
+                raise RuntimeError(f"world generation failed in its worker: {item.error}")
+            k, chunk, places = item
+            if k >= 0:
+                chunk = _unpack(chunk, places, view[k * _SLOT_BYTES:(k + 1) * _SLOT_BYTES])
+            free.release()
+            yield chunk
+        worker.join()
+    finally:
+        if worker.is_alive():  # the consumer stopped early: nothing more is wanted
+            worker.terminate()
+            worker.join()
+        queue.close()
+        view.release()
+        ring.close()

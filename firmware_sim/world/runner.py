@@ -65,7 +65,7 @@ from edge.vision.events import VisionOutput, emit_outcome, emit_passage
 from edge.vision.label_watch import LabelWatch
 from edge.vision.passages import Passage, PlateSighting
 from edge.vision.tamper import CameraBlindness, frame_stats
-from firmware_sim.world.generate import Chunk, ReportRun, generate_chunks
+from firmware_sim.world.generate import Chunk, ReportRun, generate_chunks, generate_chunks_ahead
 from firmware_sim.world.model import World, split_ref
 from firmware_sim.world.signals import (
     DoorContact,
@@ -513,8 +513,11 @@ class SiteRun:
                     return False  # its next message brings it back: one by one
                 continue
             stale = self._stale_us[reader]
-            times = np.r_[heard, mine, last_tick]
-            if (np.diff(times) > stale).any():
+            if len(mine):
+                if (mine[0] - heard > stale or last_tick - mine[-1] > stale
+                        or (np.diff(mine) > stale).any()):
+                    return False
+            elif last_tick - heard > stale:
                 return False
         rows = stream.rows(i, j)
         if not self.station.presence.observe_quiet(stream.epcs, names, rows, last_tick):
@@ -773,8 +776,11 @@ def _reads(report: ReadReport) -> list[TagObservation]:
 
 
 def run_worlds(worlds: Iterable[World], seed: int, *, tick_s: float = 1.0,
-               per_read: bool = False, skip_idle: bool = True) -> Outcome:
-    """Every site's world on its own gateway, all in one simulated time line."""
+               per_read: bool = False, skip_idle: bool = True, pipeline: bool = False
+               ) -> Outcome:
+    """Every site's world on its own gateway, all in one simulated time line. ``pipeline``:
+    each site's chunks drawn in a worker process while this one decides (the same stream,
+    ``generate_chunks_ahead``); only where reports are taken as columns (``skip_idle``)."""
     outcome = Outcome()
     runs: list[tuple[SiteRun, Iterator[Signal]]] = []
     for world in worlds:
@@ -786,7 +792,8 @@ def run_worlds(worlds: Iterable[World], seed: int, *, tick_s: float = 1.0,
         n = 0
         if run.skip_idle and not run.per_read:
             # Reports as columns, quiet stretches at once (feed_chunk): the same decisions.
-            for chunk in generate_chunks(run.world, seed):
+            chunks = (generate_chunks_ahead if pipeline else generate_chunks)(run.world, seed)
+            for chunk in chunks:
                 n += run.feed_chunk(chunk)
         else:
             for sig in stream:
