@@ -7,8 +7,9 @@ is a pledged lot's tags departing while an unauthorised truck is at the gate
 (theft.unreleased_departure). Meanwhile the same agent publishes background RFID load (default
 10,000 readings/s), as its readers would: the gateway that sees the theft is the busy one.
 
-Baseline, same run: ingest without rules (PW_RULES_IN_INGEST=0) and a polling rules engine
-that scans the events table once a second and runs the same rules on what is new.
+Baseline, same run: a gateway that forwards its reads and decides nothing, ingest without
+rules (PW_RULES_IN_INGEST=0) and a polling rules engine that scans the events table once a
+second and runs the same rules on what is new.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from contract import (
 )
 from contract.envelope import Envelope
 from contract.messages import PlateReadBody
+from edge.alerting import EdgeAlerting, Verdict
 from firmware_sim.scenario.receiver import WebhookInbox
 from ops.runtime import settle_after_start_up
 
@@ -122,6 +124,21 @@ def _serve_inbox(conn: Connection) -> None:
     asyncio.run(serve())
 
 
+class _Forwarding(EdgeAlerting):
+    """The baseline's gateway: it forwards what it reads and decides nothing, so the polling
+    engine's alert is the one the financier gets (with the gateway's own incident decision,
+    as the real agent makes it, the baseline would time that path instead)."""
+
+    def on_emitted(self, *args: Any, **kwargs: Any) -> Verdict:
+        return Verdict()
+
+    def on_observed(self, *args: Any, **kwargs: Any) -> Verdict:
+        return Verdict()
+
+    def tick(self, *args: Any, **kwargs: Any) -> Verdict:
+        return Verdict()
+
+
 async def _poll_rules(database_url: str, stop: asyncio.Event) -> None:
     """The baseline rules engine: once a second, scan the events table for what is new."""
     last_seq = 0
@@ -179,6 +196,8 @@ async def _run(mode: str, server: str, args: argparse.Namespace, workdir: Path
                               f'data_dir = "edge-{mode}"\nhealth_interval_s = 3600\n'
                               f'[broker]\nurl = "mqtt://127.0.0.1:{port}"\nin_flight = 256\n')
             agent = Agent(load_config(config))
+            if mode == "polling":  # the naive system's gateway decides nothing: it forwards
+                agent.alerting = _Forwarding(None)
             settle_after_start_up()  # this process is the gateway's: as edge/__main__ does
             agent_task = asyncio.create_task(agent.run())
 
