@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from decisions.pacing import Pacing
 from decisions.plate_format import PlateText, RegionChoice, match, normalise
 
 Box = tuple[int, int, int, int]  # x, y, w, h
@@ -147,17 +148,10 @@ def candidates(boxes: list[Box], *, frame_size: tuple[int, int], limit: int) -> 
     return found[:limit]
 
 
-class ProposalBudget:
+class ProposalBudget(Pacing):
     """When a camera may run the proposal stage: at most once every ``every_us`` of picture
     time (at 25 frames a second and 500 ms, one frame in twelve or thirteen); the caller asks
     only while the plate detector finds nothing in the motion. Pure: the caller gives the time."""
 
     def __init__(self, *, every_us: int = 500_000) -> None:
-        self.every_us = every_us
-        self._next_us: int | None = None
-
-    def take(self, at_us: int) -> bool:
-        if self._next_us is not None and at_us < self._next_us:
-            return False
-        self._next_us = at_us + self.every_us
-        return True
+        super().__init__(every_us=every_us)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from decisions.pacing import Pacing
+
 log = logging.getLogger(__name__)
 
 
@@ -94,7 +96,7 @@ class TextReader:
         return found
 
 
-class OcrBudget:
+class OcrBudget(Pacing):
     """When a camera may spend the text detector on a label nobody can scan, and on how much.
 
     The detector costs 0.3-1 s a call on one core: run on every frame whose label did not
@@ -105,13 +107,5 @@ class OcrBudget:
     """
 
     def __init__(self, *, every_us: int, max_side: int = 640) -> None:
-        self.every_us = every_us
+        super().__init__(every_us=every_us)
         self.max_side = max_side
-        self._next_us: int | None = None
-
-    def take(self, at_us: int) -> bool:
-        """True (and the budget is spent until ``at_us + every_us``) if a call may run now."""
-        if self._next_us is not None and at_us < self._next_us:
-            return False
-        self._next_us = at_us + self.every_us
-        return True
