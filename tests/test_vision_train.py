@@ -66,3 +66,68 @@ def test_real_photographs_join_the_training_half_except_the_validation_split(
     label = (root / "labels" / "train" / "real_00000.txt").read_text().split()
     assert label == ["0", "0.200000", "0.200000", "0.200000", "0.200000"]
     assert (root / "images" / "train" / "real_00000.jpg").exists()
+
+
+def test_warm_start_gives_the_network_the_shipped_detectors_weights(tmp_path: Path) -> None:
+    import onnxruntime as ort
+    import torch
+    from ultralytics import YOLO
+
+    from edge.vision.detector import DEFAULT_MODEL
+    from training.train_plates import MODEL_YAML
+    from training.warm_start import load_onnx_weights
+
+    yaml = tmp_path / "plate_detector-p.yaml"  # the scale letter tells ultralytics which row
+    yaml.write_bytes(MODEL_YAML.read_bytes())
+    network = YOLO(str(yaml)).model
+    assert load_onnx_weights(network, DEFAULT_MODEL) > 50
+    network.eval()
+    session = ort.InferenceSession(str(DEFAULT_MODEL), providers=["CPUExecutionProvider"])
+    _, _, h, w = session.get_inputs()[0].shape
+    x = np.random.default_rng(3).random((1, 3, h, w), dtype=np.float32)
+    expected = session.run(None, {session.get_inputs()[0].name: x})[0]
+    with torch.no_grad():
+        got = network(torch.from_numpy(x))
+    got = (got[0] if isinstance(got, (list, tuple)) else got).numpy()
+    # Same boxes (input pixels) and scores, up to float32 rounding of the folded batch norms.
+    assert np.abs(got - expected).max() < 0.05
+    assert np.abs(got[0, 4] - expected[0, 4]).max() < 1e-3
+
+
+def test_warm_started_epoch_exports_a_16_9_detector_that_maps_boxes_back(tmp_path: Path) -> None:
+    from edge.vision.detector import DEFAULT_MODEL, PlateDetector
+    from training.train_plates import main
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    out = tmp_path / "wide.onnx"
+    assert main(["--out", str(out), "--train-images", "4", "--val-images", "2", "--epochs", "1",
+                 "--imgsz", "128", "--batch", "2", "--threads", "1", "--export-shape", "64x128",
+                 "--warm-start", str(DEFAULT_MODEL), "--workdir", str(tmp_path / "work")]) == 0
+    detector = PlateDetector(out)
+    assert (detector.input_height, detector.input_width) == (64, 128)
+    frame = np.full((720, 1280, 3), 90, np.uint8)
+    for det in detector.detect(frame):
+        x, y, w, h = det.box
+        assert x >= 0 and y >= 0 and x + w <= 1280 and y + h <= 720
+
+
+def test_every_kth_real_photograph_validates_the_training_run(tmp_path: Path) -> None:
+    import json
+
+    import cv2
+
+    from training.train_plates import add_real, render_dataset
+
+    data = tmp_path / "real"
+    (data / "images" / "s").mkdir(parents=True)
+    rows = []
+    for i in range(6):
+        cv2.imwrite(str(data / "images" / "s" / f"{i}.jpg"), np.zeros((50, 80, 3), np.uint8))
+        rows.append({"file": f"images/s/{i}.jpg", "boxes": [[10, 10, 20, 8]]})
+    (data / "labels.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    root = tmp_path / "yolo"
+    render_dataset(root, n_train=0, n_val=0, seed=1)
+    assert add_real(root, data, skip=set(), val_every=3) == 6
+    assert sorted(p.name for p in (root / "images" / "val").iterdir()) == [
+        "real_00002.jpg", "real_00005.jpg"]
+    assert len(list((root / "labels" / "train").iterdir())) == 4

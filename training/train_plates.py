@@ -46,9 +46,11 @@ def render_dataset(root: Path, n_train: int, n_val: int, seed: int) -> Path:
     return data
 
 
-def add_real(root: Path, data: Path, skip: set[str]) -> int:
+def add_real(root: Path, data: Path, skip: set[str], val_every: int = 0) -> int:
     """Add the real photographs with boxes, except those in ``skip`` (the validation split),
-    to the training half of the YOLO dataset under ``root``; returns how many."""
+    to the YOLO dataset under ``root``; returns how many. With ``val_every`` = k, every k-th
+    goes to the dataset's own validation half, so that the checkpoint kept as best is judged on
+    real photographs too (never on the evaluation split, which training does not see)."""
     added = 0
     for line in (data / "labels.jsonl").read_text(encoding="utf-8").splitlines():
         if not line.strip():
@@ -61,10 +63,11 @@ def add_real(root: Path, data: Path, skip: set[str]) -> int:
             continue
         h, w = image.shape[:2]
         name = f"real_{added:05d}"
-        shutil.copyfile(data / row["file"], root / "images" / "train" / f"{name}.jpg")
+        split = "val" if val_every and added % val_every == val_every - 1 else "train"
+        shutil.copyfile(data / row["file"], root / "images" / split / f"{name}.jpg")
         rows = [f"0 {(x + bw / 2) / w:.6f} {(y + bh / 2) / h:.6f} {bw / w:.6f} {bh / h:.6f}"
                 for x, y, bw, bh in row["boxes"]]
-        (root / "labels" / "train" / f"{name}.txt").write_text("\n".join(rows), encoding="utf-8")
+        (root / "labels" / split / f"{name}.txt").write_text("\n".join(rows), encoding="utf-8")
         added += 1
     return added
 
@@ -97,6 +100,8 @@ def train(
     workdir: Path,
     threads: int,
     hours: float | None = None,
+    warm_start: Path | None = None,
+    export_shape: tuple[int, int] | None = None,
 ) -> Path:
     import torch
     from ultralytics import YOLO
@@ -107,6 +112,11 @@ def train(
     model_yaml = workdir / "plate_detector-p.yaml"
     shutil.copyfile(MODEL_YAML, model_yaml)
     model = YOLO(str(model_yaml))
+    start: dict[str, object] = {"pretrained": False}
+    if warm_start is not None:
+        from training.warm_start import warm_checkpoint
+
+        start["pretrained"] = str(warm_checkpoint(model_yaml, warm_start, workdir / "warm.pt"))
     model.train(
         data=str(data),
         epochs=epochs,
@@ -118,7 +128,6 @@ def train(
         name="run",
         exist_ok=True,
         plots=False,
-        pretrained=False,
         amp=False,  # the AMP self-check downloads a model
         mosaic=0.5,
         fliplr=0.0,  # mirrored characters are not plates
@@ -128,13 +137,25 @@ def train(
         seed=0,
         deterministic=False,
         **({"time": hours} if hours else {}),  # a time limit overrides epochs
+        **start,
     )
     best = workdir / "run" / "weights" / "best.pt"
-    exported = YOLO(str(best)).export(format="onnx", imgsz=imgsz, opset=17, simplify=True,
-                                      dynamic=False)
+    # A fully convolutional network: a 16:9 input shape spends no pixels on letterbox bars.
+    exported = YOLO(str(best)).export(format="onnx", imgsz=list(export_shape or (imgsz, imgsz)),
+                                      opset=17, simplify=True, dynamic=False)
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(exported, out)
     return out
+
+
+def _shape(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HxW, e.g. 288x512") from None
+    if h % 32 or w % 32 or h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: both sides must be positive multiples of 32")
+    return h, w
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,7 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real", type=Path, default=None, metavar="DIR",
                         help="add the real photographs in DIR (labels.jsonl), less the "
                              "validation split of edge/vision/plates_real_split.json")
+    parser.add_argument("--real-val-every", type=int, default=10, metavar="K",
+                        help="every K-th real training photograph validates instead (0: none)")
     parser.add_argument("--hours", type=float, default=None, help="stop training after this")
+    parser.add_argument("--warm-start", type=Path, default=None, metavar="ONNX",
+                        help="begin from this exported detector's weights (same YAML)")
+    parser.add_argument("--export-shape", type=_shape, default=None, metavar="HxW",
+                        help="ONNX input shape (default: imgsz square), e.g. 288x512")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep the dataset and run here (default: a temporary folder)")
     args = parser.parse_args(argv)
@@ -163,9 +190,11 @@ def main(argv: list[str] | None = None) -> int:
             from edge.vision.evaluate import validation_split
 
             log.info("real photographs added", extra={
-                "count": add_real(workdir / "data", args.real, validation_split())})
+                "count": add_real(workdir / "data", args.real, validation_split(),
+                                  args.real_val_every)})
         out = train(data, out=args.out, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
-                    workdir=workdir, threads=args.threads, hours=args.hours)
+                    workdir=workdir, threads=args.threads, hours=args.hours,
+                    warm_start=args.warm_start, export_shape=args.export_shape)
     print(json.dumps({"model": str(out), "bytes": out.stat().st_size}))
     return 0
 

@@ -1,8 +1,8 @@
 """The plate detector: a YOLO network exported to ONNX, run with ONNX Runtime (no torch).
 
-The model takes one letterboxed RGB image (``1x3xSxS``, values 0..1) and returns ``1x5xN``
-candidates (centre x, centre y, width, height, plate score) in input pixels; boxes are mapped
-back to the frame and overlapping ones suppressed.
+The model takes one letterboxed RGB image (``1x3xHxW``, values 0..1; square or 16:9) and
+returns ``1x5xN`` candidates (centre x, centre y, width, height, plate score) in input pixels;
+boxes are mapped back to the frame and overlapping ones suppressed.
 """
 
 from __future__ import annotations
@@ -49,9 +49,11 @@ class PlateDetector:
         except Exception as err:  # onnxruntime raises its own untyped errors
             raise ModelError(f"cannot load plate detector {model}: {err}") from err
         shape = self._session.get_inputs()[0].shape
-        if len(shape) != 4 or not isinstance(shape[2], int):
-            raise ModelError(f"plate detector {model} has input shape {shape}, expected 1x3xSxS")
-        self.size = int(shape[2])
+        if len(shape) != 4 or not all(isinstance(side, int) for side in shape[2:]):
+            raise ModelError(f"plate detector {model} has input shape {shape}, expected 1x3xHxW")
+        # A 16:9 input (288x512) spends no pixels on letterbox bars for a 16:9 camera.
+        self.input_height, self.input_width = int(shape[2]), int(shape[3])
+        self.size = max(self.input_height, self.input_width)
         self._input = self._session.get_inputs()[0].name
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
@@ -59,10 +61,11 @@ class PlateDetector:
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Plates in a BGR image, best first."""
         h, w = image.shape[:2]
-        scale = self.size / max(h, w)
-        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-        canvas = np.full((self.size, self.size, 3), 114, np.uint8)
-        top, left = (self.size - nh) // 2, (self.size - nw) // 2
+        ih, iw = self.input_height, self.input_width
+        scale = min(ih / h, iw / w)
+        nh, nw = min(ih, max(1, round(h * scale))), min(iw, max(1, round(w * scale)))
+        canvas = np.full((ih, iw, 3), 114, np.uint8)
+        top, left = (ih - nh) // 2, (iw - nw) // 2
         canvas[top : top + nh, left : left + nw] = cv2.resize(
             image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         )
