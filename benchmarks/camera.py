@@ -118,6 +118,11 @@ def _real(data: Path | None) -> dict[str, Any]:
         if "read_exactly" in f:
             figures[f"real_{source}_read"] = f["read_exactly"]
         figures[f"real_{source}_read_ms_p95"] = f["read_ms_p50_p95"][1]
+        second = f.get("with_proposals", {})
+        if "read_exactly" in second:  # what the gateway reads: the detector, then proposals
+            figures[f"real_{source}_read_with_proposals"] = second["read_exactly"]
+        if second:
+            figures[f"real_{source}_read_ms_p95_with_proposals"] = second["read_ms_p50_p95"][1]
     print_table(f"camera: real photographs, validation split ({report['images']} images)", rows)
     return figures
 

@@ -73,3 +73,28 @@ def test_evaluate_real_reports_per_source_with_boxes_and_texts(
     assert figures["read_exactly"] == "1/1"
     p50, p95 = figures["read_ms_p50_p95"]
     assert 0 < p50 <= p95
+
+
+def test_texts_read_by_eye_count_only_for_a_read_of_that_text_on_that_plate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plate = PlateSpec("AB123CD", "AB-123-CD", "eu", "eu_fr")
+    scene = gate_scene(random.Random(4), 1280, 720, plates=[plate], degrade_strength=0.2)
+    (tmp_path / "images" / "a").mkdir(parents=True)
+    for name in ("right.jpg", "wrong.jpg", "unknown.jpg"):
+        cv2.imwrite(str(tmp_path / "images" / "a" / name), scene.image)
+    box = list(scene.plates[0].box)
+    rows = [{"file": f"images/a/{n}", "source": "a", "region": "eu", "boxes": [box],
+             "texts": []} for n in ("right.jpg", "wrong.jpg", "unknown.jpg")]
+    (tmp_path / "labels.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    texts = tmp_path / "texts.json"
+    texts.write_text(json.dumps({"texts_sha256_16": {
+        "images/a/right.jpg": [evaluate.text_key("AB123CD")],
+        "images/a/wrong.jpg": [evaluate.text_key("AB123CE")],  # the same plate, misread by eye
+        "images/a/unknown.jpg": [None]}}))
+    monkeypatch.setattr(evaluate, "TEXTS_FILE", texts)
+    monkeypatch.setattr(evaluate, "validation_split", lambda: {r["file"] for r in rows})
+    figures = evaluate_real(DEFAULT_MODEL, tmp_path)["by_source"]["a"]
+    assert figures["plates_read"] == "3/3"  # the plate is read in all three images
+    assert figures["read_exactly"] == "1/2"  # only two have a known text; one matches
+    assert "AB123CD" not in texts.read_text()  # the file holds no plain text
