@@ -212,6 +212,9 @@ def test_region_to_search_is_at_least_min_side_and_inside_the_frame() -> None:
     assert region_to_search([], 1280, 720, 320) is None
     x, y, w, h = region_to_search([(1270, 710, 5, 5)], 1280, 720, 320)  # type: ignore[misc]
     assert (w, h) == (320, 320) and x + w <= 1280 and y + h <= 720
+    # A 16:9 detector input (288x512) asks for a 16:9 region: the plate at half resolution.
+    x, y, w, h = region_to_search([(600, 300, 40, 20)], 1280, 720, 1024, 576)  # type: ignore[misc]
+    assert (w, h) == (1024, 576) and x <= 600 and x + w >= 640 and y <= 300 and y + h >= 320
 
 
 # --- authorised vehicles ------------------------------------------------------------------------

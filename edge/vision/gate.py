@@ -95,8 +95,10 @@ class GateWatch:
         outcome: GateOutcome,
     ) -> list[PlateSighting]:
         h, w = image.shape[:2]
-        size = self.recognizer.detector.size
-        region = region_to_search(boxes, w, h, min_side=size * 2)
+        detector = self.recognizer.detector
+        # Twice the detector's input each way: the moving part at half resolution or better.
+        region = region_to_search(boxes, w, h, min_side=detector.input_width * 2,
+                                  min_height=detector.input_height * 2)
         assert region is not None
         rx, ry, rw, rh = region
         sightings: list[PlateSighting] = []

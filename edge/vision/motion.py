@@ -66,8 +66,10 @@ class MotionGate:
         return boxes
 
 
-def region_to_search(boxes: list[Box], frame_w: int, frame_h: int, min_side: int) -> Box | None:
-    """One region around all motion, at least ``min_side`` square-ish, inside the frame.
+def region_to_search(boxes: list[Box], frame_w: int, frame_h: int, min_side: int,
+                     min_height: int | None = None) -> Box | None:
+    """One region around all motion, at least ``min_side`` wide and ``min_height`` (default
+    ``min_side``) high, inside the frame.
 
     The detector then sees the moving part at a higher resolution than the whole frame would
     give it, and a static frame costs nothing.
@@ -81,7 +83,7 @@ def region_to_search(boxes: list[Box], frame_w: int, frame_h: int, min_side: int
     pad_x, pad_y = (x1 - x0) // 10, (y1 - y0) // 10
     x0, y0, x1, y1 = x0 - pad_x, y0 - pad_y, x1 + pad_x, y1 + pad_y
     side_w = max(x1 - x0, min(min_side, frame_w))
-    side_h = max(y1 - y0, min(min_side, frame_h))
+    side_h = max(y1 - y0, min(min_side if min_height is None else min_height, frame_h))
     cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
     x0 = min(max(0, cx - side_w // 2), frame_w - side_w)
     y0 = min(max(0, cy - side_h // 2), frame_h - side_h)
