@@ -131,3 +131,40 @@ def test_every_kth_real_photograph_validates_the_training_run(tmp_path: Path) ->
     assert sorted(p.name for p in (root / "images" / "val").iterdir()) == [
         "real_00002.jpg", "real_00005.jpg"]
     assert len(list((root / "labels" / "train").iterdir())) == 4
+
+
+def test_one_epoch_on_a_handful_of_real_photographs(tmp_path: Path) -> None:
+    """The smoke test of training on real data: four real photographs of the training half
+    (never the validation split), one epoch, warm-started, and the export loads."""
+    import json
+    import shutil
+
+    import pytest
+
+    from edge.vision.detector import DEFAULT_MODEL, PlateDetector
+    from edge.vision.evaluate import REAL_DATA, validation_split
+    from training.train_plates import main
+
+    labels = REAL_DATA / "labels.jsonl"
+    if not labels.exists():  # the photographs live beside the repo, not in it
+        pytest.skip(f"{labels} is not on this machine")
+    held_out = validation_split()
+    rows = [json.loads(line) for line in labels.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    picked = [r for r in rows if r["boxes"] and r["file"] not in held_out][::150][:4]
+    assert len(picked) == 4
+    real = tmp_path / "real"
+    for row in picked:
+        (real / row["file"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REAL_DATA / row["file"], real / row["file"])
+    (real / "labels.jsonl").write_text("\n".join(json.dumps(r) for r in picked))
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    out = tmp_path / "real.onnx"
+    assert main(["--out", str(out), "--train-images", "2", "--val-images", "2", "--epochs", "1",
+                 "--imgsz", "128", "--batch", "2", "--threads", "1", "--real", str(real),
+                 "--real-val-every", "2", "--warm-start", str(DEFAULT_MODEL),
+                 "--workdir", str(tmp_path / "work")]) == 0
+    work = tmp_path / "work" / "data"
+    assert len(list((work / "images" / "train").glob("real_*.jpg"))) == 2
+    assert len(list((work / "images" / "val").glob("real_*.jpg"))) == 2
+    assert PlateDetector(out).size == 128
