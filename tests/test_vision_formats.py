@@ -48,6 +48,22 @@ def test_match_repairs_only_what_the_slot_demands(raw: str, expected: str, fmt: 
     assert (found.text, found.format) == (expected, fmt)
 
 
+def test_romanian_plates_begin_with_an_issued_county_code() -> None:
+    assert match("CJ 12 ABC", "eu").format == "eu_ro"  # type: ignore[union-attr]
+    assert match("B 123 ABC", "eu").format == "eu_ro_b"  # type: ignore[union-attr]
+    # No county "IR" or "F": a misread, not a plate (real frames read "TR 05 RBG" as IR05R8G).
+    assert match("IR 05 RBG", "eu") is None
+    assert match("Q 99 STK", "eu") is None
+
+
+def test_a_lost_leading_i_is_restored_only_where_it_makes_a_county() -> None:
+    found = match("F99STK", "eu")  # "IF 99 STK": the thin I beside the band not read
+    assert found is not None
+    assert (found.text, found.format, found.repairs) == ("IF99STK", "eu_ro", 1)
+    assert match("L03ABC", "eu").text == "IL03ABC"  # type: ignore[union-attr]
+    assert match("K99STK", "eu") is None  # "IK" is no county
+
+
 def test_valid_characters_are_never_rewritten() -> None:
     # "B" and "8" both fit an alphanumeric slot of a Chinese plate: both are kept as read.
     assert match("京A·B8B8B").text == "京AB8B8B"  # type: ignore[union-attr]
