@@ -43,6 +43,18 @@ def plate_shaped(box: Box, *, frame_size: tuple[int, int]) -> bool:
     return _ASPECT[0] <= w / h <= _ASPECT[1]
 
 
+def plate_cut_by_frame_side(box: Box, frame_w: int) -> bool:
+    """A detected plate box that runs into the frame's left or right side (closer than a
+    quarter of its height, about half a character): part of the plate is outside the picture,
+    and what is left can read as a shorter valid plate ("IF 99 S|" as IF999). A box that fills
+    most of the frame is a tight crop of one plate, not a cut one."""
+    x, _, w, h = box
+    if w >= 0.8 * frame_w:
+        return False
+    edge = max(2, h // 4)
+    return x <= edge or x + w >= frame_w - edge
+
+
 def stacked_pairs(boxes: list[Box]) -> list[tuple[int, int]]:
     """Pairs (upper, lower) of line indices that look like one plate's two rows.
 

@@ -78,3 +78,13 @@ def test_the_budget_allows_one_run_per_period_of_picture_time() -> None:
     frames = [i * 40_000 for i in range(25)]  # one second at 25 frames a second
     runs = [at for at in frames if budget.take(at)]
     assert runs == [0, 200_000, 400_000, 600_000, 800_000]
+
+
+def test_a_detected_plate_running_into_the_frame_side_is_not_read() -> None:
+    from decisions.plate_candidates import plate_cut_by_frame_side
+
+    # Real frame: "IF 99 S|" at the right side of a 1280 px frame was read as IF999.
+    assert plate_cut_by_frame_side((1056, 465, 213, 62), 1280)
+    assert plate_cut_by_frame_side((3, 400, 150, 40), 1280)
+    assert not plate_cut_by_frame_side((660, 654, 294, 66), 1280)
+    assert not plate_cut_by_frame_side((0, 0, 300, 100), 310)  # a tight crop is one plate

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from decisions.plate_candidates import ProposalBudget
+from decisions.plate_candidates import ProposalBudget, plate_cut_by_frame_side
 from edge.vision.motion import MotionGate, region_to_search
 from edge.vision.passages import CountingLine, Passage, PassageTracker, PlateSighting
 from edge.vision.proposals import PlateProposer
@@ -112,7 +112,8 @@ class GateWatch:
         for det in detections:
             bx, by, bw, bh = det.box
             box = (bx + rx, by + ry, bw, bh)
-            if self.tracker.settled(box, at_us):
+            if self.tracker.settled(box, at_us) or plate_cut_by_frame_side(box, w):
+                # A plate half out of the picture is seen, not read: the vehicle brings it in.
                 sightings.append(PlateSighting(box, None, det.score, at_us))
                 continue
             started = time.perf_counter()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from decisions.plate_candidates import plate_cut_by_frame_side
 from decisions.plate_format import PlateText, RegionChoice, match
 from edge.vision.detector import Box, PlateDetector
 from edge.vision.ocr import TextReader
@@ -104,6 +105,8 @@ class PlateRecognizer:
                 return [whole]
         reads: list[PlateRead] = []
         for det in self.detector.detect(image):
+            if plate_cut_by_frame_side(det.box, w):
+                continue
             found = self.read_box(image, det.box, det.score)
             if found is not None:
                 reads.append(found)
