@@ -112,7 +112,7 @@ def _clean(raw: str) -> str:
 
 
 def plate_from_texts(texts: list[str], region: RegionChoice = "auto", *,
-                     max_repairs: int = 1) -> PlateText | None:
+                     max_repairs: int = 1, country: str | None = None) -> PlateText | None:
     """The plate the lines (top to bottom) spell, with surrounding words dropped, or None.
 
     At most one look-alike repair by default: nothing but the text says these lines are a
@@ -129,7 +129,8 @@ def plate_from_texts(texts: list[str], region: RegionChoice = "auto", *,
         tries += [t[band.end():] for t in (cleaned, kept) if (band := _BAND.match(t))]
     found = None
     for text in dict.fromkeys(tries):
-        if text and (found := match(text, region, max_repairs=max_repairs)) is not None:
+        if text and (found := match(text, region, max_repairs=max_repairs,
+                                    country=country)) is not None:
             break
     if found is None or len(normalise(found.text)) < 4:
         return None

@@ -13,8 +13,10 @@ because the slot of each character is not known.
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -56,6 +58,7 @@ class PlateFormat:
     slots: str | None  # slot letters, or None for a pattern-only format
     pattern: re.Pattern[str] | None = None
     prefixes: frozenset[str] | None = None  # the issued codes the plate must begin with
+    countries: frozenset[str] = frozenset()  # ISO 3166 alpha-2, lower case
 
 
 # Romania's county codes ("B" is Bucharest, the only one-letter code).
@@ -66,22 +69,28 @@ _RO_COUNTIES = frozenset({
 })
 
 
+_CN, _RO, _US = frozenset({"cn"}), frozenset({"ro"}), frozenset({"us"})
+
 FORMATS: tuple[PlateFormat, ...] = (
-    PlateFormat("cn_standard", "cn", "PLAAAAA"),
-    PlateFormat("cn_new_energy_small", "cn", "PLEADDDD"),
-    PlateFormat("cn_new_energy_large", "cn", "PLDDDDDE"),
-    PlateFormat("eu_fr_it", "eu", "XXDDDXX"),
-    PlateFormat("eu_es", "eu", "DDDDSSS"),
+    PlateFormat("cn_standard", "cn", "PLAAAAA", countries=_CN),
+    PlateFormat("cn_new_energy_small", "cn", "PLEADDDD", countries=_CN),
+    PlateFormat("cn_new_energy_large", "cn", "PLDDDDDE", countries=_CN),
+    PlateFormat("eu_fr_it", "eu", "XXDDDXX", countries=frozenset({"fr", "it"})),
+    PlateFormat("eu_es", "eu", "DDDDSSS", countries=frozenset({"es"})),
     # Romania: county code (Bucharest "B", else two letters), two digits (three in Bucharest),
     # three letters: "B 123 ABC", "B 12 ABC", "CJ 12 ABC".
-    PlateFormat("eu_ro", "eu", "XXDDXXX", prefixes=_RO_COUNTIES),
-    PlateFormat("eu_ro_b", "eu", "XDDDXXX", prefixes=frozenset({"B"})),
-    PlateFormat("eu_ro_b2", "eu", "XDDXXX", prefixes=frozenset({"B"})),
-    PlateFormat("eu_de", "eu", None, re.compile(r"^[A-Z]{1,3}[A-Z]{1,2}[1-9][0-9]{0,3}[EH]?$")),
-    PlateFormat("us_ca", "us", "DXXXDDD"),
-    PlateFormat("us_ny_tx", "us", "XXXDDDD"),
-    PlateFormat("us_other", "us", None, re.compile(r"^(?=.*[0-9])[A-Z0-9]{5,8}$")),
+    PlateFormat("eu_ro", "eu", "XXDDXXX", prefixes=_RO_COUNTIES, countries=_RO),
+    PlateFormat("eu_ro_b", "eu", "XDDDXXX", prefixes=frozenset({"B"}), countries=_RO),
+    PlateFormat("eu_ro_b2", "eu", "XDDXXX", prefixes=frozenset({"B"}), countries=_RO),
+    PlateFormat("eu_de", "eu", None, re.compile(r"^[A-Z]{1,3}[A-Z]{1,2}[1-9][0-9]{0,3}[EH]?$"),
+                countries=frozenset({"de"})),
+    PlateFormat("us_ca", "us", "DXXXDDD", countries=_US),
+    PlateFormat("us_ny_tx", "us", "XXXDDDD", countries=_US),
+    PlateFormat("us_other", "us", None, re.compile(r"^(?=.*[0-9])[A-Z0-9]{5,8}$"),
+                countries=_US),
 )
+# The countries whose plates the formats know: a camera may name the one it stands in.
+COUNTRIES: frozenset[str] = frozenset().union(*(f.countries for f in FORMATS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,52 +107,63 @@ def normalise(raw: str) -> str:
     return "".join(ch for ch in folded if ch.isalnum())
 
 
-def _fit(text: str, slots: str) -> tuple[str, int] | None:
+def _fits(text: str, slots: str, max_repairs: int) -> Iterator[tuple[str, int]]:
+    """Every way ``text`` fits ``slots`` with at most ``max_repairs`` repairs, each repaired
+    character's look-alikes in turn (the first first): "0" in a letter slot may be O or D."""
     if len(text) != len(slots):
-        return None
-    out: list[str] = []
+        return
+    choices: list[str] = []
     repairs = 0
     for ch, slot in zip(text, slots, strict=True):
         allowed = SLOTS[slot]
         if ch in allowed:
-            out.append(ch)
+            choices.append(ch)
             continue
-        candidate = next((alt for alt in _LOOKALIKES.get(ch, "") if alt in allowed), None)
-        if candidate is None:
-            return None
-        out.append(candidate)
+        alternatives = "".join(alt for alt in _LOOKALIKES.get(ch, "") if alt in allowed)
+        if not alternatives:
+            return
+        choices.append(alternatives)
         repairs += 1
-    return "".join(out), repairs
+    if repairs > max_repairs:
+        return
+    for chars in itertools.product(*choices):
+        yield "".join(chars), repairs
 
 
-def match(raw: str, region: RegionChoice = "auto", *, max_repairs: int = 2) -> PlateText | None:
-    """The plate ``raw`` reads as, or None if it fits no format of ``region``."""
+def match(raw: str, region: RegionChoice = "auto", *, max_repairs: int = 2,
+          country: str | None = None) -> PlateText | None:
+    """The plate ``raw`` reads as, or None if it fits no format of ``region``.
+
+    ``country``: where the camera stands. Its own formats win over other countries' when both
+    fit, even at more repairs: in Romania "0848SCF" is DB 48 SCF read with D as 0 and B as 8,
+    though it is also a valid Spanish plate as it stands. Foreign plates are still read where
+    no home format fits them."""
     text = normalise(raw)
     if not text:
         return None
-    found = _best(text, region, max_repairs)
+    found = _best(text, region, max_repairs, country)
     if found is None and max_repairs >= 1 and region in ("eu", "auto"):
         # A thin leading "I" beside the EU band is the character OCR drops most ("IF 99 STK"
         # read "F99STK": 8 of 127 real Romanian plates). Restored only where that makes an
         # issued county code, as one repair.
-        restored = _best("I" + text, region, max_repairs - 1)
+        restored = _best("I" + text, region, max_repairs - 1, country)
         if restored is not None and restored.format == "eu_ro":
             found = PlateText(restored.text, restored.region, restored.format,
                               restored.repairs + 1)
     return found
 
 
-def _best(text: str, region: RegionChoice, max_repairs: int) -> PlateText | None:
+def _best(text: str, region: RegionChoice, max_repairs: int,
+          country: str | None = None) -> PlateText | None:
     best: PlateText | None = None
     for fmt in FORMATS:
         if region not in ("auto", fmt.region):
             continue
         if fmt.slots is not None:
-            fitted = _fit(text, fmt.slots)
-            if fitted is None or fitted[1] > max_repairs:
-                continue
-            if fmt.prefixes is not None and not any(fitted[0].startswith(code)
-                                                    for code in fmt.prefixes):
+            prefixes = fmt.prefixes
+            fitted = next((fit for fit in _fits(text, fmt.slots, max_repairs) if prefixes is None
+                           or any(fit[0].startswith(code) for code in prefixes)), None)
+            if fitted is None:
                 continue
             found = PlateText(fitted[0], fmt.region, fmt.name, fitted[1])
         else:
@@ -154,11 +174,12 @@ def _best(text: str, region: RegionChoice, max_repairs: int) -> PlateText | None
                 continue
             found = PlateText(text, fmt.region, fmt.name, 0)
         # Fewer repairs wins; at equal repairs a slot format beats a loose pattern.
-        if best is None or _rank(found) < _rank(best):
+        if best is None or _rank(found, country) < _rank(best, country):
             best = found
     return best
 
 
-def _rank(found: PlateText) -> tuple[int, int]:
-    loose = next(f for f in FORMATS if f.name == found.format).slots is None
-    return (found.repairs, int(loose))
+def _rank(found: PlateText, country: str | None = None) -> tuple[int, int, int]:
+    fmt = next(f for f in FORMATS if f.name == found.format)
+    foreign = country is not None and country not in fmt.countries
+    return (int(foreign), found.repairs, int(fmt.slots is None))

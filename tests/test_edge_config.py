@@ -66,6 +66,8 @@ def test_good_config_loads_with_paths_relative_to_the_file(config_dir: Path) -> 
          "cloud_public_key_file", "No such file"),
         (('key_file = "gw.key"', 'key_file = "gw.key"\ncloud_public_key_file = "gw.key"'),
          "cloud_public_key_file", "not base64"),
+        (('[[rfid.lots]]', '[[cameras.cameras]]\nname = "gate-1"\nsource = "0"\ncountry = "xx"\n'
+          '[[rfid.lots]]'), "cameras.cameras.0.country", "no plate formats for 'xx'"),
     ],
 )
 def test_bad_config_names_file_key_and_reason(

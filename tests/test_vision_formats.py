@@ -64,6 +64,16 @@ def test_a_lost_leading_i_is_restored_only_where_it_makes_a_county() -> None:
     assert match("K99STK", "eu") is None  # "IK" is no county
 
 
+def test_the_cameras_country_wins_when_a_read_fits_two_countries() -> None:
+    # Real Romanian frames: "DB 48 SCF" read 0848SCF, a valid Spanish plate as it stands.
+    assert match("0848SCF", "eu").format == "eu_es"  # type: ignore[union-attr]
+    home = match("0848SCF", "eu", country="ro")
+    assert home is not None and (home.text, home.format) == ("DB48SCF", "eu_ro")
+    # A foreign plate that fits no home format is still read.
+    assert match("1234 BCD", "eu", country="ro").format == "eu_es"  # type: ignore[union-attr]
+    assert match("7ABC123", "us", country="us").text == "7ABC123"  # type: ignore[union-attr]
+
+
 def test_valid_characters_are_never_rewritten() -> None:
     # "B" and "8" both fit an alphanumeric slot of a Chinese plate: both are kept as read.
     assert match("京A·B8B8B").text == "京AB8B8B"  # type: ignore[union-attr]

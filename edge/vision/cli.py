@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from decisions.plate_format import COUNTRIES
+
 # The model path is spelled here, not imported, so `python -m edge` stays light to start.
 DEFAULT_MODEL = Path(__file__).parent / "models" / "plate_detector.onnx"
 
@@ -51,6 +53,8 @@ def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
                         help="the plate detector alone: no text-detector proposals where it "
                              "finds nothing")
     parser.add_argument("--region", choices=("cn", "eu", "us", "auto"), default="auto")
+    parser.add_argument("--country", choices=sorted(COUNTRIES), default=None,
+                        help="where the camera stands: its plate formats win ties")
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help="plate detector (ONNX)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for inference")
     parser.set_defaults(func=_recognize)

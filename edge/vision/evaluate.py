@@ -29,11 +29,13 @@ import os
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from decisions.plate_format import COUNTRIES, FORMATS
 from edge.vision.detector import DEFAULT_MODEL, PlateDetector
 from edge.vision.ocr import TextReader
 from edge.vision.proposals import DEFAULT_BUDGET_MS, PlateProposer
@@ -76,7 +78,7 @@ def _truths(row: dict[str, Any], by_eye: dict[str, list[str | None]]) -> list[st
     return list(by_eye.get(row["file"], [None] * len(row["boxes"])))
 
 
-def _read_exactly(reads: list[tuple[tuple[float, float, float, float], str]],
+def _read_exactly(reads: Sequence[tuple[tuple[float, float, float, float], str]],
                   boxes: list[tuple[float, float, float, float]],
                   truths: list[str | None]) -> int:
     """Labelled plates of known text with a read of exactly that text on them."""
@@ -97,7 +99,7 @@ def _centre_in(box: tuple[float, float, float, float],
     return truth[0] <= cx <= truth[0] + truth[2] and truth[1] <= cy <= truth[1] + truth[3]
 
 
-def _reads_figures(reads: list[tuple[tuple[float, float, float, float], str]],
+def _reads_figures(reads: Sequence[tuple[tuple[float, float, float, float], str]],
                    boxes: list[tuple[float, float, float, float]]) -> tuple[int, int]:
     """(labelled plates with a format-valid read on them, reads on no labelled plate)."""
     on = sum(1 for t in boxes if any(_centre_in(b, t) for b, _ in reads))
@@ -106,8 +108,11 @@ def _reads_figures(reads: list[tuple[tuple[float, float, float, float], str]],
 
 
 def evaluate_real(model: Path, data: Path, *, proposals: bool = True,
-                  proposal_budget_ms: float = DEFAULT_BUDGET_MS) -> dict[str, Any]:
-    """The validation split of the real photographs, per source and region (see the module)."""
+                  proposal_budget_ms: float = DEFAULT_BUDGET_MS,
+                  country: str | None = None) -> dict[str, Any]:
+    """The validation split of the real photographs, per source and region (see the module).
+    ``country``: the camera setting, given to the sources of its region (``ro``: the Romanian
+    frames are read as a camera standing in Romania would read them)."""
     import cv2
 
     from edge.vision.capture import decode_image
@@ -120,7 +125,9 @@ def evaluate_real(model: Path, data: Path, *, proposals: bool = True,
     by_eye = json.loads(TEXTS_FILE.read_text(encoding="utf-8"))["texts_sha256_16"]
     detector = PlateDetector(model)
     reader = TextReader()
-    recognizers = {region: PlateRecognizer(detector, reader, region=choice)  # type: ignore[arg-type]
+    home = {f.region for f in FORMATS if country in f.countries}
+    recognizers = {region: PlateRecognizer(detector, reader, region=choice,  # type: ignore[arg-type]
+                                           country=country if region in home else None)
                    for region, choice in _RECOGNISER_REGION.items()}
     groups: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: {
         "images": 0, "plates": 0, "found": 0, "detections": 0, "true_detections": 0,
@@ -130,6 +137,7 @@ def evaluate_real(model: Path, data: Path, *, proposals: bool = True,
         "plates_read_with_proposals": 0, "reads_elsewhere_with_proposals": 0,
         "read_ms_with_proposals": []})
     proposers = {region: PlateProposer(reader, region=choice,  # type: ignore[arg-type]
+                                       country=country if region in home else None,
                                        budget_ms=proposal_budget_ms)
                  for region, choice in _RECOGNISER_REGION.items()}
     for row in rows:
@@ -174,7 +182,7 @@ def evaluate_real(model: Path, data: Path, *, proposals: bool = True,
                 g["plates_read_with_proposals"] += on
                 g["reads_elsewhere_with_proposals"] += off
     report: dict[str, Any] = {"images": len(rows), "split": SPLIT_FILE.name,
-                              "by_source": {}, "by_region": {}}
+                              "country": country, "by_source": {}, "by_region": {}}
     for (kind, name), g in sorted(groups.items()):
         entry: dict[str, Any] = {"images": g["images"],
                                  "images_with_a_detection": g["images_with_a_detection"]}
@@ -215,12 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--proposal-budget-ms", type=float, default=DEFAULT_BUDGET_MS,
                         help="CPU ms a scene may cost before the proposal stage stops reading "
                              "candidates (default %(default)s)")
+    parser.add_argument("--country", choices=sorted(COUNTRIES), default=None,
+                        help="the cameras' country setting, for the sources of its region")
     args = parser.parse_args(argv)
     if not (args.real / "labels.jsonl").exists():
         print(f"edge.vision.evaluate: no labels.jsonl in {args.real}", file=sys.stderr)
         return 2
     report = evaluate_real(args.model, args.real, proposals=not args.no_proposals,
-                           proposal_budget_ms=args.proposal_budget_ms)
+                           proposal_budget_ms=args.proposal_budget_ms, country=args.country)
     print(json.dumps({"real_validation": report},
                      ensure_ascii=False, indent=1))
     return 0

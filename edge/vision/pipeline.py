@@ -65,10 +65,11 @@ def _watch_factory(shared: VisionOutput, camera: CameraSettings) -> Any:
         )
     recognizer = PlateRecognizer(
         PlateDetector(shared.settings.model, threads=shared.settings.threads), reader,
-        region=camera.region,
+        region=camera.region, country=camera.country,
     )
     line = CountingLine(**camera.line.model_dump()) if camera.line else None
-    proposer = PlateProposer(reader, region=camera.region) if camera.plate_proposals else None
+    proposer = (PlateProposer(reader, region=camera.region, country=camera.country)
+                if camera.plate_proposals else None)
     return lambda size: GateWatch(
         recognizer, frame_size=size, line=line, gap_us=int(camera.passage_gap_s * 1e6),
         min_reads=camera.min_reads, blind_hold_us=int(camera.blind_after_s * 1e6),

@@ -48,12 +48,14 @@ class ProposedPlate:
 
 class PlateProposer:
     def __init__(self, reader: TextReader, *, region: RegionChoice = "auto",
+                 country: str | None = None,
                  max_side: int = DEFAULT_MAX_SIDE,
                  max_candidates: int = DEFAULT_MAX_CANDIDATES,
                  budget_ms: float = DEFAULT_BUDGET_MS) -> None:
         self.reader = reader
         self.budget_ms = budget_ms
         self.region = region
+        self.country = country
         self.max_side = max_side
         self.max_candidates = max_candidates
         # The first call of an ONNX session at the largest input size costs several times a
@@ -96,7 +98,8 @@ class PlateProposer:
                 confidence = min(confidence, line.confidence)
             else:
                 raw = " ".join(texts)
-                plate = plate_from_texts(texts, _region_hint(raw, self.region))
+                plate = plate_from_texts(texts, _region_hint(raw, self.region),
+                                         country=self.country)
                 if plate is None or plate.text in seen:
                     continue
                 seen.add(plate.text)

@@ -49,10 +49,11 @@ class Recognize:
         self.label_text = args.label_text
         self.reader = TextReader(threads=args.threads)
         self.plates = PlateRecognizer(
-            PlateDetector(Path(args.model), threads=args.threads), self.reader, region=args.region
+            PlateDetector(Path(args.model), threads=args.threads), self.reader,
+            region=args.region, country=args.country,
         ) if self.want_plates else None
         # Where the detector reads nothing, the second proposal stage looks (proposals.py).
-        self.proposer = PlateProposer(self.reader, region=args.region) if (
+        self.proposer = PlateProposer(self.reader, region=args.region, country=args.country) if (
             self.want_plates and not args.no_proposals) else None
 
     def image(self, path: str) -> dict[str, Any]:

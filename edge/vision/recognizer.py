@@ -69,11 +69,13 @@ def _text_band(crop: np.ndarray) -> np.ndarray:
 
 class PlateRecognizer:
     def __init__(
-        self, detector: PlateDetector, reader: TextReader, *, region: RegionChoice = "auto"
+        self, detector: PlateDetector, reader: TextReader, *, region: RegionChoice = "auto",
+        country: str | None = None,
     ) -> None:
         self.detector = detector
         self.reader = reader
         self.region = region
+        self.country = country  # where the camera stands: its plates win ties (plate_format)
 
     def read_box(self, image: np.ndarray, box: Box, det_score: float = 1.0) -> PlateRead | None:
         """Read the plate at ``box``: a snug crop first; a tight, then a loose one if the text
@@ -85,7 +87,7 @@ class PlateRecognizer:
             line = self.reader.read_line(_text_band(crop))
             if line is None:
                 continue
-            plate = match(line.text, _region_hint(line.text, self.region))
+            plate = match(line.text, _region_hint(line.text, self.region), country=self.country)
             if plate is not None:
                 confidence = line.confidence * (1 - 0.1 * plate.repairs) * min(1.0, det_score + 0.3)
                 return PlateRead(plate, round(confidence, 3), box, crop, line.text)

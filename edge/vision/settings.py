@@ -40,6 +40,9 @@ class CameraSettings(_Settings):
     source: str = Field(min_length=1)
     role: Literal["gate", "stack"] = "gate"
     region: RegionChoice = "auto"
+    # Where the camera stands (ISO 3166 alpha-2, e.g. "ro"): its plate formats win when a read
+    # also fits another country's ("0848SCF": Romanian DB 48 SCF, or Spanish as it stands).
+    country: str | None = None
     line: LineSettings | None = None
     pace: bool = True  # play files at their own frame rate, as a live camera would deliver
     labels: list[LabelSpotSettings] = Field(default_factory=list)
@@ -55,6 +58,16 @@ class CameraSettings(_Settings):
     # passes, and a 3-second passage still gets six tries.
     plate_proposals: bool = True
     proposal_every_s: float = Field(default=0.5, gt=0)
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, country: str | None) -> str | None:
+        from decisions.plate_format import COUNTRIES
+
+        if country is not None and country not in COUNTRIES:
+            raise ValueError(f"no plate formats for {country!r}; known: "
+                             f"{', '.join(sorted(COUNTRIES))}")
+        return country
 
     @field_validator("source")
     @classmethod
