@@ -89,6 +89,7 @@ FORMATS: tuple[PlateFormat, ...] = (
     PlateFormat("us_other", "us", None, re.compile(r"^(?=.*[0-9])[A-Z0-9]{5,8}$"),
                 countries=_US),
 )
+_FORMAT: dict[str, PlateFormat] = {f.name: f for f in FORMATS}
 # The countries whose plates the formats know: a camera may name the one it stands in.
 COUNTRIES: frozenset[str] = frozenset().union(*(f.countries for f in FORMATS))
 
@@ -150,6 +151,13 @@ def match(raw: str, region: RegionChoice = "auto", *, max_repairs: int = 2,
         if restored is not None and restored.format == "eu_ro":
             found = PlateText(restored.text, restored.region, restored.format,
                               restored.repairs + 1)
+    if (country is not None and max_repairs >= 1 and len(text) > 5 and text[0] in "LI1"
+            and (found is None or country not in _FORMAT[found.format].countries)):
+        # The EU band's inner edge read as a leading L or I ("LB 95 GSV" for B 95 GSV, which
+        # then fits a French plate): dropped where that makes a plate of the camera's country.
+        trimmed = _best(text[1:], region, max_repairs - 1, country)
+        if trimmed is not None and country in _FORMAT[trimmed.format].countries:
+            found = PlateText(trimmed.text, trimmed.region, trimmed.format, trimmed.repairs + 1)
     return found
 
 
@@ -180,6 +188,6 @@ def _best(text: str, region: RegionChoice, max_repairs: int,
 
 
 def _rank(found: PlateText, country: str | None = None) -> tuple[int, int, int]:
-    fmt = next(f for f in FORMATS if f.name == found.format)
+    fmt = _FORMAT[found.format]
     foreign = country is not None and country not in fmt.countries
     return (int(foreign), found.repairs, int(fmt.slots is None))

@@ -72,6 +72,11 @@ def test_the_cameras_country_wins_when_a_read_fits_two_countries() -> None:
     # A foreign plate that fits no home format is still read.
     assert match("1234 BCD", "eu", country="ro").format == "eu_es"  # type: ignore[union-attr]
     assert match("7ABC123", "us", country="us").text == "7ABC123"  # type: ignore[union-attr]
+    # The band's edge read as a leading L: dropped only for a plate of the camera's country.
+    assert match("LB95GSV", "eu").format == "eu_fr_it"  # type: ignore[union-attr]
+    home = match("LB95GSV", "eu", country="ro")
+    assert home is not None and (home.text, home.repairs) == ("B95GSV", 1)
+    assert match("LB95GSV", "eu", country="de").format == "eu_fr_it"  # type: ignore[union-attr]
 
 
 def test_valid_characters_are_never_rewritten() -> None:

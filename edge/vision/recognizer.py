@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from decisions.plate_candidates import plate_cut_by_frame_side
@@ -56,7 +57,8 @@ def _text_band(crop: np.ndarray) -> np.ndarray:
     body = middle[:, w // 4 : w // 2].reshape(-1, 3)
     body_light = np.median(body.sum(axis=1)) > 3 * 120 and np.median(body[:, 0] - body[:, 2]) < 30
     if not body_light:
-        return crop  # not a light plate: Chinese plates are blue, yellow or green all over
+        # Not a light plate: Chinese plates are blue, yellow or green all over.
+        return _snug_to_colour(crop)
     # Columns of the left fifth that are mostly blue: the EU band, wherever the crop starts.
     left = middle[:, : max(1, w // 5)]
     bluish = (left[:, :, 0] - left[:, :, 2] > 35) & (left[:, :, 0] - left[:, :, 1] > 15)
@@ -65,6 +67,27 @@ def _text_band(crop: np.ndarray) -> np.ndarray:
     if len(columns) >= max(2, w // 40):
         return crop[:, min(w - 1, int(columns.max()) + 1 + w // 100) :]
     return crop
+
+
+def _snug_to_colour(crop: np.ndarray) -> np.ndarray:
+    """A coloured plate cut to its own colour: a detector box a little loose (boxes learnt from
+    real photographs include the plate's frame) leaves car body at the sides, and the
+    recogniser then misreads the Chinese province ("京" as "皖"). Unchanged when the crop has no
+    dominant saturated colour, or when cutting would leave less than half of it."""
+    h, w = crop.shape[:2]
+    if h < 12 or w < 24:
+        return crop
+    hsv = cv2.cvtColor(crop, cv2.COLOR_BGR2HSV)
+    hue, sat, val = (hsv[:, :, i].astype(np.int16) for i in range(3))
+    saturated = (sat > 80) & (val > 50)
+    if saturated.mean() < 0.4:
+        return crop
+    body = saturated & (np.abs(hue - int(np.median(hue[saturated]))) < 15)
+    cols = np.nonzero(body.mean(axis=0) > 0.35)[0]
+    rows = np.nonzero(body.mean(axis=1) > 0.35)[0]
+    if len(cols) < w // 2 or len(rows) < h // 2:
+        return crop
+    return crop[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
 class PlateRecognizer:
