@@ -82,7 +82,10 @@ def _snug_to_colour(crop: np.ndarray) -> np.ndarray:
     saturated = (sat > 80) & (val > 50)
     if saturated.mean() < 0.4:
         return crop
-    body = saturated & (np.abs(hue - int(np.median(hue[saturated]))) < 15)
+    plate_hue = int(np.median(hue[saturated]))
+    if not 15 <= plate_hue <= 135:  # yellow to blue; red and pink are night light, no plate
+        return crop
+    body = saturated & (np.abs(hue - plate_hue) < 15)
     cols = np.nonzero(body.mean(axis=0) > 0.35)[0]
     rows = np.nonzero(body.mean(axis=1) > 0.35)[0]
     if len(cols) < w // 2 or len(rows) < h // 2:
