@@ -155,7 +155,7 @@ class PlateReadBody(_Body):
 
     camera: Name
     plate: Annotated[str, StringConstraints(min_length=2, max_length=16)]
-    region: Literal["cn", "eu", "us"]
+    region: Literal["cn", "eu", "us", "other"]  # other: a plate of an unlisted country
     plate_format: Name
     confidence_pct: int = Field(ge=0, le=100)
     reads: int = Field(ge=1, le=INT32_MAX)

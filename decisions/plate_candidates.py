@@ -19,7 +19,14 @@ import re
 from dataclasses import dataclass
 
 from decisions.pacing import Pacing
-from decisions.plate_format import PlateText, RegionChoice, match, normalise
+from decisions.plate_format import (
+    SURROUNDING_PHRASES,
+    US_STATE_NAMES,
+    PlateText,
+    RegionChoice,
+    match,
+    normalise,
+)
 
 Box = tuple[int, int, int, int]  # x, y, w, h
 
@@ -78,26 +85,10 @@ def stacked_pairs(boxes: list[Box]) -> list[tuple[int, int]]:
     return pairs
 
 
-# Words printed around plates that are not the number: US state names and their slogans,
-# dealer frames, EU country codes of the blue band. Matched as whole words, after upper-casing.
-_STATE_NAMES = (
-    "ALABAMA ALASKA ARIZONA ARKANSAS CALIFORNIA COLORADO CONNECTICUT DELAWARE FLORIDA GEORGIA "
-    "HAWAII IDAHO ILLINOIS INDIANA IOWA KANSAS KENTUCKY LOUISIANA MAINE MARYLAND MASSACHUSETTS "
-    "MICHIGAN MINNESOTA MISSISSIPPI MISSOURI MONTANA NEBRASKA NEVADA OHIO OKLAHOMA OREGON "
-    "PENNSYLVANIA TENNESSEE TEXAS UTAH VERMONT VIRGINIA WASHINGTON WISCONSIN WYOMING"
-)
-_STATES = _STATE_NAMES.split()
-_PHRASES = (
-    "NEW HAMPSHIRE", "NEW JERSEY", "NEW MEXICO", "NEW YORK", "NORTH CAROLINA", "NORTH DAKOTA",
-    "RHODE ISLAND", "SOUTH CAROLINA", "SOUTH DAKOTA", "WEST VIRGINIA", "EMPIRE STATE",
-    "SUNSHINE STATE", "GARDEN STATE", "LONE STAR STATE", "LAND OF LINCOLN", "LIVE FREE OR DIE",
-    "GREAT LAKES", "FIRST IN FLIGHT", "THE OCEAN STATE", "FAMOUS POTATOES", "GRAND CANYON STATE",
-    "DEALER", "DEALERSHIP", "MOTORS", "AUTO", "CARS", "SALES", "DOT GOV", "EXCELSIOR",
-    "PURE MICHIGAN", "GREEN MOUNTAIN STATE", "KEYSTONE STATE", "WILD WONDERFUL",
-)
-_NOISE = re.compile(
-    r"\b(?:" + "|".join(sorted((re.escape(p) for p in (*_PHRASES, *_STATES)), key=len,
-                               reverse=True)) + r")\b")
+# Words printed around plates that are not the number (plate_format: US state names, slogans,
+# dealer frames), matched as whole words after upper-casing.
+_SURROUNDINGS = sorted((*SURROUNDING_PHRASES, *US_STATE_NAMES), key=len, reverse=True)
+_NOISE = re.compile(r"\b(?:" + "|".join(re.escape(p) for p in _SURROUNDINGS) + r")\b")
 # The EU band's country code, when the recogniser read it before the number: a one-to-three
 # letter word alone at the start ("RO B 123 ABC", "D M-AB 123"). Only removed when what
 # follows then matches, so a plate that starts with letters is not cut short.
@@ -112,11 +103,14 @@ def _clean(raw: str) -> str:
 
 
 def plate_from_texts(texts: list[str], region: RegionChoice = "auto", *,
-                     max_repairs: int = 1, country: str | None = None) -> PlateText | None:
+                     max_repairs: int = 1, country: str | None = None,
+                     on_plate: bool = False) -> PlateText | None:
     """The plate the lines (top to bottom) spell, with surrounding words dropped, or None.
 
     At most one look-alike repair by default: nothing but the text says these lines are a
-    plate, and with two repairs words become plates ("Passat" reads as P45SAT)."""
+    plate, and with two repairs words become plates ("Passat" reads as P45SAT). ``on_plate``:
+    the lines are known to lie on a plate (a plate crop), so a plate of an unlisted country
+    is read too (``plate_format.match``), once no listed format fits any reading."""
     cleaned = " ".join(_clean(t) for t in texts).strip()
     if not cleaned:
         return None
@@ -128,13 +122,46 @@ def plate_from_texts(texts: list[str], region: RegionChoice = "auto", *,
     if region in ("eu", "auto"):  # the band's country code read before the number
         tries += [t[band.end():] for t in (cleaned, kept) if (band := _BAND.match(t))]
     found = None
-    for text in dict.fromkeys(tries):
-        if text and (found := match(text, region, max_repairs=max_repairs,
-                                    country=country)) is not None:
+    for unlisted in (False, True) if on_plate else (False,):
+        for text in dict.fromkeys(tries):
+            if text and (found := match(text, region, max_repairs=max_repairs,
+                                        country=country, on_plate=unlisted)) is not None:
+                break
+        if found is not None:
             break
     if found is None or len(normalise(found.text)) < 4:
         return None
     return found
+
+
+def crop_number_lines(boxes: list[Box], crop_size: tuple[int, int], *,
+                      limit: int = 3) -> list[tuple[Box, ...]]:
+    """Which text lines of a plate crop hold its number, best guess first: each a row, or two
+    stacked rows (top first), to be read and joined.
+
+    On a plate the number is the tallest text; the state name, slogan, dealer frame and EU
+    band are smaller. Lines of one row that the text detector split ("BKHT" "146") are joined.
+    None when the tallest line is under a fifth of the crop's height: then the image is a
+    scene, not a crop, and its text is no plate's."""
+    _, crop_h = crop_size
+    if not boxes:
+        return []
+    tallest = max(h for _, _, _, h in boxes)
+    if tallest < crop_h / 5:
+        return []
+    big = sorted((b for b in boxes if b[3] >= 0.6 * tallest), key=lambda b: (b[1], b[0]))
+    rows: list[Box] = []
+    for x, y, w, h in big:
+        for k, (rx, ry, rw, rh) in enumerate(rows):
+            if min(y + h, ry + rh) - max(y, ry) > 0.6 * min(h, rh):  # the same row
+                x0, y0 = min(x, rx), min(y, ry)
+                rows[k] = (x0, y0, max(x + w, rx + rw) - x0, max(y + h, ry + rh) - y0)
+                break
+        else:
+            rows.append((x, y, w, h))
+    found: list[tuple[Box, ...]] = [(rows[i], rows[j]) for i, j in stacked_pairs(rows)]
+    found += [(row,) for row in sorted(rows, key=lambda b: b[2] * b[3], reverse=True)]
+    return found[:limit]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,12 @@ the one needing the fewest repairs wins; a tie keeps the order of ``FORMATS``.
 
 Variable-length formats (German plates, US vanity plates) are matched by pattern without repair,
 because the slot of each character is not known.
+
+Plates of the many countries with no format here are read only where something else says the
+text is on a plate (``on_plate``: the plate detector boxed it): then, if no listed format fits, a
+"world" number (4 to 8 letters and digits, at least one digit) or a vanity plate (5 to 7 letters,
+not a word printed around plates) is taken as read, without repair. A text detector's line in a
+street scene gets no such trust: shop signs would become plates.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-Region = Literal["cn", "eu", "us"]
+Region = Literal["cn", "eu", "us", "other"]
 RegionChoice = Literal["cn", "eu", "us", "auto"]
 
 PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
@@ -36,6 +42,9 @@ SLOTS: dict[str, str] = {
     "D": _DIGITS,
     "X": _LATIN,
     "S": "BCDFGHJKLMNPRSTVWXYZ",  # Spanish series: consonants
+    "G": "ABCDEFGHJKLMNOPRSTUVWXY",  # Great Britain's area code: no I, Q or Z
+    "H": "ABCDEFGHJKLMNOPRSTUVWXYZ",  # Great Britain's series: no I or Q
+    "Y": "ABCDEFGHJKLMNPRSTVWXY",  # Great Britain's year letters before 2001
 }
 
 # Look-alikes OCR confuses, from what was read to what the slot may hold.
@@ -70,6 +79,7 @@ _RO_COUNTIES = frozenset({
 
 
 _CN, _RO, _US = frozenset({"cn"}), frozenset({"ro"}), frozenset({"us"})
+_GB = frozenset({"gb"})
 
 FORMATS: tuple[PlateFormat, ...] = (
     PlateFormat("cn_standard", "cn", "PLAAAAA", countries=_CN),
@@ -82,6 +92,9 @@ FORMATS: tuple[PlateFormat, ...] = (
     PlateFormat("eu_ro", "eu", "XXDDXXX", prefixes=_RO_COUNTIES, countries=_RO),
     PlateFormat("eu_ro_b", "eu", "XDDDXXX", prefixes=frozenset({"B"}), countries=_RO),
     PlateFormat("eu_ro_b2", "eu", "XDDXXX", prefixes=frozenset({"B"}), countries=_RO),
+    # Great Britain: "LR05 ZSZ" since 2001, "P445 JRV" before (prefix series).
+    PlateFormat("eu_gb", "eu", "GGDDHHH", countries=_GB),
+    PlateFormat("eu_gb_prefix", "eu", "YDDDHHH", countries=_GB),
     PlateFormat("eu_de", "eu", None, re.compile(r"^[A-Z]{1,3}[A-Z]{1,2}[1-9][0-9]{0,3}[EH]?$"),
                 countries=frozenset({"de"})),
     PlateFormat("us_ca", "us", "DXXXDDD", countries=_US),
@@ -90,6 +103,32 @@ FORMATS: tuple[PlateFormat, ...] = (
                 countries=_US),
 )
 _FORMAT: dict[str, PlateFormat] = {f.name: f for f in FORMATS}
+
+# Words printed around plates that are not the number: US state names and their slogans,
+# dealer frames. The proposal stage drops them from a scene's text; a vanity plate is never one.
+_STATES_TEXT = (
+    "ALABAMA ALASKA ARIZONA ARKANSAS CALIFORNIA COLORADO CONNECTICUT DELAWARE FLORIDA GEORGIA "
+    "HAWAII IDAHO ILLINOIS INDIANA IOWA KANSAS KENTUCKY LOUISIANA MAINE MARYLAND MASSACHUSETTS "
+    "MICHIGAN MINNESOTA MISSISSIPPI MISSOURI MONTANA NEBRASKA NEVADA OHIO OKLAHOMA OREGON "
+    "PENNSYLVANIA TENNESSEE TEXAS UTAH VERMONT VIRGINIA WASHINGTON WISCONSIN WYOMING"
+)
+US_STATE_NAMES: tuple[str, ...] = tuple(_STATES_TEXT.split())
+SURROUNDING_PHRASES: tuple[str, ...] = (
+    "NEW HAMPSHIRE", "NEW JERSEY", "NEW MEXICO", "NEW YORK", "NORTH CAROLINA", "NORTH DAKOTA",
+    "RHODE ISLAND", "SOUTH CAROLINA", "SOUTH DAKOTA", "WEST VIRGINIA", "EMPIRE STATE",
+    "SUNSHINE STATE", "GARDEN STATE", "LONE STAR STATE", "LAND OF LINCOLN", "LIVE FREE OR DIE",
+    "GREAT LAKES", "FIRST IN FLIGHT", "THE OCEAN STATE", "FAMOUS POTATOES", "GRAND CANYON STATE",
+    "DEALER", "DEALERSHIP", "MOTORS", "AUTO", "CARS", "SALES", "DOT GOV", "EXCELSIOR",
+    "PURE MICHIGAN", "GREEN MOUNTAIN STATE", "KEYSTONE STATE", "WILD WONDERFUL",
+)
+_NOT_VANITY = frozenset(US_STATE_NAMES) | frozenset(p.replace(" ", "") for p in SURROUNDING_PHRASES)
+# On a detected plate, when no listed format fits (see the module).
+UNLISTED_FORMATS = frozenset({"world", "vanity"})
+_WORLD_NUMBER = re.compile(r"^(?=.*[0-9])[A-Z0-9]{4,8}$")
+_VANITY = re.compile(r"^[A-Z]{5,7}$")
+# The German and Austrian registration seal between the district and the letters, which the
+# recogniser reads as a small "o" ("N o HZ 1002"); plates have no lower-case letters.
+_SEAL = re.compile(r"(?<=[A-ZÄÖÜ])\s*[o°]\s*(?=[A-Z])")
 # The countries whose plates the formats know: a camera may name the one it stands in.
 COUNTRIES: frozenset[str] = frozenset().union(*(f.countries for f in FORMATS))
 
@@ -132,14 +171,18 @@ def _fits(text: str, slots: str, max_repairs: int) -> Iterator[tuple[str, int]]:
 
 
 def match(raw: str, region: RegionChoice = "auto", *, max_repairs: int = 2,
-          country: str | None = None) -> PlateText | None:
+          country: str | None = None, on_plate: bool = False) -> PlateText | None:
     """The plate ``raw`` reads as, or None if it fits no format of ``region``.
+
+    ``on_plate``: the text was read on what the plate detector found to be a plate; then a
+    plate of an unlisted country is read as it stands (a "world" or "vanity" plate, see the
+    module) where no listed format fits. Chinese plates are all listed: not for ``cn``.
 
     ``country``: where the camera stands. Its own formats win over other countries' when both
     fit, even at more repairs: in Romania "0848SCF" is DB 48 SCF read with D as 0 and B as 8,
     though it is also a valid Spanish plate as it stands. Foreign plates are still read where
     no home format fits them."""
-    text = normalise(raw)
+    text = normalise(_SEAL.sub("", raw))
     if not text:
         return None
     found = _best(text, region, max_repairs, country)
@@ -158,7 +201,21 @@ def match(raw: str, region: RegionChoice = "auto", *, max_repairs: int = 2,
         trimmed = _best(text[1:], region, max_repairs - 1, country)
         if trimmed is not None and country in _FORMAT[trimmed.format].countries:
             found = PlateText(trimmed.text, trimmed.region, trimmed.format, trimmed.repairs + 1)
+    if found is None and on_plate and region != "cn":
+        found = _unlisted(text, region)
     return found
+
+
+def _unlisted(text: str, region: RegionChoice) -> PlateText | None:
+    """A plate of a country with no format here, as read (no slots, so no repair)."""
+    if any("\u4e00" <= ch <= "\u9fff" for ch in text):
+        return None  # a Chinese plate that fits no Chinese format is a misread
+    in_region: Region = "other" if region == "auto" else region  # type: ignore[assignment]
+    if _WORLD_NUMBER.match(text):
+        return PlateText(text, in_region, "world", 0)
+    if _VANITY.match(text) and text not in _NOT_VANITY:
+        return PlateText(text, in_region, "vanity", 0)
+    return None
 
 
 def _best(text: str, region: RegionChoice, max_repairs: int,

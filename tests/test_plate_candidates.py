@@ -6,6 +6,7 @@ from __future__ import annotations
 from decisions.plate_candidates import (
     ProposalBudget,
     candidates,
+    crop_number_lines,
     plate_from_texts,
     plate_shaped,
     stacked_pairs,
@@ -88,3 +89,30 @@ def test_a_detected_plate_running_into_the_frame_side_is_not_read() -> None:
     assert plate_cut_by_frame_side((3, 400, 150, 40), 1280)
     assert not plate_cut_by_frame_side((660, 654, 294, 66), 1280)
     assert not plate_cut_by_frame_side((0, 0, 300, 100), 310)  # a tight crop is one plate
+
+
+def test_a_crops_number_is_its_tallest_row_state_and_slogan_left_out() -> None:
+    # A US plate crop 400x260: state name, the number split in two by the text detector, a
+    # slogan below.
+    state, left, right, slogan = (150, 40, 100, 22), (60, 100, 130, 70), (200, 102, 140, 68), \
+        (110, 200, 180, 18)
+    groups = crop_number_lines([state, left, right, slogan], (400, 260))
+    assert groups[0] == ((60, 100, 280, 70),)  # the two halves joined into one row
+    assert all(state not in g and slogan not in g for g in groups)
+
+
+def test_a_crops_two_stacked_rows_come_first_and_a_scene_has_no_number() -> None:
+    top, bottom = (40, 20, 120, 60), (40, 90, 120, 60)
+    assert crop_number_lines([top, bottom], (200, 170))[0] == (top, bottom)
+    # Text a tenth of the picture's height: a scene's sign, not a crop's number.
+    assert crop_number_lines([(100, 300, 200, 70)], (1280, 720)) == []
+    assert crop_number_lines([], (200, 100)) == []
+
+
+def test_lines_known_to_be_on_a_plate_read_as_an_unlisted_countrys_plate() -> None:
+    assert plate_from_texts(["TEXAS", "303-WVD"], "auto") is None
+    found = plate_from_texts(["TEXAS", "303-WVD"], "auto", on_plate=True)
+    assert found is not None and (found.text, found.format) == ("303WVD", "world")
+    # A listed format found in any reading of the lines wins over the text as read.
+    found = plate_from_texts(["RO B 96 SXV"], "eu", on_plate=True)
+    assert found is not None and (found.text, found.format) == ("B96SXV", "eu_ro_b2")

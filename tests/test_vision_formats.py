@@ -73,10 +73,11 @@ def test_the_cameras_country_wins_when_a_read_fits_two_countries() -> None:
     assert match("1234 BCD", "eu", country="ro").format == "eu_es"  # type: ignore[union-attr]
     assert match("7ABC123", "us", country="us").text == "7ABC123"  # type: ignore[union-attr]
     # The band's edge read as a leading L: dropped only for a plate of the camera's country.
-    assert match("LB95GSV", "eu").format == "eu_fr_it"  # type: ignore[union-attr]
+    # As read it is a valid British plate (and a French one with 5 read as G).
+    assert match("LB95GSV", "eu").format == "eu_gb"  # type: ignore[union-attr]
     home = match("LB95GSV", "eu", country="ro")
     assert home is not None and (home.text, home.repairs) == ("B95GSV", 1)
-    assert match("LB95GSV", "eu", country="de").format == "eu_fr_it"  # type: ignore[union-attr]
+    assert match("LB95GSV", "eu", country="de").format == "eu_gb"  # type: ignore[union-attr]
 
 
 def test_valid_characters_are_never_rewritten() -> None:
@@ -138,3 +139,32 @@ def test_gs1_raw_form_with_group_separators() -> None:
 def test_gs1_errors_say_what_is_wrong(text: str, reason: str) -> None:
     with pytest.raises(gs1.GS1Error, match=reason):
         gs1.parse(text)
+
+
+def test_a_plate_of_an_unlisted_country_is_read_only_on_a_detected_plate() -> None:
+    # A Texas plate fits no listed format: a street sign's text must not become a plate...
+    assert match("303-WVD") is None
+    # ...but on what the plate detector boxed it is read as it stands.
+    found = match("303-WVD", on_plate=True)
+    assert found is not None
+    assert (found.text, found.format, found.region, found.repairs) == ("303WVD", "world", "other", 0)
+    assert match("303-WVD", "eu", on_plate=True).region == "eu"  # type: ignore[union-attr]
+    assert match("FORDGT", on_plate=True).format == "vanity"  # type: ignore[union-attr]
+    # Never a word printed around plates, nor what no plate holds.
+    for raw in ("TEXAS", "WASHINGTON", "DEALER", "WAREHOUSE", "AB", "ABCDEFGHIJ", "12"):
+        assert match(raw, on_plate=True) is None, raw
+    # Chinese plates are all listed: one that fits none is a misread.
+    assert match("京A·123", "cn", on_plate=True) is None
+    assert match("京A·123", on_plate=True) is None
+    # A listed format still wins, with its repair, over the text as read.
+    assert match("LRO5ZSZ", on_plate=True).text == "LR05ZSZ"  # type: ignore[union-attr]
+
+
+def test_british_plates_and_the_german_seal() -> None:
+    assert match("LR05 ZSZ").format == "eu_gb"  # type: ignore[union-attr]
+    assert match("P445 JRV").format == "eu_gb_prefix"  # type: ignore[union-attr]
+    assert match("Q45 JRV") is None  # no Q in a British prefix
+    # The registration seal between district and letters, read as a small "o".
+    assert match("N o HZ 1002").text == "NHZ1002"  # type: ignore[union-attr]
+    assert match("NoHZ1002").text == "NHZ1002"  # type: ignore[union-attr]
+    assert match("NOHZ1002").text == "NOHZ1002"  # type: ignore[union-attr]  # a capital O is kept

@@ -154,3 +154,17 @@ def test_cli_video_reports_each_passage_once(tmp_path: Path) -> None:
     assert sorted(p["text"] for p in line["plates"]) == ["1234BCD", "苏E12345"]
     confidences = [p["confidence"] for p in line["plates"]]
     assert confidences == sorted(confidences, reverse=True)
+
+
+def test_a_plate_crop_with_a_margin_and_a_slogan_is_read_by_its_tallest_line(
+    recognizer: PlateRecognizer,
+) -> None:
+    # A Texas plate of a format no listed country has, cropped with a margin above and below
+    # (so not plate-shaped: 1.5:1) and its slogan under the number.
+    plate = render_plate(PlateSpec("303WVD", "303-WVD", "us", "us_tx"))
+    cv2.putText(plate, "THE LONE STAR STATE", (70, 170), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                (120, 40, 20), 2)
+    crop = cv2.copyMakeBorder(plate, 40, 40, 20, 20, cv2.BORDER_CONSTANT, value=(70, 70, 70))
+    assert 1.3 < crop.shape[1] / crop.shape[0] < 1.9
+    reads = recognizer.read(crop)
+    assert [(r.plate.text, r.plate.format) for r in reads] == [("303WVD", "world")]

@@ -29,6 +29,14 @@ class ModelError(RuntimeError):
     """The detector model is missing or not what this code expects."""
 
 
+def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Intersection over union of two x, y, w, h boxes."""
+    iw = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    ih = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    union = a[2] * a[3] + b[2] * b[3] - iw * ih
+    return iw * ih / union if union else 0.0
+
+
 class PlateDetector:
     def __init__(
         self,

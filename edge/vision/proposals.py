@@ -25,7 +25,7 @@ from decisions.plate_candidates import candidates, plate_from_texts
 from decisions.plate_format import PlateText, RegionChoice
 from edge.vision.detector import Box
 from edge.vision.ocr import TextReader
-from edge.vision.recognizer import _region_hint, _text_band
+from edge.vision.recognizer import _region_hint, line_crop
 
 # Text detector input, longest side: 640 keeps a 100-pixel-wide plate of a 1280x720 frame
 # 50 pixels wide, still found; the time is what the gate can spare (see the module).
@@ -91,7 +91,8 @@ class PlateProposer:
             texts: list[str] = []
             confidence = 1.0
             for index in cand.lines:
-                line = self.reader.read_line(_pad(image, boxes[index], len(cand.lines) == 1))
+                line = self.reader.read_line(
+                    line_crop(image, boxes[index], single=len(cand.lines) == 1))
                 if line is None:
                     break
                 texts.append(line.text)
@@ -111,16 +112,3 @@ class PlateProposer:
                 found.append(ProposedPlate(plate, round(score, 3), cand.box, crop.copy(), raw))
         found.sort(key=lambda p: p.confidence, reverse=True)
         return found
-
-
-def _pad(image: np.ndarray, box: Box, single: bool) -> np.ndarray:
-    """The line's crop with a little margin (detector boxes hug the ink); a single line that
-    could be a whole plate goes through the plate's text band (EU band, US state name)."""
-    x, y, w, h = box
-    H, W = image.shape[:2]
-    dx, dy = max(2, w // 25), max(2, h // 8)
-    crop = image[max(0, y - dy) : min(H, y + h + dy), max(0, x - dx) : min(W, x + w + dx)]
-    if single and crop.shape[0] >= 24 and crop.shape[1] / crop.shape[0] > 2.4:
-        return _text_band(crop)
-    return crop
-

@@ -11,14 +11,21 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from decisions.plate_candidates import plate_cut_by_frame_side
-from decisions.plate_format import PlateText, RegionChoice, match
+from decisions.plate_candidates import crop_number_lines, plate_cut_by_frame_side, plate_from_texts
+from decisions.plate_format import UNLISTED_FORMATS, PlateText, RegionChoice, match
 from edge.vision.detector import Box, PlateDetector
 from edge.vision.ocr import TextReader
 
 # Plate-shaped: China 3.1:1, EU 4.7:1, US 2:1. From 1.9 up, so that 16:9 and 4:3 frames are
-# never taken for a crop.
+# never taken for a crop first.
 _CROP_ASPECT = (1.9, 6.0)
+# A small picture of other proportions (a plate cropped with a margin above and below) is
+# read as a crop when the detector reads nothing in it: at most this wide, at least this
+# much wider than high (scenes are larger: their text lines would cost time for nothing).
+_SMALL_CROP_WIDTH = 400
+_SMALL_CROP_MIN_ASPECT = 1.3
+# The text detector's input side for a crop's lines: a crop is small, this keeps it 10-20 ms.
+_CROP_LINES_SIDE = 480
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +100,18 @@ def _snug_to_colour(crop: np.ndarray) -> np.ndarray:
     return crop[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
+def line_crop(image: np.ndarray, box: Box, *, single: bool) -> np.ndarray:
+    """A text line's crop with a little margin (text detector boxes hug the ink); a single line
+    that could be a whole plate goes through the plate's text band (EU band, US state name)."""
+    x, y, w, h = box
+    H, W = image.shape[:2]
+    dx, dy = max(2, w // 25), max(2, h // 8)
+    crop = image[max(0, y - dy) : min(H, y + h + dy), max(0, x - dx) : min(W, x + w + dx)]
+    if single and crop.shape[0] >= 24 and crop.shape[1] / crop.shape[0] > 2.4:
+        return _text_band(crop)
+    return crop
+
+
 class PlateRecognizer:
     def __init__(
         self, detector: PlateDetector, reader: TextReader, *, region: RegionChoice = "auto",
@@ -105,32 +124,85 @@ class PlateRecognizer:
 
     def read_box(self, image: np.ndarray, box: Box, det_score: float = 1.0) -> PlateRead | None:
         """Read the plate at ``box``: a snug crop first; a tight, then a loose one if the text
-        fails the format (detector boxes are a few pixels off either way)."""
+        fails the format (detector boxes are a few pixels off either way).
+
+        A read that fits only as a plate of an unlisted country (``plate_format``: nothing
+        checks its characters) does not end the search: the other crops are read too, and a
+        listed format wins, else the most confident read."""
+        unlisted: PlateRead | None = None
+        shapes: set[tuple[int, ...]] = set()
         for mx, my in ((0.02, 0.05), (0.0, 0.0), (0.10, 0.20)):
             crop = _crop(image, box, mx, my)
             if crop.shape[0] < 8 or crop.shape[1] < 16:
                 return None
+            if crop.shape in shapes:  # clamped to the image's sides: the same crop again
+                continue
+            shapes.add(crop.shape)
             line = self.reader.read_line(_text_band(crop))
             if line is None:
                 continue
-            plate = match(line.text, _region_hint(line.text, self.region), country=self.country)
-            if plate is not None:
-                confidence = line.confidence * (1 - 0.1 * plate.repairs) * min(1.0, det_score + 0.3)
+            plate = match(line.text, _region_hint(line.text, self.region), country=self.country,
+                          on_plate=True)
+            if plate is None:
+                continue
+            confidence = line.confidence * (1 - 0.1 * plate.repairs) * min(1.0, det_score + 0.3)
+            if plate.format not in UNLISTED_FORMATS:
                 return PlateRead(plate, round(confidence, 3), box, crop, line.text)
-        return None
+            # Less sure than a plate whose format checks it: the same 0.9 as a proposal.
+            read = PlateRead(plate, round(confidence * 0.9, 3), box, crop, line.text)
+            if unlisted is None or read.confidence > unlisted.confidence:
+                unlisted = read
+        return unlisted
+
+    def read_crop_lines(self, image: np.ndarray) -> PlateRead | None:
+        """Read an image that is a plate crop by its text lines: the number is the tallest
+        (``crop_number_lines``), so a state name, a slogan below it, a dealer frame or a wide
+        margin around the plate do not spoil the read as they do read whole."""
+        h, w = image.shape[:2]
+        boxes = self.reader.find_lines(image, max_side=_CROP_LINES_SIDE)
+        unlisted: PlateRead | None = None
+        for group in crop_number_lines(boxes, (w, h)):
+            texts: list[str] = []
+            confidence = 1.0
+            for box in group:
+                line = self.reader.read_line(line_crop(image, box, single=len(group) == 1))
+                if line is None:
+                    break
+                texts.append(line.text)
+                confidence = min(confidence, line.confidence)
+            else:
+                raw = " ".join(texts)
+                plate = plate_from_texts(texts, _region_hint(raw, self.region),
+                                         country=self.country, on_plate=True)
+                if plate is None:
+                    continue
+                x0, y0 = min(b[0] for b in group), min(b[1] for b in group)
+                x1 = max(b[0] + b[2] for b in group)
+                y1 = max(b[1] + b[3] for b in group)
+                box = (x0, y0, x1 - x0, y1 - y0)
+                confidence *= 1 - 0.1 * plate.repairs
+                if plate.format not in UNLISTED_FORMATS:
+                    return PlateRead(plate, round(confidence, 3), box, image, raw)
+                read = PlateRead(plate, round(confidence * 0.9, 3), box, image, raw)
+                if unlisted is None or read.confidence > unlisted.confidence:
+                    unlisted = read
+        return unlisted
 
     def read(self, image: np.ndarray, *, crop_fallback: bool = True) -> list[PlateRead]:
         """Every readable plate in the image, most confident first.
 
-        A plate-shaped image is first read whole, as a tight crop: if that gives a valid plate,
-        it is the answer (a crop holds one plate, and the detector may clip its edge)."""
+        A plate-shaped image is first read as a tight crop: whole, then by its text lines; a
+        plate of a listed format read so is the answer (a crop holds one plate, and the
+        detector may clip its edge). A small image of other proportions is read as a crop
+        when the detector reads nothing in it."""
         if image.ndim != 3 or image.shape[0] < 8 or image.shape[1] < 16:
             return []
         h, w = image.shape[:2]
+        as_crop: PlateRead | None = None
         if crop_fallback and _CROP_ASPECT[0] <= w / h <= _CROP_ASPECT[1]:
-            whole = self.read_box(image, (0, 0, w, h))
-            if whole is not None:
-                return [whole]
+            as_crop = self._read_as_crop(image)
+            if as_crop is not None and as_crop.plate.format not in UNLISTED_FORMATS:
+                return [as_crop]
         reads: list[PlateRead] = []
         for det in self.detector.detect(image):
             if plate_cut_by_frame_side(det.box, w):
@@ -138,5 +210,22 @@ class PlateRecognizer:
             found = self.read_box(image, det.box, det.score)
             if found is not None:
                 reads.append(found)
+        if (not reads and as_crop is None and crop_fallback and w <= _SMALL_CROP_WIDTH
+                and _SMALL_CROP_MIN_ASPECT <= w / h < _CROP_ASPECT[0]):
+            as_crop = self._read_as_crop(image)
+        if as_crop is not None and not any(
+                r.plate.format not in UNLISTED_FORMATS for r in reads):
+            reads = [as_crop]
         reads.sort(key=lambda r: r.confidence, reverse=True)
         return reads
+
+    def _read_as_crop(self, image: np.ndarray) -> PlateRead | None:
+        h, w = image.shape[:2]
+        whole = self.read_box(image, (0, 0, w, h))
+        if whole is not None and whole.plate.format not in UNLISTED_FORMATS:
+            return whole
+        by_lines = self.read_crop_lines(image)
+        if by_lines is not None and by_lines.plate.format not in UNLISTED_FORMATS:
+            return by_lines
+        found = [r for r in (whole, by_lines) if r is not None]
+        return max(found, key=lambda r: r.confidence) if found else None
