@@ -141,6 +141,13 @@ class PlateText:
     repairs: int
 
 
+def fixed_length(plate: PlateText) -> bool:
+    """Does the read fill a format of a fixed number of characters? Then no character can be
+    missing from it; a pattern's or an unlisted plate's read may be a plate cut short."""
+    fmt = _FORMAT.get(plate.format)
+    return fmt is not None and fmt.slots is not None
+
+
 def normalise(raw: str) -> str:
     """Upper case, full-width folded to ASCII, separators and spaces dropped."""
     folded = unicodedata.normalize("NFKC", raw).upper()

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from decisions.plate_format import match, normalise
+from decisions.plate_format import fixed_length, match, normalise
 from edge.vision import gs1
 from firmware_sim.camera.plates import random_plate
 from firmware_sim.camera.scenes import random_pallet_label
@@ -147,7 +147,8 @@ def test_a_plate_of_an_unlisted_country_is_read_only_on_a_detected_plate() -> No
     # ...but on what the plate detector boxed it is read as it stands.
     found = match("303-WVD", on_plate=True)
     assert found is not None
-    assert (found.text, found.format, found.region, found.repairs) == ("303WVD", "world", "other", 0)
+    assert (found.text, found.format, found.region) == ("303WVD", "world", "other")
+    assert found.repairs == 0
     assert match("303-WVD", "eu", on_plate=True).region == "eu"  # type: ignore[union-attr]
     assert match("FORDGT", on_plate=True).format == "vanity"  # type: ignore[union-attr]
     # Never a word printed around plates, nor what no plate holds.
@@ -168,3 +169,9 @@ def test_british_plates_and_the_german_seal() -> None:
     assert match("N o HZ 1002").text == "NHZ1002"  # type: ignore[union-attr]
     assert match("NoHZ1002").text == "NHZ1002"  # type: ignore[union-attr]
     assert match("NOHZ1002").text == "NOHZ1002"  # type: ignore[union-attr]  # a capital O is kept
+
+
+def test_only_a_fixed_length_format_says_no_character_is_missing() -> None:
+    assert fixed_length(match("AB-123-CD"))  # type: ignore[arg-type]
+    assert not fixed_length(match("IF 999"))  # type: ignore[arg-type]  # German: any length
+    assert not fixed_length(match("303-WVD", on_plate=True))  # type: ignore[arg-type]

@@ -168,3 +168,19 @@ def test_a_plate_crop_with_a_margin_and_a_slogan_is_read_by_its_tallest_line(
     assert 1.3 < crop.shape[1] / crop.shape[0] < 1.9
     reads = recognizer.read(crop)
     assert [(r.plate.text, r.plate.format) for r in reads] == [("303WVD", "world")]
+
+
+def test_a_plate_at_the_pictures_side_is_read_when_whole_and_not_when_cut_short(
+    recognizer: PlateRecognizer,
+) -> None:
+    plate = render_plate(PlateSpec("AB123CD", "AB-123-CD", "eu", "eu_fr"))
+    plate = cv2.resize(plate, None, fx=0.45, fy=0.45, interpolation=cv2.INTER_AREA)
+    h, w = plate.shape[:2]
+    whole = gate_scene(random.Random(5), 1280, 720, plates=[]).image
+    cut = whole.copy()
+    whole[400 : 400 + h, :w] = plate  # touching the left side, all of it in the picture
+    shown = int(w * 0.7)
+    cut[400 : 400 + h, 1280 - shown :] = plate[:, :shown]  # "AB-123-" and the rest outside
+    assert "AB123CD" in [r.plate.text for r in recognizer.read(whole, crop_fallback=False)]
+    # What is left of the cut plate would pass as a shorter plate of a loose format.
+    assert not [r for r in recognizer.read(cut, crop_fallback=False) if r.box[0] > 1000]

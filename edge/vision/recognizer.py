@@ -12,7 +12,13 @@ import cv2
 import numpy as np
 
 from decisions.plate_candidates import crop_number_lines, plate_cut_by_frame_side, plate_from_texts
-from decisions.plate_format import UNLISTED_FORMATS, PlateText, RegionChoice, match
+from decisions.plate_format import (
+    UNLISTED_FORMATS,
+    PlateText,
+    RegionChoice,
+    fixed_length,
+    match,
+)
 from edge.vision.detector import Box, PlateDetector
 from edge.vision.ocr import TextReader
 
@@ -205,11 +211,14 @@ class PlateRecognizer:
                 return [as_crop]
         reads: list[PlateRead] = []
         for det in self.detector.detect(image):
-            if plate_cut_by_frame_side(det.box, w):
-                continue
             found = self.read_box(image, det.box, det.score)
-            if found is not None:
-                reads.append(found)
+            if found is None:
+                continue
+            # A plate running into the picture's side may be cut short ("IF 99 S|" reads as
+            # the German-pattern IF99): its read counts only where its format fixes the length.
+            if plate_cut_by_frame_side(det.box, w) and not fixed_length(found.plate):
+                continue
+            reads.append(found)
         if (not reads and as_crop is None and crop_fallback and w <= _SMALL_CROP_WIDTH
                 and _SMALL_CROP_MIN_ASPECT <= w / h < _CROP_ASPECT[0]):
             as_crop = self._read_as_crop(image)
