@@ -19,6 +19,15 @@ from decisions.pacing import Pacing
 log = logging.getLogger(__name__)
 
 
+# The recogniser's input is 48 pixels high and padded to at least this width. RapidOCR pads to
+# 320 (its default for long lines); a plate is 2-5 times as wide as high (96-240 pixels at 48
+# high), so most of that input was padding that the model still paid for. At 160 a plate read
+# costs 15-24 ms instead of 27 and reads no fewer plates (python -m edge.vision.evaluate --real:
+# Romanian 110/127 either way, Open Images 14 -> 15 of 38; renderings 0.846 -> 0.863). Longer
+# lines (labels) get their own width, as before.
+_REC_MIN_WIDTH = 160
+
+
 @dataclass(frozen=True, slots=True)
 class TextLine:
     text: str
@@ -32,7 +41,8 @@ class TextReader:
 
         # rapidocr logs a warning per call at WARNING level; its results are what we report.
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
-        self._engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1)
+        self._engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1,
+                                rec_img_shape=[3, 48, _REC_MIN_WIDTH])
 
     def read_line(self, crop: np.ndarray) -> TextLine | None:
         """The text of a crop that holds a single line (a plate)."""
