@@ -137,3 +137,13 @@ def test_topics_round_trip_and_reject_strangers() -> None:
             parse_topic(bad)
     assert ingest_subscription(shared=True) == "$share/ingest/pw/v1/#"
     assert ingest_subscription(shared=False) == "pw/v1/#"
+
+
+def test_a_plate_of_an_unlisted_country_crosses_the_wire_with_region_other() -> None:
+    body = {"camera": "gate-1", "plate": "303WVD", "region": "other", "plate_format": "world",
+            "confidence_pct": 81, "reads": 4, "direction": "in",
+            "first_seen_us": 1_764_136_127_000_000, "last_seen_us": 1_764_136_128_000_000,
+            "box": [10, 20, 120, 40]}
+    validate_body("plate_read", body)
+    with pytest.raises(ValueError, match="region"):
+        validate_body("plate_read", {**body, "region": "mars"})
