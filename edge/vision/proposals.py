@@ -25,7 +25,7 @@ from decisions.plate_candidates import candidates, plate_from_texts
 from decisions.plate_format import PlateText, RegionChoice
 from edge.vision.detector import Box
 from edge.vision.ocr import TextReader
-from edge.vision.recognizer import _region_hint, line_crop
+from edge.vision.recognizer import _region_hint, read_rows
 
 # Text detector input, longest side: 640 keeps a 100-pixel-wide plate of a 1280x720 frame
 # 50 pixels wide, still found; the time is what the gate can spare (see the module).
@@ -88,27 +88,20 @@ class PlateProposer:
         for cand in candidates(boxes, frame_size=(W, H), limit=self.max_candidates):
             if spent_ms + (time.thread_time() - started) * 1000 > self.budget_ms:
                 break
-            texts: list[str] = []
-            confidence = 1.0
-            for index in cand.lines:
-                line = self.reader.read_line(
-                    line_crop(image, boxes[index], single=len(cand.lines) == 1))
-                if line is None:
-                    break
-                texts.append(line.text)
-                confidence = min(confidence, line.confidence)
-            else:
-                raw = " ".join(texts)
-                plate = plate_from_texts(texts, _region_hint(raw, self.region),
-                                         country=self.country)
-                if plate is None or plate.text in seen:
-                    continue
-                seen.add(plate.text)
-                x, y, w, h = cand.box
-                crop = image[y : y + h, x : x + w]
-                # A proposal is less sure than a detector hit: the same discount for repairs,
-                # and a fixed 0.9 for the missing plate evidence.
-                score = confidence * (1 - 0.1 * plate.repairs) * 0.9
-                found.append(ProposedPlate(plate, round(score, 3), cand.box, crop.copy(), raw))
+            rows = read_rows(self.reader, image, [boxes[index] for index in cand.lines])
+            if rows is None:
+                continue
+            texts, confidence = rows
+            raw = " ".join(texts)
+            plate = plate_from_texts(texts, _region_hint(raw, self.region), country=self.country)
+            if plate is None or plate.text in seen:
+                continue
+            seen.add(plate.text)
+            x, y, w, h = cand.box
+            crop = image[y : y + h, x : x + w]
+            # A proposal is less sure than a detector hit: the same discount for repairs, and
+            # a fixed 0.9 for the missing plate evidence.
+            score = confidence * (1 - 0.1 * plate.repairs) * 0.9
+            found.append(ProposedPlate(plate, round(score, 3), cand.box, crop.copy(), raw))
         found.sort(key=lambda p: p.confidence, reverse=True)
         return found

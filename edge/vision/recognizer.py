@@ -6,6 +6,7 @@ that is only a plate: a plate-shaped image is read whole first).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -118,6 +119,21 @@ def line_crop(image: np.ndarray, box: Box, *, single: bool) -> np.ndarray:
     return crop
 
 
+def read_rows(reader: TextReader, image: np.ndarray,
+              rows: Sequence[Box]) -> tuple[list[str], float] | None:
+    """The texts of a plate's text lines (top first) and the least of their confidences; None
+    when one of them reads as nothing."""
+    texts: list[str] = []
+    confidence = 1.0
+    for box in rows:
+        line = reader.read_line(line_crop(image, box, single=len(rows) == 1))
+        if line is None:
+            return None
+        texts.append(line.text)
+        confidence = min(confidence, line.confidence)
+    return texts, confidence
+
+
 class PlateRecognizer:
     def __init__(
         self, detector: PlateDetector, reader: TextReader, *, region: RegionChoice = "auto",
@@ -168,30 +184,25 @@ class PlateRecognizer:
         boxes = self.reader.find_lines(image, max_side=_CROP_LINES_SIDE)
         unlisted: PlateRead | None = None
         for group in crop_number_lines(boxes, (w, h)):
-            texts: list[str] = []
-            confidence = 1.0
-            for box in group:
-                line = self.reader.read_line(line_crop(image, box, single=len(group) == 1))
-                if line is None:
-                    break
-                texts.append(line.text)
-                confidence = min(confidence, line.confidence)
-            else:
-                raw = " ".join(texts)
-                plate = plate_from_texts(texts, _region_hint(raw, self.region),
-                                         country=self.country, on_plate=True)
-                if plate is None:
-                    continue
-                x0, y0 = min(b[0] for b in group), min(b[1] for b in group)
-                x1 = max(b[0] + b[2] for b in group)
-                y1 = max(b[1] + b[3] for b in group)
-                box = (x0, y0, x1 - x0, y1 - y0)
-                confidence *= 1 - 0.1 * plate.repairs
-                if plate.format not in UNLISTED_FORMATS:
-                    return PlateRead(plate, round(confidence, 3), box, image, raw)
-                read = PlateRead(plate, round(confidence * 0.9, 3), box, image, raw)
-                if unlisted is None or read.confidence > unlisted.confidence:
-                    unlisted = read
+            rows = read_rows(self.reader, image, group)
+            if rows is None:
+                continue
+            texts, confidence = rows
+            raw = " ".join(texts)
+            plate = plate_from_texts(texts, _region_hint(raw, self.region),
+                                     country=self.country, on_plate=True)
+            if plate is None:
+                continue
+            x0, y0 = min(b[0] for b in group), min(b[1] for b in group)
+            x1 = max(b[0] + b[2] for b in group)
+            y1 = max(b[1] + b[3] for b in group)
+            box = (x0, y0, x1 - x0, y1 - y0)
+            confidence *= 1 - 0.1 * plate.repairs
+            if plate.format not in UNLISTED_FORMATS:
+                return PlateRead(plate, round(confidence, 3), box, image, raw)
+            read = PlateRead(plate, round(confidence * 0.9, 3), box, image, raw)
+            if unlisted is None or read.confidence > unlisted.confidence:
+                unlisted = read
         return unlisted
 
     def read(self, image: np.ndarray, *, crop_fallback: bool = True) -> list[PlateRead]:
