@@ -217,7 +217,7 @@ def _unlisted(text: str, region: RegionChoice) -> PlateText | None:
     """A plate of a country with no format here, as read (no slots, so no repair)."""
     if any("\u4e00" <= ch <= "\u9fff" for ch in text):
         return None  # a Chinese plate that fits no Chinese format is a misread
-    in_region: Region = "other" if region == "auto" else region  # type: ignore[assignment]
+    in_region: Region = "other" if region == "auto" else region
     if _WORLD_NUMBER.match(text):
         return PlateText(text, in_region, "world", 0)
     if _VANITY.match(text) and text not in _NOT_VANITY:
