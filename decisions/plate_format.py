@@ -140,6 +140,11 @@ class PlateText:
     format: str
     repairs: int
 
+    @property
+    def listed(self) -> bool:
+        """Read in a listed country's format, not taken as it stands (see the module)."""
+        return self.format not in UNLISTED_FORMATS
+
 
 def fixed_length(plate: PlateText) -> bool:
     """Does the read fill a format of a fixed number of characters? Then no character can be

@@ -1,7 +1,7 @@
 """From an image to plate texts: detect, crop, read, validate the format.
 
-Works on a whole scene (the detector finds the plates) and on a tight plate crop (a whole image
-that is only a plate: a plate-shaped image is read whole first).
+Works on a whole scene (the detector finds the plates) and on a plate crop (an image that is
+only a plate: a plate-shaped image is read whole first, then by its tallest text line).
 """
 
 from __future__ import annotations
@@ -13,13 +13,7 @@ import cv2
 import numpy as np
 
 from decisions.plate_candidates import crop_number_lines, plate_cut_by_frame_side, plate_from_texts
-from decisions.plate_format import (
-    UNLISTED_FORMATS,
-    PlateText,
-    RegionChoice,
-    fixed_length,
-    match,
-)
+from decisions.plate_format import PlateText, RegionChoice, fixed_length, match
 from edge.vision.detector import Box, PlateDetector
 from edge.vision.ocr import TextReader
 
@@ -168,7 +162,7 @@ class PlateRecognizer:
             if plate is None:
                 continue
             confidence = line.confidence * (1 - 0.1 * plate.repairs) * min(1.0, det_score + 0.3)
-            if plate.format not in UNLISTED_FORMATS:
+            if plate.listed:
                 return PlateRead(plate, round(confidence, 3), box, crop, line.text)
             # Less sure than a plate whose format checks it: the same 0.9 as a proposal.
             read = PlateRead(plate, round(confidence * 0.9, 3), box, crop, line.text)
@@ -198,7 +192,7 @@ class PlateRecognizer:
             y1 = max(b[1] + b[3] for b in group)
             box = (x0, y0, x1 - x0, y1 - y0)
             confidence *= 1 - 0.1 * plate.repairs
-            if plate.format not in UNLISTED_FORMATS:
+            if plate.listed:
                 return PlateRead(plate, round(confidence, 3), box, image, raw)
             read = PlateRead(plate, round(confidence * 0.9, 3), box, image, raw)
             if unlisted is None or read.confidence > unlisted.confidence:
@@ -218,7 +212,7 @@ class PlateRecognizer:
         as_crop: PlateRead | None = None
         if crop_fallback and _CROP_ASPECT[0] <= w / h <= _CROP_ASPECT[1]:
             as_crop = self._read_as_crop(image)
-            if as_crop is not None and as_crop.plate.format not in UNLISTED_FORMATS:
+            if as_crop is not None and as_crop.plate.listed:
                 return [as_crop]
         reads: list[PlateRead] = []
         for det in self.detector.detect(image):
@@ -233,8 +227,7 @@ class PlateRecognizer:
         if (not reads and as_crop is None and crop_fallback and w <= _SMALL_CROP_WIDTH
                 and _SMALL_CROP_MIN_ASPECT <= w / h < _CROP_ASPECT[0]):
             as_crop = self._read_as_crop(image)
-        if as_crop is not None and not any(
-                r.plate.format not in UNLISTED_FORMATS for r in reads):
+        if as_crop is not None and not any(r.plate.listed for r in reads):
             reads = [as_crop]
         reads.sort(key=lambda r: r.confidence, reverse=True)
         return reads
@@ -242,10 +235,10 @@ class PlateRecognizer:
     def _read_as_crop(self, image: np.ndarray) -> PlateRead | None:
         h, w = image.shape[:2]
         whole = self.read_box(image, (0, 0, w, h))
-        if whole is not None and whole.plate.format not in UNLISTED_FORMATS:
+        if whole is not None and whole.plate.listed:
             return whole
         by_lines = self.read_crop_lines(image)
-        if by_lines is not None and by_lines.plate.format not in UNLISTED_FORMATS:
+        if by_lines is not None and by_lines.plate.listed:
             return by_lines
         found = [r for r in (whole, by_lines) if r is not None]
         return max(found, key=lambda r: r.confidence) if found else None
