@@ -219,9 +219,8 @@ def match(raw: str, region: RegionChoice = "auto", *, max_repairs: int = 2,
 
 
 def _unlisted(text: str, region: RegionChoice) -> PlateText | None:
-    """A plate of a country with no format here, as read (no slots, so no repair)."""
-    if any("\u4e00" <= ch <= "\u9fff" for ch in text):
-        return None  # a Chinese plate that fits no Chinese format is a misread
+    """A plate of a country with no format here, as read (no slots, so no repair). Latin
+    letters and digits only: a Chinese plate that fits no Chinese format is a misread."""
     in_region: Region = "other" if region == "auto" else region
     if _WORLD_NUMBER.match(text):
         return PlateText(text, in_region, "world", 0)

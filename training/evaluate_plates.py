@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from edge.vision.detector import DEFAULT_MODEL, PlateDetector
-from edge.vision.evaluate import REAL_DATA, evaluate_real, iou
+from edge.vision.detector import DEFAULT_MODEL, PlateDetector, iou
+from edge.vision.evaluate import REAL_DATA, evaluate_real
 from edge.vision.ocr import TextReader
 from edge.vision.recognizer import PlateRecognizer
 from firmware_sim.camera.plates import Region, random_plate, render_plate
