@@ -74,6 +74,19 @@ def test_tight_crops_are_read_exactly(recognizer: PlateRecognizer) -> None:
     assert right >= 10  # of 12
 
 
+@pytest.mark.parametrize("shown", ["CCD 1111", "TTW 0088", "BBX 3499"])
+def test_repeated_characters_of_a_plate_seen_at_an_angle_stay_apart(
+        recognizer: PlateRecognizer, shown: str) -> None:
+    # A US plate seen at 45 degrees is 70 % of its width: the recogniser gets fewer steps per
+    # character than it needs to keep two equal ones apart, unless the crop is widened first.
+    spec = PlateSpec(shown.replace(" ", ""), shown, "us", "us_tx")
+    for height in (40, 90):
+        crop = cv2.resize(render_plate(spec), (round(height * 2 * 0.7), height),
+                          interpolation=cv2.INTER_AREA)
+        reads = recognizer.read(cv2.GaussianBlur(crop, (3, 3), 0))
+        assert [r.plate.text for r in reads] == [spec.text], height
+
+
 def test_a_scene_without_vehicles_reads_no_plate(recognizer: PlateRecognizer) -> None:
     rng = random.Random(9)
     for _ in range(5):

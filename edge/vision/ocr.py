@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 # Romanian 110/127 either way, Open Images 14 -> 15 of 38; renderings 0.846 -> 0.863). Longer
 # lines (labels) get their own width, as before.
 _REC_MIN_WIDTH = 160
+# The recogniser emits one character step per 8 input columns and needs a blank step between
+# two equal characters. A crop narrower than 3:1 (a US plate's number, a plate in a squashed
+# photograph) gives a 6-8 character number fewer than 3 steps each, and repeated or narrow
+# characters merge: "BBX 3499" read "BX3499", "66 111 72" read "66172". Such a crop is widened
+# to 3:1 first; wider crops (EU plates) are read as they are, since widening them costs reads.
+_REC_MIN_ASPECT = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,9 @@ class TextReader:
         """The text of a crop that holds a single line (a plate)."""
         if crop.size == 0:
             return None
+        h, w = crop.shape[:2]
+        if w < h * _REC_MIN_ASPECT:
+            crop = cv2.resize(crop, (round(h * _REC_MIN_ASPECT), h), interpolation=cv2.INTER_LINEAR)
         result, _ = self._engine(crop, use_det=False, use_cls=False, use_rec=True)
         if not result:
             return None
