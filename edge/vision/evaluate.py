@@ -13,7 +13,8 @@ boxes with a format-valid read whose box centre lies in them, and reads on no la
 Read exactly: labelled plates of known text with a read of that text on them; the real scenes'
 sources give boxes only, so the texts of the Romanian frames and of the Open Images photos
 (38 of their 102 plates: the rest too small or blurred to be sure) were read by eye
-(``plates_real_texts.json``, hashed). Each figure twice: the detector alone, and
+(``plates_real_texts.json``, hashed). The Chinese scenes come without boxes: theirs were drawn
+by eye, with their texts (the same file). Each figure twice: the detector alone, and
 ``with_proposals``: the second proposal stage (``edge.vision.proposals``) run on the images
 where the detector read nothing. DIR is the data set
 (``labels.jsonl``, ``images/``): by default ``$PLATES_REAL``, else ``../shared/data/plates-real``
@@ -69,6 +70,13 @@ def _truths(row: dict[str, Any], by_eye: dict[str, list[str | None]]) -> list[st
     return list(by_eye.get(row["file"], [None] * len(row["boxes"])))
 
 
+def _with_boxes_by_eye(row: dict[str, Any], boxes: dict[str, list[list[float]]]) -> dict[str, Any]:
+    """The row with the boxes drawn by eye where its source gives none."""
+    if row["boxes"] or row["file"] not in boxes:
+        return row
+    return {**row, "boxes": boxes[row["file"]]}
+
+
 def _read_exactly(reads: Sequence[tuple[tuple[float, float, float, float], str]],
                   boxes: list[tuple[float, float, float, float]],
                   truths: list[str | None]) -> int:
@@ -112,8 +120,10 @@ def evaluate_real(model: Path, data: Path, *, proposals: bool = True,
     keep = validation_split()
     rows = [json.loads(line) for line in (data / "labels.jsonl").read_text(encoding="utf-8")
             .splitlines() if line.strip()]
-    rows = [r for r in rows if r["file"] in keep]
-    by_eye = json.loads(TEXTS_FILE.read_text(encoding="utf-8"))["texts_sha256_16"]
+    by_eye_file = json.loads(TEXTS_FILE.read_text(encoding="utf-8"))
+    by_eye = by_eye_file["texts_sha256_16"]
+    rows = [_with_boxes_by_eye(r, by_eye_file.get("boxes_by_eye", {})) for r in rows
+            if r["file"] in keep]
     detector = PlateDetector(model)
     reader = TextReader()
     home = {f.region for f in FORMATS if country in f.countries}
