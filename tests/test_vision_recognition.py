@@ -197,3 +197,17 @@ def test_a_plate_at_the_pictures_side_is_read_when_whole_and_not_when_cut_short(
     assert "AB123CD" in [r.plate.text for r in recognizer.read(whole, crop_fallback=False)]
     # What is left of the cut plate would pass as a shorter plate of a loose format.
     assert not [r for r in recognizer.read(cut, crop_fallback=False) if r.box[0] > 1000]
+
+
+def test_a_box_the_detector_is_unsure_of_is_read_only_in_a_listed_format() -> None:
+    # A score threshold above any score makes every box the detector finds an unsure one.
+    unsure = PlateRecognizer(PlateDetector(score_threshold=1.01, weak_threshold=0.25),
+                             TextReader())
+    sure = PlateRecognizer(PlateDetector(), TextReader())
+    listed = PlateSpec("ABC1234", "ABC-1234", "us", "us_tx")  # Texas
+    unlisted = PlateSpec("4783WX", "4783 WX", "us", "us_tx")  # no listed format: "world"
+    for spec, unsure_reads in ((listed, ["ABC1234"]), (unlisted, [])):
+        scene = gate_scene(random.Random(3), 1280, 720, plates=[spec], degrade_strength=0.2)
+        assert [r.plate.text for r in sure.read(scene.image, crop_fallback=False)] == [spec.text]
+        found = unsure.read(scene.image, crop_fallback=False)
+        assert [r.plate.text for r in found] == unsure_reads

@@ -43,6 +43,7 @@ class PlateDetector:
         model: Path = DEFAULT_MODEL,
         *,
         score_threshold: float = 0.35,
+        weak_threshold: float = 0.25,
         iou_threshold: float = 0.45,
         threads: int = 1,
     ) -> None:
@@ -64,10 +65,15 @@ class PlateDetector:
         self.size = max(self.input_height, self.input_width)
         self._input = self._session.get_inputs()[0].name
         self.score_threshold = score_threshold
+        # Between this and the score threshold: a box the detector is unsure of, worth reading
+        # only where a listed plate format vouches for the text (``PlateRecognizer.read``).
+        self.weak_threshold = min(weak_threshold, score_threshold)
         self.iou_threshold = iou_threshold
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Plates in a BGR image, best first."""
+    def detect(self, image: np.ndarray, *, weak: bool = False) -> list[Detection]:
+        """Plates in a BGR image, best first; with ``weak``, also the boxes scored between the
+        weak and the score threshold (their ``score`` tells them apart)."""
+        threshold = self.weak_threshold if weak else self.score_threshold
         h, w = image.shape[:2]
         ih, iw = self.input_height, self.input_width
         scale = min(ih / h, iw / w)
@@ -80,7 +86,7 @@ class PlateDetector:
         blob = canvas[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
         out = self._session.run(None, {self._input: blob})[0][0]  # 5 x N
         scores = out[4]
-        keep = scores >= self.score_threshold
+        keep = scores >= threshold
         if not keep.any():
             return []
         cx, cy, bw, bh = (out[i][keep] for i in range(4))
@@ -88,8 +94,7 @@ class PlateDetector:
         x0 = (cx - bw / 2 - left) / scale
         y0 = (cy - bh / 2 - top) / scale
         boxes = np.stack([x0, y0, bw / scale, bh / scale], axis=1)
-        chosen = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), self.score_threshold,
-                                  self.iou_threshold)
+        chosen = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), threshold, self.iou_threshold)
         found: list[Detection] = []
         for i in np.array(chosen).reshape(-1):
             x, y, bw_, bh_ = boxes[i]

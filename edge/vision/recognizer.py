@@ -25,6 +25,9 @@ _CROP_ASPECT = (1.9, 6.0)
 # much wider than high (scenes are larger: their text lines would cost time for nothing).
 _SMALL_CROP_WIDTH = 400
 _SMALL_CROP_MIN_ASPECT = 1.3
+# Boxes the detector is unsure of (``PlateDetector.weak_threshold``) read in a still picture, at
+# most; each costs one recogniser run.
+_WEAK_BOXES = 3
 # The text detector's input side for a crop's lines: a crop is small, this keeps it 10-20 ms.
 _CROP_LINES_SIDE = 480
 
@@ -138,16 +141,21 @@ class PlateRecognizer:
         self.region = region
         self.country = country  # where the camera stands: its plates win ties (plate_format)
 
-    def read_box(self, image: np.ndarray, box: Box, det_score: float = 1.0) -> PlateRead | None:
+    def read_box(self, image: np.ndarray, box: Box, det_score: float = 1.0, *,
+                 weak: bool = False) -> PlateRead | None:
         """Read the plate at ``box``: a snug crop first; a tight, then a loose one if the text
         fails the format (detector boxes are a few pixels off either way).
 
         A read that fits only as a plate of an unlisted country (``plate_format``: nothing
         checks its characters) does not end the search: the other crops are read too, and a
-        listed format wins, else the most confident read."""
+        listed format wins, else the most confident read.
+
+        ``weak``: the detector is unsure of the box. Only the snug crop is read, and only a
+        listed format is taken: the format must vouch that this is a plate."""
         unlisted: PlateRead | None = None
         shapes: set[tuple[int, ...]] = set()
-        for mx, my in ((0.02, 0.05), (0.0, 0.0), (0.10, 0.20)):
+        margins = ((0.02, 0.05),) if weak else ((0.02, 0.05), (0.0, 0.0), (0.10, 0.20))
+        for mx, my in margins:
             crop = _crop(image, box, mx, my)
             if crop.shape[0] < 8 or crop.shape[1] < 16:
                 return None
@@ -159,7 +167,7 @@ class PlateRecognizer:
                 continue
             plate = match(line.text, _region_hint(line.text, self.region), country=self.country,
                           on_plate=True)
-            if plate is None:
+            if plate is None or (weak and not plate.listed):
                 continue
             confidence = line.confidence * (1 - 0.1 * plate.repairs) * min(1.0, det_score + 0.3)
             if plate.listed:
@@ -215,8 +223,17 @@ class PlateRecognizer:
             if as_crop is not None and as_crop.plate.listed:
                 return [as_crop]
         reads: list[PlateRead] = []
-        for det in self.detector.detect(image):
-            found = self.read_box(image, det.box, det.score)
+        # A still picture has one chance, so the boxes the detector is unsure of are read too
+        # (a few, vouched for by their format); a gate camera reads a plate over many frames and
+        # waits for a sure one (``gate``).
+        weak_left = _WEAK_BOXES
+        for det in self.detector.detect(image, weak=True):
+            weak = det.score < self.detector.score_threshold
+            if weak:
+                if weak_left == 0:
+                    continue
+                weak_left -= 1
+            found = self.read_box(image, det.box, det.score, weak=weak)
             if found is None:
                 continue
             # A plate running into the picture's side may be cut short ("IF 99 S|" reads as
