@@ -12,9 +12,9 @@ because the slot of each character is not known.
 
 Plates of the many countries with no format here are read only where something else says the
 text is on a plate (``on_plate``: the plate detector boxed it): then, if no listed format fits, a
-"world" number (4 to 8 letters and digits, at least one digit) or a vanity plate (5 to 7 letters,
-not a word printed around plates) is taken as read, without repair. A text detector's line in a
-street scene gets no such trust: shop signs would become plates.
+"world" number (4 to 8 letters and digits, at least one digit) or, outside Europe, a vanity
+plate (5 to 7 letters, not a word printed around plates) is taken as read, without repair. A text
+detector's line in a street scene gets no such trust: shop signs would become plates.
 """
 
 from __future__ import annotations
@@ -224,7 +224,9 @@ def _unlisted(text: str, region: RegionChoice) -> PlateText | None:
     in_region: Region = "other" if region == "auto" else region
     if _WORLD_NUMBER.match(text):
         return PlateText(text, in_region, "world", 0)
-    if _VANITY.match(text) and text not in _NOT_VANITY:
+    # Vanity plates are American: EU numbers all hold digits, and an all-letter box in a European
+    # street is a shop sign ("AUCHAN" on Romanian night frames).
+    if region in ("us", "auto") and _VANITY.match(text) and text not in _NOT_VANITY:
         return PlateText(text, in_region, "vanity", 0)
     return None
 

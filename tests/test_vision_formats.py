@@ -151,6 +151,8 @@ def test_a_plate_of_an_unlisted_country_is_read_only_on_a_detected_plate() -> No
     assert found.repairs == 0
     assert match("303-WVD", "eu", on_plate=True).region == "eu"  # type: ignore[union-attr]
     assert match("FORDGT", on_plate=True).format == "vanity"  # type: ignore[union-attr]
+    assert match("FORDGT", "us", on_plate=True).format == "vanity"  # type: ignore[union-attr]
+    assert match("AUCHAN", "eu", on_plate=True) is None  # a shop sign: EU plates hold digits
     # Never a word printed around plates, nor what no plate holds.
     for raw in ("TEXAS", "WASHINGTON", "DEALER", "WAREHOUSE", "AB", "ABCDEFGHIJ", "12"):
         assert match(raw, on_plate=True) is None, raw
