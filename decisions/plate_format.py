@@ -129,6 +129,11 @@ _VANITY = re.compile(r"^[A-Z]{5,7}$")
 # The German and Austrian registration seal between the district and the letters, which the
 # recogniser reads as a small "o" ("N o HZ 1002"); plates have no lower-case letters.
 _SEAL = re.compile(r"(?<=[A-ZÄÖÜ])\s*[o°]\s*(?=[A-Z])")
+# A bracket, bar or slash between a read's characters stands for a character the recogniser could
+# not make out ("苏E·D51(12" for 苏E·D51712): dropping it, as separators are dropped, would
+# leave a shorter plate that may fit another format. Before the first or after the last
+# character it is the plate's edge or frame, and harmless.
+_STAND_IN = re.compile(r"(?<=[^\W_])\s*[()\[\]{}|/\\<>!?]+\s*(?=[^\W_])")
 # The countries whose plates the formats know: a camera may name the one it stands in.
 COUNTRIES: frozenset[str] = frozenset().union(*(f.countries for f in FORMATS))
 
@@ -194,6 +199,8 @@ def match(raw: str, region: RegionChoice = "auto", *, max_repairs: int = 2,
     fit, even at more repairs: in Romania "0848SCF" is DB 48 SCF read with D as 0 and B as 8,
     though it is also a valid Spanish plate as it stands. Foreign plates are still read where
     no home format fits them."""
+    if _STAND_IN.search(raw):
+        return None
     text = normalise(_SEAL.sub("", raw))
     if not text:
         return None

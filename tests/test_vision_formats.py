@@ -177,3 +177,15 @@ def test_only_a_fixed_length_format_says_no_character_is_missing() -> None:
     assert fixed_length(match("AB-123-CD"))  # type: ignore[arg-type]
     assert not fixed_length(match("IF 999"))  # type: ignore[arg-type]  # German: any length
     assert not fixed_length(match("303-WVD", on_plate=True))  # type: ignore[arg-type]
+
+
+def test_a_bracket_or_bar_between_characters_is_a_character_not_made_out() -> None:
+    # A real green plate 苏E·D51712 read with its 7 as "(": without it, a 7-character plate
+    # that fits the ordinary Chinese format; the read must be refused, not shortened.
+    assert match("苏E·D51(12", "cn") is None
+    assert match("B1|23ABC", "eu") is None
+    assert match("AB/123/CD", on_plate=True) is None
+    # At the ends it is the plate's frame or edge, and the plate is read.
+    assert match("[B 123 ABC]", "eu").text == "B123ABC"  # type: ignore[union-attr]
+    assert match("苏E·D51712|", "cn").text == "苏ED51712"  # type: ignore[union-attr]
+    assert match("AB-123-CD", "eu").text == "AB123CD"  # type: ignore[union-attr]
