@@ -168,3 +168,25 @@ def test_one_epoch_on_a_handful_of_real_photographs(tmp_path: Path) -> None:
     assert len(list((work / "images" / "train").glob("real_*.jpg"))) == 2
     assert len(list((work / "images" / "val").glob("real_*.jpg"))) == 2
     assert PlateDetector(out).size == 128
+
+
+def test_the_shipped_detector_is_exported_again_at_another_input_shape(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from edge.vision.detector import DEFAULT_MODEL, PlateDetector
+    from training.warm_start import main
+
+    shipped = PlateDetector(DEFAULT_MODEL)
+    same = tmp_path / "same.onnx"
+    shape = f"{shipped.input_height}x{shipped.input_width}"
+    assert main([str(DEFAULT_MODEL), str(same), "--export-shape", shape]) == 0
+    x = np.random.default_rng(5).random(
+        (1, 3, shipped.input_height, shipped.input_width), dtype=np.float32)
+    outputs = []
+    for model in (DEFAULT_MODEL, same):
+        session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        outputs.append(session.run(None, {session.get_inputs()[0].name: x})[0])
+    assert np.abs(outputs[0] - outputs[1]).max() < 1e-3  # the same network, the same answers
+    small = tmp_path / "small.onnx"
+    assert main([str(DEFAULT_MODEL), str(small), "--export-shape", "96x160"]) == 0
+    assert (PlateDetector(small).input_height, PlateDetector(small).input_width) == (96, 160)

@@ -148,7 +148,8 @@ def train(
     return out
 
 
-def _shape(text: str) -> tuple[int, int]:
+def parse_shape(text: str) -> tuple[int, int]:
+    """An ONNX input shape given as HxW (both multiples of 32, as the network's strides ask)."""
     try:
         h, w = (int(part) for part in text.lower().split("x"))
     except ValueError:
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=None, help="stop training after this")
     parser.add_argument("--warm-start", type=Path, default=None, metavar="ONNX",
                         help="begin from this exported detector's weights (same YAML)")
-    parser.add_argument("--export-shape", type=_shape, default=None, metavar="HxW",
+    parser.add_argument("--export-shape", type=parse_shape, default=None, metavar="HxW",
                         help="ONNX input shape (default: imgsz square), e.g. 288x512")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep the dataset and run here (default: a temporary folder)")

@@ -6,10 +6,20 @@ on real photographs costs a fraction of training it again. The export keeps ultr
 names on its initializers and folds each batch norm into its convolution, so every ``Conv``
 block gets the folded weight and bias back with its batch norm set to the identity (scale 1,
 mean 0, variance ``1 - eps``); the plain convolutions of the head take theirs as they are.
+
+The network is fully convolutional, so the same weights can also be exported at another fixed
+input shape, without training (a larger input sees smaller plates, at a higher cost):
+
+    python -m training.warm_start edge/vision/models/plate_detector.onnx OUT.onnx \
+        --export-shape 384x672
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +75,39 @@ def warm_checkpoint(model_yaml: Path, onnx_path: Path, out: Path) -> Path:
     load_onnx_weights(network, onnx_path)
     torch.save({"model": network, "train_args": {}}, out)
     return out
+
+
+def reexport(onnx_path: Path, shape: tuple[int, int], out: Path) -> Path:
+    """The exported detector's weights, exported again with a fixed ``(height, width)`` input
+    (``out`` may be ``onnx_path`` itself)."""
+    from ultralytics import YOLO
+
+    from training.train_plates import MODEL_YAML
+
+    with tempfile.TemporaryDirectory(prefix="plate-reexport-") as tmp:
+        model_yaml = Path(tmp) / "plate_detector-p.yaml"  # the scale letter picks the row
+        shutil.copyfile(MODEL_YAML, model_yaml)
+        checkpoint = warm_checkpoint(model_yaml, onnx_path, Path(tmp) / "weights.pt")
+        exported = YOLO(str(checkpoint)).export(format="onnx", imgsz=list(shape), opset=17,
+                                                simplify=True, dynamic=False)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(exported, out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from training.train_plates import parse_shape
+
+    parser = argparse.ArgumentParser(prog="python -m training.warm_start", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", type=Path, help="an exported detector (ONNX)")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--export-shape", type=parse_shape, required=True, metavar="HxW")
+    args = parser.parse_args(argv)
+    out = reexport(args.source, args.export_shape, args.out)
+    print(json.dumps({"model": str(out), "bytes": out.stat().st_size}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
