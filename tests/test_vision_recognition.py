@@ -31,7 +31,7 @@ def recognizer() -> PlateRecognizer:
 def test_shipped_model_is_small_and_is_a_one_class_detector() -> None:
     assert DEFAULT_MODEL.stat().st_size < 8_000_000
     detector = PlateDetector()
-    assert (detector.input_height, detector.input_width) == (288, 512)  # 16:9, no bars
+    assert (detector.input_height, detector.input_width) == (384, 672)  # near 16:9: few bars
 
 
 def test_detector_finds_rendered_plates(recognizer: PlateRecognizer) -> None:

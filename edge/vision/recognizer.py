@@ -213,7 +213,7 @@ class PlateRecognizer:
         A plate-shaped image is first read as a tight crop: whole, then by its text lines; a
         plate of a listed format read so is the answer (a crop holds one plate, and the
         detector may clip its edge). A small image of other proportions is read as a crop
-        when the detector reads nothing in it."""
+        when the detector reads no plate of a listed format in it."""
         if image.ndim != 3 or image.shape[0] < 8 or image.shape[1] < 16:
             return []
         h, w = image.shape[:2]
@@ -241,8 +241,8 @@ class PlateRecognizer:
             if plate_cut_by_frame_side(det.box, w) and not fixed_length(found.plate):
                 continue
             reads.append(found)
-        if (not reads and as_crop is None and crop_fallback and w <= _SMALL_CROP_WIDTH
-                and _SMALL_CROP_MIN_ASPECT <= w / h < _CROP_ASPECT[0]):
+        if (not any(r.plate.listed for r in reads) and as_crop is None and crop_fallback
+                and w <= _SMALL_CROP_WIDTH and _SMALL_CROP_MIN_ASPECT <= w / h < _CROP_ASPECT[0]):
             as_crop = self._read_as_crop(image)
         if as_crop is not None and not any(r.plate.listed for r in reads):
             reads = [as_crop]
