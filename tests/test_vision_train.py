@@ -74,7 +74,7 @@ def test_warm_start_gives_the_network_the_shipped_detectors_weights(tmp_path: Pa
     from ultralytics import YOLO
 
     from edge.vision.detector import DEFAULT_MODEL
-    from training.train_plates import MODEL_YAML
+    from training.network import MODEL_YAML
     from training.warm_start import load_onnx_weights
 
     yaml = tmp_path / "plate_detector-p.yaml"  # the scale letter tells ultralytics which row

@@ -22,10 +22,10 @@ from pathlib import Path
 import cv2
 
 from firmware_sim.camera.scenes import Scene, closeup_scene, gate_scene
+from training.network import export_onnx, parse_shape, scaled_yaml
 
 log = logging.getLogger(__name__)
 
-MODEL_YAML = Path(__file__).with_name("plate_detector.yaml")
 DEFAULT_OUT = Path(__file__).parent / "models" / "plate_detector.onnx"
 
 
@@ -108,9 +108,7 @@ def train(
 
     torch.set_num_threads(threads)
     device = "0" if torch.cuda.is_available() else "cpu"
-    # The scale letter in the file name tells ultralytics which row of `scales` to use.
-    model_yaml = workdir / "plate_detector-p.yaml"
-    shutil.copyfile(MODEL_YAML, model_yaml)
+    model_yaml = scaled_yaml(workdir)
     model = YOLO(str(model_yaml))
     start: dict[str, object] = {"pretrained": False}
     if warm_start is not None:
@@ -140,23 +138,7 @@ def train(
         **start,
     )
     best = workdir / "run" / "weights" / "best.pt"
-    # A fully convolutional network: a 16:9 input shape spends no pixels on letterbox bars.
-    exported = YOLO(str(best)).export(format="onnx", imgsz=list(export_shape or (imgsz, imgsz)),
-                                      opset=17, simplify=True, dynamic=False)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(exported, out)
-    return out
-
-
-def parse_shape(text: str) -> tuple[int, int]:
-    """An ONNX input shape given as HxW (both multiples of 32, as the network's strides ask)."""
-    try:
-        h, w = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HxW, e.g. 288x512") from None
-    if h % 32 or w % 32 or h <= 0 or w <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: both sides must be positive multiples of 32")
-    return h, w
+    return export_onnx(best, export_shape or (imgsz, imgsz), out)
 
 
 def main(argv: list[str] | None = None) -> int:

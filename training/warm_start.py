@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from training.network import export_onnx, parse_shape, scaled_yaml
 
 
 class WarmStartError(RuntimeError):
@@ -80,24 +81,12 @@ def warm_checkpoint(model_yaml: Path, onnx_path: Path, out: Path) -> Path:
 def reexport(onnx_path: Path, shape: tuple[int, int], out: Path) -> Path:
     """The exported detector's weights, exported again with a fixed ``(height, width)`` input
     (``out`` may be ``onnx_path`` itself)."""
-    from ultralytics import YOLO
-
-    from training.train_plates import MODEL_YAML
-
     with tempfile.TemporaryDirectory(prefix="plate-reexport-") as tmp:
-        model_yaml = Path(tmp) / "plate_detector-p.yaml"  # the scale letter picks the row
-        shutil.copyfile(MODEL_YAML, model_yaml)
-        checkpoint = warm_checkpoint(model_yaml, onnx_path, Path(tmp) / "weights.pt")
-        exported = YOLO(str(checkpoint)).export(format="onnx", imgsz=list(shape), opset=17,
-                                                simplify=True, dynamic=False)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(exported, out)
-    return out
+        checkpoint = warm_checkpoint(scaled_yaml(Path(tmp)), onnx_path, Path(tmp) / "weights.pt")
+        return export_onnx(checkpoint, shape, out)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.train_plates import parse_shape
-
     parser = argparse.ArgumentParser(prog="python -m training.warm_start", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", type=Path, help="an exported detector (ONNX)")
