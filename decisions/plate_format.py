@@ -252,10 +252,11 @@ def _best(text: str, region: RegionChoice, max_repairs: int,
                 continue
             found = PlateText(fitted[0], fmt.region, fmt.name, fitted[1])
         else:
-            # Pattern-only formats are loose; in auto mode only an explicit region trusts them.
+            # Pattern-only formats are loose; in auto mode only an explicit region, or a camera
+            # standing in the format's country, trusts them.
             if fmt.pattern is None or not fmt.pattern.match(text):
                 continue
-            if fmt.name == "us_other" and region != "us":
+            if fmt.name == "us_other" and region != "us" and country not in fmt.countries:
                 continue
             found = PlateText(text, fmt.region, fmt.name, 0)
         # Fewer repairs wins; at equal repairs a slot format beats a loose pattern.

@@ -189,3 +189,12 @@ def test_a_bracket_or_bar_between_characters_is_a_character_not_made_out() -> No
     assert match("[B 123 ABC]", "eu").text == "B123ABC"  # type: ignore[union-attr]
     assert match("苏E·D51712|", "cn").text == "苏ED51712"  # type: ignore[union-attr]
     assert match("AB-123-CD", "eu").text == "AB123CD"  # type: ignore[union-attr]
+
+
+def test_a_camera_in_the_us_trusts_us_plates_of_any_layout_under_auto() -> None:
+    # A real Washington plate "A69985T": under auto it is repaired into a French plate (6 as G,
+    # 5 as S); a camera set to stand in the US reads it as it is, as region "us" would.
+    assert match("A69985T", on_plate=True).text == "AG998ST"  # type: ignore[union-attr]
+    for found in (match("A69985T", country="us", on_plate=True), match("A69985T", "us")):
+        assert found is not None and (found.text, found.region) == ("A69985T", "us")
+    assert match("A69985T", country="ro", on_plate=True).text == "AG998ST"  # type: ignore[union-attr]
