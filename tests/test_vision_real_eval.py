@@ -98,3 +98,25 @@ def test_texts_read_by_eye_count_only_for_a_read_of_that_text_on_that_plate(
     assert figures["plates_read"] == "3/3"  # the plate is read in all three images
     assert figures["read_exactly"] == "1/2"  # only two have a known text; one matches
     assert "AB123CD" not in texts.read_text()  # the file holds no plain text
+
+
+def test_a_source_without_boxes_is_measured_on_the_boxes_drawn_by_eye(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plate = PlateSpec("AB123CD", "AB-123-CD", "eu", "eu_fr")
+    scene = gate_scene(random.Random(4), 1280, 720, plates=[plate], degrade_strength=0.2)
+    (tmp_path / "images" / "a").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "images" / "a" / "scene.jpg"), scene.image)
+    row = {"file": "images/a/scene.jpg", "source": "a", "region": "eu", "boxes": [],
+           "texts": []}  # the source gives no box: only "was anything found" could be said
+    (tmp_path / "labels.jsonl").write_text(json.dumps(row))
+    texts = tmp_path / "texts.json"
+    texts.write_text(json.dumps({
+        "texts_sha256_16": {"images/a/scene.jpg": [evaluate.text_key("AB123CD")]},
+        "boxes_by_eye": {"images/a/scene.jpg": [list(scene.plates[0].box)]}}))
+    monkeypatch.setattr(evaluate, "TEXTS_FILE", texts)
+    monkeypatch.setattr(evaluate, "validation_split", lambda: {row["file"]})
+    figures = evaluate_real(DEFAULT_MODEL, tmp_path)["by_source"]["a"]
+    assert figures["plates"] == 1
+    assert figures["detector_recall_iou50"] == 1.0
+    assert figures["read_exactly"] == "1/1"
