@@ -91,13 +91,29 @@ class NatsCluster:
         path = self.nodes[index].workdir / "nats.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def start(self, timeout_s: float = 30) -> None:
+    def start(self, timeout_s: float = 30, *, attempts: int = 3) -> None:
         if shutil.which(self.binary) is None:
             raise RuntimeError(f"{self.binary} is required (apt-get install nats-server)")
-        for index in range(len(self.nodes)):
-            self.start_node(index, wait=False)
-        for index in range(len(self.nodes)):
-            self._wait_listening(index, timeout_s)
+        for attempt in range(attempts):
+            for index in range(len(self.nodes)):
+                self.start_node(index, wait=False)
+            try:
+                for index in range(len(self.nodes)):
+                    self._wait_listening(index, timeout_s)
+                break
+            except RuntimeError:
+                # A port picked free can be taken before the node binds it (another process's
+                # outgoing connection): the whole cluster starts again on fresh ports, since
+                # each node's routes name the others'.
+                taken = any("address already in use" in self.log(i)
+                            for i in range(len(self.nodes)))
+                self.stop()
+                if not taken or attempt == attempts - 1:
+                    raise
+                for node in self.nodes:
+                    shutil.rmtree(node.workdir, ignore_errors=True)
+                    node.client_port, node.route_port, node.mqtt_port = (
+                        free_port(), free_port(), free_port())
         for index in range(len(self.nodes)):
             self.wait_mqtt_ready(index, timeout_s)
 

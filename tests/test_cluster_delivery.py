@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -217,3 +218,22 @@ async def test_cluster_loses_a_node_and_a_worker_and_stores_every_reading_once(
         for worker in workers:
             worker.kill()
             worker.wait()
+
+
+def test_a_cluster_whose_port_is_taken_before_it_binds_starts_on_fresh_ports(
+        tmp_path: Path) -> None:
+    # The ports are picked free, but another process may take one before the node binds it.
+    cluster = NatsCluster(tmp_path / "nats", size=1)
+    taken = cluster.nodes[0].client_port
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        try:
+            cluster.start()
+        except RuntimeError as err:
+            pytest.fail(str(err))
+        try:
+            assert cluster.nodes[0].client_port != taken
+            assert cluster.nodes[0].running
+        finally:
+            cluster.stop()
