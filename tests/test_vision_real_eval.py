@@ -75,15 +75,21 @@ def test_evaluate_real_reports_per_source_with_boxes_and_texts(
     assert 0 < p50 <= p95
 
 
-def test_texts_read_by_eye_count_only_for_a_read_of_that_text_on_that_plate(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _french_plate_scene(tmp_path: Path, *names: str) -> list[int]:
+    """A gate scene with the French plate AB-123-CD written under images/a/ as each name; the
+    plate's box."""
     plate = PlateSpec("AB123CD", "AB-123-CD", "eu", "eu_fr")
     scene = gate_scene(random.Random(4), 1280, 720, plates=[plate], degrade_strength=0.2)
     (tmp_path / "images" / "a").mkdir(parents=True)
-    for name in ("right.jpg", "wrong.jpg", "unknown.jpg"):
+    for name in names:
         cv2.imwrite(str(tmp_path / "images" / "a" / name), scene.image)
-    box = list(scene.plates[0].box)
+    return list(scene.plates[0].box)
+
+
+def test_texts_read_by_eye_count_only_for_a_read_of_that_text_on_that_plate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    box = _french_plate_scene(tmp_path, "right.jpg", "wrong.jpg", "unknown.jpg")
     rows = [{"file": f"images/a/{n}", "source": "a", "region": "eu", "boxes": [box],
              "texts": []} for n in ("right.jpg", "wrong.jpg", "unknown.jpg")]
     (tmp_path / "labels.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
@@ -103,17 +109,14 @@ def test_texts_read_by_eye_count_only_for_a_read_of_that_text_on_that_plate(
 def test_a_source_without_boxes_is_measured_on_the_boxes_drawn_by_eye(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plate = PlateSpec("AB123CD", "AB-123-CD", "eu", "eu_fr")
-    scene = gate_scene(random.Random(4), 1280, 720, plates=[plate], degrade_strength=0.2)
-    (tmp_path / "images" / "a").mkdir(parents=True)
-    cv2.imwrite(str(tmp_path / "images" / "a" / "scene.jpg"), scene.image)
+    box = _french_plate_scene(tmp_path, "scene.jpg")
     row = {"file": "images/a/scene.jpg", "source": "a", "region": "eu", "boxes": [],
            "texts": []}  # the source gives no box: only "was anything found" could be said
     (tmp_path / "labels.jsonl").write_text(json.dumps(row))
     texts = tmp_path / "texts.json"
     texts.write_text(json.dumps({
         "texts_sha256_16": {"images/a/scene.jpg": [evaluate.text_key("AB123CD")]},
-        "boxes_by_eye": {"images/a/scene.jpg": [list(scene.plates[0].box)]}}))
+        "boxes_by_eye": {"images/a/scene.jpg": [box]}}))
     monkeypatch.setattr(evaluate, "TEXTS_FILE", texts)
     monkeypatch.setattr(evaluate, "validation_split", lambda: {row["file"]})
     figures = evaluate_real(DEFAULT_MODEL, tmp_path)["by_source"]["a"]

@@ -226,13 +226,10 @@ class PlateRecognizer:
         # A still picture has one chance, so the boxes the detector is unsure of are read too
         # (a few, vouched for by their format); a gate camera reads a plate over many frames and
         # waits for a sure one (``gate``).
-        weak_left = _WEAK_BOXES
-        for det in self.detector.detect(image, weak=True):
+        detections = self.detector.detect(image, weak=True)  # best first: the sure ones lead
+        sure = sum(d.score >= self.detector.score_threshold for d in detections)
+        for det in detections[: sure + _WEAK_BOXES]:
             weak = det.score < self.detector.score_threshold
-            if weak:
-                if weak_left == 0:
-                    continue
-                weak_left -= 1
             found = self.read_box(image, det.box, det.score, weak=weak)
             if found is None:
                 continue
