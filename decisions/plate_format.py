@@ -158,6 +158,13 @@ def fixed_length(plate: PlateText) -> bool:
     return fmt is not None and fmt.slots is not None
 
 
+def foreign(plate: PlateText, country: str | None) -> bool:
+    """Is the read in another country's format than the camera's (``country``)? An unlisted
+    plate's format belongs to no country: foreign wherever a country is set."""
+    fmt = _FORMAT.get(plate.format)
+    return country is not None and (fmt is None or country not in fmt.countries)
+
+
 def normalise(raw: str) -> str:
     """Upper case, full-width folded to ASCII, separators and spaces dropped."""
     folded = unicodedata.normalize("NFKC", raw).upper()
@@ -266,6 +273,4 @@ def _best(text: str, region: RegionChoice, max_repairs: int,
 
 
 def _rank(found: PlateText, country: str | None = None) -> tuple[int, int, int]:
-    fmt = _FORMAT[found.format]
-    foreign = country is not None and country not in fmt.countries
-    return (int(foreign), found.repairs, int(fmt.slots is None))
+    return (int(foreign(found, country)), found.repairs, int(_FORMAT[found.format].slots is None))

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from decisions.plate_format import fixed_length, match, normalise
+from decisions.plate_format import fixed_length, foreign, match, normalise
 from edge.vision import gs1
 from firmware_sim.camera.plates import random_plate
 from firmware_sim.camera.scenes import random_pallet_label
@@ -198,3 +198,13 @@ def test_a_camera_in_the_us_trusts_us_plates_of_any_layout_under_auto() -> None:
     for found in (match("A69985T", country="us", on_plate=True), match("A69985T", "us")):
         assert found is not None and (found.text, found.region) == ("A69985T", "us")
     assert match("A69985T", country="ro", on_plate=True).text == "AG998ST"  # type: ignore[union-attr]
+
+
+def test_a_read_is_foreign_when_the_camera_has_a_country_and_the_format_is_not_its_own() -> None:
+    romanian = match("B58DTK", "eu")
+    spanish = match("0848SCF", "eu")
+    world = match("27BN42", "auto", on_plate=True)
+    assert romanian is not None and spanish is not None and world is not None
+    assert not foreign(romanian, "ro") and foreign(spanish, "ro")
+    assert foreign(world, "ro")  # an unlisted plate belongs to no country
+    assert not any(foreign(p, None) for p in (romanian, spanish, world))  # no country set

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from decisions.plate_candidates import crop_number_lines, plate_cut_by_frame_side, plate_from_texts
-from decisions.plate_format import PlateText, RegionChoice, fixed_length, match
+from decisions.plate_format import PlateText, RegionChoice, fixed_length, foreign, match
 from edge.vision.detector import Box, PlateDetector
 from edge.vision.ocr import TextReader
 
@@ -33,7 +33,7 @@ _WEAK_BOXES = 3
 _CROP_LINES_SIDE = 480
 # A still picture's detected plate is also read by its text lines around the box (the box
 # grown by these fractions of its width and height) unless its box read is sure (``_sure``);
-# a listed format wins, then a fixed-length one, then the more confident read. The box read
+# the read kept is chosen by ``PlateRecognizer._preference``. The box read
 # misreads when the box is a few pixels off (a frame's edge read as a character: "AAVF198",
 # "1969HBD"; a character cut off); the lines read misreads other plates ("B90MYU"). On the
 # real validation split each read plates the other missed (margins 0.12/0.3 and 0.4/1.0 read
@@ -53,12 +53,12 @@ class PlateRead:
     raw: str  # what OCR said before normalisation and repair
 
 
-def _sure(read: PlateRead | None) -> bool:
+def _sure(read: PlateRead | None, country: str | None) -> bool:
     """A box read that needs no second opinion: a listed format of a fixed length (a loose
     pattern's read may be a plate cut short by the box: "ABC-123" of ABC-1234 fits the German
-    one), read with confidence."""
+    one), of the camera's country where it has one, read with confidence."""
     return (read is not None and read.plate.listed and fixed_length(read.plate)
-            and read.confidence >= _SURE_READ)
+            and not foreign(read.plate, country) and read.confidence >= _SURE_READ)
 
 
 def _crop(image: np.ndarray, box: Box, mx: float, my: float) -> np.ndarray:
@@ -268,11 +268,11 @@ class PlateRecognizer:
         for det in detections[: sure + _WEAK_BOXES]:
             weak = det.score < self.detector.score_threshold
             found = self.read_box(image, det.box, det.score, weak=weak)
-            if (not _sure(found)
+            if (not _sure(found, self.country)
                     and (time.thread_time() - started) * 1000 < _AROUND_BUDGET_MS):
                 around = self.read_around_box(image, det.box, det.score, weak=weak)
                 found = max((r for r in (found, around) if r is not None), default=None,
-                            key=lambda r: (r.plate.listed, fixed_length(r.plate), r.confidence))
+                            key=self._preference)
             if found is None:
                 continue
             # A plate running into the picture's side may be cut short ("IF 99 S|" reads as
@@ -287,6 +287,13 @@ class PlateRecognizer:
             reads = [as_crop]
         reads.sort(key=lambda r: r.confidence, reverse=True)
         return reads
+
+    def _preference(self, read: PlateRead) -> tuple[bool, bool, bool, float]:
+        """Of two reads of one plate, the one to keep has the greatest: a listed format, of the
+        camera's country, of a fixed length, then confidence."""
+        plate = read.plate
+        return (plate.listed, not foreign(plate, self.country), fixed_length(plate),
+                read.confidence)
 
     def _read_as_crop(self, image: np.ndarray) -> PlateRead | None:
         h, w = image.shape[:2]
