@@ -4,6 +4,7 @@ the OCR fallback kept off the frame loop."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import zxingcpp
 
 from edge.vision.label_text import JobQueue, LabelTextWorker, TextJob
@@ -21,6 +23,7 @@ from edge.vision.labels import LabelRead, read_symbols
 from edge.vision.ocr import OcrBudget, TextLine, TextReader
 from edge.vision.stack import LabelSpot, StackWatch
 from firmware_sim.camera.label_photos import SYMBOLOGIES, label_photos, symbol
+from firmware_sim.camera.plates import PlateSpec, render_plate
 from firmware_sim.camera.scenes import stack_scene
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,6 +74,35 @@ def test_the_second_pass_stops_when_its_time_budget_is_spent() -> None:
     picture, _ = _on_canvas(image, 40)  # only the second pass reads it (above)
     assert not read_symbols(picture, budget_ms=0.0)
     assert [r.text for r in read_symbols(picture)] == [truth]
+
+
+def test_a_vehicles_picture_leaves_its_labels_the_time_its_plates_did_not_use(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge.vision import recognize
+    from edge.vision.cli import DEFAULT_MODEL
+
+    image, truth, _ = symbol("GS1-128", random.Random(4))
+    picture, _ = _on_canvas(image, 40)  # only the second pass reads it (above)
+    plate = cv2.cvtColor(render_plate(PlateSpec("7ABC123", "7ABC123", "us", "us_ca")),
+                         cv2.COLOR_BGR2GRAY)
+    plate = cv2.resize(plate, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    with_plate = picture.copy()
+    with_plate[500 : 500 + plate.shape[0], 20 : 20 + plate.shape[1]] = plate
+    args = argparse.Namespace(plates_only=False, labels_only=False, label_text=False,
+                              no_proposals=False, region="auto", country=None,
+                              model=str(DEFAULT_MODEL), threads=1)
+    runner = recognize.Recognize(args)
+    for name, image in (("label.png", picture), ("vehicle.png", with_plate)):
+        cv2.imwrite(str(tmp_path / name), image)
+    label, vehicle = (runner.one(str(tmp_path / n))[0] for n in ("label.png", "vehicle.png"))
+    assert [x["text"] for x in vehicle["plates"]] == ["7ABC123"]
+    assert [x["text"] for x in label["labels"]] == [truth]
+    assert [x["text"] for x in vehicle["labels"]] == [truth]  # the plate left time enough
+    # A vehicle's plates that used up the picture's time leave its labels the first pass only;
+    # a picture without a plate keeps the labels' own budget.
+    monkeypatch.setattr(recognize, "_PICTURE_BUDGET_MS", 0.0)
+    assert runner.one(str(tmp_path / "vehicle.png"))[0]["labels"] == []
+    assert [x["text"] for x in runner.one(str(tmp_path / "label.png"))[0]["labels"]] == [truth]
 
 
 def test_light_on_dark_symbols_are_read() -> None:

@@ -280,9 +280,11 @@ def label_lines(image: np.ndarray, reader: TextReader, *,
     ]
 
 
-def read_labels(image: np.ndarray, reader: TextReader | None) -> list[LabelRead]:
-    """Symbols in the image; if there are none and a reader is given, label-like text lines."""
-    reads = read_symbols(image)
+def read_labels(image: np.ndarray, reader: TextReader | None, *,
+                budget_ms: float = SECOND_PASS_BUDGET_MS) -> list[LabelRead]:
+    """Symbols in the image; if there are none and a reader is given, label-like text lines.
+    ``budget_ms``: as ``read_symbols``'s."""
+    reads = read_symbols(image, budget_ms=budget_ms)
     if reads or reader is None:
         return reads
     return label_lines(image, reader)
