@@ -37,11 +37,11 @@ _CROP_LINES_SIDE = 480
 # misreads when the box is a few pixels off (a frame's edge read as a character: "AAVF198",
 # "1969HBD"; a character cut off); the lines read misreads other plates ("B90MYU"). On the
 # real validation split each read plates the other missed (margins 0.12/0.3 and 0.4/1.0 read
-# fewer than these). Not started once the picture has cost ``_AROUND_BUDGET_MS`` of CPU, so a
-# scene full of boxes keeps its time.
+# fewer than these). Not started once the picture (a gate's frame) has cost ``AROUND_BUDGET_MS``
+# of CPU, so a scene full of boxes keeps its time.
 _AROUND_MARGIN = (0.25, 0.6)
 _SURE_READ = 0.95
-_AROUND_BUDGET_MS = 80.0
+AROUND_BUDGET_MS = 80.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +242,23 @@ class PlateRecognizer:
         confidence = round(found.confidence * min(1.0, det_score + 0.3), 3)
         return PlateRead(found.plate, confidence, box, around, found.raw)
 
+    def read_detection(self, image: np.ndarray, box: Box, det_score: float = 1.0, *,
+                       weak: bool = False, look_around: bool = True) -> PlateRead | None:
+        """A detected plate's read: ``read_box``, and, where that read is not sure and
+        ``look_around`` (the caller's time allows it), ``read_around_box`` too; the read
+        ``_preference`` puts first is kept."""
+        found = self.read_box(image, box, det_score, weak=weak)
+        if look_around and not _sure(found, self.country):
+            around = self.read_around_box(image, box, det_score, weak=weak)
+            if around is not None and not around.plate.listed and found is None:
+                # Around the box there is more text than the plate's (a sign's "NO PARKING", a
+                # car's PASSAT badge): a read no format checks may only replace one the box
+                # itself gave.
+                around = None
+            found = max((r for r in (found, around) if r is not None), default=None,
+                        key=self._preference)
+        return found
+
     def read(self, image: np.ndarray, *, crop_fallback: bool = True) -> list[PlateRead]:
         """Every readable plate in the image, most confident first.
 
@@ -267,12 +284,9 @@ class PlateRecognizer:
         sure = sum(d.score >= self.detector.score_threshold for d in detections)
         for det in detections[: sure + _WEAK_BOXES]:
             weak = det.score < self.detector.score_threshold
-            found = self.read_box(image, det.box, det.score, weak=weak)
-            if (not _sure(found, self.country)
-                    and (time.thread_time() - started) * 1000 < _AROUND_BUDGET_MS):
-                around = self.read_around_box(image, det.box, det.score, weak=weak)
-                found = max((r for r in (found, around) if r is not None), default=None,
-                            key=self._preference)
+            found = self.read_detection(
+                image, det.box, det.score, weak=weak,
+                look_around=(time.thread_time() - started) * 1000 < AROUND_BUDGET_MS)
             if found is None:
                 continue
             # A plate running into the picture's side may be cut short ("IF 99 S|" reads as
