@@ -9,6 +9,8 @@ import contextlib
 import hashlib
 import logging
 import random
+import struct
+import zlib
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +24,13 @@ from pydantic import BaseModel
 from contract import MessageType
 from contract.messages import AlertBody, LabelReadBody, PlateReadBody
 from edge.vision import pipeline
-from edge.vision.capture import CaptureError, CaptureLost, ImageFolderSource, VideoSource
+from edge.vision.capture import (
+    CaptureError,
+    CaptureLost,
+    ImageFolderSource,
+    VideoSource,
+    decode_image,
+)
 from edge.vision.evidence import EvidenceStore
 from firmware_sim.camera.plates import PlateSpec
 from firmware_sim.camera.scenes import stack_scene
@@ -115,6 +123,38 @@ def test_image_folder_skips_and_logs_bad_files(tmp_path: Path, caplog: pytest.Lo
     assert got == ["frame_000000.jpg", "frame_000002.jpg"]
     bad = sorted(Path(r.path).name for r in caplog.records if hasattr(r, "path"))  # type: ignore[attr-defined]
     assert bad == ["empty.png", "frame_000001.jpg", "text.jpg"]
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A PNG of a few dozen bytes whose header declares ``width`` x ``height`` pixels."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body)))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+def test_an_image_declaring_more_pixels_than_any_camera_is_refused_before_decoding(
+        tmp_path: Path) -> None:
+    # Both are under OpenCV's own limit (2^30 pixels): it would allocate 192 MB and 1.2 GB.
+    (tmp_path / "bomb.png").write_bytes(_png_declaring(8_000, 8_000))
+    (tmp_path / "huge.png").write_bytes(_png_declaring(20_000, 20_000))
+    ok, jpeg = cv2.imencode(".jpg", np.full((16, 16, 3), 128, np.uint8))
+    assert ok
+    data = bytearray(jpeg.tobytes())
+    sof = data.index(b"\xff\xc0")  # baseline frame header: length, precision, height, width
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 8_000, 8_000)
+    (tmp_path / "bomb.jpg").write_bytes(bytes(data))
+    for name in ("bomb.png", "bomb.jpg"):
+        with pytest.raises(ValueError, match="declares 8000x8000 pixels"):
+            decode_image(tmp_path / name)
+    with pytest.raises(ValueError, match=r"declares more than \d+ pixels"):
+        decode_image(tmp_path / "huge.png")
+    within = tmp_path / "small.png"
+    within.write_bytes(_png_declaring(64, 48))  # declared small: left to the decoder to judge
+    with pytest.raises(ValueError, match="not a readable image"):
+        decode_image(within)
 
 
 def test_video_file_plays_to_its_end(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ stops a folder.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import time
@@ -23,6 +24,7 @@ from typing import Protocol
 
 import cv2
 import numpy as np
+from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +56,40 @@ class FrameSource(Protocol):
     def close(self) -> None: ...
 
 
+# An image file larger than any camera's picture is refused before it is decoded: a few
+# kilobytes of PNG or JPEG can declare 40000 x 40000 pixels, 4.8 GB once decoded, on a gateway
+# with 2-4 GB. 50 megapixels holds any camera's or phone's picture.
+MAX_IMAGE_PIXELS = 50_000_000
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
+
+
+def _declared_size(data: bytes) -> tuple[str, int] | None:
+    """The size an image file's header declares, as words and in pixels (Pillow reads the
+    header only), or None for a format Pillow does not know (OpenCV then decides)."""
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            width, height = header.size
+            return f"{width}x{height}", width * height
+    except Image.DecompressionBombError:  # over twice Pillow's own limit, far above ours
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or MAX_IMAGE_PIXELS)
+        return f"more than {limit}", limit + 1
+    except (OSError, ValueError, SyntaxError):  # UnidentifiedImageError is an OSError
+        return None
+
+
 def decode_image(path: Path) -> np.ndarray:
     """Read one image file; ValueError says why it is not a usable image."""
+    size = path.stat().st_size
+    if size > MAX_IMAGE_BYTES:
+        raise ValueError(f"{path} is {size} bytes, more than the {MAX_IMAGE_BYTES} an image "
+                         "may have")
     data = path.read_bytes()
     if not data:
         raise ValueError(f"{path} is empty")
+    declared = _declared_size(data)
+    if declared is not None and declared[1] > MAX_IMAGE_PIXELS:
+        raise ValueError(f"{path} declares {declared[0]} pixels, more than the "
+                         f"{MAX_IMAGE_PIXELS} an image may have")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
         raise ValueError(f"{path} is not a readable image")
