@@ -15,13 +15,13 @@ from psycopg.rows import tuple_row
 async def name_actors(conn: AsyncConnection, alert: dict[str, Any]) -> dict[str, Any]:
     """Add ``actor_name`` to each history entry and ``*_by_name`` beside the alert's own."""
     history = alert.get("history", [])
-    actors = {h["actor"] for h in history} | {alert.get("acknowledged_by"),
-                                              alert.get("resolved_by")}
-    actors.discard(None)
+    actors: set[str] = {h["actor"] for h in history} | {
+        actor for actor in (alert.get("acknowledged_by"), alert.get("resolved_by"))
+        if actor is not None}
     async with conn.cursor(row_factory=tuple_row) as cur:
         await cur.execute("SELECT id, label FROM api_keys WHERE id = ANY(%s) AND label <> ''",
                           (sorted(actors),))
-        names = dict(await cur.fetchall())
+        names: dict[str, str] = dict(await cur.fetchall())
     for entry in history:
         entry["actor_name"] = names.get(entry["actor"], entry["actor"])
     for column in ("acknowledged_by", "resolved_by"):

@@ -135,8 +135,8 @@ class AckingSubscriber:
         else:
             future.set_result(None)
 
-    async def _await_mid(self, rc: MQTTErrorCode, mid: int) -> None:
-        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+    async def _await_mid(self, rc: MQTTErrorCode, mid: int | None) -> None:
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:  # paho gives no mid on failure
             raise BrokerLost(f"paho: {paho.error_string(rc)}")
         # Registered before the loop runs again, so paho's answer (queued with
         # call_soon_threadsafe) always finds it.
@@ -201,7 +201,8 @@ class AckingSubscriber:
             if lost.done():
                 lost.result()
             getter = asyncio.ensure_future(incoming.get())
-            await asyncio.wait({getter, lost}, return_when=asyncio.FIRST_COMPLETED)
+            either: set[asyncio.Future[Any]] = {getter, lost}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             if getter.done():
                 yield getter.result()
             else:

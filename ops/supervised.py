@@ -82,7 +82,7 @@ class Supervised:
         self.name = name
         self._session = session
         self._on_health = on_health
-        self._retry_on = (SessionLost, *retry_on)
+        self._retry_on: tuple[type[BaseException], ...] = (SessionLost, *retry_on)
         self.backoff = backoff or Backoff()
         self._sleep = sleep
         self._clock_us = clock_us

@@ -100,7 +100,7 @@ class TrackerStation:
             for start in range(0, len(items), 5_000):
                 body = TrackerPositionsBody(
                     tracker=tracker,
-                    source=self._source,  # type: ignore[arg-type]
+                    source=self._source,
                     fixes=[fix_row(f, b) for f, b in items[start : start + 5_000]],
                     # Rejections are counted for the station as a whole; report them once.
                     rejected=rejected if i == 0 and start == 0 else {},

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Protocol, Self
 
 from contract import TagObservation
@@ -55,7 +56,10 @@ class TagReader(Protocol):
 
     async def __aenter__(self) -> Self: ...
 
-    async def __aexit__(self, *exc: object) -> None: ...
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
     def batches(self) -> AsyncIterator[list[TagObservation]]:
         """Batches of observations, for as long as the adapter runs (it reconnects itself)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from types import TracebackType
 from typing import Protocol, Self
 
 from edge.sensors.decisions import Reading
@@ -25,7 +26,10 @@ class SensorSource(Protocol):
 
     async def __aenter__(self) -> Self: ...
 
-    async def __aexit__(self, *exc: object) -> None: ...
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
     def batches(self) -> AsyncIterator[list[Reading]]:
         """Batches of readings as they arrive, for as long as the source runs."""

@@ -64,7 +64,7 @@ def emit_passage(shared: VisionOutput, camera: str, passage: Passage) -> None:
     refs = _store(shared, [(evidence.crop, "plate_crop"), (evidence.frame, "frame")]) if (
         evidence is not None) else []
     body = PlateReadBody(
-        camera=camera, plate=passage.plate, region=passage.region,  # type: ignore[arg-type]
+        camera=camera, plate=passage.plate, region=passage.region,
         plate_format=passage.plate_format, confidence_pct=round(passage.confidence * 100),
         reads=passage.reads, direction=passage.direction, first_seen_us=passage.first_seen_us,
         last_seen_us=passage.last_seen_us, box=passage.best.box, evidence=refs,
@@ -88,7 +88,7 @@ def emit_passage(shared: VisionOutput, camera: str, passage: Passage) -> None:
 
 
 def emit_blindness(shared: VisionOutput, camera: str, change: BlindnessChange, at_us: int) -> None:
-    text = (alert_text("camera_blocked.raise", camera=camera, cause=change.cause,
+    text = (alert_text("camera_blocked.raise", camera=camera, cause=change.cause or "unknown",
                        since=f"{_observed(change.since_us):%H:%M:%S}")
             if change.action == "raise" else alert_text("camera_blocked.clear", camera=camera))
     alert = text.alert(

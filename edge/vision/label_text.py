@@ -66,7 +66,7 @@ class JobQueue:
 
     def take(self, now_s: float, stale_after_s: float) -> tuple[TextJob | None, list[TextJob]]:
         """The oldest job still fresh at ``now_s``; and the stale ones passed over."""
-        stale = []
+        stale: list[TextJob] = []
         while self._jobs:
             job = self._jobs.popleft()
             if now_s - job.queued_s <= stale_after_s:
