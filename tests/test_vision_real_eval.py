@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from edge.vision import evaluate
@@ -73,6 +74,23 @@ def test_evaluate_real_reports_per_source_with_boxes_and_texts(
     assert figures["read_exactly"] == "1/1"
     p50, p95 = figures["read_ms_p50_p95"]
     assert 0 < p50 <= p95
+    # The plate of known text is read again as a crop with a margin, as recognize gets crops.
+    assert figures["crops_read_exactly"] == "1/1"
+    p50, p95 = figures["crop_read_ms_p50_p95"]
+    assert 0 < p50 <= p95
+
+
+def test_a_plate_crop_with_a_margin_is_the_same_every_run_and_holds_the_plate() -> None:
+    image = np.zeros((720, 1280, 3), np.uint8)
+    box = (600, 400, 100, 30)
+    crops = [evaluate.margin_crop(image, box, "images/a/scene.jpg#0") for _ in range(2)]
+    other = evaluate.margin_crop(image, box, "images/a/scene.jpg#1")
+    assert crops[0].shape == crops[1].shape != other.shape
+    for crop in (crops[0], other):
+        h, w = crop.shape[:2]
+        assert 100 * 1.1 <= w <= 100 * 1.6 and 30 * 1.2 <= h <= 30 * 2.0
+    corner = evaluate.margin_crop(image, (0, 0, 100, 30), "images/a/scene.jpg#0")
+    assert corner.shape[0] < crops[0].shape[0]  # the margin stops at the picture's side
 
 
 def _french_plate_scene(tmp_path: Path, *names: str) -> list[int]:

@@ -88,6 +88,19 @@ def test_repeated_characters_of_a_plate_seen_at_an_angle_stay_apart(
         assert [r.plate.text for r in reads] == [spec.text], height
 
 
+def test_a_picture_shrunk_inside_the_detectors_input_gives_boxes_in_its_own_pixels(
+        recognizer: PlateRecognizer) -> None:
+    # Close-ups are looked at again shrunk (fill < 1): the boxes must still be the picture's.
+    spec = PlateSpec("AB123CD", "AB-123-CD", "eu", "eu_fr")
+    scene = gate_scene(random.Random(4), 1280, 720, plates=[spec], degrade_strength=0.2)
+    x, y, w, h = scene.plates[0].box
+    crop = scene.image[max(0, y - 2 * h) : y + 3 * h, max(0, x - w // 2) : x + w + w // 2]
+    truth = (x - max(0, x - w // 2), y - max(0, y - 2 * h), w, h)
+    for fill in (1.0, 0.6, 0.4):
+        found = recognizer.detector.detect(crop, fill=fill)
+        assert found and iou(found[0].box, truth) >= 0.6, fill
+
+
 def test_a_scene_without_vehicles_reads_no_plate(recognizer: PlateRecognizer) -> None:
     rng = random.Random(9)
     for _ in range(5):

@@ -71,16 +71,19 @@ class PlateDetector:
         self.weak_threshold = min(weak_threshold, score_threshold)
         self.iou_threshold = iou_threshold
 
-    def detect(self, image: np.ndarray, *, weak: bool = False) -> list[Detection]:
+    def detect(self, image: np.ndarray, *, weak: bool = False,
+               fill: float = 1.0) -> list[Detection]:
         """Plates in a BGR image, best first; with ``weak``, also the boxes scored between the
-        weak and the score threshold (their ``score`` tells them apart)."""
+        weak and the score threshold (their ``score`` tells them apart). ``fill``: the part of
+        the input the picture is shrunk to, below 1 for a picture whose plate would be larger
+        than any the detector learnt (a close-up)."""
         threshold = self.weak_threshold if weak else self.score_threshold
         h, w = image.shape[:2]
         ih, iw = self.input_height, self.input_width
         # A small picture (a plate crop) is blown up at most twice: filling the input, its plate
         # would be larger than any the detector learnt from scenes (real crops with margins:
         # 94 -> 97 of 127 Romanian and 20 -> 24 of 38 Open Images plates read exactly).
-        scale = min(ih / h, iw / w, _MAX_UPSCALE)
+        scale = min(ih / h, iw / w, _MAX_UPSCALE) * fill
         nh, nw = min(ih, max(1, round(h * scale))), min(iw, max(1, round(w * scale)))
         canvas = np.full((ih, iw, 3), 114, np.uint8)
         top, left = (ih - nh) // 2, (iw - nw) // 2
