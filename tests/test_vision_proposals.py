@@ -74,3 +74,22 @@ def test_the_gate_makes_passages_from_proposals_within_its_budget(reader: TextRe
     passages = watch.finish()
     assert [p.plate for p in passages] == ["B58DTK"]
     assert 1 <= sum(ran) <= 3  # at most once per 200 ms of picture time
+
+
+def test_a_frame_that_has_spent_its_budget_does_not_run_the_text_detector(
+        reader: TextReader, monkeypatch: pytest.MonkeyPatch) -> None:
+    # With no time left no candidate could be read: the text detector's 50-60 ms bought nothing.
+    proposer = PlateProposer(reader, region="eu", budget_ms=115)
+    looked: list[int] = []
+    find_lines = reader.find_lines
+
+    def counted(image: np.ndarray, *, max_side: int) -> list[tuple[int, int, int, int]]:
+        looked.append(max_side)
+        return find_lines(image, max_side=max_side)
+
+    monkeypatch.setattr(reader, "find_lines", counted)
+    frame = np.full((720, 1280, 3), 200, np.uint8)
+    assert proposer.propose(frame, spent_ms=115) == []
+    assert looked == []
+    proposer.propose(frame, spent_ms=20)
+    assert looked == [640]
