@@ -123,6 +123,9 @@ def _real(data: Path | None) -> dict[str, Any]:
             figures[f"real_{source}_read_with_proposals"] = second["read_exactly"]
         if second:
             figures[f"real_{source}_read_ms_p95_with_proposals"] = second["read_ms_p50_p95"][1]
+        if "crops_read_exactly" in f:  # each plate of known text as a crop with a margin
+            figures[f"real_{source}_crops_read"] = f["crops_read_exactly"]
+            figures[f"real_{source}_crop_read_ms_p95"] = f["crop_read_ms_p50_p95"][1]
     print_table(f"camera: real photographs, validation split ({report['images']} images)", rows)
     return figures
 
