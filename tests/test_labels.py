@@ -12,10 +12,10 @@ import sys
 import threading
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
-import pytest
 import zxingcpp
 
 from edge.vision.label_text import JobQueue, LabelTextWorker, TextJob
@@ -76,33 +76,37 @@ def test_the_second_pass_stops_when_its_time_budget_is_spent() -> None:
     assert [r.text for r in read_symbols(picture)] == [truth]
 
 
-def test_a_vehicles_picture_leaves_its_labels_the_time_its_plates_did_not_use(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_vehicles_picture_gets_the_plain_label_pass_only(tmp_path: Path) -> None:
     from edge.vision import recognize
     from edge.vision.cli import DEFAULT_MODEL
 
     image, truth, _ = symbol("GS1-128", random.Random(4))
     picture, _ = _on_canvas(image, 40)  # only the second pass reads it (above)
+    level, _ = _on_canvas(image, 0)  # zxing-cpp's plain pass reads it
     plate = cv2.cvtColor(render_plate(PlateSpec("7ABC123", "7ABC123", "us", "us_ca")),
                          cv2.COLOR_BGR2GRAY)
     plate = cv2.resize(plate, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
-    with_plate = picture.copy()
-    with_plate[500 : 500 + plate.shape[0], 20 : 20 + plate.shape[1]] = plate
-    args = argparse.Namespace(plates_only=False, labels_only=False, label_text=False,
-                              no_proposals=False, region="auto", country=None,
-                              model=str(DEFAULT_MODEL), threads=1)
-    runner = recognize.Recognize(args)
-    for name, image in (("label.png", picture), ("vehicle.png", with_plate)):
+    pictures = {"label.png": picture, "vehicle.png": picture.copy(),
+                "vehicle_level.png": level.copy()}
+    for name in ("vehicle.png", "vehicle_level.png"):
+        pictures[name][500 : 500 + plate.shape[0], 20 : 20 + plate.shape[1]] = plate
+    for name, image in pictures.items():
         cv2.imwrite(str(tmp_path / name), image)
-    label, vehicle = (runner.one(str(tmp_path / n))[0] for n in ("label.png", "vehicle.png"))
-    assert [x["text"] for x in vehicle["plates"]] == ["7ABC123"]
-    assert [x["text"] for x in label["labels"]] == [truth]
-    assert [x["text"] for x in vehicle["labels"]] == [truth]  # the plate left time enough
-    # A vehicle's plates that used up the picture's time leave its labels the first pass only;
-    # a picture without a plate keeps the labels' own budget.
-    monkeypatch.setattr(recognize, "_PICTURE_BUDGET_MS", 0.0)
-    assert runner.one(str(tmp_path / "vehicle.png"))[0]["labels"] == []
-    assert [x["text"] for x in runner.one(str(tmp_path / "label.png"))[0]["labels"]] == [truth]
+
+    def run(*, labels_only: bool) -> dict[str, dict[str, Any]]:
+        args = argparse.Namespace(plates_only=False, labels_only=labels_only, label_text=False,
+                                  no_proposals=False, region="auto", country=None,
+                                  model=str(DEFAULT_MODEL), threads=1)
+        runner = recognize.Recognize(args)
+        return {name: runner.one(str(tmp_path / name))[0] for name in pictures}
+
+    both = run(labels_only=False)
+    assert [x["text"] for x in both["vehicle.png"]["plates"]] == ["7ABC123"]
+    assert [x["text"] for x in both["label.png"]["labels"]] == [truth]
+    assert [x["text"] for x in both["vehicle_level.png"]["labels"]] == [truth]
+    assert both["vehicle.png"]["labels"] == []  # the turned symbol needs the second pass
+    labels_only = run(labels_only=True)
+    assert [x["text"] for x in labels_only["vehicle.png"]["labels"]] == [truth]
 
 
 def test_light_on_dark_symbols_are_read() -> None:

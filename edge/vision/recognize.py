@@ -25,14 +25,13 @@ log = logging.getLogger(__name__)
 
 # Labels are looked for in every n-th frame of a video: a label does not change between frames.
 _LABEL_EVERY = 10
-# CPU time a still picture in which plates were read may cost, plates and labels together,
-# before the labels' second pass (``labels.SECOND_PASS_BUDGET_MS``) is cut short: the plates
-# come first, and a road scene would otherwise pay 25-35 ms more for symbols nobody expects in
-# it (p95 wall time of 60 Romanian 1280x720 frames: 168 ms, 131 with --plates-only, 143 with
-# this budget). The first label pass (about 5 ms) always runs: a symbol that reads plainly is
-# reported whatever the plates cost. A picture without a plate read (a label's) and
-# ``--labels-only`` leave the labels the whole of their own budget.
-_PICTURE_BUDGET_MS = 130.0
+# A still picture in which plates were read is a vehicle's: its labels get zxing-cpp's plain
+# pass over the whole picture (1-5 ms: a symbol that reads plainly is still reported), not the
+# second pass's crops (up to ``labels.SECOND_PASS_BUDGET_MS``, 25-35 ms). A road scene paid
+# that for symbols nobody expects in it (p95 wall time of 60 Romanian 1280x720 frames: 168 ms
+# with it, 131 with --plates-only), a Chinese plate crop doubled its 15-25 ms. A picture
+# without a plate read and --labels-only keep the whole label search.
+_VEHICLE_LABEL_BUDGET_MS = 0.0
 
 
 def expand_inputs(paths: list[str]) -> list[str]:
@@ -73,13 +72,10 @@ class Recognize:
                 image, spent_ms=(time.thread_time() - started) * 1000)
         labels: list[LabelRead] = []
         if self.want_labels:
-            budget_ms = SECOND_PASS_BUDGET_MS
-            if plates:  # a vehicle's picture: its labels get what the plates left
-                left_ms = _PICTURE_BUDGET_MS - (time.thread_time() - started) * 1000
-                budget_ms = max(0.0, min(budget_ms, left_ms))
             # Label text by OCR only when asked, no symbol is readable and it is not a plate.
             labels = read_labels(image, self.reader if self.label_text and not plates else None,
-                                 budget_ms=budget_ms)
+                                 budget_ms=_VEHICLE_LABEL_BUDGET_MS if plates
+                                 else SECOND_PASS_BUDGET_MS)
         return {
             "plates": [{"text": r.plate.text, "confidence": r.confidence, "box": list(r.box)}
                        for r in plates],
