@@ -43,8 +43,9 @@ _CROP_LINES_SIDE = 480
 # misreads when the box is a few pixels off (a frame's edge read as a character: "AAVF198",
 # "1969HBD"; a character cut off); the lines read misreads other plates ("B90MYU"). On the
 # real validation split each read plates the other missed (margins 0.12/0.3 and 0.4/1.0 read
-# fewer than these). Not started once the picture (a gate's frame) has cost ``AROUND_BUDGET_MS``
-# of CPU, so a scene full of boxes keeps its time.
+# fewer than these). Not started once the picture has cost ``AROUND_BUDGET_MS`` of CPU, so a
+# scene full of boxes keeps its time. Still pictures only: the gate reads a plate over many
+# frames and votes (``gate``).
 _AROUND_MARGIN = (0.25, 0.6)
 _SURE_READ = 0.95
 AROUND_BUDGET_MS = 80.0
