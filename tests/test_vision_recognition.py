@@ -13,9 +13,10 @@ import cv2
 import numpy as np
 import pytest
 
+from decisions.plate_format import PlateText
 from edge.vision.detector import DEFAULT_MODEL, Box, Detection, PlateDetector
 from edge.vision.ocr import TextReader
-from edge.vision.recognizer import PlateRecognizer
+from edge.vision.recognizer import PlateRead, PlateRecognizer, _clearer_of_nested
 from firmware_sim.camera.plates import PlateSpec, random_plate, render_plate
 from firmware_sim.camera.scenes import gate_scene, stack_scene
 from firmware_sim.camera.streams import ScriptedPassage, gate_frames, write_video
@@ -253,3 +254,33 @@ def test_a_box_that_cuts_a_plate_short_is_read_by_the_text_lines_around_it(
     assert inside is not None and inside.plate.text != spec.text
     reads = recognizer.read(scene.image, crop_fallback=False)
     assert [(r.plate.text, r.box) for r in reads] == [(spec.text, cut)]
+
+
+def _read(text: str, chars: tuple[float, ...] = ()) -> PlateRead:
+    return PlateRead(PlateText(text, "other", "world", 0), 0.9, (0, 0, 10, 5),
+                     np.zeros((5, 10, 3), np.uint8), text, chars)
+
+
+def test_of_two_nested_reads_the_added_characters_decide_by_how_clearly_they_were_read() -> None:
+    # The EU band's edge read as a faint L before B 58 DTK; a real A read clearly before B12345.
+    band_edge, plate = _read("LB58DTK", (0.46, 0.98, 1.0, 0.99, 1.0, 1.0, 1.0)), _read("B58DTK")
+    assert _clearer_of_nested(band_edge, plate) is plate
+    whole, cut = _read("AB12345", (0.99, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)), _read("B12345")
+    assert _clearer_of_nested(cut, whole) is whole
+    faint_end, french = _read("AB123CDX", (1.0,) * 7 + (0.3,)), _read("AB123CD")
+    assert _clearer_of_nested(faint_end, french) is french
+    # Not nested, three characters more, or the longer's characters unknown: no verdict.
+    assert _clearer_of_nested(_read("B58DTK"), _read("B59DTK")) is None
+    assert _clearer_of_nested(_read("ABC1234", (0.99,) * 7), _read("1234")) is None
+    assert _clearer_of_nested(_read("B58DTK"), _read("LB58DTK")) is None
+
+
+def test_a_single_lines_character_probabilities_follow_the_plates_characters(
+        recognizer: PlateRecognizer) -> None:
+    plate = render_plate(PlateSpec("AB123CD", "AB-123-CD", "eu", "eu_fr"))
+    line = recognizer.reader.read_line(plate)
+    assert line is not None and len(line.char_confidences) == len(line.text)
+    read = recognizer.read_box(plate, (0, 0, plate.shape[1], plate.shape[0]))
+    assert read is not None and read.plate.text == "AB123CD"
+    assert len(read.char_confidences) == 7  # the hyphens dropped, as the format drops them
+    assert all(0.5 < c <= 1.0 for c in read.char_confidences)

@@ -39,6 +39,9 @@ class TextLine:
     text: str
     confidence: float
     box: tuple[int, int, int, int] | None  # x, y, w, h; None for a single-line crop
+    # Per character of ``text``, where known (a single line read alone): the recogniser's
+    # probability of each character it emitted.
+    char_confidences: tuple[float, ...] = ()
 
 
 class TextReader:
@@ -57,11 +60,15 @@ class TextReader:
         h, w = crop.shape[:2]
         if w < h * _REC_MIN_ASPECT:
             crop = cv2.resize(crop, (round(h * _REC_MIN_ASPECT), h), interpolation=cv2.INTER_LINEAR)
-        result, _ = self._engine(crop, use_det=False, use_cls=False, use_rec=True)
-        if not result:
+        # RapidOCR's own call with the recogniser alone, unrolled to keep each character's
+        # probability (its call drops them): the same resizing first (short side >= 30 px).
+        image, _, _ = self._engine.preprocess(crop)
+        results, _ = self._engine.text_rec(image, True)
+        text, score, steps = results[0]
+        if not text:
             return None
-        text, score = result[0][0], float(result[0][1])
-        return TextLine(text, score, None) if text else None
+        confidences = tuple(float(c) for c in steps[4]) if len(steps[4]) == len(text) else ()
+        return TextLine(text, float(score), None, confidences)
 
     def read_lines(self, image: np.ndarray, *, max_side: int | None = None) -> list[TextLine]:
         """All text lines in an image (detector, then recogniser), top to bottom.

@@ -14,9 +14,16 @@ import cv2
 import numpy as np
 
 from decisions.plate_candidates import crop_number_lines, plate_cut_by_frame_side, plate_from_texts
-from decisions.plate_format import PlateText, RegionChoice, fixed_length, foreign, match
+from decisions.plate_format import (
+    PlateText,
+    RegionChoice,
+    fixed_length,
+    foreign,
+    match,
+    normalise,
+)
 from edge.vision.detector import Box, PlateDetector
-from edge.vision.ocr import TextReader
+from edge.vision.ocr import TextLine, TextReader
 
 # Plate-shaped: China 3.1:1, EU 4.7:1, US 2:1. From 1.9 up, so that 16:9 and 4:3 frames are
 # never taken for a crop first.
@@ -47,6 +54,9 @@ _CROP_LINES_SIDE = 480
 # scene full of boxes keeps its time. Still pictures only: the gate reads a plate over many
 # frames and votes (``gate``).
 _AROUND_MARGIN = (0.25, 0.6)
+# A character read with at least this probability is a character, not an edge (see
+# ``_clearer_of_nested``).
+_CLEAR_CHAR = 0.8
 _SURE_READ = 0.95
 AROUND_BUDGET_MS = 80.0
 # A picture that is a plate crop is read as one (whole, then by its text lines); a read less
@@ -65,6 +75,35 @@ class PlateRead:
     box: Box
     crop: np.ndarray
     raw: str  # what OCR said before normalisation and repair
+    # The recogniser's probability of each character of ``plate.text``, where they line up
+    # (a single line whose characters all made the plate); empty otherwise.
+    char_confidences: tuple[float, ...] = ()
+
+
+def _char_confidences(line: TextLine, plate: PlateText) -> tuple[float, ...]:
+    """``line``'s character probabilities for the characters of ``plate``: its separators
+    dropped as the format's normalisation drops them; empty where they do not line up (a
+    character restored or trimmed by the format, a German seal)."""
+    kept = [c for ch, c in zip(line.text, line.char_confidences, strict=False) if normalise(ch)]
+    return tuple(kept) if len(kept) == len(plate.text) else ()
+
+
+def _clearer_of_nested(a: PlateRead, b: PlateRead) -> PlateRead | None:
+    """Of two reads of one plate where one is the other with one or two more characters at
+    one end, the right one, by how clearly those characters were read: a real character
+    read clearly, an EU band's edge or a frame's ("LB58DTK" for B 58 DTK: the L at 0.46-0.59)
+    faintly. None when neither holds the other or the longer's characters are unknown."""
+    longer, shorter = (a, b) if len(a.plate.text) > len(b.plate.text) else (b, a)
+    extra = len(longer.plate.text) - len(shorter.plate.text)
+    if not 1 <= extra <= 2 or not longer.char_confidences:
+        return None
+    if longer.plate.text.startswith(shorter.plate.text):
+        added = longer.char_confidences[-extra:]
+    elif longer.plate.text.endswith(shorter.plate.text):
+        added = longer.char_confidences[:extra]
+    else:
+        return None
+    return longer if min(added) >= _CLEAR_CHAR else shorter
 
 
 def _sure(read: PlateRead | None, country: str | None, threshold: float = _SURE_READ) -> bool:
@@ -204,10 +243,11 @@ class PlateRecognizer:
             if plate is None or (weak and not plate.listed):
                 continue
             confidence = line.confidence * (1 - 0.1 * plate.repairs) * min(1.0, det_score + 0.3)
+            chars = _char_confidences(line, plate)
             if plate.listed:
-                return PlateRead(plate, round(confidence, 3), box, crop, line.text)
+                return PlateRead(plate, round(confidence, 3), box, crop, line.text, chars)
             # Less sure than a plate whose format checks it: the same 0.9 as a proposal.
-            read = PlateRead(plate, round(confidence * 0.9, 3), box, crop, line.text)
+            read = PlateRead(plate, round(confidence * 0.9, 3), box, crop, line.text, chars)
             if unlisted is None or read.confidence > unlisted.confidence:
                 unlisted = read
         return unlisted
@@ -260,7 +300,8 @@ class PlateRecognizer:
                        weak: bool = False, look_around: bool = True) -> PlateRead | None:
         """A detected plate's read: ``read_box``, and, where that read is not sure and
         ``look_around`` (the caller's time allows it), ``read_around_box`` too; the read
-        ``_preference`` puts first is kept."""
+        ``_preference`` puts first is kept, or, between two of one kind where one is the other
+        with a character or two more, the one ``_clearer_of_nested`` picks."""
         found = self.read_box(image, box, det_score, weak=weak)
         if look_around and not _sure(found, self.country):
             around = self.read_around_box(image, box, det_score, weak=weak)
@@ -269,6 +310,13 @@ class PlateRecognizer:
                 # car's PASSAT badge): a read no format checks may only replace one the box
                 # itself gave.
                 around = None
+            if found is not None and around is not None and (
+                    self._preference(found)[:3] == self._preference(around)[:3]):
+                # Of two reads of one kind where one holds the other, confidence is a poor
+                # judge (B12345 around the box beat AB12345 by 0.002): the characters it adds are.
+                nested = _clearer_of_nested(found, around)
+                if nested is not None:
+                    return nested
             found = max((r for r in (found, around) if r is not None), default=None,
                         key=self._preference)
         return found
