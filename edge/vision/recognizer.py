@@ -54,11 +54,11 @@ _CROP_LINES_SIDE = 480
 # scene full of boxes keeps its time. Still pictures only: the gate reads a plate over many
 # frames and votes (``gate``).
 _AROUND_MARGIN = (0.25, 0.6)
+_SURE_READ = 0.95
+AROUND_BUDGET_MS = 80.0
 # A character read with at least this probability is a character, not an edge (see
 # ``_clearer_of_nested``).
 _CLEAR_CHAR = 0.8
-_SURE_READ = 0.95
-AROUND_BUDGET_MS = 80.0
 # A picture that is a plate crop is read as one (whole, then by its text lines); a read less
 # sure than this (``_sure``) is checked against the detector's reads of the same picture and
 # the preferred kept. On the validation plates cropped with random margins (seeds 1 and 2):
@@ -325,18 +325,19 @@ class PlateRecognizer:
         """Every readable plate in the image, most confident first.
 
         A plate-shaped image is first read as a tight crop: whole, then by its text lines; a
-        plate of a listed format read so is the answer (a crop holds one plate, and the
-        detector may clip its edge). A small image of other proportions is read as a crop
-        when the detector reads no plate of a listed format in it. A detected plate whose box
-        read is not sure is read again by the text lines around the box (``read_around_box``)."""
+        sure read so is the answer (a crop holds one plate, and the detector may clip its
+        edge), a less sure one meets the detector's reads of the picture and the preferred is
+        kept. A small image of other proportions is read as a crop when the detector reads no
+        plate of a listed format in it. A detected plate whose box read is not sure is read
+        again by the text lines around the box (``read_detection``)."""
         if image.ndim != 3 or image.shape[0] < 8 or image.shape[1] < 16:
             return []
         h, w = image.shape[:2]
         as_crop: PlateRead | None = None
         if crop_fallback and _CROP_ASPECT[0] <= w / h <= _CROP_ASPECT[1]:
             as_crop = self._read_as_crop(image)
-            if _sure(as_crop, self.country, _SURE_CROP):
-                return [as_crop]  # type: ignore[list-item]
+            if as_crop is not None and _sure(as_crop, self.country, _SURE_CROP):
+                return [as_crop]
         reads: list[PlateRead] = []
         # A still picture has one chance, so the boxes the detector is unsure of are read too
         # (a few, vouched for by their format); a gate camera reads a plate over many frames and
