@@ -351,7 +351,8 @@ class PlateRecognizer:
             weak = det.score < self.detector.score_threshold
             found = self.read_detection(
                 image, det.box, det.score, weak=weak,
-                look_around=(time.thread_time() - started) * 1000 < AROUND_BUDGET_MS)
+                look_around=as_crop is None
+                and (time.thread_time() - started) * 1000 < AROUND_BUDGET_MS)
             if found is None:
                 continue
             # A plate running into the picture's side may be cut short ("IF 99 S|" reads as
