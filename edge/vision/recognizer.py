@@ -80,6 +80,12 @@ class PlateRead:
     char_confidences: tuple[float, ...] = ()
 
 
+def _detector_trust(det_score: float) -> float:
+    """How much a read on a detected box is worth for the detector's score: full from 0.7 up,
+    so only the boxes it is unsure of lower the read's confidence."""
+    return min(1.0, det_score + 0.3)
+
+
 def _char_confidences(line: TextLine, plate: PlateText) -> tuple[float, ...]:
     """``line``'s character probabilities for the characters of ``plate``: its separators
     dropped as the format's normalisation drops them; empty where they do not line up (a
@@ -242,7 +248,7 @@ class PlateRecognizer:
                           on_plate=True)
             if plate is None or (weak and not plate.listed):
                 continue
-            confidence = line.confidence * (1 - 0.1 * plate.repairs) * min(1.0, det_score + 0.3)
+            confidence = line.confidence * (1 - 0.1 * plate.repairs) * _detector_trust(det_score)
             chars = _char_confidences(line, plate)
             if plate.listed:
                 return PlateRead(plate, round(confidence, 3), box, crop, line.text, chars)
@@ -293,7 +299,7 @@ class PlateRecognizer:
         found = self.read_crop_lines(around)
         if found is None or (weak and not found.plate.listed):
             return None
-        confidence = round(found.confidence * min(1.0, det_score + 0.3), 3)
+        confidence = round(found.confidence * _detector_trust(det_score), 3)
         return PlateRead(found.plate, confidence, box, around, found.raw)
 
     def read_detection(self, image: np.ndarray, box: Box, det_score: float = 1.0, *,
@@ -311,7 +317,7 @@ class PlateRecognizer:
                 # itself gave.
                 around = None
             if found is not None and around is not None and (
-                    self._preference(found)[:3] == self._preference(around)[:3]):
+                    self._kind(found) == self._kind(around)):
                 # Of two reads of one kind where one holds the other, confidence is a poor
                 # judge (B12345 around the box beat AB12345 by 0.002): the characters it adds are.
                 nested = _clearer_of_nested(found, around)
@@ -370,12 +376,15 @@ class PlateRecognizer:
         reads.sort(key=lambda r: r.confidence, reverse=True)
         return reads
 
-    def _preference(self, read: PlateRead) -> tuple[bool, bool, bool, float]:
-        """Of two reads of one plate, the one to keep has the greatest: a listed format, of the
-        camera's country, of a fixed length, then confidence."""
+    def _kind(self, read: PlateRead) -> tuple[bool, bool, bool]:
+        """What the format says of a read: listed, of the camera's country, of a fixed length."""
         plate = read.plate
-        return (plate.listed, not foreign(plate, self.country), fixed_length(plate),
-                read.confidence)
+        return plate.listed, not foreign(plate, self.country), fixed_length(plate)
+
+    def _preference(self, read: PlateRead) -> tuple[bool, bool, bool, float]:
+        """Of two reads of one plate, the one to keep has the greatest: its kind, then its
+        confidence."""
+        return (*self._kind(read), read.confidence)
 
     def _read_as_crop(self, image: np.ndarray) -> PlateRead | None:
         h, w = image.shape[:2]
