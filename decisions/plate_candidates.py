@@ -54,12 +54,16 @@ def plate_cut_by_frame_side(box: Box, frame_w: int) -> bool:
     """A detected plate box that runs into the frame's left or right side (closer than a
     quarter of its height, about half a character): part of the plate is outside the picture,
     and what is left can read as a shorter valid plate ("IF 99 S|" as IF999). A box that fills
-    most of the frame is a tight crop of one plate, not a cut one."""
+    most of the frame, or stands in its middle (its nearer side's margin at least half the
+    farther's), is the one plate of a crop, not a cut one: a plate cropped with a margin of a
+    few pixels has them on both sides."""
     x, _, w, h = box
     if w >= 0.8 * frame_w:
         return False
-    edge = max(2, h // 4)
-    return x <= edge or x + w >= frame_w - edge
+    near, far = sorted((x, frame_w - (x + w)))
+    if near >= far / 2:
+        return False
+    return near <= max(2, h // 4)
 
 
 def stacked_pairs(boxes: list[Box]) -> list[tuple[int, int]]:

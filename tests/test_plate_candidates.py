@@ -89,6 +89,11 @@ def test_a_detected_plate_running_into_the_frame_side_is_not_read() -> None:
     assert plate_cut_by_frame_side((3, 400, 150, 40), 1280)
     assert not plate_cut_by_frame_side((660, 654, 294, 66), 1280)
     assert not plate_cut_by_frame_side((0, 0, 300, 100), 310)  # a tight crop is one plate
+    # A plate cropped with a margin of a few pixels each side (a real Texas plate, 189 px wide
+    # with its frame): not cut, though its box is nearer the sides than a quarter of its height.
+    assert not plate_cut_by_frame_side((20, 30, 143, 89), 189)
+    assert not plate_cut_by_frame_side((9, 16, 54, 57), 73)
+    assert plate_cut_by_frame_side((2, 16, 54, 57), 120)  # a margin on one side only
 
 
 def test_a_crops_number_is_its_tallest_row_state_and_slogan_left_out() -> None:

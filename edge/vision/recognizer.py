@@ -22,7 +22,7 @@ from decisions.plate_format import (
     match,
     normalise,
 )
-from edge.vision.detector import Box, PlateDetector
+from edge.vision.detector import Box, Detection, PlateDetector
 from edge.vision.ocr import TextLine, TextReader
 
 # Plate-shaped: China 3.1:1, EU 4.7:1, US 2:1. From 1.9 up, so that 16:9 and 4:3 frames are
@@ -344,28 +344,17 @@ class PlateRecognizer:
             as_crop = self._read_as_crop(image)
             if as_crop is not None and _sure(as_crop, self.country, _SURE_CROP):
                 return [as_crop]
-        reads: list[PlateRead] = []
-        # A still picture has one chance, so the boxes the detector is unsure of are read too
-        # (a few, vouched for by their format); a gate camera reads a plate over many frames and
-        # waits for a sure one (``gate``).
         started = time.thread_time()
         detections = self.detector.detect(image, weak=True)  # best first: the sure ones lead
-        if not detections:  # perhaps a close-up: its plate larger than any the detector learnt
+        close_up = not detections
+        if close_up:  # perhaps a close-up: its plate larger than any the detector learnt
             detections = self.detector.detect(image, weak=True, fill=_CLOSE_UP_FILL)
-        sure = sum(d.score >= self.detector.score_threshold for d in detections)
-        for det in detections[: sure + _WEAK_BOXES]:
-            weak = det.score < self.detector.score_threshold
-            found = self.read_detection(
-                image, det.box, det.score, weak=weak,
-                look_around=as_crop is None
-                and (time.thread_time() - started) * 1000 < AROUND_BUDGET_MS)
-            if found is None:
-                continue
-            # A plate running into the picture's side may be cut short ("IF 99 S|" reads as
-            # the German-pattern IF99): its read counts only where its format fixes the length.
-            if plate_cut_by_frame_side(det.box, w) and not fixed_length(found.plate):
-                continue
-            reads.append(found)
+        reads = self._read_detections(image, detections, started, look_around=as_crop is None)
+        if not reads and not close_up and w <= _SMALL_CROP_WIDTH:
+            # A small picture is likely one plate with a margin: what was boxed at full size
+            # may be its frame or part of it, and read nothing; the close-up look boxes the plate.
+            detections = self.detector.detect(image, weak=True, fill=_CLOSE_UP_FILL)
+            reads = self._read_detections(image, detections, started, look_around=False)
         if (not any(r.plate.listed for r in reads) and as_crop is None and crop_fallback
                 and w <= _SMALL_CROP_WIDTH and _SMALL_CROP_MIN_ASPECT <= w / h < _CROP_ASPECT[0]):
             as_crop = self._read_as_crop(image)
@@ -374,6 +363,31 @@ class PlateRecognizer:
                 self._preference(as_crop) >= self._preference(r) for r in reads):
             return [as_crop]
         reads.sort(key=lambda r: r.confidence, reverse=True)
+        return reads
+
+    def _read_detections(self, image: np.ndarray, detections: Sequence[Detection],
+                         started: float, *, look_around: bool) -> list[PlateRead]:
+        """The reads of a still picture's detections (best first). A still picture has one
+        chance, so the boxes the detector is unsure of are read too (a few, vouched for by their
+        format); a gate camera reads a plate over many frames and waits for a sure one
+        (``gate``). ``look_around``: ``read_detection``'s, until ``AROUND_BUDGET_MS`` of CPU
+        since ``started``."""
+        w = image.shape[1]
+        reads: list[PlateRead] = []
+        sure = sum(d.score >= self.detector.score_threshold for d in detections)
+        for det in detections[: sure + _WEAK_BOXES]:
+            weak = det.score < self.detector.score_threshold
+            found = self.read_detection(
+                image, det.box, det.score, weak=weak,
+                look_around=look_around
+                and (time.thread_time() - started) * 1000 < AROUND_BUDGET_MS)
+            if found is None:
+                continue
+            # A plate running into the picture's side may be cut short ("IF 99 S|" reads as
+            # the German-pattern IF99): its read counts only where its format fixes the length.
+            if plate_cut_by_frame_side(det.box, w) and not fixed_length(found.plate):
+                continue
+            reads.append(found)
         return reads
 
     def _kind(self, read: PlateRead) -> tuple[bool, bool, bool]:
