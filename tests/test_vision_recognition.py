@@ -13,10 +13,15 @@ import cv2
 import numpy as np
 import pytest
 
-from decisions.plate_format import PlateText
+from decisions.plate_format import PlateText, match
 from edge.vision.detector import DEFAULT_MODEL, Box, Detection, PlateDetector
 from edge.vision.ocr import TextReader
-from edge.vision.recognizer import PlateRead, PlateRecognizer, _clearer_of_nested
+from edge.vision.recognizer import (
+    PlateRead,
+    PlateRecognizer,
+    _clearer_of_nested,
+    repairs_a_clear_character,
+)
 from firmware_sim.camera.plates import PlateSpec, random_plate, render_plate
 from firmware_sim.camera.scenes import gate_scene, stack_scene
 from firmware_sim.camera.streams import ScriptedPassage, gate_frames, write_video
@@ -284,3 +289,38 @@ def test_a_single_lines_character_probabilities_follow_the_plates_characters(
     assert read is not None and read.plate.text == "AB123CD"
     assert len(read.char_confidences) == 7  # the hyphens dropped, as the format drops them
     assert all(0.5 < c <= 1.0 for c in read.char_confidences)
+
+
+def test_a_character_read_clearly_is_not_repaired_into_its_look_alike() -> None:
+    # Real reads: a Dutch-style UM 96 201 read right with every character at 1.0 fits the French
+    # format only as UM962OI; a blurred Bucharest plate's O at 0.61 is the 0 of B04RXL.
+    french = match("UM96201", on_plate=True)
+    assert french is not None and french.text == "UM962OI"
+    assert repairs_a_clear_character("UM96201", (1.0,) * 7, french)
+    blurred = match("BO4RXL", on_plate=True)
+    assert blurred is not None and blurred.text == "B04RXL"
+    assert not repairs_a_clear_character("BO4RXL", (0.99, 0.61, 1.0, 1.0, 1.0, 1.0), blurred)
+    # A plate found inside a longer read (a state name before it, a separator in it).
+    romanian = match("815VNV", on_plate=True)
+    assert romanian is not None and romanian.text == "B15VNV"
+    assert repairs_a_clear_character("WA 815-VNV", (0.9,) * 3 + (0.998,) + (0.9,) * 6, romanian)
+    # O and 0 are one glyph on many plates: the recogniser's certainty does not decide them.
+    californian = match("8C00973", on_plate=True)
+    assert californian is not None and californian.text == "8COO973"
+    assert not repairs_a_clear_character("8C00973", (1.0,) * 7, californian)
+    # Probabilities unknown, or not one per character: no verdict.
+    assert not repairs_a_clear_character("UM96201", (), french)
+    assert not repairs_a_clear_character("UM96201", (1.0,) * 6, french)
+
+
+def test_a_plate_read_right_with_clear_characters_is_kept_as_read(
+        recognizer: PlateRecognizer) -> None:
+    # The text as read fits a listed format only by repairing a character the recogniser was
+    # sure of: the read as it stands is the plate (a plate of an unlisted country).
+    image = np.full((60, 260, 3), 255, np.uint8)
+    cv2.putText(image, "VY 90540", (8, 45), cv2.FONT_HERSHEY_DUPLEX, 1.4, (0, 0, 0), 3)
+    line = recognizer.reader.read_line(image)
+    assert line is not None and line.text.replace(" ", "") == "VY90540"
+    assert min(line.char_confidences[-2:]) >= 0.99  # the "4" and "0" a format would repair
+    reads = recognizer.read(image)
+    assert [r.plate.text for r in reads] == ["VY90540"]

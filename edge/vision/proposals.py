@@ -25,7 +25,7 @@ from decisions.plate_candidates import candidates, plate_from_texts
 from decisions.plate_format import PlateText, RegionChoice
 from edge.vision.detector import Box
 from edge.vision.ocr import TextReader
-from edge.vision.recognizer import _region_hint, read_rows
+from edge.vision.recognizer import _region_hint, read_rows, repairs_a_clear_character
 
 # Text detector input, longest side: 640 keeps a 100-pixel-wide plate of a 1280x720 frame
 # 50 pixels wide, still found; the time is what the gate can spare (see the module).
@@ -94,9 +94,12 @@ class PlateProposer:
             rows = read_rows(self.reader, image, [boxes[index] for index in cand.lines])
             if rows is None:
                 continue
-            texts, confidence = rows
+            texts, confidence, chars = rows
             raw = " ".join(texts)
-            plate = plate_from_texts(texts, _region_hint(raw, self.region), country=self.country)
+            hint = _region_hint(raw, self.region)
+            plate = plate_from_texts(texts, hint, country=self.country)
+            if plate is not None and repairs_a_clear_character(raw, chars, plate):
+                plate = plate_from_texts(texts, hint, country=self.country, max_repairs=0)
             if plate is None or plate.text in seen:
                 continue
             seen.add(plate.text)

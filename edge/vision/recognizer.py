@@ -59,6 +59,17 @@ AROUND_BUDGET_MS = 80.0
 # A character read with at least this probability is a character, not an edge (see
 # ``_clearer_of_nested``).
 _CLEAR_CHAR = 0.8
+# A character the recogniser read with at least this probability is not repaired into its
+# look-alike to fit a format (``repairs_a_clear_character``): the read as it stands is kept, as
+# a plate of an unlisted country if no format fits it. The format's repairs make the 0/O, 1/I
+# and 8/B of a blurred plate right ("BO4RXL" -> B04RXL, the O at 0.61; "TR05R8G" -> TR05RBG at
+# 0.92; "HKIO NYY" -> HK10NYY at 0.99 and 0.78), but turned real plates of other countries,
+# read right, into wrong listed ones: "UM96201" into the French UM962OI (both characters at
+# 1.0), "815-VNV" into the Romanian B15VNV (0.998), "A69985T" into AG998ST (0.997 and 1.0).
+_SURE_CHAR = 0.99
+# Except O and 0: on many plates one glyph (California's, Britain's), so the recogniser's
+# certainty says nothing of which it is (a Californian 8COO973 read "8C00973", both at 0.99+).
+_ONE_GLYPH = {"O", "0"}
 # A picture that is a plate crop is read as one (whole, then by its text lines); a read less
 # sure than this (``_sure``) is checked against the detector's reads of the same picture and
 # the preferred kept. On the validation plates cropped with random margins (seeds 1 and 2):
@@ -92,6 +103,26 @@ def _char_confidences(line: TextLine, plate: PlateText) -> tuple[float, ...]:
     character restored or trimmed by the format, a German seal)."""
     kept = [c for ch, c in zip(line.text, line.char_confidences, strict=False) if normalise(ch)]
     return tuple(kept) if len(kept) == len(plate.text) else ()
+
+
+def repairs_a_clear_character(raw: str, confidences: Sequence[float], plate: PlateText) -> bool:
+    """Whether the format repaired a character of ``raw`` that the recogniser read clearly
+    (``_SURE_CHAR``). The plate's characters are found in the read as it stands (separators
+    dropped; the plate may be part of it, words around it dropped), where they differ in as many
+    places as the plate has repairs. False where that is not known (no probabilities, a
+    character restored or trimmed by the format)."""
+    if not plate.repairs or len(confidences) != len(raw):
+        return False
+    kept = [(normalise(ch), c) for ch, c in zip(raw, confidences, strict=True) if normalise(ch)]
+    if any(len(ch) != 1 for ch, _ in kept):
+        return False
+    text, n = "".join(ch for ch, _ in kept), len(plate.text)
+    for start in range(len(text) - n + 1):
+        repaired = [i for i in range(n) if text[start + i] != plate.text[i]]
+        if len(repaired) == plate.repairs:
+            return any(kept[start + i][1] >= _SURE_CHAR and {text[start + i], plate.text[i]}
+                       != _ONE_GLYPH for i in repaired)
+    return False
 
 
 def _clearer_of_nested(a: PlateRead, b: PlateRead) -> PlateRead | None:
@@ -196,18 +227,24 @@ def line_crop(image: np.ndarray, box: Box, *, single: bool) -> np.ndarray:
 
 
 def read_rows(reader: TextReader, image: np.ndarray,
-              rows: Sequence[Box]) -> tuple[list[str], float] | None:
-    """The texts of a plate's text lines (top first) and the least of their confidences; None
-    when one of them reads as nothing."""
+              rows: Sequence[Box]) -> tuple[list[str], float, tuple[float, ...]] | None:
+    """The texts of a plate's text lines (top first), the least of their confidences, and the
+    probabilities of the characters of the texts joined by spaces (empty where one line's are
+    unknown); None when one of the lines reads as nothing."""
     texts: list[str] = []
     confidence = 1.0
+    chars: list[float] | None = []
     for box in rows:
         line = reader.read_line(line_crop(image, box, single=len(rows) == 1))
         if line is None:
             return None
+        if chars is not None and len(line.char_confidences) == len(line.text):
+            chars += [1.0] * bool(texts) + list(line.char_confidences)  # 1.0: the joining space
+        else:
+            chars = None
         texts.append(line.text)
         confidence = min(confidence, line.confidence)
-    return texts, confidence
+    return texts, confidence, tuple(chars or ())
 
 
 class PlateRecognizer:
@@ -244,8 +281,12 @@ class PlateRecognizer:
             line = self.reader.read_line(_text_band(crop))
             if line is None:
                 continue
-            plate = match(line.text, _region_hint(line.text, self.region), country=self.country,
-                          on_plate=True)
+            hint = _region_hint(line.text, self.region)
+            plate = match(line.text, hint, country=self.country, on_plate=True)
+            if plate is not None and repairs_a_clear_character(
+                    line.text, line.char_confidences, plate):
+                plate = match(line.text, hint, country=self.country, on_plate=True,
+                              max_repairs=0)
             if plate is None or (weak and not plate.listed):
                 continue
             confidence = line.confidence * (1 - 0.1 * plate.repairs) * _detector_trust(det_score)
@@ -269,10 +310,13 @@ class PlateRecognizer:
             rows = read_rows(self.reader, image, group)
             if rows is None:
                 continue
-            texts, confidence = rows
+            texts, confidence, chars = rows
             raw = " ".join(texts)
-            plate = plate_from_texts(texts, _region_hint(raw, self.region),
-                                     country=self.country, on_plate=True)
+            hint = _region_hint(raw, self.region)
+            plate = plate_from_texts(texts, hint, country=self.country, on_plate=True)
+            if plate is not None and repairs_a_clear_character(raw, chars, plate):
+                plate = plate_from_texts(texts, hint, country=self.country, on_plate=True,
+                                         max_repairs=0)
             if plate is None:
                 continue
             x0, y0 = min(b[0] for b in group), min(b[1] for b in group)
