@@ -274,6 +274,15 @@ def test_of_two_nested_reads_the_added_characters_decide_by_how_clearly_they_wer
     assert _clearer_of_nested(cut, whole) is whole
     faint_end, french = _read("AB123CDX", (1.0,) * 7 + (0.3,)), _read("AB123CD")
     assert _clearer_of_nested(faint_end, french) is french
+    # Within the plate: a blurred run of ones lost one (real: 66-111-72 read "6611-72" in its
+    # box, "66111-72" around it); any one of the run may be the added one, the clearest counts.
+    run, short = _read("6611172", (0.96, 0.56, 0.45, 0.86, 0.82, 0.98, 1.0)), _read("661172")
+    assert _clearer_of_nested(short, run) is run
+    faint_run = _read("6611172", (0.96, 0.56, 0.45, 0.5, 0.6, 0.98, 1.0))
+    assert _clearer_of_nested(short, faint_run) is short
+    # The frame's edge before a plate's own A: the end decides, not the clearer A.
+    edge, avf = _read("AAVF198", (0.63, 0.98, 0.8, 0.93, 1.0, 1.0, 0.92)), _read("AVF198")
+    assert _clearer_of_nested(edge, avf) is avf
     # Not nested, three characters more, or the longer's characters unknown: no verdict.
     assert _clearer_of_nested(_read("B58DTK"), _read("B59DTK")) is None
     assert _clearer_of_nested(_read("ABC1234", (0.99,) * 7), _read("1234")) is None

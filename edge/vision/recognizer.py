@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import combinations
 
 import cv2
 import numpy as np
@@ -23,7 +24,7 @@ from decisions.plate_format import (
     normalise,
 )
 from edge.vision.detector import Box, Detection, PlateDetector
-from edge.vision.ocr import TextLine, TextReader
+from edge.vision.ocr import TextReader
 
 # Plate-shaped: China 3.1:1, EU 4.7:1, US 2:1. From 1.9 up, so that 16:9 and 4:3 frames are
 # never taken for a crop first.
@@ -97,11 +98,15 @@ def _detector_trust(det_score: float) -> float:
     return min(1.0, det_score + 0.3)
 
 
-def _char_confidences(line: TextLine, plate: PlateText) -> tuple[float, ...]:
-    """``line``'s character probabilities for the characters of ``plate``: its separators
-    dropped as the format's normalisation drops them; empty where they do not line up (a
-    character restored or trimmed by the format, a German seal)."""
-    kept = [c for ch, c in zip(line.text, line.char_confidences, strict=False) if normalise(ch)]
+def _char_confidences(raw: str, confidences: Sequence[float],
+                      plate: PlateText) -> tuple[float, ...]:
+    """The probabilities of ``raw``'s characters for the characters of ``plate``: its
+    separators dropped as the format's normalisation drops them; empty where they do not line
+    up (a character restored or trimmed by the format, a German seal, words dropped around the
+    number)."""
+    if len(confidences) != len(raw):
+        return ()
+    kept = [c for ch, c in zip(raw, confidences, strict=True) if normalise(ch)]
     return tuple(kept) if len(kept) == len(plate.text) else ()
 
 
@@ -126,21 +131,30 @@ def repairs_a_clear_character(raw: str, confidences: Sequence[float], plate: Pla
 
 
 def _clearer_of_nested(a: PlateRead, b: PlateRead) -> PlateRead | None:
-    """Of two reads of one plate where one is the other with one or two more characters at
-    one end, the right one, by how clearly those characters were read: a real character
-    read clearly, an EU band's edge or a frame's ("LB58DTK" for B 58 DTK: the L at 0.46-0.59)
-    faintly. None when neither holds the other or the longer's characters are unknown."""
+    """Of two reads of one plate where one is the other with one or two more characters, the
+    right one, by how clearly those characters were read: a real character read clearly, an EU
+    band's edge or a frame's ("LB58DTK" for B 58 DTK: the L at 0.46-0.59) faintly. At an end,
+    the end's characters decide (the frame's edge read as the first A of "AAVF198": 0.63, the
+    plate's own A 0.98). Within, a blurred run of ones loses one ("6611-72" of 66-111-72) and
+    any of the run may be the added one: the clearest counts. None when neither holds the
+    other or the longer's characters are unknown."""
     longer, shorter = (a, b) if len(a.plate.text) > len(b.plate.text) else (b, a)
     extra = len(longer.plate.text) - len(shorter.plate.text)
     if not 1 <= extra <= 2 or not longer.char_confidences:
         return None
-    if longer.plate.text.startswith(shorter.plate.text):
-        added = longer.char_confidences[-extra:]
-    elif longer.plate.text.endswith(shorter.plate.text):
-        added = longer.char_confidences[:extra]
-    else:
+    text, chars = longer.plate.text, longer.char_confidences
+    if text.startswith(shorter.plate.text):
+        clearest: float | None = min(chars[-extra:])
+    elif text.endswith(shorter.plate.text):
+        clearest = min(chars[:extra])
+    else:  # within: of a run of one character, any may be the added one
+        clearest = max((min(chars[i] for i in added)
+                        for added in combinations(range(1, len(text) - 1), extra)
+                        if "".join(ch for i, ch in enumerate(text) if i not in added)
+                        == shorter.plate.text), default=None)
+    if clearest is None:
         return None
-    return longer if min(added) >= _CLEAR_CHAR else shorter
+    return longer if clearest >= _CLEAR_CHAR else shorter
 
 
 def _sure(read: PlateRead | None, country: str | None, threshold: float = _SURE_READ) -> bool:
@@ -290,7 +304,7 @@ class PlateRecognizer:
             if plate is None or (weak and not plate.listed):
                 continue
             confidence = line.confidence * (1 - 0.1 * plate.repairs) * _detector_trust(det_score)
-            chars = _char_confidences(line, plate)
+            chars = _char_confidences(line.text, line.char_confidences, plate)
             if plate.listed:
                 return PlateRead(plate, round(confidence, 3), box, crop, line.text, chars)
             # Less sure than a plate whose format checks it: the same 0.9 as a proposal.
@@ -324,9 +338,10 @@ class PlateRecognizer:
             y1 = max(b[1] + b[3] for b in group)
             box = (x0, y0, x1 - x0, y1 - y0)
             confidence *= 1 - 0.1 * plate.repairs
+            plate_chars = _char_confidences(raw, chars, plate)
             if plate.listed:
-                return PlateRead(plate, round(confidence, 3), box, image, raw)
-            read = PlateRead(plate, round(confidence * 0.9, 3), box, image, raw)
+                return PlateRead(plate, round(confidence, 3), box, image, raw, plate_chars)
+            read = PlateRead(plate, round(confidence * 0.9, 3), box, image, raw, plate_chars)
             if unlisted is None or read.confidence > unlisted.confidence:
                 unlisted = read
         return unlisted
@@ -344,7 +359,7 @@ class PlateRecognizer:
         if found is None or (weak and not found.plate.listed):
             return None
         confidence = round(found.confidence * _detector_trust(det_score), 3)
-        return PlateRead(found.plate, confidence, box, around, found.raw)
+        return PlateRead(found.plate, confidence, box, around, found.raw, found.char_confidences)
 
     def read_detection(self, image: np.ndarray, box: Box, det_score: float = 1.0, *,
                        weak: bool = False, look_around: bool = True) -> PlateRead | None:
