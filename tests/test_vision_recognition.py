@@ -15,11 +15,12 @@ import pytest
 
 from decisions.plate_format import PlateText, match
 from edge.vision.detector import DEFAULT_MODEL, Box, Detection, PlateDetector
-from edge.vision.ocr import TextReader
+from edge.vision.ocr import TextLine, TextReader
 from edge.vision.recognizer import (
     PlateRead,
     PlateRecognizer,
     _clearer_of_nested,
+    _without_faint_edge,
     repairs_a_clear_character,
 )
 from firmware_sim.camera.plates import PlateSpec, random_plate, render_plate
@@ -333,3 +334,21 @@ def test_a_plate_read_right_with_clear_characters_is_kept_as_read(
     assert min(line.char_confidences[-2:]) >= 0.99  # the "4" and "0" a format would repair
     reads = recognizer.read(image)
     assert [r.plate.text for r in reads] == ["VY90540"]
+
+
+def test_a_faint_band_edge_before_a_plate_is_not_read_as_its_first_character() -> None:
+    # Real: a Bucharest B 58 DTK read "LB58DTK" (a valid British plate as it stands), the EU
+    # band's edge as an L at 0.46, the plate's characters at 0.99-1.0.
+    band = TextLine("LB58DTK", 0.92, None, (0.46, 0.99, 1.0, 0.99, 0.99, 0.99, 0.99))
+    assert _without_faint_edge(band, "auto", None).text == "B58DTK"
+    # A leading L read clearly is the plate's own (LB58DTK in Britain).
+    british = TextLine("LB58DTK", 0.99, None, (0.99,) * 7)
+    assert _without_faint_edge(british, "auto", None) is british
+    # Edges at both ends (a picture's frame read "IBJ03LBT", the T at 0.39): no plate's.
+    framed = TextLine("IBJ03LBT", 0.8, None, (0.46, 0.98, 0.99, 0.95, 0.99, 0.98, 0.96, 0.39))
+    assert _without_faint_edge(framed, "auto", None) is framed
+    # What is left must be a listed plate; unknown probabilities: the line as read.
+    assert _without_faint_edge(TextLine("LAB", 0.9, None, (0.3, 1.0, 1.0)), "auto", None).text \
+        == "LAB"
+    unknown = TextLine("LB58DTK", 0.92, None)
+    assert _without_faint_edge(unknown, "auto", None) is unknown

@@ -24,7 +24,7 @@ from decisions.plate_format import (
     normalise,
 )
 from edge.vision.detector import Box, Detection, PlateDetector
-from edge.vision.ocr import TextReader
+from edge.vision.ocr import TextLine, TextReader
 
 # Plate-shaped: China 3.1:1, EU 4.7:1, US 2:1. From 1.9 up, so that 16:9 and 4:3 frames are
 # never taken for a crop first.
@@ -60,6 +60,7 @@ AROUND_BUDGET_MS = 80.0
 # A character read with at least this probability is a character, not an edge (see
 # ``_clearer_of_nested``).
 _CLEAR_CHAR = 0.8
+_FAINT_EDGE = 0.6
 # A character the recogniser read with at least this probability is not repaired into its
 # look-alike to fit a format (``repairs_a_clear_character``): the read as it stands is kept, as
 # a plate of an unlisted country if no format fits it. The format's repairs make the 0/O, 1/I
@@ -128,6 +129,24 @@ def repairs_a_clear_character(raw: str, confidences: Sequence[float], plate: Pla
             return any(kept[start + i][1] >= _SURE_CHAR and {text[start + i], plate.text[i]}
                        != _ONE_GLYPH for i in repaired)
     return False
+
+
+def _without_faint_edge(line: TextLine, region: RegionChoice, country: str | None) -> TextLine:
+    """``line`` without a first character that is the EU band's or a frame's edge: an L, I or 1
+    read faintly (``_FAINT_EDGE``) before what is a plate of a listed format without it, read
+    clearly ("LB58DTK": the L at 0.46, B 58 DTK at 0.99-1.0). ``line`` itself otherwise (a
+    picture's edges read at both ends, "IBJ03LBT" with the T at 0.39, is no plate's)."""
+    first = next((i for i, ch in enumerate(line.text) if normalise(ch)), None)
+    if (first is None or len(line.char_confidences) != len(line.text)
+            or line.text[first] not in "LI1|" or line.char_confidences[first] >= _FAINT_EDGE
+            or min((c for ch, c in zip(line.text[first + 1 :], line.char_confidences[first + 1 :],
+                                       strict=True) if normalise(ch)), default=0.0) < _FAINT_EDGE):
+        return line
+    rest = line.text[first + 1 :]
+    plate = match(rest, _region_hint(rest, region), country=country)
+    if plate is None or not plate.listed:
+        return line
+    return TextLine(rest, line.confidence, line.box, line.char_confidences[first + 1 :])
 
 
 def _clearer_of_nested(a: PlateRead, b: PlateRead) -> PlateRead | None:
@@ -295,6 +314,7 @@ class PlateRecognizer:
             line = self.reader.read_line(_text_band(crop))
             if line is None:
                 continue
+            line = _without_faint_edge(line, self.region, self.country)
             hint = _region_hint(line.text, self.region)
             plate = match(line.text, hint, country=self.country, on_plate=True)
             if plate is not None and repairs_a_clear_character(
