@@ -352,3 +352,11 @@ def test_a_faint_band_edge_before_a_plate_is_not_read_as_its_first_character() -
         == "LAB"
     unknown = TextLine("LB58DTK", 0.92, None)
     assert _without_faint_edge(unknown, "auto", None) is unknown
+
+
+def test_a_chinese_plate_keeps_its_repairs_however_clear_the_character() -> None:
+    # Chinese plates have no I: a 1 read as I is the plate's 1, and without the repair the read
+    # would be no plate at all (no unlisted Chinese plates).
+    plate = match("京A·I2345", on_plate=True)
+    assert plate is not None and plate.text == "京A12345"
+    assert not repairs_a_clear_character("京A·I2345", (1.0,) * 8, plate)

@@ -116,8 +116,9 @@ def repairs_a_clear_character(raw: str, confidences: Sequence[float], plate: Pla
     (``_SURE_CHAR``). The plate's characters are found in the read as it stands (separators
     dropped; the plate may be part of it, words around it dropped), where they differ in as many
     places as the plate has repairs. False where that is not known (no probabilities, a
-    character restored or trimmed by the format)."""
-    if not plate.repairs or len(confidences) != len(raw):
+    character restored or trimmed by the format), and for a Chinese plate: it has no I or O,
+    and a Chinese read that no Chinese format fits is no plate (``plate_format.match``)."""
+    if not plate.repairs or len(confidences) != len(raw) or plate.region == "cn":
         return False
     kept = [(normalise(ch), c) for ch, c in zip(raw, confidences, strict=True) if normalise(ch)]
     if any(len(ch) != 1 for ch, _ in kept):
