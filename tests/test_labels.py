@@ -69,6 +69,24 @@ def test_a_diagonal_barcode_is_read_by_the_second_pass_and_located_in_the_pictur
         assert abs(x + w / 2 - centre[0]) < 40 and abs(y + h / 2 - centre[1]) < 40
 
 
+def test_an_upright_bar_code_in_a_busy_picture_is_read_and_located() -> None:
+    # Lines of print all over the picture: the largest patches of dense edges are text, not the
+    # bar code standing on its end; zxing-cpp's 90° search on the whole picture finds it.
+    picture = np.full((600, 800), 255, np.uint8)
+    for row in range(12):
+        cv2.putText(picture, "LOT 2291 BEST BEFORE 12345", (10, 30 + 45 * row),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.9, 0, 2)
+    code = np.array(zxingcpp.create_barcode("ABC-12345", zxingcpp.BarcodeFormat.Code128)
+                    .to_image(scale=2))
+    code = cv2.rotate(code, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    h, w = code.shape
+    picture[100 : 100 + h, 500 : 500 + w] = code
+    reads = read_symbols(cv2.cvtColor(picture, cv2.COLOR_GRAY2BGR))
+    assert [r.text for r in reads] == ["ABC-12345"]
+    x, y, bw, bh = reads[0].box  # type: ignore[misc]
+    assert 495 <= x < x + bw <= 505 + w and 95 <= y < y + bh <= 105 + h and bh > 2 * bw
+
+
 def test_the_second_pass_stops_when_its_time_budget_is_spent() -> None:
     image, truth, _ = symbol("GS1-128", random.Random(4))
     picture, _ = _on_canvas(image, 40)  # only the second pass reads it (above)

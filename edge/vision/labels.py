@@ -11,7 +11,9 @@ CPU ms on one core, 960x720, 280 photos, seeds 0 and 1):
 1. zxing-cpp on the whole picture with downscaled copies and the local binarizer, no 90° search
    and no light-on-dark search: about 5 ms a picture. Its 90° search (try_rotate) doubled this
    pass (p50 5 -> 12 ms) and read nothing the second pass does not; try_invert added 40 %.
-2. Only when that finds nothing: where symbols may be (the two largest patches of dense edges,
+2. Only when that finds nothing: zxing-cpp's own 90° search, as the plain pass on the picture
+   turned a quarter, and DataMatrix with try_rotate (its detector finds few symbols in a busy
+   picture without it); then where symbols may be (the two largest patches of dense edges,
    found on a quarter-size copy), each cut out with its long side level (a bar code is longer
    than high, so its bars stand upright and zxing-cpp's row scan reads them without its 90°
    search; a squarish patch gets that search), enlarged twice, read; then the same patch
@@ -24,11 +26,18 @@ CPU ms on one core, 960x720, 280 photos, seeds 0 and 1):
    of the whole picture. The pass stops when the call has spent ``SECOND_PASS_BUDGET_MS`` of
    CPU time: the pictures that read nothing are the slow ones, and the camera looks again at a
    later frame.
-   Measured and dropped: the global-histogram binarizer and zxing-cpp's downscaling on the crops
-   (fewer rescues than sharpening), the crop enlarged 1, 1.5 or 3 times for the plain read,
-   sharpening only (reads 3 % fewer than plain, then sharpened), a third patch (nothing more),
-   levelling by the bars' gradient direction instead of the patch's rectangle (6 % fewer: the
-   label's own edges and perspective pull it), the perspective step in place of the levelled
+   On the benchmark's busy pictures (each photo shrunk into a rendered gate scene, turned a
+   quarter half the time) the two whole-picture steps read 0.42 instead of 0.36 (zxing-cpp's
+   defaults 0.26) at a lower p95 (34 instead of 38 ms: a read ends the call), and 0.868 instead
+   of 0.879 of the plain photos (their time taken from the crops); crops at most 1000 pixels a
+   side instead of 1400: the largest cost 17 ms, which overran the budget (p95 46 -> 39 ms on
+   labels in real street photographs, no fewer read).
+   Measured and dropped: zxing-cpp's try_rotate on the whole picture for every format (8-18 ms, it
+   reads the unturned picture again), the global-histogram binarizer and zxing-cpp's downscaling on
+   the crops (fewer rescues than sharpening), the crop enlarged 1, 1.5 or 3 times for the plain
+   read, sharpening only (reads 3 % fewer than plain, then sharpened), a third patch (nothing
+   more), levelling by the bars' gradient direction instead of the patch's rectangle (6 % fewer:
+   the label's own edges and perspective pull it), the perspective step in place of the levelled
    ones (fewer read: the outline of a blurred patch is rough), stronger sharpening (amount 2-4:
    rescues some, loses more), the whole picture turned by 45° or enlarged.
 
@@ -57,6 +66,7 @@ LABEL_FORMATS = zxingcpp.barcode_formats_from_str(
     "Code128,ITF,Code39,EAN13,EAN8,UPCA,UPCE,DataBar,DataBarExp,DataBarLtd,"
     "DataMatrix,QRCode,PDF417,Aztec"
 )
+_DATA_MATRIX = zxingcpp.barcode_formats_from_str("DataMatrix")
 _LABEL_TEXT = re.compile(r"\d{8,}|BATCH|LOT|EXP|SSCC|GTIN", re.IGNORECASE)
 MAX_TEXT = 2048  # the largest label symbol we expect (a PDF417 shipping block) holds less
 
@@ -96,7 +106,7 @@ def _gs1(found: zxingcpp.Barcode) -> dict[str, str] | None:
 _PATCHES = 2  # candidate patches read in the second pass, largest first
 _ENLARGE = 2.0  # the plain crop: 1.5 read fewer, 2.5 no more and slower (benchmarks camera)
 _SHARP_ENLARGE = 1.5  # the sharpened crop: 1.0 read fewer, 2.0 no more and slower
-_CROP_SIDE = 1400  # an enlarged crop stays below this many pixels a side
+_CROP_SIDE = 1000  # an enlarged crop stays below this many pixels a side (see the module)
 _SQUARE = 1.6  # a patch less elongated than this may hold its bars either way: both are tried
 SECOND_PASS_BUDGET_MS = 25.0  # CPU time of one call after which no further crop is read
 
@@ -209,6 +219,21 @@ def _second_pass(grey: np.ndarray, started: float, budget_ms: float
     def spent() -> bool:
         return (time.thread_time() - started) * 1000 > budget_ms
 
+    # zxing-cpp's own 90° search first, as the plain pass of the picture turned a quarter (its
+    # try_rotate would read the unturned picture again): a bar code standing upright, whose
+    # patch may not be among the largest of a busy picture. Then DataMatrix with try_rotate:
+    # zxing-cpp's DataMatrix detector needs it to find most symbols in a busy picture (9 of 20
+    # with it, 1 without, on the benchmark's busy pictures), for 2-7 ms.
+    h = grey.shape[0]
+    found = zxingcpp.read_barcodes(cv2.rotate(grey, cv2.ROTATE_90_CLOCKWISE),
+                                   formats=LABEL_FORMATS, try_rotate=False,
+                                   try_downscale=True, try_invert=False)
+    if found:  # (x', y') = (h - 1 - y, x) in the turned picture
+        return found, np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, h - 1.0], [0.0, 0.0, 1.0]])
+    found = zxingcpp.read_barcodes(grey, formats=_DATA_MATRIX, try_rotate=True,
+                                   try_downscale=True, try_invert=False)
+    if found:
+        return found, None
     first: tuple[np.ndarray, np.ndarray, bool] | None = None
     for rect, points in _patches(grey):
         (_, _), (w, h), _ = rect

@@ -193,3 +193,21 @@ def label_photos(per_symbology: int, *, seed: int, strength: float = 1.0,
     for _ in range(per_symbology):
         for name in SYMBOLOGIES:
             yield label_photo(name, rng, strength, size)
+
+
+def in_busy_picture(photo: LabelPhoto, background: np.ndarray, rng: random.Random) -> LabelPhoto:
+    """The label photo shrunk to 35-60 % and set at a random place into ``background`` (a
+    street, a loading bay: edges and print everywhere), turned a quarter half of the time: the
+    label is a small part of what the camera sees, and bars may stand on end."""
+    height, width = background.shape[:2]
+    label = photo.image
+    if rng.random() < 0.5:
+        label = cv2.rotate(label, cv2.ROTATE_90_CLOCKWISE)
+    scale = rng.uniform(0.35, 0.6)
+    scale = min(scale, 0.95 * width / label.shape[1], 0.95 * height / label.shape[0])
+    label = cv2.resize(label, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    h, w = label.shape[:2]
+    y, x = rng.randint(0, height - h), rng.randint(0, width - w)
+    picture = background.copy()
+    picture[y : y + h, x : x + w] = label
+    return LabelPhoto(photo.symbology, photo.truth, picture)
