@@ -60,6 +60,8 @@ AROUND_BUDGET_MS = 80.0
 # A character read with at least this probability is a character, not an edge (see
 # ``_clearer_of_nested``).
 _CLEAR_CHAR = 0.8
+# A first L, I or 1 read with less than this, before a plate read clearly, is the EU band's or a
+# frame's edge (``_without_faint_edge``): the band's edge came at 0.46-0.59 on real frames.
 _FAINT_EDGE = 0.6
 # A character the recogniser read with at least this probability is not repaired into its
 # look-alike to fit a format (``repairs_a_clear_character``): the read as it stands is kept, as
