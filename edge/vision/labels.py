@@ -31,7 +31,10 @@ CPU ms on one core, 960x720, 280 photos, seeds 0 and 1):
    defaults 0.26) at a lower p95 (34 instead of 38 ms: a read ends the call), and 0.868 instead
    of 0.879 of the plain photos (their time taken from the crops); crops at most 1000 pixels a
    side instead of 1400: the largest cost 17 ms, which overran the budget (p95 46 -> 39 ms on
-   labels in real street photographs, no fewer read).
+   labels in real street photographs, no fewer read). The two whole-picture steps cost what the
+   plain pass does: they are not begun on a picture over 1.3 megapixels (a 1920x1440 photo of
+   a label read 23 of 42 with them, 35 without: they took the crops' budget) nor where the plain
+   pass took half the budget (a picture of noise cost 62 ms instead of 26).
    Measured and dropped: zxing-cpp's try_rotate on the whole picture for every format (8-18 ms, it
    reads the unturned picture again), the global-histogram binarizer and zxing-cpp's downscaling on
    the crops (fewer rescues than sharpening), the crop enlarged 1, 1.5 or 3 times for the plain
@@ -108,6 +111,7 @@ _ENLARGE = 2.0  # the plain crop: 1.5 read fewer, 2.5 no more and slower (benchm
 _SHARP_ENLARGE = 1.5  # the sharpened crop: 1.0 read fewer, 2.0 no more and slower
 _CROP_SIDE = 1000  # an enlarged crop stays below this many pixels a side (see the module)
 _SQUARE = 1.6  # a patch less elongated than this may hold its bars either way: both are tried
+_WHOLE_PICTURE_STEPS_PIXELS = 1_300_000  # 1280x960 and smaller: see ``_second_pass``
 SECOND_PASS_BUDGET_MS = 25.0  # CPU time of one call after which no further crop is read
 
 
@@ -224,16 +228,21 @@ def _second_pass(grey: np.ndarray, started: float, budget_ms: float
     # patch may not be among the largest of a busy picture. Then DataMatrix with try_rotate:
     # zxing-cpp's DataMatrix detector needs it to find most symbols in a busy picture (9 of 20
     # with it, 1 without, on the benchmark's busy pictures), for 2-7 ms.
+    # Each costs about what the plain pass did (its pixels): not begun on a large picture (its
+    # crops are worth more) nor where the plain pass took half the budget (a picture of noise).
     h = grey.shape[0]
-    found = zxingcpp.read_barcodes(cv2.rotate(grey, cv2.ROTATE_90_CLOCKWISE),
-                                   formats=LABEL_FORMATS, try_rotate=False,
-                                   try_downscale=True, try_invert=False)
-    if found:  # (x', y') = (h - 1 - y, x) in the turned picture
-        return found, np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, h - 1.0], [0.0, 0.0, 1.0]])
-    found = zxingcpp.read_barcodes(grey, formats=_DATA_MATRIX, try_rotate=True,
-                                   try_downscale=True, try_invert=False)
-    if found:
-        return found, None
+    spent_ms = (time.thread_time() - started) * 1000
+    if grey.size <= _WHOLE_PICTURE_STEPS_PIXELS and 2 * spent_ms <= budget_ms:
+        found = zxingcpp.read_barcodes(cv2.rotate(grey, cv2.ROTATE_90_CLOCKWISE),
+                                       formats=LABEL_FORMATS, try_rotate=False,
+                                       try_downscale=True, try_invert=False)
+        if found:  # (x', y') = (h - 1 - y, x) in the turned picture
+            return found, np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, h - 1.0], [0.0, 0.0, 1.0]])
+        if not spent():
+            found = zxingcpp.read_barcodes(grey, formats=_DATA_MATRIX, try_rotate=True,
+                                           try_downscale=True, try_invert=False)
+            if found:
+                return found, None
     first: tuple[np.ndarray, np.ndarray, bool] | None = None
     for rect, points in _patches(grey):
         (_, _), (w, h), _ = rect
