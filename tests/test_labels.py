@@ -10,6 +10,7 @@ import random
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,8 @@ def test_an_upright_bar_code_in_a_busy_picture_is_read_and_located() -> None:
     code = cv2.rotate(code, cv2.ROTATE_90_COUNTERCLOCKWISE)
     h, w = code.shape
     picture[100 : 100 + h, 500 : 500 + w] = code
-    reads = read_symbols(cv2.cvtColor(picture, cv2.COLOR_GRAY2BGR))
+    # Given the time (the crops of the print come first: see the next test).
+    reads = read_symbols(cv2.cvtColor(picture, cv2.COLOR_GRAY2BGR), budget_ms=1000)
     assert [r.text for r in reads] == ["ABC-12345"]
     x, y, bw, bh = reads[0].box  # type: ignore[misc]
     assert 495 <= x < x + bw <= 505 + w and 95 <= y < y + bh <= 105 + h and bh > 2 * bw
@@ -304,20 +306,32 @@ def test_a_stack_camera_reads_label_text_in_the_background_by_the_real_ocr() -> 
     assert "SSCC" in later.readings[0].label.text.upper()
 
 
-def test_a_large_photo_is_not_read_whole_a_second_time(monkeypatch: Any) -> None:
-    # The picture turned a quarter costs what the plain pass did: on a 1920x1440 photograph
-    # that left the crops no budget (23 of 42 label photos read with it, 35 without), so it is
-    # not begun there; a 960x720 picture gets it.
-    shapes: list[tuple[int, ...]] = []
+def test_the_whole_picture_is_read_again_after_the_crops_and_only_within_the_budget(
+        monkeypatch: Any) -> None:
+    # A clock that advances only when zxing-cpp reads: the whole picture costs 10 ms, a crop 1.
+    # The crops come first (read whole again first, the turned picture took their budget on
+    # large photos); the turned picture and DataMatrix's search follow where each would end
+    # within the budget (each costs what the plain pass did).
+    picture = np.full((720, 960), 255, np.uint8)
+    for row in range(12):
+        cv2.putText(picture, "LOT 2291 BEST BEFORE 12345", (10, 30 + 55 * row),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.9, 0, 2)
+    now = [0.0]
+    calls: list[str] = []
     real = zxingcpp.read_barcodes
 
-    def recorded(image: np.ndarray, **options: Any) -> list[zxingcpp.Barcode]:
-        shapes.append(image.shape)
+    def timed(image: np.ndarray, **options: Any) -> list[zxingcpp.Barcode]:
+        whole = image.shape[:2] in ((720, 960), (960, 720))
+        calls.append("whole" if whole else "crop")
+        now[0] += 0.010 if whole else 0.001
         return real(image, **options)
 
-    monkeypatch.setattr(zxingcpp, "read_barcodes", recorded)
-    for width, height in ((1920, 1440), (960, 720)):
-        shapes.clear()
-        assert read_symbols(np.full((height, width, 3), 200, np.uint8), budget_ms=1000) == []
-        whole = [s for s in shapes if s in ((height, width), (width, height))]
-        assert len(whole) == (1 if width > 1280 else 3), (width, shapes)
+    monkeypatch.setattr(zxingcpp, "read_barcodes", timed)
+    monkeypatch.setattr(time, "thread_time", lambda: now[0])
+    assert read_symbols(picture, budget_ms=1000) == []
+    assert calls[0] == "whole" and calls[1] == "crop"  # the plain pass, then the crops
+    assert calls.count("whole") == 3 and calls[-1] == "crop"  # turned, DataMatrix; inverted
+    assert calls.index("whole", 1) > max(i for i, c in enumerate(calls[:-1]) if c == "crop")
+    calls.clear()
+    assert read_symbols(picture, budget_ms=15) == []  # 10 + crops + 10 would pass 15 ms
+    assert calls.count("whole") == 1 and "crop" in calls

@@ -11,30 +11,31 @@ CPU ms on one core, 960x720, 280 photos, seeds 0 and 1):
 1. zxing-cpp on the whole picture with downscaled copies and the local binarizer, no 90° search
    and no light-on-dark search: about 5 ms a picture. Its 90° search (try_rotate) doubled this
    pass (p50 5 -> 12 ms) and read nothing the second pass does not; try_invert added 40 %.
-2. Only when that finds nothing: zxing-cpp's own 90° search, as the plain pass on the picture
-   turned a quarter, and DataMatrix with try_rotate (its detector finds few symbols in a busy
-   picture without it); then where symbols may be (the two largest patches of dense edges,
+2. Only when that finds nothing: where symbols may be (the two largest patches of dense edges,
    found on a quarter-size copy), each cut out with its long side level (a bar code is longer
    than high, so its bars stand upright and zxing-cpp's row scan reads them without its 90°
    search; a squarish patch gets that search), enlarged twice, read; then the same patch
    sharpened (unsharp mask, enlarged 1.5 times), read again; then, if the patch's outline is a
-   quadrilateral, its perspective undone (bars that narrow toward the label's far end made even);
-   a light-on-dark symbol last, on the largest patch. zxing-cpp's row scanners miss bar codes
-   turned far from its 90° steps (tests/test_labels.py: 40°, -50°, 135°), bars thinner than
-   about two pixels and bars blurred into each other: a label photographed diagonally, from
+   quadrilateral, its perspective undone (bars that narrow toward the label's far end made even).
+   Then zxing-cpp's own 90° search, as the plain pass on the picture turned a quarter (a bar code
+   standing on end whose patch is not among the largest of a busy picture), and DataMatrix with
+   try_rotate (zxing-cpp's DataMatrix detector found 1 of 20 symbols in busy pictures without
+   it, 9 with it); each costs what the plain pass did, so is begun only where it would end within
+   the budget. A light-on-dark symbol last, on the largest patch. zxing-cpp's row scanners miss
+   bar codes turned far from its 90° steps (tests/test_labels.py: 40°, -50°, 135°), bars thinner
+   than about two pixels and bars blurred into each other: a label photographed diagonally, from
    afar, out of focus or at a slant is brought within reach, at the cost of a small crop, not
    of the whole picture. The pass stops when the call has spent ``SECOND_PASS_BUDGET_MS`` of
    CPU time: the pictures that read nothing are the slow ones, and the camera looks again at a
    later frame.
    On the benchmark's busy pictures (each photo shrunk into a rendered gate scene, turned a
    quarter half the time) the two whole-picture steps read 0.42 instead of 0.36 (zxing-cpp's
-   defaults 0.26) at a lower p95 (34 instead of 38 ms: a read ends the call), and 0.868 instead
-   of 0.879 of the plain photos (their time taken from the crops); crops at most 1000 pixels a
-   side instead of 1400: the largest cost 17 ms, which overran the budget (p95 46 -> 39 ms on
-   labels in real street photographs, no fewer read). The two whole-picture steps cost what the
-   plain pass does: they are not begun on a picture over 1.3 megapixels (a 1920x1440 photo of
-   a label read 23 of 42 with them, 35 without: they took the crops' budget) nor where the plain
-   pass took half the budget (a picture of noise cost 62 ms instead of 26).
+   defaults 0.26), at a lower p95 (33 instead of 38 ms: a read ends the call); the plain photos
+   0.875 instead of 0.879. Before the crops, they read 0.42 too but took the crops' budget: the
+   plain photos 0.868, and 1280x960 and 1920x1440 label photos 58 and 23 of 84 and 42 instead of
+   67 and 35 (now 66 and 34). Crops stay under 1000 pixels a side (1400 before): the largest
+   cost 17 ms and overran the budget (p95 46 -> 39 ms on labels pasted into real street
+   photographs, none fewer read).
    Measured and dropped: zxing-cpp's try_rotate on the whole picture for every format (8-18 ms, it
    reads the unturned picture again), the global-histogram binarizer and zxing-cpp's downscaling on
    the crops (fewer rescues than sharpening), the crop enlarged 1, 1.5 or 3 times for the plain
@@ -53,8 +54,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import cv2
 import numpy as np
@@ -111,7 +113,6 @@ _ENLARGE = 2.0  # the plain crop: 1.5 read fewer, 2.5 no more and slower (benchm
 _SHARP_ENLARGE = 1.5  # the sharpened crop: 1.0 read fewer, 2.0 no more and slower
 _CROP_SIDE = 1000  # an enlarged crop stays below this many pixels a side (see the module)
 _SQUARE = 1.6  # a patch less elongated than this may hold its bars either way: both are tried
-_WHOLE_PICTURE_STEPS_PIXELS = 1_300_000  # 1280x960 and smaller: see ``_second_pass``
 SECOND_PASS_BUDGET_MS = 25.0  # CPU time of one call after which no further crop is read
 
 
@@ -215,62 +216,68 @@ def _grey(image: np.ndarray) -> np.ndarray | None:
 
 def _second_pass(grey: np.ndarray, started: float, budget_ms: float
                  ) -> tuple[list[zxingcpp.Barcode], np.ndarray | None]:
-    """Crops of the dense-edge patches: levelled plain, levelled sharpened, perspective undone;
-    light-on-dark last.
+    """Crops of the dense-edge patches: levelled plain, levelled sharpened, perspective
+    undone; then the picture turned a quarter and DataMatrix with try_rotate; light-on-dark
+    last.
 
     Stops when ``budget_ms`` of CPU time since ``started`` is spent: the misses are the slow
     pictures, and a camera looks again at its next frame."""
     def spent() -> bool:
         return (time.thread_time() - started) * 1000 > budget_ms
 
-    # zxing-cpp's own 90° search first, as the plain pass of the picture turned a quarter (its
-    # try_rotate would read the unturned picture again): a bar code standing upright, whose
-    # patch may not be among the largest of a busy picture. Then DataMatrix with try_rotate:
-    # zxing-cpp's DataMatrix detector needs it to find most symbols in a busy picture (9 of 20
-    # with it, 1 without, on the benchmark's busy pictures), for 2-7 ms.
-    # Each costs about what the plain pass did (its pixels): not begun on a large picture (its
-    # crops are worth more) nor where the plain pass took half the budget (a picture of noise).
-    h = grey.shape[0]
-    spent_ms = (time.thread_time() - started) * 1000
-    if grey.size <= _WHOLE_PICTURE_STEPS_PIXELS and 2 * spent_ms <= budget_ms:
+    Found = tuple[list[zxingcpp.Barcode], np.ndarray | None]
+    height = grey.shape[0]
+
+    def turned() -> Found:
         found = zxingcpp.read_barcodes(cv2.rotate(grey, cv2.ROTATE_90_CLOCKWISE),
                                        formats=LABEL_FORMATS, try_rotate=False,
                                        try_downscale=True, try_invert=False)
-        if found:  # (x', y') = (h - 1 - y, x) in the turned picture
-            return found, np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, h - 1.0], [0.0, 0.0, 1.0]])
-        if not spent():
-            found = zxingcpp.read_barcodes(grey, formats=_DATA_MATRIX, try_rotate=True,
-                                           try_downscale=True, try_invert=False)
-            if found:
-                return found, None
-    first: tuple[np.ndarray, np.ndarray, bool] | None = None
-    for rect, points in _patches(grey):
+        # (x', y') = (height - 1 - y, x) in the turned picture
+        return found, np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, height - 1.0], [0.0, 0.0, 1.0]])
+
+    def data_matrix() -> Found:
+        return zxingcpp.read_barcodes(grey, formats=_DATA_MATRIX, try_rotate=True,
+                                      try_downscale=True, try_invert=False), None
+
+    first: list[tuple[np.ndarray, np.ndarray, bool]] = []
+
+    def patch_step(rect: Rect, points: np.ndarray, step: str) -> Found:
         (_, _), (w, h), _ = rect
         either_way = max(w, h) < _SQUARE * min(w, h)
-        for step in ("level", "sharpen", "perspective"):
-            if spent():
+        if step == "perspective":
+            corners = _corners(points)
+            if corners is None:
                 return [], None
-            if step == "perspective":
-                corners = _corners(points)
-                if corners is None:
-                    continue
-                crop, back = _squared(grey, corners, _ENLARGE)
-            else:
-                crop, back = _upright(grey, rect, _ENLARGE if step == "level" else _SHARP_ENLARGE)
-            if first is None:
-                first = (crop, back, either_way)
-            if step == "sharpen":
-                crop = _sharpened(crop)
-            found = zxingcpp.read_barcodes(crop, formats=LABEL_FORMATS,
-                                           try_rotate=either_way,
-                                           try_downscale=False, try_invert=False)
-            if found:
-                return found, back
-    if first is None or spent():
+            crop, back = _squared(grey, corners, _ENLARGE)
+        else:
+            crop, back = _upright(grey, rect, _ENLARGE if step == "level" else _SHARP_ENLARGE)
+        if not first:
+            first.append((crop, back, either_way))
+        if step == "sharpen":
+            crop = _sharpened(crop)
+        return zxingcpp.read_barcodes(crop, formats=LABEL_FORMATS, try_rotate=either_way,
+                                      try_downscale=False, try_invert=False), back
+
+    # A step on the whole picture costs about what the plain pass did (the same pixels): begun
+    # only where it would end within the budget (a large photo, a picture of noise: not).
+    plain_ms = (time.thread_time() - started) * 1000
+    steps: list[Callable[[], Found]] = [
+        partial(patch_step, rect, points, step)
+        for rect, points in _patches(grey) for step in ("level", "sharpen", "perspective")]
+    for run in [*steps, turned, data_matrix]:
+        if spent():
+            return [], None
+        if run in (turned, data_matrix) and (
+                (time.thread_time() - started) * 1000 + plain_ms > budget_ms):
+            break
+        found, back = run()
+        if found:
+            return found, back
+    if not first or spent():
         return [], None
     # Labels are printed dark on light; a light-on-dark symbol is rare enough to be tried last,
     # on the largest patch only.
-    crop, back, either_way = first
+    crop, back, either_way = first[0]
     # zxing-cpp's try_invert would read the plain crop again first: the inverted copy alone.
     found = zxingcpp.read_barcodes(cv2.bitwise_not(crop), formats=LABEL_FORMATS,
                                    try_rotate=either_way, try_downscale=False, try_invert=False)
