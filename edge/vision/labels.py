@@ -54,9 +54,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import cv2
 import numpy as np
@@ -225,59 +224,54 @@ def _second_pass(grey: np.ndarray, started: float, budget_ms: float
     def spent() -> bool:
         return (time.thread_time() - started) * 1000 > budget_ms
 
-    Found = tuple[list[zxingcpp.Barcode], np.ndarray | None]
-    height = grey.shape[0]
-
-    def turned() -> Found:
-        found = zxingcpp.read_barcodes(cv2.rotate(grey, cv2.ROTATE_90_CLOCKWISE),
-                                       formats=LABEL_FORMATS, try_rotate=False,
-                                       try_downscale=True, try_invert=False)
-        # (x', y') = (height - 1 - y, x) in the turned picture
-        return found, np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, height - 1.0], [0.0, 0.0, 1.0]])
-
-    def data_matrix() -> Found:
-        return zxingcpp.read_barcodes(grey, formats=_DATA_MATRIX, try_rotate=True,
-                                      try_downscale=True, try_invert=False), None
-
-    first: list[tuple[np.ndarray, np.ndarray, bool]] = []
-
-    def patch_step(rect: Rect, points: np.ndarray, step: str) -> Found:
+    plain_ms = (time.thread_time() - started) * 1000  # what reading the whole picture costs
+    first: tuple[np.ndarray, np.ndarray, bool] | None = None
+    for rect, points in _patches(grey):
         (_, _), (w, h), _ = rect
         either_way = max(w, h) < _SQUARE * min(w, h)
-        if step == "perspective":
-            corners = _corners(points)
-            if corners is None:
+        for step in ("level", "sharpen", "perspective"):
+            if spent():
                 return [], None
-            crop, back = _squared(grey, corners, _ENLARGE)
-        else:
-            crop, back = _upright(grey, rect, _ENLARGE if step == "level" else _SHARP_ENLARGE)
-        if not first:
-            first.append((crop, back, either_way))
-        if step == "sharpen":
-            crop = _sharpened(crop)
-        return zxingcpp.read_barcodes(crop, formats=LABEL_FORMATS, try_rotate=either_way,
-                                      try_downscale=False, try_invert=False), back
-
-    # A step on the whole picture costs about what the plain pass did (the same pixels): begun
-    # only where it would end within the budget (a large photo, a picture of noise: not).
-    plain_ms = (time.thread_time() - started) * 1000
-    steps: list[Callable[[], Found]] = [
-        partial(patch_step, rect, points, step)
-        for rect, points in _patches(grey) for step in ("level", "sharpen", "perspective")]
-    for run in [*steps, turned, data_matrix]:
+            if step == "perspective":
+                corners = _corners(points)
+                if corners is None:
+                    continue
+                crop, back = _squared(grey, corners, _ENLARGE)
+            else:
+                crop, back = _upright(grey, rect, _ENLARGE if step == "level" else _SHARP_ENLARGE)
+            if first is None:
+                first = (crop, back, either_way)
+            if step == "sharpen":
+                crop = _sharpened(crop)
+            found = zxingcpp.read_barcodes(crop, formats=LABEL_FORMATS,
+                                           try_rotate=either_way,
+                                           try_downscale=False, try_invert=False)
+            if found:
+                return found, back
+    # The whole picture again, turned a quarter, then DataMatrix's own 90° search. Each costs
+    # about what the plain pass did (the same pixels): begun only where it would end within the
+    # budget (a large photo, a picture of noise: not).
+    height = grey.shape[0]
+    # (x', y') = (height - 1 - y, x) in the turned picture
+    turn_back = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, height - 1.0], [0.0, 0.0, 1.0]])
+    whole: list[tuple[bool, zxingcpp.BarcodeFormats, np.ndarray | None]] = [
+        (True, LABEL_FORMATS, turn_back),  # turned; zxing-cpp's own 90° search off
+        (False, _DATA_MATRIX, None)]  # as it is; zxing-cpp's 90° search on
+    for turn, formats, way_back in whole:
         if spent():
             return [], None
-        if run in (turned, data_matrix) and (
-                (time.thread_time() - started) * 1000 + plain_ms > budget_ms):
+        if (time.thread_time() - started) * 1000 + plain_ms > budget_ms:
             break
-        found, back = run()
+        found = zxingcpp.read_barcodes(cv2.rotate(grey, cv2.ROTATE_90_CLOCKWISE) if turn
+                                       else grey, formats=formats, try_rotate=not turn,
+                                       try_downscale=True, try_invert=False)
         if found:
-            return found, back
-    if not first or spent():
+            return found, way_back
+    if first is None or spent():
         return [], None
     # Labels are printed dark on light; a light-on-dark symbol is rare enough to be tried last,
     # on the largest patch only.
-    crop, back, either_way = first[0]
+    crop, back, either_way = first
     # zxing-cpp's try_invert would read the plain crop again first: the inverted copy alone.
     found = zxingcpp.read_barcodes(cv2.bitwise_not(crop), formats=LABEL_FORMATS,
                                    try_rotate=either_way, try_downscale=False, try_invert=False)
