@@ -115,6 +115,24 @@ def test_a_scene_without_vehicles_reads_no_plate(recognizer: PlateRecognizer) ->
         assert recognizer.read(scene.image, crop_fallback=False) == []
 
 
+@pytest.mark.parametrize("shape", [(20, 3000), (3000, 20), (24, 3000), (8, 2100), (2, 4000)])
+def test_a_strip_too_thin_to_hold_a_line_reads_no_text(recognizer: PlateRecognizer,
+                                                       shape: tuple[int, int]) -> None:
+    # RapidOCR shrinks a picture to 2000 px and rounds its sides to multiples of 32: these
+    # sides become 0, and its resize raised (a thin PNG ended `recognize --label-text`).
+    strip = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    reader = recognizer.reader
+    assert reader.read_line(strip) is None
+    assert reader.read_lines(strip) == []
+    assert reader.read_lines(strip, max_side=640) == []
+    assert reader.find_lines(strip, max_side=640) == []
+    assert recognizer.read(strip) == []
+    # A strip a little thicker is rounded to 32 px and read (blank here: no text).
+    h, w = shape
+    thick = np.full((26, 3000, 3) if w > h else (3000, 26, 3), 255, np.uint8)
+    assert reader.read_lines(thick) == []
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "edge", "recognize", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=240, check=False)
@@ -158,6 +176,19 @@ def test_cli_prints_one_json_line_per_file(tmp_path: Path) -> None:
     assert "error" in by_file[str(text_file)]
     assert result.returncode == 1
     assert "cannot recognise file" in result.stderr
+
+
+def test_cli_reads_a_thin_picture_and_goes_on_to_the_next(tmp_path: Path) -> None:
+    strip = tmp_path / "strip.png"
+    cv2.imwrite(str(strip), np.random.default_rng(1).integers(0, 256, (20, 3000, 3), np.uint8))
+    crop = tmp_path / "crop.png"
+    cv2.imwrite(str(crop), render_plate(PlateSpec("AB123CD", "AB-123-CD", "eu", "eu_fr")))
+    result = _cli("--label-text", str(strip), str(crop))
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["file"] for line in lines] == [str(strip), str(crop)]
+    assert "error" not in lines[0] and lines[0]["labels"] == []
+    assert lines[1]["plates"][0]["text"] == "AB123CD"
+    assert result.returncode == 0
 
 
 def test_cli_options_select_what_is_read(tmp_path: Path) -> None:

@@ -32,6 +32,20 @@ _REC_MIN_WIDTH = 160
 # characters merge: "BBX 3499" read "BX3499", "66 111 72" read "66172". Such a crop is widened
 # to 3:1 first; wider crops (EU plates) are read as they are, since widening them costs reads.
 _REC_MIN_ASPECT = 3.0
+# RapidOCR shrinks a picture whose longer side passes its max_side_len (2000) and then rounds
+# both sides to the nearest multiple of 32: a shorter side that ends at 16 pixels or fewer
+# becomes 0 and its resize fails (a 20x3000 strip, a 2400x14 text line of a 4K frame). So thin
+# a strip holds no line either model can read: it is given no text instead of an exception.
+_ENGINE_MAX_SIDE = 2000
+_MIN_SHORT_SIDE = 17
+
+
+def _shrinks_to_nothing(shape: tuple[int, ...], max_side: int | None = None) -> bool:
+    """Whether a picture shrunk to ``max_side`` (ours, then RapidOCR's) keeps a shorter side
+    under ``_MIN_SHORT_SIDE`` pixels."""
+    h, w = shape[:2]
+    longest = min(max_side or _ENGINE_MAX_SIDE, _ENGINE_MAX_SIDE)
+    return max(h, w) > longest and min(h, w) * longest / max(h, w) < _MIN_SHORT_SIDE
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +74,8 @@ class TextReader:
         h, w = crop.shape[:2]
         if w < h * _REC_MIN_ASPECT:
             crop = cv2.resize(crop, (round(h * _REC_MIN_ASPECT), h), interpolation=cv2.INTER_LINEAR)
+        if _shrinks_to_nothing(crop.shape):
+            return None
         # RapidOCR's own call with the recogniser alone, unrolled to keep each character's
         # probability (its call drops them): the same resizing first (short side >= 30 px).
         image, _, _ = self._engine.preprocess(crop)
@@ -75,7 +91,7 @@ class TextReader:
 
         ``max_side`` shrinks a larger image first: the detector's cost follows the pixels, so
         this bounds the time of one call (boxes are given in the original's pixels)."""
-        if image.size == 0:
+        if image.size == 0 or _shrinks_to_nothing(image.shape, max_side):
             return []
         scale = 1.0
         if max_side is not None and max(image.shape[:2]) > max_side:
@@ -104,6 +120,8 @@ class TextReader:
         if image.size == 0:
             return []
         scale = min(1.0, max_side / max(image.shape[:2]))
+        if min(image.shape[:2]) * scale < 1:  # a strip that shrinks to nothing holds no line
+            return []
         small = image if scale == 1.0 else cv2.resize(
             image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         det = self._engine.text_det

@@ -126,6 +126,10 @@ class Recognize:
             ok = False
             line["error"] = str(err)
             log.error("cannot recognise file", extra={"file": path, "error": str(err)})
+        except Exception as err:  # a fault of ours on one picture must not end the others'
+            ok = False
+            line["error"] = f"internal error: {type(err).__name__}: {err}"
+            log.exception("recognising the file failed", extra={"file": path})
         line["ms"] = round((time.perf_counter() - started) * 1000, 1)
         return line, ok
 
