@@ -258,6 +258,53 @@ async def test_pipeline_emits_one_plate_read_per_passage_with_evidence(tmp_path:
     assert "not on the authorised list" in alerts[0].explanation
 
 
+class _FailingOn:
+    """A camera's frame logic that raises on the given frames (counted from 0): a fault of ours
+    that some picture sets off."""
+
+    def __init__(self, watch: Any, frames: set[int]) -> None:
+        self.watch, self.frames, self.seen = watch, frames, 0
+
+    def process(self, image: np.ndarray, at_us: int) -> Any:
+        self.seen += 1
+        if self.seen - 1 in self.frames:
+            raise RuntimeError("a fault on this frame")
+        return self.watch.process(image, at_us)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.watch, name)
+
+
+async def test_a_frame_whose_processing_fails_is_skipped_and_the_camera_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    video = tmp_path / "gate.avi"
+    _gate_video(video)
+    factory = pipeline._watch_factory
+
+    def failing_factory(shared: Any, camera: Any) -> Callable[[Any], _FailingOn]:
+        made = factory(shared, camera)
+        # Before the first passage, and inside the second.
+        return lambda size: _FailingOn(made(size), {2, 3, 4, 50})
+
+    monkeypatch.setattr(pipeline, "_watch_factory", failing_factory)
+    settings = pipeline.VisionSettings.model_validate({
+        "cameras": [{"name": "gate-1", "source": str(video), "pace": False,
+                     "line": {"x1": 0, "y1": 0.6, "x2": 1, "y2": 0.6, "inside": "left"}}],
+        "evidence_dir": str(tmp_path / "evidence"),
+    })
+    ctx = RecordingContext()
+    caplog.set_level(logging.INFO)
+    await _run_until(ctx, settings, lambda: len(ctx.of(MessageType.PLATE_READ)) >= 2, 90)
+    reads: list[PlateReadBody] = ctx.of(MessageType.PLATE_READ)
+    assert [(r.plate, r.direction) for r in reads] == [("沪A12345", "in"), ("粤BD12345", "out")]
+    failed = [r for r in caplog.records if r.getMessage() == "frame processing failed"]
+    # Logged with its traceback at the 1st, 2nd and 4th failure: not at every frame.
+    assert [(r.camera, r.failures) for r in failed] == [  # type: ignore[attr-defined]
+        ("gate-1", 1), ("gate-1", 2), ("gate-1", 4)]
+    assert all(r.exc_info is not None for r in failed)
+
+
 async def test_authorised_list_pushed_on_cmd_is_stored_and_applied(tmp_path: Path) -> None:
     video = tmp_path / "gate.avi"
     _gate_video(video)

@@ -95,6 +95,7 @@ async def run_camera(shared: VisionOutput, camera: CameraSettings) -> None:
     else:
         source = Camera(camera, _log_health, now_us=shared.ctx.now_us,
                         reconnect_max_s=shared.settings.reconnect_max_s)
+    failures = 0
     async with source:
         async for batch in source.batches():
             if not batch:  # the picture stopped: passages still open are decided now
@@ -103,7 +104,16 @@ async def run_camera(shared: VisionOutput, camera: CameraSettings) -> None:
                 if watch is None:
                     h, w = frame.image.shape[:2]
                     watch = made((w, h))
-                outcome = await asyncio.to_thread(watch.process, frame.image, frame.at_us)
+                try:
+                    outcome = await asyncio.to_thread(watch.process, frame.image, frame.at_us)
+                except Exception:
+                    # A fault of ours on one picture skips that frame: raised, it would end every
+                    # camera of the agent, and the same scene would end the restarted one again.
+                    failures += 1
+                    if failures & (failures - 1) == 0:  # the 1st, 2nd, 4th...: no log flood
+                        log.exception("frame processing failed",
+                                      extra={"camera": camera.name, "failures": failures})
+                    continue
                 emit_outcome(shared, camera.name, outcome, frame.at_us)
                 last_at_us = frame.at_us
     emit_finished(shared, camera.name, watch)  # a file read to its end
