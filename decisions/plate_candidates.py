@@ -51,19 +51,21 @@ def plate_shaped(box: Box, *, frame_size: tuple[int, int]) -> bool:
 
 
 def plate_cut_by_frame_side(box: Box, frame_w: int) -> bool:
-    """A detected plate box that runs into the frame's left or right side (closer than a
-    quarter of its height, about half a character): part of the plate is outside the picture,
-    and what is left can read as a shorter valid plate ("IF 99 S|" as IF999). A box that fills
-    most of the frame, or stands in its middle (its nearer side's margin at least half the
-    farther's), is the one plate of a crop, not a cut one: a plate cropped with a margin of a
-    few pixels has them on both sides."""
+    """A detected plate box that runs into the frame's left or right side (closer than about
+    half a character): part of the plate is outside the picture, and what is left can read as
+    a shorter valid plate ("IF 99 S|" as IF999). Half a character is a quarter of the height on
+    an EU plate (about 4.7:1) and a sixteenth of the width on a US one (2:1), or on any plate
+    in a photograph squashed by its export: the smaller of the two. A box that fills most of
+    the frame, or stands in its middle (its nearer side's margin at least half the farther's),
+    is the one plate of a crop, not a cut one: a plate cropped with a margin of a few pixels
+    has them on both sides."""
     x, _, w, h = box
     if w >= 0.8 * frame_w:
         return False
     near, far = sorted((x, frame_w - (x + w)))
     if near >= far / 2:
         return False
-    return near <= max(2, h // 4)
+    return near <= max(2, min(h // 4, w // 16))
 
 
 def stacked_pairs(boxes: list[Box]) -> list[tuple[int, int]]:

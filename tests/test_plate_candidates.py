@@ -94,6 +94,10 @@ def test_a_detected_plate_running_into_the_frame_side_is_not_read() -> None:
     assert not plate_cut_by_frame_side((20, 30, 143, 89), 189)
     assert not plate_cut_by_frame_side((9, 16, 54, 57), 73)
     assert plate_cut_by_frame_side((2, 16, 54, 57), 120)  # a margin on one side only
+    # A real Washington plate 8 px from the side of a photograph squashed to 416x416 (its box
+    # 91x81): a quarter of its height is a character and a half; it is whole.
+    assert not plate_cut_by_frame_side((8, 192, 91, 81), 416)
+    assert plate_cut_by_frame_side((5, 192, 91, 81), 416)
 
 
 def test_a_crops_number_is_its_tallest_row_state_and_slogan_left_out() -> None:
