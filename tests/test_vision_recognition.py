@@ -8,6 +8,7 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -131,6 +132,32 @@ def test_a_strip_too_thin_to_hold_a_line_reads_no_text(recognizer: PlateRecogniz
     h, w = shape
     thick = np.full((26, 3000, 3) if w > h else (3000, 26, 3), 255, np.uint8)
     assert reader.read_lines(thick) == []
+
+
+def test_a_long_picture_reaches_the_text_detector_padded_to_four_to_one(
+        recognizer: PlateRecognizer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # RapidOCR scales a picture's shorter side up to 736 px and the longer follows: a 1598x9
+    # strip became ~130,000x736 and took over 7 GB (found by fuzzing `read_labels`).
+    reader = recognizer.reader
+    engine = reader._engine
+    given: list[tuple[int, ...]] = []
+
+    def engine_seeing(image: np.ndarray, **kwargs: Any) -> Any:
+        given.append(image.shape)
+        h, w = image.shape[:2]
+        assert max(h, w) <= 4 * min(h, w) + 1  # checked before the 7 GB are asked for
+        return engine(image, **kwargs)
+
+    monkeypatch.setattr(reader, "_engine", engine_seeing)
+    strip = np.random.default_rng(2).integers(0, 256, (1598, 9, 3), dtype=np.uint8)
+    assert reader.read_lines(strip) == []
+    assert len(given) == 1
+    # Text on a long white strip is still read, and its box lies in the strip.
+    line = np.full((60, 900, 3), 255, np.uint8)
+    cv2.putText(line, "SSCC 12345678", (10, 45), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (0, 0, 0), 3)
+    [read] = reader.read_lines(line)
+    assert "12345678" in read.text
+    assert read.box is not None and read.box[1] + read.box[3] <= 60
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

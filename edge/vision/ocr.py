@@ -38,6 +38,23 @@ _REC_MIN_ASPECT = 3.0
 # a strip holds no line either model can read: it is given no text instead of an exception.
 _ENGINE_MAX_SIDE = 2000
 _MIN_SHORT_SIDE = 17
+# RapidOCR's text detector scales a picture's shorter side up to 736 pixels, and the longer side
+# follows: a 1598x9 strip became about 130,000x736 pixels and took over 7 GB. RapidOCR pads a
+# wide picture to 4:1 itself, a tall one not; any picture longer than 4:1 is padded here first,
+# with its median colour (no text), so the detector sees at most 736x2944 pixels.
+_MAX_DETECT_ASPECT = 4
+
+
+def _padded_to_aspect(image: np.ndarray) -> np.ndarray:
+    """The picture padded on its right or bottom to at most ``_MAX_DETECT_ASPECT``:1."""
+    h, w = image.shape[:2]
+    pad_w = max(0, -(-h // _MAX_DETECT_ASPECT) - w)
+    pad_h = max(0, -(-w // _MAX_DETECT_ASPECT) - h)
+    if not (pad_w or pad_h):
+        return image
+    fill = np.median(image.reshape(h * w, -1), axis=0)
+    return cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT,
+                              value=[float(v) for v in fill])
 
 
 def _shrinks_to_nothing(shape: tuple[int, ...], max_side: int | None = None) -> bool:
@@ -90,9 +107,12 @@ class TextReader:
         """All text lines in an image (detector, then recogniser), top to bottom.
 
         ``max_side`` shrinks a larger image first: the detector's cost follows the pixels, so
-        this bounds the time of one call (boxes are given in the original's pixels)."""
-        if image.size == 0 or _shrinks_to_nothing(image.shape, max_side):
+        this bounds the time of one call (boxes are given in the original's pixels). A picture
+        longer than 4:1 is padded first (``_MAX_DETECT_ASPECT``)."""
+        if image.size == 0:
             return []
+        height, width = image.shape[:2]
+        image = _padded_to_aspect(image)
         scale = 1.0
         if max_side is not None and max(image.shape[:2]) > max_side:
             scale = max_side / max(image.shape[:2])
@@ -102,7 +122,9 @@ class TextReader:
         for quad, text, score in result or []:
             pts = np.asarray(quad, dtype=np.float32) / scale
             x0, y0 = pts.min(axis=0)
-            x1, y1 = pts.max(axis=0)
+            x1, y1 = np.minimum(pts.max(axis=0), (width, height))  # not into the padding
+            if x1 <= x0 or y1 <= y0:
+                continue
             box = (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
             lines.append(TextLine(str(text), float(score), box))
         lines.sort(key=lambda line: (line.box[1], line.box[0]) if line.box else (0, 0))
