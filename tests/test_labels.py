@@ -22,7 +22,7 @@ import zxingcpp
 from edge.vision.label_text import JobQueue, LabelTextWorker, TextJob
 from edge.vision.labels import LabelRead, read_symbols
 from edge.vision.ocr import OcrBudget, TextLine, TextReader
-from edge.vision.stack import LabelSpot, StackWatch
+from edge.vision.stack import LabelSpot, StackWatch, out_of_view
 from firmware_sim.camera.label_photos import SYMBOLOGIES, label_photos, symbol
 from firmware_sim.camera.plates import PlateSpec, render_plate
 from firmware_sim.camera.scenes import stack_scene
@@ -190,6 +190,17 @@ class CountingReader:
         self.calls.append((max(image.shape[:2]), max_side or 0))
         return [TextLine("SSCC 012345678901234567", 0.9, (0, 0, 10, 10)),
                 TextLine("handle with care", 0.9, (0, 20, 10, 10))]
+
+
+def test_a_label_spot_mostly_outside_the_picture_is_out_of_view() -> None:
+    spots = [LabelSpot("in", (100, 100, 200, 100)), LabelSpot("edge", (1200, 0, 100, 50)),
+             LabelSpot("half-off", (1180, 0, 200, 50)), LabelSpot("gone", (1920, 1080, 300, 200))]
+    # Set for a 1920x1080 picture, seen by a 1280x720 camera: "edge" has 80 of 100 columns in
+    # the picture, "half-off" 100 of 200 (half: kept), "gone" none.
+    assert [s.lot for s in out_of_view(spots, (1280, 720))] == ["gone"]
+    # 1250 wide: "edge" keeps half its columns, "half-off" 70 of 200.
+    assert [s.lot for s in out_of_view(spots, (1250, 720))] == ["half-off", "gone"]
+    assert out_of_view(spots, (3840, 2160)) == []
 
 
 def test_torn_labels_cost_one_ocr_call_per_period_not_one_per_frame() -> None:

@@ -383,11 +383,15 @@ async def test_vanished_stream_is_logged_and_retried_without_crashing(
     assert all(r.levelno == logging.ERROR and r.camera == "yard" for r in lost())  # type: ignore[attr-defined]
 
 
-async def test_stack_camera_reads_labels_then_flags_the_torn_ones(tmp_path: Path) -> None:
+async def test_stack_camera_reads_labels_then_flags_the_torn_ones(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     frames = list(stack_frames(40, seed=2, damaged_after=10, width=1280, height=720))
     write_images(iter(frames), tmp_path / "stack")
     spots = [{"lot": f"LOT-{i}", "box": [(i % 2) * 640, (i // 2) * 360, 640, 360]}
              for i in range(4)]
+    # A spot set for a larger picture: its label cannot be seen, so it is never called damaged.
+    spots.append({"lot": "LOT-UNSEEN", "box": [1400, 800, 300, 200]})
     settings = pipeline.VisionSettings.model_validate({
         "cameras": [{"name": "stack-1", "role": "stack", "source": str(tmp_path / "stack"),
                      "pace": False, "labels": spots, "label_every_s": 0.5,
@@ -395,6 +399,7 @@ async def test_stack_camera_reads_labels_then_flags_the_torn_ones(tmp_path: Path
         "evidence_dir": str(tmp_path / "evidence"),
     })
     ctx = RecordingContext()
+    caplog.set_level(logging.INFO)
     # The printed text is read by OCR in the background: it comes when it is read.
     await _run_until(ctx, settings, lambda: len(ctx.of(MessageType.ALERT)) >= 4 and any(
         r.symbology == "text" for r in ctx.of(MessageType.LABEL_READ)), 90)
@@ -407,6 +412,9 @@ async def test_stack_camera_reads_labels_then_flags_the_torn_ones(tmp_path: Path
     alerts: list[AlertBody] = ctx.of(MessageType.ALERT)
     assert sorted(a.lot for a in alerts if a.alert_type == "damage.label_unreadable") == [
         "LOT-0", "LOT-1", "LOT-2", "LOT-3"]
+    [unseen] = [r for r in caplog.records if "outside the camera's picture" in r.getMessage()]
+    assert (unseen.levelno, unseen.lot, unseen.picture) == (  # type: ignore[attr-defined]
+        logging.ERROR, "LOT-UNSEEN", "1280x720")
     # With the symbols torn off, the printed SSCC is still read by OCR and reported as text.
     intact = stack_scene(random.Random(2), 1280, 720).labels  # same seed: the same labels
     sscc = {f"LOT-{i}": label.text[4:22] for i, label in enumerate(intact)
@@ -422,6 +430,11 @@ def test_config_typos_fail_loudly() -> None:
             {"cameras": [{"name": "g", "source": "x", "regoin": "cn"}]})
     with pytest.raises(ValueError):
         pipeline.VisionSettings.model_validate({"cameras": []})
+    for box in ([-10, 0, 100, 50], [0, 0, 0, 50], [0, 0, 100, 10**9]):
+        with pytest.raises(ValueError, match=r"labels\.0\.box"):
+            pipeline.VisionSettings.model_validate({"cameras": [{
+                "name": "s", "source": "x", "role": "stack",
+                "labels": [{"lot": "L", "box": box}]}]})
 
 
 def test_random_is_seeded_so_rendered_fixtures_repeat() -> None:

@@ -52,17 +52,27 @@ def _watch_factory(shared: VisionOutput, camera: CameraSettings) -> Any:
     from edge.vision.ocr import TextReader
     from edge.vision.proposals import PlateProposer
     from edge.vision.recognizer import PlateRecognizer
-    from edge.vision.stack import LabelSpot, StackWatch
+    from edge.vision.stack import LabelSpot, StackWatch, out_of_view
 
     reader = TextReader(threads=shared.settings.threads)
     now = shared.ctx.now_us()
     if camera.role == "stack":
-        return lambda size: StackWatch(
-            [LabelSpot(s.lot, s.box) for s in camera.labels], reader=reader, started_us=now,
-            look_every_us=int(camera.label_every_s * 1e6),
-            unreadable_after_us=int(camera.label_unreadable_after_s * 1e6),
-            blind_hold_us=int(camera.blind_after_s * 1e6),
-        )
+        spots = [LabelSpot(s.lot, s.box) for s in camera.labels]
+
+        def stack_watch(size: tuple[int, int]) -> StackWatch:
+            unseen = out_of_view(spots, size)
+            for spot in unseen:
+                log.error("label spot outside the camera's picture: not watched", extra={
+                    "camera": camera.name, "lot": spot.lot, "box": list(spot.box),
+                    "picture": f"{size[0]}x{size[1]}"})
+            return StackWatch(
+                [s for s in spots if s not in unseen], reader=reader, started_us=now,
+                look_every_us=int(camera.label_every_s * 1e6),
+                unreadable_after_us=int(camera.label_unreadable_after_s * 1e6),
+                blind_hold_us=int(camera.blind_after_s * 1e6),
+            )
+
+        return stack_watch
     recognizer = PlateRecognizer(
         PlateDetector(shared.settings.model, threads=shared.settings.threads), reader,
         region=camera.region, country=camera.country,

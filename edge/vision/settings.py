@@ -28,9 +28,13 @@ class LineSettings(_Settings):
     inside: Literal["left", "right"] = "left"
 
 
+_Pixels = Annotated[int, Field(ge=0, le=16384)]
+_Extent = Annotated[int, Field(ge=1, le=16384)]
+
+
 class LabelSpotSettings(_Settings):
     lot: str = Field(min_length=1, max_length=128)
-    box: tuple[int, int, int, int]  # x, y, w, h in pixels
+    box: tuple[_Pixels, _Pixels, _Extent, _Extent]  # x, y, w, h in pixels of the picture
 
 
 class CameraSettings(_Settings):

@@ -52,6 +52,20 @@ class StackOutcome:
     blindness: BlindnessChange | None = None
 
 
+def out_of_view(spots: list[LabelSpot], frame_size: tuple[int, int]) -> list[LabelSpot]:
+    """The spots with less than half their box inside a picture of ``frame_size`` (w, h): set
+    for another camera or resolution. Watched, such a spot's label could never be read, and
+    after ``unreadable_after_us`` it would raise a damage alert for a label nobody can see."""
+    width, height = frame_size
+    out = []
+    for spot in spots:
+        x, y, w, h = spot.box
+        inside = max(0, min(x + w, width) - max(x, 0)) * max(0, min(y + h, height) - max(y, 0))
+        if 2 * inside < w * h:
+            out.append(spot)
+    return out
+
+
 def _overlaps(a: Box, b: Box) -> bool:
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
