@@ -164,6 +164,16 @@ def test_plain_symbols_carry_no_gs1_and_a_bad_itf_check_digit_is_not_a_gtin() ->
     assert [r.text for r in reads] == ["10012345678903"] and reads[0].gs1 is None
 
 
+def test_a_symbol_whose_element_string_is_hostile_reads_as_plain_text() -> None:
+    # A QR code saying "(17)AB0101" looks like a GS1 expiry date: it raised a ValueError out of
+    # the reader (int("AB")), which ended the camera's loop.
+    for text in ("(17)AB0101", "(15)26-1-1", "(3103)12a456", "(37)", "(00)"):
+        qr = zxingcpp.create_barcode(text, zxingcpp.BarcodeFormat.QRCode)
+        picture, _ = _on_canvas(np.asarray(zxingcpp.write_barcode_to_image(qr, scale=6)), 0)
+        reads = read_symbols(picture)
+        assert [(r.text, r.gs1) for r in reads] == [(text, None)], text
+
+
 def test_pictures_that_are_no_pictures_read_nothing() -> None:
     for image in (np.zeros((0, 0, 3), np.uint8), np.zeros((1, 1), np.uint8),
                   np.zeros((4, 4, 3, 2), np.uint8),

@@ -34,6 +34,8 @@ for _n in range(10):
 
 _CHECKED = {"00", "01", "02"}
 _DATES = {"11", "13", "15", "17"}
+# Digits only (GS1 "N" fields); batch, serial and order numbers may hold letters.
+_NUMERIC = _CHECKED | _DATES | {"37"} | {ai for ai in _AIS if ai[:3] in ("310", "330")}
 _HRI = re.compile(r"\((\d{2,4})\)([^(]*)")
 
 
@@ -49,7 +51,15 @@ class ElementString:
         return {_AIS[ai][2]: v for ai, v in self.values.items()}
 
 
+def _digits(value: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also passes "²" and "٣", which ``int`` refuses or
+    no label prints."""
+    return value.isascii() and value.isdigit()
+
+
 def check_digit_ok(digits: str) -> bool:
+    if len(digits) < 2 or not _digits(digits):
+        return False
     body, check = digits[:-1], digits[-1]
     total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
     return str((10 - total % 10) % 10) == check
@@ -63,7 +73,10 @@ def _validate(ai: str, value: str) -> None:
         raise GS1Error(f"({ai}) {name} must be {fixed} characters, got {len(value)}")
     if not 1 <= len(value) <= longest:
         raise GS1Error(f"({ai}) {name} must be 1-{longest} characters")
-    if ai in _CHECKED and not (value.isdigit() and check_digit_ok(value)):
+    if ai in _NUMERIC and not _digits(value):
+        # A symbol's content is untrusted: "(17)AB0101" in a QR code is no date.
+        raise GS1Error(f"({ai}) {name} {value!r} must be digits")
+    if ai in _CHECKED and not check_digit_ok(value):
         raise GS1Error(f"({ai}) {name} {value} fails its check digit")
     if ai in _DATES:
         yy, mm, dd = int(value[:2]), int(value[2:4]), int(value[4:])
