@@ -233,7 +233,9 @@ async def test_a_tracker_moves_with_its_trail_a_truck_shows_its_plate_and_eviden
 
         await page.click("#lang")  # the same page in Chinese
         await page.wait_for_selector("#alerts-box h2 >> text=告警")
-        assert "越界记录" in await page.inner_text("#detail")
+        # The detail pane is drawn again after the list (it fetches the alert's history): on a
+        # loaded machine it came a moment after the heading.
+        await page.wait_for_selector("#detail >> text=越界记录", timeout=10_000)
         assert "驶出围栏" in await page.inner_text("#alerts")
         # The explanation in Chinese, from the message and its parameters; an alert stored
         # with English text only keeps it.
