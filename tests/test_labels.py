@@ -5,6 +5,7 @@ the OCR fallback kept off the frame loop."""
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import subprocess
@@ -87,6 +88,38 @@ def test_an_upright_bar_code_in_a_busy_picture_is_read_and_located() -> None:
     assert [r.text for r in reads] == ["ABC-12345"]
     x, y, bw, bh = reads[0].box  # type: ignore[misc]
     assert 495 <= x < x + bw <= 505 + w and 95 <= y < y + bh <= 105 + h and bh > 2 * bw
+
+
+def test_a_slanted_bar_code_is_read_before_larger_sprawling_patches() -> None:
+    # Two bent bundles of lines (a fence, a hedge) make larger patches of dense edges than the
+    # bar code turned by 40°, which only the second pass can read. Read largest first, the two
+    # patches read were the bundles'; the compact block of the bar code comes first now.
+    picture = np.full((720, 960), 255, np.uint8)
+    rng = np.random.default_rng(3)
+    for start in ((10, 60), (420, 300)):
+        bends = [start]
+        for _ in range(14):
+            x, y = bends[-1]
+            bends.append((int(np.clip(x + rng.integers(-30, 90), 0, 959)),
+                          int(np.clip(y + rng.integers(-60, 60), 0, 719))))
+        for a, b in itertools.pairwise(bends):
+            for k in range(5):
+                cv2.line(picture, (a[0], a[1] + 10 * k), (b[0], b[1] + 10 * k), 0, 3)
+    image, truth, _ = symbol("GS1-128", random.Random(4))
+    code = cv2.resize(image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY),
+                      None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    code = cv2.copyMakeBorder(code, 20, 20, 20, 20, cv2.BORDER_CONSTANT, value=255)
+    h, w = code.shape
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), 40, 1.0)
+    side = int(h * 0.64 + w * 0.77) + 1  # |sin 40°|, |cos 40°|: the turned symbol's box
+    turn[:, 2] += (side / 2 - w / 2, side / 2 - h / 2)
+    turned = cv2.warpAffine(code, turn, (side, side), borderValue=255)
+    picture[400 : 400 + side, 80 : 80 + side] = np.minimum(
+        picture[400 : 400 + side, 80 : 80 + side], turned)
+    reads = read_symbols(cv2.cvtColor(picture, cv2.COLOR_GRAY2BGR))
+    assert [r.text for r in reads] == [truth]
+    x, y, bw, bh = reads[0].box  # type: ignore[misc]
+    assert x >= 80 and x + bw <= 80 + side and y >= 400 and y + bh <= 400 + side
 
 
 def test_the_second_pass_stops_when_its_time_budget_is_spent() -> None:
