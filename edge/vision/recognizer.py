@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 
 import cv2
@@ -40,6 +40,12 @@ _SMALL_CROP_MIN_ASPECT = 1.3
 # margin (``evaluate.margin_crop``), the plate is found in 99 of 127 Romanian crops at full
 # size, 106 at 0.6, 74 at 0.4; Open Images 35, 36, 25 of 38; the two Chinese scene plates 0, 2.
 _CLOSE_UP_FILL = 0.6
+# A small picture that reads nothing is read once more with its sides repeated outward by this
+# part of its size: a plate cut out tight (its box, no margin) has characters touching the
+# picture's sides, where the detector's box and the recogniser lose them. Tight Open Images
+# crops read 25 -> 28 of 38 (0.2 and 0.3 the same; a grey border instead, 26), Romanian 114 of
+# 127 as before; crops with a margin and scenes read what they read (they read something).
+_TIGHT_CROP_PAD = 0.1
 # Boxes the detector is unsure of (``PlateDetector.weak_threshold``) read in a still picture, at
 # most; each costs one recogniser run.
 _WEAK_BOXES = 3
@@ -185,6 +191,14 @@ def _sure(read: PlateRead | None, country: str | None, threshold: float = _SURE_
     one), of the camera's country where it has one, read with confidence."""
     return (read is not None and read.plate.listed and fixed_length(read.plate)
             and not foreign(read.plate, country) and read.confidence >= threshold)
+
+
+def _clipped(box: Box, width: int, height: int) -> Box:
+    """``box`` cut to a picture of ``width`` x ``height``."""
+    x, y, w, h = box
+    x0, y0 = min(max(0, x), width), min(max(0, y), height)
+    x1, y1 = min(max(x0, x + w), width), min(max(y0, y + h), height)
+    return (x0, y0, x1 - x0, y1 - y0)
 
 
 def _crop(image: np.ndarray, box: Box, mx: float, my: float) -> np.ndarray:
@@ -410,6 +424,20 @@ class PlateRecognizer:
         return found
 
     def read(self, image: np.ndarray, *, crop_fallback: bool = True) -> list[PlateRead]:
+        """Every readable plate in the image, most confident first (``_read_picture``); a
+        small picture that reads nothing is read again with its sides repeated outward
+        (``_TIGHT_CROP_PAD``), in case it is a plate cut out tight."""
+        found = self._read_picture(image, crop_fallback=crop_fallback)
+        if (found or not crop_fallback or image.ndim != 3 or image.shape[0] < 8
+                or not 16 <= image.shape[1] <= _SMALL_CROP_WIDTH):
+            return found
+        h, w = image.shape[:2]
+        py, px = round(_TIGHT_CROP_PAD * h), round(_TIGHT_CROP_PAD * w)
+        padded = cv2.copyMakeBorder(image, py, py, px, px, cv2.BORDER_REPLICATE)
+        return [replace(r, box=_clipped((r.box[0] - px, r.box[1] - py, r.box[2], r.box[3]), w, h))
+                for r in self._read_picture(padded, crop_fallback=crop_fallback)]
+
+    def _read_picture(self, image: np.ndarray, *, crop_fallback: bool) -> list[PlateRead]:
         """Every readable plate in the image, most confident first.
 
         A plate-shaped image is first read as a tight crop: whole, then by its text lines; a
