@@ -130,10 +130,9 @@ Rect = tuple[Sequence[float], Sequence[float], float]  # OpenCV's rotated rectan
 
 def _compact_area(area: float, rect: Rect) -> float:
     """A patch's area (in pixels) weighed by how much of its rotated rectangle (of the pixels'
-    positions) it fills, cubed. A symbol
-    is a solid block of edges at any angle; in a busy picture the larger patches are sprawling
-    ones (foliage, a building's edges, a line of print that bends), which the largest-first
-    order read first."""
+    positions) it fills, cubed. A symbol is a solid block of edges at any angle; in a busy
+    picture the larger patches are sprawling ones (foliage, a building's edges, a line of print
+    that bends), which the largest-first order read first."""
     (_, _), (w, h), _ = rect  # through the outer pixels' centres: each side one pixel short
     fill = min(1.0, area / ((w + 1) * (h + 1)))
     return area * fill**3

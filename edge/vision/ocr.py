@@ -34,8 +34,9 @@ _REC_MIN_WIDTH = 160
 _REC_MIN_ASPECT = 3.0
 # RapidOCR shrinks a picture whose longer side passes its max_side_len (2000) and then rounds
 # both sides to the nearest multiple of 32: a shorter side that ends at 16 pixels or fewer
-# becomes 0 and its resize fails (a 20x3000 strip, a 2400x14 text line of a 4K frame). So thin
-# a strip holds no line either model can read: it is given no text instead of an exception.
+# becomes 0 and its resize fails (a 2400x14 text line of a 4K frame). So thin a strip holds no
+# line the recogniser can read: it is given no text instead of an exception. (The text detector
+# gets no such strip: see _MAX_DETECT_ASPECT.)
 _ENGINE_MAX_SIDE = 2000
 _MIN_SHORT_SIDE = 17
 # RapidOCR's text detector scales a picture's shorter side up to 736 pixels, and the longer side
@@ -57,12 +58,12 @@ def _padded_to_aspect(image: np.ndarray) -> np.ndarray:
                               value=[float(v) for v in fill])
 
 
-def _shrinks_to_nothing(shape: tuple[int, ...], max_side: int | None = None) -> bool:
-    """Whether a picture shrunk to ``max_side`` (ours, then RapidOCR's) keeps a shorter side
-    under ``_MIN_SHORT_SIDE`` pixels."""
+def _shrinks_to_nothing(shape: tuple[int, ...]) -> bool:
+    """Whether RapidOCR, shrinking a picture to its longest side, leaves a shorter side under
+    ``_MIN_SHORT_SIDE`` pixels."""
     h, w = shape[:2]
-    longest = min(max_side or _ENGINE_MAX_SIDE, _ENGINE_MAX_SIDE)
-    return max(h, w) > longest and min(h, w) * longest / max(h, w) < _MIN_SHORT_SIDE
+    return (max(h, w) > _ENGINE_MAX_SIDE
+            and min(h, w) * _ENGINE_MAX_SIDE / max(h, w) < _MIN_SHORT_SIDE)
 
 
 @dataclass(frozen=True, slots=True)
