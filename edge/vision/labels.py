@@ -40,8 +40,9 @@ CPU ms on one core, 960x720, 280 photos, seeds 0 and 1):
    The patches were the two largest until 2026-11-29: in a busy picture those are sprawling
    ones (foliage, a building's edges, a fence, print), and a symbol is a solid block at any
    angle. Choosing by area times the rectangle's fill cubed read labels pasted into real street
-   photographs (the plates' photographs, 560 each) 179 -> 259 and 184 -> 272 of 560, the
-   benchmark's busy pictures 116 -> 139 and 109 -> 144 of 280 (seeds 0 and 2), the plain, the
+   photographs (the plates' photographs, 560 each) 179 -> 258 and 181 -> 271 of 560, the
+   benchmark's busy pictures 116 -> 139 and 105 -> 144 of 280 (seeds 0 and 2; a few more or
+   fewer from run to run, as the budget's CPU time falls), the plain, the
    1280x960 and the 1920x1440 photos as before, at a lower p50 (busy 24 -> 12 ms). The fill of
    the upright box instead read a little fewer (248, 137) and punishes a slanted symbol; fill
    squared or to the fourth power, or weighed by how one-directional the gradients are, fewer.
