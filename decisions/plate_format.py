@@ -92,9 +92,11 @@ FORMATS: tuple[PlateFormat, ...] = (
     PlateFormat("eu_ro", "eu", "XXDDXXX", prefixes=_RO_COUNTIES, countries=_RO),
     PlateFormat("eu_ro_b", "eu", "XDDDXXX", prefixes=frozenset({"B"}), countries=_RO),
     PlateFormat("eu_ro_b2", "eu", "XDDXXX", prefixes=frozenset({"B"}), countries=_RO),
-    # Great Britain: "LR05 ZSZ" since 2001, "P445 JRV" before (prefix series).
+    # Great Britain: "LR05 ZSZ" since 2001, "P445 JRV" before (prefix series), "ACU 254L"
+    # before 1983 (suffix series: still on classic cars, and kept for life).
     PlateFormat("eu_gb", "eu", "GGDDHHH", countries=_GB),
     PlateFormat("eu_gb_prefix", "eu", "YDDDHHH", countries=_GB),
+    PlateFormat("eu_gb_suffix", "eu", "GGGDDDY", countries=_GB),
     PlateFormat("eu_de", "eu", None, re.compile(r"^[A-Z]{1,3}[A-Z]{1,2}[1-9][0-9]{0,3}[EH]?$"),
                 countries=frozenset({"de"})),
     PlateFormat("us_ca", "us", "DXXXDDD", countries=_US),

@@ -167,6 +167,13 @@ def test_british_plates_and_the_german_seal() -> None:
     assert match("LR05 ZSZ").format == "eu_gb"  # type: ignore[union-attr]
     assert match("P445 JRV").format == "eu_gb_prefix"  # type: ignore[union-attr]
     assert match("Q45 JRV") is None  # no Q in a British prefix
+    # The suffix series (to 1983), still on the road: read as it stands, not repaired into a
+    # New York plate (real photographs: "ACU 254L" came out ACU2541, "SJB 418A" SJB4184).
+    assert match("ACU 254L").format == "eu_gb_suffix"  # type: ignore[union-attr]
+    assert match("ACU 254L").text == "ACU254L"  # type: ignore[union-attr]
+    assert match("SJB 418A").text == "SJB418A"  # type: ignore[union-attr]
+    assert match("ABC 123I", "eu") is None  # no I among the year letters
+    assert match("ABC1234").format == "us_ny_tx"  # type: ignore[union-attr]
     # The registration seal between district and letters, read as a small "o".
     assert match("N o HZ 1002").text == "NHZ1002"  # type: ignore[union-attr]
     assert match("NoHZ1002").text == "NHZ1002"  # type: ignore[union-attr]
