@@ -141,3 +141,35 @@ def test_a_source_without_boxes_is_measured_on_the_boxes_drawn_by_eye(
     assert figures["plates"] == 1
     assert figures["detector_recall_iou50"] == 1.0
     assert figures["read_exactly"] == "1/1"
+
+
+def test_the_development_texts_are_of_training_photos_only() -> None:
+    # Rules are tried on these; the validation plates must stay unseen by that work.
+    dev = json.loads(evaluate.DEV_TEXTS_FILE.read_text(encoding="utf-8"))["texts_sha256_16"]
+    assert len(dev) > 100 and not set(dev) & validation_split()
+    assert all(t is None or re.fullmatch(r"[0-9a-f]{16}", t) for v in dev.values() for t in v)
+
+
+def test_evaluate_development_reads_the_training_photos_of_known_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plate = PlateSpec("AB123CD", "AB-123-CD", "eu", "eu_fr")
+    scene = gate_scene(random.Random(4), 1280, 720, plates=[plate], degrade_strength=0.2)
+    (tmp_path / "images" / "a").mkdir(parents=True)
+    for name in ("train.jpg", "held_out.jpg", "unread.jpg"):
+        cv2.imwrite(str(tmp_path / "images" / "a" / name), scene.image)
+    rows = [{"file": f"images/a/{name}", "source": "a", "region": "eu",
+             "boxes": [list(scene.plates[0].box)], "texts": []}
+            for name in ("train.jpg", "held_out.jpg", "unread.jpg")]
+    (tmp_path / "labels.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    key = evaluate.text_key("AB123CD")
+    dev = tmp_path / "dev.json"
+    dev.write_text(json.dumps({"texts_sha256_16": {"images/a/train.jpg": [key],
+                                                   "images/a/held_out.jpg": [key]}}))
+    monkeypatch.setattr(evaluate, "DEV_TEXTS_FILE", dev)
+    monkeypatch.setattr(evaluate, "validation_split", lambda: {"images/a/held_out.jpg"})
+    report = evaluate_real(DEFAULT_MODEL, tmp_path, development=True)
+    # Only the training photo of known text: never a validation photo, even one listed there.
+    assert report["images"] == 1 and report["split"].startswith("dev.json")
+    assert report["by_source"]["a"]["read_exactly"] == "1/1"
+    assert report["by_source"]["a"]["crops_read_exactly"] == "1/1"

@@ -16,7 +16,9 @@ sources give boxes only, so the texts of the Romanian frames and of the Open Ima
 (``plates_real_texts.json``, hashed). The Chinese scenes come without boxes: theirs were drawn
 by eye, with their texts (the same file). Each figure twice: the detector alone, and
 ``with_proposals``: the second proposal stage (``edge.vision.proposals``) run on the images
-where the detector read nothing. DIR is the data set
+where the detector read nothing. ``--development``: the same figures on Open Images photos of the
+training split whose plates were read by eye (``plates_real_dev_texts.json``, 130 plates), for
+trying a reading rule without looking at the validation plates. DIR is the data set
 (``labels.jsonl``, ``images/``): by default ``$PLATES_REAL``, else ``../shared/data/plates-real``
 beside the repo. The same figures next to the renderings: ``python -m training.evaluate_plates
 --real`` (renderings need firmware_sim, which the gateway does not import).
@@ -47,6 +49,9 @@ from edge.vision.recognizer import PlateRecognizer
 SPLIT_FILE = Path(__file__).with_name("plates_real_split.json")
 # Texts read by eye for real scenes whose source gives boxes only (hashed: see the file).
 TEXTS_FILE = Path(__file__).with_name("plates_real_texts.json")
+# The same for Open Images photos of the training split: for developing reading rules without
+# looking at the validation plates (``--development``).
+DEV_TEXTS_FILE = Path(__file__).with_name("plates_real_dev_texts.json")
 # The photographs are not in the repo (licences, size): beside it, or where PLATES_REAL says.
 REAL_DATA = Path(os.environ.get(
     "PLATES_REAL", Path(__file__).resolve().parents[3] / "shared" / "data" / "plates-real"))
@@ -121,20 +126,23 @@ def _reads_figures(reads: Sequence[tuple[tuple[float, float, float, float], str]
 
 def evaluate_real(model: Path, data: Path, *, proposals: bool = True,
                   proposal_budget_ms: float = DEFAULT_BUDGET_MS,
-                  country: str | None = None) -> dict[str, Any]:
+                  country: str | None = None, development: bool = False) -> dict[str, Any]:
     """The validation split of the real photographs, per source and region (see the module).
     ``country``: the camera setting, given to the sources of its region (``ro``: the Romanian
-    frames are read as a camera standing in Romania would read them)."""
+    frames are read as a camera standing in Romania would read them). ``development``: instead,
+    the training photos whose plates were read by eye (``DEV_TEXTS_FILE``); the detector trained
+    on them, so its figures there flatter it, and the reads are what they are for."""
     import cv2
 
     from edge.vision.capture import decode_image
 
     cv2.setNumThreads(1)  # one core, as the gateway runs (onnxruntime: threads=1 below)
-    keep = validation_split()
     rows = [json.loads(line) for line in (data / "labels.jsonl").read_text(encoding="utf-8")
             .splitlines() if line.strip()]
-    by_eye_file = json.loads(TEXTS_FILE.read_text(encoding="utf-8"))
+    by_eye_file = json.loads((DEV_TEXTS_FILE if development else TEXTS_FILE)
+                             .read_text(encoding="utf-8"))
     by_eye = by_eye_file["texts_sha256_16"]
+    keep = set(by_eye) - validation_split() if development else validation_split()
     rows = [_with_boxes_by_eye(r, by_eye_file.get("boxes_by_eye", {})) for r in rows
             if r["file"] in keep]
     detector = PlateDetector(model)
@@ -209,7 +217,8 @@ def evaluate_real(model: Path, data: Path, *, proposals: bool = True,
                 on, off = _reads_figures(with_proposals, boxes)
                 g["plates_read_with_proposals"] += on
                 g["reads_elsewhere_with_proposals"] += off
-    report: dict[str, Any] = {"images": len(rows), "split": SPLIT_FILE.name,
+    split = f"{DEV_TEXTS_FILE.name} (training photos)" if development else SPLIT_FILE.name
+    report: dict[str, Any] = {"images": len(rows), "split": split,
                               "country": country, "by_source": {}, "by_region": {}}
     for (kind, name), g in sorted(groups.items()):
         entry: dict[str, Any] = {"images": g["images"],
@@ -256,13 +265,17 @@ def main(argv: list[str] | None = None) -> int:
                              "candidates (default %(default)s)")
     parser.add_argument("--country", choices=sorted(COUNTRIES), default=None,
                         help="the cameras' country setting, for the sources of its region")
+    parser.add_argument("--development", action="store_true",
+                        help="the training photos whose plates were read by eye, for developing "
+                             "reading rules; not a measure of the detector (it trained on them)")
     args = parser.parse_args(argv)
     if not (args.real / "labels.jsonl").exists():
         print(f"edge.vision.evaluate: no labels.jsonl in {args.real}", file=sys.stderr)
         return 2
     report = evaluate_real(args.model, args.real, proposals=not args.no_proposals,
-                           proposal_budget_ms=args.proposal_budget_ms, country=args.country)
-    print(json.dumps({"real_validation": report},
+                           proposal_budget_ms=args.proposal_budget_ms, country=args.country,
+                           development=args.development)
+    print(json.dumps({"real_development" if args.development else "real_validation": report},
                      ensure_ascii=False, indent=1))
     return 0
 
