@@ -122,6 +122,12 @@ SURROUNDING_PHRASES: tuple[str, ...] = (
     "GREAT LAKES", "FIRST IN FLIGHT", "THE OCEAN STATE", "FAMOUS POTATOES", "GRAND CANYON STATE",
     "DEALER", "DEALERSHIP", "MOTORS", "AUTO", "CARS", "SALES", "DOT GOV", "EXCELSIOR",
     "PURE MICHIGAN", "GREEN MOUNTAIN STATE", "KEYSTONE STATE", "WILD WONDERFUL",
+    # Canadian, Mexican and Gulf plates, met on North American and European roads alike: the
+    # place name on the plate ("DUBAI" above a Dubai number was read as a vanity plate).
+    "CANADA", "ONTARIO", "QUEBEC", "ALBERTA", "MANITOBA", "SASKATCHEWAN", "YUKON", "NUNAVUT",
+    "BRITISH COLUMBIA", "NOVA SCOTIA", "NEW BRUNSWICK", "NEWFOUNDLAND", "LABRADOR",
+    "YOURS TO DISCOVER", "JE ME SOUVIENS", "MEXICO", "DUBAI", "SHARJAH", "AJMAN", "QATAR",
+    "KUWAIT",
 )
 _NOT_VANITY = frozenset(US_STATE_NAMES) | frozenset(p.replace(" ", "") for p in SURROUNDING_PHRASES)
 # On a detected plate, when no listed format fits (see the module).

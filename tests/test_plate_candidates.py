@@ -51,6 +51,12 @@ def test_us_state_names_slogans_and_dealer_frames_are_dropped() -> None:
     assert read is not None and read.text == "ABC1234"
     read = plate_from_texts(["TEXAS", "KXB 4821", "The Lone Star State"], "us")
     assert read is not None and read.text == "KXB4821"
+    # Canadian and Gulf plates carry their place name too; alone it is no (vanity) plate.
+    read = plate_from_texts(["ONTARIO", "BKHT 146", "YOURS TO DISCOVER"], "auto", on_plate=True)
+    assert read is not None and read.text == "BKHT146"
+    assert plate_from_texts(["DUBAI"], "auto", on_plate=True) is None
+    assert plate_from_texts(["Beautiful British Columbia", "990 XWK"], "auto",
+                            on_plate=True).text == "990XWK"  # type: ignore[union-attr]
 
 
 def test_stacked_rows_read_top_first_make_one_plate() -> None:
