@@ -158,8 +158,12 @@ def _patches(grey: np.ndarray) -> list[tuple[Rect, np.ndarray]]:
         area = stats[i, cv2.CC_STAT_AREA]
         if area < 40:  # under ~25x25 px of the picture: no symbol
             break
-        ys, xs = np.nonzero(labels == i)
-        points = np.stack([xs, ys], axis=1).astype(np.float32)
+        # Only its outline matters (its rotated rectangle, its corners): the convex hull of
+        # its pixels, found within its bounding box (a noisy 12 Mpx photo's patches spread over
+        # most of the picture: 130 ms for all their pixels, a few ms for their hulls).
+        x, y, w, h = (int(v) for v in stats[i, :4])
+        ys, xs = np.nonzero(labels[y : y + h, x : x + w] == i)
+        points = cv2.convexHull(np.stack([xs + x, ys + y], axis=1).astype(np.float32))[:, 0]
         rect = cv2.minAreaRect(points)
         (cx, cy), (w, h), angle = rect
         patches.append((_compact_area(area, rect), ((cx * 4, cy * 4), (w * 4, h * 4), angle),
