@@ -141,8 +141,9 @@ def _compact_area(area: float, rect: Rect) -> float:
 
 def _patches(grey: np.ndarray) -> list[tuple[Rect, np.ndarray]]:
     """The most symbol-like patches of dense edges (of the ``_CANDIDATES`` largest, the most
-    compact: ``_compact_area``): their rotated rectangle (centre, size, angle) and their pixels
-    (x, y) in the picture, at a quarter of its resolution."""
+    compact: ``_compact_area``): their rotated rectangle (centre, size, angle) and their
+    outline (the convex hull's points, x and y in the picture), found at a quarter of its
+    resolution."""
     if min(grey.shape[:2]) < 32:
         return []
     small = cv2.resize(grey, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
@@ -159,11 +160,12 @@ def _patches(grey: np.ndarray) -> list[tuple[Rect, np.ndarray]]:
         if area < 40:  # under ~25x25 px of the picture: no symbol
             break
         # Only its outline matters (its rotated rectangle, its corners): the convex hull of
-        # its pixels, found within its bounding box (a noisy 12 Mpx photo's patches spread over
-        # most of the picture: 130 ms for all their pixels, a few ms for their hulls).
-        x, y, w, h = (int(v) for v in stats[i, :4])
-        ys, xs = np.nonzero(labels[y : y + h, x : x + w] == i)
-        points = cv2.convexHull(np.stack([xs + x, ys + y], axis=1).astype(np.float32))[:, 0]
+        # its pixels, looked for within its bounding box, not the whole picture (the same
+        # rectangles and corners; this function 2.8 -> 2.1 ms at 960x720, 9.2 -> 5.7 at 1920x1440).
+        left, top, width, height = (int(v) for v in stats[i, :4])
+        ys, xs = np.nonzero(labels[top : top + height, left : left + width] == i)
+        points = cv2.convexHull(
+            np.stack([xs + left, ys + top], axis=1).astype(np.float32))[:, 0]
         rect = cv2.minAreaRect(points)
         (cx, cy), (w, h), angle = rect
         patches.append((_compact_area(area, rect), ((cx * 4, cy * 4), (w * 4, h * 4), angle),
