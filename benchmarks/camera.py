@@ -22,7 +22,8 @@ DataMatrix, QR and EAN/UPC, its default options) and by zxing-cpp with default o
 formats. Figures: share read exactly, CPU ms p50/p95 per picture, per symbology too. The same
 photos again, each shrunk to 35-60 % into a rendered gate scene and turned a quarter half the
 time (``label_photos.in_busy_picture``): the label a small part of a busy picture
-(``labels_busy_*``).
+(``labels_busy_*``). Half as many photos enlarged 4 times (3840x2880, a phone's 11 megapixels:
+the label fills as much of the picture, ``labels_phone_*``).
 
 Real plates: when the real photographs are on this machine (``--real DIR``, by default where
 ``edge.vision.evaluate`` looks), the detector's recall and precision and the read time on
@@ -60,9 +61,11 @@ def _render(path: Path, frames: int, seed: int) -> tuple[list[str], set[int]]:
 _OLD_LABEL_FORMATS = "Code128,DataMatrix,QRCode,EAN13,EAN8,UPCA,UPCE"  # before issue 12
 
 
-def _labels(per_symbology: int, seed: int, *, busy: bool = False) -> dict[str, Any]:
+def _labels(per_symbology: int, seed: int, *, busy: bool = False,
+            enlarge: float = 1.0) -> dict[str, Any]:
     """Photographed labels read by ours and by the two baselines; figures per reader.
-    ``busy``: each photo shrunk into a rendered gate scene, turned a quarter half the time."""
+    ``busy``: each photo shrunk into a rendered gate scene, turned a quarter half the time;
+    ``enlarge``: each photo enlarged so many times (cubic)."""
     import zxingcpp
 
     from edge.vision.labels import read_symbols
@@ -82,14 +85,16 @@ def _labels(per_symbology: int, seed: int, *, busy: bool = False) -> dict[str, A
     for taken in label_photos(per_symbology, seed=seed):
         h, w = taken.image.shape[:2]
         photo = in_busy_picture(taken, gate_scene(scenes, w, h).image, scenes) if busy else taken
+        image = photo.image if enlarge == 1.0 else cv2.resize(
+            photo.image, None, fx=enlarge, fy=enlarge, interpolation=cv2.INTER_CUBIC)
         count[photo.symbology] += 1
         for name, read in readers.items():
             started = time.thread_time()
-            texts = read(photo.image)
+            texts = read(image)
             ms[name][photo.symbology].append((time.thread_time() - started) * 1000)
             right[name][photo.symbology] += photo.truth in texts
     total = sum(count.values())
-    out: dict[str, Any] = {"photos": total}
+    out: dict[str, Any] = {"photos": total, "size": "x".join(map(str, image.shape[1::-1]))}
     for name in readers:
         every = [t for times in ms[name].values() for t in times]
         out[name] = {
@@ -148,7 +153,7 @@ def _print_labels(figures: dict[str, Any], title: str) -> None:
         cells = [figures[n]["per_symbology"][s] for n in ("ours", "old", "zxing_default")]
         rows.append((f"  {s} (ours | old | default)",
                      " | ".join(f"{c['read']} {c['ms_p50']}/{c['ms_p95']} ms" for c in cells)))
-    print_table(f"camera: {title}, 960x720 (read, CPU ms p50/p95)", rows)
+    print_table(f"camera: {title}, {figures['size']} (read, CPU ms p50/p95)", rows)
 
 
 def main(argv: list[str]) -> int:
@@ -165,10 +170,13 @@ def main(argv: list[str]) -> int:
     cv2.setNumThreads(1)
     labels = _labels(args.label_photos, args.seed) if args.label_photos > 0 else None
     busy = _labels(args.label_photos, args.seed, busy=True) if args.label_photos > 0 else None
-    if labels is not None and busy is not None:
+    phone = (_labels(max(1, args.label_photos // 2), args.seed, enlarge=4.0)
+             if args.label_photos > 0 else None)
+    if labels is not None and busy is not None and phone is not None:
         _print_labels(labels, "photographed pallet labels")
         _print_labels(busy, "the same labels small in a busy picture")
-    label_figures = {} if labels is None or busy is None else {
+        _print_labels(phone, "half of the labels enlarged as a phone's photo")
+    label_figures = {} if labels is None or busy is None or phone is None else {
         "labels_read": labels["ours"]["read"],
         "labels_ms_p50": labels["ours"]["ms_p50"],
         "labels_ms_p95": labels["ours"]["ms_p95"],
@@ -180,6 +188,10 @@ def main(argv: list[str]) -> int:
         "labels_busy_read": busy["ours"]["read"],
         "labels_busy_ms_p95": busy["ours"]["ms_p95"],
         "labels_busy_zxing_default_read": busy["zxing_default"]["read"],
+        "labels_phone_read": phone["ours"]["read"],
+        "labels_phone_ms_p95": phone["ours"]["ms_p95"],
+        "labels_phone_zxing_default_read": phone["zxing_default"]["read"],
+        "labels_phone_zxing_default_ms_p95": phone["zxing_default"]["ms_p95"],
     }
     if args.labels_only:
         print_figures({**label_figures, "peak_rss_mb": peak_rss_mb()})

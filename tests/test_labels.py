@@ -47,15 +47,18 @@ def test_every_symbology_reads_on_photographed_labels() -> None:
     assert sum(right.values()) / sum(total.values()) >= 0.85
 
 
-def _on_canvas(image: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
-    """The symbol on a grey 800x600 picture, turned by ``angle``; and where its centre is."""
+def _on_canvas(image: np.ndarray, angle: float,
+               size: tuple[int, int] = (800, 600)) -> tuple[np.ndarray, np.ndarray]:
+    """The symbol on a grey picture (800x600), turned by ``angle``; and where its centre is."""
+    width, height = size
     label = np.full((image.shape[0] + 40, image.shape[1] + 40), 250, np.uint8)
     label[20:-20, 20:-20] = image
-    canvas = np.full((600, 800), 120, np.uint8)
-    y, x = (600 - label.shape[0]) // 2, (800 - label.shape[1]) // 2
+    canvas = np.full((height, width), 120, np.uint8)
+    y, x = (height - label.shape[0]) // 2, (width - label.shape[1]) // 2
     canvas[y : y + label.shape[0], x : x + label.shape[1]] = label
-    turn = cv2.getRotationMatrix2D((400, 300), angle, 1.0)
-    return cv2.warpAffine(canvas, turn, (800, 600), borderValue=120), np.array([400, 300])
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+    return (cv2.warpAffine(canvas, turn, (width, height), borderValue=120),
+            np.array([width / 2, height / 2]))
 
 
 def test_a_diagonal_barcode_is_read_by_the_second_pass_and_located_in_the_picture() -> None:
@@ -127,6 +130,32 @@ def test_the_second_pass_stops_when_its_time_budget_is_spent() -> None:
     picture, _ = _on_canvas(image, 40)  # only the second pass reads it (above)
     assert not read_symbols(picture, budget_ms=0.0)
     assert [r.text for r in read_symbols(picture)] == [truth]
+
+
+def test_a_phone_photo_gets_its_second_pass_on_a_camera_sized_copy(monkeypatch: Any) -> None:
+    # A 12-megapixel photo: zxing-cpp's plain pass over it costs more than the whole budget
+    # (a clock that advances only when zxing-cpp reads: 40 ms for the full picture, 1 ms for
+    # anything smaller). Counted from the call's start, the second pass never began and the
+    # bar code at 40° (only the second pass reads it) was lost; it now gets its own budget on a
+    # copy 1920 px wide, and the box found there is given in the photo's pixels.
+    image, truth, _ = symbol("GS1-128", random.Random(4))
+    enlarged = cv2.resize(image, None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST)
+    picture, centre = _on_canvas(enlarged, 40, size=(3840, 2880))
+    now = [0.0]
+    real = zxingcpp.read_barcodes
+
+    def timed(image: np.ndarray, **options: Any) -> list[zxingcpp.Barcode]:
+        now[0] += 0.040 if image.shape[:2] == picture.shape[:2] else 0.001
+        return real(image, **options)
+
+    monkeypatch.setattr(zxingcpp, "read_barcodes", timed)
+    monkeypatch.setattr(time, "thread_time", lambda: now[0])
+    reads = read_symbols(picture)
+    assert [r.text for r in reads] == [truth]
+    x, y, w, h = reads[0].box  # type: ignore[misc]
+    assert abs(x + w / 2 - centre[0]) < 60 and abs(y + h / 2 - centre[1]) < 60
+    assert w > 1000 and h > 700  # the turned symbol's box at full size, not the copy's
+    assert not read_symbols(picture, budget_ms=0.0)  # a budget of none is still none
 
 
 def test_a_vehicles_picture_gets_the_plain_label_pass_only(tmp_path: Path) -> None:
