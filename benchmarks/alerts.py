@@ -52,6 +52,7 @@ from contract.envelope import Envelope
 from contract.messages import PlateReadBody
 from edge.alerting import EdgeAlerting, Verdict
 from firmware_sim.scenario.receiver import WebhookInbox
+from ops import timeouts
 from ops.runtime import settle_after_start_up
 
 
@@ -160,7 +161,7 @@ async def _poll_rules(database_url: str, stop: asyncio.Event) -> None:
                 await correlate(conn, batch)
             await conn.commit()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), max(0.0, 1.0 - (time.monotonic() - started)))
+                await timeouts.wait_for(stop.wait(), max(0.0, 1.0 - (time.monotonic() - started)))
 
 
 async def _run(mode: str, server: str, args: argparse.Namespace, workdir: Path

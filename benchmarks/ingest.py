@@ -37,6 +37,7 @@ from cloud.migrate import migrate
 from contract import MessageType, TagReadsBody, private_key_pem, public_key_b64
 from edge.agent import Agent
 from edge.config import load_config
+from ops import timeouts
 
 ROOT = Path(__file__).resolve().parent.parent
 _CREATED: list[tuple[str, str]] = []  # (server, database) this run made, dropped at exit
@@ -207,7 +208,7 @@ async def _run_baseline(database_url: str, port: int, readings: int, tags: int) 
         for i in range(readings):
             payload = f"{_epc(i, tags)},{1 + i % 4},{-5500 - i % 900},{first_us + i}"
             await client.publish("naive/gw-1", payload, qos=1)
-    await asyncio.wait_for(done.wait(), 600)
+    await timeouts.wait_for(done.wait(), 600)
     elapsed = time.perf_counter() - started
     consumer.cancel()
     with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):

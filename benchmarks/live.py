@@ -42,6 +42,7 @@ from cloud.apikeys import create_key
 from cloud.ingest.geo_writers import store_positions
 from cloud.migrate import migrate
 from contract.messages import TrackerPositionsBody
+from ops import timeouts
 
 BATCH_S = 0.05
 WARMUP_S = 3.0
@@ -157,7 +158,7 @@ async def ws_client(url: str, key: str, delays: Delays, window: Window) -> None:
         await ws.recv()
         while time.time() < window.measure_to:
             try:
-                frame = await asyncio.wait_for(ws.recv(decode=False), 0.5)
+                frame = await timeouts.wait_for(ws.recv(decode=False), 0.5)
             except TimeoutError:
                 continue
             received = time.time()

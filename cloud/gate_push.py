@@ -36,6 +36,7 @@ from cloud.command_key import load_command_key_from
 from cloud.receipts.gate import gate_list, release_windows, released_lots
 from contract.commands import seal_command
 from contract.topics import cmd_topic
+from ops import timeouts
 from ops.clock import SYSTEM_CLOCK, Clock
 from ops.mqtt import broker_address
 from ops.supervised import Supervised
@@ -133,7 +134,7 @@ class GatePush:
         # ask the session to return; it looks every POLL_S. Cancel only if it does not.
         self._stop.set()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopped.wait(), POLL_S * 4)
+            await timeouts.wait_for(self._stopped.wait(), POLL_S * 4)
         await self._owner.__aexit__(None, None, None)
 
     async def _session(self, owner: Supervised) -> None:
@@ -146,7 +147,7 @@ class GatePush:
             # (the lock goes with the holder's connection, so one of them takes over).
             while not await self._lead(listen):
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), min(self.refresh_s, 5.0))
+                    await timeouts.wait_for(self._stop.wait(), min(self.refresh_s, 5.0))
                 if self._stop.is_set():
                     self._stopped.set()
                     return

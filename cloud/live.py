@@ -29,6 +29,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row, tuple_row
 
 from cloud.apikeys import Principal
+from ops import timeouts
 from ops.backoff import Backoff
 from ops.supervised import Health, Supervised
 
@@ -244,7 +245,7 @@ class LiveFeed:
 
     async def __aexit__(self, *exc: object) -> None:
         try:
-            await asyncio.wait_for(self._owner.__aexit__(None, None, None), 10)
+            await timeouts.wait_for(self._owner.__aexit__(None, None, None), 10)
         except (TimeoutError, psycopg.Error, OSError) as err:
             log.warning("live feed did not stop cleanly", extra={"error": repr(err)})
 
@@ -276,7 +277,7 @@ class LiveFeed:
                 # stop; it wakes at least every LISTEN_POLL_S to check.
                 stop.set()
                 try:
-                    await asyncio.wait_for(asyncio.shield(waker), LISTEN_POLL_S * 4)
+                    await timeouts.wait_for(asyncio.shield(waker), LISTEN_POLL_S * 4)
                 except (TimeoutError, asyncio.CancelledError, psycopg.Error):
                     waker.cancel()
 
@@ -294,7 +295,7 @@ class LiveFeed:
             # older one still ran are withheld until that one ends, with no second NOTIFY.
             timeout = 0.05 if loop.time() - last_wake < 1.0 else self._poll_s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                await timeouts.wait_for(self._wake.wait(), timeout)
             if self._wake.is_set():
                 self._wake.clear()
                 last_wake = loop.time()

@@ -34,6 +34,7 @@ from contract import (
 from edge.config import BrokerConfig
 from edge.outbox import Outbox, OutboxMessage
 from edge.refusals import REFUSALS
+from ops import timeouts
 from ops.backoff import Backoff
 from ops.clock import SYSTEM_CLOCK, Clock
 from ops.mqtt import NO_DELAY, first_accepted, persistent_session_kwargs, protocol_candidates
@@ -154,7 +155,7 @@ class Publisher:
                 finally:
                     if self.stats.connected:  # a clean stop: say so, not leave "online" retained
                         with contextlib.suppress(aiomqtt.MqttError, OSError, TimeoutError):
-                            await asyncio.wait_for(client.publish(
+                            await timeouts.wait_for(client.publish(
                                 self._announcement.topic, self._announcement.offline(), qos=1,
                                 retain=True), 2)
         finally:

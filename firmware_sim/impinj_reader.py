@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from firmware_sim.tags import demo_lots
+from ops import timeouts
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class SimulatedImpinjReader:
         for writer in list(self._streams):
             writer.close()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._server.wait_closed(), 2)
+            await timeouts.wait_for(self._server.wait_closed(), 2)
 
     def unplugged(self) -> bool:
         return asyncio.get_running_loop().time() < self._unplugged_until

@@ -37,6 +37,7 @@ from contract.jt808 import (
 )
 from geofences.crossing import Fix
 from geofences.fences import load_site
+from ops import timeouts
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class Jt808Terminal:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"no answer to serial {serial}")
-            data = await asyncio.wait_for(self._reader.read(4096), remaining)
+            data = await timeouts.wait_for(self._reader.read(4096), remaining)
             if not data:
                 raise ConnectionError("platform closed the connection")
             for raw in self._splitter.feed(data):

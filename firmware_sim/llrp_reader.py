@@ -43,6 +43,7 @@ from pyllrp import pyllrp as P
 
 from edge.rfid import llrp
 from firmware_sim.tags import lot_tags
+from ops import timeouts
 
 log = logging.getLogger(__name__)
 
@@ -585,7 +586,7 @@ class LlrpReaderSim:
             connection.acked.clear()
             await connection.send(llrp.encode_message(llrp.KEEPALIVE, connection.next_id()))
             with contextlib.suppress(TimeoutError):  # a client that went away: nothing to wait
-                await asyncio.wait_for(connection.acked.wait(), timeout_s)
+                await timeouts.wait_for(connection.acked.wait(), timeout_s)
 
     def set_power(self, on: bool) -> None:
         """Off: the reader goes silent under its connections (a dead host sends no FIN) and

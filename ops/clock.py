@@ -25,6 +25,8 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
+from ops import timeouts
+
 T = TypeVar("T")
 
 
@@ -66,7 +68,7 @@ class SystemClock:
         await asyncio.sleep(seconds)
 
     async def wait_for(self, awaitable: Awaitable[T], timeout_s: float) -> T:
-        return await asyncio.wait_for(awaitable, timeout_s)
+        return await timeouts.wait_for(awaitable, timeout_s)
 
     def __repr__(self) -> str:
         return "SystemClock()"

@@ -22,6 +22,7 @@ import contextlib
 import json
 from typing import Any
 
+from ops import timeouts
 from ops.clock import SimulatedClock
 
 MAX_LINE = 256
@@ -155,10 +156,10 @@ class ClockController:
     async def attached(self) -> None:
         """Until every follower connected and took the start time."""
         assert self._all is not None
-        await asyncio.wait_for(asyncio.shield(self._all), self._attach_timeout_s)
+        await timeouts.wait_for(asyncio.shield(self._all), self._attach_timeout_s)
         for reader, writer in self._peers:
             _write(writer, {"op": "start", "t_us": self.now_us})
-            answer = await asyncio.wait_for(_read(reader), self._attach_timeout_s)
+            answer = await timeouts.wait_for(_read(reader), self._attach_timeout_s)
             if answer.get("now_us") != self.now_us:
                 raise ClockChannelError(f"follower did not start at {self.now_us}: {answer!r}")
 
@@ -171,7 +172,7 @@ class ClockController:
         woken = 0
         for reader, writer in self._peers:
             await writer.drain()
-            answer = await asyncio.wait_for(_read(reader), self._step_timeout_s)
+            answer = await timeouts.wait_for(_read(reader), self._step_timeout_s)
             if answer.get("now_us") != t_us:
                 raise ClockChannelError(f"follower answered {answer!r} to advance_to {t_us}")
             woken += int(answer.get("woken", 0))

@@ -24,6 +24,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from ops import timeouts
 from ops.mqtt import NO_DELAY, RECEIVE_MAXIMUM, SESSION_EXPIRY_S
 
 
@@ -143,7 +144,7 @@ class AckingSubscriber:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending[mid] = future
         assert self._lost is not None
-        await asyncio.wait_for(asyncio.shield(future), self._timeout_s)
+        await timeouts.wait_for(asyncio.shield(future), self._timeout_s)
 
     # -- the public API ----------------------------------------------------------------------
     async def connect(self) -> None:
@@ -170,7 +171,7 @@ class AckingSubscriber:
                 sock.setsockopt(*option)
         self._paho.loop_start()
         try:
-            await asyncio.wait_for(self._connected, self._timeout_s)
+            await timeouts.wait_for(self._connected, self._timeout_s)
         except BaseException:
             await self.close()
             raise

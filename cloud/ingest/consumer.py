@@ -40,6 +40,7 @@ from contract import (
     seal_command,
     stored_body,
 )
+from ops import timeouts
 from ops.backoff import Backoff
 from ops.clock import SYSTEM_CLOCK, Clock
 from ops.mqtt import PAHO_VERSIONS, protocol_candidates
@@ -284,7 +285,7 @@ class Ingest:
                 if not isinstance(batch, list):
                     wait = 1.0 if batch is None else max(0.0, batch - time.monotonic())
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(came.wait(), wait)
+                        await timeouts.wait_for(came.wait(), wait)
                     continue
                 started = time.perf_counter()
                 result = await self.store(conn, [(t.message.topic, t.message.payload)

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from prometheus_client import CollectorRegistry, Counter
 
 from cloud.jt808.session import Jt808Session, Refused, SessionEvent, SetAside, TerminalAuthority
+from ops import timeouts
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class Jt808Server:
         try:
             while True:
                 try:
-                    data = await asyncio.wait_for(reader.read(_READ_SIZE), self._idle_timeout_s)
+                    data = await timeouts.wait_for(reader.read(_READ_SIZE), self._idle_timeout_s)
                 except TimeoutError:
                     log.info("jt808 terminal idle; closing", extra={"phone": session.phone})
                     return

@@ -34,6 +34,7 @@ from edge.refusals import REFUSALS, DeviceInputRefused
 from edge.rfid import llrp
 from edge.rfid.checks import tag_read
 from edge.rfid.reader import CycleCallback, HealthCallback, ReaderCycle, reader_health
+from ops import timeouts
 from ops.backoff import Backoff
 from ops.clock import SYSTEM_CLOCK, Clock
 from ops.supervised import BatchSource, Supervised, describe
@@ -250,7 +251,7 @@ class LlrpReader(BatchSource[list[TagObservation]]):
         self._broken = None
         self._antennas_down.clear()
         self._aispec_events = False
-        self._reader, self._writer = await asyncio.wait_for(
+        self._reader, self._writer = await timeouts.wait_for(
             asyncio.open_connection(cfg.host, cfg.port), cfg.connect_timeout_s
         )
         greeting = await self._next_control(cfg.connect_timeout_s)
@@ -340,7 +341,7 @@ class LlrpReader(BatchSource[list[TagObservation]]):
         """``stale``: the timeout is the reader's silence limit, on the agent's clock; else a
         guard on the handshake's I/O, on the real one."""
         assert self._reader is not None
-        wait_for = self._clock.wait_for if stale else asyncio.wait_for
+        wait_for = self._clock.wait_for if stale else timeouts.wait_for
         while not self._queue:
             if self._broken is not None:
                 raise self._broken
@@ -497,7 +498,7 @@ class LlrpReader(BatchSource[list[TagObservation]]):
         if polite:
             with contextlib.suppress(OSError, RuntimeError):
                 writer.write(pack(llrp_def.CLOSE_CONNECTION_Message(MessageID=self._next_id())))
-                await asyncio.wait_for(writer.drain(), 1.0)
+                await timeouts.wait_for(writer.drain(), 1.0)
         writer.close()
         with contextlib.suppress(OSError, TimeoutError):
-            await asyncio.wait_for(writer.wait_closed(), 1.0)
+            await timeouts.wait_for(writer.wait_closed(), 1.0)

@@ -12,7 +12,6 @@ brings it back.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -30,6 +29,7 @@ from contract.safejson import JsonRefused
 from edge.refusals import REFUSALS, DeviceInputRefused
 from edge.rfid.checks import RSSI_CDBM_MAX, RSSI_CDBM_MIN, checked_epc, tag_read
 from edge.rfid.reader import CycleCallback, CyclesFromReads, HealthCallback, reader_health
+from ops import timeouts
 from ops.backoff import Backoff
 from ops.supervised import BatchSource, Supervised, describe
 
@@ -258,7 +258,7 @@ class ZebraIotReader(BatchSource[list[TagObservation]]):
             messages = aiter(client.messages)
             while True:
                 try:
-                    message = await asyncio.wait_for(anext(messages), stale)
+                    message = await timeouts.wait_for(anext(messages), stale)
                 except TimeoutError:
                     owner.down(f"no tag events for {stale} s")
                     continue

@@ -28,6 +28,7 @@ import numpy as np
 
 from edge.vision.camera import TimedFrame
 from edge.vision.capture import CaptureError
+from ops import timeouts
 from ops.backoff import Backoff
 from ops.clock import Clock
 from ops.supervised import BatchSource, HealthCallback, Supervised, describe
@@ -134,7 +135,7 @@ class PushedCamera(BatchSource[list[TimedFrame]]):
     async def session(self, owner: Supervised) -> None:
         host, port = self._address
         # Connecting is real I/O with a peer that may be stalled: a real-time guard.
-        reader, writer = await asyncio.wait_for(
+        reader, writer = await timeouts.wait_for(
             asyncio.open_connection(host, port, limit=MAX_HEADER), CONNECT_TIMEOUT_S)
         try:
             owner.up("frame channel connected")

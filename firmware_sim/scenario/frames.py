@@ -40,6 +40,7 @@ from decisions.plate_format import match
 from firmware_sim.camera.plates import PlateSpec
 from firmware_sim.camera.scenes import background, draw_vehicle, random_pallet_label, render_label
 from firmware_sim.world.signals import GateFrame, LabelFrame, Signal
+from ops import timeouts
 
 WIDTH, HEIGHT = 1280, 720
 LABEL_BOX = (340, 120, 600, 480)  # x, y, w, h: where a stack camera sees the lot's label
@@ -192,13 +193,13 @@ class FrameFeed:
     async def show(self, image: np.ndarray, t_us: int) -> None:
         """Send one frame; returns once the agent's pipeline has judged it."""
         assert self._peer is not None, "use `async with` first"
-        reader, writer = await asyncio.wait_for(asyncio.shield(self._peer), CONNECT_WAIT_S)
+        reader, writer = await timeouts.wait_for(asyncio.shield(self._peer), CONNECT_WAIT_S)
         height, width = image.shape[:2]
         header = {"t_us": t_us, "width": width, "height": height}
         writer.write(json.dumps(header).encode() + b"\n")
         writer.write(np.ascontiguousarray(image, np.uint8).tobytes())
         await writer.drain()
-        answer = await asyncio.wait_for(reader.readline(), JUDGED_WAIT_S)
+        answer = await timeouts.wait_for(reader.readline(), JUDGED_WAIT_S)
         if json.loads(answer or b"null") != {"judged_us": t_us}:
             raise RuntimeError(f"camera {self.camera}: frame at {t_us} answered {answer!r}")
         self.judged += 1

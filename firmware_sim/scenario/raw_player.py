@@ -79,6 +79,7 @@ from firmware_sim.world.signals import (
     Signal,
     TagRead,
 )
+from ops import timeouts
 from ops.clock_control import ClockController
 
 T = TypeVar("T")
@@ -311,7 +312,7 @@ class ControllerTime:
         await asyncio.sleep(seconds)
 
     async def wait_for(self, awaitable: Awaitable[T], timeout_s: float) -> T:
-        return await asyncio.wait_for(awaitable, timeout_s)
+        return await timeouts.wait_for(awaitable, timeout_s)
 
 
 @dataclass
@@ -514,7 +515,7 @@ class RawPlayer:
         await self.controller.close()  # an agent stops when its clock's controller goes
         for agent in agents:
             try:
-                await asyncio.wait_for(agent.wait(), 10)
+                await timeouts.wait_for(agent.wait(), 10)
             except TimeoutError:
                 agent.kill()
                 await agent.wait()

@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from ops import timeouts
+
 router = APIRouter(tags=["health"])
 
 
@@ -22,7 +24,7 @@ async def health() -> dict[str, str]:
 async def _broker_reachable(url: str) -> str | None:
     parts = urlsplit(url)
     try:
-        _, writer = await asyncio.wait_for(
+        _, writer = await timeouts.wait_for(
             asyncio.open_connection(parts.hostname or "127.0.0.1", parts.port or 1883), 2
         )
     except (OSError, TimeoutError) as err:

@@ -21,6 +21,7 @@ from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 
 from cloud import live
 from cloud.apikeys import Principal, authenticate, is_active
+from ops import timeouts
 
 HELLO_TIMEOUT_S = 10.0
 # How often an open socket asks whether its key still stands: a revoked key's socket closes
@@ -46,7 +47,7 @@ class Refused(Exception):
 
 async def _hello(ws: WebSocket) -> tuple[live.Audience, live.Cursor | None, Principal]:
     try:
-        hello = await asyncio.wait_for(ws.receive_json(), HELLO_TIMEOUT_S)
+        hello = await timeouts.wait_for(ws.receive_json(), HELLO_TIMEOUT_S)
     except (TimeoutError, ValueError, KeyError) as err:
         raise Refused(4400, f"send {{\"key\": ..., \"after\": ...}} first ({err})") from None
     if not isinstance(hello, dict) or not isinstance(hello.get("key"), str):
