@@ -342,7 +342,9 @@ def read_symbols(image: np.ndarray, *,
             # The copy is of a camera frame's size: its patches' crops, enlarged, keep bars
             # that the plain pass over the full picture could not read whole.
             scale = _VIEW_SIDE / max(grey.shape)
-            view = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            height, width = grey.shape
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))  # a strip: 1 px
+            view = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
             found, back = _second_pass(view, time.thread_time(), budget_ms,
                                        plain_ms * scale * scale)
             back = np.diag([1 / scale, 1 / scale, 1.0]) @ (np.eye(3) if back is None else back)
