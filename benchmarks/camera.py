@@ -23,7 +23,9 @@ formats. Figures: share read exactly, CPU ms p50/p95 per picture, per symbology 
 photos again, each shrunk to 35-60 % into a rendered gate scene and turned a quarter half the
 time (``label_photos.in_busy_picture``): the label a small part of a busy picture
 (``labels_busy_*``). Half as many photos enlarged 4 times (3840x2880, a phone's 11 megapixels:
-the label fills as much of the picture, ``labels_phone_*``).
+the label fills as much of the picture, ``labels_phone_*``). And 22 real camera frames, ZXing's
+own Android benchmark (``tests/data/labels-real``, 19 with a symbol): symbols read exactly, by
+ours and by zxing-cpp's defaults, and reads of any other text (``labels_real_*``).
 
 Real plates: when the real photographs are on this machine (``--real DIR``, by default where
 ``edge.vision.evaluate`` looks), the detector's recall and precision and the read time on
@@ -111,6 +113,44 @@ def _labels(per_symbology: int, seed: int, *, busy: bool = False,
     return out
 
 
+REAL_LABELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "labels-real"
+
+
+def _labels_real() -> dict[str, Any]:
+    """Real photographs of symbols (ZXing's Android benchmark): read by ours and by zxing-cpp's
+    defaults; how many symbols each read exactly, and how many reads were of another text."""
+    import json
+
+    import zxingcpp
+
+    from edge.vision.labels import read_symbols
+
+    truths = {name: text for name, text in json.loads(
+        (REAL_LABELS / "truths.json").read_text(encoding="utf-8")).items()
+        if not name.startswith("_")}
+    readers: dict[str, Callable[[np.ndarray], list[str]]] = {
+        "ours": lambda img: [r.text for r in read_symbols(img)],
+        "zxing_default": lambda img: [b.text for b in zxingcpp.read_barcodes(img)],
+    }
+    out: dict[str, Any] = {}
+    symbols = sum(truth is not None for truth in truths.values())
+    for name, read in readers.items():
+        right = wrong = 0
+        ms: list[float] = []
+        for file, truth in truths.items():
+            image = cv2.imread(str(REAL_LABELS / file), cv2.IMREAD_COLOR)
+            assert image is not None, file
+            started = time.thread_time()
+            texts = read(image)
+            ms.append((time.thread_time() - started) * 1000)
+            right += truth in texts
+            wrong += sum(text != truth for text in texts)
+        out[name] = {"read": f"{right}/{symbols}", "wrong_reads": wrong,
+                     "ms_p50": round(float(np.percentile(ms, 50)), 1),
+                     "ms_p95": round(float(np.percentile(ms, 95)), 1)}
+    return out
+
+
 def _real(data: Path | None) -> dict[str, Any]:
     """The detector on the real photographs' validation split, if they are on this machine."""
     from edge.vision.detector import DEFAULT_MODEL
@@ -172,11 +212,18 @@ def main(argv: list[str]) -> int:
     busy = _labels(args.label_photos, args.seed, busy=True) if args.label_photos > 0 else None
     phone = (_labels(max(1, args.label_photos // 2), args.seed, enlarge=4.0)
              if args.label_photos > 0 else None)
+    real_labels = _labels_real() if args.label_photos > 0 else None
     if labels is not None and busy is not None and phone is not None:
         _print_labels(labels, "photographed pallet labels")
         _print_labels(busy, "the same labels small in a busy picture")
         _print_labels(phone, "half of the labels enlarged as a phone's photo")
-    label_figures = {} if labels is None or busy is None or phone is None else {
+    if real_labels is not None:
+        print_table("camera: real photographs of symbols (ZXing's Android benchmark, 22)", [
+            (f"{name}: read / wrong reads / p50 ms / p95 ms",
+             f"{f['read']} / {f['wrong_reads']} / {f['ms_p50']} / {f['ms_p95']}")
+            for name, f in real_labels.items()])
+    label_figures = {} if (labels is None or busy is None or phone is None
+                           or real_labels is None) else {
         "labels_read": labels["ours"]["read"],
         "labels_ms_p50": labels["ours"]["ms_p50"],
         "labels_ms_p95": labels["ours"]["ms_p95"],
@@ -192,6 +239,10 @@ def main(argv: list[str]) -> int:
         "labels_phone_ms_p95": phone["ours"]["ms_p95"],
         "labels_phone_zxing_default_read": phone["zxing_default"]["read"],
         "labels_phone_zxing_default_ms_p95": phone["zxing_default"]["ms_p95"],
+        "labels_real_read": real_labels["ours"]["read"],
+        "labels_real_wrong_reads": real_labels["ours"]["wrong_reads"],
+        "labels_real_ms_p95": real_labels["ours"]["ms_p95"],
+        "labels_real_zxing_default_read": real_labels["zxing_default"]["read"],
     }
     if args.labels_only:
         print_figures({**label_figures, "peak_rss_mb": peak_rss_mb()})
