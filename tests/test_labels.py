@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import zxingcpp
 
+from edge.vision.gs1 import gtin_of_retail_code, upc_e_as_upc_a
 from edge.vision.label_text import JobQueue, LabelTextWorker, TextJob
 from edge.vision.labels import LabelRead, read_symbols
 from edge.vision.ocr import OcrBudget, TextLine, TextReader
@@ -212,6 +213,25 @@ def test_gs1_content_is_parsed_per_symbology() -> None:
     assert list(parsed["DataBarExpanded"]) == ["01", "10", "17"]
     assert parsed["DataMatrix"] is not None
     assert list(parsed["DataMatrix"]) == ["01", "10", "17", "21"]
+
+
+def test_an_ean_or_upc_number_is_given_as_its_gtin_as_itf_14_is() -> None:
+    # AI (01) writes a GTIN with 14 digits: the item's EAN-13, a UPC-A, an EAN-8, and a UPC-E
+    # written out as its UPC-A (04252614 is UPC-A 042100005264; zxing-cpp 3 reads it so).
+    for fmt, text, gtin in ((zxingcpp.BarcodeFormat.EAN13, "9780201310054", "09780201310054"),
+                            (zxingcpp.BarcodeFormat.UPCA, "012345678905", "00012345678905"),
+                            (zxingcpp.BarcodeFormat.EAN8, "96385074", "00000096385074"),
+                            (zxingcpp.BarcodeFormat.UPCE, "04252614", "00042100005264")):
+        made = zxingcpp.create_barcode(text, fmt)
+        picture, _ = _on_canvas(np.asarray(zxingcpp.write_barcode_to_image(made, scale=3)), 0)
+        assert [r.gs1 for r in read_symbols(picture)] == [{"01": gtin}], fmt
+    assert upc_e_as_upc_a("01234565") == "012345000065"  # each of UPC-E's four patterns
+    assert upc_e_as_upc_a("00123457") == "001234000057"
+    assert upc_e_as_upc_a("03456733") == "034500000673"
+    assert upc_e_as_upc_a("04563842") == "045630000082"
+    assert upc_e_as_upc_a("24252614") is None and upc_e_as_upc_a("0425261") is None
+    assert gtin_of_retail_code("EAN13", "9780201310055") is None  # its check digit is 4
+    assert gtin_of_retail_code("UPCE", "04252614") == "00042100005264"  # as zxing-cpp 2 gave it
 
 
 def test_plain_symbols_carry_no_gs1_and_a_bad_itf_check_digit_is_not_a_gtin() -> None:

@@ -65,6 +65,40 @@ def check_digit_ok(digits: str) -> bool:
     return str((10 - total % 10) % 10) == check
 
 
+def upc_e_as_upc_a(digits: str) -> str | None:
+    """A UPC-E number (8 digits: number system 0 or 1, six, check) written out as the UPC-A
+    number it stands for (GS1 General Specifications, 5.2.2.4.2), or None if it is no UPC-E."""
+    if len(digits) != 8 or not _digits(digits) or digits[0] not in "01":
+        return None
+    system, d, check = digits[0], digits[1:7], digits[7]
+    last = int(d[5])
+    if last <= 2:
+        body = d[0:2] + d[5] + "0000" + d[2:5]
+    elif last == 3:
+        body = d[0:3] + "00000" + d[3:5]
+    elif last == 4:
+        body = d[0:4] + "00000" + d[4]
+    else:
+        body = d[0:5] + "0000" + d[5]
+    return system + body + check
+
+
+def gtin_of_retail_code(symbology: str, digits: str) -> str | None:
+    """The GTIN, as AI (01) writes it (14 digits), of an EAN/UPC number, or None where its check
+    digit fails: EAN-13 and UPC-A are GTIN-13 and GTIN-12, EAN-8 GTIN-8, UPC-E the GTIN-12 of
+    its UPC-A (zxing-cpp 3 writes it out already; its 8 digits are written out here)."""
+    if symbology not in ("EAN13", "UPCA", "EAN8", "UPCE"):
+        return None
+    if symbology == "UPCE" and len(digits) == 8:
+        expanded = upc_e_as_upc_a(digits)
+        if expanded is None:
+            return None
+        digits = expanded
+    if len(digits) not in (8, 12, 13) or not check_digit_ok(digits):
+        return None
+    return digits.zfill(14)
+
+
 def _validate(ai: str, value: str) -> None:
     if ai not in _AIS:
         raise GS1Error(f"unknown application identifier ({ai})")
