@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import zxingcpp
 
-from edge.vision.gs1 import gtin_of_retail_code, upc_e_as_upc_a
+from edge.vision.gs1 import gtin_of_symbol, upc_e_as_upc_a
 from edge.vision.label_text import JobQueue, LabelTextWorker, TextJob
 from edge.vision.labels import LabelRead, read_symbols
 from edge.vision.ocr import OcrBudget, TextLine, TextReader
@@ -230,8 +230,8 @@ def test_an_ean_or_upc_number_is_given_as_its_gtin_as_itf_14_is() -> None:
     assert upc_e_as_upc_a("03456733") == "034500000673"
     assert upc_e_as_upc_a("04563842") == "045630000082"
     assert upc_e_as_upc_a("24252614") is None and upc_e_as_upc_a("0425261") is None
-    assert gtin_of_retail_code("EAN13", "9780201310055") is None  # its check digit is 4
-    assert gtin_of_retail_code("UPCE", "04252614") == "00042100005264"  # as zxing-cpp 2 gave it
+    assert gtin_of_symbol("EAN13", "9780201310055") is None  # its check digit is 4
+    assert gtin_of_symbol("UPCE", "04252614") == "00042100005264"  # as zxing-cpp 2 gave it
 
 
 def test_plain_symbols_carry_no_gs1_and_a_bad_itf_check_digit_is_not_a_gtin() -> None:

@@ -83,10 +83,13 @@ def upc_e_as_upc_a(digits: str) -> str | None:
     return system + body + check
 
 
-def gtin_of_retail_code(symbology: str, digits: str) -> str | None:
-    """The GTIN, as AI (01) writes it (14 digits), of an EAN/UPC number, or None where its check
-    digit fails: EAN-13 and UPC-A are GTIN-13 and GTIN-12, EAN-8 GTIN-8, UPC-E the GTIN-12 of
-    its UPC-A (zxing-cpp 3 writes it out already; its 8 digits are written out here)."""
+def gtin_of_symbol(symbology: str, digits: str) -> str | None:
+    """The GTIN, as AI (01) writes it (14 digits), that a symbol's number is by definition, or
+    None where it is none or its check digit fails: an ITF-14 is the GTIN of a case or pallet;
+    EAN-13 and UPC-A are GTIN-13 and GTIN-12, EAN-8 GTIN-8, UPC-E the GTIN-12 of its UPC-A
+    (zxing-cpp 3 writes it out already; its 8 digits are written out here)."""
+    if symbology == "ITF":
+        return digits if len(digits) == 14 and check_digit_ok(digits) else None
     if symbology not in ("EAN13", "UPCA", "EAN8", "UPCE"):
         return None
     if symbology == "UPCE" and len(digits) == 8:

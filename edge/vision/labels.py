@@ -79,7 +79,7 @@ import cv2
 import numpy as np
 import zxingcpp
 
-from edge.vision.gs1 import GS1Error, check_digit_ok, gtin_of_retail_code, parse
+from edge.vision.gs1 import GS1Error, gtin_of_symbol, parse
 from edge.vision.ocr import TextReader
 
 Box = tuple[int, int, int, int]
@@ -114,12 +114,9 @@ def _box(position: zxingcpp.Position, turn: np.ndarray | None) -> Box:
 
 def _gs1(found: zxingcpp.Barcode) -> dict[str, str] | None:
     text = found.text
-    if found.format == zxingcpp.BarcodeFormat.ITF and len(text) == 14 and text.isdigit():
-        # ITF-14 is the GTIN of a case or pallet by definition; its own check digit decides.
-        return {"01": text} if check_digit_ok(text) else None
-    # An EAN/UPC number is a GTIN too (a case's or an item's): given as AI (01) writes it, so
+    # An ITF-14's or an EAN/UPC's number is a GTIN by definition: given as AI (01) writes it, so
     # that one field holds the GTIN whichever symbol carried it.
-    gtin = gtin_of_retail_code(found.format.name, text)
+    gtin = gtin_of_symbol(found.format.name, text)
     if gtin is not None:
         return {"01": gtin}
     if found.content_type != zxingcpp.ContentType.GS1 and not text.startswith("("):
